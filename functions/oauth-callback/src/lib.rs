@@ -1,0 +1,403 @@
+//! `oauth-callback`: the Atlassian Cloud OAuth 2.0 (3LO) connect flow.
+//!
+//! `POST /v1/tenants/{tenant}/connections/{product}/oauth/start` issues a signed, single-use state
+//! and the consent URL; `GET /v1/oauth/callback` (public) checks the state, exchanges the code,
+//! finds the sites the grant reaches, stores the token pair in Secrets Manager and the
+//! connection(s) in DynamoDB, and sends the admin's browser back to the return URL.
+
+use std::sync::Arc;
+
+use bridge::api::{StartOAuthRequest, StartOAuthResponse};
+use bridge::app::App;
+use bridge::caller::{BridgeScope, authorize};
+use bridge::domain::{
+    AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Site, TenantId,
+};
+use bridge::error::ApiError;
+use bridge::http::{self, HttpResponse};
+use bridge::oauth::{AccessibleSite, StateClaims, StateError};
+use bridge::store::PendingAuthorization;
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
+use time::OffsetDateTime;
+use tracing::Instrument;
+use url::Url;
+
+pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
+    let span = tracing::info_span!("request", tenant = tracing::field::Empty);
+    async {
+        let result = match http::route_key(&req) {
+            Some("POST /v1/tenants/{tenant}/connections/{product}/oauth/start") => {
+                start(&app, &req).await
+            }
+            Some("GET /v1/oauth/callback") => callback(&app, &req).await,
+            _ => Err(http::unknown_route()),
+        };
+        http::respond(result)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
+    let tenant_path = http::path_param(req, "tenant")?;
+    tracing::Span::current().record("tenant", tenant_path.as_str());
+    let caller = authorize(
+        req,
+        &app.config.tenant_claim,
+        &tenant_path,
+        BridgeScope::Admin,
+    )?;
+    let product = http::path_param(req, "product")?;
+    let target = ConsentTarget::parse(&product).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_product",
+            "product must be jira, confluence, or atlassian (both in one consent)",
+        )
+    })?;
+    let body: StartOAuthRequest = http::json_body(req)?;
+    let return_url = allowed_return_url(&app.config.oauth.allowed_return_urls, &body.return_url)?;
+
+    let now = OffsetDateTime::now_utc();
+    let expires_at = now + app.config.oauth.state_ttl;
+    let claims = StateClaims {
+        sid: bridge::oauth::new_state_id(),
+        tenant: caller.tenant.clone(),
+        target,
+        exp: expires_at.unix_timestamp(),
+    };
+    app.states
+        .put(&PendingAuthorization {
+            id: claims.sid.clone(),
+            tenant: caller.tenant,
+            target,
+            return_url: return_url.to_string(),
+            expires_at,
+        })
+        .await?;
+    let state = app.state_signer.sign(&claims);
+    let authorize_url = app.oauth.authorize_url(&target.scopes(), &state);
+    tracing::info!(target = target.as_str(), "OAuth consent started");
+    Ok(http::json(
+        StatusCode::OK,
+        &StartOAuthResponse {
+            authorize_url: authorize_url.to_string(),
+            expires_at,
+        },
+    ))
+}
+
+/// A return URL must be absolute, carry no credentials, and sit under an allow-listed URL
+/// (same scheme, host and port; path below the listed path), so the callback cannot be turned
+/// into an open redirect.
+fn allowed_return_url(allowed: &[Url], candidate: &str) -> Result<Url, ApiError> {
+    let refused = || {
+        ApiError::bad_request(
+            "return_url_not_allowed",
+            "return_url must be an absolute URL under one of the deployment's allowed return URLs",
+        )
+    };
+    let url = Url::parse(candidate).map_err(|_| refused())?;
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(refused());
+    }
+    let under = |base: &Url| {
+        base.scheme() == url.scheme()
+            && base.host_str() == url.host_str()
+            && base.port_or_known_default() == url.port_or_known_default()
+            && (url.path() == base.path().trim_end_matches('/')
+                || url
+                    .path()
+                    .starts_with(&format!("{}/", base.path().trim_end_matches('/'))))
+    };
+    if allowed.iter().any(under) {
+        Ok(url)
+    } else {
+        Err(refused())
+    }
+}
+
+fn invalid_state(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_state", message)
+}
+
+async fn callback(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
+    let state = http::query_param(req, "state")
+        .ok_or_else(|| invalid_state("the state parameter is missing"))?;
+    // The signature is checked before anything is looked up, so forged states cost nothing.
+    let claims = app
+        .state_signer
+        .verify(&state, OffsetDateTime::now_utc())
+        .map_err(|e| match e {
+            StateError::Expired => invalid_state(e.to_string()),
+            _ => invalid_state("the state parameter is not one this deployment issued"),
+        })?;
+    tracing::Span::current().record("tenant", claims.tenant.as_str());
+    let pending = app.states.take(&claims.sid).await?.ok_or_else(|| {
+        invalid_state(
+            "this authorization was already completed or has expired; start the connection again",
+        )
+    })?;
+    if pending.tenant != claims.tenant || pending.target != claims.target {
+        tracing::warn!("OAuth state does not match its stored authorization; refused");
+        return Err(invalid_state(
+            "the state parameter does not belong to this authorization",
+        ));
+    }
+    let return_url = Url::parse(&pending.return_url).map_err(|_| ApiError::internal())?;
+
+    if let Some(error) = http::query_param(req, "error") {
+        tracing::info!(error = %sanitize(&error), "consent not given; nothing stored");
+        return Ok(back(return_url, pending.target, Err(sanitize(&error))));
+    }
+    let Some(code) = http::query_param(req, "code") else {
+        return Ok(back(return_url, pending.target, Err("missing_code".into())));
+    };
+    let outcome = complete(app, &pending.tenant, pending.target, &code).await;
+    Ok(back(return_url, pending.target, outcome))
+}
+
+/// Keeps an error code from the query to a short `[a-z_]` word before it is logged or echoed.
+fn sanitize(value: &str) -> String {
+    let cleaned: String = value
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "authorization_failed".into()
+    } else {
+        cleaned
+    }
+}
+
+/// The redirect back to the SaaS: `status=connected`, `status=site_selection_required`, or
+/// `status=error&reason=...`.
+fn back(
+    mut url: Url,
+    target: ConsentTarget,
+    outcome: Result<ConnectionStatus, String>,
+) -> HttpResponse {
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("product", target.as_str());
+        match &outcome {
+            Ok(ConnectionStatus::SiteSelectionRequired) => {
+                query.append_pair("status", "site_selection_required")
+            }
+            Ok(_) => query.append_pair("status", "connected"),
+            Err(reason) => query
+                .append_pair("status", "error")
+                .append_pair("reason", reason),
+        };
+    }
+    http::redirect(url.as_str())
+}
+
+/// Exchanges the code and stores the grant; the error is a reason code for the redirect.
+async fn complete(
+    app: &App,
+    tenant: &TenantId,
+    target: ConsentTarget,
+    code: &str,
+) -> Result<ConnectionStatus, String> {
+    let tokens = app.oauth.exchange_code(code).await.map_err(|e| {
+        tracing::warn!(error = %e, "code exchange failed");
+        "token_exchange_failed".to_owned()
+    })?;
+    let sites = app
+        .oauth
+        .accessible_sites(&tokens.access_token)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "accessible-resources failed");
+            "accessible_resources_failed".to_owned()
+        })?;
+
+    let now = OffsetDateTime::now_utc();
+    let grant_id = target.grant_id();
+    let secret_name = app.secret_name(tenant, &grant_id);
+    let mut connections = Vec::new();
+    for &product in target.products() {
+        let candidates = sites_with_scopes(&sites, product.oauth_scopes());
+        if candidates.is_empty() {
+            tracing::warn!(product = %product, sites = sites.len(), "no accessible site carries the product's scopes");
+            return Err("no_accessible_site".into());
+        }
+        let (status, site) = match candidates.as_slice() {
+            [only] => (ConnectionStatus::Connected, Some(only.clone())),
+            _ => (ConnectionStatus::SiteSelectionRequired, None),
+        };
+        connections.push(Connection {
+            tenant: tenant.clone(),
+            product,
+            deployment: Deployment::Cloud,
+            auth_type: AuthType::Oauth2,
+            status,
+            site,
+            candidate_sites: candidates,
+            scopes: tokens.scopes.clone(),
+            grant_id: grant_id.clone(),
+            secret_name: secret_name.clone(),
+            created_at: now,
+            updated_at: now,
+            last_verified_at: None,
+        });
+    }
+
+    let previous = app.connections.list(tenant).await.map_err(store_failed)?;
+    // The secret first: a connection must never point at a secret that does not exist yet.
+    app.credentials
+        .put(&secret_name, &tokens.to_secret())
+        .await
+        .map_err(store_failed)?;
+    app.connections
+        .put_all(&connections)
+        .await
+        .map_err(store_failed)?;
+    retire_unused_secrets(app, tenant, previous).await;
+
+    let status = if connections
+        .iter()
+        .all(|c| c.status == ConnectionStatus::Connected)
+    {
+        ConnectionStatus::Connected
+    } else {
+        ConnectionStatus::SiteSelectionRequired
+    };
+    tracing::info!(target = target.as_str(), status = ?status, sites = sites.len(), "OAuth grant stored");
+    Ok(status)
+}
+
+fn store_failed(e: bridge::store::StoreError) -> String {
+    tracing::error!(error = %e, "storing the grant failed");
+    "storage_failed".into()
+}
+
+/// Sites whose granted scopes include every scope the product needs.
+fn sites_with_scopes(sites: &[AccessibleSite], needed: &[&str]) -> Vec<Site> {
+    sites
+        .iter()
+        .filter(|s| needed.iter().all(|n| s.scopes.iter().any(|g| g == n)))
+        .map(|s| Site {
+            cloud_id: s.id.clone(),
+            url: s.url.clone(),
+            name: s.name.clone(),
+        })
+        .collect()
+}
+
+/// A re-consent can move a product to another grant; the old grant's secret goes once no
+/// connection uses it.
+async fn retire_unused_secrets(app: &App, tenant: &TenantId, previous: Vec<Connection>) {
+    let current = match app.connections.list(tenant).await {
+        Ok(current) => current,
+        Err(e) => {
+            return tracing::warn!(error = %e, "could not list connections to retire old secrets");
+        }
+    };
+    for old in previous {
+        if current.iter().all(|c| c.secret_name != old.secret_name) {
+            if let Err(e) = app.credentials.delete(&old.secret_name).await {
+                tracing::warn!(error = %e, "could not delete a secret no connection uses");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed() -> Vec<Url> {
+        vec![
+            Url::parse("https://app.example.com/integrations").unwrap(),
+            Url::parse("http://127.0.0.1:8080/_dev/return").unwrap(),
+        ]
+    }
+
+    #[test]
+    fn return_urls_under_an_allowed_url_pass() {
+        for ok in [
+            "https://app.example.com/integrations",
+            "https://app.example.com/integrations/atlassian?x=1",
+            "https://app.example.com:443/integrations/done",
+            "http://127.0.0.1:8080/_dev/return",
+        ] {
+            assert!(allowed_return_url(&allowed(), ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn other_return_urls_are_refused() {
+        for bad in [
+            "https://app.example.com/integrationsX",
+            "https://app.example.com/other",
+            "http://app.example.com/integrations",
+            "https://app.example.com.evil.test/integrations",
+            "https://user:pw@app.example.com/integrations",
+            "https://app.example.com:8443/integrations",
+            "https://app.example.com/integrations#frag",
+            "//app.example.com/integrations",
+            "javascript:alert(1)",
+            "",
+        ] {
+            let err = allowed_return_url(&allowed(), bad).unwrap_err();
+            assert_eq!(err.code, "return_url_not_allowed", "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_codes_from_the_query_are_sanitized() {
+        assert_eq!(sanitize("access_denied"), "access_denied");
+        assert_eq!(sanitize("<script>"), "script");
+        assert_eq!(sanitize("&&&"), "authorization_failed");
+    }
+
+    #[test]
+    fn the_redirect_carries_status_and_keeps_existing_query() {
+        let url = Url::parse("https://app.example.com/i?tab=x").unwrap();
+        let resp = back(
+            url.clone(),
+            ConsentTarget::Jira,
+            Ok(ConnectionStatus::Connected),
+        );
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(
+            location,
+            "https://app.example.com/i?tab=x&product=jira&status=connected"
+        );
+        let resp = back(url, ConsentTarget::Atlassian, Err("access_denied".into()));
+        assert!(
+            resp.headers()["location"]
+                .to_str()
+                .unwrap()
+                .ends_with("status=error&reason=access_denied")
+        );
+    }
+
+    #[test]
+    fn a_site_qualifies_only_with_every_needed_scope() {
+        let site = |id: &str, scopes: &[&str]| AccessibleSite {
+            id: id.into(),
+            url: format!("https://{id}.atlassian.net"),
+            name: id.into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let sites = [
+            site(
+                "a",
+                &["read:jira-work", "write:jira-work", "read:jira-user"],
+            ),
+            site("b", &["read:jira-work"]),
+        ];
+        let chosen = sites_with_scopes(&sites, bridge::domain::Product::Jira.oauth_scopes());
+        assert_eq!(
+            chosen
+                .iter()
+                .map(|s| s.cloud_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+    }
+}

@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    bridge::app::serve(oauth_callback::handle).await
+}

@@ -1,0 +1,94 @@
+//! The HTTP API's request and response types (the contract with the SaaS backend), and the
+//! OpenAPI document generated from them.
+
+mod openapi;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site};
+
+pub use openapi::document;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartOAuthRequest {
+    /// Where the admin's browser goes after the consent; must be on the deployment's allow-list.
+    pub return_url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartOAuthResponse {
+    /// Send the admin's browser here.
+    pub authorize_url: String,
+    /// The authorization must complete before this instant (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectSiteRequest {
+    /// One of the connection's `candidate_sites`.
+    pub cloud_id: String,
+}
+
+/// A connection as callers see it: never a token or a secret name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    pub product: Product,
+    pub deployment: Deployment,
+    pub auth_type: AuthType,
+    pub status: ConnectionStatus,
+    pub site: Option<Site>,
+    /// The sites to choose from while `status` is `site_selection_required`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidate_sites: Vec<Site>,
+    /// OAuth scopes the grant holds.
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_verified_at: Option<OffsetDateTime>,
+}
+
+impl From<&Connection> for ConnectionView {
+    fn from(c: &Connection) -> Self {
+        Self {
+            product: c.product,
+            deployment: c.deployment,
+            auth_type: c.auth_type,
+            status: c.status,
+            site: c.site.clone(),
+            candidate_sites: if c.status == ConnectionStatus::SiteSelectionRequired {
+                c.candidate_sites.clone()
+            } else {
+                Vec::new()
+            },
+            scopes: c.scopes.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_verified_at: c.last_verified_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub connection: ConnectionView,
+    /// Who the credentials act as in Atlassian, when the product says.
+    pub acting_as: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteSelectionResponse {
+    /// Every connection the selection applied to (both for `atlassian`).
+    pub connections: Vec<ConnectionView>,
+}

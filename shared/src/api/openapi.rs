@@ -1,0 +1,307 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the Rust types. A test compares it
+//! with the committed `shared/openapi.json` and with `shared/routes.json`, so the contract, the
+//! gateway's routes and the code cannot drift apart. `make openapi` rewrites the file.
+
+use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::ComponentsBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref,
+    RefOr, Required, ResponseBuilder, Schema,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::{
+    ConnectionView, SelectSiteRequest, SiteSelectionResponse, StartOAuthRequest,
+    StartOAuthResponse, VerifyResponse,
+};
+use crate::error::ErrorBody;
+
+/// One documented operation.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    /// The bridge scope the caller's JWT needs; `None` for the public callback.
+    scope: Option<&'static str>,
+    query: &'static [(&'static str, &'static str)],
+    body: Option<&'static str>,
+    ok: (u16, &'static str, Option<&'static str>),
+    errors: &'static [u16],
+}
+
+const OPS: &[Op] = &[
+    Op {
+        method: "POST",
+        path: "/v1/tenants/{tenant}/connections/{product}/oauth/start",
+        id: "startOAuth",
+        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent).",
+        scope: Some("bridge:admin"),
+        query: &[],
+        body: Some("StartOAuthRequest"),
+        ok: (
+            200,
+            "The consent URL to send the admin's browser to",
+            Some("StartOAuthResponse"),
+        ),
+        errors: &[400, 401, 403],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/oauth/callback",
+        id: "oauthCallback",
+        summary: "Atlassian's redirect after consent (public; trusts only its signed, single-use state). Redirects to the return URL with status=connected, status=site_selection_required or status=error&reason=...",
+        scope: None,
+        query: &[
+            ("state", "The signed state from startOAuth"),
+            ("code", "The authorization code"),
+            ("error", "Set by Atlassian when the consent was denied"),
+        ],
+        body: None,
+        ok: (302, "Redirect to the return URL", None),
+        errors: &[400],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/connections/{product}",
+        id: "getConnection",
+        summary: "A connection's status, deployment, site, scopes and timestamps (never a credential).",
+        scope: Some("bridge:read"),
+        query: &[],
+        body: None,
+        ok: (200, "The connection", Some("ConnectionView")),
+        errors: &[400, 401, 403, 404],
+    },
+    Op {
+        method: "DELETE",
+        path: "/v1/tenants/{tenant}/connections/{product}",
+        id: "deleteConnection",
+        summary: "Disconnect: removes the connection and, when no other connection shares it, its secret.",
+        scope: Some("bridge:admin"),
+        query: &[],
+        body: None,
+        ok: (204, "Removed (or there was nothing to remove)", None),
+        errors: &[400, 401, 403],
+    },
+    Op {
+        method: "PUT",
+        path: "/v1/tenants/{tenant}/connections/{product}/site",
+        id: "selectSite",
+        summary: "Choose the site of a connection whose consent covered several. `product` may be atlassian to set both.",
+        scope: Some("bridge:admin"),
+        query: &[],
+        body: Some("SelectSiteRequest"),
+        ok: (
+            200,
+            "The connections, now connected to that site",
+            Some("SiteSelectionResponse"),
+        ),
+        errors: &[400, 401, 403, 404, 409],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/tenants/{tenant}/connections/{product}/verify",
+        id: "verifyConnection",
+        summary: "Re-check a connection against the product (refreshing the token when due) and record last_verified_at.",
+        scope: Some("bridge:admin"),
+        query: &[],
+        body: None,
+        ok: (
+            200,
+            "The connection and who it acts as",
+            Some("VerifyResponse"),
+        ),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+];
+
+fn error_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad input; the error message says what to fix",
+        401 => "No valid bearer token",
+        403 => "The token is for another tenant or lacks the route's scope",
+        404 => "Not found",
+        409 => "The connection is not in a state that allows this (see the error code)",
+        502 => "Atlassian failed or could not be reached",
+        503 => "Atlassian is rate limiting or the token refresh is busy; retry after Retry-After",
+        _ => "Error",
+    }
+}
+
+fn http_method(method: &str) -> HttpMethod {
+    match method {
+        "GET" => HttpMethod::Get,
+        "PUT" => HttpMethod::Put,
+        "DELETE" => HttpMethod::Delete,
+        _ => HttpMethod::Post,
+    }
+}
+
+fn json_ref(name: &str) -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(name)))
+        .build()
+}
+
+fn schemas_of<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
+    out.push((T::name().into_owned(), <T as PartialSchema>::schema()));
+    T::schemas(out);
+}
+
+pub fn document() -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    for op in OPS {
+        let mut operation = OperationBuilder::new()
+            .operation_id(Some(op.id))
+            .summary(Some(op.summary));
+        for name in ["tenant", "product"]
+            .into_iter()
+            .filter(|p| op.path.contains(&format!("{{{p}}}")))
+        {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(String::schema())),
+            );
+        }
+        for (name, description) in op.query {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(*description))
+                    .schema(Some(String::schema())),
+            );
+        }
+        if let Some(body) = op.body {
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", json_ref(body))
+                    .build(),
+            ));
+        }
+        let mut ok = ResponseBuilder::new().description(op.ok.1);
+        if let Some(schema) = op.ok.2 {
+            ok = ok.content("application/json", json_ref(schema));
+        }
+        operation = operation.response(op.ok.0.to_string(), ok.build());
+        for status in op.errors {
+            operation = operation.response(
+                status.to_string(),
+                ResponseBuilder::new()
+                    .description(error_text(*status))
+                    .content("application/json", json_ref("ErrorBody"))
+                    .build(),
+            );
+        }
+        if let Some(scope) = op.scope {
+            operation = operation.security(SecurityRequirement::new("jwt", [scope]));
+        }
+        paths = paths.path(
+            op.path,
+            PathItem::new(http_method(op.method), operation.build()),
+        );
+    }
+
+    let mut schemas = Vec::new();
+    schemas_of::<StartOAuthRequest>(&mut schemas);
+    schemas_of::<StartOAuthResponse>(&mut schemas);
+    schemas_of::<SelectSiteRequest>(&mut schemas);
+    schemas_of::<ConnectionView>(&mut schemas);
+    schemas_of::<VerifyResponse>(&mut schemas);
+    schemas_of::<SiteSelectionResponse>(&mut schemas);
+    schemas_of::<ErrorBody>(&mut schemas);
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas.dedup_by(|a, b| a.0 == b.0);
+
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Atlassian Bridge")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Connect a tenant's Jira and Confluence and publish into them. Every route but the OAuth callback \
+                     needs a JWT whose tenant claim equals {tenant} and which carries the listed scope.",
+                ))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(
+            ComponentsBuilder::new()
+                .schemas_from_iter(schemas)
+                .security_scheme(
+                    "jwt",
+                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+                )
+                .build(),
+        ))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    const ROUTES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/routes.json");
+
+    fn generated() -> String {
+        document()
+            .to_pretty_json()
+            .expect("the document serializes")
+            + "\n"
+    }
+
+    /// Fails when the committed document differs from the types; `BLESS=1` rewrites it.
+    #[test]
+    fn committed_openapi_matches_the_code() {
+        let generated = generated();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(COMMITTED, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "shared/openapi.json is stale: run `make openapi` and commit it"
+        );
+    }
+
+    #[test]
+    fn openapi_is_version_3_1() {
+        let doc: serde_json::Value = serde_json::from_str(&generated()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+
+    /// The gateway and the CDK app route from routes.json: it must list exactly the documented
+    /// operations, with auth exactly where the document asks for a scope.
+    #[test]
+    fn routes_file_matches_the_document() {
+        let routes: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ROUTES).unwrap()).unwrap();
+        let listed: BTreeSet<(String, String, bool)> = routes["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["method"].as_str().unwrap().to_owned(),
+                    r["path"].as_str().unwrap().to_owned(),
+                    r["auth"] == "jwt",
+                )
+            })
+            .collect();
+        let documented: BTreeSet<(String, String, bool)> = OPS
+            .iter()
+            .map(|op| (op.method.to_owned(), op.path.to_owned(), op.scope.is_some()))
+            .collect();
+        assert_eq!(listed, documented);
+    }
+}

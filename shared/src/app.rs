@@ -1,0 +1,133 @@
+//! The per-instance context: configuration, clients and stores, built once at cold start and
+//! shared by every invocation of that instance.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use base64::Engine;
+use lambda_http::{Request, service_fn};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::atlassian::Transport;
+use crate::config::{Config, ConfigError};
+use crate::http::HttpResponse;
+use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
+use crate::store::dynamo::DynamoStore;
+use crate::store::secrets::SecretsManagerStore;
+use crate::store::{ConnectionStore, CredentialStore, OAuthStateStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not build the HTTP client: {0}")]
+    Http(String),
+    #[error("could not read the OAuth client secret: {0}")]
+    Store(#[from] StoreError),
+    #[error("the OAuth client secret {name} is unusable: {reason}")]
+    ClientSecret { name: String, reason: String },
+}
+
+/// What the deployment's OAuth client secret (in Secrets Manager) holds.
+#[derive(Deserialize)]
+struct AppSecret {
+    client_secret: SecretString,
+    /// Base64; signs OAuth `state` values.
+    state_signing_key: SecretString,
+}
+
+pub struct App {
+    pub config: Config,
+    pub transport: Transport,
+    pub oauth: Arc<AtlassianOAuth>,
+    pub state_signer: StateSigner,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub states: Arc<dyn OAuthStateStore>,
+    pub credentials: Arc<dyn CredentialStore>,
+    pub tokens: TokenProvider,
+}
+
+impl App {
+    pub async fn from_env() -> Result<Self, InitError> {
+        let config = Config::from_env()?;
+        // AWS_ENDPOINT_URL (moto locally) is honoured by the SDK itself: same code path as in AWS.
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let dynamo = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+        let credentials: Arc<dyn CredentialStore> = Arc::new(SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            &config.kms_key_id,
+        ));
+        let transport = Transport::new(&config.http).map_err(|e| InitError::Http(e.to_string()))?;
+
+        let name = config.oauth.client_secret_name.clone();
+        let unusable = |reason: &str| InitError::ClientSecret {
+            name: name.clone(),
+            reason: reason.to_owned(),
+        };
+        let stored = credentials
+            .get(&name)
+            .await?
+            .ok_or_else(|| unusable("it does not exist"))?;
+        let app_secret: AppSecret = serde_json::from_str(stored.value.expose_secret())
+            .map_err(|_| unusable("expected JSON with client_secret and state_signing_key"))?;
+        let state_key = base64::engine::general_purpose::STANDARD
+            .decode(app_secret.state_signing_key.expose_secret())
+            .map_err(|_| unusable("state_signing_key is not base64"))?;
+        if state_key.len() < 32 {
+            return Err(unusable("state_signing_key must hold at least 32 bytes"));
+        }
+
+        let oauth = Arc::new(
+            AtlassianOAuth::new(&config.oauth, app_secret.client_secret, transport.clone())
+                .map_err(|e| InitError::Http(e.to_string()))?,
+        );
+        let dynamo = Arc::new(dynamo);
+        let tokens = TokenProvider::new(
+            dynamo.clone(),
+            credentials.clone(),
+            dynamo.clone(),
+            oauth.clone(),
+            config.oauth.refresh_leeway,
+        );
+        Ok(Self {
+            state_signer: StateSigner::new(state_key),
+            transport,
+            oauth,
+            connections: dynamo.clone(),
+            states: dynamo,
+            credentials,
+            tokens,
+            config,
+        })
+    }
+
+    /// The secret name for a grant or connection: under the deployment's prefix, so IAM can be
+    /// scoped to `prefix*`.
+    pub fn secret_name(&self, tenant: &crate::domain::TenantId, grant_id: &str) -> String {
+        format!("{}tenants/{tenant}/{grant_id}", self.config.secret_prefix)
+    }
+}
+
+/// Runs an HTTP function: JSON logs, the context built once, then one handler call per request.
+pub async fn serve<H, F>(handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Arc<App>, Request) -> F + Send + Sync,
+    F: Future<Output = HttpResponse> + Send,
+{
+    crate::telemetry::init();
+    let app = match App::from_env().await {
+        Ok(app) => Arc::new(app),
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    let handler = &handler;
+    lambda_http::run(service_fn(move |req: Request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(handler(app, req).await) }
+    }))
+    .await
+}

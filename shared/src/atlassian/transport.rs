@@ -1,0 +1,233 @@
+//! The one HTTP stack every Atlassian request goes through: a reqwest client built once per
+//! instance, per-connection credentials, timeouts, and retries with exponential backoff and
+//! jitter that honour `Retry-After` and repeat only what is safe to repeat.
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
+use reqwest::{Client, Method, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::error::{AtlassianError, ErrorPayload};
+use crate::config::HttpConfig;
+
+/// How a request authenticates. Debug output never shows the secret.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Bearer(SecretString),
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is handed back to the caller instead of waited out.
+    pub max_retry_wait: Duration,
+}
+
+impl RetryPolicy {
+    /// Exponential backoff for `attempt` (1-based) with ×0.7–1.3 jitter, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        exp.min(self.max_delay)
+            .mul_f64(rand::random_range(0.7..1.3))
+    }
+}
+
+#[derive(Clone)]
+pub struct Transport {
+    client: Client,
+    retry: RetryPolicy,
+}
+
+impl Transport {
+    pub fn new(config: &HttpConfig) -> Result<Self, reqwest::Error> {
+        let client = Client::builder()
+            .user_agent(concat!("atlassian-bridge/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            // A redirect could carry the Authorization header to another host: follow none.
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(false)
+            .build()?;
+        let retry = RetryPolicy {
+            max_attempts: config.max_attempts,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_retry_wait: config.max_retry_wait,
+        };
+        Ok(Self { client, retry })
+    }
+
+    /// The underlying client, for adapters (the OAuth token endpoint) that bring their own flow.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        credentials: &Credentials,
+    ) -> Result<T, AtlassianError> {
+        let response = self.send(Method::GET, url, credentials, None).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| AtlassianError::Decode(e.to_string()))
+    }
+
+    /// Sends a request, retrying what is safe: 429s always (the request was not processed),
+    /// 5xx and timeouts only for idempotent methods, connection failures always (nothing was sent).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        credentials: &Credentials,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Response, AtlassianError> {
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.retry.max_attempts;
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .header(ACCEPT, "application/json");
+            request = match credentials {
+                Credentials::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            };
+            if let Some(body) = json {
+                request = request.json(body);
+            }
+            let (error, wait) = match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    let reason = header_str(response.headers(), "RateLimit-Reason");
+                    let payload =
+                        ErrorPayload::from_bytes(&response.bytes().await.unwrap_or_default());
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        // Retry-After is a minimum and at least a second; jittered backoff on top.
+                        let wait = retry_after
+                            .unwrap_or(Duration::ZERO)
+                            .max(Duration::from_secs(1))
+                            .max(self.retry.backoff(attempt));
+                        let error = AtlassianError::RateLimited {
+                            retry_after: wait,
+                            reason,
+                        };
+                        if last || wait > self.retry.max_retry_wait {
+                            return Err(error);
+                        }
+                        (error, wait)
+                    } else if status.is_server_error() && idempotent && !last {
+                        let wait = retry_after
+                            .unwrap_or(Duration::ZERO)
+                            .max(self.retry.backoff(attempt));
+                        if wait > self.retry.max_retry_wait {
+                            return Err(AtlassianError::Api {
+                                status: status.as_u16(),
+                                payload,
+                            });
+                        }
+                        (
+                            AtlassianError::Api {
+                                status: status.as_u16(),
+                                payload,
+                            },
+                            wait,
+                        )
+                    } else {
+                        return Err(AtlassianError::Api {
+                            status: status.as_u16(),
+                            payload,
+                        });
+                    }
+                }
+                Err(e) if e.is_connect() && !last => (
+                    AtlassianError::Unreachable(e.without_url().to_string()),
+                    self.retry.backoff(attempt),
+                ),
+                Err(e) if e.is_timeout() && idempotent && !last => {
+                    (AtlassianError::Timeout, self.retry.backoff(attempt))
+                }
+                Err(e) if e.is_timeout() => return Err(AtlassianError::Timeout),
+                Err(e) => return Err(AtlassianError::Unreachable(e.without_url().to_string())),
+            };
+            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %error, host = url.host_str().unwrap_or(""), "retrying Atlassian request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let secs = (date - time::OffsetDateTime::now_utc()).whole_seconds();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            max_retry_wait: Duration::from_secs(10),
+        };
+        for _ in 0..100 {
+            let first = policy.backoff(1);
+            assert!(
+                first >= Duration::from_millis(70) && first <= Duration::from_millis(130),
+                "{first:?}"
+            );
+            let third = policy.backoff(3);
+            assert!(
+                third >= Duration::from_millis(280) && third <= Duration::from_millis(520),
+                "{third:?}"
+            );
+            assert!(policy.backoff(30) <= Duration::from_millis(1300));
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! Configuration, read once at cold start from the environment.
+//!
+//! Every value is checked here so that a misconfigured deployment fails at init with a message that
+//! names the variable, instead of failing later inside a request.
+
+use std::time::Duration;
+
+use url::Url;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is malformed: {reason}")]
+    Malformed { name: &'static str, reason: String },
+}
+
+/// The deployment's configuration. Built once per Lambda instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB table holding connections, settings, OAuth states, leases and records.
+    pub table_name: String,
+    /// Prefix of every Secrets Manager secret this deployment creates (IAM is scoped to it).
+    pub secret_prefix: String,
+    /// KMS key that encrypts every secret this deployment creates.
+    pub kms_key_id: String,
+    pub oauth: OAuthConfig,
+    /// JWT claim that carries the caller's tenant id.
+    pub tenant_claim: String,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    pub client_id: String,
+    /// Secrets Manager secret holding `{"client_secret": ..., "state_signing_key": ...}`.
+    pub client_secret_name: String,
+    pub redirect_uri: Url,
+    /// `https://auth.atlassian.com` in production; the simulator in tests.
+    pub auth_base_url: Url,
+    /// `https://api.atlassian.com` in production; the simulator in tests.
+    pub api_base_url: Url,
+    pub allowed_return_urls: Vec<Url>,
+    pub state_ttl: Duration,
+    /// Refresh an access token this long before it expires.
+    pub refresh_leeway: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// Longest `Retry-After` we wait inside one invocation; longer ones go back to the caller.
+    pub max_retry_wait: Duration,
+}
+
+/// Upper bound on the OAuth state lifetime: Atlassian's consent screen is interactive, but a state
+/// that lives longer than this only widens the window for a stolen link.
+pub const MAX_STATE_TTL: Duration = Duration::from_secs(600);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any variable source (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let state_ttl = env.seconds("BRIDGE_OAUTH_STATE_TTL_SECONDS", 600)?;
+        if state_ttl.is_zero() || state_ttl > MAX_STATE_TTL {
+            return Err(ConfigError::Malformed {
+                name: "BRIDGE_OAUTH_STATE_TTL_SECONDS",
+                reason: "must be between 1 and 600 seconds".into(),
+            });
+        }
+        let allowed_return_urls = env
+            .required("BRIDGE_ALLOWED_RETURN_URLS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_url("BRIDGE_ALLOWED_RETURN_URLS", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if allowed_return_urls.is_empty() {
+            return Err(ConfigError::Malformed {
+                name: "BRIDGE_ALLOWED_RETURN_URLS",
+                reason: "must list at least one URL".into(),
+            });
+        }
+        let max_attempts = env.number("BRIDGE_HTTP_MAX_ATTEMPTS", 4)?;
+        if max_attempts == 0 {
+            return Err(ConfigError::Malformed {
+                name: "BRIDGE_HTTP_MAX_ATTEMPTS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            table_name: env.required("BRIDGE_TABLE_NAME")?,
+            secret_prefix: env.required("BRIDGE_SECRET_PREFIX")?,
+            kms_key_id: env.required("BRIDGE_KMS_KEY_ID")?,
+            oauth: OAuthConfig {
+                client_id: env.required("BRIDGE_OAUTH_CLIENT_ID")?,
+                client_secret_name: env.required("BRIDGE_OAUTH_CLIENT_SECRET_NAME")?,
+                redirect_uri: env.url("BRIDGE_OAUTH_REDIRECT_URI", None)?,
+                auth_base_url: env.url(
+                    "BRIDGE_ATLASSIAN_AUTH_URL",
+                    Some("https://auth.atlassian.com"),
+                )?,
+                api_base_url: env.url(
+                    "BRIDGE_ATLASSIAN_API_URL",
+                    Some("https://api.atlassian.com"),
+                )?,
+                allowed_return_urls,
+                state_ttl,
+                refresh_leeway: env.seconds("BRIDGE_TOKEN_REFRESH_LEEWAY_SECONDS", 300)?,
+            },
+            tenant_claim: env
+                .optional("BRIDGE_TENANT_CLAIM")
+                .unwrap_or_else(|| "tenant_id".into()),
+            http: HttpConfig {
+                timeout: Duration::from_millis(env.number("BRIDGE_HTTP_TIMEOUT_MS", 10_000)?),
+                connect_timeout: Duration::from_millis(
+                    env.number("BRIDGE_HTTP_CONNECT_TIMEOUT_MS", 3_000)?,
+                ),
+                max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
+                max_retry_wait: env.seconds("BRIDGE_HTTP_MAX_RETRY_WAIT_SECONDS", 20)?,
+            },
+        })
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn number(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError::Malformed {
+                name,
+                reason: format!("expected a whole number, got {v:?}"),
+            }),
+        }
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.number(name, default).map(Duration::from_secs)
+    }
+
+    fn url(&self, name: &'static str, default: Option<&str>) -> Result<Url, ConfigError> {
+        match (self.optional(name), default) {
+            (Some(v), _) => parse_url(name, &v),
+            (None, Some(d)) => parse_url(name, d),
+            (None, None) => Err(ConfigError::Missing(name)),
+        }
+    }
+}
+
+fn parse_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::Malformed {
+        name,
+        reason: format!("{value:?} is not an absolute URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(ConfigError::Malformed {
+            name,
+            reason: format!("{value:?} must be an http(s) URL"),
+        });
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("BRIDGE_TABLE_NAME", "t"),
+            ("BRIDGE_SECRET_PREFIX", "atlassian-bridge/"),
+            ("BRIDGE_KMS_KEY_ID", "key"),
+            ("BRIDGE_OAUTH_CLIENT_ID", "cid"),
+            (
+                "BRIDGE_OAUTH_CLIENT_SECRET_NAME",
+                "atlassian-bridge/app/oauth-client",
+            ),
+            (
+                "BRIDGE_OAUTH_REDIRECT_URI",
+                "https://api.example.com/v1/oauth/callback",
+            ),
+            (
+                "BRIDGE_ALLOWED_RETURN_URLS",
+                "https://app.example.com/integrations, https://eu.example.com/",
+            ),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_values_are_absent() {
+        let config = load(&base()).unwrap();
+        assert_eq!(
+            config.oauth.auth_base_url.as_str(),
+            "https://auth.atlassian.com/"
+        );
+        assert_eq!(
+            config.oauth.api_base_url.as_str(),
+            "https://api.atlassian.com/"
+        );
+        assert_eq!(config.oauth.allowed_return_urls.len(), 2);
+        assert_eq!(config.oauth.state_ttl, Duration::from_secs(600));
+        assert_eq!(config.tenant_claim, "tenant_id");
+        assert_eq!(config.http.max_attempts, 4);
+    }
+
+    #[test]
+    fn a_missing_value_is_named() {
+        let mut vars = base();
+        vars.remove("BRIDGE_TABLE_NAME");
+        assert_eq!(
+            load(&vars).unwrap_err(),
+            ConfigError::Missing("BRIDGE_TABLE_NAME")
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_refused_with_the_variable_name() {
+        for (name, value) in [
+            ("BRIDGE_OAUTH_REDIRECT_URI", "not a url"),
+            ("BRIDGE_ALLOWED_RETURN_URLS", "ftp://x.example.com/"),
+            ("BRIDGE_OAUTH_STATE_TTL_SECONDS", "601"),
+            ("BRIDGE_OAUTH_STATE_TTL_SECONDS", "0"),
+            ("BRIDGE_HTTP_TIMEOUT_MS", "ten"),
+            ("BRIDGE_HTTP_MAX_ATTEMPTS", "0"),
+        ] {
+            let mut vars = base();
+            vars.insert(name, value);
+            match load(&vars) {
+                Err(ConfigError::Malformed { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{name}={value} gave {other:?}"),
+            }
+        }
+    }
+}

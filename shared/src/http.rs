@@ -1,0 +1,117 @@
+//! Helpers that keep handlers thin: path and query access, JSON bodies, responses.
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub type HttpResponse = Response<Body>;
+
+/// The API Gateway route key (`"GET /v1/..."`) the request matched; handlers dispatch on it.
+pub fn route_key(req: &Request) -> Option<&str> {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),
+        _ => None,
+    }
+}
+
+/// The answer for a route key this function does not serve (a routing mistake in the deployment).
+pub fn unknown_route() -> ApiError {
+    ApiError::not_found("unknown_route", "this function does not serve that route")
+}
+
+/// A path parameter that API Gateway guarantees by the route; absent only on a misrouted event.
+pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_request",
+                format!("path parameter {name} is missing"),
+            )
+        })
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
+}
+
+/// Parses a JSON body, refusing unknown fields (the types say `deny_unknown_fields`) with a
+/// message that names what to fix.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "a JSON request body is required",
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("request body: {e}")))
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap_or_else(|_| fallback()),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialization failed");
+            error(&ApiError::internal())
+        }
+    }
+}
+
+pub fn no_content() -> HttpResponse {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .unwrap_or_else(|_| fallback())
+}
+
+pub fn redirect(location: &str) -> HttpResponse {
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::Empty)
+        .unwrap_or_else(|_| fallback())
+}
+
+pub fn error(err: &ApiError) -> HttpResponse {
+    let mut resp = json(err.status, &err.body());
+    if let Some(secs) = err.retry_after {
+        if let Ok(value) = secs.to_string().parse() {
+            resp.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    resp
+}
+
+/// Turns a handler result into the response, logging server-side failures once.
+pub fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    match result {
+        Ok(resp) => resp,
+        Err(err) => {
+            if err.status.is_server_error() {
+                tracing::warn!(code = err.code, status = err.status.as_u16(), message = %err.message, "request failed");
+            } else {
+                tracing::info!(code = err.code, status = err.status.as_u16(), message = %err.message, "request refused");
+            }
+            error(&err)
+        }
+    }
+}
+
+fn fallback() -> HttpResponse {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    resp
+}

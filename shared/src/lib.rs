@@ -1,0 +1,20 @@
+//! Atlassian Bridge library: everything the Lambda functions share.
+//!
+//! The functions under `functions/` are thin: they parse a request, authorize the caller, call into
+//! this library and map the result. Ports (stores, token endpoint) are small traits with AWS and
+//! HTTP adapters behind them, so unit tests run against in-memory fakes and integration tests
+//! against the real wire protocols (moto, the Atlassian simulator).
+
+pub mod api;
+pub mod app;
+pub mod atlassian;
+pub mod caller;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod oauth;
+pub mod store;
+pub mod telemetry;
+
+pub use secrecy::{ExposeSecret, SecretString};

@@ -1,0 +1,370 @@
+//! The token provider: a valid access token for (tenant, product), refreshed ahead of expiry.
+//!
+//! Atlassian rotates refresh tokens: each refresh retires the old one. So across every Lambda
+//! instance exactly one refresh per grant may run at a time. A DynamoDB conditional lease elects
+//! the refresher; the others re-read the secret until the new pair appears. The new pair is stored
+//! before it is used, so a crash after the refresh never loses the only valid refresh token
+//! (and Atlassian's reuse leeway lets a retry refresh again with the old one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use super::client::{OAuthError, TokenEndpoint, TokenSet};
+use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
+use crate::error::ApiError;
+use crate::store::{ConnectionStore, CredentialStore, RefreshLeaseStore, StoreError, StoredSecret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no {0} connection for this tenant")]
+    NotConnected(Product),
+    #[error("the {0} connection covers several sites; choose one with PUT .../site")]
+    SiteSelectionRequired(Product),
+    #[error("the {0} connection must be re-authorized: Atlassian refused its refresh token")]
+    ReconnectRequired(Product),
+    #[error("could not refresh the access token: {0}")]
+    RefreshFailed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::NotConnected(_) => ApiError::conflict("not_connected", e.to_string()),
+            TokenError::SiteSelectionRequired(_) => {
+                ApiError::conflict("site_selection_required", e.to_string())
+            }
+            TokenError::ReconnectRequired(_) => {
+                ApiError::conflict("reconnect_required", e.to_string())
+            }
+            TokenError::RefreshFailed(_) => ApiError::unavailable(e.to_string(), Some(5)),
+            TokenError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// What a Cloud API call needs.
+#[derive(Debug, Clone)]
+pub struct CloudAccess {
+    pub access_token: SecretString,
+    pub cloud_id: String,
+}
+
+pub struct TokenProvider {
+    connections: Arc<dyn ConnectionStore>,
+    credentials: Arc<dyn CredentialStore>,
+    leases: Arc<dyn RefreshLeaseStore>,
+    endpoint: Arc<dyn TokenEndpoint>,
+    /// Refresh when the token expires within this.
+    leeway: Duration,
+    /// How long a refresher may hold the lease; longer than one token request can take.
+    lease_duration: Duration,
+    /// How often a waiter re-reads the secret.
+    poll_interval: Duration,
+}
+
+impl TokenProvider {
+    pub fn new(
+        connections: Arc<dyn ConnectionStore>,
+        credentials: Arc<dyn CredentialStore>,
+        leases: Arc<dyn RefreshLeaseStore>,
+        endpoint: Arc<dyn TokenEndpoint>,
+        leeway: Duration,
+    ) -> Self {
+        Self {
+            connections,
+            credentials,
+            leases,
+            endpoint,
+            leeway,
+            lease_duration: Duration::from_secs(20),
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+
+    /// A valid access token and the site for (tenant, product).
+    pub async fn cloud_access(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+    ) -> Result<CloudAccess, TokenError> {
+        let connection = self
+            .connections
+            .get(tenant, product)
+            .await?
+            .ok_or(TokenError::NotConnected(product))?;
+        match connection.status {
+            ConnectionStatus::Connected => {}
+            ConnectionStatus::SiteSelectionRequired => {
+                return Err(TokenError::SiteSelectionRequired(product));
+            }
+            ConnectionStatus::ReconnectRequired => {
+                return Err(TokenError::ReconnectRequired(product));
+            }
+        }
+        let site = connection
+            .site
+            .clone()
+            .ok_or(TokenError::SiteSelectionRequired(product))?;
+        let access_token = self.access_token(&connection).await?;
+        Ok(CloudAccess {
+            access_token,
+            cloud_id: site.cloud_id,
+        })
+    }
+
+    async fn access_token(&self, connection: &Connection) -> Result<SecretString, TokenError> {
+        let seen = self.read(connection).await?;
+        if !self.needs_refresh(&seen.1) {
+            return Ok(seen.1.access_token);
+        }
+        let lease_key = format!("{}#{}", connection.tenant, connection.grant_id);
+        let owner = uuid::Uuid::new_v4().to_string();
+        let give_up_at = OffsetDateTime::now_utc() + self.lease_duration * 2;
+        loop {
+            let until = OffsetDateTime::now_utc() + self.lease_duration;
+            if self.leases.try_acquire(&lease_key, &owner, until).await? {
+                let result = self.refresh_holding_lease(connection, &seen.0).await;
+                if let Err(e) = self.leases.release(&lease_key, &owner).await {
+                    // The lease expires by itself; a failed release only delays the next refresh.
+                    tracing::warn!(error = %e, "could not release the refresh lease");
+                }
+                return result;
+            }
+            tokio::time::sleep(self.poll_interval).await;
+            let latest = self.read(connection).await?;
+            if latest.0 != seen.0 && latest.1.expires_at > OffsetDateTime::now_utc() {
+                tracing::info!(grant = %connection.grant_id, "using the token another instance refreshed");
+                return Ok(latest.1.access_token);
+            }
+            if self.status(connection).await? == Some(ConnectionStatus::ReconnectRequired) {
+                return Err(TokenError::ReconnectRequired(connection.product));
+            }
+            if OffsetDateTime::now_utc() > give_up_at {
+                return Err(TokenError::RefreshFailed(
+                    "another instance's refresh did not finish in time".into(),
+                ));
+            }
+        }
+    }
+
+    async fn refresh_holding_lease(
+        &self,
+        connection: &Connection,
+        seen_version: &str,
+    ) -> Result<SecretString, TokenError> {
+        // Between our first read and the lease, another instance may have refreshed already.
+        let (version, current) = self.read(connection).await?;
+        if version != seen_version && current.expires_at > OffsetDateTime::now_utc() {
+            return Ok(current.access_token);
+        }
+        // Its refresher may have been refused for good: then don't refresh again.
+        if self.status(connection).await? == Some(ConnectionStatus::ReconnectRequired) {
+            return Err(TokenError::ReconnectRequired(connection.product));
+        }
+        match self.endpoint.refresh(&current.refresh_token).await {
+            Ok(fresh) => {
+                // Stored before use: the old refresh token is retired now.
+                self.credentials
+                    .put(&connection.secret_name, &fresh.to_secret())
+                    .await?;
+                tracing::info!(grant = %connection.grant_id, "access token refreshed");
+                Ok(fresh.access_token)
+            }
+            Err(OAuthError::InvalidGrant) => {
+                tracing::warn!(grant = %connection.grant_id, "refresh token refused (invalid_grant); connection needs a new consent");
+                self.connections
+                    .mark_reconnect_required(
+                        &connection.tenant,
+                        &connection.grant_id,
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?;
+                Err(TokenError::ReconnectRequired(connection.product))
+            }
+            Err(e) => Err(TokenError::RefreshFailed(e.to_string())),
+        }
+    }
+
+    fn needs_refresh(&self, tokens: &TokenSet) -> bool {
+        tokens.expires_at - self.leeway <= OffsetDateTime::now_utc()
+    }
+
+    async fn status(
+        &self,
+        connection: &Connection,
+    ) -> Result<Option<ConnectionStatus>, TokenError> {
+        Ok(self
+            .connections
+            .get(&connection.tenant, connection.product)
+            .await?
+            .map(|c| c.status))
+    }
+
+    async fn read(&self, connection: &Connection) -> Result<(String, TokenSet), TokenError> {
+        let StoredSecret { version, value } = self
+            .credentials
+            .get(&connection.secret_name)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("secret {} is missing", connection.secret_name))
+            })?;
+        let tokens = TokenSet::from_secret(&value).map_err(StoreError::Corrupt)?;
+        Ok((version, tokens))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::domain::{AuthType, Deployment, Site};
+    use crate::store::memory::{MemoryConnections, MemoryCredentials, MemoryLeases};
+
+    /// Counts refreshes; answers slowly so that concurrent callers really overlap.
+    struct CountingEndpoint {
+        calls: AtomicUsize,
+        invalid_grant: bool,
+    }
+
+    #[async_trait]
+    impl TokenEndpoint for CountingEndpoint {
+        async fn refresh(&self, _: &SecretString) -> Result<TokenSet, OAuthError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.invalid_grant {
+                return Err(OAuthError::InvalidGrant);
+            }
+            Ok(tokens(&format!("fresh-{n}"), 3600))
+        }
+    }
+
+    fn tokens(access: &str, expires_in: i64) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::from(access.to_owned()),
+            refresh_token: SecretString::from(format!("refresh-for-{access}")),
+            expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(expires_in),
+            scopes: vec![],
+        }
+    }
+
+    async fn setup(
+        invalid_grant: bool,
+        expires_in: i64,
+    ) -> (
+        Arc<TokenProvider>,
+        Arc<CountingEndpoint>,
+        Arc<MemoryConnections>,
+    ) {
+        let connections = Arc::new(MemoryConnections::default());
+        let credentials = Arc::new(MemoryCredentials::default());
+        let now = OffsetDateTime::now_utc();
+        let connection = Connection {
+            tenant: TenantId::parse("acme").unwrap(),
+            product: Product::Jira,
+            deployment: Deployment::Cloud,
+            auth_type: AuthType::Oauth2,
+            status: ConnectionStatus::Connected,
+            site: Some(Site {
+                cloud_id: "c1".into(),
+                url: "https://acme.atlassian.net".into(),
+                name: "acme".into(),
+            }),
+            candidate_sites: vec![],
+            scopes: vec![],
+            grant_id: "oauth-jira".into(),
+            secret_name: "s/acme/oauth-jira".into(),
+            created_at: now,
+            updated_at: now,
+            last_verified_at: None,
+        };
+        connections.put_all(&[connection]).await.unwrap();
+        credentials
+            .put("s/acme/oauth-jira", &tokens("old", expires_in).to_secret())
+            .await
+            .unwrap();
+        let endpoint = Arc::new(CountingEndpoint {
+            calls: AtomicUsize::new(0),
+            invalid_grant,
+        });
+        let provider = TokenProvider::new(
+            connections.clone(),
+            credentials,
+            Arc::new(MemoryLeases::default()),
+            endpoint.clone(),
+            Duration::from_secs(300),
+        );
+        (Arc::new(provider), endpoint, connections)
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_is_used_without_refreshing() {
+        let (provider, endpoint, _) = setup(false, 3600).await;
+        let access = provider
+            .cloud_access(&TenantId::parse("acme").unwrap(), Product::Jira)
+            .await
+            .unwrap();
+        assert_eq!(access.access_token.expose_secret(), "old");
+        assert_eq!(access.cloud_id, "c1");
+        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn fifty_concurrent_callers_cause_one_refresh_and_share_its_token() {
+        let (provider, endpoint, _) = setup(false, 60).await;
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let provider = provider.clone();
+                tokio::spawn(async move {
+                    provider
+                        .cloud_access(&TenantId::parse("acme").unwrap(), Product::Jira)
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let access = task.await.unwrap().unwrap();
+            assert_eq!(access.access_token.expose_secret(), "fresh-0");
+        }
+        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn invalid_grant_marks_the_connection_and_stops_refreshing() {
+        let (provider, endpoint, connections) = setup(true, 60).await;
+        let tenant = TenantId::parse("acme").unwrap();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let provider = provider.clone();
+                let tenant = tenant.clone();
+                tokio::spawn(async move { provider.cloud_access(&tenant, Product::Jira).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(matches!(
+                task.await.unwrap(),
+                Err(TokenError::ReconnectRequired(Product::Jira))
+            ));
+        }
+        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+        let stored = connections
+            .get(&tenant, Product::Jira)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
+        assert!(matches!(
+            provider.cloud_access(&tenant, Product::Jira).await,
+            Err(TokenError::ReconnectRequired(_))
+        ));
+        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,405 @@
+//! DynamoDB adapter: one table, `pk`/`sk` keys, a `ttl` attribute for expiring items.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | connection | `TENANT#{tenant}` | `CONNECTION#{product}` |
+//! | OAuth state | `OAUTH_STATE#{id}` | `STATE` |
+//! | refresh lease | `LEASE#{key}` | `LEASE` |
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{
+    ConnectionStore, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, StoreError,
+};
+use crate::domain::{
+    AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId,
+};
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn tenant_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+fn connection_sk(product: Product) -> String {
+    format!("CONNECTION#{product}")
+}
+
+fn service_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> StoreError {
+    let message = match e.as_service_error() {
+        Some(se) => format!(
+            "{}: {}",
+            se.code().unwrap_or("error"),
+            se.message().unwrap_or("")
+        ),
+        None => format!("{e}"),
+    };
+    StoreError::Service {
+        service: "DynamoDB",
+        message,
+    }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConnectionItem {
+    pk: String,
+    sk: String,
+    tenant_id: String,
+    product: Product,
+    deployment: Deployment,
+    auth_type: AuthType,
+    status: ConnectionStatus,
+    site: Option<Site>,
+    #[serde(default)]
+    candidate_sites: Vec<Site>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    grant_id: String,
+    secret_name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    last_verified_at: Option<OffsetDateTime>,
+}
+
+impl From<&Connection> for ConnectionItem {
+    fn from(c: &Connection) -> Self {
+        Self {
+            pk: tenant_pk(&c.tenant),
+            sk: connection_sk(c.product),
+            tenant_id: c.tenant.to_string(),
+            product: c.product,
+            deployment: c.deployment,
+            auth_type: c.auth_type,
+            status: c.status,
+            site: c.site.clone(),
+            candidate_sites: c.candidate_sites.clone(),
+            scopes: c.scopes.clone(),
+            grant_id: c.grant_id.clone(),
+            secret_name: c.secret_name.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_verified_at: c.last_verified_at,
+        }
+    }
+}
+
+impl TryFrom<ConnectionItem> for Connection {
+    type Error = StoreError;
+    fn try_from(i: ConnectionItem) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant: TenantId::parse(&i.tenant_id).map_err(corrupt)?,
+            product: i.product,
+            deployment: i.deployment,
+            auth_type: i.auth_type,
+            status: i.status,
+            site: i.site,
+            candidate_sites: i.candidate_sites,
+            scopes: i.scopes,
+            grant_id: i.grant_id,
+            secret_name: i.secret_name,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            last_verified_at: i.last_verified_at,
+        })
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+    ) -> Result<Option<Connection>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(connection_sk(product)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service_error)?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item::<_, ConnectionItem>(item)
+                    .map_err(corrupt)?
+                    .try_into()
+            })
+            .transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
+        let mut connections = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(tenant_pk(tenant)))
+            .expression_attribute_values(":prefix", AttributeValue::S("CONNECTION#".into()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(service_error)?;
+            connections.push(
+                serde_dynamo::from_item::<_, ConnectionItem>(item)
+                    .map_err(corrupt)?
+                    .try_into()?,
+            );
+        }
+        Ok(connections)
+    }
+
+    async fn put_all(&self, connections: &[Connection]) -> Result<(), StoreError> {
+        let mut request = self.client.transact_write_items();
+        for connection in connections {
+            let item = serde_dynamo::to_item(ConnectionItem::from(connection)).map_err(corrupt)?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(corrupt)?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        request.send().await.map_err(service_error)?;
+        Ok(())
+    }
+
+    async fn delete(&self, tenant: &TenantId, product: Product) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(connection_sk(product)))
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
+    }
+
+    async fn record_verified(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(corrupt)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(connection_sk(product)))
+            .update_expression("SET last_verified_at = :at")
+            // Never resurrect a connection deleted meanwhile.
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", AttributeValue::S(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn mark_reconnect_required(
+        &self,
+        tenant: &TenantId,
+        grant_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(corrupt)?;
+        for connection in self
+            .list(tenant)
+            .await?
+            .into_iter()
+            .filter(|c| c.grant_id == grant_id)
+        {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(tenant_pk(tenant)))
+                .key("sk", AttributeValue::S(connection_sk(connection.product)))
+                .update_expression("SET #status = :status, updated_at = :at")
+                // The connection may have been re-consented (new grant) meanwhile: leave that one alone.
+                .condition_expression("grant_id = :grant")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":status",
+                    AttributeValue::S("reconnect_required".into()),
+                )
+                .expression_attribute_values(":at", AttributeValue::S(at.clone()))
+                .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(service_error(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateItem {
+    pk: String,
+    sk: String,
+    tenant_id: String,
+    target: ConsentTarget,
+    return_url: String,
+    expires_at: i64,
+    ttl: i64,
+}
+
+fn state_pk(id: &str) -> String {
+    format!("OAUTH_STATE#{id}")
+}
+
+#[async_trait]
+impl OAuthStateStore for DynamoStore {
+    async fn put(&self, pending: &PendingAuthorization) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(StateItem {
+            pk: state_pk(&pending.id),
+            sk: "STATE".into(),
+            tenant_id: pending.tenant.to_string(),
+            target: pending.target,
+            return_url: pending.return_url.clone(),
+            expires_at: pending.expires_at.unix_timestamp(),
+            ttl: pending.expires_at.unix_timestamp(),
+        })
+        .map_err(corrupt)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
+    }
+
+    async fn take(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(state_pk(id)))
+            .key("sk", AttributeValue::S("STATE".into()))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let attributes = match result {
+            Ok(out) => out.attributes,
+            Err(e) if is_condition_failure(&e) => return Ok(None),
+            Err(e) => return Err(service_error(e)),
+        };
+        let Some(attributes) = attributes else {
+            return Ok(None);
+        };
+        let item: StateItem = serde_dynamo::from_item(attributes).map_err(corrupt)?;
+        Ok(Some(PendingAuthorization {
+            id: id.to_owned(),
+            tenant: TenantId::parse(&item.tenant_id).map_err(corrupt)?,
+            target: item.target,
+            return_url: item.return_url,
+            expires_at: OffsetDateTime::from_unix_timestamp(item.expires_at).map_err(corrupt)?,
+        }))
+    }
+}
+
+#[async_trait]
+impl RefreshLeaseStore for DynamoStore {
+    async fn try_acquire(
+        &self,
+        lease_key: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let until_ms = (until.unix_timestamp_nanos() / 1_000_000) as i64;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("LEASE#{lease_key}")))
+            .item("sk", AttributeValue::S("LEASE".into()))
+            .item("owner", AttributeValue::S(owner.into()))
+            .item("until_ms", AttributeValue::N(until_ms.to_string()))
+            // TTL cleans up leases whose holder died; expiry itself is enforced by the condition.
+            .item(
+                "ttl",
+                AttributeValue::N((until.unix_timestamp() + 3600).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk) OR until_ms < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn release(&self, lease_key: &str, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("LEASE#{lease_key}")))
+            .key("sk", AttributeValue::S("LEASE".into()))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Ports for state: small traits with DynamoDB / Secrets Manager adapters and in-memory fakes.
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use crate::domain::{Connection, ConsentTarget, Product, TenantId};
+
+pub mod dynamo;
+#[cfg(any(test, feature = "fakes"))]
+pub mod memory;
+pub mod secrets;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing service failed; the message never includes item contents or secrets.
+    #[error("{service} request failed: {message}")]
+    Service {
+        service: &'static str,
+        message: String,
+    },
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        Self::internal()
+    }
+}
+
+/// Tenant connections (metadata only; credentials live in the [`CredentialStore`]).
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+    ) -> Result<Option<Connection>, StoreError>;
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError>;
+    /// Writes every connection of one consent together, or none of them.
+    async fn put_all(&self, connections: &[Connection]) -> Result<(), StoreError>;
+    async fn delete(&self, tenant: &TenantId, product: Product) -> Result<(), StoreError>;
+    /// Records a successful verification (an update, so concurrent verifications never conflict).
+    async fn record_verified(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Marks every connection of the tenant that uses `grant_id` as `reconnect_required`.
+    async fn mark_reconnect_required(
+        &self,
+        tenant: &TenantId,
+        grant_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// A started OAuth authorization, waiting for its callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAuthorization {
+    pub id: String,
+    pub tenant: TenantId,
+    pub target: ConsentTarget,
+    pub return_url: String,
+    pub expires_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait OAuthStateStore: Send + Sync {
+    async fn put(&self, pending: &PendingAuthorization) -> Result<(), StoreError>;
+    /// Removes and returns the record, at most once across all callers (a conditional delete).
+    async fn take(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError>;
+}
+
+/// Cross-instance mutual exclusion for refreshing one grant's tokens.
+#[async_trait]
+pub trait RefreshLeaseStore: Send + Sync {
+    /// Takes the lease if nobody holds it or the holder's lease expired.
+    async fn try_acquire(
+        &self,
+        lease_key: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Releases the lease if `owner` still holds it.
+    async fn release(&self, lease_key: &str, owner: &str) -> Result<(), StoreError>;
+}
+
+/// A secret's current value and the version that identifies it.
+#[derive(Debug, Clone)]
+pub struct StoredSecret {
+    pub version: String,
+    pub value: SecretString,
+}
+
+/// Credentials: one Secrets Manager secret per grant or connection, KMS-encrypted.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    async fn get(&self, name: &str) -> Result<Option<StoredSecret>, StoreError>;
+    /// Creates the secret or makes `value` its current version.
+    async fn put(&self, name: &str, value: &SecretString) -> Result<(), StoreError>;
+    async fn delete(&self, name: &str) -> Result<(), StoreError>;
+}
