@@ -101,9 +101,9 @@ pub fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
         Ok(resp) => resp,
         Err(err) => {
             if err.status.is_server_error() {
-                tracing::warn!(code = err.code, status = err.status.as_u16(), message = %err.message, "request failed");
+                tracing::warn!(code = err.code, status = err.status.as_u16(), detail = %err.message, "request failed");
             } else {
-                tracing::info!(code = err.code, status = err.status.as_u16(), message = %err.message, "request refused");
+                tracing::info!(code = err.code, status = err.status.as_u16(), detail = %err.message, "request refused");
             }
             error(&err)
         }

@@ -160,6 +160,7 @@ impl TokenProvider {
         // Between our first read and the lease, another instance may have refreshed already.
         let (version, current) = self.read(connection).await?;
         if version != seen_version && current.expires_at > OffsetDateTime::now_utc() {
+            tracing::info!(grant = %connection.grant_id, "another instance refreshed first; using its token");
             return Ok(current.access_token);
         }
         // Its refresher may have been refused for good: then don't refresh again.
