@@ -1,0 +1,160 @@
+"""Injected faults: applied before normal handling, matched by route template or prefix.
+
+A fault's `route` matches a request whose route (`"GET /ex/jira/{cloudId}/rest/api/3/myself"`,
+`"POST /oauth/token"`) equals it or starts with it; `"*"` matches every recorded request.
+The first active matching fault (in creation order) applies; `times` counts down
+(null = forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import itertools
+import logging
+import time
+
+from aiohttp import web
+
+from .state import Fault, State
+from .util import json_response
+
+log = logging.getLogger("sim.faults")
+
+KINDS = {"status", "rate_limit", "latency", "timeout", "drop"}
+DEFAULT_TIMEOUT_HOLD_MS = 60_000
+_ids = itertools.count(1)
+
+
+class Dropped(Exception):
+    """Raised after the connection was closed without a response."""
+
+
+def parse_fault(body: dict) -> Fault:
+    if not isinstance(body, dict):
+        raise ValueError("fault must be a JSON object")
+    route = body.get("route")
+    kind = body.get("kind")
+    if not isinstance(route, str) or not route:
+        raise ValueError("'route' is required")
+    if kind not in KINDS:
+        raise ValueError(f"'kind' must be one of {sorted(KINDS)}")
+    status = body.get("status")
+    if kind == "status":
+        status = 503 if status is None else status
+    if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
+        raise ValueError("'status' must be an HTTP status code")
+    times = body.get("times", 1)
+    if times is not None and (not isinstance(times, int) or times < 1):
+        raise ValueError("'times' must be a positive integer or null")
+    latency = body.get("latency_ms")
+    if latency is not None and (not isinstance(latency, (int, float)) or latency < 0):
+        raise ValueError("'latency_ms' must be a non-negative number")
+    if kind == "latency" and latency is None:
+        raise ValueError("'latency_ms' is required for kind=latency")
+    retry_after = body.get("retry_after")
+    if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
+        raise ValueError("'retry_after' must be a non-negative integer (seconds)")
+    headers = body.get("headers") or {}
+    if not isinstance(headers, dict) or not all(isinstance(v, (str, int)) for v in headers.values()):
+        raise ValueError("'headers' must be an object of strings")
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError("'reason' must be a string")
+    return Fault(id=f"f{next(_ids)}", route=route, kind=kind, status=status,
+                 retry_after=retry_after, headers={k: str(v) for k, v in headers.items()},
+                 body=body.get("body"), latency_ms=latency, times=times, reason=reason)
+
+
+def _matches(fault: Fault, route: str | None) -> bool:
+    if fault.route == "*":
+        return True
+    if route is None:
+        return False
+    return route == fault.route or route.startswith(fault.route)
+
+
+def take(state: State, route: str | None) -> Fault | None:
+    """Find the first active fault for this route and consume one use of it."""
+    for f in state.faults:
+        if f.times is not None and f.times <= 0:
+            continue
+        if _matches(f, route):
+            if f.times is not None:
+                f.times -= 1
+            f.hits += 1
+            return f
+    return None
+
+
+def _default_reason(route: str | None) -> str:
+    if route and "/ex/confluence/" in route:
+        return "confluence-burst-based"
+    return "jira-burst-based"
+
+
+def _body_response(status: int, body, headers: dict[str, str]) -> web.Response:
+    if body is None or isinstance(body, (dict, list)):
+        return json_response(body if body is not None else {"code": status, "message": _reason_phrase(status)},
+                             status=status, headers=headers)
+    return web.Response(status=status, text=str(body), headers=headers)
+
+
+def _reason_phrase(status: int) -> str:
+    from http import HTTPStatus
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def rate_limit_headers(retry_after: int, reason: str) -> dict[str, str]:
+    reset = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=retry_after)
+    return {
+        "Retry-After": str(retry_after),
+        "Beta-Retry-After": str(retry_after),
+        "RateLimit-Reason": reason,
+        "X-RateLimit-Limit": "100",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
+        "X-RateLimit-NearLimit": "true",
+    }
+
+
+def _client_gone(request: web.Request) -> bool:
+    t = request.transport
+    return t is None or t.is_closing()
+
+
+async def apply(request: web.Request, fault: Fault, route: str | None, call: dict):
+    """Return a response, None to continue with normal handling, or raise Dropped."""
+    call["fault"] = fault.kind
+    if fault.kind == "latency":
+        await asyncio.sleep((fault.latency_ms or 0) / 1000)
+        return None
+    if fault.kind == "status":
+        headers = dict(fault.headers)
+        if fault.retry_after is not None:
+            headers.setdefault("Retry-After", str(fault.retry_after))
+        return _body_response(fault.status or 503, fault.body, headers)
+    if fault.kind == "rate_limit":
+        ra = fault.retry_after if fault.retry_after is not None else 1
+        headers = rate_limit_headers(ra, fault.reason or _default_reason(route))
+        headers.update(fault.headers)
+        body = fault.body if fault.body is not None else {"code": 429, "message": "Rate limit exceeded."}
+        return _body_response(fault.status or 429, body, headers)
+    if fault.kind == "timeout":
+        hold = (fault.latency_ms if fault.latency_ms is not None else DEFAULT_TIMEOUT_HOLD_MS) / 1000
+        deadline = time.monotonic() + hold
+        while time.monotonic() < deadline:
+            if _client_gone(request):
+                call["status"] = None
+                raise Dropped()
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return _body_response(fault.status or 504, fault.body, dict(fault.headers))
+    if fault.kind == "drop":
+        t = request.transport
+        if t is not None:
+            t.close()
+        raise Dropped()
+    raise AssertionError(fault.kind)
