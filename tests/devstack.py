@@ -1,0 +1,296 @@
+"""The local stack: moto (DynamoDB, KMS, Secrets Manager), the Atlassian simulator and the local
+gateway running the real function binaries. Used by the integration tests' conftest and by
+``make dev`` (tests/dev.py).
+
+    stack = Stack(repo_root, logs_dir, bin_dir)
+    stack.start()
+    try:
+        requests.get(stack.gateway_url + "/v1/...", headers={"authorization": "Bearer " + stack.token("acme", ["bridge:read"])})
+    finally:
+        stack.stop()
+
+Every child's stdout and stderr go to ``logs_dir/<name>.log`` (moto, sim, gateway; the gateway
+writes each function's output to ``logs_dir/<function>.log``).
+"""
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import jwt
+import requests
+
+from tests.gateway.procutil import ChildProcess, free_port
+
+REGION = "us-east-1"
+TABLE_NAME = "atlassian-bridge"
+SECRET_PREFIX = "atlassian-bridge/"
+CLIENT_SECRET_NAME = "atlassian-bridge/app/oauth-client"
+CLIENT_ID = "bridge-local-client"
+JWT_ISSUER = "atlassian-bridge-local"
+JWT_AUDIENCE = "atlassian-bridge"
+TENANT_CLAIM = "tenant_id"
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_SESSION_TOKEN": "testing"}
+
+
+class StackError(RuntimeError):
+    pass
+
+
+class Stack:
+    def __init__(self, repo_root, logs_dir, bin_dir=None, *, consent_page: bool = False,
+                 env_overrides: dict | None = None):
+        self.repo_root = Path(repo_root).resolve()
+        self.logs_dir = Path(logs_dir).resolve()
+        self.bin_dir = Path(bin_dir).resolve() if bin_dir else self.repo_root / "target" / "debug"
+        self.consent_page = consent_page
+        self.env_overrides = dict(env_overrides or {})
+        self.routes_file = self.repo_root / "shared" / "routes.json"
+        self.specs_dir = Path(os.environ.get("BRIDGE_SPECS_DIR", self.repo_root.parent / "shared" / "specs"))
+
+        self.moto_url = self.sim_url = self.gateway_url = ""
+        self.jwt_secret = secrets.token_urlsafe(32)
+        self.table_name = TABLE_NAME
+        self.kms_key_id = ""
+        self.client_id = CLIENT_ID
+        self.client_secret_name = CLIENT_SECRET_NAME
+        self.oauth_client_secret = secrets.token_urlsafe(32)
+        self.state_signing_key = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+        self.function_env: dict[str, str] = {}
+        self.functions: list[str] = []
+        self._children: list[ChildProcess] = []
+        self._moto = self._sim = self._gateway = None
+        self._started = False
+
+    # ------------------------------------------------------------------ helpers
+    def _python(self) -> str:
+        venv = self.repo_root / ".venv" / "bin" / "python"
+        return str(venv) if venv.exists() else sys.executable
+
+    def _moto_server(self) -> str:
+        venv = self.repo_root / ".venv" / "bin" / "moto_server"
+        if venv.exists():
+            return str(venv)
+        found = shutil.which("moto_server")
+        if not found:
+            raise StackError("moto_server not found (install moto[server] into .venv)")
+        return found
+
+    def _child_env(self) -> dict:
+        env = dict(os.environ)
+        env.update(DUMMY_CREDENTIALS)
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = REGION
+        env.pop("AWS_PROFILE", None)
+        return env
+
+    def _function_names(self) -> list[str]:
+        doc = json.loads(self.routes_file.read_text())
+        names = {r["function"] for r in doc.get("routes", [])}
+        names |= {r["function"] for r in doc.get("events", [])}
+        return sorted(names)
+
+    # ------------------------------------------------------------------ start / stop
+    def start(self) -> "Stack":
+        if self._started:
+            return self
+        self.functions = self._function_names()
+        missing = [f for f in self.functions if not os.access(self.bin_dir / f, os.X_OK)]
+        if missing:
+            raise StackError(
+                f"function binaries missing in {self.bin_dir}: {', '.join(missing)} "
+                f"(build them first: cargo build)")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._started = True
+        atexit.register(self.stop)
+        try:
+            self._start_moto()
+            self._provision()
+            self._start_sim()
+            self._start_gateway()
+            self.register_client()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything (gateway first: it stops the function instances). Idempotent."""
+        for child in reversed(self._children):
+            try:
+                child.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                print(f"devstack: stopping {child.name} failed: {exc}", file=sys.stderr)
+        self._children.clear()
+        if self._started:
+            atexit.unregister(self.stop)
+            self._started = False
+
+    def exited(self) -> list[str]:
+        """The children that died under us, as messages naming their logs (empty when all is well)."""
+        return [f"{c.name} exited with {c.proc.returncode}; see {c.log_path}"
+                for c in self._children if not c.running()]
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ moto
+    def _start_moto(self) -> None:
+        port = free_port()
+        child = ChildProcess("moto", [self._moto_server(), "-H", "127.0.0.1", "-p", str(port)],
+                             self.logs_dir / "moto.log", env=self._child_env(), cwd=self.logs_dir)
+        self._children.append(child.start())
+        self._moto = child
+        self.moto_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.moto_url + "/moto-api/", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if not child.running():
+                raise StackError(f"moto exited with {child.proc.returncode}:\n{child.log_tail()}")
+            if time.monotonic() > deadline:
+                raise StackError(f"moto not answering on {self.moto_url}:\n{child.log_tail()}")
+            time.sleep(0.1)
+
+    def aws(self, service: str):
+        """A boto3 client for ``service`` pointed at moto."""
+        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION,
+                            aws_access_key_id="testing", aws_secret_access_key="testing",
+                            aws_session_token="testing")
+
+    def _provision(self) -> None:
+        ddb = self.aws("dynamodb")
+        ddb.create_table(
+            TableName=self.table_name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}])
+        ddb.get_waiter("table_exists").wait(TableName=self.table_name,
+                                            WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        ddb.update_time_to_live(TableName=self.table_name, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": "ttl"})
+        self.kms_key_id = self.aws("kms").create_key(
+            Description="atlassian-bridge local secrets key")["KeyMetadata"]["KeyId"]
+        self.aws("secretsmanager").create_secret(
+            Name=self.client_secret_name, KmsKeyId=self.kms_key_id,
+            SecretString=json.dumps({"client_secret": self.oauth_client_secret,
+                                     "state_signing_key": self.state_signing_key}))
+
+    # ------------------------------------------------------------------ simulator
+    def _start_sim(self) -> None:
+        argv = [self._python(), "-m", "tests.sim", "--host", "127.0.0.1", "--port", "0",
+                "--specs", str(self.specs_dir)]
+        if self.consent_page:
+            argv.append("--consent-page")
+        child = ChildProcess("sim", argv, self.logs_dir / "sim.log", env=self._child_env(),
+                             cwd=self.repo_root)
+        self._children.append(child.start())
+        self._sim = child
+        self.sim_url = child.wait_ready(timeout=30).rstrip("/")
+
+    def sim(self, method: str, path: str, json=None) -> requests.Response:
+        """A call to the simulator (its control API lives under /_sim/...)."""
+        return requests.request(method, self.sim_url + path, json=json, timeout=10)
+
+    def register_client(self) -> None:
+        """(Re-)register our OAuth client with the simulator (needed again after POST /_sim/reset)."""
+        resp = self.sim("PUT", "/_sim/oauth/client", json={
+            "client_id": self.client_id, "client_secret": self.oauth_client_secret,
+            "redirect_uris": [self.gateway_url + "/v1/oauth/callback"]})
+        if not resp.ok:
+            raise StackError(f"registering the OAuth client with the simulator failed: "
+                             f"{resp.status_code} {resp.text}")
+
+    # ------------------------------------------------------------------ gateway
+    def _build_function_env(self) -> dict[str, str]:
+        env = {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": REGION,
+            "RUST_LOG": "info",
+            "BRIDGE_TABLE_NAME": self.table_name,
+            "BRIDGE_SECRET_PREFIX": SECRET_PREFIX,
+            "BRIDGE_KMS_KEY_ID": self.kms_key_id,
+            "BRIDGE_OAUTH_CLIENT_ID": self.client_id,
+            "BRIDGE_OAUTH_CLIENT_SECRET_NAME": self.client_secret_name,
+            "BRIDGE_OAUTH_REDIRECT_URI": self.gateway_url + "/v1/oauth/callback",
+            "BRIDGE_ALLOWED_RETURN_URLS": f"{self.gateway_url}/_dev/return,https://app.example.test/",
+            "BRIDGE_ATLASSIAN_AUTH_URL": self.sim_url,
+            "BRIDGE_ATLASSIAN_API_URL": self.sim_url,
+            "BRIDGE_TENANT_CLAIM": TENANT_CLAIM,
+        }
+        env.update({k: str(v) for k, v in self.env_overrides.items()})
+        return env
+
+    def _start_gateway(self) -> None:
+        # The functions' env holds the gateway's own URL (OAuth redirect URI), so its port is
+        # chosen up front; if another process takes it in between, try another.
+        for attempt in range(3):
+            port = free_port()
+            self.gateway_url = f"http://127.0.0.1:{port}"
+            self.function_env = self._build_function_env()
+            config = {
+                "host": "127.0.0.1", "port": port, "routes_file": str(self.routes_file),
+                "functions": {name: {"command": [str(self.bin_dir / name)], "env": self.function_env,
+                                     "timeout_seconds": 30, "max_concurrency": 64}
+                              for name in self.functions},
+                "jwt": {"secret": self.jwt_secret, "issuer": JWT_ISSUER, "audience": JWT_AUDIENCE},
+                "logs_dir": str(self.logs_dir),
+                "region": REGION,
+            }
+            config_path = self.logs_dir / "gateway-config.json"
+            config_path.write_text(json.dumps(config, indent=2))
+            child = ChildProcess("gateway", [self._python(), "-m", "tests.gateway", "--config",
+                                             str(config_path)],
+                                 self.logs_dir / "gateway.log", env=self._child_env(),
+                                 cwd=self.repo_root)
+            child.start()
+            try:
+                child.wait_ready(timeout=30)
+            except RuntimeError:
+                child.stop()
+                if attempt < 2 and "Address already in use" in child.log_tail():
+                    continue
+                raise
+            self._children.append(child)
+            self._gateway = child
+            return
+
+    def recycle(self, function: str) -> None:
+        """Stop every instance of ``function``: its next invocation cold-starts."""
+        resp = requests.post(f"{self.gateway_url}/_gateway/functions/{function}/recycle", timeout=30)
+        resp.raise_for_status()
+
+    # ------------------------------------------------------------------ callers
+    def token(self, tenant: str, scopes, **extra_claims) -> str:
+        """An HS256 JWT the gateway's authorizer accepts, valid for one hour. ``scopes`` is a list or
+        a space-separated string; ``extra_claims`` override or add claims (None removes one)."""
+        now = int(time.time())
+        claims = {
+            "sub": f"user@{tenant}",
+            TENANT_CLAIM: tenant,
+            "scope": scopes if isinstance(scopes, str) else " ".join(scopes),
+            "iss": JWT_ISSUER,
+            "aud": JWT_AUDIENCE,
+            "iat": now,
+            "exp": now + 3600,
+        }
+        claims.update(extra_claims)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")

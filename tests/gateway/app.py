@@ -1,0 +1,218 @@
+"""The gateway's HTTP side: API Gateway routes, the JWT authorizer, EventBridge delivery, control
+endpoints (/_gateway/...) and dev pages (/_dev/...)."""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import uuid
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from multidict import CIMultiDict
+
+from .auth import JwtAuthorizer
+from .config import GatewayConfig
+from .events import (BadEventEntry, MalformedResponse, build_eventbridge_event, build_http_event,
+                     map_function_response)
+from .runtime import FunctionPool, InvocationResult
+
+log = logging.getLogger("gateway")
+
+MAX_REQUEST_BYTES = 10 * 1024 * 1024          # API Gateway's payload limit
+_DROP_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path, status, duration: never a query string (OAuth codes and states travel
+    there) nor a header."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s -> %s (%.1f ms)", request.method, request.path, response.status,
+                         time * 1000)
+
+
+def _message(status: int, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"message": message}, status=status, headers=headers)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+        self.authorizer = (JwtAuthorizer(config.jwt.secret, config.jwt.issuer, config.jwt.audience)
+                           if config.jwt else None)
+        self.pools: dict[str, FunctionPool] = {
+            name: FunctionPool(fn, config.logs_dir, fn.env.get("AWS_REGION") or config.region)
+            for name, fn in config.functions.items()}
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app.router.add_get("/_gateway/health", self.health)
+        app.router.add_get("/_gateway/functions", self.function_stats)
+        app.router.add_post("/_gateway/functions/{name}/recycle", self.recycle)
+        app.router.add_post("/_gateway/events", self.put_events)
+        app.router.add_get("/_dev/return", self.dev_return)
+        for path, page in self.config.static_routes.items():
+            app.router.add_get(path, self._static(page))
+        app.router.add_route("*", "/{tail:.*}", self.http_api)
+        return app
+
+    async def start(self) -> str:
+        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
+        for pool in self.pools.values():
+            await pool.start()
+        self._runner = web.AppRunner(self.make_app(), access_log=logging.getLogger("gateway.access"),
+                                     access_log_class=AccessLogger, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        host, port = site._server.sockets[0].getsockname()[:2]  # noqa: SLF001 - aiohttp has no public accessor
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(pool.close() for pool in self.pools.values()))
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def invoke(self, function: str, event: dict) -> InvocationResult:
+        """The reusable invocation core (HTTP routes, EventBridge rules, later SQS batches)."""
+        return await self.pools[function].invoke(json.dumps(event).encode("utf-8"))
+
+    # ------------------------------------------------------------------ API Gateway
+    async def http_api(self, request: web.Request) -> web.StreamResponse:
+        request_id = str(uuid.uuid4())
+        apigw = {"apigw-requestid": request_id}
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        matched = self.config.router.match(request.method, raw_path)
+        if matched is None:
+            return _message(404, "Not Found", apigw)
+        route, params = matched
+
+        authorizer_ctx = None
+        if route.auth == "jwt":
+            result = self.authorizer.authorize(request.headers.get("authorization"), route.scopes)
+            if result.forbidden:
+                return _message(403, "Forbidden", apigw)
+            if not result.ok:
+                log.info("401 %s %s: %s", request.method, raw_path, result.error or "no token")
+                return _message(401, "Unauthorized",
+                                {**apigw, "www-authenticate": result.www_authenticate()})
+            authorizer_ctx = result.context()
+
+        body = await request.read()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        event = build_http_event(
+            method=request.method, raw_path=raw_path, raw_query=raw_query,
+            headers=list(request.headers.items()),
+            body=body, route_key=route.route_key, path_params=params,
+            authorizer=authorizer_ctx, source_ip=peer[0] if peer else "127.0.0.1",
+            request_id=request_id)
+
+        invocation = asyncio.ensure_future(self.invoke(route.function, event))
+        try:
+            result = await asyncio.wait_for(asyncio.shield(invocation),
+                                            self.config.integration_timeout_seconds)
+        except asyncio.TimeoutError:
+            log.warning("%s: integration timeout after %ss", route.function,
+                        self.config.integration_timeout_seconds)
+            return _message(503, "Service Unavailable", apigw)
+
+        if result.status == "timeout":
+            return _message(503, "Service Unavailable", apigw)
+        if not result.ok:
+            # The error's message stays in the function's log; here only its type.
+            log.warning("%s %s -> %s failed (%s: %s)", request.method, raw_path, route.function,
+                        result.status, (result.error or {}).get("errorType", ""))
+            return _message(502, "Internal Server Error", apigw)
+        try:
+            mapped = map_function_response(result.payload)
+        except MalformedResponse as exc:
+            log.warning("%s: malformed response: %s", route.function, exc)
+            return _message(502, "Internal Server Error", apigw)
+
+        headers = CIMultiDict()
+        for name, value in mapped.headers:
+            if name.lower() not in _DROP_RESPONSE_HEADERS:
+                headers.add(name, value)
+        headers.update(apigw)
+        response = web.Response(status=mapped.status, body=mapped.body, headers=headers)
+        if "content-type" not in {k.lower() for k in headers}:
+            # Nothing declared, nothing sent (aiohttp still labels a non-empty body
+            # application/octet-stream).
+            response.headers.pop("Content-Type", None)
+        return response
+
+    # ------------------------------------------------------------------ EventBridge
+    async def put_events(self, request: web.Request) -> web.Response:
+        try:
+            doc = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _message(400, "body must be a JSON PutEvents entry")
+        entries = doc.get("Entries") if isinstance(doc, dict) and "Entries" in doc else [doc]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            return _message(400, "Entries must be a list of objects")
+        try:
+            events = [build_eventbridge_event(e, region=self.config.region) for e in entries]
+        except BadEventEntry as exc:
+            return _message(400, str(exc))
+
+        targets = [(rule.function, event) for event in events for rule in self.config.event_rules
+                   if rule.matches(event["source"], event["detail-type"])]
+        results = await asyncio.gather(*(self.invoke(fn, event) for fn, event in targets))
+        invocations = []
+        for (function, event), result in zip(targets, results):
+            item = {"function": function, "event_id": event["id"]}
+            if result.ok:
+                item["status"] = "ok"
+                try:
+                    item["response"] = json.loads(result.payload) if result.payload else None
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    item["response"] = result.payload.decode("utf-8", "replace")
+            else:
+                item["status"] = "error"
+                item["error"] = {**(result.error or {}), "kind": result.status}
+            invocations.append(item)
+        return web.json_response({"invocations": invocations})
+
+    # ------------------------------------------------------------------ control and dev pages
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def function_stats(self, request: web.Request) -> web.Response:
+        return web.json_response({name: pool.stats() for name, pool in self.pools.items()})
+
+    async def recycle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        pool = self.pools.get(name)
+        if pool is None:
+            return _message(404, f"no function named {name}")
+        stopped = await pool.stop_instances(drain=True)
+        log.info("%s: recycled (%d instances stopped)", name, stopped)
+        return web.json_response({"function": name, "stopped": stopped})
+
+    async def dev_return(self, request: web.Request) -> web.Response:
+        pairs = parse_qsl(request.query_string, keep_blank_values=True)
+        status = dict(pairs).get("status")
+        summary = (f"status={status}" if status is not None
+                   else ", ".join(f"{k}={v}" for k, v in pairs) or "(no query parameters)")
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>"
+                       for k, v in pairs)
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Atlassian Bridge</title></head>"
+            f"<body><h1>Atlassian Bridge: {html.escape(summary)}</h1>"
+            f"<table>{rows}</table>"
+            "<p>This is the local return page of the OAuth connect flow.</p></body></html>")
+        return web.Response(text=page, content_type="text/html")
+
+    @staticmethod
+    def _static(page: str):
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(text=page, content_type="text/html")
+        return handler
