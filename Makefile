@@ -1,0 +1,68 @@
+# Atlassian Bridge — every entry point a developer or CI uses.
+#   make dev      the whole system locally (moto + Atlassian simulator + local API gateway)
+#   make test     every test (installs what it needs)
+#   make package  one Lambda zip per function (arm64; ARCH=x86_64 for Intel)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PYTHON   ?= python3
+FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
+ARCH     ?= arm64
+DIST     := dist/$(ARCH)
+
+.PHONY: help dev test test-rust test-python build package openapi lint fmt clean
+
+help:
+	@echo "make dev      start moto, the Atlassian simulator and the local gateway; prints a walk-through"
+	@echo "make test     run every test (Rust unit tests, simulator, gateway and integration tests)"
+	@echo "make package  build one Lambda zip per function into $(DIST)/ (ARCH=arm64|x86_64)"
+	@echo "make openapi  regenerate shared/openapi.json from the Rust types"
+	@echo "make lint     rustfmt and clippy"
+
+# The Python venv holds the local stack: moto, the simulator's and gateway's deps, pytest.
+$(VENV)/.stamp-test: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r tests/requirements.txt
+	touch $@
+
+$(VENV)/.stamp-package: functions/requirements.txt $(VENV)/.stamp-test
+	$(PY) -m pip install -q -r functions/requirements.txt
+	touch $@
+
+build:
+	cargo build --workspace --bins
+
+dev: $(VENV)/.stamp-test build
+	$(PY) -m tests.dev
+
+test: test-rust test-python
+
+test-rust:
+	cargo test --workspace
+
+test-python: $(VENV)/.stamp-test build
+	$(PY) -m pytest -q tests
+
+package: $(VENV)/.stamp-package
+	@mkdir -p $(DIST)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) --output-format zip --lambda-dir target/lambda-$(ARCH)
+	@for f in $(FUNCTIONS); do cp target/lambda-$(ARCH)/$$f/bootstrap.zip $(DIST)/$$f.zip; done
+	@ls -l $(DIST)/*.zip | awk '{printf "%-40s %8.1f KiB\n", $$9, $$5/1024}'
+
+openapi:
+	BLESS=1 cargo test -p bridge-shared --lib api::openapi
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+clean:
+	cargo clean
+	rm -rf $(VENV) dist

@@ -1,0 +1,154 @@
+"""The integration suite: the real function binaries behind the local gateway, against moto and
+the Atlassian simulator. One stack per session; each test uses its own tenant ids and resets the
+simulator, so tests don't depend on each other."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from tests.devstack import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+RETURN_URL = "https://app.example.test/integrations/atlassian"
+ALL_SCOPES = "bridge:admin bridge:read bridge:publish"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("logs")
+    s = Stack(REPO, logs, REPO / "target" / "debug")
+    s.start()
+    yield s
+    s.stop()
+
+
+class Bridge:
+    """What a test needs: the API, the simulator's control API, and the connect flow."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.gw = stack.gateway_url
+        self.http = requests.Session()
+        self.secrets_seen: list[str] = []
+
+    def tenant(self) -> str:
+        return "t-" + uuid.uuid4().hex[:12]
+
+    def token(self, tenant: str, scopes: str = ALL_SCOPES) -> str:
+        return self.stack.token(tenant, scopes)
+
+    def call(self, method: str, path: str, tenant: str | None = None, *, token: str | None = None,
+             json_body=None, scopes: str = ALL_SCOPES, **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if token is None and tenant is not None:
+            token = self.token(tenant, scopes)
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.gw + path, json=json_body, headers=headers,
+                                 allow_redirects=False, timeout=60, **kw)
+
+    def sim(self, method: str, path: str, body=None) -> requests.Response:
+        r = self.stack.sim(method, path, body)
+        assert r.status_code < 300, (path, r.status_code, r.text)
+        return r
+
+    def start(self, tenant: str, product: str, return_url: str = RETURN_URL) -> str:
+        r = self.call("POST", f"/v1/tenants/{tenant}/connections/{product}/oauth/start", tenant,
+                      json_body={"return_url": return_url})
+        assert r.status_code == 200, r.text
+        url = r.json()["authorize_url"]
+        self.secrets_seen.append(query(url)["state"])
+        return url
+
+    def authorize(self, authorize_url: str) -> str:
+        """The browser at Atlassian: consent (the simulator auto-consents) → our callback URL."""
+        r = self.http.get(authorize_url, allow_redirects=False, timeout=30)
+        assert r.status_code == 302, r.text
+        callback = r.headers["location"]
+        assert callback.startswith(self.gw + "/v1/oauth/callback"), callback
+        code = query(callback).get("code")
+        if code:
+            self.secrets_seen.append(code)
+        return callback
+
+    def callback(self, callback_url: str) -> requests.Response:
+        return self.http.get(callback_url, allow_redirects=False, timeout=60)
+
+    def connect(self, tenant: str, product: str) -> dict[str, str]:
+        """The whole flow; returns the query the admin's browser lands on."""
+        r = self.callback(self.authorize(self.start(tenant, product)))
+        assert r.status_code == 302, r.text
+        location = r.headers["location"]
+        assert location.startswith(RETURN_URL), location
+        return query(location)
+
+    def connection(self, tenant: str, product: str) -> requests.Response:
+        return self.call("GET", f"/v1/tenants/{tenant}/connections/{product}", tenant)
+
+    def token_calls(self, grant_type: str | None = None) -> int:
+        calls = self.sim("GET", "/_sim/calls").json()["calls"]
+        return sum(1 for c in calls if c["route"] == "POST /oauth/token"
+                   and (grant_type is None or c.get("grant_type") == grant_type))
+
+    def app_secret(self) -> dict:
+        sm = self.stack.aws("secretsmanager")
+        return json.loads(sm.get_secret_value(SecretId=self.stack.client_secret_name)["SecretString"])
+
+    def sign_state(self, claims: dict) -> str:
+        """A state signed with the deployment's real key, to build expired and cross-tenant states."""
+        key = base64.b64decode(self.app_secret()["state_signing_key"])
+        payload = b64url(json.dumps(claims).encode())
+        sig = hmac.new(key, payload.encode(), hashlib.sha256).digest()
+        return f"{payload}.{b64url(sig)}"
+
+    def secret_names(self, tenant: str) -> list[str]:
+        sm = self.stack.aws("secretsmanager")
+        names = []
+        for page in sm.get_paginator("list_secrets").paginate():
+            names += [s["Name"] for s in page["SecretList"] if f"/tenants/{tenant}/" in s["Name"]]
+        return names
+
+    def items(self, tenant: str) -> list[dict]:
+        ddb = self.stack.aws("dynamodb")
+        out = ddb.query(TableName=self.stack.table_name, KeyConditionExpression="pk = :pk",
+                        ExpressionAttributeValues={":pk": {"S": f"TENANT#{tenant}"}}, ConsistentRead=True)
+        return out["Items"]
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+@pytest.fixture
+def bridge(stack):
+    """A reset simulator with our OAuth client registered; afterwards, every secret the test saw
+    or the simulator issued must be absent from every captured log line."""
+    b = Bridge(stack)
+    stack.sim("POST", "/_sim/reset")
+    stack.register_client()
+    yield b
+    issued = stack.sim("GET", "/_sim/oauth/issued").json()
+    secrets = [s for group in issued.values() for s in group] + b.secrets_seen
+    assert_not_logged(stack, secrets)
+
+
+def assert_not_logged(stack: Stack, secrets: list[str]) -> None:
+    secrets = [s for s in set(secrets) if s and len(s) >= 8]
+    for path in Path(stack.logs_dir).glob("*.log"):
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a secret value appears in {path.name}"
