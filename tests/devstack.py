@@ -234,6 +234,8 @@ class Stack:
             "BRIDGE_ATLASSIAN_AUTH_URL": self.sim_url,
             "BRIDGE_ATLASSIAN_API_URL": self.sim_url,
             "BRIDGE_TENANT_CLAIM": TENANT_CLAIM,
+            # Test-only: the simulator listens on 127.0.0.1, which the egress guard refuses by default.
+            "BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS": "true",
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
         return env

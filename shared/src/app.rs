@@ -13,10 +13,11 @@ use serde::Deserialize;
 use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
 use crate::http::HttpResponse;
+use crate::access::Connector;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
-use crate::store::{ConnectionStore, CredentialStore, OAuthStateStore, StoreError};
+use crate::store::{ConnectionStore, CredentialStore, OAuthStateStore, SettingsStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -46,7 +47,8 @@ pub struct App {
     pub connections: Arc<dyn ConnectionStore>,
     pub states: Arc<dyn OAuthStateStore>,
     pub credentials: Arc<dyn CredentialStore>,
-    pub tokens: TokenProvider,
+    pub settings: Arc<dyn SettingsStore>,
+    pub connector: Connector,
 }
 
 impl App {
@@ -55,21 +57,13 @@ impl App {
         // AWS_ENDPOINT_URL (moto locally) is honoured by the SDK itself: same code path as in AWS.
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamo = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
-        let credentials: Arc<dyn CredentialStore> = Arc::new(SecretsManagerStore::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
-            &config.kms_key_id,
-        ));
-        let transport = Transport::new(&config.http).map_err(|e| InitError::Http(e.to_string()))?;
+        let credentials: Arc<dyn CredentialStore> =
+            Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws), &config.kms_key_id));
+        let transport = Transport::new(&config.http, &config.egress).map_err(|e| InitError::Http(e.to_string()))?;
 
         let name = config.oauth.client_secret_name.clone();
-        let unusable = |reason: &str| InitError::ClientSecret {
-            name: name.clone(),
-            reason: reason.to_owned(),
-        };
-        let stored = credentials
-            .get(&name)
-            .await?
-            .ok_or_else(|| unusable("it does not exist"))?;
+        let unusable = |reason: &str| InitError::ClientSecret { name: name.clone(), reason: reason.to_owned() };
+        let stored = credentials.get(&name).await?.ok_or_else(|| unusable("it does not exist"))?;
         let app_secret: AppSecret = serde_json::from_str(stored.value.expose_secret())
             .map_err(|_| unusable("expected JSON with client_secret and state_signing_key"))?;
         let state_key = base64::engine::general_purpose::STANDARD
@@ -84,21 +78,24 @@ impl App {
                 .map_err(|e| InitError::Http(e.to_string()))?,
         );
         let dynamo = Arc::new(dynamo);
-        let tokens = TokenProvider::new(
+        let tokens =
+            TokenProvider::new(dynamo.clone(), credentials.clone(), dynamo.clone(), oauth.clone(), config.oauth.refresh_leeway);
+        let connector = Connector::new(
+            transport.clone(),
+            config.oauth.api_base_url.clone(),
             dynamo.clone(),
             credentials.clone(),
-            dynamo.clone(),
-            oauth.clone(),
-            config.oauth.refresh_leeway,
+            tokens,
         );
         Ok(Self {
             state_signer: StateSigner::new(state_key),
             transport,
             oauth,
             connections: dynamo.clone(),
-            states: dynamo,
+            states: dynamo.clone(),
+            settings: dynamo,
             credentials,
-            tokens,
+            connector,
             config,
         })
     }

@@ -44,9 +44,7 @@ pub fn authorize(
     needed: BridgeScope,
 ) -> Result<Caller, ApiError> {
     let jwt = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => {
-            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref())
-        }
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
         _ => None,
     }
     .ok_or_else(ApiError::unauthorized)?;
@@ -54,28 +52,17 @@ pub fn authorize(
     let tenant = TenantId::parse(path_tenant)?;
     let claimed = jwt.claims.get(tenant_claim).map(String::as_str);
     if claimed != Some(tenant.as_str()) {
-        return Err(ApiError::forbidden(format!(
-            "the token is not valid for tenant {tenant}"
-        )));
+        return Err(ApiError::forbidden(format!("the token is not valid for tenant {tenant}")));
     }
 
     // API Gateway fills `scopes` only for routes with authorization scopes; the `scope` claim
     // (space-separated, RFC 8693) is always there, so both are read.
     let has_scope = jwt.scopes.iter().flatten().any(|s| s == needed.as_str())
-        || jwt
-            .claims
-            .get("scope")
-            .is_some_and(|s| s.split_whitespace().any(|s| s == needed.as_str()));
+        || jwt.claims.get("scope").is_some_and(|s| s.split_whitespace().any(|s| s == needed.as_str()));
     if !has_scope {
-        return Err(ApiError::forbidden(format!(
-            "the token lacks the {} scope",
-            needed.as_str()
-        )));
+        return Err(ApiError::forbidden(format!("the token lacks the {} scope", needed.as_str())));
     }
-    Ok(Caller {
-        tenant,
-        subject: jwt.claims.get("sub").cloned(),
-    })
+    Ok(Caller { tenant, subject: jwt.claims.get("sub").cloned() })
 }
 
 #[cfg(test)]
@@ -96,9 +83,7 @@ mod tests {
     }
 
     fn with_claims(claims: &str) -> Request {
-        request(&format!(
-            r#","authorizer":{{"jwt":{{"claims":{claims},"scopes":null}}}}"#
-        ))
+        request(&format!(r#","authorizer":{{"jwt":{{"claims":{claims},"scopes":null}}}}"#))
     }
 
     #[test]
@@ -109,8 +94,7 @@ mod tests {
 
     #[test]
     fn matching_tenant_and_scope_is_allowed() {
-        let req =
-            with_claims(r#"{"tenant_id":"acme","scope":"bridge:read bridge:admin","sub":"svc"}"#);
+        let req = with_claims(r#"{"tenant_id":"acme","scope":"bridge:read bridge:admin","sub":"svc"}"#);
         let caller = authorize(&req, "tenant_id", "acme", BridgeScope::Admin).unwrap();
         assert_eq!(caller.tenant.as_str(), "acme");
         assert_eq!(caller.subject.as_deref(), Some("svc"));
@@ -133,9 +117,7 @@ mod tests {
 
     #[test]
     fn scopes_from_the_authorizer_list_count() {
-        let req = request(
-            r#","authorizer":{"jwt":{"claims":{"tenant_id":"acme"},"scopes":["bridge:publish"]}}"#,
-        );
+        let req = request(r#","authorizer":{"jwt":{"claims":{"tenant_id":"acme"},"scopes":["bridge:publish"]}}"#);
         assert!(authorize(&req, "tenant_id", "acme", BridgeScope::Publish).is_ok());
     }
 }

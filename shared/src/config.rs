@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::atlassian::EgressPolicy;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
@@ -28,6 +30,7 @@ pub struct Config {
     /// JWT claim that carries the caller's tenant id.
     pub tenant_claim: String,
     pub http: HttpConfig,
+    pub egress: EgressPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -103,28 +106,22 @@ impl Config {
                 client_id: env.required("BRIDGE_OAUTH_CLIENT_ID")?,
                 client_secret_name: env.required("BRIDGE_OAUTH_CLIENT_SECRET_NAME")?,
                 redirect_uri: env.url("BRIDGE_OAUTH_REDIRECT_URI", None)?,
-                auth_base_url: env.url(
-                    "BRIDGE_ATLASSIAN_AUTH_URL",
-                    Some("https://auth.atlassian.com"),
-                )?,
-                api_base_url: env.url(
-                    "BRIDGE_ATLASSIAN_API_URL",
-                    Some("https://api.atlassian.com"),
-                )?,
+                auth_base_url: env.url("BRIDGE_ATLASSIAN_AUTH_URL", Some("https://auth.atlassian.com"))?,
+                api_base_url: env.url("BRIDGE_ATLASSIAN_API_URL", Some("https://api.atlassian.com"))?,
                 allowed_return_urls,
                 state_ttl,
                 refresh_leeway: env.seconds("BRIDGE_TOKEN_REFRESH_LEEWAY_SECONDS", 300)?,
             },
-            tenant_claim: env
-                .optional("BRIDGE_TENANT_CLAIM")
-                .unwrap_or_else(|| "tenant_id".into()),
+            tenant_claim: env.optional("BRIDGE_TENANT_CLAIM").unwrap_or_else(|| "tenant_id".into()),
             http: HttpConfig {
                 timeout: Duration::from_millis(env.number("BRIDGE_HTTP_TIMEOUT_MS", 10_000)?),
-                connect_timeout: Duration::from_millis(
-                    env.number("BRIDGE_HTTP_CONNECT_TIMEOUT_MS", 3_000)?,
-                ),
+                connect_timeout: Duration::from_millis(env.number("BRIDGE_HTTP_CONNECT_TIMEOUT_MS", 3_000)?),
                 max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
                 max_retry_wait: env.seconds("BRIDGE_HTTP_MAX_RETRY_WAIT_SECONDS", 20)?,
+            },
+            egress: EgressPolicy {
+                allow_http: env.flag("BRIDGE_EGRESS_ALLOW_HTTP")?,
+                allow_loopback: env.flag("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS")?,
             },
         })
     }
@@ -134,9 +131,7 @@ struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn optional(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
     fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -146,10 +141,19 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn number(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
         match self.optional(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ConfigError::Malformed {
-                name,
-                reason: format!("expected a whole number, got {v:?}"),
-            }),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::Malformed { name, reason: format!("expected a whole number, got {v:?}") }),
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.optional(name).as_deref() {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => {
+                Err(ConfigError::Malformed { name, reason: format!("expected true or false, got {other:?}") })
+            }
         }
     }
 
@@ -167,15 +171,10 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 }
 
 fn parse_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|e| ConfigError::Malformed {
-        name,
-        reason: format!("{value:?} is not an absolute URL ({e})"),
-    })?;
+    let url = Url::parse(value)
+        .map_err(|e| ConfigError::Malformed { name, reason: format!("{value:?} is not an absolute URL ({e})") })?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(ConfigError::Malformed {
-            name,
-            reason: format!("{value:?} must be an http(s) URL"),
-        });
+        return Err(ConfigError::Malformed { name, reason: format!("{value:?} must be an http(s) URL") });
     }
     Ok(url)
 }
@@ -192,18 +191,9 @@ mod tests {
             ("BRIDGE_SECRET_PREFIX", "atlassian-bridge/"),
             ("BRIDGE_KMS_KEY_ID", "key"),
             ("BRIDGE_OAUTH_CLIENT_ID", "cid"),
-            (
-                "BRIDGE_OAUTH_CLIENT_SECRET_NAME",
-                "atlassian-bridge/app/oauth-client",
-            ),
-            (
-                "BRIDGE_OAUTH_REDIRECT_URI",
-                "https://api.example.com/v1/oauth/callback",
-            ),
-            (
-                "BRIDGE_ALLOWED_RETURN_URLS",
-                "https://app.example.com/integrations, https://eu.example.com/",
-            ),
+            ("BRIDGE_OAUTH_CLIENT_SECRET_NAME", "atlassian-bridge/app/oauth-client"),
+            ("BRIDGE_OAUTH_REDIRECT_URI", "https://api.example.com/v1/oauth/callback"),
+            ("BRIDGE_ALLOWED_RETURN_URLS", "https://app.example.com/integrations, https://eu.example.com/"),
         ])
     }
 
@@ -214,28 +204,22 @@ mod tests {
     #[test]
     fn defaults_apply_when_optional_values_are_absent() {
         let config = load(&base()).unwrap();
-        assert_eq!(
-            config.oauth.auth_base_url.as_str(),
-            "https://auth.atlassian.com/"
-        );
-        assert_eq!(
-            config.oauth.api_base_url.as_str(),
-            "https://api.atlassian.com/"
-        );
+        assert_eq!(config.oauth.auth_base_url.as_str(), "https://auth.atlassian.com/");
+        assert_eq!(config.oauth.api_base_url.as_str(), "https://api.atlassian.com/");
         assert_eq!(config.oauth.allowed_return_urls.len(), 2);
         assert_eq!(config.oauth.state_ttl, Duration::from_secs(600));
         assert_eq!(config.tenant_claim, "tenant_id");
         assert_eq!(config.http.max_attempts, 4);
+        // The egress guard is strict unless the operator (http) or a test stack (loopback) says so.
+        assert_eq!(config.egress, EgressPolicy::default());
+        assert!(!config.egress.allow_loopback && !config.egress.allow_http);
     }
 
     #[test]
     fn a_missing_value_is_named() {
         let mut vars = base();
         vars.remove("BRIDGE_TABLE_NAME");
-        assert_eq!(
-            load(&vars).unwrap_err(),
-            ConfigError::Missing("BRIDGE_TABLE_NAME")
-        );
+        assert_eq!(load(&vars).unwrap_err(), ConfigError::Missing("BRIDGE_TABLE_NAME"));
     }
 
     #[test]
@@ -247,6 +231,7 @@ mod tests {
             ("BRIDGE_OAUTH_STATE_TTL_SECONDS", "0"),
             ("BRIDGE_HTTP_TIMEOUT_MS", "ten"),
             ("BRIDGE_HTTP_MAX_ATTEMPTS", "0"),
+            ("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS", "yes"),
         ] {
             let mut vars = base();
             vars.insert(name, value);

@@ -18,14 +18,8 @@ pub struct InvalidTenantId;
 impl TenantId {
     pub fn parse(value: &str) -> Result<Self, InvalidTenantId> {
         let ok = (1..=64).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(InvalidTenantId)
-        }
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok { Ok(Self(value.to_owned())) } else { Err(InvalidTenantId) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -86,12 +80,9 @@ impl Product {
     pub fn oauth_scopes(self) -> &'static [&'static str] {
         match self {
             Product::Jira => &["read:jira-work", "write:jira-work", "read:jira-user"],
-            Product::Confluence => &[
-                "read:space:confluence",
-                "read:page:confluence",
-                "write:page:confluence",
-                "write:confluence-file",
-            ],
+            Product::Confluence => {
+                &["read:space:confluence", "read:page:confluence", "write:page:confluence", "write:confluence-file"]
+            }
         }
     }
 }
@@ -139,11 +130,8 @@ impl ConsentTarget {
 
     /// Every scope to request: the products' scopes plus `offline_access` for a refresh token.
     pub fn scopes(self) -> Vec<&'static str> {
-        let mut scopes: Vec<&'static str> = self
-            .products()
-            .iter()
-            .flat_map(|p| p.oauth_scopes().iter().copied())
-            .collect();
+        let mut scopes: Vec<&'static str> =
+            self.products().iter().flat_map(|p| p.oauth_scopes().iter().copied()).collect();
         scopes.push("offline_access");
         scopes
     }
@@ -167,6 +155,14 @@ pub enum Deployment {
 pub enum AuthType {
     /// OAuth 2.0 (3LO) with rotating refresh tokens.
     Oauth2,
+    /// Cloud: email + API token (Basic).
+    ApiToken,
+    /// Server/DC: username + password (Basic).
+    Basic,
+    /// Server/DC: Personal Access Token (Bearer).
+    Pat,
+    /// Server/DC: a token from the customer's OAuth 2.0 / OIDC provider (Bearer).
+    OidcClientCredentials,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -177,6 +173,8 @@ pub enum ConnectionStatus {
     SiteSelectionRequired,
     /// The refresh token was refused (`invalid_grant`): only a new consent helps.
     ReconnectRequired,
+    /// The product answered 401/403 to the stored credentials at the last verification.
+    InvalidCredentials,
 }
 
 /// An Atlassian Cloud site (a `cloudId`) a grant can reach.
@@ -195,8 +193,12 @@ pub struct Connection {
     pub deployment: Deployment,
     pub auth_type: AuthType,
     pub status: ConnectionStatus,
-    /// The chosen site; `None` while a site selection is pending.
+    /// The chosen site; `None` while a site selection is pending (OAuth only).
     pub site: Option<Site>,
+    /// The product's base URL for token and Server/DC connections (context path kept).
+    pub base_url: Option<String>,
+    /// Who the credentials act as, as the product named them at verification.
+    pub acting_as: Option<String>,
     /// Sites the grant reaches that carry the needed scopes (the choices for a site selection).
     pub candidate_sites: Vec<Site>,
     pub scopes: Vec<String>,

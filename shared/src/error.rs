@@ -33,12 +33,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+        Self { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -46,11 +41,7 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -70,32 +61,16 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>, retry_after: Option<u64>) -> Self {
-        Self {
-            retry_after,
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_unavailable",
-                message,
-            )
-        }
+        Self { retry_after, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", message) }
     }
 
     /// For failures the caller cannot fix; the detail goes to the log, not the response.
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the function's logs",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the function's logs")
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message.clone(),
-            },
-        }
+        ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message.clone() } }
     }
 }
 

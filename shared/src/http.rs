@@ -27,18 +27,11 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
     req.path_parameters_ref()
         .and_then(|p| p.first(name))
         .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_request",
-                format!("path parameter {name} is missing"),
-            )
-        })
+        .ok_or_else(|| ApiError::bad_request("invalid_request", format!("path parameter {name} is missing")))
 }
 
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
-    req.query_string_parameters_ref()
-        .and_then(|q| q.first(name))
-        .map(str::to_owned)
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
 }
 
 /// Parses a JSON body, refusing unknown fields (the types say `deny_unknown_fields`) with a
@@ -46,13 +39,9 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "a JSON request body is required",
-        ));
+        return Err(ApiError::bad_request("invalid_request", "a JSON request body is required"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("request body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("invalid_request", format!("request body: {e}")))
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
@@ -70,10 +59,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
 }
 
 pub fn no_content() -> HttpResponse {
-    Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(Body::Empty)
-        .unwrap_or_else(|_| fallback())
+    Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).unwrap_or_else(|_| fallback())
 }
 
 pub fn redirect(location: &str) -> HttpResponse {

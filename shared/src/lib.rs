@@ -5,16 +5,20 @@
 //! HTTP adapters behind them, so unit tests run against in-memory fakes and integration tests
 //! against the real wire protocols (moto, the Atlassian simulator).
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod atlassian;
 pub mod caller;
 pub mod config;
+pub mod credentials;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod oauth;
+pub mod settings;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
 
 pub use secrecy::{ExposeSecret, SecretString};

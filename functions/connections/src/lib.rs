@@ -1,31 +1,36 @@
-//! `connections`: a tenant's connection status, site selection, verification and disconnect.
+//! `connections`: register Server/DC and API-token connections, and for every connection its
+//! status, site selection, verification and disconnect; tenant settings.
 
 use std::sync::Arc;
 
-use bridge::api::{ConnectionView, SelectSiteRequest, SiteSelectionResponse, VerifyResponse};
+use bridge::access::AccessError;
+use bridge::api::{ConnectionRequest, ConnectionView, SelectSiteRequest, SiteSelectionResponse, VerifyResponse};
 use bridge::app::App;
-use bridge::atlassian::{AtlassianError, Credentials};
+use bridge::atlassian::{AtlassianError, EgressError, Session};
 use bridge::caller::{BridgeScope, Caller, authorize};
-use bridge::domain::{ConnectionStatus, ConsentTarget, Product};
+use bridge::credentials::ConnectionAuth;
+use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Product};
+use bridge::settings::{ConfluenceSettings, JiraSettings};
+use bridge::store::Verification;
 use bridge::error::ApiError;
 use bridge::http::{self, HttpResponse};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use time::OffsetDateTime;
 use tracing::Instrument;
+use url::Url;
 
 pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
     let span = tracing::info_span!("request", tenant = tracing::field::Empty);
     async {
         let result = match http::route_key(&req) {
             Some("GET /v1/tenants/{tenant}/connections/{product}") => get(&app, &req).await,
+            Some("PUT /v1/tenants/{tenant}/connections/{product}") => register(&app, &req).await,
             Some("DELETE /v1/tenants/{tenant}/connections/{product}") => delete(&app, &req).await,
-            Some("PUT /v1/tenants/{tenant}/connections/{product}/site") => {
-                select_site(&app, &req).await
-            }
-            Some("POST /v1/tenants/{tenant}/connections/{product}/verify") => {
-                verify(&app, &req).await
-            }
+            Some("GET /v1/tenants/{tenant}/settings/{product}") => get_settings(&app, &req).await,
+            Some("PUT /v1/tenants/{tenant}/settings/{product}") => put_settings(&app, &req).await,
+            Some("PUT /v1/tenants/{tenant}/connections/{product}/site") => select_site(&app, &req).await,
+            Some("POST /v1/tenants/{tenant}/connections/{product}/verify") => verify(&app, &req).await,
             _ => Err(http::unknown_route()),
         };
         http::respond(result)
@@ -41,30 +46,19 @@ fn caller(app: &App, req: &Request, scope: BridgeScope) -> Result<Caller, ApiErr
 }
 
 fn product(req: &Request) -> Result<Product, ApiError> {
-    Product::parse(&http::path_param(req, "product")?).ok_or_else(|| {
-        ApiError::bad_request("invalid_product", "product must be jira or confluence")
-    })
+    Product::parse(&http::path_param(req, "product")?)
+        .ok_or_else(|| ApiError::bad_request("invalid_product", "product must be jira or confluence"))
 }
 
 fn not_connected(product: Product) -> ApiError {
-    ApiError::not_found(
-        "not_connected",
-        format!("this tenant has no {product} connection"),
-    )
+    ApiError::not_found("not_connected", format!("this tenant has no {product} connection"))
 }
 
 async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = caller(app, req, BridgeScope::Read)?;
     let product = product(req)?;
-    let connection = app
-        .connections
-        .get(&caller.tenant, product)
-        .await?
-        .ok_or_else(|| not_connected(product))?;
-    Ok(http::json(
-        StatusCode::OK,
-        &ConnectionView::from(&connection),
-    ))
+    let connection = app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+    Ok(http::json(StatusCode::OK, &ConnectionView::from(&connection)))
 }
 
 async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
@@ -76,9 +70,7 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     };
     // The secret first (when no other connection shares it): a retried DELETE still finds the
     // record and finishes the job, and no record is left pointing at a deleted secret for long.
-    let shared = all
-        .iter()
-        .any(|c| c.product != product && c.secret_name == connection.secret_name);
+    let shared = all.iter().any(|c| c.product != product && c.secret_name == connection.secret_name);
     if !shared {
         app.credentials.delete(&connection.secret_name).await?;
     }
@@ -89,20 +81,13 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 
 async fn select_site(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = caller(app, req, BridgeScope::Admin)?;
-    let target = ConsentTarget::parse(&http::path_param(req, "product")?).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_product",
-            "product must be jira, confluence, or atlassian",
-        )
-    })?;
+    let target = ConsentTarget::parse(&http::path_param(req, "product")?)
+        .ok_or_else(|| ApiError::bad_request("invalid_product", "product must be jira, confluence, or atlassian"))?;
     let body: SelectSiteRequest = http::json_body(req)?;
     let mut updated = Vec::new();
     for &product in target.products() {
-        let mut connection = app
-            .connections
-            .get(&caller.tenant, product)
-            .await?
-            .ok_or_else(|| not_connected(product))?;
+        let mut connection =
+            app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
         if target == ConsentTarget::Atlassian && connection.grant_id != target.grant_id() {
             return Err(ApiError::conflict(
                 "not_one_consent",
@@ -117,16 +102,9 @@ async fn select_site(app: &App, req: &Request) -> Result<HttpResponse, ApiError>
                 format!("the {product} connection must be re-authorized first"),
             ));
         }
-        let site = connection
-            .candidate_sites
-            .iter()
-            .find(|s| s.cloud_id == body.cloud_id)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "unknown_site",
-                    "cloud_id is not one of the connection's candidate sites",
-                )
+        let site =
+            connection.candidate_sites.iter().find(|s| s.cloud_id == body.cloud_id).cloned().ok_or_else(|| {
+                ApiError::bad_request("unknown_site", "cloud_id is not one of the connection's candidate sites")
             })?;
         connection.site = Some(site);
         connection.status = ConnectionStatus::Connected;
@@ -137,74 +115,181 @@ async fn select_site(app: &App, req: &Request) -> Result<HttpResponse, ApiError>
     tracing::info!(target = target.as_str(), "site selected");
     Ok(http::json(
         StatusCode::OK,
-        &SiteSelectionResponse {
-            connections: updated.iter().map(ConnectionView::from).collect(),
-        },
+        &SiteSelectionResponse { connections: updated.iter().map(ConnectionView::from).collect() },
     ))
 }
 
 async fn verify(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = caller(app, req, BridgeScope::Admin)?;
     let product = product(req)?;
-    let access = app.tokens.cloud_access(&caller.tenant, product).await?;
-    let base = app.config.oauth.api_base_url.clone();
-    let credentials = Credentials::Bearer(access.access_token);
-    // The cheapest call the granted scopes allow: Jira's current user, or one Confluence space.
-    let url = match product {
-        Product::Jira => base.join(&format!("ex/jira/{}/rest/api/3/myself", access.cloud_id)),
-        Product::Confluence => base.join(&format!(
-            "ex/confluence/{}/wiki/api/v2/spaces?limit=1",
-            access.cloud_id
-        )),
+    let connection = app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+    let session = app.connector.session_for(&connection).await?;
+    let outcome = bridge::verify::whoami(&session, connection.auth_type).await;
+    let status = match &outcome {
+        Ok(_) => ConnectionStatus::Connected,
+        Err(AtlassianError::Api { status: 401 | 403, .. }) if connection.auth_type == AuthType::Oauth2 => {
+            // A fresh token refused means the grant was revoked or lost its scopes.
+            ConnectionStatus::ReconnectRequired
+        }
+        Err(AtlassianError::Api { status: 401 | 403, .. }) => ConnectionStatus::InvalidCredentials,
+        Err(_) => connection.status,
+    };
+    let verification = Verification {
+        at: OffsetDateTime::now_utc(),
+        status,
+        acting_as: outcome.as_ref().ok().cloned().flatten(),
+        secret_name: connection.secret_name.clone(),
+    };
+    if outcome.is_ok() || status != connection.status {
+        app.connections.record_verified(&caller.tenant, product, &verification).await?;
+    }
+    match outcome {
+        Ok(acting_as) => {
+            let connection = app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+            Ok(http::json(StatusCode::OK, &VerifyResponse { connection: ConnectionView::from(&connection), acting_as }))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "verification failed");
+            Err(match status {
+                ConnectionStatus::ReconnectRequired => ApiError::conflict(
+                    "reconnect_required",
+                    format!("Atlassian refused the {product} grant; connect again"),
+                ),
+                ConnectionStatus::InvalidCredentials => ApiError::conflict(
+                    "invalid_credentials",
+                    format!("{product} refused the stored credentials; register new ones"),
+                ),
+                _ => e.into(),
+            })
+        }
+    }
+}
+
+/// Registers (or replaces) a Server/DC or API-token connection. The credentials are verified
+/// against the product first; only then are they stored, under a new secret, and the record
+/// switched to it, so a failed replacement leaves the working connection untouched.
+async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
+    let caller = caller(app, req, BridgeScope::Admin)?;
+    let product = product(req)?;
+    let body: ConnectionRequest = http::json_body(req)?;
+    if !body.auth.fits(body.deployment) {
+        return Err(ApiError::bad_request(
+            "auth_does_not_fit_deployment",
+            "cloud takes auth type api_token (or the OAuth flow); server and datacenter take basic, pat or oidc_client_credentials",
+        ));
+    }
+    if let Some(field) = body.auth.empty_field() {
+        return Err(ApiError::bad_request("invalid_request", format!("{field} must not be empty")));
+    }
+    let base_url = base_url(app, &body.base_url)?;
+    if let ConnectionAuth::OidcClientCredentials { token_url, .. } = &body.auth {
+        app.config.egress.parse(token_url).map_err(|e| ApiError::bad_request("egress_refused", format!("auth.token_url: {e}")))?;
+    }
+
+    let session = app
+        .connector
+        .session_with(body.deployment, product, base_url.clone(), &body.auth, None)
+        .await
+        .map_err(|e| match e {
+            AccessError::Upstream(e) => bridge::verify::failure(product, e),
+            other => other.into(),
+        })?;
+    let acting_as =
+        bridge::verify::whoami(&session, body.auth.auth_type()).await.map_err(|e| bridge::verify::failure(product, e))?;
+
+    let now = OffsetDateTime::now_utc();
+    let previous = app.connections.get(&caller.tenant, product).await?;
+    let grant_id = format!("conn-{product}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let connection = Connection {
+        tenant: caller.tenant.clone(),
+        product,
+        deployment: body.deployment,
+        auth_type: body.auth.auth_type(),
+        status: ConnectionStatus::Connected,
+        site: None,
+        base_url: Some(base_url.to_string().trim_end_matches('/').to_owned()),
+        acting_as: acting_as.clone(),
+        candidate_sites: Vec::new(),
+        scopes: Vec::new(),
+        secret_name: app.secret_name(&caller.tenant, &grant_id),
+        grant_id,
+        created_at: previous.as_ref().map_or(now, |p| p.created_at),
+        updated_at: now,
+        last_verified_at: Some(now),
+    };
+    app.credentials.put(&connection.secret_name, &body.auth.to_secret()).await?;
+    if let Err(e) = app.connections.put_all(std::slice::from_ref(&connection)).await {
+        // The old record still points at the old secret: undo the new one and keep the old.
+        if let Err(cleanup) = app.credentials.delete(&connection.secret_name).await {
+            tracing::warn!(error = %cleanup, "could not remove the unused new secret");
+        }
+        return Err(e.into());
+    }
+    if let Some(previous) = previous {
+        let others = app.connections.list(&caller.tenant).await?;
+        if others.iter().all(|c| c.secret_name != previous.secret_name) {
+            if let Err(e) = app.credentials.delete(&previous.secret_name).await {
+                tracing::warn!(error = %e, "could not delete the replaced secret");
+            }
+        }
+    }
+    tracing::info!(product = %product, auth = ?connection.auth_type, "connection registered");
+    Ok(http::json(StatusCode::OK, &ConnectionView::from(&connection)))
+}
+
+/// The base URL as given (context path kept), checked by the egress guard.
+fn base_url(app: &App, value: &str) -> Result<Url, ApiError> {
+    let url = app.config.egress.parse(value).map_err(|e| match e {
+        EgressError::InvalidUrl(_) => ApiError::bad_request("invalid_request", format!("base_url: {e}")),
+        _ => ApiError::bad_request("egress_refused", format!("base_url: {e}")),
+    })?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ApiError::bad_request("invalid_request", "base_url must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+async fn get_settings(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
+    let caller = caller(app, req, BridgeScope::Read)?;
+    let product = product(req)?;
+    let settings = app.settings.get_settings(&caller.tenant, product).await?.ok_or_else(|| {
+        ApiError::not_found("no_settings", format!("no {product} settings saved for this tenant"))
+    })?;
+    Ok(http::json(StatusCode::OK, &settings))
+}
+
+async fn put_settings(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
+    let caller = caller(app, req, BridgeScope::Admin)?;
+    let product = product(req)?;
+    let stored = match product {
+        Product::Confluence => {
+            let settings: ConfluenceSettings = http::json_body(req)?;
+            settings.validate()?;
+            if let Some(session) = connected_session(app, &caller, product).await? {
+                settings.check(&session).await?;
+            }
+            serde_json::to_value(&settings)
+        }
+        Product::Jira => {
+            let settings: JiraSettings = http::json_body(req)?;
+            settings.validate()?;
+            if let Some(session) = connected_session(app, &caller, product).await? {
+                settings.check(&session).await?;
+            }
+            serde_json::to_value(&settings)
+        }
     }
     .map_err(|_| ApiError::internal())?;
-    let answer: Result<serde_json::Value, AtlassianError> =
-        app.transport.get_json(url, &credentials).await;
-    let acting_as = match answer {
-        Ok(body) => body
-            .get("displayName")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
-        Err(
-            e @ AtlassianError::Api {
-                status: 401 | 403, ..
-            },
-        ) => {
-            // A fresh token refused means the grant was revoked or lost its scopes.
-            tracing::warn!(error = %e, "Atlassian refused a fresh token");
-            let connection = app
-                .connections
-                .get(&caller.tenant, product)
-                .await?
-                .ok_or_else(|| not_connected(product))?;
-            app.connections
-                .mark_reconnect_required(
-                    &caller.tenant,
-                    &connection.grant_id,
-                    OffsetDateTime::now_utc(),
-                )
-                .await?;
-            return Err(ApiError::conflict(
-                "reconnect_required",
-                format!("Atlassian refused the {product} grant; connect again"),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let now = OffsetDateTime::now_utc();
-    app.connections
-        .record_verified(&caller.tenant, product, now)
-        .await?;
-    let connection = app
-        .connections
-        .get(&caller.tenant, product)
-        .await?
-        .ok_or_else(|| not_connected(product))?;
-    Ok(http::json(
-        StatusCode::OK,
-        &VerifyResponse {
-            connection: ConnectionView::from(&connection),
-            acting_as,
-        },
-    ))
+    app.settings.put_settings(&caller.tenant, product, &stored).await?;
+    Ok(http::json(StatusCode::OK, &stored))
+}
+
+/// The product's session when it is connected; `None` when it is not (settings are then only
+/// checked locally, and again when used).
+async fn connected_session(app: &App, caller: &Caller, product: Product) -> Result<Option<Session>, ApiError> {
+    match app.connector.session(&caller.tenant, product).await {
+        Ok(session) => Ok(Some(session)),
+        Err(AccessError::NotConnected(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

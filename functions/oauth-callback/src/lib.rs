@@ -10,9 +10,7 @@ use std::sync::Arc;
 use bridge::api::{StartOAuthRequest, StartOAuthResponse};
 use bridge::app::App;
 use bridge::caller::{BridgeScope, authorize};
-use bridge::domain::{
-    AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Site, TenantId,
-};
+use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Site, TenantId};
 use bridge::error::ApiError;
 use bridge::http::{self, HttpResponse};
 use bridge::oauth::{AccessibleSite, StateClaims, StateError};
@@ -27,9 +25,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
     let span = tracing::info_span!("request", tenant = tracing::field::Empty);
     async {
         let result = match http::route_key(&req) {
-            Some("POST /v1/tenants/{tenant}/connections/{product}/oauth/start") => {
-                start(&app, &req).await
-            }
+            Some("POST /v1/tenants/{tenant}/connections/{product}/oauth/start") => start(&app, &req).await,
             Some("GET /v1/oauth/callback") => callback(&app, &req).await,
             _ => Err(http::unknown_route()),
         };
@@ -42,18 +38,10 @@ pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
 async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant_path = http::path_param(req, "tenant")?;
     tracing::Span::current().record("tenant", tenant_path.as_str());
-    let caller = authorize(
-        req,
-        &app.config.tenant_claim,
-        &tenant_path,
-        BridgeScope::Admin,
-    )?;
+    let caller = authorize(req, &app.config.tenant_claim, &tenant_path, BridgeScope::Admin)?;
     let product = http::path_param(req, "product")?;
     let target = ConsentTarget::parse(&product).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_product",
-            "product must be jira, confluence, or atlassian (both in one consent)",
-        )
+        ApiError::bad_request("invalid_product", "product must be jira, confluence, or atlassian (both in one consent)")
     })?;
     let body: StartOAuthRequest = http::json_body(req)?;
     let return_url = allowed_return_url(&app.config.oauth.allowed_return_urls, &body.return_url)?;
@@ -78,13 +66,7 @@ async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let state = app.state_signer.sign(&claims);
     let authorize_url = app.oauth.authorize_url(&target.scopes(), &state);
     tracing::info!(target = target.as_str(), "OAuth consent started");
-    Ok(http::json(
-        StatusCode::OK,
-        &StartOAuthResponse {
-            authorize_url: authorize_url.to_string(),
-            expires_at,
-        },
-    ))
+    Ok(http::json(StatusCode::OK, &StartOAuthResponse { authorize_url: authorize_url.to_string(), expires_at }))
 }
 
 /// A return URL must be absolute, carry no credentials, and sit under an allow-listed URL
@@ -106,15 +88,9 @@ fn allowed_return_url(allowed: &[Url], candidate: &str) -> Result<Url, ApiError>
             && base.host_str() == url.host_str()
             && base.port_or_known_default() == url.port_or_known_default()
             && (url.path() == base.path().trim_end_matches('/')
-                || url
-                    .path()
-                    .starts_with(&format!("{}/", base.path().trim_end_matches('/'))))
+                || url.path().starts_with(&format!("{}/", base.path().trim_end_matches('/'))))
     };
-    if allowed.iter().any(under) {
-        Ok(url)
-    } else {
-        Err(refused())
-    }
+    if allowed.iter().any(under) { Ok(url) } else { Err(refused()) }
 }
 
 fn invalid_state(message: impl Into<String>) -> ApiError {
@@ -122,27 +98,19 @@ fn invalid_state(message: impl Into<String>) -> ApiError {
 }
 
 async fn callback(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let state = http::query_param(req, "state")
-        .ok_or_else(|| invalid_state("the state parameter is missing"))?;
+    let state = http::query_param(req, "state").ok_or_else(|| invalid_state("the state parameter is missing"))?;
     // The signature is checked before anything is looked up, so forged states cost nothing.
-    let claims = app
-        .state_signer
-        .verify(&state, OffsetDateTime::now_utc())
-        .map_err(|e| match e {
-            StateError::Expired => invalid_state(e.to_string()),
-            _ => invalid_state("the state parameter is not one this deployment issued"),
-        })?;
+    let claims = app.state_signer.verify(&state, OffsetDateTime::now_utc()).map_err(|e| match e {
+        StateError::Expired => invalid_state(e.to_string()),
+        _ => invalid_state("the state parameter is not one this deployment issued"),
+    })?;
     tracing::Span::current().record("tenant", claims.tenant.as_str());
     let pending = app.states.take(&claims.sid).await?.ok_or_else(|| {
-        invalid_state(
-            "this authorization was already completed or has expired; start the connection again",
-        )
+        invalid_state("this authorization was already completed or has expired; start the connection again")
     })?;
     if pending.tenant != claims.tenant || pending.target != claims.target {
         tracing::warn!("OAuth state does not match its stored authorization; refused");
-        return Err(invalid_state(
-            "the state parameter does not belong to this authorization",
-        ));
+        return Err(invalid_state("the state parameter does not belong to this authorization"));
     }
     let return_url = Url::parse(&pending.return_url).map_err(|_| ApiError::internal())?;
 
@@ -159,60 +127,35 @@ async fn callback(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 
 /// Keeps an error code from the query to a short `[a-z_]` word before it is logged or echoed.
 fn sanitize(value: &str) -> String {
-    let cleaned: String = value
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || *c == '_')
-        .take(64)
-        .collect();
-    if cleaned.is_empty() {
-        "authorization_failed".into()
-    } else {
-        cleaned
-    }
+    let cleaned: String = value.chars().filter(|c| c.is_ascii_lowercase() || *c == '_').take(64).collect();
+    if cleaned.is_empty() { "authorization_failed".into() } else { cleaned }
 }
 
 /// The redirect back to the SaaS: `status=connected`, `status=site_selection_required`, or
 /// `status=error&reason=...`.
-fn back(
-    mut url: Url,
-    target: ConsentTarget,
-    outcome: Result<ConnectionStatus, String>,
-) -> HttpResponse {
+fn back(mut url: Url, target: ConsentTarget, outcome: Result<ConnectionStatus, String>) -> HttpResponse {
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("product", target.as_str());
         match &outcome {
-            Ok(ConnectionStatus::SiteSelectionRequired) => {
-                query.append_pair("status", "site_selection_required")
-            }
+            Ok(ConnectionStatus::SiteSelectionRequired) => query.append_pair("status", "site_selection_required"),
             Ok(_) => query.append_pair("status", "connected"),
-            Err(reason) => query
-                .append_pair("status", "error")
-                .append_pair("reason", reason),
+            Err(reason) => query.append_pair("status", "error").append_pair("reason", reason),
         };
     }
     http::redirect(url.as_str())
 }
 
 /// Exchanges the code and stores the grant; the error is a reason code for the redirect.
-async fn complete(
-    app: &App,
-    tenant: &TenantId,
-    target: ConsentTarget,
-    code: &str,
-) -> Result<ConnectionStatus, String> {
+async fn complete(app: &App, tenant: &TenantId, target: ConsentTarget, code: &str) -> Result<ConnectionStatus, String> {
     let tokens = app.oauth.exchange_code(code).await.map_err(|e| {
         tracing::warn!(error = %e, "code exchange failed");
         "token_exchange_failed".to_owned()
     })?;
-    let sites = app
-        .oauth
-        .accessible_sites(&tokens.access_token)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "accessible-resources failed");
-            "accessible_resources_failed".to_owned()
-        })?;
+    let sites = app.oauth.accessible_sites(&tokens.access_token).await.map_err(|e| {
+        tracing::warn!(error = %e, "accessible-resources failed");
+        "accessible_resources_failed".to_owned()
+    })?;
 
     let now = OffsetDateTime::now_utc();
     let grant_id = target.grant_id();
@@ -235,6 +178,8 @@ async fn complete(
             auth_type: AuthType::Oauth2,
             status,
             site,
+            base_url: None,
+            acting_as: None,
             candidate_sites: candidates,
             scopes: tokens.scopes.clone(),
             grant_id: grant_id.clone(),
@@ -247,20 +192,11 @@ async fn complete(
 
     let previous = app.connections.list(tenant).await.map_err(store_failed)?;
     // The secret first: a connection must never point at a secret that does not exist yet.
-    app.credentials
-        .put(&secret_name, &tokens.to_secret())
-        .await
-        .map_err(store_failed)?;
-    app.connections
-        .put_all(&connections)
-        .await
-        .map_err(store_failed)?;
+    app.credentials.put(&secret_name, &tokens.to_secret()).await.map_err(store_failed)?;
+    app.connections.put_all(&connections).await.map_err(store_failed)?;
     retire_unused_secrets(app, tenant, previous).await;
 
-    let status = if connections
-        .iter()
-        .all(|c| c.status == ConnectionStatus::Connected)
-    {
+    let status = if connections.iter().all(|c| c.status == ConnectionStatus::Connected) {
         ConnectionStatus::Connected
     } else {
         ConnectionStatus::SiteSelectionRequired
@@ -279,11 +215,7 @@ fn sites_with_scopes(sites: &[AccessibleSite], needed: &[&str]) -> Vec<Site> {
     sites
         .iter()
         .filter(|s| needed.iter().all(|n| s.scopes.iter().any(|g| g == n)))
-        .map(|s| Site {
-            cloud_id: s.id.clone(),
-            url: s.url.clone(),
-            name: s.name.clone(),
-        })
+        .map(|s| Site { cloud_id: s.id.clone(), url: s.url.clone(), name: s.name.clone() })
         .collect()
 }
 
@@ -357,23 +289,11 @@ mod tests {
     #[test]
     fn the_redirect_carries_status_and_keeps_existing_query() {
         let url = Url::parse("https://app.example.com/i?tab=x").unwrap();
-        let resp = back(
-            url.clone(),
-            ConsentTarget::Jira,
-            Ok(ConnectionStatus::Connected),
-        );
+        let resp = back(url.clone(), ConsentTarget::Jira, Ok(ConnectionStatus::Connected));
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
-        assert_eq!(
-            location,
-            "https://app.example.com/i?tab=x&product=jira&status=connected"
-        );
+        assert_eq!(location, "https://app.example.com/i?tab=x&product=jira&status=connected");
         let resp = back(url, ConsentTarget::Atlassian, Err("access_denied".into()));
-        assert!(
-            resp.headers()["location"]
-                .to_str()
-                .unwrap()
-                .ends_with("status=error&reason=access_denied")
-        );
+        assert!(resp.headers()["location"].to_str().unwrap().ends_with("status=error&reason=access_denied"));
     }
 
     #[test]
@@ -384,20 +304,9 @@ mod tests {
             name: id.into(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         };
-        let sites = [
-            site(
-                "a",
-                &["read:jira-work", "write:jira-work", "read:jira-user"],
-            ),
-            site("b", &["read:jira-work"]),
-        ];
+        let sites =
+            [site("a", &["read:jira-work", "write:jira-work", "read:jira-user"]), site("b", &["read:jira-work"])];
         let chosen = sites_with_scopes(&sites, bridge::domain::Product::Jira.oauth_scopes());
-        assert_eq!(
-            chosen
-                .iter()
-                .map(|s| s.cloud_id.as_str())
-                .collect::<Vec<_>>(),
-            ["a"]
-        );
+        assert_eq!(chosen.iter().map(|s| s.cloud_id.as_str()).collect::<Vec<_>>(), ["a"]);
     }
 }

@@ -43,6 +43,12 @@ pub struct ConnectionView {
     pub auth_type: AuthType,
     pub status: ConnectionStatus,
     pub site: Option<Site>,
+    /// The product's base URL (token and Server/DC connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Who the credentials act as, as the product named them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acting_as: Option<String>,
     /// The sites to choose from while `status` is `site_selection_required`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidate_sites: Vec<Site>,
@@ -67,6 +73,8 @@ impl From<&Connection> for ConnectionView {
             auth_type: c.auth_type,
             status: c.status,
             site: c.site.clone(),
+            base_url: c.base_url.clone(),
+            acting_as: c.acting_as.clone(),
             candidate_sites: if c.status == ConnectionStatus::SiteSelectionRequired {
                 c.candidate_sites.clone()
             } else {
@@ -91,4 +99,15 @@ pub struct VerifyResponse {
 pub struct SiteSelectionResponse {
     /// Every connection the selection applied to (both for `atlassian`).
     pub connections: Vec<ConnectionView>,
+}
+
+/// `PUT /v1/tenants/{tenant}/connections/{product}`: a Server/DC or API-token connection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionRequest {
+    pub deployment: Deployment,
+    /// The product's base URL, context path included (`https://jira.example.com/jira`); the
+    /// site URL for Cloud (`https://acme.atlassian.net`).
+    pub base_url: String,
+    pub auth: crate::credentials::ConnectionAuth,
 }

@@ -7,16 +7,16 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::ComponentsBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref,
-    RefOr, Required, ResponseBuilder, Schema,
+    ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required,
+    ResponseBuilder, Schema,
 };
 use utoipa::{PartialSchema, ToSchema};
 
-use super::{
-    ConnectionView, SelectSiteRequest, SiteSelectionResponse, StartOAuthRequest,
-    StartOAuthResponse, VerifyResponse,
+use super::{ConnectionRequest, 
+    ConnectionView, SelectSiteRequest, SiteSelectionResponse, StartOAuthRequest, StartOAuthResponse, VerifyResponse,
 };
 use crate::error::ErrorBody;
+use crate::settings::{ConfluenceSettings, JiraSettings};
 
 /// One documented operation.
 struct Op {
@@ -41,11 +41,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: Some("StartOAuthRequest"),
-        ok: (
-            200,
-            "The consent URL to send the admin's browser to",
-            Some("StartOAuthResponse"),
-        ),
+        ok: (200, "The consent URL to send the admin's browser to", Some("StartOAuthResponse")),
         errors: &[400, 401, 403],
     },
     Op {
@@ -75,6 +71,17 @@ const OPS: &[Op] = &[
         errors: &[400, 401, 403, 404],
     },
     Op {
+        method: "PUT",
+        path: "/v1/tenants/{tenant}/connections/{product}",
+        id: "registerConnection",
+        summary: "Register or replace a Server/DC or Cloud API-token connection. The credentials are verified against the product before anything is saved; a failed replacement leaves the old connection working. `base_url` passes the egress guard.",
+        scope: Some("bridge:admin"),
+        query: &[],
+        body: Some("ConnectionRequest"),
+        ok: (200, "The connection (never the credentials)", Some("ConnectionView")),
+        errors: &[400, 401, 403, 422, 502, 503],
+    },
+    Op {
         method: "DELETE",
         path: "/v1/tenants/{tenant}/connections/{product}",
         id: "deleteConnection",
@@ -93,11 +100,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: Some("SelectSiteRequest"),
-        ok: (
-            200,
-            "The connections, now connected to that site",
-            Some("SiteSelectionResponse"),
-        ),
+        ok: (200, "The connections, now connected to that site", Some("SiteSelectionResponse")),
         errors: &[400, 401, 403, 404, 409],
     },
     Op {
@@ -108,12 +111,30 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: None,
-        ok: (
-            200,
-            "The connection and who it acts as",
-            Some("VerifyResponse"),
-        ),
+        ok: (200, "The connection and who it acts as", Some("VerifyResponse")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/settings/{product}",
+        id: "getSettings",
+        summary: "The tenant's Confluence (space, parent page titles) or Jira (project, issue type, field defaults, assignee matching, labels) settings.",
+        scope: Some("bridge:read"),
+        query: &[],
+        body: None,
+        ok: (200, "ConfluenceSettings or JiraSettings, by product", Some("Settings")),
+        errors: &[400, 401, 403, 404],
+    },
+    Op {
+        method: "PUT",
+        path: "/v1/tenants/{tenant}/settings/{product}",
+        id: "putSettings",
+        summary: "Save settings. When the product is connected, the space, project and issue type must exist and field_defaults must cover every required field without a default.",
+        scope: Some("bridge:admin"),
+        query: &[],
+        body: Some("Settings"),
+        ok: (200, "The saved settings", Some("Settings")),
+        errors: &[400, 401, 403, 409, 502, 503],
     },
 ];
 
@@ -124,6 +145,7 @@ fn error_text(status: u16) -> &'static str {
         403 => "The token is for another tenant or lacks the route's scope",
         404 => "Not found",
         409 => "The connection is not in a state that allows this (see the error code)",
+        422 => "The product refused the credentials or is not at that URL (see the error code)",
         502 => "Atlassian failed or could not be reached",
         503 => "Atlassian is rate limiting or the token refresh is busy; retry after Retry-After",
         _ => "Error",
@@ -140,9 +162,7 @@ fn http_method(method: &str) -> HttpMethod {
 }
 
 fn json_ref(name: &str) -> utoipa::openapi::Content {
-    ContentBuilder::new()
-        .schema(Some(Ref::from_schema_name(name)))
-        .build()
+    ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
 }
 
 fn schemas_of<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
@@ -153,13 +173,8 @@ fn schemas_of<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     for op in OPS {
-        let mut operation = OperationBuilder::new()
-            .operation_id(Some(op.id))
-            .summary(Some(op.summary));
-        for name in ["tenant", "product"]
-            .into_iter()
-            .filter(|p| op.path.contains(&format!("{{{p}}}")))
-        {
+        let mut operation = OperationBuilder::new().operation_id(Some(op.id)).summary(Some(op.summary));
+        for name in ["tenant", "product"].into_iter().filter(|p| op.path.contains(&format!("{{{p}}}"))) {
             operation = operation.parameter(
                 ParameterBuilder::new()
                     .name(name)
@@ -203,10 +218,7 @@ pub fn document() -> OpenApi {
         if let Some(scope) = op.scope {
             operation = operation.security(SecurityRequirement::new("jwt", [scope]));
         }
-        paths = paths.path(
-            op.path,
-            PathItem::new(http_method(op.method), operation.build()),
-        );
+        paths = paths.path(op.path, PathItem::new(http_method(op.method), operation.build()));
     }
 
     let mut schemas = Vec::new();
@@ -217,6 +229,17 @@ pub fn document() -> OpenApi {
     schemas_of::<VerifyResponse>(&mut schemas);
     schemas_of::<SiteSelectionResponse>(&mut schemas);
     schemas_of::<ErrorBody>(&mut schemas);
+    schemas_of::<ConnectionRequest>(&mut schemas);
+    schemas_of::<ConfluenceSettings>(&mut schemas);
+    schemas_of::<JiraSettings>(&mut schemas);
+    // One body schema per settings route: which one applies follows from {product}.
+    schemas.push((
+        "Settings".into(),
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(Ref::from_schema_name("ConfluenceSettings"))
+            .item(Ref::from_schema_name("JiraSettings"))
+            .into(),
+    ));
     schemas.sort_by(|a, b| a.0.cmp(&b.0));
     schemas.dedup_by(|a, b| a.0 == b.0);
 
@@ -237,7 +260,9 @@ pub fn document() -> OpenApi {
                 .schemas_from_iter(schemas)
                 .security_scheme(
                     "jwt",
-                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+                    SecurityScheme::Http(
+                        HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+                    ),
                 )
                 .build(),
         ))
@@ -254,10 +279,7 @@ mod tests {
     const ROUTES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/routes.json");
 
     fn generated() -> String {
-        document()
-            .to_pretty_json()
-            .expect("the document serializes")
-            + "\n"
+        document().to_pretty_json().expect("the document serializes") + "\n"
     }
 
     /// Fails when the committed document differs from the types; `BLESS=1` rewrites it.
@@ -268,10 +290,7 @@ mod tests {
             std::fs::write(COMMITTED, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "shared/openapi.json is stale: run `make openapi` and commit it"
-        );
+        assert!(committed == generated, "shared/openapi.json is stale: run `make openapi` and commit it");
     }
 
     #[test]
@@ -284,24 +303,17 @@ mod tests {
     /// operations, with auth exactly where the document asks for a scope.
     #[test]
     fn routes_file_matches_the_document() {
-        let routes: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(ROUTES).unwrap()).unwrap();
+        let routes: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ROUTES).unwrap()).unwrap();
         let listed: BTreeSet<(String, String, bool)> = routes["routes"]
             .as_array()
             .unwrap()
             .iter()
             .map(|r| {
-                (
-                    r["method"].as_str().unwrap().to_owned(),
-                    r["path"].as_str().unwrap().to_owned(),
-                    r["auth"] == "jwt",
-                )
+                (r["method"].as_str().unwrap().to_owned(), r["path"].as_str().unwrap().to_owned(), r["auth"] == "jwt")
             })
             .collect();
-        let documented: BTreeSet<(String, String, bool)> = OPS
-            .iter()
-            .map(|op| (op.method.to_owned(), op.path.to_owned(), op.scope.is_some()))
-            .collect();
+        let documented: BTreeSet<(String, String, bool)> =
+            OPS.iter().map(|op| (op.method.to_owned(), op.path.to_owned(), op.scope.is_some())).collect();
         assert_eq!(listed, documented);
     }
 }

@@ -37,10 +37,7 @@ impl ErrorPayload {
                     parts.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
                 }
                 if let Some(map) = v.get("errors").and_then(Value::as_object) {
-                    parts
-                        .extend(map.iter().map(|(k, v)| {
-                            format!("{k}: {}", v.as_str().unwrap_or(&v.to_string()))
-                        }));
+                    parts.extend(map.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or(&v.to_string()))));
                 }
                 for key in ["message", "error_description", "error"] {
                     if let Some(m) = v.get(key).and_then(Value::as_str) {
@@ -59,16 +56,17 @@ pub enum AtlassianError {
     #[error("Atlassian answered {status}: {}", payload.summary())]
     Api { status: u16, payload: ErrorPayload },
     #[error("Atlassian rate limit: retry after {} s", retry_after.as_secs())]
-    RateLimited {
-        retry_after: Duration,
-        reason: Option<String>,
-    },
+    RateLimited { retry_after: Duration, reason: Option<String> },
     #[error("Atlassian did not answer in time")]
     Timeout,
     #[error("could not reach Atlassian: {0}")]
     Unreachable(String),
     #[error("unexpected response from Atlassian: {0}")]
     Decode(String),
+    #[error("the server answered {status} redirecting to {location:?}; redirects are not followed")]
+    Redirected { status: u16, location: String },
+    #[error("refused by the egress guard: {0}")]
+    Egress(#[from] super::egress::EgressError),
 }
 
 impl AtlassianError {
@@ -85,7 +83,7 @@ impl AtlassianError {
         match self {
             Self::Api { status, .. } => *status >= 500,
             Self::RateLimited { .. } | Self::Timeout | Self::Unreachable(_) => true,
-            Self::Decode(_) => false,
+            Self::Decode(_) | Self::Redirected { .. } | Self::Egress(_) => false,
         }
     }
 }
@@ -93,27 +91,21 @@ impl AtlassianError {
 impl From<AtlassianError> for ApiError {
     fn from(e: AtlassianError) -> Self {
         match &e {
-            AtlassianError::Api {
-                status: 401 | 403, ..
-            } => ApiError::conflict(
+            AtlassianError::Api { status: 401 | 403, .. } => ApiError::conflict(
                 "upstream_unauthorized",
                 format!("Atlassian refused the connection's credentials ({e})"),
             ),
-            AtlassianError::Api { status: 404, .. } => {
-                ApiError::not_found("upstream_not_found", e.to_string())
+            AtlassianError::Api { status: 404, .. } => ApiError::not_found("upstream_not_found", e.to_string()),
+            AtlassianError::Api { status, .. } if *status < 500 => {
+                ApiError::new(lambda_http::http::StatusCode::BAD_GATEWAY, "upstream_rejected", e.to_string())
             }
-            AtlassianError::Api { status, .. } if *status < 500 => ApiError::new(
-                lambda_http::http::StatusCode::BAD_GATEWAY,
-                "upstream_rejected",
-                e.to_string(),
-            ),
             AtlassianError::RateLimited { retry_after, .. } => ApiError::unavailable(
                 "Atlassian is rate limiting this tenant; retry later",
                 Some(retry_after.as_secs().max(1)),
             ),
-            _ => ApiError::bad_gateway(format!(
-                "{e}; retry later, and check the site's status if it persists"
-            )),
+            AtlassianError::Egress(_) => ApiError::bad_request("egress_refused", e.to_string()),
+            AtlassianError::Redirected { .. } | AtlassianError::Decode(_) => ApiError::bad_gateway(e.to_string()),
+            _ => ApiError::bad_gateway(format!("{e}; retry later, and check the site's status if it persists")),
         }
     }
 }
@@ -124,9 +116,8 @@ mod tests {
 
     #[test]
     fn summary_keeps_atlassian_messages() {
-        let p = ErrorPayload::from_bytes(
-            br#"{"errorMessages":["Issue does not exist"],"errors":{"summary":"required"}}"#,
-        );
+        let p =
+            ErrorPayload::from_bytes(br#"{"errorMessages":["Issue does not exist"],"errors":{"summary":"required"}}"#);
         assert_eq!(p.summary(), "Issue does not exist; summary: required");
         let p = ErrorPayload::from_bytes(b"<html>Bad gateway</html>");
         assert_eq!(p.summary(), "<html>Bad gateway</html>");
@@ -134,23 +125,12 @@ mod tests {
 
     #[test]
     fn errors_map_to_http_statuses_once() {
-        let api = |status| {
-            ApiError::from(AtlassianError::Api {
-                status,
-                payload: ErrorPayload::Text(String::new()),
-            })
-        };
+        let api = |status| ApiError::from(AtlassianError::Api { status, payload: ErrorPayload::Text(String::new()) });
         assert_eq!(api(401).status.as_u16(), 409);
         assert_eq!(api(404).status.as_u16(), 404);
         assert_eq!(api(500).status.as_u16(), 502);
-        let limited = ApiError::from(AtlassianError::RateLimited {
-            retry_after: Duration::from_secs(7),
-            reason: None,
-        });
-        assert_eq!(
-            (limited.status.as_u16(), limited.retry_after),
-            (503, Some(7))
-        );
+        let limited = ApiError::from(AtlassianError::RateLimited { retry_after: Duration::from_secs(7), reason: None });
+        assert_eq!((limited.status.as_u16(), limited.retry_after), (503, Some(7)));
         assert_eq!(ApiError::from(AtlassianError::Timeout).status.as_u16(), 502);
     }
 }

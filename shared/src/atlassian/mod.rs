@@ -1,7 +1,17 @@
-//! Talking to Atlassian: one transport (client, auth, retries) and typed errors.
+//! Talking to Atlassian: one transport (client, egress guard, auth, retries), typed errors, and
+//! sessions that know a connection's base URL, credentials and API flavour.
 
+pub mod confluence;
+mod egress;
 mod error;
+pub mod jira;
+mod oidc;
+pub(crate) mod session;
+pub(crate) mod token_http;
 mod transport;
 
+pub use egress::{EgressError, EgressPolicy, is_public};
 pub use error::{AtlassianError, ErrorPayload};
+pub use oidc::{OidcClient, OidcToken};
+pub use session::{Flavour, Session};
 pub use transport::{Credentials, RetryPolicy, Transport};

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::egress::{EgressError, EgressPolicy, GuardedResolver};
 use super::error::{AtlassianError, ErrorPayload};
 use crate::config::HttpConfig;
 
@@ -17,6 +18,7 @@ use crate::config::HttpConfig;
 #[derive(Debug, Clone)]
 pub enum Credentials {
     Bearer(SecretString),
+    Basic { username: String, password: SecretString },
 }
 
 #[derive(Debug, Clone)]
@@ -31,11 +33,8 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff for `attempt` (1-based) with ×0.7–1.3 jitter, capped.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
-        exp.min(self.max_delay)
-            .mul_f64(rand::random_range(0.7..1.3))
+        let exp = self.base_delay.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        exp.min(self.max_delay).mul_f64(rand::random_range(0.7..1.3))
     }
 }
 
@@ -43,11 +42,13 @@ impl RetryPolicy {
 pub struct Transport {
     client: Client,
     retry: RetryPolicy,
+    egress: EgressPolicy,
 }
 
 impl Transport {
-    pub fn new(config: &HttpConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &HttpConfig, egress: &EgressPolicy) -> Result<Self, reqwest::Error> {
         let client = Client::builder()
+            .dns_resolver(GuardedResolver::new(egress.clone()))
             .user_agent(concat!("atlassian-bridge/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
@@ -61,7 +62,12 @@ impl Transport {
             max_delay: Duration::from_secs(8),
             max_retry_wait: config.max_retry_wait,
         };
-        Ok(Self { client, retry })
+        Ok(Self { client, retry, egress: egress.clone() })
+    }
+
+    /// The egress guard's checks that need no DNS (scheme, userinfo, IP literals).
+    pub fn check_url(&self, url: &Url) -> Result<(), EgressError> {
+        self.egress.check_url(url)
     }
 
     /// The underlying client, for adapters (the OAuth token endpoint) that bring their own flow.
@@ -75,10 +81,7 @@ impl Transport {
         credentials: &Credentials,
     ) -> Result<T, AtlassianError> {
         let response = self.send(Method::GET, url, credentials, None).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| AtlassianError::Decode(e.to_string()))
     }
 
@@ -91,74 +94,65 @@ impl Transport {
         credentials: &Credentials,
         json: Option<&serde_json::Value>,
     ) -> Result<Response, AtlassianError> {
-        let idempotent = matches!(
-            method,
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-        );
+        self.check_url(&url).map_err(AtlassianError::Egress)?;
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.retry.max_attempts;
-            let mut request = self
-                .client
-                .request(method.clone(), url.clone())
-                .header(ACCEPT, "application/json");
+            let mut request = self.client.request(method.clone(), url.clone()).header(ACCEPT, "application/json");
             request = match credentials {
                 Credentials::Bearer(token) => request.bearer_auth(token.expose_secret()),
+                Credentials::Basic { username, password } => {
+                    request.basic_auth(username, Some(password.expose_secret()))
+                }
             };
             if let Some(body) = json {
                 request = request.json(body);
             }
             let (error, wait) = match request.send().await {
                 Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_redirection() => {
+                    // Never followed: a redirect could lead anywhere, credentials included.
+                    let location = header_str(response.headers(), "location").unwrap_or_default();
+                    return Err(AtlassianError::Redirected {
+                        status: response.status().as_u16(),
+                        location: strip_query(&location),
+                    });
+                }
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
                     let reason = header_str(response.headers(), "RateLimit-Reason");
-                    let payload =
-                        ErrorPayload::from_bytes(&response.bytes().await.unwrap_or_default());
+                    let payload = ErrorPayload::from_bytes(&response.bytes().await.unwrap_or_default());
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         // Retry-After is a minimum and at least a second; jittered backoff on top.
                         let wait = retry_after
                             .unwrap_or(Duration::ZERO)
                             .max(Duration::from_secs(1))
                             .max(self.retry.backoff(attempt));
-                        let error = AtlassianError::RateLimited {
-                            retry_after: wait,
-                            reason,
-                        };
+                        let error = AtlassianError::RateLimited { retry_after: wait, reason };
                         if last || wait > self.retry.max_retry_wait {
                             return Err(error);
                         }
                         (error, wait)
                     } else if status.is_server_error() && idempotent && !last {
-                        let wait = retry_after
-                            .unwrap_or(Duration::ZERO)
-                            .max(self.retry.backoff(attempt));
+                        let wait = retry_after.unwrap_or(Duration::ZERO).max(self.retry.backoff(attempt));
                         if wait > self.retry.max_retry_wait {
-                            return Err(AtlassianError::Api {
-                                status: status.as_u16(),
-                                payload,
-                            });
+                            return Err(AtlassianError::Api { status: status.as_u16(), payload });
                         }
-                        (
-                            AtlassianError::Api {
-                                status: status.as_u16(),
-                                payload,
-                            },
-                            wait,
-                        )
+                        (AtlassianError::Api { status: status.as_u16(), payload }, wait)
                     } else {
-                        return Err(AtlassianError::Api {
-                            status: status.as_u16(),
-                            payload,
-                        });
+                        return Err(AtlassianError::Api { status: status.as_u16(), payload });
                     }
                 }
-                Err(e) if e.is_connect() && !last => (
-                    AtlassianError::Unreachable(e.without_url().to_string()),
-                    self.retry.backoff(attempt),
-                ),
+                Err(e) if egress_refusal(&e).is_some() => {
+                    let refusal = egress_refusal(&e).cloned();
+                    return Err(refusal.map_or_else(|| AtlassianError::Unreachable(e.to_string()), AtlassianError::Egress));
+                }
+                Err(e) if e.is_connect() && !last => {
+                    (AtlassianError::Unreachable(e.without_url().to_string()), self.retry.backoff(attempt))
+                }
                 Err(e) if e.is_timeout() && idempotent && !last => {
                     (AtlassianError::Timeout, self.retry.backoff(attempt))
                 }
@@ -171,11 +165,25 @@ impl Transport {
     }
 }
 
+/// The egress guard's refusal inside a client error (it surfaces from the DNS resolver).
+fn egress_refusal(e: &reqwest::Error) -> Option<&EgressError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(refusal) = err.downcast_ref::<EgressError>() {
+            return Some(refusal);
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// A Location without its query string, which could carry tokens.
+fn strip_query(location: &str) -> String {
+    location.split(['?', '#']).next().unwrap_or_default().to_owned()
+}
+
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -184,8 +192,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let date =
-        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let date = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
     let secs = (date - time::OffsetDateTime::now_utc()).whole_seconds();
     Some(Duration::from_secs(secs.max(0) as u64))
 }
@@ -204,15 +211,9 @@ mod tests {
         };
         for _ in 0..100 {
             let first = policy.backoff(1);
-            assert!(
-                first >= Duration::from_millis(70) && first <= Duration::from_millis(130),
-                "{first:?}"
-            );
+            assert!(first >= Duration::from_millis(70) && first <= Duration::from_millis(130), "{first:?}");
             let third = policy.backoff(3);
-            assert!(
-                third >= Duration::from_millis(280) && third <= Duration::from_millis(520),
-                "{third:?}"
-            );
+            assert!(third >= Duration::from_millis(280) && third <= Duration::from_millis(520), "{third:?}");
             assert!(policy.backoff(30) <= Duration::from_millis(1300));
         }
     }
@@ -222,10 +223,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
+        headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);

@@ -1,25 +1,23 @@
 //! The Atlassian authorization server: authorize URL, code exchange, refresh, accessible sites.
 //!
 //! `oauth2-rs` builds the requests and parses the answers (including RFC 6749 error bodies);
-//! [`JsonTokenHttp`] sends them over our one reqwest client, with the body as JSON because that is
+//! [`TokenHttp`] sends them over our one reqwest client, with the body as JSON because that is
 //! what Atlassian documents for `POST /oauth/token`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, HttpRequest, HttpResponse, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::atlassian::token_http::{TokenBody, TokenHttp, TokenHttpError};
 use crate::atlassian::{AtlassianError, Credentials, Transport};
 use crate::config::OAuthConfig;
 
@@ -74,12 +72,7 @@ impl TokenSet {
     pub fn from_secret(secret: &SecretString) -> Result<Self, String> {
         let stored: StoredTokens = serde_json::from_str(secret.expose_secret()).map_err(|e| {
             // serde's message can quote the offending value, so only its position is kept.
-            format!(
-                "token secret is unreadable ({:?} error at line {}, column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            )
+            format!("token secret is unreadable ({:?} error at line {}, column {})", e.classify(), e.line(), e.column())
         })?;
         Ok(Self {
             access_token: SecretString::from(stored.access_token),
@@ -99,9 +92,7 @@ impl TokenSet {
             (Some(r), _) => SecretString::from(r.secret().to_owned()),
             (None, Some(previous)) => previous.clone(),
             (None, None) => {
-                return Err(OAuthError::Decode(
-                    "no refresh token; was offline_access granted?".into(),
-                ));
+                return Err(OAuthError::Decode("no refresh token; was offline_access granted?".into()));
             }
         };
         let expires_in = response.expires_in().unwrap_or(Duration::from_secs(3600));
@@ -109,10 +100,7 @@ impl TokenSet {
             access_token: SecretString::from(response.access_token().secret().to_owned()),
             refresh_token,
             expires_at: OffsetDateTime::now_utc() + expires_in,
-            scopes: response
-                .scopes()
-                .map(|s| s.iter().map(|s| s.to_string()).collect())
-                .unwrap_or_default(),
+            scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
         })
     }
 }
@@ -137,7 +125,7 @@ type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointN
 
 pub struct AtlassianOAuth {
     client: Client,
-    http: JsonTokenHttp,
+    http: TokenHttp,
     transport: Transport,
     api_base: Url,
 }
@@ -151,17 +139,13 @@ impl AtlassianOAuth {
         let client = BasicClient::new(ClientId::new(config.client_id.clone()))
             .set_client_secret(ClientSecret::new(client_secret.expose_secret().to_owned()))
             .set_auth_uri(AuthUrl::from_url(config.auth_base_url.join("authorize")?))
-            .set_token_uri(TokenUrl::from_url(
-                config.auth_base_url.join("oauth/token")?,
-            ))
+            .set_token_uri(TokenUrl::from_url(config.auth_base_url.join("oauth/token")?))
             .set_redirect_uri(RedirectUrl::from_url(config.redirect_uri.clone()))
             // Atlassian takes client_id and client_secret in the body.
             .set_auth_type(AuthType::RequestBody);
         Ok(Self {
             client,
-            http: JsonTokenHttp {
-                client: transport.client().clone(),
-            },
+            http: TokenHttp::new(transport.clone(), TokenBody::Json),
             transport,
             api_base: config.api_base_url.clone(),
         })
@@ -192,18 +176,11 @@ impl AtlassianOAuth {
 
     /// The sites this access token reaches, one entry per site with the scopes of every product
     /// merged (Atlassian lists a site once per product).
-    pub async fn accessible_sites(
-        &self,
-        access_token: &SecretString,
-    ) -> Result<Vec<AccessibleSite>, OAuthError> {
-        let url = self
-            .api_base
-            .join("oauth/token/accessible-resources")
-            .map_err(|e| OAuthError::Decode(e.to_string()))?;
-        let entries: Vec<AccessibleSite> = self
-            .transport
-            .get_json(url, &Credentials::Bearer(access_token.clone()))
-            .await?;
+    pub async fn accessible_sites(&self, access_token: &SecretString) -> Result<Vec<AccessibleSite>, OAuthError> {
+        let url =
+            self.api_base.join("oauth/token/accessible-resources").map_err(|e| OAuthError::Decode(e.to_string()))?;
+        let entries: Vec<AccessibleSite> =
+            self.transport.get_json(url, &Credentials::Bearer(access_token.clone())).await?;
         let mut sites: Vec<AccessibleSite> = Vec::new();
         for entry in entries {
             match sites.iter_mut().find(|s| s.id == entry.id) {
@@ -225,80 +202,26 @@ impl AtlassianOAuth {
 impl TokenEndpoint for AtlassianOAuth {
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, OAuthError> {
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let response = self
-            .client
-            .exchange_refresh_token(&token)
-            .request_async(&self.http)
-            .await
-            .map_err(token_error)?;
+        let response =
+            self.client.exchange_refresh_token(&token).request_async(&self.http).await.map_err(token_error)?;
         TokenSet::from_response(&response, Some(refresh_token))
     }
 }
 
-fn token_error(
-    e: RequestTokenError<TokenHttpError, oauth2::basic::BasicErrorResponse>,
-) -> OAuthError {
+fn token_error(e: RequestTokenError<TokenHttpError, oauth2::basic::BasicErrorResponse>) -> OAuthError {
     match e {
-        RequestTokenError::ServerResponse(r)
-            if *r.error() == BasicErrorResponseType::InvalidGrant =>
-        {
+        RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant => {
             OAuthError::InvalidGrant
         }
         // Only the error code and description: Atlassian's description never echoes the secret.
         RequestTokenError::ServerResponse(r) => OAuthError::Refused(format!(
             "{}{}",
             r.error(),
-            r.error_description()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
+            r.error_description().map(|d| format!(": {d}")).unwrap_or_default()
         )),
         RequestTokenError::Request(e) => OAuthError::Unreachable(e.to_string()),
         RequestTokenError::Parse(e, _) => OAuthError::Decode(e.to_string()),
         RequestTokenError::Other(e) => OAuthError::Decode(e),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TokenHttpError(String);
-
-/// Sends oauth2-rs's token requests with a JSON body, as Atlassian documents the endpoint.
-struct JsonTokenHttp {
-    client: reqwest::Client,
-}
-
-impl<'c> oauth2::AsyncHttpClient<'c> for JsonTokenHttp {
-    type Error = TokenHttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, TokenHttpError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let form: serde_json::Map<String, serde_json::Value> =
-                url::form_urlencoded::parse(request.body())
-                    .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-                    .collect();
-            let response = self
-                .client
-                .request(request.method().clone(), request.uri().to_string())
-                .header(reqwest::header::ACCEPT, "application/json")
-                .json(&form)
-                .send()
-                .await
-                .map_err(|e| TokenHttpError(e.without_url().to_string()))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| TokenHttpError(e.without_url().to_string()))?;
-            let mut builder = oauth2::http::Response::builder().status(status.as_u16());
-            for (name, value) in &headers {
-                builder = builder.header(name.as_str(), value.as_bytes());
-            }
-            builder
-                .body(body.to_vec())
-                .map_err(|e| TokenHttpError(e.to_string()))
-        })
     }
 }
 
@@ -315,10 +238,7 @@ mod tests {
             scopes: vec!["read:jira-work".into()],
         };
         let debug = format!("{set:?}");
-        assert!(
-            !debug.contains("at-123") && !debug.contains("rt-456"),
-            "{debug}"
-        );
+        assert!(!debug.contains("at-123") && !debug.contains("rt-456"), "{debug}");
         let back = TokenSet::from_secret(&set.to_secret()).unwrap();
         assert_eq!(back.access_token.expose_secret(), "at-123");
         assert_eq!(back.refresh_token.expose_secret(), "rt-456");
@@ -327,8 +247,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_secret_error_does_not_echo_the_value() {
-        let err = TokenSet::from_secret(&SecretString::from("{\"access_token\": \"leak-me\""))
-            .unwrap_err();
+        let err = TokenSet::from_secret(&SecretString::from("{\"access_token\": \"leak-me\"")).unwrap_err();
         assert!(!err.contains("leak-me"));
     }
 }

@@ -7,4 +7,4 @@ mod tokens;
 
 pub use client::{AccessibleSite, AtlassianOAuth, OAuthError, TokenEndpoint, TokenSet};
 pub use state::{StateClaims, StateError, StateSigner, new_state_id};
-pub use tokens::{CloudAccess, TokenError, TokenProvider};
+pub use tokens::{TokenError, TokenProvider};

@@ -39,15 +39,12 @@ pub struct StateSigner {
 
 impl StateSigner {
     pub fn new(key: Vec<u8>) -> Self {
-        Self {
-            key: SecretSlice::from(key),
-        }
+        Self { key: SecretSlice::from(key) }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length, so this cannot fail.
-        Hmac::<Sha256>::new_from_slice(self.key.expose_secret())
-            .expect("HMAC accepts any key length")
+        Hmac::<Sha256>::new_from_slice(self.key.expose_secret()).expect("HMAC accepts any key length")
     }
 
     pub fn sign(&self, claims: &StateClaims) -> String {
@@ -63,11 +60,9 @@ impl StateSigner {
         let signature = B64.decode(signature).map_err(|_| StateError::Malformed)?;
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| StateError::BadSignature)?;
-        let claims: StateClaims =
-            serde_json::from_slice(&B64.decode(payload).map_err(|_| StateError::Malformed)?)
-                .map_err(|_| StateError::Malformed)?;
+        mac.verify_slice(&signature).map_err(|_| StateError::BadSignature)?;
+        let claims: StateClaims = serde_json::from_slice(&B64.decode(payload).map_err(|_| StateError::Malformed)?)
+            .map_err(|_| StateError::Malformed)?;
         if claims.exp <= now.unix_timestamp() {
             return Err(StateError::Expired);
         }
@@ -85,12 +80,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: i64) -> StateClaims {
-        StateClaims {
-            sid: new_state_id(),
-            tenant: TenantId::parse("acme").unwrap(),
-            target: ConsentTarget::Jira,
-            exp,
-        }
+        StateClaims { sid: new_state_id(), tenant: TenantId::parse("acme").unwrap(), target: ConsentTarget::Jira, exp }
     }
 
     #[test]
@@ -100,10 +90,7 @@ mod tests {
         let c = claims(now.unix_timestamp() + 600);
         let state = signer.sign(&c);
         assert_eq!(signer.verify(&state, now), Ok(c));
-        assert_eq!(
-            signer.verify(&state, now + time::Duration::seconds(601)),
-            Err(StateError::Expired)
-        );
+        assert_eq!(signer.verify(&state, now + time::Duration::seconds(601)), Err(StateError::Expired));
     }
 
     #[test]

@@ -13,45 +13,17 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use super::client::{OAuthError, TokenEndpoint, TokenSet};
-use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
-use crate::error::ApiError;
+use crate::domain::{Connection, ConnectionStatus, Product};
 use crate::store::{ConnectionStore, CredentialStore, RefreshLeaseStore, StoreError, StoredSecret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("no {0} connection for this tenant")]
-    NotConnected(Product),
-    #[error("the {0} connection covers several sites; choose one with PUT .../site")]
-    SiteSelectionRequired(Product),
     #[error("the {0} connection must be re-authorized: Atlassian refused its refresh token")]
     ReconnectRequired(Product),
     #[error("could not refresh the access token: {0}")]
     RefreshFailed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<TokenError> for ApiError {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::NotConnected(_) => ApiError::conflict("not_connected", e.to_string()),
-            TokenError::SiteSelectionRequired(_) => {
-                ApiError::conflict("site_selection_required", e.to_string())
-            }
-            TokenError::ReconnectRequired(_) => {
-                ApiError::conflict("reconnect_required", e.to_string())
-            }
-            TokenError::RefreshFailed(_) => ApiError::unavailable(e.to_string(), Some(5)),
-            TokenError::Store(e) => e.into(),
-        }
-    }
-}
-
-/// What a Cloud API call needs.
-#[derive(Debug, Clone)]
-pub struct CloudAccess {
-    pub access_token: SecretString,
-    pub cloud_id: String,
 }
 
 pub struct TokenProvider {
@@ -86,38 +58,8 @@ impl TokenProvider {
         }
     }
 
-    /// A valid access token and the site for (tenant, product).
-    pub async fn cloud_access(
-        &self,
-        tenant: &TenantId,
-        product: Product,
-    ) -> Result<CloudAccess, TokenError> {
-        let connection = self
-            .connections
-            .get(tenant, product)
-            .await?
-            .ok_or(TokenError::NotConnected(product))?;
-        match connection.status {
-            ConnectionStatus::Connected => {}
-            ConnectionStatus::SiteSelectionRequired => {
-                return Err(TokenError::SiteSelectionRequired(product));
-            }
-            ConnectionStatus::ReconnectRequired => {
-                return Err(TokenError::ReconnectRequired(product));
-            }
-        }
-        let site = connection
-            .site
-            .clone()
-            .ok_or(TokenError::SiteSelectionRequired(product))?;
-        let access_token = self.access_token(&connection).await?;
-        Ok(CloudAccess {
-            access_token,
-            cloud_id: site.cloud_id,
-        })
-    }
-
-    async fn access_token(&self, connection: &Connection) -> Result<SecretString, TokenError> {
+    /// A valid access token for an OAuth connection, refreshed when it is due.
+    pub async fn access_token(&self, connection: &Connection) -> Result<SecretString, TokenError> {
         let seen = self.read(connection).await?;
         if !self.needs_refresh(&seen.1) {
             return Ok(seen.1.access_token);
@@ -145,9 +87,7 @@ impl TokenProvider {
                 return Err(TokenError::ReconnectRequired(connection.product));
             }
             if OffsetDateTime::now_utc() > give_up_at {
-                return Err(TokenError::RefreshFailed(
-                    "another instance's refresh did not finish in time".into(),
-                ));
+                return Err(TokenError::RefreshFailed("another instance's refresh did not finish in time".into()));
             }
         }
     }
@@ -170,20 +110,14 @@ impl TokenProvider {
         match self.endpoint.refresh(&current.refresh_token).await {
             Ok(fresh) => {
                 // Stored before use: the old refresh token is retired now.
-                self.credentials
-                    .put(&connection.secret_name, &fresh.to_secret())
-                    .await?;
+                self.credentials.put(&connection.secret_name, &fresh.to_secret()).await?;
                 tracing::info!(grant = %connection.grant_id, "access token refreshed");
                 Ok(fresh.access_token)
             }
             Err(OAuthError::InvalidGrant) => {
                 tracing::warn!(grant = %connection.grant_id, "refresh token refused (invalid_grant); connection needs a new consent");
                 self.connections
-                    .mark_reconnect_required(
-                        &connection.tenant,
-                        &connection.grant_id,
-                        OffsetDateTime::now_utc(),
-                    )
+                    .mark_reconnect_required(&connection.tenant, &connection.grant_id, OffsetDateTime::now_utc())
                     .await?;
                 Err(TokenError::ReconnectRequired(connection.product))
             }
@@ -195,15 +129,8 @@ impl TokenProvider {
         tokens.expires_at - self.leeway <= OffsetDateTime::now_utc()
     }
 
-    async fn status(
-        &self,
-        connection: &Connection,
-    ) -> Result<Option<ConnectionStatus>, TokenError> {
-        Ok(self
-            .connections
-            .get(&connection.tenant, connection.product)
-            .await?
-            .map(|c| c.status))
+    async fn status(&self, connection: &Connection) -> Result<Option<ConnectionStatus>, TokenError> {
+        Ok(self.connections.get(&connection.tenant, connection.product).await?.map(|c| c.status))
     }
 
     async fn read(&self, connection: &Connection) -> Result<(String, TokenSet), TokenError> {
@@ -211,9 +138,7 @@ impl TokenProvider {
             .credentials
             .get(&connection.secret_name)
             .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("secret {} is missing", connection.secret_name))
-            })?;
+            .ok_or_else(|| StoreError::Corrupt(format!("secret {} is missing", connection.secret_name)))?;
         let tokens = TokenSet::from_secret(&value).map_err(StoreError::Corrupt)?;
         Ok((version, tokens))
     }
@@ -227,7 +152,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::domain::{AuthType, Deployment, Site};
+    use crate::domain::{AuthType, Deployment, Site, TenantId};
     use crate::store::memory::{MemoryConnections, MemoryCredentials, MemoryLeases};
 
     /// Counts refreshes; answers slowly so that concurrent callers really overlap.
@@ -257,14 +182,14 @@ mod tests {
         }
     }
 
+    async fn connection(connections: &MemoryConnections) -> Connection {
+        connections.get(&TenantId::parse("acme").unwrap(), Product::Jira).await.unwrap().unwrap()
+    }
+
     async fn setup(
         invalid_grant: bool,
         expires_in: i64,
-    ) -> (
-        Arc<TokenProvider>,
-        Arc<CountingEndpoint>,
-        Arc<MemoryConnections>,
-    ) {
+    ) -> (Arc<TokenProvider>, Arc<CountingEndpoint>, Arc<MemoryConnections>) {
         let connections = Arc::new(MemoryConnections::default());
         let credentials = Arc::new(MemoryCredentials::default());
         let now = OffsetDateTime::now_utc();
@@ -274,11 +199,9 @@ mod tests {
             deployment: Deployment::Cloud,
             auth_type: AuthType::Oauth2,
             status: ConnectionStatus::Connected,
-            site: Some(Site {
-                cloud_id: "c1".into(),
-                url: "https://acme.atlassian.net".into(),
-                name: "acme".into(),
-            }),
+            site: Some(Site { cloud_id: "c1".into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
+            base_url: None,
+            acting_as: None,
             candidate_sites: vec![],
             scopes: vec![],
             grant_id: "oauth-jira".into(),
@@ -288,14 +211,8 @@ mod tests {
             last_verified_at: None,
         };
         connections.put_all(&[connection]).await.unwrap();
-        credentials
-            .put("s/acme/oauth-jira", &tokens("old", expires_in).to_secret())
-            .await
-            .unwrap();
-        let endpoint = Arc::new(CountingEndpoint {
-            calls: AtomicUsize::new(0),
-            invalid_grant,
-        });
+        credentials.put("s/acme/oauth-jira", &tokens("old", expires_in).to_secret()).await.unwrap();
+        let endpoint = Arc::new(CountingEndpoint { calls: AtomicUsize::new(0), invalid_grant });
         let provider = TokenProvider::new(
             connections.clone(),
             credentials,
@@ -308,32 +225,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_token_is_used_without_refreshing() {
-        let (provider, endpoint, _) = setup(false, 3600).await;
-        let access = provider
-            .cloud_access(&TenantId::parse("acme").unwrap(), Product::Jira)
-            .await
-            .unwrap();
-        assert_eq!(access.access_token.expose_secret(), "old");
-        assert_eq!(access.cloud_id, "c1");
+        let (provider, endpoint, connections) = setup(false, 3600).await;
+        let token = provider.access_token(&connection(&connections).await).await.unwrap();
+        assert_eq!(token.expose_secret(), "old");
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn fifty_concurrent_callers_cause_one_refresh_and_share_its_token() {
-        let (provider, endpoint, _) = setup(false, 60).await;
+        let (provider, endpoint, connections) = setup(false, 60).await;
+        let connection = connection(&connections).await;
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let provider = provider.clone();
-                tokio::spawn(async move {
-                    provider
-                        .cloud_access(&TenantId::parse("acme").unwrap(), Product::Jira)
-                        .await
-                })
+                let connection = connection.clone();
+                tokio::spawn(async move { provider.access_token(&connection).await })
             })
             .collect();
         for task in tasks {
-            let access = task.await.unwrap().unwrap();
-            assert_eq!(access.access_token.expose_secret(), "fresh-0");
+            assert_eq!(task.await.unwrap().unwrap().expose_secret(), "fresh-0");
         }
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
     }
@@ -342,30 +252,21 @@ mod tests {
     async fn invalid_grant_marks_the_connection_and_stops_refreshing() {
         let (provider, endpoint, connections) = setup(true, 60).await;
         let tenant = TenantId::parse("acme").unwrap();
+        let first = connection(&connections).await;
         let tasks: Vec<_> = (0..10)
             .map(|_| {
                 let provider = provider.clone();
-                let tenant = tenant.clone();
-                tokio::spawn(async move { provider.cloud_access(&tenant, Product::Jira).await })
+                let connection = first.clone();
+                tokio::spawn(async move { provider.access_token(&connection).await })
             })
             .collect();
         for task in tasks {
-            assert!(matches!(
-                task.await.unwrap(),
-                Err(TokenError::ReconnectRequired(Product::Jira))
-            ));
+            assert!(matches!(task.await.unwrap(), Err(TokenError::ReconnectRequired(Product::Jira))));
         }
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
-        let stored = connections
-            .get(&tenant, Product::Jira)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = connections.get(&tenant, Product::Jira).await.unwrap().unwrap();
         assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
-        assert!(matches!(
-            provider.cloud_access(&tenant, Product::Jira).await,
-            Err(TokenError::ReconnectRequired(_))
-        ));
+        assert!(matches!(provider.access_token(&first).await, Err(TokenError::ReconnectRequired(_))));
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -5,6 +5,7 @@
 //! | connection | `TENANT#{tenant}` | `CONNECTION#{product}` |
 //! | OAuth state | `OAUTH_STATE#{id}` | `STATE` |
 //! | refresh lease | `LEASE#{key}` | `LEASE` |
+//! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -14,11 +15,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    ConnectionStore, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, StoreError,
+    ConnectionStore, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, SettingsStore, StoreError, Verification,
 };
-use crate::domain::{
-    AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId,
-};
+use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -28,10 +27,7 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 }
 
@@ -45,17 +41,10 @@ fn connection_sk(product: Product) -> String {
 
 fn service_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> StoreError {
     let message = match e.as_service_error() {
-        Some(se) => format!(
-            "{}: {}",
-            se.code().unwrap_or("error"),
-            se.message().unwrap_or("")
-        ),
+        Some(se) => format!("{}: {}", se.code().unwrap_or("error"), se.message().unwrap_or("")),
         None => format!("{e}"),
     };
-    StoreError::Service {
-        service: "DynamoDB",
-        message,
-    }
+    StoreError::Service { service: "DynamoDB", message }
 }
 
 fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
@@ -76,6 +65,10 @@ struct ConnectionItem {
     auth_type: AuthType,
     status: ConnectionStatus,
     site: Option<Site>,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    acting_as: Option<String>,
     #[serde(default)]
     candidate_sites: Vec<Site>,
     #[serde(default)]
@@ -101,6 +94,8 @@ impl From<&Connection> for ConnectionItem {
             auth_type: c.auth_type,
             status: c.status,
             site: c.site.clone(),
+            base_url: c.base_url.clone(),
+            acting_as: c.acting_as.clone(),
             candidate_sites: c.candidate_sites.clone(),
             scopes: c.scopes.clone(),
             grant_id: c.grant_id.clone(),
@@ -122,6 +117,8 @@ impl TryFrom<ConnectionItem> for Connection {
             auth_type: i.auth_type,
             status: i.status,
             site: i.site,
+            base_url: i.base_url,
+            acting_as: i.acting_as,
             candidate_sites: i.candidate_sites,
             scopes: i.scopes,
             grant_id: i.grant_id,
@@ -135,11 +132,7 @@ impl TryFrom<ConnectionItem> for Connection {
 
 #[async_trait]
 impl ConnectionStore for DynamoStore {
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        product: Product,
-    ) -> Result<Option<Connection>, StoreError> {
+    async fn get(&self, tenant: &TenantId, product: Product) -> Result<Option<Connection>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -150,13 +143,7 @@ impl ConnectionStore for DynamoStore {
             .send()
             .await
             .map_err(service_error)?;
-        out.item
-            .map(|item| {
-                serde_dynamo::from_item::<_, ConnectionItem>(item)
-                    .map_err(corrupt)?
-                    .try_into()
-            })
-            .transpose()
+        out.item.map(|item| serde_dynamo::from_item::<_, ConnectionItem>(item).map_err(corrupt)?.try_into()).transpose()
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
@@ -174,11 +161,7 @@ impl ConnectionStore for DynamoStore {
             .send();
         while let Some(item) = pages.next().await {
             let item = item.map_err(service_error)?;
-            connections.push(
-                serde_dynamo::from_item::<_, ConnectionItem>(item)
-                    .map_err(corrupt)?
-                    .try_into()?,
-            );
+            connections.push(serde_dynamo::from_item::<_, ConnectionItem>(item).map_err(corrupt)?.try_into()?);
         }
         Ok(connections)
     }
@@ -187,11 +170,7 @@ impl ConnectionStore for DynamoStore {
         let mut request = self.client.transact_write_items();
         for connection in connections {
             let item = serde_dynamo::to_item(ConnectionItem::from(connection)).map_err(corrupt)?;
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build()
-                .map_err(corrupt)?;
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(corrupt)?;
             request = request.transact_items(TransactWriteItem::builder().put(put).build());
         }
         request.send().await.map_err(service_error)?;
@@ -214,24 +193,30 @@ impl ConnectionStore for DynamoStore {
         &self,
         tenant: &TenantId,
         product: Product,
-        at: OffsetDateTime,
+        outcome: &Verification,
     ) -> Result<(), StoreError> {
-        let at = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(corrupt)?;
-        let result = self
+        let at = outcome.at.format(&time::format_description::well_known::Rfc3339).map_err(corrupt)?;
+        let status = serde_dynamo::to_attribute_value(outcome.status).map_err(corrupt)?;
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(tenant_pk(tenant)))
             .key("sk", AttributeValue::S(connection_sk(product)))
-            .update_expression("SET last_verified_at = :at")
-            // Never resurrect a connection deleted meanwhile.
-            .condition_expression("attribute_exists(pk)")
+            // Never resurrect a connection deleted meanwhile, nor touch one whose credentials
+            // were replaced since this verification started.
+            .condition_expression("attribute_exists(pk) AND secret_name = :secret")
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":at", AttributeValue::S(at))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":status", status)
+            .expression_attribute_values(":secret", AttributeValue::S(outcome.secret_name.clone()));
+        update = match &outcome.acting_as {
+            Some(who) => update
+                .update_expression("SET last_verified_at = :at, #status = :status, acting_as = :who")
+                .expression_attribute_values(":who", AttributeValue::S(who.clone())),
+            None => update.update_expression("SET last_verified_at = :at, #status = :status"),
+        };
+        match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(service_error(e)),
@@ -244,15 +229,8 @@ impl ConnectionStore for DynamoStore {
         grant_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let at = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(corrupt)?;
-        for connection in self
-            .list(tenant)
-            .await?
-            .into_iter()
-            .filter(|c| c.grant_id == grant_id)
-        {
+        let at = at.format(&time::format_description::well_known::Rfc3339).map_err(corrupt)?;
+        for connection in self.list(tenant).await?.into_iter().filter(|c| c.grant_id == grant_id) {
             let result = self
                 .client
                 .update_item()
@@ -263,10 +241,7 @@ impl ConnectionStore for DynamoStore {
                 // The connection may have been re-consented (new grant) meanwhile: leave that one alone.
                 .condition_expression("grant_id = :grant")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(
-                    ":status",
-                    AttributeValue::S("reconnect_required".into()),
-                )
+                .expression_attribute_values(":status", AttributeValue::S("reconnect_required".into()))
                 .expression_attribute_values(":at", AttributeValue::S(at.clone()))
                 .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
                 .send()
@@ -352,12 +327,7 @@ impl OAuthStateStore for DynamoStore {
 
 #[async_trait]
 impl RefreshLeaseStore for DynamoStore {
-    async fn try_acquire(
-        &self,
-        lease_key: &str,
-        owner: &str,
-        until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    async fn try_acquire(&self, lease_key: &str, owner: &str, until: OffsetDateTime) -> Result<bool, StoreError> {
         let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let until_ms = (until.unix_timestamp_nanos() / 1_000_000) as i64;
         let result = self
@@ -369,10 +339,7 @@ impl RefreshLeaseStore for DynamoStore {
             .item("owner", AttributeValue::S(owner.into()))
             .item("until_ms", AttributeValue::N(until_ms.to_string()))
             // TTL cleans up leases whose holder died; expiry itself is enforced by the condition.
-            .item(
-                "ttl",
-                AttributeValue::N((until.unix_timestamp() + 3600).to_string()),
-            )
+            .item("ttl", AttributeValue::N((until.unix_timestamp() + 3600).to_string()))
             .condition_expression("attribute_not_exists(pk) OR until_ms < :now")
             .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
             .send()
@@ -401,5 +368,38 @@ impl RefreshLeaseStore for DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(service_error(e)),
         }
+    }
+}
+
+#[async_trait]
+impl SettingsStore for DynamoStore {
+    async fn get_settings(&self, tenant: &TenantId, product: Product) -> Result<Option<serde_json::Value>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(format!("SETTINGS#{product}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service_error)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let json = item.get("settings").and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt("settings item has no body"))?;
+        serde_json::from_str(json).map(Some).map_err(corrupt)
+    }
+
+    async fn put_settings(&self, tenant: &TenantId, product: Product, settings: &serde_json::Value) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(tenant_pk(tenant)))
+            .item("sk", AttributeValue::S(format!("SETTINGS#{product}")))
+            .item("settings", AttributeValue::S(settings.to_string()))
+            .item("updated_at", AttributeValue::S(OffsetDateTime::now_utc().to_string()))
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
     }
 }

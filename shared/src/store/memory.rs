@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use super::{
-    ConnectionStore, CredentialStore, OAuthStateStore, PendingAuthorization, RefreshLeaseStore,
-    StoreError, StoredSecret,
+    ConnectionStore, CredentialStore, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, StoreError,
+    StoredSecret, Verification,
 };
 use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
 
@@ -23,19 +23,11 @@ pub struct MemoryConnections(Mutex<HashMap<(String, Product), Connection>>);
 
 #[async_trait]
 impl ConnectionStore for MemoryConnections {
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        product: Product,
-    ) -> Result<Option<Connection>, StoreError> {
+    async fn get(&self, tenant: &TenantId, product: Product) -> Result<Option<Connection>, StoreError> {
         Ok(lock(&self.0).get(&(tenant.to_string(), product)).cloned())
     }
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
-        Ok(lock(&self.0)
-            .values()
-            .filter(|c| &c.tenant == tenant)
-            .cloned()
-            .collect())
+        Ok(lock(&self.0).values().filter(|c| &c.tenant == tenant).cloned().collect())
     }
     async fn put_all(&self, connections: &[Connection]) -> Result<(), StoreError> {
         let mut map = lock(&self.0);
@@ -52,10 +44,16 @@ impl ConnectionStore for MemoryConnections {
         &self,
         tenant: &TenantId,
         product: Product,
-        at: OffsetDateTime,
+        outcome: &Verification,
     ) -> Result<(), StoreError> {
-        if let Some(c) = lock(&self.0).get_mut(&(tenant.to_string(), product)) {
-            c.last_verified_at = Some(at);
+        let mut map = lock(&self.0);
+        let connection = map.get_mut(&(tenant.to_string(), product));
+        if let Some(c) = connection.filter(|c| c.secret_name == outcome.secret_name) {
+            c.last_verified_at = Some(outcome.at);
+            c.status = outcome.status;
+            if outcome.acting_as.is_some() {
+                c.acting_as = outcome.acting_as.clone();
+            }
         }
         Ok(())
     }
@@ -65,10 +63,7 @@ impl ConnectionStore for MemoryConnections {
         grant_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        for c in lock(&self.0)
-            .values_mut()
-            .filter(|c| &c.tenant == tenant && c.grant_id == grant_id)
-        {
+        for c in lock(&self.0).values_mut().filter(|c| &c.tenant == tenant && c.grant_id == grant_id) {
             c.status = ConnectionStatus::ReconnectRequired;
             c.updated_at = at;
         }
@@ -95,16 +90,9 @@ pub struct MemoryLeases(Mutex<HashMap<String, (String, OffsetDateTime)>>);
 
 #[async_trait]
 impl RefreshLeaseStore for MemoryLeases {
-    async fn try_acquire(
-        &self,
-        key: &str,
-        owner: &str,
-        until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    async fn try_acquire(&self, key: &str, owner: &str, until: OffsetDateTime) -> Result<bool, StoreError> {
         let mut map = lock(&self.0);
-        let free = map
-            .get(key)
-            .is_none_or(|(_, held_until)| *held_until < OffsetDateTime::now_utc());
+        let free = map.get(key).is_none_or(|(_, held_until)| *held_until < OffsetDateTime::now_utc());
         if free {
             map.insert(key.to_owned(), (owner.to_owned(), until));
         }
@@ -132,13 +120,7 @@ impl CredentialStore for MemoryCredentials {
     }
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), StoreError> {
         let version = self.versions.fetch_add(1, Ordering::SeqCst).to_string();
-        lock(&self.secrets).insert(
-            name.to_owned(),
-            StoredSecret {
-                version,
-                value: value.clone(),
-            },
-        );
+        lock(&self.secrets).insert(name.to_owned(), StoredSecret { version, value: value.clone() });
         Ok(())
     }
     async fn delete(&self, name: &str) -> Result<(), StoreError> {

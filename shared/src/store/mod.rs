@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::domain::{Connection, ConsentTarget, Product, TenantId};
+use crate::domain::{Connection, ConnectionStatus, ConsentTarget, Product, TenantId};
 
 pub mod dynamo;
 #[cfg(any(test, feature = "fakes"))]
@@ -15,10 +15,7 @@ pub mod secrets;
 pub enum StoreError {
     /// The backing service failed; the message never includes item contents or secrets.
     #[error("{service} request failed: {message}")]
-    Service {
-        service: &'static str,
-        message: String,
-    },
+    Service { service: &'static str, message: String },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 }
@@ -33,21 +30,17 @@ impl From<StoreError> for crate::error::ApiError {
 /// Tenant connections (metadata only; credentials live in the [`CredentialStore`]).
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        product: Product,
-    ) -> Result<Option<Connection>, StoreError>;
+    async fn get(&self, tenant: &TenantId, product: Product) -> Result<Option<Connection>, StoreError>;
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError>;
     /// Writes every connection of one consent together, or none of them.
     async fn put_all(&self, connections: &[Connection]) -> Result<(), StoreError>;
     async fn delete(&self, tenant: &TenantId, product: Product) -> Result<(), StoreError>;
-    /// Records a successful verification (an update, so concurrent verifications never conflict).
+    /// Records a verification's outcome (an update, so concurrent verifications never conflict).
     async fn record_verified(
         &self,
         tenant: &TenantId,
         product: Product,
-        at: OffsetDateTime,
+        outcome: &Verification,
     ) -> Result<(), StoreError>;
     /// Marks every connection of the tenant that uses `grant_id` as `reconnect_required`.
     async fn mark_reconnect_required(
@@ -56,6 +49,22 @@ pub trait ConnectionStore: Send + Sync {
         grant_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+}
+
+/// Tenant settings per product, stored as the JSON the API accepted (typed at the edges).
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    async fn get_settings(&self, tenant: &TenantId, product: Product) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn put_settings(&self, tenant: &TenantId, product: Product, settings: &serde_json::Value) -> Result<(), StoreError>;
+}
+
+/// What a verification found: applied only while the connection still uses `secret_name`.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub at: OffsetDateTime,
+    pub status: ConnectionStatus,
+    pub acting_as: Option<String>,
+    pub secret_name: String,
 }
 
 /// A started OAuth authorization, waiting for its callback.
@@ -79,12 +88,7 @@ pub trait OAuthStateStore: Send + Sync {
 #[async_trait]
 pub trait RefreshLeaseStore: Send + Sync {
     /// Takes the lease if nobody holds it or the holder's lease expired.
-    async fn try_acquire(
-        &self,
-        lease_key: &str,
-        owner: &str,
-        until: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
+    async fn try_acquire(&self, lease_key: &str, owner: &str, until: OffsetDateTime) -> Result<bool, StoreError>;
     /// Releases the lease if `owner` still holds it.
     async fn release(&self, lease_key: &str, owner: &str) -> Result<(), StoreError>;
 }

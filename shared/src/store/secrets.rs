@@ -16,10 +16,7 @@ pub struct SecretsManagerStore {
 
 impl SecretsManagerStore {
     pub fn new(client: Client, kms_key_id: impl Into<String>) -> Self {
-        Self {
-            client,
-            kms_key_id: kms_key_id.into(),
-        }
+        Self { client, kms_key_id: kms_key_id.into() }
     }
 }
 
@@ -30,42 +27,25 @@ fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
 /// Error text for logs: the service's code and message, which never echo the secret value.
 fn service_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> StoreError {
     let message = match e.as_service_error() {
-        Some(se) => format!(
-            "{}: {}",
-            se.code().unwrap_or("error"),
-            se.message().unwrap_or("")
-        ),
+        Some(se) => format!("{}: {}", se.code().unwrap_or("error"), se.message().unwrap_or("")),
         None => format!("{e}"),
     };
-    StoreError::Service {
-        service: "Secrets Manager",
-        message,
-    }
+    StoreError::Service { service: "Secrets Manager", message }
 }
 
 #[async_trait]
 impl CredentialStore for SecretsManagerStore {
     async fn get(&self, name: &str) -> Result<Option<StoredSecret>, StoreError> {
         // AWSCURRENT explicitly: after a rotation the un-staged read can return an older version.
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(name)
-            .version_stage("AWSCURRENT")
-            .send()
-            .await;
+        let result = self.client.get_secret_value().secret_id(name).version_stage("AWSCURRENT").send().await;
         let out = match result {
             Ok(out) => out,
             Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(None),
             Err(e) => return Err(service_error(e)),
         };
-        let value = out
-            .secret_string
-            .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no string value")))?;
-        Ok(Some(StoredSecret {
-            version: out.version_id.unwrap_or_default(),
-            value: SecretString::from(value),
-        }))
+        let value =
+            out.secret_string.ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no string value")))?;
+        Ok(Some(StoredSecret { version: out.version_id.unwrap_or_default(), value: SecretString::from(value) }))
     }
 
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), StoreError> {
@@ -97,13 +77,7 @@ impl CredentialStore for SecretsManagerStore {
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
         // No recovery window: the tenant disconnected on purpose, and a pending deletion would
         // block a reconnect under the same name.
-        let result = self
-            .client
-            .delete_secret()
-            .secret_id(name)
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
+        let result = self.client.delete_secret().secret_id(name).force_delete_without_recovery(true).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(()),

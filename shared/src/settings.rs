@@ -1,0 +1,201 @@
+//! Tenant settings: where pages and issues go. Validated locally, and against the product when it
+//! is connected (the space, project and issue type exist; required fields have defaults).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::atlassian::jira::{FIELDS_WE_ALWAYS_SET, create_meta_fields, create_meta_issue_types, project};
+use crate::atlassian::{AtlassianError, Session, confluence};
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfluenceSettings {
+    /// The space report pages are published to.
+    pub space_key: String,
+    #[serde(default)]
+    pub parent_titles: ParentTitles,
+}
+
+/// Titles of the parent pages reports are filed under (found or created in the space).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParentTitles {
+    pub retrospective: String,
+    pub health_check: String,
+}
+
+impl Default for ParentTitles {
+    fn default() -> Self {
+        Self { retrospective: "Retrospectives".into(), health_check: "Health Checks".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssigneeMatching {
+    /// Assign when exactly one assignable user has the action item's email.
+    Email,
+    #[default]
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JiraSettings {
+    pub project_key: String,
+    pub issue_type_id: String,
+    /// Values for fields the issue type requires, keyed by field id (e.g. `customfield_10050`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub field_defaults: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub assignee_matching: AssigneeMatching,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_settings", message)
+}
+
+fn title(name: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.chars().count() > 255 {
+        return Err(invalid(format!("{name} must be 1 to 255 characters")));
+    }
+    Ok(())
+}
+
+impl ConfluenceSettings {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let key_ok = (1..=255).contains(&self.space_key.len())
+            && self.space_key.chars().all(|c| c.is_ascii_alphanumeric() || c == '~' || c == '_');
+        if !key_ok {
+            return Err(invalid("space_key must be a Confluence space key: letters, digits, '_' or a leading '~'"));
+        }
+        title("parent_titles.retrospective", &self.parent_titles.retrospective)?;
+        title("parent_titles.health_check", &self.parent_titles.health_check)?;
+        if self.parent_titles.retrospective.trim() == self.parent_titles.health_check.trim() {
+            return Err(invalid("parent_titles.retrospective and parent_titles.health_check must differ"));
+        }
+        Ok(())
+    }
+
+    /// The space must exist and be visible to the connection.
+    pub async fn check(&self, session: &Session) -> Result<(), ApiError> {
+        match confluence::space_by_key(session, &self.space_key).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(AtlassianError::Api { status: 404, .. }) => Err(ApiError::bad_request(
+                "unknown_space",
+                format!("space {} does not exist or the connection cannot see it", self.space_key),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl JiraSettings {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let key_ok = (2..=255).contains(&self.project_key.len())
+            && self.project_key.starts_with(|c: char| c.is_ascii_uppercase())
+            && self.project_key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !key_ok {
+            return Err(invalid("project_key must be a Jira project key such as ENG (upper-case letters, digits, '_')"));
+        }
+        if self.issue_type_id.is_empty() || !self.issue_type_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid("issue_type_id must be the numeric id of an issue type"));
+        }
+        for field in self.field_defaults.keys() {
+            if field.is_empty() || FIELDS_WE_ALWAYS_SET.contains(&field.as_str()) {
+                return Err(invalid(format!("field_defaults may not set {field:?}; it is set for every issue")));
+            }
+        }
+        if self.labels.len() > 50 {
+            return Err(invalid("at most 50 labels"));
+        }
+        for label in &self.labels {
+            if label.is_empty() || label.chars().count() > 255 || label.chars().any(char::is_whitespace) {
+                return Err(invalid(format!("label {label:?} must be 1 to 255 characters without spaces")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The project and issue type must exist, and every required field without a default of its
+    /// own must have a value in `field_defaults`.
+    pub async fn check(&self, session: &Session) -> Result<(), ApiError> {
+        match project(session, &self.project_key).await {
+            Ok(_) => {}
+            Err(AtlassianError::Api { status: 404, .. }) => {
+                return Err(ApiError::bad_request(
+                    "unknown_project",
+                    format!("project {} does not exist or the connection cannot see it", self.project_key),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let types = create_meta_issue_types(session, &self.project_key).await?;
+        if !types.iter().any(|t| t.id == self.issue_type_id) {
+            return Err(ApiError::bad_request(
+                "unknown_issue_type",
+                format!("issue type {} is not available for creating issues in {}", self.issue_type_id, self.project_key),
+            ));
+        }
+        let fields = create_meta_fields(session, &self.project_key, &self.issue_type_id).await?;
+        let missing: Vec<String> = fields
+            .iter()
+            .filter(|f| f.required && !f.has_default_value)
+            .filter(|f| !FIELDS_WE_ALWAYS_SET.contains(&f.field_id.as_str()))
+            .filter(|f| !self.field_defaults.contains_key(&f.field_id))
+            .map(|f| format!("{} ({})", f.field_id, f.name))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::bad_request(
+                "missing_field_defaults",
+                format!("the issue type requires fields with no default; add them to field_defaults: {}", missing.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jira(json: &str) -> Result<JiraSettings, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn jira_settings_are_validated_with_messages() {
+        let ok = jira(r#"{"project_key":"ENG","issue_type_id":"10001","labels":["retro"],"assignee_matching":"email"}"#).unwrap();
+        assert!(ok.validate().is_ok());
+        for bad in [
+            r#"{"project_key":"eng","issue_type_id":"10001"}"#,
+            r#"{"project_key":"ENG","issue_type_id":"task"}"#,
+            r#"{"project_key":"ENG","issue_type_id":"1","labels":["two words"]}"#,
+            r#"{"project_key":"ENG","issue_type_id":"1","field_defaults":{"summary":"x"}}"#,
+        ] {
+            let err = jira(bad).unwrap().validate().unwrap_err();
+            assert_eq!(err.code, "invalid_settings", "{bad}");
+        }
+        assert!(jira(r#"{"project_key":"ENG","issue_type_id":"1","colour":"red"}"#).is_err());
+        assert!(jira(r#"{"project_key":"ENG","issue_type_id":"1","assignee_matching":"name"}"#).is_err());
+    }
+
+    #[test]
+    fn confluence_settings_default_their_parent_titles() {
+        let s: ConfluenceSettings = serde_json::from_str(r#"{"space_key":"TEAM"}"#).unwrap();
+        assert_eq!(s.parent_titles, ParentTitles::default());
+        assert!(s.validate().is_ok());
+        let bad: ConfluenceSettings = serde_json::from_str(r#"{"space_key":"a b"}"#).unwrap();
+        assert!(bad.validate().is_err());
+        let same: ConfluenceSettings =
+            serde_json::from_str(r#"{"space_key":"T","parent_titles":{"retrospective":"X","health_check":"X"}}"#).unwrap();
+        assert!(same.validate().is_err());
+    }
+}

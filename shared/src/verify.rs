@@ -1,0 +1,55 @@
+//! Verification: one cheap call that proves a session's credentials work against the product,
+//! and names who they act as.
+
+use serde_json::Value;
+
+use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Session};
+use crate::domain::{AuthType, Product};
+use crate::error::ApiError;
+
+/// Jira's current user; Confluence's current user, except for Cloud OAuth, whose scopes do not
+/// include the user endpoint: one space read proves the grant there.
+pub async fn whoami(session: &Session, auth_type: AuthType) -> Result<Option<String>, AtlassianError> {
+    let body: Value = match (session.product(), session.flavour(), auth_type) {
+        (Product::Jira, _, _) => session.get_json(&session.jira_path("myself")).await?,
+        (Product::Confluence, Flavour::Cloud, AuthType::Oauth2) => {
+            session.get_json::<Value>(&session.confluence_v2_path("spaces?limit=1")).await?;
+            return Ok(None);
+        }
+        (Product::Confluence, _, _) => session.get_json(&session.confluence_v1_path("user/current")).await?,
+    };
+    // Confluence answers bad or missing credentials on some setups as the anonymous user.
+    if body.get("type").and_then(Value::as_str) == Some("anonymous") {
+        return Err(AtlassianError::Api { status: 401, payload: ErrorPayload::Text("anonymous user".into()) });
+    }
+    Ok(body.get("displayName").and_then(Value::as_str).map(str::to_owned))
+}
+
+/// Why a verification failed, for the admin who entered the credentials (422, or 400 when the
+/// URL itself is refused). Never includes the credentials.
+pub fn failure(product: Product, error: AtlassianError) -> ApiError {
+    use lambda_http::http::StatusCode;
+    let unprocessable = |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+    match error {
+        AtlassianError::Api { status: 401, .. } => {
+            unprocessable("invalid_credentials", format!("{product} refused the credentials (401)"))
+        }
+        AtlassianError::Api { status: 403, .. } => unprocessable(
+            "insufficient_permissions",
+            format!("{product} accepted the credentials but refused access (403); check the user's permissions, or a CAPTCHA after failed logins"),
+        ),
+        AtlassianError::Api { status: 404, .. } | AtlassianError::Decode(_) => unprocessable(
+            "not_the_product",
+            format!("no {product} REST API answered at that base_url; check the URL and its context path (e.g. /jira, /confluence)"),
+        ),
+        e @ AtlassianError::Redirected { .. } => {
+            unprocessable("redirected", format!("{e}; use the final URL as base_url"))
+        }
+        AtlassianError::Timeout => unprocessable("timeout", format!("{product} did not answer in time")),
+        AtlassianError::Unreachable(reason) if reason.to_lowercase().contains("certificate") || reason.to_lowercase().contains("tls") => {
+            unprocessable("tls_error", format!("TLS with {product} failed: {reason}"))
+        }
+        AtlassianError::Unreachable(reason) => unprocessable("unreachable", format!("could not reach {product}: {reason}")),
+        other => other.into(),
+    }
+}
