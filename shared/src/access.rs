@@ -111,13 +111,18 @@ impl Connector {
                 .api_base
                 .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
                 .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
-            return Ok(Session::new(
+            let session = Session::new(
                 self.transport.clone(),
                 base,
                 connection.product,
                 Flavour::Cloud,
                 Credentials::Bearer(token),
-            ));
+            );
+            // Links in answers point at the site people open, not at the API gateway.
+            return Ok(match Url::parse(&site.url) {
+                Ok(site_url) => session.with_web_root(site_url),
+                Err(_) => session,
+            });
         }
         let stored = self
             .credentials
@@ -177,6 +182,42 @@ impl Connector {
                 session(Credentials::Bearer(token)).with_renewal(renewal)
             }
         })
+    }
+}
+
+impl Connector {
+    /// Maps an Atlassian failure for a stored connection once for every route: 401/403 mean the
+    /// grant or credentials no longer work, so the connection's status records it and callers get
+    /// 409 with what to do; the rest maps as usual.
+    pub async fn refused(&self, tenant: &TenantId, product: Product, error: AtlassianError) -> ApiError {
+        if !matches!(error, AtlassianError::Api { status: 401 | 403, .. }) {
+            return error.into();
+        }
+        tracing::warn!(error = %error, "Atlassian refused the connection's credentials");
+        let connection = match self.connections.get(tenant, product).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return AccessError::NotConnected(product).into(),
+            Err(e) => return e.into(),
+        };
+        let recorded = if connection.auth_type == AuthType::Oauth2 {
+            self.connections.mark_reconnect_required(tenant, &connection.grant_id, OffsetDateTime::now_utc()).await
+        } else {
+            let verification = crate::store::Verification {
+                at: OffsetDateTime::now_utc(),
+                status: ConnectionStatus::InvalidCredentials,
+                acting_as: None,
+                secret_name: connection.secret_name.clone(),
+            };
+            self.connections.record_verified(tenant, product, &verification).await
+        };
+        if let Err(e) = recorded {
+            return e.into();
+        }
+        if connection.auth_type == AuthType::Oauth2 {
+            AccessError::ReconnectRequired(product).into()
+        } else {
+            AccessError::InvalidCredentials(product).into()
+        }
     }
 }
 

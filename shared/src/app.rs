@@ -10,10 +10,10 @@ use lambda_http::{Request, service_fn};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::access::Connector;
 use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
 use crate::http::HttpResponse;
-use crate::access::Connector;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
@@ -78,8 +78,13 @@ impl App {
                 .map_err(|e| InitError::Http(e.to_string()))?,
         );
         let dynamo = Arc::new(dynamo);
-        let tokens =
-            TokenProvider::new(dynamo.clone(), credentials.clone(), dynamo.clone(), oauth.clone(), config.oauth.refresh_leeway);
+        let tokens = TokenProvider::new(
+            dynamo.clone(),
+            credentials.clone(),
+            dynamo.clone(),
+            oauth.clone(),
+            config.oauth.refresh_leeway,
+        );
         let connector = Connector::new(
             transport.clone(),
             config.oauth.api_base_url.clone(),

@@ -12,6 +12,7 @@ pub mod atlassian;
 pub mod caller;
 pub mod config;
 pub mod credentials;
+pub mod discovery;
 pub mod domain;
 pub mod error;
 pub mod http;

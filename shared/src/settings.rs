@@ -103,7 +103,9 @@ impl JiraSettings {
             && self.project_key.starts_with(|c: char| c.is_ascii_uppercase())
             && self.project_key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         if !key_ok {
-            return Err(invalid("project_key must be a Jira project key such as ENG (upper-case letters, digits, '_')"));
+            return Err(invalid(
+                "project_key must be a Jira project key such as ENG (upper-case letters, digits, '_')",
+            ));
         }
         if self.issue_type_id.is_empty() || !self.issue_type_id.chars().all(|c| c.is_ascii_digit()) {
             return Err(invalid("issue_type_id must be the numeric id of an issue type"));
@@ -141,7 +143,10 @@ impl JiraSettings {
         if !types.iter().any(|t| t.id == self.issue_type_id) {
             return Err(ApiError::bad_request(
                 "unknown_issue_type",
-                format!("issue type {} is not available for creating issues in {}", self.issue_type_id, self.project_key),
+                format!(
+                    "issue type {} is not available for creating issues in {}",
+                    self.issue_type_id, self.project_key
+                ),
             ));
         }
         let fields = create_meta_fields(session, &self.project_key, &self.issue_type_id).await?;
@@ -155,7 +160,10 @@ impl JiraSettings {
         if !missing.is_empty() {
             return Err(ApiError::bad_request(
                 "missing_field_defaults",
-                format!("the issue type requires fields with no default; add them to field_defaults: {}", missing.join(", ")),
+                format!(
+                    "the issue type requires fields with no default; add them to field_defaults: {}",
+                    missing.join(", ")
+                ),
             ));
         }
         Ok(())
@@ -172,7 +180,9 @@ mod tests {
 
     #[test]
     fn jira_settings_are_validated_with_messages() {
-        let ok = jira(r#"{"project_key":"ENG","issue_type_id":"10001","labels":["retro"],"assignee_matching":"email"}"#).unwrap();
+        let ok =
+            jira(r#"{"project_key":"ENG","issue_type_id":"10001","labels":["retro"],"assignee_matching":"email"}"#)
+                .unwrap();
         assert!(ok.validate().is_ok());
         for bad in [
             r#"{"project_key":"eng","issue_type_id":"10001"}"#,
@@ -195,7 +205,8 @@ mod tests {
         let bad: ConfluenceSettings = serde_json::from_str(r#"{"space_key":"a b"}"#).unwrap();
         assert!(bad.validate().is_err());
         let same: ConfluenceSettings =
-            serde_json::from_str(r#"{"space_key":"T","parent_titles":{"retrospective":"X","health_check":"X"}}"#).unwrap();
+            serde_json::from_str(r#"{"space_key":"T","parent_titles":{"retrospective":"X","health_check":"X"}}"#)
+                .unwrap();
         assert!(same.validate().is_err());
     }
 }

@@ -36,20 +36,28 @@ pub fn failure(product: Product, error: AtlassianError) -> ApiError {
         }
         AtlassianError::Api { status: 403, .. } => unprocessable(
             "insufficient_permissions",
-            format!("{product} accepted the credentials but refused access (403); check the user's permissions, or a CAPTCHA after failed logins"),
+            format!(
+                "{product} accepted the credentials but refused access (403); check the user's permissions, or a CAPTCHA after failed logins"
+            ),
         ),
         AtlassianError::Api { status: 404, .. } | AtlassianError::Decode(_) => unprocessable(
             "not_the_product",
-            format!("no {product} REST API answered at that base_url; check the URL and its context path (e.g. /jira, /confluence)"),
+            format!(
+                "no {product} REST API answered at that base_url; check the URL and its context path (e.g. /jira, /confluence)"
+            ),
         ),
         e @ AtlassianError::Redirected { .. } => {
             unprocessable("redirected", format!("{e}; use the final URL as base_url"))
         }
         AtlassianError::Timeout => unprocessable("timeout", format!("{product} did not answer in time")),
-        AtlassianError::Unreachable(reason) if reason.to_lowercase().contains("certificate") || reason.to_lowercase().contains("tls") => {
+        AtlassianError::Unreachable(reason)
+            if reason.to_lowercase().contains("certificate") || reason.to_lowercase().contains("tls") =>
+        {
             unprocessable("tls_error", format!("TLS with {product} failed: {reason}"))
         }
-        AtlassianError::Unreachable(reason) => unprocessable("unreachable", format!("could not reach {product}: {reason}")),
+        AtlassianError::Unreachable(reason) => {
+            unprocessable("unreachable", format!("could not reach {product}: {reason}"))
+        }
         other => other.into(),
     }
 }

@@ -10,10 +10,10 @@ use bridge::atlassian::{AtlassianError, EgressError, Session};
 use bridge::caller::{BridgeScope, Caller, authorize};
 use bridge::credentials::ConnectionAuth;
 use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Product};
-use bridge::settings::{ConfluenceSettings, JiraSettings};
-use bridge::store::Verification;
 use bridge::error::ApiError;
 use bridge::http::{self, HttpResponse};
+use bridge::settings::{ConfluenceSettings, JiraSettings};
+use bridge::store::Verification;
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use time::OffsetDateTime;
@@ -145,7 +145,8 @@ async fn verify(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     }
     match outcome {
         Ok(acting_as) => {
-            let connection = app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+            let connection =
+                app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
             Ok(http::json(StatusCode::OK, &VerifyResponse { connection: ConnectionView::from(&connection), acting_as }))
         }
         Err(e) => {
@@ -183,19 +184,22 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     }
     let base_url = base_url(app, &body.base_url)?;
     if let ConnectionAuth::OidcClientCredentials { token_url, .. } = &body.auth {
-        app.config.egress.parse(token_url).map_err(|e| ApiError::bad_request("egress_refused", format!("auth.token_url: {e}")))?;
+        app.config
+            .egress
+            .parse(token_url)
+            .map_err(|e| ApiError::bad_request("egress_refused", format!("auth.token_url: {e}")))?;
     }
 
-    let session = app
-        .connector
-        .session_with(body.deployment, product, base_url.clone(), &body.auth, None)
+    let session =
+        app.connector.session_with(body.deployment, product, base_url.clone(), &body.auth, None).await.map_err(
+            |e| match e {
+                AccessError::Upstream(e) => bridge::verify::failure(product, e),
+                other => other.into(),
+            },
+        )?;
+    let acting_as = bridge::verify::whoami(&session, body.auth.auth_type())
         .await
-        .map_err(|e| match e {
-            AccessError::Upstream(e) => bridge::verify::failure(product, e),
-            other => other.into(),
-        })?;
-    let acting_as =
-        bridge::verify::whoami(&session, body.auth.auth_type()).await.map_err(|e| bridge::verify::failure(product, e))?;
+        .map_err(|e| bridge::verify::failure(product, e))?;
 
     let now = OffsetDateTime::now_utc();
     let previous = app.connections.get(&caller.tenant, product).await?;
@@ -252,9 +256,10 @@ fn base_url(app: &App, value: &str) -> Result<Url, ApiError> {
 async fn get_settings(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = caller(app, req, BridgeScope::Read)?;
     let product = product(req)?;
-    let settings = app.settings.get_settings(&caller.tenant, product).await?.ok_or_else(|| {
-        ApiError::not_found("no_settings", format!("no {product} settings saved for this tenant"))
-    })?;
+    let settings =
+        app.settings.get_settings(&caller.tenant, product).await?.ok_or_else(|| {
+            ApiError::not_found("no_settings", format!("no {product} settings saved for this tenant"))
+        })?;
     Ok(http::json(StatusCode::OK, &settings))
 }
 

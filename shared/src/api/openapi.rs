@@ -12,9 +12,11 @@ use utoipa::openapi::{
 };
 use utoipa::{PartialSchema, ToSchema};
 
-use super::{ConnectionRequest, 
-    ConnectionView, SelectSiteRequest, SiteSelectionResponse, StartOAuthRequest, StartOAuthResponse, VerifyResponse,
+use super::{
+    ConnectionRequest, ConnectionView, SelectSiteRequest, SiteSelectionResponse, StartOAuthRequest, StartOAuthResponse,
+    VerifyResponse,
 };
+use crate::discovery;
 use crate::error::ErrorBody;
 use crate::settings::{ConfluenceSettings, JiraSettings};
 
@@ -136,6 +138,116 @@ const OPS: &[Op] = &[
         ok: (200, "The saved settings", Some("Settings")),
         errors: &[400, 401, 403, 409, 502, 503],
     },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/confluence/spaces",
+        id: "listSpaces",
+        summary: "Confluence spaces, filtered by name or key (`query`); page with `cursor`.",
+        scope: Some("bridge:read"),
+        query: &[("query", "Part of a space's name or key"), ("cursor", "next_cursor of the previous page")],
+        body: None,
+        ok: (200, "The answer", Some("SpaceList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/confluence/spaces/{key}/pages",
+        id: "findPages",
+        summary: "Pages with exactly this title in a space (the parent-page check).",
+        scope: Some("bridge:read"),
+        query: &[("title", "The exact page title (required)")],
+        body: None,
+        ok: (200, "The answer", Some("PageList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/projects",
+        id: "listProjects",
+        summary: "Jira projects, filtered by name or key (`query`); page with `cursor`.",
+        scope: Some("bridge:read"),
+        query: &[("query", "Part of a project's name or key"), ("cursor", "next_cursor of the previous page")],
+        body: None,
+        ok: (200, "The answer", Some("ProjectList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/projects/{key}",
+        id: "getProject",
+        summary: "A project with its lead and issue types.",
+        scope: Some("bridge:read"),
+        query: &[],
+        body: None,
+        ok: (200, "The answer", Some("ProjectDetails")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/projects/{key}/issue-types",
+        id: "listIssueTypes",
+        summary: "Issue types that can be created in the project (createmeta).",
+        scope: Some("bridge:read"),
+        query: &[],
+        body: None,
+        ok: (200, "The answer", Some("IssueTypeList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/projects/{key}/issue-types/{id}/fields",
+        id: "listFields",
+        summary: "The issue type's create fields: required, has_default, schema type, allowed values, and whether it takes ADF.",
+        scope: Some("bridge:read"),
+        query: &[],
+        body: None,
+        ok: (200, "The answer", Some("FieldList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/projects/{key}/components",
+        id: "listComponents",
+        summary: "The project's components; page with `cursor`.",
+        scope: Some("bridge:read"),
+        query: &[("cursor", "next_cursor of the previous page")],
+        body: None,
+        ok: (200, "The answer", Some("ComponentList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/projects/{key}/assignable-users",
+        id: "listAssignableUsers",
+        summary: "Users who can be assigned issues in the project; `id` is what an assignee field takes (accountId on Cloud, name on Server/DC).",
+        scope: Some("bridge:read"),
+        query: &[("query", "Part of a name or an email"), ("cursor", "next_cursor of the previous page")],
+        body: None,
+        ok: (200, "The answer", Some("UserList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/users",
+        id: "pickUsers",
+        summary: "The user picker (`query` required). Hidden emails stay absent.",
+        scope: Some("bridge:read"),
+        query: &[("query", "Part of a name or an email (required)")],
+        body: None,
+        ok: (200, "The answer", Some("UserList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/jira/priorities",
+        id: "listPriorities",
+        summary: "Priorities. On Cloud pass project and issue_type (they come from the create screen, since /priority/search needs a scope we do not ask for).",
+        scope: Some("bridge:read"),
+        query: &[("project", "Project key (Cloud: required with issue_type)"), ("issue_type", "Issue type id")],
+        body: None,
+        ok: (200, "The answer", Some("PriorityList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
 ];
 
 fn error_text(status: u16) -> &'static str {
@@ -174,7 +286,8 @@ pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     for op in OPS {
         let mut operation = OperationBuilder::new().operation_id(Some(op.id)).summary(Some(op.summary));
-        for name in ["tenant", "product"].into_iter().filter(|p| op.path.contains(&format!("{{{p}}}"))) {
+        let path_params = op.path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')));
+        for name in path_params {
             operation = operation.parameter(
                 ParameterBuilder::new()
                     .name(name)
@@ -232,6 +345,15 @@ pub fn document() -> OpenApi {
     schemas_of::<ConnectionRequest>(&mut schemas);
     schemas_of::<ConfluenceSettings>(&mut schemas);
     schemas_of::<JiraSettings>(&mut schemas);
+    schemas_of::<discovery::SpaceList>(&mut schemas);
+    schemas_of::<discovery::PageList>(&mut schemas);
+    schemas_of::<discovery::ProjectList>(&mut schemas);
+    schemas_of::<discovery::ProjectDetails>(&mut schemas);
+    schemas_of::<discovery::IssueTypeList>(&mut schemas);
+    schemas_of::<discovery::FieldList>(&mut schemas);
+    schemas_of::<discovery::ComponentList>(&mut schemas);
+    schemas_of::<discovery::UserList>(&mut schemas);
+    schemas_of::<discovery::PriorityList>(&mut schemas);
     // One body schema per settings route: which one applies follows from {product}.
     schemas.push((
         "Settings".into(),
@@ -297,6 +419,17 @@ mod tests {
     fn openapi_is_version_3_1() {
         let doc: serde_json::Value = serde_json::from_str(&generated()).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let text = generated();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            assert!(schemas.contains_key(&name), "unresolved reference to {name}");
+        }
     }
 
     /// The gateway and the CDK app route from routes.json: it must list exactly the documented

@@ -55,13 +55,20 @@ async fn all_pages<T: for<'de> Deserialize<'de>>(
         }
         let total = page.get("total").and_then(Value::as_u64).map(|t| t as usize);
         let is_last = page.get("isLast").and_then(Value::as_bool);
-        if count == 0 || is_last == Some(true) || total.is_some_and(|t| items.len() >= t) || (is_last.is_none() && total.is_none() && count < page_size) {
+        if count == 0
+            || is_last == Some(true)
+            || total.is_some_and(|t| items.len() >= t)
+            || (is_last.is_none() && total.is_none() && count < page_size)
+        {
             return Ok(items);
         }
     }
 }
 
-pub async fn create_meta_issue_types(session: &Session, project: &str) -> Result<Vec<CreateMetaIssueType>, AtlassianError> {
+pub async fn create_meta_issue_types(
+    session: &Session,
+    project: &str,
+) -> Result<Vec<CreateMetaIssueType>, AtlassianError> {
     let path = session.jira_path(&format!("issue/createmeta/{}/issuetypes", encode(project)));
     all_pages(session, &path, "issueTypes", 200).await
 }

@@ -33,6 +33,8 @@ pub struct Session {
     flavour: Flavour,
     credentials: Mutex<Credentials>,
     renewal: Option<Arc<dyn TokenRenewal>>,
+    /// Where people open the product in a browser (links in answers): the site, or the base URL.
+    web_root: Url,
 }
 
 impl Session {
@@ -49,12 +51,23 @@ impl Session {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        Self { transport, base, product, flavour, credentials: Mutex::new(credentials), renewal: None }
+        let web_root = base.clone();
+        Self { transport, base, product, flavour, credentials: Mutex::new(credentials), renewal: None, web_root }
     }
 
     pub fn with_renewal(mut self, renewal: Arc<dyn TokenRenewal>) -> Self {
         self.renewal = Some(renewal);
         self
+    }
+
+    /// For Cloud through `api.atlassian.com`, links must point at the site instead.
+    pub fn with_web_root(mut self, web_root: Url) -> Self {
+        self.web_root = web_root;
+        self
+    }
+
+    pub fn web_root(&self) -> &str {
+        self.web_root.as_str()
     }
 
     pub fn product(&self) -> Product {

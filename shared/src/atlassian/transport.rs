@@ -148,7 +148,9 @@ impl Transport {
                 }
                 Err(e) if egress_refusal(&e).is_some() => {
                     let refusal = egress_refusal(&e).cloned();
-                    return Err(refusal.map_or_else(|| AtlassianError::Unreachable(e.to_string()), AtlassianError::Egress));
+                    return Err(
+                        refusal.map_or_else(|| AtlassianError::Unreachable(e.to_string()), AtlassianError::Egress)
+                    );
                 }
                 Err(e) if e.is_connect() && !last => {
                     (AtlassianError::Unreachable(e.without_url().to_string()), self.retry.backoff(attempt))

@@ -385,11 +385,17 @@ impl SettingsStore for DynamoStore {
             .await
             .map_err(service_error)?;
         let Some(item) = out.item else { return Ok(None) };
-        let json = item.get("settings").and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt("settings item has no body"))?;
+        let json =
+            item.get("settings").and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt("settings item has no body"))?;
         serde_json::from_str(json).map(Some).map_err(corrupt)
     }
 
-    async fn put_settings(&self, tenant: &TenantId, product: Product, settings: &serde_json::Value) -> Result<(), StoreError> {
+    async fn put_settings(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+        settings: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)

@@ -55,7 +55,12 @@ pub trait ConnectionStore: Send + Sync {
 #[async_trait]
 pub trait SettingsStore: Send + Sync {
     async fn get_settings(&self, tenant: &TenantId, product: Product) -> Result<Option<serde_json::Value>, StoreError>;
-    async fn put_settings(&self, tenant: &TenantId, product: Product, settings: &serde_json::Value) -> Result<(), StoreError>;
+    async fn put_settings(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+        settings: &serde_json::Value,
+    ) -> Result<(), StoreError>;
 }
 
 /// What a verification found: applied only while the connection still uses `secret_name`.
