@@ -54,7 +54,7 @@ package: $(VENV)/.stamp-package
 	@ls -l $(DIST)/*.zip | awk '{printf "%-40s %8.1f KiB\n", $$9, $$5/1024}'
 
 openapi:
-	BLESS=1 cargo test -p bridge-shared --lib api::openapi
+	BLESS=1 cargo test -p bridge-shared --lib -- api::openapi events::tests
 
 lint:
 	cargo fmt --all -- --check

@@ -13,11 +13,12 @@ use serde::Deserialize;
 use crate::access::Connector;
 use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
+use crate::events::{Delivery, EventBridgeBus, EventBus, Trigger};
 use crate::http::HttpResponse;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
-use crate::store::{ConnectionStore, CredentialStore, OAuthStateStore, SettingsStore, StoreError};
+use crate::store::{ConnectionStore, CredentialStore, IssueLedger, OAuthStateStore, SettingsStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -48,7 +49,11 @@ pub struct App {
     pub states: Arc<dyn OAuthStateStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub settings: Arc<dyn SettingsStore>,
+    pub issues: Arc<dyn IssueLedger>,
     pub connector: Connector,
+    /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
+    /// refuse to start without it).
+    pub events: Option<Arc<dyn EventBus>>,
 }
 
 impl App {
@@ -98,7 +103,12 @@ impl App {
             oauth,
             connections: dynamo.clone(),
             states: dynamo.clone(),
-            settings: dynamo,
+            settings: dynamo.clone(),
+            issues: dynamo,
+            events: config.event_bus.as_ref().map(|bus| {
+                Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))
+                    as Arc<dyn EventBus>
+            }),
             credentials,
             connector,
             config,
@@ -130,6 +140,66 @@ where
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(handler(app, req).await) }
+    }))
+    .await
+}
+
+/// What an event handler says about one delivery.
+pub enum EventOutcome {
+    /// Done (successfully, or failed for good and reported): do not deliver again.
+    Done,
+    /// Failed in a way a later delivery may fix: deliver again.
+    Retry(String),
+}
+
+/// Runs a function that serves HTTP routes and EventBridge events (straight from a rule, or
+/// through SQS with partial batch failures).
+pub async fn serve_with_events<H, HF, E, EF>(http_handler: H, event_handler: E) -> Result<(), lambda_runtime::Error>
+where
+    H: Fn(Arc<App>, Request) -> HF + Send + Sync,
+    HF: Future<Output = HttpResponse> + Send,
+    E: Fn(Arc<App>, Delivery) -> EF + Send + Sync,
+    EF: Future<Output = EventOutcome> + Send,
+{
+    crate::telemetry::init();
+    let app = match App::from_env().await {
+        Ok(app) if app.events.is_some() => Arc::new(app),
+        Ok(_) => {
+            tracing::error!("cold start failed: BRIDGE_EVENT_BUS_NAME is required by this function");
+            return Err("BRIDGE_EVENT_BUS_NAME is required".into());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    let (http_handler, event_handler) = (&http_handler, &event_handler);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+        let app = app.clone();
+        async move {
+            match Trigger::classify(event.payload)? {
+                Trigger::Http(payload) => {
+                    let request = lambda_http::request::from_str(&payload.to_string())
+                        .map_err(|e| format!("malformed API Gateway event: {e}"))?;
+                    Ok(crate::http::to_gateway_response(http_handler(app, request).await))
+                }
+                Trigger::Sqs(deliveries) => {
+                    let mut failures = Vec::new();
+                    for delivery in deliveries {
+                        let id = delivery.id.clone();
+                        if let EventOutcome::Retry(reason) = event_handler(app.clone(), delivery).await {
+                            tracing::warn!(message_id = %id, reason = %reason, "delivery will be retried");
+                            failures.push(serde_json::json!({"itemIdentifier": id}));
+                        }
+                    }
+                    Ok(serde_json::json!({"batchItemFailures": failures}))
+                }
+                Trigger::EventBridge(delivery) => match event_handler(app, delivery).await {
+                    EventOutcome::Done => Ok(serde_json::json!({})),
+                    EventOutcome::Retry(reason) => Err(lambda_runtime::Error::from(reason)),
+                },
+            }
+        }
     }))
     .await
 }

@@ -31,6 +31,12 @@ pub struct Config {
     pub tenant_claim: String,
     pub http: HttpConfig,
     pub egress: EgressPolicy,
+    /// The bus outgoing events go to; only the functions that publish need it.
+    pub event_bus: Option<String>,
+    /// The `source` of outgoing events.
+    pub event_source: String,
+    /// How long a job holds an action item or report before another delivery may take it over.
+    pub job_lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +125,9 @@ impl Config {
                 max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
                 max_retry_wait: env.seconds("BRIDGE_HTTP_MAX_RETRY_WAIT_SECONDS", 20)?,
             },
+            event_bus: env.optional("BRIDGE_EVENT_BUS_NAME"),
+            event_source: env.optional("BRIDGE_EVENT_SOURCE").unwrap_or_else(|| "atlassian-bridge".into()),
+            job_lease: env.seconds("BRIDGE_JOB_LEASE_SECONDS", 60)?,
             egress: EgressPolicy {
                 allow_http: env.flag("BRIDGE_EGRESS_ALLOW_HTTP")?,
                 allow_loopback: env.flag("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS")?,

@@ -101,3 +101,27 @@ fn fallback() -> HttpResponse {
     *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     resp
 }
+
+/// An HTTP response in API Gateway's payload 2.0 response format, for functions that also take
+/// events and so run on the plain Lambda runtime.
+pub fn to_gateway_response(response: HttpResponse) -> serde_json::Value {
+    let (parts, body) = response.into_parts();
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), serde_json::Value::String(v.to_str().ok()?.to_owned()))))
+        .collect();
+    let (body, base64) = match body {
+        Body::Empty => (String::new(), false),
+        Body::Text(text) => (text, false),
+        Body::Binary(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => (text, false),
+            Err(e) => {
+                use base64::Engine;
+                (base64::engine::general_purpose::STANDARD.encode(e.into_bytes()), true)
+            }
+        },
+        _ => (String::new(), false),
+    };
+    serde_json::json!({"statusCode": parts.status.as_u16(), "headers": headers, "body": body, "isBase64Encoded": base64})
+}

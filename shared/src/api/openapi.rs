@@ -30,6 +30,8 @@ struct Op {
     scope: Option<&'static str>,
     query: &'static [(&'static str, &'static str)],
     body: Option<&'static str>,
+    /// Whether the route takes (and requires) an `Idempotency-Key` header.
+    idempotent: bool,
     ok: (u16, &'static str, Option<&'static str>),
     errors: &'static [u16],
 }
@@ -43,6 +45,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: Some("StartOAuthRequest"),
+        idempotent: false,
         ok: (200, "The consent URL to send the admin's browser to", Some("StartOAuthResponse")),
         errors: &[400, 401, 403],
     },
@@ -58,6 +61,7 @@ const OPS: &[Op] = &[
             ("error", "Set by Atlassian when the consent was denied"),
         ],
         body: None,
+        idempotent: false,
         ok: (302, "Redirect to the return URL", None),
         errors: &[400],
     },
@@ -69,6 +73,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[],
         body: None,
+        idempotent: false,
         ok: (200, "The connection", Some("ConnectionView")),
         errors: &[400, 401, 403, 404],
     },
@@ -80,6 +85,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: Some("ConnectionRequest"),
+        idempotent: false,
         ok: (200, "The connection (never the credentials)", Some("ConnectionView")),
         errors: &[400, 401, 403, 422, 502, 503],
     },
@@ -91,6 +97,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: None,
+        idempotent: false,
         ok: (204, "Removed (or there was nothing to remove)", None),
         errors: &[400, 401, 403],
     },
@@ -102,6 +109,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: Some("SelectSiteRequest"),
+        idempotent: false,
         ok: (200, "The connections, now connected to that site", Some("SiteSelectionResponse")),
         errors: &[400, 401, 403, 404, 409],
     },
@@ -113,6 +121,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: None,
+        idempotent: false,
         ok: (200, "The connection and who it acts as", Some("VerifyResponse")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -124,6 +133,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[],
         body: None,
+        idempotent: false,
         ok: (200, "ConfluenceSettings or JiraSettings, by product", Some("Settings")),
         errors: &[400, 401, 403, 404],
     },
@@ -135,6 +145,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:admin"),
         query: &[],
         body: Some("Settings"),
+        idempotent: false,
         ok: (200, "The saved settings", Some("Settings")),
         errors: &[400, 401, 403, 409, 502, 503],
     },
@@ -146,6 +157,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[("query", "Part of a space's name or key"), ("cursor", "next_cursor of the previous page")],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("SpaceList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -157,6 +169,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[("title", "The exact page title (required)")],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("PageList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -168,6 +181,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[("query", "Part of a project's name or key"), ("cursor", "next_cursor of the previous page")],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("ProjectList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -179,6 +193,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("ProjectDetails")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -190,6 +205,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("IssueTypeList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -201,6 +217,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("FieldList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -212,6 +229,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[("cursor", "next_cursor of the previous page")],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("ComponentList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -223,6 +241,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[("query", "Part of a name or an email"), ("cursor", "next_cursor of the previous page")],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("UserList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -234,6 +253,7 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[("query", "Part of a name or an email (required)")],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("UserList")),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
@@ -245,7 +265,32 @@ const OPS: &[Op] = &[
         scope: Some("bridge:read"),
         query: &[("project", "Project key (Cloud: required with issue_type)"), ("issue_type", "Issue type id")],
         body: None,
+        idempotent: false,
         ok: (200, "The answer", Some("PriorityList")),
+        errors: &[400, 401, 403, 404, 409, 502, 503],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/tenants/{tenant}/issues",
+        id: "createIssues",
+        summary: "Create Jira issues for action items (bulk, 50 per call), once per action item however often it is sent. Answers per item: created, existing, or failed with a reason.",
+        scope: Some("bridge:publish"),
+        query: &[],
+        body: Some("IssuesRequest"),
+        idempotent: true,
+        ok: (200, "One result per action item, in request order", Some("IssuesCreated")),
+        errors: &[400, 401, 403, 409, 502, 503],
+    },
+    Op {
+        method: "DELETE",
+        path: "/v1/tenants/{tenant}/issues/{key}",
+        id: "deleteIssue",
+        summary: "Delete an issue this integration created for the tenant (any other is refused with 404).",
+        scope: Some("bridge:publish"),
+        query: &[("delete_subtasks", "true to delete the issue's subtasks too (Jira refuses otherwise)")],
+        body: None,
+        idempotent: false,
+        ok: (204, "Deleted", None),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
 ];
@@ -306,6 +351,16 @@ pub fn document() -> OpenApi {
                     .schema(Some(String::schema())),
             );
         }
+        if op.idempotent {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::True)
+                    .description(Some("The same key for a retried request; 1 to 255 characters"))
+                    .schema(Some(String::schema())),
+            );
+        }
         if let Some(body) = op.body {
             operation = operation.request_body(Some(
                 RequestBodyBuilder::new()
@@ -345,6 +400,8 @@ pub fn document() -> OpenApi {
     schemas_of::<ConnectionRequest>(&mut schemas);
     schemas_of::<ConfluenceSettings>(&mut schemas);
     schemas_of::<JiraSettings>(&mut schemas);
+    schemas_of::<crate::issues::IssuesRequest>(&mut schemas);
+    schemas_of::<crate::issues::IssuesCreated>(&mut schemas);
     schemas_of::<discovery::SpaceList>(&mut schemas);
     schemas_of::<discovery::PageList>(&mut schemas);
     schemas_of::<discovery::ProjectList>(&mut schemas);

@@ -6,6 +6,8 @@
 //! | OAuth state | `OAUTH_STATE#{id}` | `STATE` |
 //! | refresh lease | `LEASE#{key}` | `LEASE` |
 //! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
+//! | action item → issue | `TENANT#{tenant}` | `ACTION#{item id}` |
+//! | issue → action item | `TENANT#{tenant}` | `ISSUE#{key}` |
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -15,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    ConnectionStore, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, SettingsStore, StoreError, Verification,
+    Claim, ConnectionStore, IssueLedger, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, SettingsStore,
+    StoreError, Verification,
 };
 use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
 
@@ -407,5 +410,230 @@ impl SettingsStore for DynamoStore {
             .await
             .map_err(service_error)?;
         Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn action_sk(item_id: &str) -> String {
+    format!("ACTION#{item_id}")
+}
+
+#[async_trait]
+impl IssueLedger for DynamoStore {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression("SET #state = :pending, #owner = :owner, lease_until_ms = :until")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#state IN (:pending, :failed) AND lease_until_ms < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .expression_attribute_values(":failed", AttributeValue::S("failed".into()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":until", AttributeValue::N(ms(until).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(
+                match out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get("state"))
+                    .and_then(|s| s.as_s().ok())
+                    .map(String::as_str)
+                {
+                    None => Claim::Fresh,
+                    Some("failed") => Claim::Retry,
+                    Some(_) => Claim::Resumed,
+                },
+            ),
+            Err(e) if is_condition_failure(&e) => {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(tenant_pk(tenant)))
+                    .key("sk", AttributeValue::S(action_sk(item_id)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(service_error)?
+                    .item
+                    .unwrap_or_default();
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let state = text("state");
+                if state == "created" || state == "deleted" {
+                    return Ok(Claim::Done {
+                        key: text("issue_key"),
+                        id: text("issue_id"),
+                        deleted: state == "deleted",
+                    });
+                }
+                let until_ms = item
+                    .get("lease_until_ms")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .unwrap_or(0);
+                let until =
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).map_err(corrupt)?;
+                Ok(Claim::Busy { until })
+            }
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let record = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression("SET #state = :created, issue_key = :key, issue_id = :id REMOVE #owner, lease_until_ms")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":created", AttributeValue::S("created".into()))
+            .expression_attribute_values(":key", AttributeValue::S(key.into()))
+            .expression_attribute_values(":id", AttributeValue::S(id.into()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .build()
+            .map_err(corrupt)?;
+        let reverse = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(tenant_pk(tenant)))
+            .item("sk", AttributeValue::S(format!("ISSUE#{key}")))
+            .item("item_id", AttributeValue::S(item_id.into()))
+            .item("state", AttributeValue::S("created".into()))
+            .build()
+            .map_err(corrupt)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(record).build())
+            .transact_items(TransactWriteItem::builder().put(reverse).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Our lease lapsed and another attempt took the item over; it finds the issue by its
+            // marker and records it, so there is nothing to undo here.
+            Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("TransactionCanceledException") => {
+                tracing::warn!(item_id, "lease lost before recording; the next owner records the issue");
+                Ok(())
+            }
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError> {
+        self.settle(
+            tenant,
+            item_id,
+            owner,
+            "SET #state = :failed, message = :message, lease_until_ms = :zero",
+            Some(message),
+        )
+        .await
+    }
+
+    async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
+        self.settle(tenant, item_id, owner, "SET lease_until_ms = :zero", None).await
+    }
+
+    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(format!("ISSUE#{key}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service_error)?;
+        let Some(item) = out.item else { return Ok(None) };
+        if item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str) != Some("created") {
+            return Ok(None);
+        }
+        Ok(item.get("item_id").and_then(|v| v.as_s().ok()).cloned())
+    }
+
+    async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError> {
+        for sk in [format!("ISSUE#{key}"), action_sk(item_id)] {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(tenant_pk(tenant)))
+                .key("sk", AttributeValue::S(sk))
+                .update_expression("SET #state = :deleted")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+                .send()
+                .await
+                .map_err(service_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// An update to an item we hold, applied only while we still hold it.
+    async fn settle(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        update: &str,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression(update)
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        if let Some(message) = message {
+            request = request
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":failed", AttributeValue::S("failed".into()))
+                .expression_attribute_values(":message", AttributeValue::S(message.into()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(service_error(e)),
+        }
     }
 }

@@ -63,6 +63,48 @@ pub trait SettingsStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Where an action item stands in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Never attempted: create it.
+    Fresh,
+    /// An earlier attempt recorded its intent and did not finish: it may have created the issue,
+    /// so look for the marker before creating.
+    Resumed,
+    /// Jira refused it before: try again.
+    Retry,
+    /// Already created (or created and deleted): nothing to do.
+    Done { key: String, id: String, deleted: bool },
+    /// Another invocation holds it until this instant.
+    Busy { until: OffsetDateTime },
+}
+
+/// The per-action-item record of what was created: `(tenant, action item id) → issue`.
+#[async_trait]
+pub trait IssueLedger: Send + Sync {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim, StoreError>;
+    async fn complete(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<(), StoreError>;
+    async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError>;
+    /// Gives an unfinished item back (it stays `pending`, so the next attempt looks for it first).
+    async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError>;
+    /// The action item an issue key was created for, if this system created it for this tenant.
+    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<String>, StoreError>;
+    async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError>;
+}
+
 /// What a verification found: applied only while the connection still uses `secret_name`.
 #[derive(Debug, Clone)]
 pub struct Verification {
