@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from . import cloud, control, faults, oauth
+from . import cloud, control, dc, faults, oauth, oidc
 from . import products  # noqa: F401  (registers product handlers)
 from .spec import Catalog
 from .state import State
@@ -22,6 +22,12 @@ def route_of(request: web.Request) -> str | None:
     """The route template a request is recorded and fault-matched under."""
     if request.path.startswith("/ex/"):
         m = cloud.resolve(request, request.app["catalog"])
+        return m.route if m else None
+    if request.path.startswith("/site/"):
+        m = cloud.resolve_site(request, request.app["catalog"])
+        return m.route if m else None
+    if request.path.startswith("/dc/"):
+        m = dc.resolve(request, request.app["catalog"], request.app["state"])
         return m.route if m else None
     info = request.match_info
     if info.http_exception is not None:
@@ -82,4 +88,6 @@ def build_app(specs_dir: str, consent_page: bool = False) -> web.Application:
     app.add_routes(control.routes())
     app.add_routes(oauth.routes())
     app.add_routes(cloud.routes())
+    app.add_routes(dc.routes())
+    app.add_routes(oidc.routes())
     return app

@@ -8,7 +8,7 @@ import re
 from aiohttp import web
 
 from . import data, faults
-from .state import State, default_config
+from .state import State, default_config, default_oidc_config, default_quirks
 from .util import json_response, sim_error
 
 UUIDISH = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -132,25 +132,359 @@ async def put_sites(request):
     return json_response([s.to_json() for s in st.sites.values()])
 
 
+SIZE_LIMITS = {"projects": 5000, "spaces": 10000, "users": 20000}
+
+
 async def seed(request):
-    """{"site": cloudId (optional, default all confluence sites), "spaces": n}"""
+    """Resize generated data. `{"flavour"?: "cloud"|"dc", "site"?: cloudId, "projects"?,
+    "spaces"?, "users"?}`: with `site`, that Cloud site only; with `flavour`, every Cloud site or
+    the DC dataset; with neither, both. The dataset is rebuilt (deterministically)."""
     st = _state(request)
     body = await _json(request, {})
     if not isinstance(body, dict):
         return sim_error("body must be an object")
+    unknown = set(body) - {"flavour", "site", *SIZE_LIMITS}
+    if unknown:
+        return sim_error(f"unknown seed keys {sorted(unknown)}")
+    sizes = {}
+    for k, hi in SIZE_LIMITS.items():
+        if k in body:
+            n = body[k]
+            if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= hi:
+                return sim_error(f"{k} must be an integer 0..{hi}")
+            sizes[k] = n
+    flavour = body.get("flavour")
+    if flavour not in (None, "cloud", "dc"):
+        return sim_error("flavour must be cloud or dc")
     site_id = body.get("site")
-    targets = [site_id] if site_id else [s.id for s in st.sites.values() if "confluence" in s.products]
-    for t in targets:
-        if t not in st.sites:
-            return sim_error(f"unknown site {t!r}", 404)
-    out = {}
-    if "spaces" in body:
-        n = body["spaces"]
-        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 10000:
-            return sim_error("spaces must be an integer 0..10000")
-        for t in targets:
-            out[t] = {"spaces": len(data.seed_spaces(st, t, n))}
+    if site_id is not None and flavour == "dc":
+        return sim_error("site applies to the cloud flavour only")
+    if site_id is not None and site_id not in st.sites:
+        return sim_error(f"unknown site {site_id!r}", 404)
+    out: dict = {}
+    cloud_targets = [site_id] if site_id else ([] if flavour == "dc" else list(st.sites))
+    for t in cloud_targets:
+        st.resize("cloud", t, sizes)
+        out[t] = dict(st.cloud_sizes[t])
+    if flavour == "dc" or (flavour is None and site_id is None):
+        st.resize("dc", None, sizes)
+        out["dc"] = dict(st.dc_sizes)
     return json_response(out)
+
+
+# ---- the complete data set (truth for pagination tests) -------------------------------
+DATA_KINDS = ("users", "projects", "components", "issuetypes", "fields", "priorities", "spaces",
+              "pages", "assignable")
+
+
+async def get_data(request):
+    """`GET /_sim/data/{kind}?flavour=cloud|dc[&site=cloudId][&project=KEY][&issuetype=ID]
+    [&space=KEY][&include_archived=true]` -> `{"flavour","kind","total","items":[...]}`."""
+    st = _state(request)
+    kind = request.match_info["kind"]
+    q = request.query
+    if kind not in DATA_KINDS:
+        return sim_error(f"kind must be one of {list(DATA_KINDS)}", 404)
+    flavour = q.get("flavour", "cloud")
+    if flavour not in ("cloud", "dc"):
+        return sim_error("flavour must be cloud or dc")
+    if flavour == "cloud":
+        site_id = q.get("site") or next(iter(st.sites), None)
+        if site_id not in st.sites:
+            return sim_error(f"unknown site {site_id!r}", 404)
+        ds = st.cloud_data(site_id)
+        directory = st.cloud_directory(site_id)
+    else:
+        ds = st.dc_data()
+        directory = st.dc_directory()
+    project = None
+    if kind in ("components", "issuetypes", "fields", "assignable"):
+        project = ds.project(q.get("project", ""))
+        if project is None:
+            return sim_error("project=<key or id> of an existing project is required", 404)
+    if kind == "users":
+        items = [data.public(u) for u in sorted(directory, key=data.user_sort_key)]
+    elif kind == "assignable":
+        items = [data.public(u) for u in sorted(directory, key=data.user_sort_key) if u["active"]]
+    elif kind == "projects":
+        archived = q.get("include_archived", "false").lower() == "true"
+        items = [data.public(p) for p in ds.projects if archived or not p["archived"]]
+    elif kind == "components":
+        items = [dict(c) for c in ds.components[project["key"]]]
+    elif kind == "issuetypes":
+        items = [dict(t) for t in project["issue_types"]]
+    elif kind == "fields":
+        it = data.issue_type(project, q.get("issuetype", ""))
+        if it is None:
+            return sim_error("issuetype=<id> of the project's issue types is required", 404)
+        items = []
+        for f in data.create_fields(project, it, ds.components[project["key"]]):
+            f = dict(f)
+            allowed = f.pop("allowed", None)
+            f.pop("autocomplete", None)
+            default = f.pop("default", None)
+            if allowed:
+                what, values = allowed
+                f["allowedValues"] = [
+                    {"id": v["id"], "key": v["key"], "name": v["name"]} if what == "project" else
+                    {"id": v["id"], "value": v["value"]} if what == "options" else
+                    {"id": v["id"], "name": v["name"]} for v in values]
+            if default:
+                f["defaultValue"] = {"id": default[1]}
+            items.append(f)
+    elif kind == "priorities":
+        items = [{k: p[k] for k in ("id", "name", "description", "statusColor")}
+                 for p in data.PRIORITIES]
+    elif kind == "spaces":
+        items = [data.public(s) for s in ds.spaces]
+    else:  # pages
+        space_key = q.get("space")
+        if space_key is not None:
+            space = ds.space_by_key.get(space_key)
+            if space is None:
+                return sim_error("unknown space", 404)
+            items = [dict(p) for p in ds.pages_by_space.get(space["id"], [])]
+        else:
+            items = [dict(p) for p in ds.pages]
+    return json_response({"flavour": flavour, "kind": kind, "total": len(items), "items": items})
+
+
+# ---- quirks ---------------------------------------------------------------------------
+async def get_quirks(request):
+    return json_response(_state(request).quirks)
+
+
+async def put_quirks(request):
+    st = _state(request)
+    body = await _json(request, {})
+    if not isinstance(body, dict):
+        return sim_error("body must be an object")
+    for k, v in body.items():
+        if k not in default_quirks():
+            return sim_error(f"unknown quirk {k!r}")
+        if not isinstance(v, bool):
+            return sim_error(f"{k} must be true or false")
+    st.quirks.update(body)
+    return json_response(st.quirks)
+
+
+# ---- Data Center ----------------------------------------------------------------------
+INSTANCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CONTEXT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)*$")
+USERNAME = re.compile(r"^[^\s:/?#]{1,255}$")
+
+
+async def get_dc_instances(request):
+    return json_response([i.to_json() for i in _state(request).dc_instances.values()])
+
+
+async def put_dc_instances(request):
+    st = _state(request)
+    body = await _json(request, [])
+    if not isinstance(body, list):
+        return sim_error("body must be a list of instances")
+    seen = set()
+    for i in body:
+        if not isinstance(i, dict) or not isinstance(i.get("id"), str) or not INSTANCE_ID.match(i["id"]):
+            return sim_error("each instance needs an 'id' (lower-case letters, digits, '-')")
+        if i.get("product") not in PRODUCTS:
+            return sim_error("product must be jira or confluence")
+        cp = i.get("context_path", "")
+        if not isinstance(cp, str) or not CONTEXT_PATH.match(cp):
+            return sim_error("context_path must be '' or like '/jira' (no trailing slash)")
+        cap = i.get("captcha_after_failures")
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+            return sim_error("captcha_after_failures must be null or a positive integer")
+        if i["id"] in seen:
+            return sim_error("duplicate instance id")
+        seen.add(i["id"])
+    st.set_dc_instances(body)
+    return json_response([i.to_json() for i in st.dc_instances.values()])
+
+
+def _dc_user_json(u: dict) -> dict:
+    out = {k: u.get(k) for k in ("name", "key", "userKey", "displayName", "emailAddress",
+                                 "active", "forbidden")}
+    out["has_password"] = bool(u.get("password"))
+    return out
+
+
+async def get_dc_users(request):
+    st = _state(request)
+    return json_response([_dc_user_json(st.dc_user(k)) for k in st.dc_accounts])
+
+
+async def put_dc_users(request):
+    """`[{"username","password"?,"display_name"?,"email"?,"forbidden"?,"active"?,"key"?}]`:
+    replaces the configured accounts (default: bridge-bot); a username of a generated user
+    overlays it (e.g. to give it a password)."""
+    st = _state(request)
+    body = await _json(request, [])
+    if not isinstance(body, list):
+        return sim_error("body must be a list of users")
+    seen = set()
+    for u in body:
+        if not isinstance(u, dict) or not isinstance(u.get("username"), str) or not USERNAME.match(u["username"]):
+            return sim_error("each user needs a 'username' (no spaces, ':', '/', '?', '#')")
+        for k in ("password", "display_name", "email", "key"):
+            if k in u and u[k] is not None and (not isinstance(u[k], str) or not u[k]):
+                return sim_error(f"{k} must be a non-empty string")
+        for k in ("forbidden", "active"):
+            if k in u and not isinstance(u[k], bool):
+                return sim_error(f"{k} must be true or false")
+        unknown = set(u) - {"username", "password", "display_name", "email", "forbidden", "active", "key"}
+        if unknown:
+            return sim_error(f"unknown user keys {sorted(unknown)}")
+        if u["username"].lower() in seen:
+            return sim_error("duplicate username")
+        seen.add(u["username"].lower())
+    st.set_dc_users(body)
+    return json_response([_dc_user_json(st.dc_user(k)) for k in st.dc_accounts])
+
+
+def _pat_json(p) -> dict:
+    return {"id": p.id, "instance": p.instance, "user": p.username, "revoked": p.revoked}
+
+
+async def create_pat(request):
+    """`{"instance","user"}` -> 201 `{"token","id","instance","user"}`."""
+    st = _state(request)
+    body = await _json(request, {})
+    if not isinstance(body, dict):
+        return sim_error("body must be an object")
+    inst = body.get("instance")
+    if inst not in st.dc_instances:
+        return sim_error(f"unknown instance {inst!r}", 404)
+    user = body.get("user")
+    if not isinstance(user, str) or st.dc_user(user) is None:
+        return sim_error(f"unknown user {user!r}", 404)
+    pat = st.issue_pat(inst, user)
+    return json_response({"token": pat.token, **_pat_json(pat)}, status=201)
+
+
+async def list_pats(request):
+    return json_response({"pats": [_pat_json(p) for p in _state(request).pats.values()]})
+
+
+async def revoke_pats(request):
+    """`DELETE /_sim/dc/pats` revokes every PAT; `?id=` one."""
+    st = _state(request)
+    pid = request.query.get("id")
+    n = 0
+    for p in st.pats.values():
+        if pid is None or p.id == pid:
+            p.revoked = True
+            n += 1
+    if pid is not None and n == 0:
+        return sim_error("no such PAT", 404)
+    return json_response({"revoked": n})
+
+
+# ---- OIDC provider ---------------------------------------------------------------------
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+async def get_oidc_clients(request):
+    return json_response([c.to_json() for c in _state(request).oidc_clients.values()])
+
+
+async def put_oidc_clients(request):
+    """`[{"provider","client_id","client_secret","auth_method","acts_as","instances",
+    "scopes"?,"audience"?,"expires_in"?}]` replaces every client."""
+    st = _state(request)
+    body = await _json(request, [])
+    if not isinstance(body, list):
+        return sim_error("body must be a list of clients")
+    seen = set()
+    for c in body:
+        if not isinstance(c, dict):
+            return sim_error("each client must be an object")
+        for k in ("provider", "client_id", "client_secret", "acts_as"):
+            if not isinstance(c.get(k), str) or not c[k]:
+                return sim_error(f"each client needs a non-empty '{k}'")
+        if not INSTANCE_ID.match(c["provider"]):
+            return sim_error("provider must be lower-case letters, digits, '-'")
+        if c.get("auth_method") not in AUTH_METHODS:
+            return sim_error(f"auth_method must be one of {list(AUTH_METHODS)}")
+        insts = c.get("instances", [])
+        if not isinstance(insts, list) or not all(isinstance(i, str) for i in insts):
+            return sim_error("instances must be a list of DC instance ids")
+        scopes = c.get("scopes")
+        if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)):
+            return sim_error("scopes must be null or a list of strings")
+        if c.get("audience") is not None and not isinstance(c["audience"], str):
+            return sim_error("audience must be null or a string")
+        exp = c.get("expires_in")
+        if exp is not None and (not isinstance(exp, int) or isinstance(exp, bool) or exp < 1):
+            return sim_error("expires_in must be null or a positive integer")
+        unknown = set(c) - {"provider", "client_id", "client_secret", "auth_method", "acts_as",
+                            "instances", "scopes", "audience", "expires_in"}
+        if unknown:
+            return sim_error(f"unknown client keys {sorted(unknown)}")
+        if (c["provider"], c["client_id"]) in seen:
+            return sim_error("duplicate client")
+        seen.add((c["provider"], c["client_id"]))
+    st.set_oidc_clients(body)
+    return json_response([c.to_json() for c in st.oidc_clients.values()])
+
+
+async def get_oidc_config(request):
+    return json_response(_state(request).oidc_config)
+
+
+async def put_oidc_config(request):
+    st = _state(request)
+    body = await _json(request, {})
+    if not isinstance(body, dict):
+        return sim_error("body must be an object")
+    for k, v in body.items():
+        if k not in default_oidc_config():
+            return sim_error(f"unknown oidc config key {k!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            return sim_error(f"{k} must be a positive integer")
+    st.oidc_config.update(body)
+    return json_response(st.oidc_config)
+
+
+async def expire_oidc(request):
+    st = _state(request)
+    now = st.now()
+    for t in st.oidc_tokens.values():
+        t.expires_at = min(t.expires_at, now)
+    return json_response({"expired": len(st.oidc_tokens)})
+
+
+# ---- Cloud API tokens ------------------------------------------------------------------
+async def get_api_tokens(request):
+    return json_response([t.to_json() for t in _state(request).api_tokens])
+
+
+async def put_api_tokens(request):
+    """`[{"email","token","site","display_name"?,"scopes"?}]` replaces every API token; `scopes`
+    makes a scoped token (gateway only)."""
+    st = _state(request)
+    body = await _json(request, [])
+    if not isinstance(body, list):
+        return sim_error("body must be a list of API tokens")
+    for t in body:
+        if not isinstance(t, dict):
+            return sim_error("each API token must be an object")
+        if not isinstance(t.get("email"), str) or "@" not in t["email"]:
+            return sim_error("each API token needs an 'email'")
+        if not isinstance(t.get("token"), str) or not t["token"]:
+            return sim_error("each API token needs a non-empty 'token'")
+        if t.get("site") not in st.sites:
+            return sim_error(f"unknown site {t.get('site')!r}", 404)
+        if t.get("display_name") is not None and not isinstance(t["display_name"], str):
+            return sim_error("display_name must be a string")
+        scopes = t.get("scopes")
+        if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)):
+            return sim_error("scopes must be null or a list of strings")
+        unknown = set(t) - {"email", "token", "site", "display_name", "scopes"}
+        if unknown:
+            return sim_error(f"unknown API token keys {sorted(unknown)}")
+    st.set_api_tokens(body)
+    return json_response([t.to_json() for t in st.api_tokens])
 
 
 # ---- oauth state ------------------------------------------------------------------------
@@ -275,6 +609,23 @@ def routes() -> list[web.RouteDef]:
         web.get(p + "/sites", get_sites),
         web.put(p + "/sites", put_sites),
         web.post(p + "/seed", seed),
+        web.get(p + "/data/{kind}", get_data),
+        web.get(p + "/quirks", get_quirks),
+        web.put(p + "/quirks", put_quirks),
+        web.get(p + "/dc/instances", get_dc_instances),
+        web.put(p + "/dc/instances", put_dc_instances),
+        web.get(p + "/dc/users", get_dc_users),
+        web.put(p + "/dc/users", put_dc_users),
+        web.post(p + "/dc/pats", create_pat),
+        web.get(p + "/dc/pats", list_pats),
+        web.delete(p + "/dc/pats", revoke_pats),
+        web.get(p + "/oidc/clients", get_oidc_clients),
+        web.put(p + "/oidc/clients", put_oidc_clients),
+        web.get(p + "/oidc/config", get_oidc_config),
+        web.put(p + "/oidc/config", put_oidc_config),
+        web.post(p + "/oidc/expire", expire_oidc),
+        web.get(p + "/cloud/api-tokens", get_api_tokens),
+        web.put(p + "/cloud/api-tokens", put_api_tokens),
         web.get(p + "/clock", get_clock),
         web.post(p + "/clock/advance", advance_clock),
         web.get(p + "/calls", get_calls),

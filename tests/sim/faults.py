@@ -1,7 +1,8 @@
 """Injected faults: applied before normal handling, matched by route template or prefix.
 
 A fault's `route` matches a request whose route (`"GET /ex/jira/{cloudId}/rest/api/3/myself"`,
-`"POST /oauth/token"`) equals it or starts with it; `"*"` matches every recorded request.
+`"GET /site/{siteName}/rest/api/3/myself"`, `"GET /dc/jira-dc/jira/rest/api/2/myself"`,
+`"POST /oauth/token"`, `"POST /oidc/{provider}/token"`) equals it or starts with it; `"*"` matches every recorded request.
 The first active matching fault (in creation order) applies; `times` counts down
 (null = forever).
 """
@@ -87,8 +88,8 @@ def take(state: State, route: str | None) -> Fault | None:
     return None
 
 
-def _default_reason(route: str | None) -> str:
-    if route and "/ex/confluence/" in route:
+def _default_reason(request: web.Request, route: str | None) -> str:
+    if request.get("sim_product") == "confluence" or (route and "/ex/confluence/" in route):
         return "confluence-burst-based"
     return "jira-burst-based"
 
@@ -139,7 +140,7 @@ async def apply(request: web.Request, fault: Fault, route: str | None, call: dic
         return _body_response(fault.status or 503, fault.body, headers)
     if fault.kind == "rate_limit":
         ra = fault.retry_after if fault.retry_after is not None else 1
-        headers = rate_limit_headers(ra, fault.reason or _default_reason(route))
+        headers = rate_limit_headers(ra, fault.reason or _default_reason(request, route))
         headers.update(fault.headers)
         body = fault.body if fault.body is not None else {"code": 429, "message": "Rate limit exceeded."}
         return _body_response(fault.status or 429, body, headers)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import requests
 
@@ -135,3 +136,24 @@ class SimProcess:
 
     def issued(self) -> dict:
         return self.control("GET", "/oauth/issued", expect=200)
+
+    # ---- Data Center, OIDC, API tokens, data -------------------------------------------
+    def dc_base(self, instance: str = "jira-dc") -> str:
+        """The base URL a client configures for a DC instance (context path included)."""
+        inst = next(i for i in self.control("GET", "/dc/instances", expect=200) if i["id"] == instance)
+        return f"{self.url}/dc/{inst['id']}{inst['context_path']}"
+
+    def site_base(self, name: str = "acme") -> str:
+        """The site URL (`https://<name>.atlassian.net`) as this sim serves it."""
+        return f"{self.url}/site/{name}"
+
+    def pat(self, instance: str, user: str) -> str:
+        return self.control("POST", "/dc/pats", {"instance": instance, "user": user}, expect=201)["token"]
+
+    def quirks(self, **kwargs) -> dict:
+        return self.control("PUT", "/quirks", kwargs, expect=200)
+
+    def data(self, kind: str, **params) -> list:
+        """The complete data set behind the paginated endpoints (`GET /_sim/data/{kind}`)."""
+        query = ("?" + urlencode(params)) if params else ""
+        return self.control("GET", f"/data/{kind}{query}", expect=200)["items"]

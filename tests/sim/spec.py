@@ -1,7 +1,9 @@
 """Atlassian's OpenAPI files: operation lookup and the OAuth scopes each operation needs.
 
-A `Spec` is one OpenAPI file mounted at a URL prefix inside a product's gateway path
-(`/ex/{product}/{cloudId}<mount><spec path>`). Matching is done on the raw (still
+A `Spec` is one OpenAPI file mounted at a URL prefix inside a product's base URL
+(Cloud gateway `/ex/{product}/{cloudId}<mount><spec path>`, Cloud site `/site/{name}<mount>...`,
+Data Center `/dc/{instance}{context path}<mount>...`, the mount being the spec's own server
+path, e.g. `/rest` for Jira DC). Matching is done on the raw (still
 percent-encoded) request path so that an encoded `/` never splits a segment; path
 parameters are returned decoded.
 
@@ -11,6 +13,11 @@ Scope rule (as the files state it): an operation lists alternatives in `security
 access token is accepted when it holds every scope of at least one OAuth alternative from
 either list. `basicAuth` and the anonymous `{}` alternative do not apply to OAuth tokens.
 An operation with no OAuth alternative at all cannot be called with an OAuth token.
+
+Basic rule: HTTP Basic (API token on Cloud, password on DC) is accepted when one alternative
+names an `http`/`basic` scheme. An operation with no `security` at all takes Basic on the DC
+files (they declare no per-operation security) but not on the Cloud files (there those are
+Connect-JWT-only operations).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ class Operation:
     operation_id: str | None
     oauth_alternatives: tuple[frozenset[str], ...]
     raw: dict = field(repr=False, compare=False, hash=False)
+    basic_ok: bool = True
 
     def scopes_ok(self, granted: Iterable[str]) -> bool:
         g = set(granted)
@@ -78,6 +86,11 @@ def _oauth_scheme_names(doc: dict) -> set[str]:
     return names
 
 
+def _basic_scheme_names(doc: dict) -> set[str]:
+    return {name for name, scheme in (doc.get("components", {}).get("securitySchemes") or {}).items()
+            if scheme.get("type") == "http" and str(scheme.get("scheme", "")).lower() == "basic"}
+
+
 def _declared_scopes(doc: dict) -> set[str]:
     scopes: set[str] = set()
     for scheme in (doc.get("components", {}).get("securitySchemes") or {}).values():
@@ -89,13 +102,14 @@ def _declared_scopes(doc: dict) -> set[str]:
 class Spec:
     """One OpenAPI file, indexed for method + path lookup."""
 
-    def __init__(self, name: str, path: Path, mount: str = ""):
+    def __init__(self, name: str, path: Path, mount: str = "", basic_when_unspecified: bool = False):
         self.name = name
         self.mount = mount.rstrip("/")
         self.path = path
         with open(path, "r", encoding="utf-8") as fh:
             self.doc = json.load(fh)
         oauth_schemes = _oauth_scheme_names(self.doc)
+        basic_schemes = _basic_scheme_names(self.doc)
         self.scopes: set[str] = _declared_scopes(self.doc)
         self._by_method: dict[str, dict[int, list[_Compiled]]] = {}
         self.operations: list[Operation] = []
@@ -114,8 +128,13 @@ class Spec:
                     self.scopes |= alt
                 # keep order, drop duplicates
                 uniq = tuple(dict.fromkeys(alts))
+                security = op.get("security")
+                if security is None:
+                    basic_ok = basic_when_unspecified
+                else:
+                    basic_ok = any(s in basic_schemes for entry in security for s in entry)
                 operation = Operation(self.name, method.upper(), template,
-                                      op.get("operationId"), uniq, op)
+                                      op.get("operationId"), uniq, op, basic_ok)
                 self.operations.append(operation)
                 regex, names, specificity = _compile_template(template)
                 nseg = template.count("/")
@@ -170,6 +189,22 @@ class ProductApis:
                 return spec, hit[0], hit[1]
         return None
 
+    def allowed_methods(self, tail: str) -> list[str]:
+        """Methods of the operations whose path matches `tail` (for a 405's Allow header)."""
+        out = set()
+        for spec in self.specs:
+            if spec.mount:
+                if not tail.startswith(spec.mount + "/"):
+                    continue
+                rel = tail[len(spec.mount):]
+            else:
+                rel = tail
+            for op in spec.operations:
+                hit = spec.match(op.method, rel)
+                if hit and hit[0] is op:
+                    out.add(op.method)
+        return sorted(out)
+
     @property
     def scopes(self) -> set[str]:
         out: set[str] = set()
@@ -189,17 +224,28 @@ class Catalog:
         ],
     }
 
+    # Data Center: the mount is the spec's server path below the instance's base URL (Jira's
+    # server is `{baseurl}/rest` with paths `/api/2/...`; Confluence's `{baseurl}/confluence` is the
+    # context path, its paths already start with `/rest/api`).
+    DC_FILES = {
+        "jira": [("jira-dc", "jira-software-dc-10.3-openapi.json", "/rest")],
+        "confluence": [("confluence-dc", "confluence-dc-10.0.3-openapi.json", "")],
+    }
+
     def __init__(self, specs_dir: str | Path):
         specs_dir = Path(specs_dir)
         self.products: dict[str, ProductApis] = {}
+        self.dc: dict[str, ProductApis] = {}
         self.by_name: dict[str, Spec] = {}
-        for product, files in self.CLOUD_FILES.items():
-            specs = []
-            for name, fname, mount in files:
-                spec = Spec(name, specs_dir / fname, mount)
-                specs.append(spec)
-                self.by_name[name] = spec
-            self.products[product] = ProductApis(product, specs)
+        for target, table, basic_default in ((self.products, self.CLOUD_FILES, False),
+                                             (self.dc, self.DC_FILES, True)):
+            for product, files in table.items():
+                specs = []
+                for name, fname, mount in files:
+                    spec = Spec(name, specs_dir / fname, mount, basic_when_unspecified=basic_default)
+                    specs.append(spec)
+                    self.by_name[name] = spec
+                target[product] = ProductApis(product, specs)
         self.product_scopes: dict[str, frozenset[str]] = {
             p: frozenset(apis.scopes) for p, apis in self.products.items()}
         known = set(PLATFORM_SCOPES)

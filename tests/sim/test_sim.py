@@ -296,10 +296,11 @@ def test_paths_and_tokens(sim):
     assert api(sim, f"/ex/jira/{SITE}/rest/api/3/nothing-here", at).status_code == 404
     assert api(sim, f"/ex/confluence/{SITE}/wiki/api/v2/nothing", at).status_code == 404
     assert api(sim, f"/ex/bitbucket/{SITE}/2.0/user", at).status_code == 404
-    r = api(sim, f"/ex/jira/{SITE}/rest/api/3/project/search", at)
+    r = api(sim, f"/ex/jira/{SITE}/rest/api/3/project/ABC/avatars", at)
     assert r.status_code == 501 and r.json()["message"] == "not implemented in simulator"
     # a path template with a parameter matches (and the literal sibling wins over it)
-    assert api(sim, f"/ex/jira/{SITE}/rest/api/3/issue/createmeta/ABC/issuetypes", at).status_code == 501
+    assert api(sim, f"/ex/jira/{SITE}/rest/api/3/project/ABC/versions", at).status_code == 501
+    assert api(sim, f"/ex/jira/{SITE}/rest/api/3/project/search", at).status_code == 200
     r = api(sim, MYSELF.format(SITE), at, method="DELETE")
     assert r.status_code == 405
     assert api(sim, MYSELF.format(SITE), "garbage").status_code == 401

@@ -16,7 +16,7 @@ V1 = "confluence-cloud-v1"
 
 
 def wiki_base(ctx: Ctx) -> str:
-    return f"{ctx.site.url}/wiki"
+    return f"{ctx.site_url}/wiki"
 
 
 # --------------------------------------------------------------------------- errors
@@ -39,7 +39,7 @@ class BadParam(Exception):
 # --------------------------------------------------------------------------- v1 user
 @handler(V1, "GET", "/wiki/rest/api/user/current")
 async def get_current_user(ctx: Ctx):
-    user = ctx.state.users[ctx.grant.account_id]
+    user = ctx.state.users[ctx.account_id]
     acc = user["accountId"]
     base = wiki_base(ctx)
     body = {
@@ -124,6 +124,10 @@ def decode_cursor(raw: str) -> dict:
 def _sort_key(field: str):
     if field == "id":
         return lambda s: (int(s["id"]),)
+    if field == "created-date":
+        return lambda s: (s["createdAt"], int(s["id"]))
+    if field == "modified-date":
+        return lambda s: (s["createdAt"], int(s["id"]))
     return lambda s: (s[field].lower(), int(s["id"]))
 
 
@@ -203,7 +207,7 @@ async def get_spaces(ctx: Ctx):
         include_icon = _bool_param(q, "include-icon", False)
         raw_cursor = _single(q, "cursor")
         cursor = decode_cursor(raw_cursor) if raw_cursor is not None else None
-        spaces = ctx.state.spaces.get(ctx.site.id, [])
+        spaces = ctx.data.spaces
         if ids:
             idset = {str(int(i)) for i in ids}
             spaces = [s for s in spaces if s["id"] in idset]
@@ -221,3 +225,109 @@ async def get_spaces(ctx: Ctx):
         return v2_error(400, "INVALID_REQUEST_PARAMETER", str(e))
     results = [space_json(s, dfmt, include_icon) for s in page]
     return paged_response(ctx, "/wiki/api/v2/spaces", results, nxt)
+
+
+@handler(V2, "GET", "/spaces/{id}")
+async def get_space(ctx: Ctx):
+    q = ctx.request.query
+    raw_id = ctx.params["id"]
+    try:
+        if not raw_id.isdigit():
+            raise BadParam("'id' must be an integer.")
+        dfmt = _single(q, "description-format")
+        if dfmt is not None and dfmt not in DESCRIPTION_FORMATS:
+            raise BadParam("Invalid description-format.")
+        include_icon = _bool_param(q, "include-icon", False)
+        for flag in ("include-operations", "include-properties", "include-permissions",
+                     "include-role-assignments", "include-labels"):
+            _bool_param(q, flag, False)
+    except BadParam as e:
+        return v2_error(400, "INVALID_REQUEST_PARAMETER", str(e))
+    space = ctx.data.space_by_id.get(str(int(raw_id)))
+    if space is None:
+        return v2_error(404, "NOT_FOUND", "Not Found")
+    body = space_json(space, dfmt, include_icon)
+    body["_links"]["base"] = wiki_base(ctx)
+    return json_response(body)
+
+
+# --------------------------------------------------------------------------- v2 pages
+PAGE_SORTS = {"id", "-id", "created-date", "-created-date", "modified-date", "-modified-date",
+              "title", "-title"}
+PAGE_STATUSES = {"current", "archived", "deleted", "trashed"}
+BODY_FORMATS = {"storage", "atlas_doc_format"}
+
+
+def page_json(ctx: Ctx, page: dict, body_format: str | None) -> dict:
+    author = ctx.state.current_account_id
+    out = {
+        "id": page["id"], "status": page["status"], "title": page["title"],
+        "spaceId": page["spaceId"], "parentId": page["parentId"],
+        "parentType": "page" if page["parentId"] else None,
+        "position": page["position"], "authorId": author, "ownerId": author,
+        "lastOwnerId": None, "subtype": None, "createdAt": page["createdAt"],
+        "version": {"createdAt": page["createdAt"], "message": "", "number": page["version"],
+                    "minorEdit": False, "authorId": author},
+        "body": {},
+        "_links": {"webui": f"/spaces/{page['spaceKey']}/pages/{page['id']}",
+                   "editui": f"/pages/resumedraft.action?draftId={page['id']}",
+                   "tinyui": f"/x/{page['id']}"},
+    }
+    if body_format == "storage":
+        out["body"] = {"storage": {"representation": "storage",
+                                   "value": f"<p>{page['title']}</p>"}}
+    elif body_format == "atlas_doc_format":
+        out["body"] = {"atlas_doc_format": {"representation": "atlas_doc_format",
+                                            "value": json.dumps({"type": "doc", "version": 1, "content": [
+                                                {"type": "paragraph", "content": [
+                                                    {"type": "text", "text": page["title"]}]}]})}}
+    return out
+
+
+@handler(V2, "GET", "/pages")
+async def get_pages(ctx: Ctx):
+    q = ctx.request.query
+    try:
+        limit = _int_param(q, "limit", 25, 1, 250)
+        ids = _list_param(q, "id")
+        space_ids = _list_param(q, "space-id")
+        if len(ids) > 250:
+            raise BadParam("At most 250 ids may be given.")
+        if len(space_ids) > 100:
+            raise BadParam("At most 100 space ids may be given.")
+        for i in ids + space_ids:
+            if not i.isdigit():
+                raise BadParam("'id' and 'space-id' must be integers.")
+        sort = _single(q, "sort") or "id"
+        if sort not in PAGE_SORTS:
+            raise BadParam("Invalid sort.")
+        statuses = _list_param(q, "status") or ["current", "archived"]
+        if not set(statuses) <= PAGE_STATUSES:
+            raise BadParam("Invalid status.")
+        title = _single(q, "title")
+        body_format = _single(q, "body-format")
+        if body_format is not None and body_format not in BODY_FORMATS:
+            raise BadParam("Invalid body-format.")
+        subtype = _single(q, "subtype")
+        if subtype is not None and subtype not in ("live", "page"):
+            raise BadParam("Invalid subtype.")
+        raw_cursor = _single(q, "cursor")
+        cursor = decode_cursor(raw_cursor) if raw_cursor is not None else None
+        ds = ctx.data
+        if space_ids:
+            pages = [pg for sid in dict.fromkeys(str(int(x)) for x in space_ids)
+                     for pg in ds.pages_by_space.get(sid, [])]
+        else:
+            pages = list(ds.pages)
+        if ids:
+            idset = {str(int(i)) for i in ids}
+            pages = [pg for pg in pages if pg["id"] in idset]
+        if title is not None:
+            pages = [pg for pg in pages if pg["title"] == title]
+        pages = [pg for pg in pages if pg["status"] in statuses]
+        if subtype == "live":
+            pages = []
+        page, nxt = page_after(pages, sort, cursor, limit)
+    except BadParam as e:
+        return v2_error(400, "INVALID_REQUEST_PARAMETER", str(e))
+    return paged_response(ctx, "/wiki/api/v2/pages", [page_json(ctx, pg, body_format) for pg in page], nxt)
