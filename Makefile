@@ -2,6 +2,7 @@
 #   make dev      the whole system locally (moto + Atlassian simulator + local API gateway)
 #   make test     every test (installs what it needs)
 #   make package  one Lambda zip per function (arm64; ARCH=x86_64 for Intel)
+#   infra/        the CDK app that deploys it (see infra/README.md; `make test-infra` checks it offline)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -12,12 +13,16 @@ PYTHON   ?= python3
 FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
 ARCH     ?= arm64
 DIST     := dist/$(ARCH)
+INFRA    := infra
+# cfn-lint and checkov get their own venv: checkov pins a boto3 that moto's (in .venv) can't share.
+INFRA_VENV := $(INFRA)/.venv
 
-.PHONY: help dev test test-rust test-python build package openapi lint fmt clean
+.PHONY: help dev test test-rust test-python test-infra build package openapi lint fmt clean
 
 help:
 	@echo "make dev      start moto, the Atlassian simulator and the local gateway; prints a walk-through"
-	@echo "make test     run every test (Rust unit tests, simulator, gateway and integration tests)"
+	@echo "make test     run every test (Rust unit tests, simulator, gateway and integration tests, infra)"
+	@echo "make test-infra  synthesize the CDK app offline; CDK assertions, cdk-nag, cfn-lint, checkov"
 	@echo "make package  build one Lambda zip per function into $(DIST)/ (ARCH=arm64|x86_64)"
 	@echo "make openapi  regenerate shared/openapi.json from the Rust types"
 	@echo "make lint     rustfmt and clippy"
@@ -33,19 +38,41 @@ $(VENV)/.stamp-package: functions/requirements.txt $(VENV)/.stamp-test
 	$(PY) -m pip install -q -r functions/requirements.txt
 	touch $@
 
+$(INFRA_VENV)/.stamp: $(INFRA)/requirements.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install -q --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install -q -r $(INFRA)/requirements.txt
+	touch $@
+
+# npm ci whenever node_modules is missing or older than the lock file.
+$(INFRA)/node_modules/.stamp: $(INFRA)/package.json $(INFRA)/package-lock.json
+	cd $(INFRA) && npm ci --no-audit --no-fund
+	touch $@
+
+# Test builds carry the crash points the integration tests use (see shared/src/faults.rs);
+# `make package` builds without them.
+TEST_FEATURES := --features bridge-shared/fault-injection
+
 build:
-	cargo build --workspace --bins
+	cargo build --workspace --bins $(TEST_FEATURES)
 
 dev: $(VENV)/.stamp-test build
 	$(PY) -m tests.dev
 
-test: test-rust test-python
+test: test-rust test-python test-infra
 
 test-rust:
-	cargo test --workspace
+	cargo test --workspace $(TEST_FEATURES)
 
 test-python: $(VENV)/.stamp-test build
 	$(PY) -m pytest -q tests
+
+# Offline, no AWS account: a placeholder account (cdk.json holds its AZs) and placeholder zips.
+test-infra: $(INFRA)/node_modules/.stamp $(INFRA_VENV)/.stamp
+	cd $(INFRA) && npm test
+	cd $(INFRA) && rm -rf cdk.out && CDK_DISABLE_VERSION_CHECK=1 npx cdk synth --no-notices --quiet \
+		-c configFile=test/fixtures/config.json
+	$(INFRA_VENV)/bin/python $(INFRA)/checks/run_checks.py $(INFRA)/cdk.out
 
 package: $(VENV)/.stamp-package
 	@mkdir -p $(DIST)
@@ -65,4 +92,4 @@ fmt:
 
 clean:
 	cargo clean
-	rm -rf $(VENV) dist
+	rm -rf $(VENV) dist $(INFRA)/cdk.out $(INFRA)/node_modules $(INFRA_VENV)

@@ -32,6 +32,8 @@ from tests.gateway.procutil import ChildProcess, free_port
 
 REGION = "us-east-1"
 TABLE_NAME = "atlassian-bridge"
+EVENT_BUS = "atlassian-bridge"
+EVENT_SOURCE = "atlassian-bridge"
 SECRET_PREFIX = "atlassian-bridge/"
 CLIENT_SECRET_NAME = "atlassian-bridge/app/oauth-client"
 CLIENT_ID = "bridge-local-client"
@@ -190,6 +192,35 @@ class Stack:
             Name=self.client_secret_name, KmsKeyId=self.kms_key_id,
             SecretString=json.dumps({"client_secret": self.oauth_client_secret,
                                      "state_signing_key": self.state_signing_key}))
+        # The bus the functions publish to, and a rule that copies every outgoing event into an
+        # SQS queue, so tests (and a person running `make dev`) can read them back.
+        events, sqs = self.aws("events"), self.aws("sqs")
+        events.create_event_bus(Name=EVENT_BUS)
+        self.events_queue_url = sqs.create_queue(QueueName="bridge-events-out")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url,
+                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="bridge-events-out", EventBusName=EVENT_BUS,
+                        EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+        events.put_targets(Rule="bridge-events-out", EventBusName=EVENT_BUS,
+                           Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    def published_events(self) -> list[dict]:
+        """Drains the queue of outgoing events (the bus's rule copies each one there)."""
+        sqs, out = self.aws("sqs"), []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10,
+                                        WaitTimeSeconds=0).get("Messages", [])
+            if not batch:
+                return out
+            for message in batch:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def set_function_env(self, function: str, changes: dict) -> None:
+        """Changes a function's environment as a deployment would (null removes a variable); its
+        instances are retired, so the next invocation cold-starts with the new values."""
+        resp = requests.put(f"{self.gateway_url}/_gateway/functions/{function}/env", json=changes, timeout=30)
+        resp.raise_for_status()
 
     # ------------------------------------------------------------------ simulator
     def _start_sim(self) -> None:
@@ -236,6 +267,10 @@ class Stack:
             "BRIDGE_TENANT_CLAIM": TENANT_CLAIM,
             # Test-only: the simulator listens on 127.0.0.1, which the egress guard refuses by default.
             "BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS": "true",
+            "BRIDGE_EVENT_BUS_NAME": EVENT_BUS,
+            "BRIDGE_EVENT_SOURCE": EVENT_SOURCE,
+            # Short leases, so a retry after an injected crash takes over within seconds.
+            "BRIDGE_JOB_LEASE_SECONDS": "3",
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
         return env

@@ -18,7 +18,9 @@ use crate::http::HttpResponse;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
-use crate::store::{ConnectionStore, CredentialStore, IssueLedger, OAuthStateStore, SettingsStore, StoreError};
+use crate::store::{
+    ConnectionStore, CredentialStore, IssueLedger, OAuthStateStore, PublicationStore, SettingsStore, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -50,6 +52,7 @@ pub struct App {
     pub credentials: Arc<dyn CredentialStore>,
     pub settings: Arc<dyn SettingsStore>,
     pub issues: Arc<dyn IssueLedger>,
+    pub publications: Arc<dyn PublicationStore>,
     pub connector: Connector,
     /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
     /// refuse to start without it).
@@ -104,7 +107,8 @@ impl App {
             connections: dynamo.clone(),
             states: dynamo.clone(),
             settings: dynamo.clone(),
-            issues: dynamo,
+            issues: dynamo.clone(),
+            publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {
                 Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))
                     as Arc<dyn EventBus>
@@ -150,6 +154,30 @@ pub enum EventOutcome {
     Done,
     /// Failed in a way a later delivery may fix: deliver again.
     Retry(String),
+}
+
+/// Emits an outgoing event; a failure to emit asks for a redelivery, so no outcome goes unsaid.
+pub async fn publish<T: serde::Serialize>(app: &App, detail_type: &str, detail: &T) -> EventOutcome {
+    let Some(bus) = &app.events else { return EventOutcome::Retry("no event bus configured".into()) };
+    let value = match serde_json::to_value(detail) {
+        Ok(value) => value,
+        Err(e) => return EventOutcome::Retry(e.to_string()),
+    };
+    match bus.publish(detail_type, &value).await {
+        Ok(()) => EventOutcome::Done,
+        Err(e) => EventOutcome::Retry(e),
+    }
+}
+
+/// Emits `Publish Failed`; a retryable failure then asks for a redelivery, a permanent one is done.
+pub async fn publish_failed(app: &App, event: crate::events::PublishFailed) -> EventOutcome {
+    tracing::warn!(job = %event.job, retryable = event.retryable, reason = %event.reason, "job failed");
+    let retryable = event.retryable;
+    let reason = event.reason.clone();
+    match publish(app, "Publish Failed", &event).await {
+        EventOutcome::Done if retryable => EventOutcome::Retry(reason),
+        outcome => outcome,
+    }
 }
 
 /// Runs a function that serves HTTP routes and EventBridge events (straight from a rule, or

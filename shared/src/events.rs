@@ -162,6 +162,8 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
         schema_of::<crate::issues::ActionItemsReady>("Action Items Ready", "action-items-ready"),
         schema_of::<crate::issues::IssuesCreated>("Issues Created", "issues-created"),
         schema_of::<PublishFailed>("Publish Failed", "publish-failed"),
+        schema_of::<crate::reports::ReportReady>("Report Ready", "report-ready"),
+        schema_of::<crate::reports::PagePublished>("Page Published", "page-published"),
     ]
 }
 

@@ -22,6 +22,19 @@ pub fn unknown_route() -> ApiError {
     ApiError::not_found("unknown_route", "this function does not serve that route")
 }
 
+/// The Idempotency-Key header: required where a retried request must be recognised as the same.
+pub fn idempotency_key(req: &Request) -> Result<String, ApiError> {
+    req.headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| (1..=255).contains(&k.len()))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::bad_request("idempotency_key_required", "send an Idempotency-Key header (1 to 255 characters)")
+        })
+}
+
 /// A path parameter that API Gateway guarantees by the route; absent only on a misrouted event.
 pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
     req.path_parameters_ref()

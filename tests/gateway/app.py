@@ -55,6 +55,7 @@ class Gateway:
         app.router.add_get("/_gateway/health", self.health)
         app.router.add_get("/_gateway/functions", self.function_stats)
         app.router.add_post("/_gateway/functions/{name}/recycle", self.recycle)
+        app.router.add_put("/_gateway/functions/{name}/env", self.update_env)
         app.router.add_post("/_gateway/events", self.put_events)
         app.router.add_get("/_dev/return", self.dev_return)
         for path, page in self.config.static_routes.items():
@@ -195,6 +196,28 @@ class Gateway:
             return _message(404, f"no function named {name}")
         stopped = await pool.stop_instances(drain=True)
         log.info("%s: recycled (%d instances stopped)", name, stopped)
+        return web.json_response({"function": name, "stopped": stopped})
+
+    async def update_env(self, request: web.Request) -> web.Response:
+        """A configuration change, as Lambda makes one: merge the variables (null removes one),
+        then retire the environments so the next invocation cold-starts with them."""
+        name = request.match_info["name"]
+        pool = self.pools.get(name)
+        if pool is None:
+            return _message(404, f"no function named {name}")
+        try:
+            changes = await request.json()
+        except ValueError:
+            return _message(400, "body must be a JSON object of variables")
+        if not isinstance(changes, dict) or not all(isinstance(v, (str, type(None))) for v in changes.values()):
+            return _message(400, "body must be a JSON object of string (or null) values")
+        for key, value in changes.items():
+            if value is None:
+                pool.config.env.pop(key, None)
+            else:
+                pool.config.env[key] = value
+        stopped = await pool.stop_instances(drain=True)
+        log.info("%s: environment updated (%s); %d instances stopped", name, ", ".join(sorted(changes)), stopped)
         return web.json_response({"function": name, "stopped": stopped})
 
     async def dev_return(self, request: web.Request) -> web.Response:

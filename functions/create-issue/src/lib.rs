@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use bridge::app::{App, EventOutcome};
-use bridge::atlassian::AtlassianError;
 use bridge::atlassian::jira::{create_meta_fields, encode};
+use bridge::atlassian::{AtlassianError, Payload};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
 use bridge::error::ApiError;
@@ -32,24 +32,11 @@ pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
     .await
 }
 
-/// The Idempotency-Key header: required, so a retried request is recognisably the same.
-fn idempotency_key(req: &Request) -> Result<String, ApiError> {
-    req.headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| (1..=255).contains(&k.len()))
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::bad_request("idempotency_key_required", "send an Idempotency-Key header (1 to 255 characters)")
-        })
-}
-
 async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
     tracing::Span::current().record("tenant", tenant.as_str());
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
-    let idempotency_key = idempotency_key(req)?;
+    let idempotency_key = http::idempotency_key(req)?;
     let request: IssuesRequest = http::json_body(req)?;
     request.validate()?;
     let created = run(app, &caller.tenant, &idempotency_key, request).await?;
@@ -130,7 +117,7 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     })?;
     let session = app.connector.session(&caller.tenant, Product::Jira).await?;
     let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(&key)));
-    match session.send(lambda_http::http::Method::DELETE, &path, None).await {
+    match session.send(lambda_http::http::Method::DELETE, &path, Payload::None).await {
         Ok(_) | Err(AtlassianError::Api { status: 404, .. }) => {}
         Err(AtlassianError::Api { status: 400, payload }) if !delete_subtasks => {
             return Err(ApiError::conflict(
@@ -189,7 +176,7 @@ pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
                     let reason = format!("{} action item(s) hit a temporary failure and will be retried", retry.len());
                     return failed(&app, tenant.as_str(), &idempotency_key, true, reason).await;
                 }
-                publish(&app, "Issues Created", &created).await
+                bridge::app::publish(&app, "Issues Created", &created).await
             }
             Err(e) => {
                 let retryable = e.status.is_server_error() || matches!(e.code, "upstream_unavailable");
@@ -201,29 +188,13 @@ pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
     .await
 }
 
-async fn publish<T: serde::Serialize>(app: &App, detail_type: &str, detail: &T) -> EventOutcome {
-    let Some(bus) = &app.events else { return EventOutcome::Retry("no event bus configured".into()) };
-    let value = match serde_json::to_value(detail) {
-        Ok(value) => value,
-        Err(e) => return EventOutcome::Retry(e.to_string()),
-    };
-    match bus.publish(detail_type, &value).await {
-        Ok(()) => EventOutcome::Done,
-        Err(e) => EventOutcome::Retry(e),
-    }
-}
-
 async fn failed(app: &App, tenant: &str, idempotency_key: &str, retryable: bool, reason: String) -> EventOutcome {
-    tracing::warn!(retryable, reason = %reason, "job failed");
     let event = PublishFailed {
         tenant_id: tenant.to_owned(),
         idempotency_key: idempotency_key.to_owned(),
         job: "issues".into(),
         retryable,
-        reason: reason.clone(),
+        reason,
     };
-    match publish(app, "Publish Failed", &event).await {
-        EventOutcome::Done if retryable => EventOutcome::Retry(reason),
-        outcome => outcome,
-    }
+    bridge::app::publish_failed(app, event).await
 }

@@ -293,6 +293,30 @@ const OPS: &[Op] = &[
         ok: (204, "Deleted", None),
         errors: &[400, 401, 403, 404, 409, 502, 503],
     },
+    Op {
+        method: "POST",
+        path: "/v1/tenants/{tenant}/pages",
+        id: "publishPage",
+        summary: "Publish a retrospective or health-check report as a Confluence page under its parent page, with a PDF summary attached. The same Idempotency-Key never creates a second page or attachment; the same report_id updates its page.",
+        scope: Some("bridge:publish"),
+        query: &[],
+        body: Some("Report"),
+        idempotent: true,
+        ok: (200, "The publication", Some("Publication")),
+        errors: &[400, 401, 403, 409, 422, 502, 503],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/tenants/{tenant}/publications/{id}",
+        id: "getPublication",
+        summary: "A publication's state, page id and URL, version, attachment id and last error.",
+        scope: Some("bridge:read"),
+        query: &[],
+        body: None,
+        idempotent: false,
+        ok: (200, "The publication", Some("Publication")),
+        errors: &[400, 401, 403, 404],
+    },
 ];
 
 fn error_text(status: u16) -> &'static str {
@@ -401,6 +425,8 @@ pub fn document() -> OpenApi {
     schemas_of::<ConfluenceSettings>(&mut schemas);
     schemas_of::<JiraSettings>(&mut schemas);
     schemas_of::<crate::issues::IssuesRequest>(&mut schemas);
+    schemas_of::<crate::reports::Report>(&mut schemas);
+    schemas_of::<crate::reports::Publication>(&mut schemas);
     schemas_of::<crate::issues::IssuesCreated>(&mut schemas);
     schemas_of::<discovery::SpaceList>(&mut schemas);
     schemas_of::<discovery::PageList>(&mut schemas);

@@ -4,7 +4,10 @@
 use serde_json::Value;
 
 use super::jira::encode;
-use super::{AtlassianError, Flavour, Session};
+use reqwest::Method;
+use serde_json::json;
+
+use super::{AtlassianError, FileUpload, Flavour, Payload, Session};
 
 /// A space by key: Cloud `GET /wiki/api/v2/spaces?keys=`, DC `GET /rest/api/space/{key}`.
 /// `None` when it does not exist (or the connection may not see it).
@@ -23,4 +26,184 @@ pub async fn space_by_key(session: &Session, key: &str) -> Result<Option<Value>,
             }
         }
     }
+}
+
+/// A page as we need it: id, title, current version and storage body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageInfo {
+    pub id: String,
+    pub title: String,
+    pub version: u64,
+    pub body: String,
+}
+
+fn page_info(flavour: Flavour, v: &Value) -> Option<PageInfo> {
+    let id = match v.get("id")? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let body = match flavour {
+        Flavour::Cloud => v.pointer("/body/storage/value"),
+        Flavour::DataCenter => v.pointer("/body/storage/value"),
+    }
+    .and_then(Value::as_str)
+    .unwrap_or_default()
+    .to_owned();
+    Some(PageInfo {
+        id,
+        title: v.get("title").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        version: v.pointer("/version/number").and_then(Value::as_u64).unwrap_or(1),
+        body,
+    })
+}
+
+/// The space's id (Cloud) and homepage id, for creating top-level parent pages under the home page.
+pub struct SpaceRef {
+    pub key: String,
+    pub id: Option<String>,
+    pub homepage_id: Option<String>,
+}
+
+pub async fn space(session: &Session, key: &str) -> Result<Option<SpaceRef>, AtlassianError> {
+    match session.flavour() {
+        Flavour::Cloud => Ok(space_by_key(session, key).await?.map(|s| SpaceRef {
+            key: key.to_owned(),
+            id: s.get("id").map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())),
+            homepage_id: s
+                .get("homepageId")
+                .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))),
+        })),
+        Flavour::DataCenter => {
+            match session
+                .get_json::<Value>(&session.confluence_v1_path(&format!("space/{}?expand=homepage", encode(key))))
+                .await
+            {
+                Ok(s) => Ok(Some(SpaceRef {
+                    key: key.to_owned(),
+                    id: None,
+                    homepage_id: s
+                        .pointer("/homepage/id")
+                        .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))),
+                })),
+                Err(AtlassianError::Api { status: 404, .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// The page with exactly this title in the space (titles are unique per space), with its body.
+pub async fn find_page(session: &Session, space: &SpaceRef, title: &str) -> Result<Option<PageInfo>, AtlassianError> {
+    let path = match session.flavour() {
+        Flavour::Cloud => session.confluence_v2_path(&format!(
+            "pages?space-id={}&title={}&body-format=storage&limit=5",
+            encode(space.id.as_deref().unwrap_or_default()),
+            encode(title)
+        )),
+        Flavour::DataCenter => session.confluence_v1_path(&format!(
+            "content?spaceKey={}&title={}&type=page&expand=version,body.storage&limit=5",
+            encode(&space.key),
+            encode(title)
+        )),
+    };
+    let page: Value = session.get_json(&path).await?;
+    Ok(page
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| page_info(session.flavour(), p))
+        .find(|p| p.title == title))
+}
+
+/// A page by id; `None` when it was deleted.
+pub async fn get_page(session: &Session, id: &str) -> Result<Option<PageInfo>, AtlassianError> {
+    let path = match session.flavour() {
+        Flavour::Cloud => session.confluence_v2_path(&format!("pages/{}?body-format=storage", encode(id))),
+        Flavour::DataCenter => {
+            session.confluence_v1_path(&format!("content/{}?expand=version,body.storage", encode(id)))
+        }
+    };
+    match session.get_json::<Value>(&path).await {
+        Ok(v) => Ok(page_info(session.flavour(), &v)),
+        Err(AtlassianError::Api { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a page under `parent_id`. Cloud v2 answers 200, DC 200 as well.
+pub async fn create_page(
+    session: &Session,
+    space: &SpaceRef,
+    parent_id: Option<&str>,
+    title: &str,
+    body: &str,
+) -> Result<PageInfo, AtlassianError> {
+    let (path, request) = match session.flavour() {
+        Flavour::Cloud => {
+            let mut request = json!({
+                "spaceId": space.id, "status": "current", "title": title,
+                "body": {"representation": "storage", "value": body}
+            });
+            if let Some(parent) = parent_id {
+                request["parentId"] = json!(parent);
+            }
+            (session.confluence_v2_path("pages"), request)
+        }
+        Flavour::DataCenter => {
+            let mut request = json!({
+                "type": "page", "title": title, "space": {"key": space.key},
+                "body": {"storage": {"value": body, "representation": "storage"}}
+            });
+            if let Some(parent) = parent_id {
+                request["ancestors"] = json!([{"id": parent}]);
+            }
+            (session.confluence_v1_path("content"), request)
+        }
+    };
+    let response = session.send(Method::POST, &path, Payload::Json(&request)).await?;
+    let created: Value = response.json().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
+    let mut info = page_info(session.flavour(), &created)
+        .ok_or_else(|| AtlassianError::Decode("created page without id".into()))?;
+    info.body = body.to_owned();
+    Ok(info)
+}
+
+/// Replaces a page's title and body as version `version` (the current version + 1). Confluence
+/// answers 409 when someone else wrote that version first.
+pub async fn update_page(
+    session: &Session,
+    id: &str,
+    title: &str,
+    body: &str,
+    version: u64,
+) -> Result<(), AtlassianError> {
+    let (path, request) = match session.flavour() {
+        Flavour::Cloud => (
+            session.confluence_v2_path(&format!("pages/{}", encode(id))),
+            json!({"id": id, "status": "current", "title": title,
+                   "body": {"representation": "storage", "value": body}, "version": {"number": version}}),
+        ),
+        Flavour::DataCenter => (
+            session.confluence_v1_path(&format!("content/{}", encode(id))),
+            json!({"id": id, "type": "page", "title": title,
+                   "body": {"storage": {"value": body, "representation": "storage"}}, "version": {"number": version}}),
+        ),
+    };
+    session.send(Method::PUT, &path, Payload::Json(&request)).await?;
+    Ok(())
+}
+
+/// Uploads a file to a page, or adds a new version when the page already has a file of that name
+/// (`PUT .../child/attachment`, REST v1 on Cloud too: v2 has no upload). Returns the attachment id.
+pub async fn put_attachment(session: &Session, page_id: &str, file: &FileUpload) -> Result<String, AtlassianError> {
+    let path = session.confluence_v1_path(&format!("content/{}/child/attachment", encode(page_id)));
+    let response = session.send(Method::PUT, &path, Payload::File(file)).await?;
+    let answer: Value = response.json().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
+    let first = answer.get("results").and_then(Value::as_array).and_then(|r| r.first()).unwrap_or(&answer);
+    first
+        .get("id")
+        .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())))
+        .ok_or_else(|| AtlassianError::Decode("attachment answer without id".into()))
 }

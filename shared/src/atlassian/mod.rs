@@ -14,4 +14,4 @@ pub use egress::{EgressError, EgressPolicy, is_public};
 pub use error::{AtlassianError, ErrorPayload};
 pub use oidc::{OidcClient, OidcToken};
 pub use session::{Flavour, Session};
-pub use transport::{Credentials, RetryPolicy, Transport};
+pub use transport::{Credentials, FileUpload, Payload, RetryPolicy, Transport};

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::transport::Payload;
 use super::{AtlassianError, Credentials, Transport};
 use crate::domain::Product;
 
@@ -102,7 +103,7 @@ impl Session {
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, AtlassianError> {
-        let response = self.send(Method::GET, path, None).await?;
+        let response = self.send(Method::GET, path, Payload::None).await?;
         let bytes = response.bytes().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
         serde_json::from_slice(&bytes).map_err(|_| {
             AtlassianError::Decode(format!(
@@ -113,20 +114,15 @@ impl Session {
     }
 
     /// Sends with the session's credentials; with a token source, a 401 renews the token once.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        json: Option<&serde_json::Value>,
-    ) -> Result<Response, AtlassianError> {
+    pub async fn send(&self, method: Method, path: &str, payload: Payload<'_>) -> Result<Response, AtlassianError> {
         let url = self.url(path)?;
         let credentials = self.current_credentials();
-        match self.transport.send(method.clone(), url.clone(), &credentials, json).await {
+        match self.transport.send(method.clone(), url.clone(), &credentials, payload).await {
             Err(AtlassianError::Api { status: 401, .. }) if self.renewal.is_some() => {
                 let renewal = self.renewal.as_ref().map(Arc::clone).ok_or(AtlassianError::Decode(String::new()))?;
                 let fresh = Credentials::Bearer(renewal.renew().await?);
                 *self.credentials.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-                self.transport.send(method, url, &fresh, json).await
+                self.transport.send(method, url, &fresh, payload).await
             }
             other => other,
         }

@@ -14,6 +14,24 @@ use super::egress::{EgressError, EgressPolicy, GuardedResolver};
 use super::error::{AtlassianError, ErrorPayload};
 use crate::config::HttpConfig;
 
+/// What a request carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    None,
+    Json(&'a serde_json::Value),
+    /// A multipart upload in a `file` part (Confluence attachments), rebuilt for every attempt.
+    File(&'a FileUpload),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileUpload {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    /// Other form fields, e.g. `minorEdit`.
+    pub fields: Vec<(String, String)>,
+}
+
 /// How a request authenticates. Debug output never shows the secret.
 #[derive(Debug, Clone)]
 pub enum Credentials {
@@ -80,7 +98,7 @@ impl Transport {
         url: Url,
         credentials: &Credentials,
     ) -> Result<T, AtlassianError> {
-        let response = self.send(Method::GET, url, credentials, None).await?;
+        let response = self.send(Method::GET, url, credentials, Payload::None).await?;
         let bytes = response.bytes().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| AtlassianError::Decode(e.to_string()))
     }
@@ -92,7 +110,7 @@ impl Transport {
         method: Method,
         url: Url,
         credentials: &Credentials,
-        json: Option<&serde_json::Value>,
+        payload: Payload<'_>,
     ) -> Result<Response, AtlassianError> {
         self.check_url(&url).map_err(AtlassianError::Egress)?;
         let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
@@ -107,9 +125,22 @@ impl Transport {
                     request.basic_auth(username, Some(password.expose_secret()))
                 }
             };
-            if let Some(body) = json {
-                request = request.json(body);
-            }
+            request = match payload {
+                Payload::None => request,
+                Payload::Json(body) => request.json(body),
+                Payload::File(file) => {
+                    let part = reqwest::multipart::Part::bytes(file.bytes.clone())
+                        .file_name(file.filename.clone())
+                        .mime_str(&file.content_type)
+                        .map_err(|e| AtlassianError::Decode(e.to_string()))?;
+                    let mut form = reqwest::multipart::Form::new().part("file", part);
+                    for (name, value) in &file.fields {
+                        form = form.text(name.clone(), value.clone());
+                    }
+                    // Confluence's XSRF guard refuses multipart uploads without this header.
+                    request.header("X-Atlassian-Token", "no-check").multipart(form)
+                }
+            };
             let (error, wait) = match request.send().await {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) if response.status().is_redirection() => {

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::atlassian::jira::{CreateMetaField, FIELDS_WE_ALWAYS_SET, encode};
-use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Session};
+use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Payload, Session};
 use crate::error::ApiError;
 use crate::settings::{AssigneeMatching, JiraSettings};
 use markup::BackLink;
@@ -372,14 +372,15 @@ pub enum BulkOutcome {
 /// `issues` lists the created ones in the order of the elements that succeeded.
 pub async fn bulk_create(session: &Session, fields: &[Value]) -> Result<Vec<BulkOutcome>, AtlassianError> {
     let body = json!({"issueUpdates": fields.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>()});
-    let answer: Value = match session.send(reqwest::Method::POST, &session.jira_path("issue/bulk"), Some(&body)).await {
-        Ok(response) => response
-            .json()
-            .await
-            .map_err(|e| AtlassianError::Decode(format!("bulk create answer: {}", e.without_url())))?,
-        Err(AtlassianError::Api { status: 400, payload: ErrorPayload::Json(v) }) if v.get("errors").is_some() => v,
-        Err(e) => return Err(e),
-    };
+    let answer: Value =
+        match session.send(reqwest::Method::POST, &session.jira_path("issue/bulk"), Payload::Json(&body)).await {
+            Ok(response) => response
+                .json()
+                .await
+                .map_err(|e| AtlassianError::Decode(format!("bulk create answer: {}", e.without_url())))?,
+            Err(AtlassianError::Api { status: 400, payload: ErrorPayload::Json(v) }) if v.get("errors").is_some() => v,
+            Err(e) => return Err(e),
+        };
     Ok(map_bulk_answer(fields.len(), &answer))
 }
 

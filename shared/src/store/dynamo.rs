@@ -8,6 +8,8 @@
 //! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
 //! | action item → issue | `TENANT#{tenant}` | `ACTION#{item id}` |
 //! | issue → action item | `TENANT#{tenant}` | `ISSUE#{key}` |
+//! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
+//! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -17,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Claim, ConnectionStore, IssueLedger, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, SettingsStore,
-    StoreError, Verification,
+    Claim, ConnectionStore, IssueLedger, OAuthStateStore, PendingAuthorization, PublicationClaim, PublicationStore,
+    RefreshLeaseStore, SettingsStore, StoreError, Verification,
 };
 use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
 
@@ -635,5 +637,170 @@ impl DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(service_error(e)),
         }
+    }
+}
+
+fn publication_key(tenant: &TenantId, id: &str) -> [(&'static str, AttributeValue); 2] {
+    [("pk", AttributeValue::S(tenant_pk(tenant))), ("sk", AttributeValue::S(format!("PUBLICATION#{id}")))]
+}
+
+fn publication_of(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Result<crate::reports::Publication, StoreError> {
+    let record = item.get("record").and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt("publication without record"))?;
+    serde_json::from_str(record).map_err(corrupt)
+}
+
+#[async_trait]
+impl PublicationStore for DynamoStore {
+    async fn claim_publication(
+        &self,
+        tenant: &TenantId,
+        fresh: &crate::reports::Publication,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<PublicationClaim, StoreError> {
+        let [pk, sk] = publication_key(tenant, &fresh.id);
+        let record = serde_json::to_string(fresh).map_err(corrupt)?;
+        // Create the record, or take over an unfinished one whose lease lapsed; keep its progress.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression("SET #owner = :owner, lease_until_ms = :until, #record = if_not_exists(#record, :record), #done = if_not_exists(#done, :no)")
+            .condition_expression("attribute_not_exists(pk) OR (#done = :no AND lease_until_ms < :now)")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#record", "record")
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":until", AttributeValue::N(ms(until).to_string()))
+            .expression_attribute_values(":record", AttributeValue::S(record))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(PublicationClaim::Go(publication_of(&out.attributes.unwrap_or_default())?)),
+            Err(e) if is_condition_failure(&e) => {
+                let [pk, sk] = publication_key(tenant, &fresh.id);
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(pk.0, pk.1)
+                    .key(sk.0, sk.1)
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(service_error)?
+                    .item
+                    .unwrap_or_default();
+                if item.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
+                    return Ok(PublicationClaim::Done(publication_of(&item)?));
+                }
+                let until_ms = item
+                    .get("lease_until_ms")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .unwrap_or(0);
+                let until =
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).map_err(corrupt)?;
+                Ok(PublicationClaim::Busy { until })
+            }
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn save_publication(
+        &self,
+        tenant: &TenantId,
+        publication: &crate::reports::Publication,
+        owner: &str,
+        release: bool,
+    ) -> Result<(), StoreError> {
+        let [pk, sk] = publication_key(tenant, &publication.id);
+        let done = publication.state.is_final();
+        let update = if release || done {
+            "SET #record = :record, #done = :done, lease_until_ms = :zero"
+        } else {
+            "SET #record = :record, #done = :done"
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression(update)
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#record", "record")
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(
+                ":record",
+                AttributeValue::S(serde_json::to_string(publication).map_err(corrupt)?),
+            )
+            .expression_attribute_values(":done", AttributeValue::Bool(done));
+        if release || done {
+            request = request.expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::Service {
+                service: "DynamoDB",
+                message: "the publication's lease was taken over by another delivery".into(),
+            }),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn get_publication(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<crate::reports::Publication>, StoreError> {
+        let [pk, sk] = publication_key(tenant, id);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service_error)?;
+        out.item.as_ref().map(publication_of).transpose()
+    }
+
+    async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(format!("REPORT#{report_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(out.item.and_then(|i| i.get("page_id").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page_id: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(tenant_pk(tenant)))
+            .item("sk", AttributeValue::S(format!("REPORT#{report_id}")))
+            .item("page_id", AttributeValue::S(page_id.into()))
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
     }
 }

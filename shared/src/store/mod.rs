@@ -105,6 +105,45 @@ pub trait IssueLedger: Send + Sync {
     async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError>;
 }
 
+/// Where a publication stands when a delivery claims it.
+#[derive(Debug, Clone)]
+pub enum PublicationClaim {
+    /// New, or unfinished by an earlier attempt: continue from the record.
+    Go(crate::reports::Publication),
+    /// Published, or failed for good: answer with the record.
+    Done(crate::reports::Publication),
+    /// Another invocation holds it until this instant.
+    Busy { until: OffsetDateTime },
+}
+
+/// Publication records, one per (tenant, idempotency key), with a lease so one delivery at a
+/// time works on it; and the page each report was published to.
+#[async_trait]
+pub trait PublicationStore: Send + Sync {
+    async fn claim_publication(
+        &self,
+        tenant: &TenantId,
+        fresh: &crate::reports::Publication,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<PublicationClaim, StoreError>;
+    /// Records progress; `release` also gives the lease back.
+    async fn save_publication(
+        &self,
+        tenant: &TenantId,
+        publication: &crate::reports::Publication,
+        owner: &str,
+        release: bool,
+    ) -> Result<(), StoreError>;
+    async fn get_publication(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<crate::reports::Publication>, StoreError>;
+    async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<String>, StoreError>;
+    async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page_id: &str) -> Result<(), StoreError>;
+}
+
 /// What a verification found: applied only while the connection still uses `secret_name`.
 #[derive(Debug, Clone)]
 pub struct Verification {

@@ -1,0 +1,332 @@
+//! One publication: report → Confluence page (found or created under its parent) + PDF
+//! attachment, recorded step by step so that any number of deliveries of the same idempotency
+//! key — in a row, concurrently, or after a crash at any step — end with one page and one
+//! attachment.
+//!
+//! Why no duplicate can appear:
+//! - deliveries of one idempotency key take turns through a lease on the publication record;
+//! - the page is found before it is created: first through the report → page record, then by
+//!   title, accepted only if its body carries this report's marker (an invisible anchor macro),
+//!   so a page created just before a crash is found and updated, not created again;
+//! - the PDF goes up with `PUT .../child/attachment` under a fixed file name, which adds a
+//!   version to the existing attachment instead of a second one.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::{Report, pdf, storage};
+use crate::atlassian::confluence::{self, PageInfo, SpaceRef};
+use crate::atlassian::{AtlassianError, FileUpload, Flavour, Session};
+use crate::domain::TenantId;
+use crate::settings::ConfluenceSettings;
+use crate::store::{PublicationClaim, PublicationStore, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicationState {
+    Accepted,
+    PageWritten,
+    AttachmentUploaded,
+    Published,
+    /// Failed for good; a redelivery answers with this record and does not try again.
+    Failed,
+}
+
+impl PublicationState {
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Published | Self::Failed)
+    }
+}
+
+/// `GET /v1/tenants/{tenant}/publications/{id}`, the HTTP answer, and `Page Published`'s core.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Publication {
+    /// Derived from tenant and idempotency key.
+    pub id: String,
+    pub idempotency_key: String,
+    pub report_id: String,
+    pub state: PublicationState,
+    pub title: Option<String>,
+    pub page_id: Option<String>,
+    pub page_url: Option<String>,
+    /// The page version this publication wrote.
+    pub version: Option<u64>,
+    pub attachment_id: Option<String>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+pub fn publication_id(tenant: &TenantId, idempotency_key: &str) -> String {
+    hex(&Sha256::digest(format!("{tenant}\0{idempotency_key}").as_bytes()), 12)
+}
+
+fn hex(bytes: &[u8], n: usize) -> String {
+    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The invisible marker that identifies this report's page.
+pub fn marker(tenant: &TenantId, report_id: &str) -> String {
+    format!("bridge-report-{}", hex(&Sha256::digest(format!("{tenant}\0{report_id}").as_bytes()), 10))
+}
+
+/// How a publication ended, for the trigger.
+pub enum Outcome {
+    Published(Publication),
+    /// Recorded as failed; do not retry.
+    Failed(Publication),
+    /// A temporary failure; the same delivery may succeed later.
+    Retry {
+        publication: Option<Publication>,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Upstream(#[from] AtlassianError),
+    #[error("{0}")]
+    Permanent(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct PublishJob<'a> {
+    pub session: &'a Session,
+    pub store: &'a dyn PublicationStore,
+    pub tenant: &'a TenantId,
+    pub settings: &'a ConfluenceSettings,
+    pub lease: Duration,
+}
+
+/// How long a delivery waits for another one that holds the same publication.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+impl PublishJob<'_> {
+    pub async fn run(&self, report: &Report, idempotency_key: &str) -> Result<Outcome, StoreError> {
+        let owner = uuid::Uuid::new_v4().to_string();
+        let fresh = Publication {
+            id: publication_id(self.tenant, idempotency_key),
+            idempotency_key: idempotency_key.to_owned(),
+            report_id: report.common().report_id.clone(),
+            state: PublicationState::Accepted,
+            title: None,
+            page_id: None,
+            page_url: None,
+            version: None,
+            attachment_id: None,
+            last_error: None,
+            updated_at: OffsetDateTime::now_utc(),
+        };
+        let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
+        let mut publication = loop {
+            match self
+                .store
+                .claim_publication(self.tenant, &fresh, &owner, OffsetDateTime::now_utc() + self.lease)
+                .await?
+            {
+                PublicationClaim::Go(p) => break p,
+                PublicationClaim::Done(p) if p.state == PublicationState::Failed => return Ok(Outcome::Failed(p)),
+                PublicationClaim::Done(p) => return Ok(Outcome::Published(p)),
+                PublicationClaim::Busy { until } => {
+                    if OffsetDateTime::now_utc() >= give_up {
+                        return Ok(Outcome::Retry {
+                            publication: None,
+                            reason: "another delivery is still publishing this report".into(),
+                        });
+                    }
+                    let wait = (until - OffsetDateTime::now_utc())
+                        .clamp(time::Duration::milliseconds(100), time::Duration::seconds(1));
+                    tokio::time::sleep(wait.unsigned_abs()).await;
+                }
+            }
+        };
+        match self.steps(report, &mut publication, &owner).await {
+            Ok(()) => Ok(Outcome::Published(publication)),
+            Err(StepError::Store(e)) => Err(e),
+            Err(StepError::Permanent(reason)) => {
+                publication.state = PublicationState::Failed;
+                publication.last_error = Some(reason);
+                publication.updated_at = OffsetDateTime::now_utc();
+                self.store.save_publication(self.tenant, &publication, &owner, true).await?;
+                Ok(Outcome::Failed(publication))
+            }
+            Err(StepError::Upstream(e)) if !e.is_retryable() => {
+                publication.state = PublicationState::Failed;
+                publication.last_error = Some(describe(&e));
+                publication.updated_at = OffsetDateTime::now_utc();
+                self.store.save_publication(self.tenant, &publication, &owner, true).await?;
+                Ok(Outcome::Failed(publication))
+            }
+            Err(StepError::Upstream(e)) => {
+                publication.last_error = Some(describe(&e));
+                publication.updated_at = OffsetDateTime::now_utc();
+                self.store.save_publication(self.tenant, &publication, &owner, true).await?;
+                Ok(Outcome::Retry { reason: describe(&e), publication: Some(publication) })
+            }
+        }
+    }
+
+    async fn save(&self, publication: &mut Publication, owner: &str, state: PublicationState) -> Result<(), StepError> {
+        publication.state = state;
+        publication.last_error = None;
+        publication.updated_at = OffsetDateTime::now_utc();
+        self.store.save_publication(self.tenant, publication, owner, false).await?;
+        Ok(())
+    }
+
+    async fn steps(&self, report: &Report, publication: &mut Publication, owner: &str) -> Result<(), StepError> {
+        let c = report.common();
+        let space = confluence::space(self.session, &self.settings.space_key).await?.ok_or_else(|| {
+            StepError::Permanent(format!(
+                "space {} does not exist or the connection cannot see it",
+                self.settings.space_key
+            ))
+        })?;
+        let marker = marker(self.tenant, &c.report_id);
+        let body = storage::render(report, &marker).map_err(|e| StepError::Permanent(e.to_string()))?;
+
+        if publication.state == PublicationState::Accepted {
+            let parent_title = match report {
+                Report::Retrospective(_) => &self.settings.parent_titles.retrospective,
+                Report::HealthCheck(_) => &self.settings.parent_titles.health_check,
+            };
+            let parent = self.parent(&space, parent_title).await?;
+            let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, &marker).await?;
+            let (id, version) = match page {
+                Some(page) => (page.id.clone(), self.update(&page, &title, &body).await?),
+                None => match confluence::create_page(self.session, &space, Some(&parent), &title, &body).await {
+                    Ok(created) => (created.id, created.version),
+                    // Another delivery (another idempotency key for the same report) created it
+                    // first: find it by its marker and update it instead.
+                    Err(AtlassianError::Api { status: 400 | 409, .. }) => {
+                        let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, &marker).await?;
+                        let page = page.ok_or_else(|| {
+                            StepError::Permanent(format!("Confluence refused the page title {title:?}"))
+                        })?;
+                        (page.id.clone(), self.update(&page, &title, &body).await?)
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            crate::faults::crash_point("page_created");
+            self.store.set_report_page(self.tenant, &c.report_id, &id).await?;
+            publication.page_url = Some(self.page_url(&space, &id));
+            publication.page_id = Some(id);
+            publication.version = Some(version);
+            publication.title = Some(title);
+            self.save(publication, owner, PublicationState::PageWritten).await?;
+        }
+
+        if publication.state == PublicationState::PageWritten {
+            let page_id = publication.page_id.clone().unwrap_or_default();
+            let file = FileUpload {
+                filename: format!("{}-{}.pdf", slug(report.kind_label()), slug(&c.report_id)),
+                content_type: "application/pdf".into(),
+                bytes: pdf::render(report).map_err(|e| StepError::Permanent(e.to_string()))?,
+                fields: vec![("minorEdit".into(), "true".into()), ("comment".into(), "PDF summary".into())],
+            };
+            publication.attachment_id = Some(confluence::put_attachment(self.session, &page_id, &file).await?);
+            crate::faults::crash_point("attachment_uploaded");
+            self.save(publication, owner, PublicationState::AttachmentUploaded).await?;
+        }
+
+        if publication.state == PublicationState::AttachmentUploaded {
+            self.save(publication, owner, PublicationState::Published).await?;
+            crate::faults::crash_point("record_written");
+        }
+        Ok(())
+    }
+
+    /// The parent page by title, created under the space's home page when it is missing.
+    async fn parent(&self, space: &SpaceRef, title: &str) -> Result<String, StepError> {
+        if let Some(page) = confluence::find_page(self.session, space, title).await? {
+            return Ok(page.id);
+        }
+        let body = "<p>Reports published by Atlassian Bridge.</p>";
+        match confluence::create_page(self.session, space, space.homepage_id.as_deref(), title, body).await {
+            Ok(page) => Ok(page.id),
+            // Created meanwhile by a concurrent publication: use that one.
+            Err(AtlassianError::Api { status: 400 | 409, .. }) => confluence::find_page(self.session, space, title)
+                .await?
+                .map(|p| p.id)
+                .ok_or_else(|| StepError::Permanent(format!("Confluence refused to create the parent page {title:?}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// This report's page and the title it goes under. Titles are unique per space: when another
+    /// page holds the report's title, the title gains the date, then the report id — choices
+    /// that are the same on every retry.
+    async fn our_page(
+        &self,
+        space: &SpaceRef,
+        report_id: &str,
+        title: &str,
+        date: &str,
+        marker: &str,
+    ) -> Result<(Option<PageInfo>, String), StepError> {
+        if let Some(id) = self.store.report_page(self.tenant, report_id).await? {
+            if let Some(page) = confluence::get_page(self.session, &id).await? {
+                let title = page.title.clone();
+                return Ok((Some(page), title));
+            }
+        }
+        let candidates = [title.to_owned(), format!("{title} ({date})"), format!("{title} ({report_id})")];
+        for candidate in candidates.iter() {
+            match confluence::find_page(self.session, space, candidate).await? {
+                Some(page) if page.body.contains(marker) => return Ok((Some(page), candidate.clone())),
+                Some(_) => continue,
+                None => return Ok((None, candidate.clone())),
+            }
+        }
+        Err(StepError::Permanent(format!("the titles {candidates:?} are all taken by other pages in the space")))
+    }
+
+    /// Writes the page as the next version, re-reading once per conflict (someone edited it).
+    async fn update(&self, page: &PageInfo, title: &str, body: &str) -> Result<u64, StepError> {
+        let mut current = page.clone();
+        for _ in 0..3 {
+            match confluence::update_page(self.session, &current.id, title, body, current.version + 1).await {
+                Ok(()) => return Ok(current.version + 1),
+                Err(AtlassianError::Api { status: 409, .. }) => {
+                    current = confluence::get_page(self.session, &current.id).await?.ok_or_else(|| {
+                        StepError::Permanent("the page was deleted while it was being updated".into())
+                    })?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StepError::Upstream(AtlassianError::Api {
+            status: 409,
+            payload: crate::atlassian::ErrorPayload::Text("the page kept changing; try again".into()),
+        }))
+    }
+
+    fn page_url(&self, space: &SpaceRef, id: &str) -> String {
+        let root = self.session.web_root().trim_end_matches('/').to_owned();
+        match self.session.flavour() {
+            Flavour::Cloud => format!("{root}/wiki/spaces/{}/pages/{id}", space.key),
+            Flavour::DataCenter => format!("{root}/pages/viewpage.action?pageId={id}"),
+        }
+    }
+}
+
+fn slug(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+fn describe(e: &AtlassianError) -> String {
+    match e {
+        AtlassianError::Api { status: 401 | 403, .. } => {
+            format!("Confluence refused the connection's credentials or permissions ({e})")
+        }
+        other => other.to_string(),
+    }
+}
