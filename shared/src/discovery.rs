@@ -459,7 +459,9 @@ pub async fn assignable_users(
             ));
             let users: Vec<Value> = session.get_json(&path).await?;
             let end = start + users.len();
-            let next = (users.len() == PAGE).then_some(Cursor::Start(end));
+            // Jira Cloud may answer a short page while more users follow (it filters a window of
+            // matches by permission), so only an empty page ends the list.
+            let next = (!users.is_empty()).then_some(Cursor::Start(end));
             Ok(UserList::new(users.iter().filter_map(|u| user_of(session, u)).collect(), next))
         }
         Flavour::DataCenter => {

@@ -6,11 +6,12 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{
-    ActionItem, AssigneeCache, BulkOutcome, CreateContext, ItemResult, ItemStatus, bulk_create, chunks, find_by_marker,
-    marker_label, matches_by_email,
+    ActionItem, AssigneeCache, BULK_CHUNK, BulkOutcome, CreateContext, ItemResult, ItemStatus, bulk_create,
+    find_by_marker, marker_label,
 };
 use crate::atlassian::AtlassianError;
 use crate::domain::TenantId;
+use crate::settings::AssigneeMatching;
 use crate::store::{Claim, IssueLedger, StoreError};
 
 /// How long a job waits for another invocation that holds an item, at most.
@@ -104,15 +105,16 @@ impl IssueJob<'_> {
         let mut assignees = AssigneeCache::default();
         let mut ready = Vec::new();
         for pending in to_create {
-            let (assignee, note) = match (&pending.item.assignee_email, matches_by_email(self.ctx.settings)) {
-                (Some(email), true) => {
-                    match assignees.lookup(self.ctx.session, &self.ctx.settings.project_key, email).await {
-                        Ok(id) => (Some(id), None),
-                        Err(note) => (None, Some(note)),
+            let (assignee, note) =
+                match (&pending.item.assignee_email, self.ctx.settings.assignee_matching == AssigneeMatching::Email) {
+                    (Some(email), true) => {
+                        match assignees.lookup(self.ctx.session, &self.ctx.settings.project_key, email).await {
+                            Ok(id) => (Some(id), None),
+                            Err(note) => (None, Some(note)),
+                        }
                     }
-                }
-                _ => (None, None),
-            };
+                    _ => (None, None),
+                };
             match self.ctx.prepare(pending.item, assignee.as_deref(), note) {
                 Ok(prepared) => ready.push((pending, prepared)),
                 Err(message) => {
@@ -123,7 +125,7 @@ impl IssueJob<'_> {
             }
         }
 
-        for chunk in chunks(&ready) {
+        for chunk in ready.chunks(BULK_CHUNK) {
             let fields: Vec<_> = chunk.iter().map(|(_, p)| p.fields.clone()).collect();
             match bulk_create(self.ctx.session, &fields).await {
                 Ok(outcomes) => {

@@ -24,13 +24,14 @@ use utoipa::ToSchema;
 use crate::atlassian::jira::{CreateMetaField, FIELDS_WE_ALWAYS_SET, encode};
 use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Payload, Session};
 use crate::error::ApiError;
-use crate::settings::{AssigneeMatching, JiraSettings};
+use crate::settings::JiraSettings;
 use markup::BackLink;
 
 /// Limits that keep one job inside a Lambda invocation and Jira's field limits.
 pub const MAX_ITEMS: usize = 500;
 const MAX_DESCRIPTION: usize = 30_000;
-const BULK_CHUNK: usize = 50;
+/// Jira's bulk create takes at most 50 issues per call.
+pub(crate) const BULK_CHUNK: usize = 50;
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -423,16 +424,6 @@ pub async fn find_by_marker(session: &Session, marker: &str) -> Result<Option<Cr
     Ok(answer.get("issues").and_then(Value::as_array).and_then(|issues| issues.first()).and_then(|i| {
         Some(CreatedIssue { id: i.get("id")?.as_str()?.to_owned(), key: i.get("key")?.as_str()?.to_owned() })
     }))
-}
-
-/// The chunk size Jira's bulk create accepts.
-pub fn chunks<T>(items: &[T]) -> std::slice::Chunks<'_, T> {
-    items.chunks(BULK_CHUNK)
-}
-
-/// Whether a settings' assignee matching asks for lookups.
-pub fn matches_by_email(settings: &JiraSettings) -> bool {
-    settings.assignee_matching == AssigneeMatching::Email
 }
 
 #[cfg(test)]
