@@ -53,6 +53,16 @@ $(INFRA)/node_modules/.stamp: $(INFRA)/package.json $(INFRA)/package-lock.json
 # `make package` builds without them.
 TEST_FEATURES := --features bridge-shared/fault-injection
 
+# Checkers the tests use: pdftotext (Debian's poppler-utils) reads the PDF summaries back, and
+# Atlassian's ADF JSON schema (npm @atlaskit/adf-schema) validates every ADF description.
+.PHONY: test-tools
+test-tools: tests/adf/node_modules/.stamp
+	@command -v pdftotext >/dev/null || { apt-get update -qq && apt-get install -y -qq poppler-utils; }
+
+tests/adf/node_modules/.stamp: tests/adf/package.json tests/adf/package-lock.json
+	cd tests/adf && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 build:
 	cargo build --workspace --bins $(TEST_FEATURES)
 
@@ -64,15 +74,16 @@ test: test-rust test-python test-infra
 test-rust:
 	cargo test --workspace $(TEST_FEATURES)
 
-test-python: $(VENV)/.stamp-test build
+test-python: $(VENV)/.stamp-test test-tools build
 	$(PY) -m pytest -q tests
 
-# Offline, no AWS account: a placeholder account (cdk.json holds its AZs) and placeholder zips.
+# Offline, no AWS account: a placeholder account (cdk.json holds its AZs) and placeholder zips. The CLI
+# synthesizes the two default stacks and a variant with every optional feature for the template checkers.
 test-infra: $(INFRA)/node_modules/.stamp $(INFRA_VENV)/.stamp
 	cd $(INFRA) && npm test
-	cd $(INFRA) && rm -rf cdk.out && CDK_DISABLE_VERSION_CHECK=1 npx cdk synth --no-notices --quiet \
-		-c configFile=test/fixtures/config.json
-	$(INFRA_VENV)/bin/python $(INFRA)/checks/run_checks.py $(INFRA)/cdk.out
+	cd $(INFRA) && rm -rf cdk.out cdk.out.variant && export CDK_DISABLE_VERSION_CHECK=1 && \
+		npm run --silent synth:test && npm run --silent synth:variant
+	$(INFRA_VENV)/bin/python $(INFRA)/checks/run_checks.py $(INFRA)/cdk.out $(INFRA)/cdk.out.variant
 
 package: $(VENV)/.stamp-package
 	@mkdir -p $(DIST)
@@ -92,4 +103,4 @@ fmt:
 
 clean:
 	cargo clean
-	rm -rf $(VENV) dist $(INFRA)/cdk.out $(INFRA)/node_modules $(INFRA_VENV)
+	rm -rf $(VENV) dist $(INFRA)/cdk.out $(INFRA)/cdk.out.variant $(INFRA)/node_modules $(INFRA_VENV)
