@@ -63,6 +63,9 @@ pub struct HttpConfig {
     pub max_attempts: u32,
     /// Longest `Retry-After` we wait inside one invocation; longer ones go back to the caller.
     pub max_retry_wait: Duration,
+    /// Longest time one request may take with all its retries, so an HTTP function answers
+    /// inside API Gateway's 30 s limit.
+    pub retry_budget: Duration,
 }
 
 /// Upper bound on the OAuth state lifetime: Atlassian's consent screen is interactive, but a state
@@ -124,6 +127,7 @@ impl Config {
                 connect_timeout: Duration::from_millis(env.number("BRIDGE_HTTP_CONNECT_TIMEOUT_MS", 3_000)?),
                 max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
                 max_retry_wait: env.seconds("BRIDGE_HTTP_MAX_RETRY_WAIT_SECONDS", 20)?,
+                retry_budget: env.seconds("BRIDGE_HTTP_RETRY_BUDGET_SECONDS", 20)?,
             },
             event_bus: env.optional("BRIDGE_EVENT_BUS_NAME"),
             event_source: env.optional("BRIDGE_EVENT_SOURCE").unwrap_or_else(|| "atlassian-bridge".into()),

@@ -46,6 +46,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// A `Retry-After` longer than this is handed back to the caller instead of waited out.
     pub max_retry_wait: Duration,
+    /// No retry starts once the request (all attempts and waits) would pass this.
+    pub budget: Duration,
 }
 
 impl RetryPolicy {
@@ -79,6 +81,7 @@ impl Transport {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
             max_retry_wait: config.max_retry_wait,
+            budget: config.retry_budget,
         };
         Ok(Self { client, retry, egress: egress.clone() })
     }
@@ -114,6 +117,7 @@ impl Transport {
     ) -> Result<Response, AtlassianError> {
         self.check_url(&url).map_err(AtlassianError::Egress)?;
         let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -192,6 +196,9 @@ impl Transport {
                 Err(e) if e.is_timeout() => return Err(AtlassianError::Timeout),
                 Err(e) => return Err(AtlassianError::Unreachable(e.without_url().to_string())),
             };
+            if started.elapsed() + wait > self.retry.budget {
+                return Err(error);
+            }
             tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %error, host = url.host_str().unwrap_or(""), "retrying Atlassian request");
             tokio::time::sleep(wait).await;
         }
@@ -241,6 +248,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
             max_retry_wait: Duration::from_secs(10),
+            budget: Duration::from_secs(20),
         };
         for _ in 0..100 {
             let first = policy.backoff(1);
