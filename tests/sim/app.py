@@ -57,6 +57,8 @@ async def record_and_inject(request: web.Request, handler):
                 resp = await handler(request)
             except web.HTTPException as exc:
                 resp = exc
+            if fault is not None and fault.kind in faults.COMMIT_KINDS:
+                resp = await faults.after_commit(request, fault, resp, call)
         call["status"] = resp.status
         if request.get("grant_type") is not None or route == "POST /oauth/token":
             call["grant_type"] = request.get("grant_type")

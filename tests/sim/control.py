@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 
@@ -247,6 +249,110 @@ async def get_data(request):
         else:
             items = [dict(p) for p in ds.pages]
     return json_response({"flavour": flavour, "kind": kind, "total": len(items), "items": items})
+
+
+# ---- what clients wrote: pages, attachments, issues -------------------------------------
+def _deployment(st: State, q) -> tuple[str, str | None]:
+    """`flavour=cloud|dc` (default cloud) and, for Cloud, `site=` (default the first site)."""
+    flavour = q.get("flavour", "cloud")
+    if flavour not in ("cloud", "dc"):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "flavour must be cloud or dc"}),
+                                 content_type="application/json")
+    if flavour == "dc":
+        return flavour, None
+    site_id = q.get("site") or next(iter(st.sites), None)
+    if site_id not in st.sites:
+        raise web.HTTPNotFound(text=json.dumps({"error": f"unknown site {site_id!r}"}),
+                               content_type="application/json")
+    return flavour, site_id
+
+
+def _page_record(store, p: dict) -> dict:
+    ancestors = []
+    parent = p["parentId"]
+    while parent:
+        ancestors.insert(0, parent)
+        pp = store.page(parent)
+        parent = pp["parentId"] if pp else None
+    return {"id": p["id"], "title": p["title"], "spaceId": p["spaceId"], "spaceKey": p["spaceKey"],
+            "parentId": p["parentId"], "ancestors": ancestors, "status": p["status"],
+            "version": p["version"], "body": store.body_of(p), "createdAt": p["createdAt"],
+            "updatedAt": p.get("updatedAt", p["createdAt"]), "authorId": p.get("authorId"),
+            "generated": p.get("generated", True), "written": "versions" in p,
+            "versions": [{k: v[k] for k in ("number", "title", "parentId", "message", "minorEdit",
+                                            "createdAt", "authorId")}
+                         for v in p.get("versions", [])],
+            "attachments": [a["id"] for a in store.attachments_of(p["id"])]}
+
+
+async def confluence_pages(request):
+    """`GET /_sim/confluence/pages?space=KEY[&flavour=cloud|dc][&site=][&written=true]`: every
+    page of the space (or of every space) as stored; `written=true`: only pages created or
+    updated through the API."""
+    st = _state(request)
+    q = request.query
+    flavour, site_id = _deployment(st, q)
+    store = st.confluence_store(flavour, site_id)
+    key = q.get("space")
+    if key is not None:
+        space = store.ds.space_by_key.get(key)
+        if space is None:
+            return sim_error(f"unknown space {key!r}", 404)
+        pages = store.ds.pages_by_space.get(space["id"], [])
+    else:
+        pages = store.ds.pages
+    if q.get("written", "false").lower() == "true":
+        pages = [p for p in pages if "versions" in p]
+    items = [_page_record(store, p) for p in pages]
+    return json_response({"flavour": flavour, "space": key, "total": len(items), "pages": items})
+
+
+async def confluence_attachments(request):
+    """`GET /_sim/confluence/attachments?page_id=ID[&flavour=][&site=]`: the page's attachments
+    with every version and the current version's bytes (`content_base64`). Without `flavour`,
+    the deployment that has the page (with attachments, when a generated id exists in several)."""
+    st = _state(request)
+    q = request.query
+    page_id = q.get("page_id")
+    if "flavour" in q:
+        flavour, site_id = _deployment(st, q)
+        candidates = [(flavour, st.confluence_store(flavour, site_id))]
+    else:   # the deployment that has the page (written page ids are unique across deployments)
+        candidates = [("cloud", st.confluence_store("cloud", sid)) for sid in st.sites]
+        candidates.append(("dc", st.confluence_store("dc")))
+    found = [(f, s) for f, s in candidates if s.page(page_id) is not None]
+    if not found:
+        return sim_error("page_id=<id> of an existing page is required", 404)
+    flavour, store = next(((f, s) for f, s in found if s.attachments_of(page_id)), found[0])
+    page = store.page(page_id)
+    out = []
+    for a in store.attachments_of(page["id"]):
+        cur = a["versions"][-1]
+        out.append({"id": a["id"], "title": a["title"], "pageId": page["id"], "fileId": a["fileId"],
+                    "mediaType": cur["mediaType"], "fileSize": cur["fileSize"],
+                    "comment": cur["comment"], "minorEdit": cur["minorEdit"],
+                    "version": cur["number"], "createdAt": a["createdAt"],
+                    "versions": [{"number": v["number"], "fileSize": v["fileSize"],
+                                  "mediaType": v["mediaType"], "comment": v["comment"],
+                                  "minorEdit": v["minorEdit"], "createdAt": v["createdAt"],
+                                  "authorId": v["authorId"],
+                                  "sha256": hashlib.sha256(v["data"]).hexdigest()}
+                                 for v in a["versions"]],
+                    "content_base64": base64.b64encode(cur["data"]).decode()})
+    return json_response({"flavour": flavour, "page_id": page["id"], "attachments": out})
+
+
+async def jira_issues(request):
+    """`GET /_sim/jira/issues?flavour=cloud|dc[&project=KEY][&site=]`: every issue, oldest first,
+    with `fields` exactly as the client sent them and `values` as the sim resolved them."""
+    st = _state(request)
+    q = request.query
+    flavour, site_id = _deployment(st, q)
+    store = st.jira_store(flavour, site_id)
+    project = q.get("project")
+    items = [dict(i, subtasks=list(i["subtasks"])) for i in store.issues.values()
+             if project is None or i["projectKey"] == project]
+    return json_response({"flavour": flavour, "total": len(items), "issues": items})
 
 
 # ---- quirks ---------------------------------------------------------------------------
@@ -610,6 +716,9 @@ def routes() -> list[web.RouteDef]:
         web.put(p + "/sites", put_sites),
         web.post(p + "/seed", seed),
         web.get(p + "/data/{kind}", get_data),
+        web.get(p + "/confluence/pages", confluence_pages),
+        web.get(p + "/confluence/attachments", confluence_attachments),
+        web.get(p + "/jira/issues", jira_issues),
         web.get(p + "/quirks", get_quirks),
         web.put(p + "/quirks", put_quirks),
         web.get(p + "/dc/instances", get_dc_instances),

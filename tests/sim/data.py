@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import html
 import string
 import uuid
 from dataclasses import dataclass, field
@@ -192,6 +193,9 @@ class Dataset:
     space_by_id: dict[str, dict] = field(default_factory=dict)
     page_by_id: dict[str, dict] = field(default_factory=dict)
     pages_by_space: dict[str, list[dict]] = field(default_factory=dict)
+    # what clients wrote (pages, attachments, issues): `state.ConfluenceStore` / `state.JiraStore`,
+    # built on first use; they live and die with the dataset (reset, `POST /_sim/seed`)
+    stores: dict[str, Any] = field(default_factory=dict)
 
     def index(self) -> "Dataset":
         for u in self.users:
@@ -452,6 +456,11 @@ def make_space(flavour: str, i: int, account_id: str, users: list[dict] | None =
         "_links": {"webui": f"/spaces/{key}"},
         "index": i,
     }
+
+
+def default_page_body(page: dict) -> str:
+    """The storage body of a generated page nobody has written yet."""
+    return f"<p>{html.escape(page['title'], quote=False)}</p>"
 
 
 def make_pages(flavour: str, space: dict) -> list[dict]:

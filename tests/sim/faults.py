@@ -5,6 +5,10 @@ A fault's `route` matches a request whose route (`"GET /ex/jira/{cloudId}/rest/a
 `"POST /oauth/token"`, `"POST /oidc/{provider}/token"`) equals it or starts with it; `"*"` matches every recorded request.
 The first active matching fault (in creation order) applies; `times` counts down
 (null = forever).
+
+Kinds `commit_then_drop` and `commit_then_status` simulate a crash between the product's commit
+and its response: the request is handled for real first, then the connection is closed or
+another status is answered (see `after_commit`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from .util import json_response
 
 log = logging.getLogger("sim.faults")
 
-KINDS = {"status", "rate_limit", "latency", "timeout", "drop"}
+KINDS = {"status", "rate_limit", "latency", "timeout", "drop", "commit_then_drop", "commit_then_status"}
+# kinds that let the request be handled for real (the product commits) and then spoil the answer
+COMMIT_KINDS = {"commit_then_drop", "commit_then_status"}
 DEFAULT_TIMEOUT_HOLD_MS = 60_000
 _ids = itertools.count(1)
 
@@ -43,6 +49,8 @@ def parse_fault(body: dict) -> Fault:
     status = body.get("status")
     if kind == "status":
         status = 503 if status is None else status
+    if kind == "commit_then_status":
+        status = 502 if status is None else status
     if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
         raise ValueError("'status' must be an HTTP status code")
     times = body.get("times", 1)
@@ -130,6 +138,8 @@ def _client_gone(request: web.Request) -> bool:
 async def apply(request: web.Request, fault: Fault, route: str | None, call: dict):
     """Return a response, None to continue with normal handling, or raise Dropped."""
     call["fault"] = fault.kind
+    if fault.kind in COMMIT_KINDS:
+        return None                       # handled for real first, see after_commit
     if fault.kind == "latency":
         await asyncio.sleep((fault.latency_ms or 0) / 1000)
         return None
@@ -159,3 +169,21 @@ async def apply(request: web.Request, fault: Fault, route: str | None, call: dic
             t.close()
         raise Dropped()
     raise AssertionError(fault.kind)
+
+
+async def after_commit(request: web.Request, fault: Fault, committed: web.StreamResponse,
+                       call: dict) -> web.StreamResponse:
+    """The request was handled for real (whatever the product did is done and stays done); now
+    lose its answer: close the connection (`commit_then_drop`) or answer `status` instead
+    (`commit_then_status`, default 502, with `body`/`headers`/`retry_after` as for `status`).
+    The call log keeps the real outcome in `committed_status`."""
+    call["committed_status"] = committed.status
+    if fault.kind == "commit_then_drop":
+        t = request.transport
+        if t is not None:
+            t.close()
+        raise Dropped()
+    headers = dict(fault.headers)
+    if fault.retry_after is not None:
+        headers.setdefault("Retry-After", str(fault.retry_after))
+    return _body_response(fault.status or 502, fault.body, headers)

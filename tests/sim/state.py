@@ -6,8 +6,10 @@ Everything runs on one asyncio thread: code that checks and then changes state m
 
 from __future__ import annotations
 
+import datetime as _dt
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +39,15 @@ DEFAULT_OIDC_CLIENTS = [
      "instances": ["jira-dc", "conf-dc"]},
 ]
 DEFAULT_SIZES = {"projects": 260, "spaces": 600, "users": 1200}
+# above every generated page id (at most ~1.7 million for the largest seedable dataset)
+CONTENT_ID_BASE = 3_000_000
 
 
 def default_quirks() -> dict[str, Any]:
     return {
         "omit_is_last": False,               # Cloud PageBean responses without `isLast`
         "hidden_email_exact_match": True,    # Cloud user search: an exact email finds a hidden-email user
+        "adf_reject_newlines": True,         # Jira Cloud v3: a newline in an ADF text node (outside codeBlock) is refused
     }
 
 
@@ -253,6 +258,7 @@ class State:
         self.calls: list[dict] = []
         self.counts: dict[str, int] = {}
         self.clock_offset = 0.0
+        self.content_seq = CONTENT_ID_BASE        # ids of written pages/attachments, every deployment
         self.users: dict[str, dict] = {}       # Cloud accounts (consenting user, API-token users)
         self.current_account_id: str = ""
         self.quirks: dict[str, Any] = default_quirks()
@@ -435,3 +441,255 @@ class State:
         self.calls.append(call)
         key = call.get("route") or "UNMATCHED"
         self.counts[key] = self.counts.get(key, 0) + 1
+
+    # ---- what clients wrote: Confluence pages/attachments, Jira issues ----------------------
+    def _dataset(self, flavour: str, site_id: str | None):
+        return self.dc_data() if flavour == "dc" else self.cloud_data(site_id)
+
+    def confluence_store(self, flavour: str, site_id: str | None = None) -> "ConfluenceStore":
+        ds = self._dataset(flavour, site_id)
+        store = ds.stores.get("confluence")
+        if store is None:
+            store = ds.stores["confluence"] = ConfluenceStore(self, ds, flavour)
+        return store
+
+    def jira_store(self, flavour: str, site_id: str | None = None) -> "JiraStore":
+        ds = self._dataset(flavour, site_id)
+        store = ds.stores.get("jira")
+        if store is None:
+            store = ds.stores["jira"] = JiraStore(self, ds, flavour)
+        return store
+
+
+# =========================================================================== product content
+def iso_ms(ts: float) -> str:
+    """Confluence's `YYYY-MM-DDTHH:mm:ss.sssZ`."""
+    d = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def jira_ts(ts: float) -> str:
+    """Jira's `yyyy-MM-ddTHH:mm:ss.SSS+0000`."""
+    return iso_ms(ts)[:-1] + "+0000"
+
+
+class ContentError(Exception):
+    """A product-level refusal; handlers render it in their API's error shape.
+
+    `kind`: title_taken (400), version_conflict (409), not_found (404), bad_request (400),
+    duplicate_attachment (400)."""
+
+    STATUS = {"title_taken": 400, "version_conflict": 409, "not_found": 404, "bad_request": 400,
+              "duplicate_attachment": 400}
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.status = self.STATUS[kind]
+        self.message = message
+
+
+TITLE_TAKEN = "A page with this title already exists: A page already exists with the same TITLE in this space"
+TITLE_MAX = 255
+
+
+class ConfluenceStore:
+    """Pages and attachments of one deployment (a Cloud site or DC), on top of its generated
+    dataset: created pages join `ds.pages` (so every list and lookup sees them), updates change
+    the page record in place and keep each version. Page records gain `body` (storage, verbatim;
+    None = the generated default), `versions` (history, oldest first), `authorId`/`authorName`,
+    `updatedAt`. Attachments: per page, each with its versions and their bytes."""
+
+    def __init__(self, state: State, ds, flavour: str):
+        self.state = state
+        self.ds = ds
+        self.flavour = flavour
+        self.attachments: dict[str, list[dict]] = {}          # page id -> attachments
+
+    def new_id(self) -> int:
+        """Unique across deployments (so a written page id names one page) and clear of every
+        generated id."""
+        self.state.content_seq += 1
+        return self.state.content_seq
+
+    # ---- pages -------------------------------------------------------------------------
+    def page(self, page_id: str | None) -> dict | None:
+        return self.ds.page_by_id.get(str(page_id)) if page_id is not None else None
+
+    def body_of(self, page: dict) -> str:
+        from .data import default_page_body
+        return page["body"] if page.get("body") is not None else default_page_body(page)
+
+    def title_taken(self, space_id: str, title: str, exclude: str | None = None) -> bool:
+        # Confluence keeps titles unique per space, ignoring case (drafts do not count)
+        t = title.casefold()
+        return any(p["title"].casefold() == t and p["id"] != exclude and p["status"] == "current"
+                   for p in self.ds.pages_by_space.get(space_id, []))
+
+    def _check_title(self, space_id: str, title: str, exclude: str | None = None) -> None:
+        if len(title) > TITLE_MAX:
+            raise ContentError("bad_request", f"Title cannot be longer than {TITLE_MAX} characters.")
+        if self.title_taken(space_id, title, exclude):
+            raise ContentError("title_taken", TITLE_TAKEN)
+
+    def _check_parent(self, space: dict, parent_id: str | None, moving: str | None = None) -> dict | None:
+        if parent_id is None:
+            return None
+        parent = self.page(parent_id)
+        if parent is None or parent["status"] != "current":
+            raise ContentError("not_found", f"No content found with id: ContentId{{id={parent_id}}}")
+        if parent["spaceId"] != space["id"]:
+            raise ContentError("bad_request", "The parent page must be in the same space as the page.")
+        p = parent
+        while moving is not None and p is not None:       # no cycles when moving
+            if p["id"] == moving:
+                raise ContentError("bad_request", "A page cannot be moved below itself or its descendants.")
+            p = self.page(p["parentId"])
+        return parent
+
+    def _version(self, page: dict, number: int, author: str, message: str, minor: bool, now: float) -> dict:
+        return {"number": number, "title": page["title"], "body": self.body_of(page),
+                "parentId": page["parentId"], "createdAt": iso_ms(now), "authorId": author,
+                "message": message, "minorEdit": minor}
+
+    def _history(self, page: dict) -> list[dict]:
+        if "versions" not in page:
+            page["versions"] = [{"number": page["version"], "title": page["title"],
+                                 "body": self.body_of(page), "parentId": page["parentId"],
+                                 "createdAt": page["createdAt"], "authorId": page.get("authorId"),
+                                 "message": "", "minorEdit": False}]
+        return page["versions"]
+
+    def create_page(self, space: dict, title: str, parent_id: str | None, body: str, status: str,
+                    author: str) -> dict:
+        if status == "current":
+            self._check_title(space["id"], title)
+        parent = self._check_parent(space, parent_id)
+        now = self.state.now()
+        siblings = [p for p in self.ds.pages_by_space.get(space["id"], [])
+                    if p["parentId"] == (parent["id"] if parent else None)]
+        position = max((p["position"] for p in siblings if p["position"] is not None), default=-1) + 1
+        page = {"id": str(self.new_id()), "title": title, "spaceId": space["id"],
+                "spaceKey": space["key"], "parentId": parent["id"] if parent else None,
+                "position": position, "createdAt": iso_ms(now), "updatedAt": iso_ms(now),
+                "version": 1, "status": status, "body": body, "authorId": author, "generated": False}
+        page["versions"] = [self._version(page, 1, author, "", False, now)]
+        self.ds.pages.append(page)
+        self.ds.page_by_id[page["id"]] = page
+        self.ds.pages_by_space.setdefault(space["id"], []).append(page)
+        return page
+
+    def update_page(self, page: dict, version: int, title: str, body: str | None,
+                    parent_id: str | None | bool, author: str, message: str = "",
+                    minor: bool = False) -> dict:
+        """`parent_id` False = keep the parent. Version must be current + 1 (else 409)."""
+        if version != page["version"] + 1:
+            raise ContentError("version_conflict",
+                               f"Version must be incremented on update. Current version is: {page['version']}")
+        space = self.ds.space_by_id[page["spaceId"]]
+        self._check_title(space["id"], title, exclude=page["id"])
+        if parent_id is not False:
+            self._check_parent(space, parent_id, moving=page["id"])
+        history = self._history(page)
+        now = self.state.now()
+        page["title"] = title
+        if body is not None:
+            page["body"] = body
+        if parent_id is not False:
+            page["parentId"] = parent_id
+        page["version"] = version
+        page["updatedAt"] = iso_ms(now)
+        page["status"] = "current"
+        history.append(self._version(page, version, author, message, minor, now))
+        return page
+
+    def version_of(self, page: dict, number: int) -> dict | None:
+        return next((v for v in self._history(page) if v["number"] == number), None)
+
+    # ---- attachments -------------------------------------------------------------------
+    def attachments_of(self, page_id: str) -> list[dict]:
+        return self.attachments.get(page_id, [])
+
+    def attachment(self, page_id: str, att_id: str) -> dict | None:
+        want = att_id if att_id.startswith("att") else "att" + att_id
+        return next((a for a in self.attachments_of(page_id) if a["id"] == want), None)
+
+    def put_attachment(self, page: dict, filename: str, data: bytes, media_type: str,
+                       comment: str | None, minor_edit: bool, author: str,
+                       replace: bool) -> dict:
+        """Add a file to a page. An existing file name: a new version when `replace`, else 400
+        (as Confluence's "create attachment" refuses it)."""
+        atts = self.attachments.setdefault(page["id"], [])
+        existing = next((a for a in atts if a["title"] == filename), None)
+        if existing is not None and not replace:
+            raise ContentError("duplicate_attachment",
+                               "Cannot add a new attachment with same file name as an existing "
+                               f"attachment: {filename}")
+        if existing is None:
+            existing = {"id": f"att{self.new_id()}", "pageId": page["id"], "title": filename,
+                        "fileId": str(uuid.uuid4()), "createdAt": iso_ms(self.state.now()),
+                        "versions": []}
+            atts.append(existing)
+        return self.add_attachment_version(existing, filename, data, media_type, comment,
+                                           minor_edit, author)
+
+    def add_attachment_version(self, att: dict, filename: str, data: bytes, media_type: str,
+                               comment: str | None, minor_edit: bool, author: str) -> dict:
+        att["title"] = filename
+        att["versions"].append({"number": len(att["versions"]) + 1, "data": data,
+                                "mediaType": media_type, "comment": comment or "",
+                                "minorEdit": minor_edit, "createdAt": iso_ms(self.state.now()),
+                                "authorId": author, "fileSize": len(data)})
+        return att
+
+
+class JiraStore:
+    """Issues of one deployment (a Cloud site or DC). An issue keeps the `fields` exactly as the
+    client sent them and `values`, what the sim resolved from them (ids, defaults applied)."""
+
+    def __init__(self, state: State, ds, flavour: str):
+        self.state = state
+        self.ds = ds
+        self.flavour = flavour
+        self.issues: dict[str, dict] = {}          # id -> issue (insertion order = creation)
+        self.by_key: dict[str, str] = {}           # KEY-1 -> id
+        self.counters: dict[str, int] = {}         # project key -> last number
+        self._next_id = 10000
+
+    def find(self, id_or_key: str) -> dict | None:
+        if id_or_key.isdigit():
+            return self.issues.get(id_or_key)
+        iid = self.by_key.get(id_or_key.upper())
+        return self.issues.get(iid) if iid else None
+
+    def create(self, project: dict, issuetype: dict, fields: dict, values: dict,
+               parent: dict | None, creator: str) -> dict:
+        self._next_id += 1
+        n = self.counters.get(project["key"], 0) + 1
+        self.counters[project["key"]] = n
+        now = jira_ts(self.state.now())
+        issue = {"id": str(self._next_id), "key": f"{project['key']}-{n}",
+                 "projectKey": project["key"], "projectId": project["id"],
+                 "issueTypeId": issuetype["id"], "fields": fields, "values": values,
+                 "parent": parent["key"] if parent else None, "subtasks": [],
+                 "created": now, "updated": now, "creator": creator}
+        self.issues[issue["id"]] = issue
+        self.by_key[issue["key"]] = issue["id"]
+        if parent is not None:
+            parent["subtasks"].append(issue["key"])
+        return issue
+
+    def delete(self, issue: dict) -> list[str]:
+        """Delete an issue and its subtasks; returns the deleted keys."""
+        gone = [issue["key"]]
+        for sub in list(issue["subtasks"]):
+            s = self.find(sub)
+            if s is not None:
+                gone += self.delete(s)
+        if issue["parent"]:
+            parent = self.find(issue["parent"])
+            if parent is not None and issue["key"] in parent["subtasks"]:
+                parent["subtasks"].remove(issue["key"])
+        self.issues.pop(issue["id"], None)
+        self.by_key.pop(issue["key"], None)
+        return gone

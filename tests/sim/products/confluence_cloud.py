@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
+import re
 from urllib.parse import quote, urlencode
 
 from ..cloud import Ctx, handler
@@ -127,7 +129,7 @@ def _sort_key(field: str):
     if field == "created-date":
         return lambda s: (s["createdAt"], int(s["id"]))
     if field == "modified-date":
-        return lambda s: (s["createdAt"], int(s["id"]))
+        return lambda s: (s.get("updatedAt", s["createdAt"]), int(s["id"]))
     return lambda s: (s[field].lower(), int(s["id"]))
 
 
@@ -258,29 +260,53 @@ PAGE_STATUSES = {"current", "archived", "deleted", "trashed"}
 BODY_FORMATS = {"storage", "atlas_doc_format"}
 
 
-def page_json(ctx: Ctx, page: dict, body_format: str | None) -> dict:
-    author = ctx.state.current_account_id
+def storage_to_text(value: str) -> str:
+    """The text of a storage body (tags dropped), for the representations the sim derives."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", value)).split())
+
+
+def body_json(fmt: str, storage: str) -> dict:
+    """`body` of a page in the asked format. The sim keeps storage only: `view`-like formats show
+    the storage XHTML as is; `atlas_doc_format` is one paragraph with the body's text."""
+    if fmt == "atlas_doc_format":
+        text = storage_to_text(storage)
+        doc = {"type": "doc", "version": 1, "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": text}] if text else []}]}
+        return {fmt: {"representation": fmt, "value": json.dumps(doc)}}
+    return {fmt: {"representation": fmt, "value": storage}}
+
+
+def page_json(ctx: Ctx, page: dict, body_format: str | None, version: dict | None = None,
+              include_version: bool = True) -> dict:
+    """v2 `PageBulk` / `PageSingle`; `version`: a historical version of the page (from its
+    history) to show instead of the current one."""
+    store = ctx.state.confluence_store("cloud", ctx.site.id)
+    author = page.get("authorId") or ctx.state.current_account_id
+    if version is None:
+        title, parent, number = page["title"], page["parentId"], page["version"]
+        body, vtime = store.body_of(page), page.get("updatedAt", page["createdAt"])
+        vauthor, message, minor = author, "", False
+        hist = page.get("versions")
+        if hist:
+            vauthor, message, minor = hist[-1]["authorId"] or author, hist[-1]["message"], hist[-1]["minorEdit"]
+    else:
+        title, parent, number = version["title"], version["parentId"], version["number"]
+        body, vtime = version["body"], version["createdAt"]
+        vauthor, message, minor = version["authorId"] or author, version["message"], version["minorEdit"]
     out = {
-        "id": page["id"], "status": page["status"], "title": page["title"],
-        "spaceId": page["spaceId"], "parentId": page["parentId"],
-        "parentType": "page" if page["parentId"] else None,
+        "id": page["id"], "status": page["status"], "title": title,
+        "spaceId": page["spaceId"], "parentId": parent,
+        "parentType": "page" if parent else None,
         "position": page["position"], "authorId": author, "ownerId": author,
         "lastOwnerId": None, "subtype": None, "createdAt": page["createdAt"],
-        "version": {"createdAt": page["createdAt"], "message": "", "number": page["version"],
-                    "minorEdit": False, "authorId": author},
-        "body": {},
-        "_links": {"webui": f"/spaces/{page['spaceKey']}/pages/{page['id']}",
-                   "editui": f"/pages/resumedraft.action?draftId={page['id']}",
-                   "tinyui": f"/x/{page['id']}"},
     }
-    if body_format == "storage":
-        out["body"] = {"storage": {"representation": "storage",
-                                   "value": f"<p>{page['title']}</p>"}}
-    elif body_format == "atlas_doc_format":
-        out["body"] = {"atlas_doc_format": {"representation": "atlas_doc_format",
-                                            "value": json.dumps({"type": "doc", "version": 1, "content": [
-                                                {"type": "paragraph", "content": [
-                                                    {"type": "text", "text": page["title"]}]}]})}}
+    if include_version:
+        out["version"] = {"createdAt": vtime, "message": message, "number": number,
+                          "minorEdit": minor, "authorId": vauthor}
+    out["body"] = body_json(body_format, body) if body_format else {}
+    out["_links"] = {"webui": f"/spaces/{page['spaceKey']}/pages/{page['id']}",
+                     "editui": f"/pages/resumedraft.action?draftId={page['id']}",
+                     "tinyui": f"/x/{page['id']}"}
     return out
 
 

@@ -180,11 +180,12 @@ async def get_space(ctx: Ctx):
 
 
 # --------------------------------------------------------------------------- content
-def _person_ref(ctx: Ctx) -> dict:
-    bot = ctx.state.dc_user("bridge-bot") or ctx.user
-    if bot is None:
+def _person_ref(ctx: Ctx, username: str | None = None) -> dict:
+    """The page's author (or the default `bridge-bot` for generated pages)."""
+    who = (ctx.state.dc_user(username) if username else None) or ctx.state.dc_user("bridge-bot") or ctx.user
+    if who is None:
         return {"type": "anonymous", "displayName": "Anonymous"}
-    return person_json(ctx, bot)
+    return person_json(ctx, who)
 
 
 def content_json(ctx: Ctx, page: dict, expand: set[str]) -> dict:
@@ -204,14 +205,19 @@ def content_json(ctx: Ctx, page: dict, expand: set[str]) -> dict:
     if "container" in expand:
         out["container"] = space_json(ctx, space, set())
         expandable.pop("container")
+    store = ctx.state.confluence_store("dc")
+    history = page.get("versions") or []
+    author = page.get("authorId")
     if "history" in expand:
-        out["history"] = {"latest": True, "createdBy": _person_ref(ctx),
+        out["history"] = {"latest": True, "createdBy": _person_ref(ctx, author),
                           "createdDate": page["createdAt"],
                           "_links": {"self": f"{ctx.base}/rest/api/content/{pid}/history"}}
         expandable.pop("history")
     if "version" in expand:
-        out["version"] = {"by": _person_ref(ctx), "when": page["createdAt"], "message": "",
-                          "number": page["version"], "minorEdit": False, "hidden": False,
+        last = history[-1] if history else {"authorId": author, "message": "", "minorEdit": False}
+        out["version"] = {"by": _person_ref(ctx, last["authorId"]),
+                          "when": page.get("updatedAt", page["createdAt"]), "message": last["message"],
+                          "number": page["version"], "minorEdit": last["minorEdit"], "hidden": False,
                           "_links": {"self": f"{ctx.base}/rest/experimental/content/{pid}/version/"
                                              f"{page['version']}"},
                           "_expandable": {"content": f"/rest/api/content/{pid}"}}
@@ -226,7 +232,7 @@ def content_json(ctx: Ctx, page: dict, expand: set[str]) -> dict:
         out["ancestors"] = chain
         expandable.pop("ancestors")
     if "body.storage" in expand:
-        out["body"] = {"storage": {"value": f"<p>{page['title']}</p>", "representation": "storage",
+        out["body"] = {"storage": {"value": store.body_of(page), "representation": "storage",
                                    "_expandable": {"content": f"/rest/api/content/{pid}"}}}
         expandable.pop("body")
     out["extensions"] = {"position": page["position"] if page["position"] is not None else "none"}
