@@ -355,6 +355,17 @@ async def jira_issues(request):
     return json_response({"flavour": flavour, "total": len(items), "issues": items})
 
 
+# ---- per-element bulk failures ---------------------------------------------------------
+async def put_element_faults(request):
+    """`{"elements": [i, ...], "status": 400, "errors": {field: message}, "messages": [...],
+    "times": 1}`: the listed elements of the next `times` bulk creates fail without being created."""
+    body = await request.json()
+    if not isinstance(body.get("elements"), list) or not all(isinstance(i, int) for i in body["elements"]):
+        return json_response({"message": "'elements' must be a list of element indexes"}, status=400)
+    _state(request).element_faults = {"times": 1, **body}
+    return json_response(_state(request).element_faults)
+
+
 # ---- quirks ---------------------------------------------------------------------------
 async def get_quirks(request):
     return json_response(_state(request).quirks)
@@ -721,6 +732,7 @@ def routes() -> list[web.RouteDef]:
         web.get(p + "/jira/issues", jira_issues),
         web.get(p + "/quirks", get_quirks),
         web.put(p + "/quirks", put_quirks),
+        web.put(p + "/jira/element-faults", put_element_faults),
         web.get(p + "/dc/instances", get_dc_instances),
         web.put(p + "/dc/instances", put_dc_instances),
         web.get(p + "/dc/users", get_dc_users),

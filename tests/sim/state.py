@@ -262,6 +262,9 @@ class State:
         self.users: dict[str, dict] = {}       # Cloud accounts (consenting user, API-token users)
         self.current_account_id: str = ""
         self.quirks: dict[str, Any] = default_quirks()
+        # Per-element failures for the next bulk creates (a fault switch: Jira-side rules such as
+        # workflow validators refuse single elements of a bulk request).
+        self.element_faults: dict[str, Any] | None = None
         # generated product data: sizes per Cloud site / for DC, datasets built on first use
         self.cloud_sizes: dict[str, dict[str, int]] = {}
         self.dc_sizes: dict[str, int] = dict(DEFAULT_SIZES)

@@ -343,3 +343,20 @@ def test_dc_search(sim):
     r = dc(sim, "GET", "/search", params={"jql": "labels = ("})
     assert r.status_code == 400 and r.json()["errorMessages"][0].startswith("Error in the JQL Query")
     assert dc(sim, "GET", "/search", params={"jql": "project = BRF"}, auth=None).status_code == 401
+
+
+def test_element_faults_fail_the_listed_elements_of_the_next_bulk_create():
+    from tests.sim.harness import SimProcess
+    with SimProcess() as sim:
+        sim.control("PUT", "/jira/element-faults", {"elements": [1], "errors": {"summary": "refused"}})
+        base = sim.url + "/dc/jira-dc/jira/rest/api/2/issue/bulk"
+        projects = sim.http.get(sim.url + "/_sim/data/projects?flavour=dc").json()["items"]
+        key = next(p["key"] for p in projects if p["key"] != "REQ")
+        element = {"fields": {"project": {"key": key}, "issuetype": {"id": "3"}, "summary": "x"}}
+        auth = ("bridge-bot", "s3cret-pass")
+        first = sim.http.post(base, json={"issueUpdates": [element, element]}, auth=auth)
+        assert first.status_code == 201
+        assert [e["failedElementNumber"] for e in first.json()["errors"]] == [1]
+        assert len(first.json()["issues"]) == 1
+        second = sim.http.post(base, json={"issueUpdates": [element, element]}, auth=auth)
+        assert len(second.json()["issues"]) == 2 and second.json()["errors"] == []

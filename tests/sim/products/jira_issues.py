@@ -494,7 +494,18 @@ async def create_issues(ctx: Ctx):
                                f"limit of {BULK_MAX}.")
     store = store_of(ctx)
     issues, errors = [], []
+    fault = ctx.state.element_faults
+    failing: set[int] = set()
+    if fault and fault.get("times", 1) > 0:
+        failing = set(fault["elements"])
+        fault["times"] = fault.get("times", 1) - 1
     for i, element in enumerate(updates):
+        if i in failing:
+            errors.append({"status": fault.get("status", 400),
+                           "elementErrors": {"errorMessages": fault.get("messages", []),
+                                             "errors": fault.get("errors", {})},
+                           "failedElementNumber": i})
+            continue
         try:
             issues.append(created_json(ctx, create_one(ctx, store, element)))
         except Invalid as e:
