@@ -458,10 +458,10 @@ pub async fn assignable_users(
                 encode(project)
             ));
             let users: Vec<Value> = session.get_json(&path).await?;
-            let end = start + users.len();
-            // Jira Cloud may answer a short page while more users follow (it filters a window of
-            // matches by permission), so only an empty page ends the list.
-            let next = (!users.is_empty()).then_some(Cursor::Start(end));
+            // Jira Cloud filters a window of `maxResults` matches (inactive users, permissions)
+            // and may answer fewer while more follow: the next window starts a whole page on, and
+            // only an empty answer ends the list.
+            let next = (!users.is_empty()).then_some(Cursor::Start(start + PAGE));
             Ok(UserList::new(users.iter().filter_map(|u| user_of(session, u)).collect(), next))
         }
         Flavour::DataCenter => {
@@ -487,7 +487,15 @@ pub async fn priorities(session: &Session, scope: Option<(&str, &str)>) -> Resul
             .find(|f| f.field_id == "priority")
             .and_then(|f| f.allowed_values)
             .unwrap_or_default(),
-        (Flavour::Cloud, None) => Vec::new(),
+        (Flavour::Cloud, None) => {
+            return Err(AtlassianError::Api {
+                status: 400,
+                payload: crate::atlassian::ErrorPayload::Text(
+                    "on Jira Cloud, priorities come from an issue type's create screen: pass project and issue_type"
+                        .into(),
+                ),
+            });
+        }
         (Flavour::DataCenter, _) => session.get_json(&session.jira_path("priority")).await?,
     };
     let items = values

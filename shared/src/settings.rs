@@ -71,10 +71,19 @@ fn title(name: &str, value: &str) -> Result<(), ApiError> {
 
 impl ConfluenceSettings {
     pub fn validate(&self) -> Result<(), ApiError> {
+        // Global spaces: letters, digits, '_'. Personal spaces: '~' and the user name (DC) or
+        // account id (Cloud), which may hold '.', '-', ':' and '@'.
         let key_ok = (1..=255).contains(&self.space_key.len())
-            && self.space_key.chars().all(|c| c.is_ascii_alphanumeric() || c == '~' || c == '_');
+            && match self.space_key.strip_prefix('~') {
+                Some(user) => {
+                    !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric() || "._-:@+".contains(c))
+                }
+                None => self.space_key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            };
         if !key_ok {
-            return Err(invalid("space_key must be a Confluence space key: letters, digits, '_' or a leading '~'"));
+            return Err(invalid(
+                "space_key must be a Confluence space key: letters, digits and '_', or '~' and a user name for a personal space",
+            ));
         }
         title("parent_titles.retrospective", &self.parent_titles.retrospective)?;
         title("parent_titles.health_check", &self.parent_titles.health_check)?;
@@ -139,7 +148,12 @@ impl JiraSettings {
             }
             Err(e) => return Err(e.into()),
         }
-        let types = create_meta_issue_types(session, &self.project_key).await?;
+        let types = match create_meta_issue_types(session, &self.project_key).await {
+            Ok(types) => types,
+            // Jira answers createmeta for a project it cannot see with 400 or 404.
+            Err(AtlassianError::Api { status: 400 | 404, .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         if !types.iter().any(|t| t.id == self.issue_type_id) {
             return Err(ApiError::bad_request(
                 "unknown_issue_type",
@@ -149,7 +163,19 @@ impl JiraSettings {
                 ),
             ));
         }
-        let fields = create_meta_fields(session, &self.project_key, &self.issue_type_id).await?;
+        let fields = match create_meta_fields(session, &self.project_key, &self.issue_type_id).await {
+            Ok(fields) => fields,
+            Err(AtlassianError::Api { status: 400 | 404, .. }) => {
+                return Err(ApiError::bad_request(
+                    "unknown_issue_type",
+                    format!(
+                        "issue type {} is not available for creating issues in {}",
+                        self.issue_type_id, self.project_key
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let missing: Vec<String> = fields
             .iter()
             .filter(|f| f.required && !f.has_default_value)
@@ -202,8 +228,14 @@ mod tests {
         let s: ConfluenceSettings = serde_json::from_str(r#"{"space_key":"TEAM"}"#).unwrap();
         assert_eq!(s.parent_titles, ParentTitles::default());
         assert!(s.validate().is_ok());
-        let bad: ConfluenceSettings = serde_json::from_str(r#"{"space_key":"a b"}"#).unwrap();
-        assert!(bad.validate().is_err());
+        for bad in ["a b", "A~B", "~", "TE-AM", "~a b"] {
+            let s: ConfluenceSettings = serde_json::from_str(&format!(r#"{{"space_key":"{bad}"}}"#)).unwrap();
+            assert!(s.validate().is_err(), "{bad}");
+        }
+        for good in ["TEAM", "~ben.fischer", "~712020:5f3c1e2a-9b7d-4c8e"] {
+            let s: ConfluenceSettings = serde_json::from_str(&format!(r#"{{"space_key":"{good}"}}"#)).unwrap();
+            assert!(s.validate().is_ok(), "{good}");
+        }
         let same: ConfluenceSettings =
             serde_json::from_str(r#"{"space_key":"T","parent_titles":{"retrospective":"X","health_check":"X"}}"#)
                 .unwrap();

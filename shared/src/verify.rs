@@ -50,6 +50,9 @@ pub fn failure(product: Product, error: AtlassianError) -> ApiError {
             unprocessable("redirected", format!("{e}; use the final URL as base_url"))
         }
         AtlassianError::Timeout => unprocessable("timeout", format!("{product} did not answer in time")),
+        e @ AtlassianError::IdentityProvider(_) => {
+            unprocessable("identity_provider_error", format!("{e}; check auth.token_url and the client"))
+        }
         AtlassianError::Unreachable(reason)
             if reason.to_lowercase().contains("certificate") || reason.to_lowercase().contains("tls") =>
         {

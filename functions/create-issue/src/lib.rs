@@ -76,7 +76,7 @@ async fn run(
     let session = app.connector.session(tenant, Product::Jira).await?;
     let fields = match create_meta_fields(&session, &settings.project_key, &settings.issue_type_id).await {
         Ok(fields) => fields,
-        Err(AtlassianError::Api { status: 404, .. }) => {
+        Err(AtlassianError::Api { status: 400 | 404, .. }) => {
             return Err(ApiError::bad_request(
                 "unknown_project_or_issue_type",
                 format!("project {} has no issue type {} to create", settings.project_key, settings.issue_type_id),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bridge::app::App;
-use bridge::atlassian::{AtlassianError, Session};
+use bridge::atlassian::{AtlassianError, Flavour, Session};
 use bridge::caller::{BridgeScope, Caller, authorize};
 use bridge::discovery::{self as find, Cursor};
 use bridge::domain::Product;
@@ -134,12 +134,14 @@ async fn answer(
         "GET /v1/tenants/{tenant}/jira/projects/{key}/issue-types" => {
             let key = param("key")?;
             let cache_key = format!("{}|{key}", caller.tenant);
-            Ok(cached(&caches.issue_types, "issue_types", cache_key, || find::issue_types(session, &key)).await?)
+            cached(&caches.issue_types, "issue_types", cache_key, || find::issue_types(session, &key))
+                .await
+                .map_err(createmeta)
         }
         "GET /v1/tenants/{tenant}/jira/projects/{key}/issue-types/{id}/fields" => {
             let (key, id) = (param("key")?, param("id")?);
             let cache_key = format!("{}|{key}|{id}", caller.tenant);
-            Ok(cached(&caches.fields, "fields", cache_key, || find::fields(session, &key, &id)).await?)
+            cached(&caches.fields, "fields", cache_key, || find::fields(session, &key, &id)).await.map_err(createmeta)
         }
         "GET /v1/tenants/{tenant}/jira/projects/{key}/components" => {
             ok(find::components(session, &param("key")?, cursor).await?)
@@ -151,20 +153,30 @@ async fn answer(
         "GET /v1/tenants/{tenant}/jira/priorities" => {
             let project = http::query_param(req, "project");
             let issue_type = http::query_param(req, "issue_type");
-            let scope = match (project.as_deref(), issue_type.as_deref()) {
-                (Some(p), Some(t)) => Some((p, t)),
-                (None, None) => None,
+            let scope = match (project.as_deref(), issue_type.as_deref(), session.flavour()) {
+                (Some(p), Some(t), _) => Some((p, t)),
+                (None, None, Flavour::DataCenter) => None,
                 _ => {
                     return Err(ApiError::bad_request(
                         "invalid_request",
-                        "pass both project and issue_type, or neither",
+                        "pass project and issue_type (on Jira Cloud, priorities come from an issue type's create screen)",
                     )
                     .into());
                 }
             };
-            ok(find::priorities(session, scope).await?)
+            find::priorities(session, scope).await.map_err(createmeta).and_then(ok)
         }
         _ => Err(http::unknown_route().into()),
+    }
+}
+
+/// Jira answers createmeta for a project or issue type it does not have with 400 (or 404).
+fn createmeta(e: AtlassianError) -> Failure {
+    match e {
+        AtlassianError::Api { status: 400 | 404, .. } => {
+            ApiError::not_found("not_found", "no such project or issue type, or the connection cannot see it").into()
+        }
+        other => other.into(),
     }
 }
 

@@ -195,11 +195,18 @@ pub async fn update_page(
     Ok(())
 }
 
-/// Uploads a file to a page, or adds a new version when the page already has a file of that name
-/// (`PUT .../child/attachment`, REST v1 on Cloud too: v2 has no upload). Returns the attachment id.
+/// Uploads a file to a page, or adds a new version when the page already has a file of that name,
+/// so one attachment never becomes two. Cloud: `PUT .../child/attachment` (REST v1: v2 has no
+/// upload). Data Center has no PUT there: `POST ...?allowDuplicated=true` does the same.
+/// Returns the attachment id.
 pub async fn put_attachment(session: &Session, page_id: &str, file: &FileUpload) -> Result<String, AtlassianError> {
     let path = session.confluence_v1_path(&format!("content/{}/child/attachment", encode(page_id)));
-    let response = session.send(Method::PUT, &path, Payload::File(file)).await?;
+    let response = match session.flavour() {
+        Flavour::Cloud => session.send(Method::PUT, &path, Payload::File(file)).await?,
+        Flavour::DataCenter => {
+            session.send(Method::POST, &format!("{path}?allowDuplicated=true"), Payload::File(file)).await?
+        }
+    };
     let answer: Value = response.json().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
     let first = answer.get("results").and_then(Value::as_array).and_then(|r| r.first()).unwrap_or(&answer);
     first

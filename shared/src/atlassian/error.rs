@@ -67,6 +67,9 @@ pub enum AtlassianError {
     Redirected { status: u16, location: String },
     #[error("refused by the egress guard: {0}")]
     Egress(#[from] super::egress::EgressError),
+    /// The customer's identity provider (OIDC client credentials) failed or refused the client.
+    #[error("the identity provider at token_url: {0}")]
+    IdentityProvider(String),
 }
 
 impl AtlassianError {
@@ -83,7 +86,7 @@ impl AtlassianError {
         match self {
             Self::Api { status, .. } => *status >= 500,
             Self::RateLimited { .. } | Self::Timeout | Self::Unreachable(_) => true,
-            Self::Decode(_) | Self::Redirected { .. } | Self::Egress(_) => false,
+            Self::Decode(_) | Self::Redirected { .. } | Self::Egress(_) | Self::IdentityProvider(_) => false,
         }
     }
 }
@@ -104,7 +107,9 @@ impl From<AtlassianError> for ApiError {
                 Some(retry_after.as_secs().max(1)),
             ),
             AtlassianError::Egress(_) => ApiError::bad_request("egress_refused", e.to_string()),
-            AtlassianError::Redirected { .. } | AtlassianError::Decode(_) => ApiError::bad_gateway(e.to_string()),
+            AtlassianError::Redirected { .. } | AtlassianError::Decode(_) | AtlassianError::IdentityProvider(_) => {
+                ApiError::bad_gateway(e.to_string())
+            }
             _ => ApiError::bad_gateway(format!("{e}; retry later, and check the site's status if it persists")),
         }
     }

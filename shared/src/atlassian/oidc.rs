@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use oauth2::basic::BasicClient;
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
@@ -56,12 +56,29 @@ impl OidcClient {
             request = request.add_extra_param("audience", audience);
         }
         let response = request.request_async(&self.http).await.map_err(|e| match e {
-            oauth2::RequestTokenError::ServerResponse(r) => AtlassianError::Api {
-                status: 401,
-                payload: super::ErrorPayload::Text(format!("the identity provider refused the client: {}", r.error())),
-            },
-            oauth2::RequestTokenError::Request(e) => AtlassianError::Unreachable(format!("identity provider: {e}")),
-            other => AtlassianError::Decode(format!("identity provider: {other}")),
+            // A refused client id or secret is a credentials problem, like a 401 from the product.
+            oauth2::RequestTokenError::ServerResponse(r)
+                if matches!(
+                    r.error(),
+                    BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient
+                ) =>
+            {
+                AtlassianError::Api {
+                    status: 401,
+                    payload: super::ErrorPayload::Text(format!(
+                        "the identity provider refused the client: {}",
+                        r.error()
+                    )),
+                }
+            }
+            oauth2::RequestTokenError::ServerResponse(r) => {
+                AtlassianError::IdentityProvider(format!("it refused the token request ({})", r.error()))
+            }
+            oauth2::RequestTokenError::Request(e) => AtlassianError::IdentityProvider(e.to_string()),
+            oauth2::RequestTokenError::Parse(_, _) => {
+                AtlassianError::IdentityProvider("its answer is not a token response".into())
+            }
+            oauth2::RequestTokenError::Other(e) => AtlassianError::IdentityProvider(e),
         })?;
         Ok(OidcToken {
             access_token: SecretString::from(response.access_token().secret().to_owned()),

@@ -56,6 +56,14 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
             };
             let response = builder.send().await.map_err(|e| TokenHttpError(e.without_url().to_string()))?;
             let status = response.status();
+            if status.is_redirection() {
+                // Never followed (the transport's policy); say so instead of a parse error.
+                let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let location = location.split(['?', '#']).next().unwrap_or_default();
+                return Err(TokenHttpError(format!(
+                    "it answered {status} redirecting to {location:?}; redirects are not followed"
+                )));
+            }
             let headers = response.headers().clone();
             let body = response.bytes().await.map_err(|e| TokenHttpError(e.without_url().to_string()))?;
             let mut out = oauth2::http::Response::builder().status(status.as_u16());
