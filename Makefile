@@ -17,13 +17,14 @@ INFRA    := infra
 # cfn-lint and checkov get their own venv: checkov pins a boto3 that moto's (in .venv) can't share.
 INFRA_VENV := $(INFRA)/.venv
 
-.PHONY: help dev test test-rust test-python test-infra build package openapi lint fmt clean
+.PHONY: help dev test test-rust test-python test-infra build package bench openapi lint fmt clean
 
 help:
 	@echo "make dev      start moto, the Atlassian simulator and the local gateway; prints a walk-through"
 	@echo "make test     run every test (Rust unit tests, simulator, gateway and integration tests, infra)"
 	@echo "make test-infra  synthesize the CDK app offline; CDK assertions, cdk-nag, cfn-lint, checkov"
 	@echo "make package  build one Lambda zip per function into $(DIST)/ (ARCH=arm64|x86_64)"
+	@echo "make bench    latency of the release builds through the local stack"
 	@echo "make openapi  regenerate shared/openapi.json from the Rust types"
 	@echo "make lint     rustfmt and clippy"
 
@@ -90,6 +91,11 @@ package: $(VENV)/.stamp-package
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) --output-format zip --lambda-dir target/lambda-$(ARCH)
 	@for f in $(FUNCTIONS); do cp target/lambda-$(ARCH)/$$f/bootstrap.zip $(DIST)/$$f.zip; done
 	@ls -l $(DIST)/*.zip | awk '{printf "%-40s %8.1f KiB\n", $$9, $$5/1024}'
+
+# Latency of the release builds through the local stack; the table goes into the README.
+bench: $(VENV)/.stamp-test
+	cargo build --release --workspace --bins
+	$(PY) -m tests.bench
 
 openapi:
 	BLESS=1 cargo test -p bridge-shared --lib -- api::openapi events::tests
