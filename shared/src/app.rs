@@ -6,14 +6,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use base64::Engine;
-use lambda_http::{Request, service_fn};
+use lambda_http::{Request, RequestExt, service_fn};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::access::Connector;
 use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
-use crate::events::{Delivery, EventBridgeBus, EventBus, Trigger};
+use crate::domain::TenantId;
+use crate::events::{Delivery, EventBridgeBus, EventBus, PublishFailed, Trigger};
 use crate::http::HttpResponse;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
@@ -126,11 +127,26 @@ impl App {
     }
 }
 
+/// One request: a span carrying the path's tenant (handlers without one, like the OAuth
+/// callback, record it themselves), the handler, and its error mapped to the response once.
+async fn traced<H, F>(app: Arc<App>, req: Request, handler: &H) -> HttpResponse
+where
+    H: Fn(Arc<App>, Request) -> F,
+    F: Future<Output = Result<HttpResponse, crate::error::ApiError>>,
+{
+    use tracing::Instrument;
+    let span = tracing::info_span!("request", tenant = tracing::field::Empty);
+    if let Some(tenant) = req.path_parameters_ref().and_then(|p| p.first("tenant")) {
+        span.record("tenant", tenant);
+    }
+    async { crate::http::respond(handler(app, req).await) }.instrument(span).await
+}
+
 /// Runs an HTTP function: JSON logs, the context built once, then one handler call per request.
 pub async fn serve<H, F>(handler: H) -> Result<(), lambda_http::Error>
 where
     H: Fn(Arc<App>, Request) -> F + Send + Sync,
-    F: Future<Output = HttpResponse> + Send,
+    F: Future<Output = Result<HttpResponse, crate::error::ApiError>> + Send,
 {
     crate::telemetry::init();
     let app = match App::from_env().await {
@@ -143,7 +159,7 @@ where
     let handler = &handler;
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(handler(app, req).await) }
+        async move { Ok::<_, Infallible>(traced(app, req, handler).await) }
     }))
     .await
 }
@@ -180,12 +196,83 @@ pub async fn publish_failed(app: &App, event: crate::events::PublishFailed) -> E
     }
 }
 
+/// A job an incoming event asks for, its tenant checked.
+pub struct Job<T> {
+    pub tenant: TenantId,
+    pub idempotency_key: String,
+    pub detail: T,
+}
+
+/// How a job ended, for the bus.
+pub enum JobResult {
+    /// Emit this event (`Page Published`, `Issues Created`).
+    Done { detail_type: &'static str, detail: serde_json::Value },
+    /// Emit `Publish Failed`; a retryable failure also asks for a redelivery.
+    Failed { retryable: bool, reason: String },
+}
+
+/// The life of one incoming event, the same for every job: ignore other types, refuse malformed
+/// details and bad tenants for good (`Publish Failed`, not retried), run the job, emit its outcome.
+pub async fn run_event<T, F, Fut>(
+    app: Arc<App>,
+    delivery: Delivery,
+    detail_type: &str,
+    job: &str,
+    run: F,
+) -> EventOutcome
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(Arc<App>, Job<T>) -> Fut,
+    Fut: Future<Output = JobResult>,
+{
+    use tracing::Instrument;
+    let span = tracing::info_span!("event", tenant = tracing::field::Empty, delivery = %delivery.id);
+    async move {
+        let envelope = match delivery.event {
+            Ok(envelope) if envelope.detail_type == detail_type => envelope,
+            Ok(other) => {
+                tracing::warn!(detail_type = %other.detail_type, "event of another type ignored");
+                return EventOutcome::Done;
+            }
+            Err(reason) => {
+                tracing::error!(reason = %reason, "undeliverable event dropped");
+                return EventOutcome::Done;
+            }
+        };
+        let field = |key: &str| envelope.detail.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let (tenant, idempotency_key) = (field("tenant_id"), field("idempotency_key"));
+        tracing::Span::current().record("tenant", tenant.as_str());
+        let refuse = |reason: String| crate::events::PublishFailed {
+            tenant_id: tenant.clone(),
+            idempotency_key: idempotency_key.clone(),
+            job: job.to_owned(),
+            retryable: false,
+            reason,
+        };
+        let detail: T = match serde_json::from_value(envelope.detail.clone()) {
+            Ok(detail) => detail,
+            Err(e) => return publish_failed(&app, refuse(format!("the event is malformed: {e}"))).await,
+        };
+        let Ok(tenant_id) = TenantId::parse(&tenant) else {
+            return publish_failed(&app, refuse("tenant_id is not a valid tenant id".into())).await;
+        };
+        match run(app.clone(), Job { tenant: tenant_id, idempotency_key: idempotency_key.clone(), detail }).await {
+            JobResult::Done { detail_type, detail } => publish(&app, detail_type, &detail).await,
+            JobResult::Failed { retryable, reason } => {
+                publish_failed(&app, PublishFailed { retryable, ..refuse(reason) }).await
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
 /// Runs a function that serves HTTP routes and EventBridge events (straight from a rule, or
 /// through SQS with partial batch failures).
 pub async fn serve_with_events<H, HF, E, EF>(http_handler: H, event_handler: E) -> Result<(), lambda_runtime::Error>
 where
     H: Fn(Arc<App>, Request) -> HF + Send + Sync,
-    HF: Future<Output = HttpResponse> + Send,
+    HF: Future<Output = Result<HttpResponse, crate::error::ApiError>> + Send,
     E: Fn(Arc<App>, Delivery) -> EF + Send + Sync,
     EF: Future<Output = EventOutcome> + Send,
 {
@@ -209,7 +296,7 @@ where
                 Trigger::Http(payload) => {
                     let request = lambda_http::request::from_str(&payload.to_string())
                         .map_err(|e| format!("malformed API Gateway event: {e}"))?;
-                    Ok(crate::http::to_gateway_response(http_handler(app, request).await))
+                    Ok(crate::http::to_gateway_response(traced(app, request, http_handler).await))
                 }
                 Trigger::Sqs(deliveries) => {
                     let mut failures = Vec::new();

@@ -17,31 +17,23 @@ use bridge::store::Verification;
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use time::OffsetDateTime;
-use tracing::Instrument;
 use url::Url;
 
-pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
-    let span = tracing::info_span!("request", tenant = tracing::field::Empty);
-    async {
-        let result = match http::route_key(&req) {
-            Some("GET /v1/tenants/{tenant}/connections/{product}") => get(&app, &req).await,
-            Some("PUT /v1/tenants/{tenant}/connections/{product}") => register(&app, &req).await,
-            Some("DELETE /v1/tenants/{tenant}/connections/{product}") => delete(&app, &req).await,
-            Some("GET /v1/tenants/{tenant}/settings/{product}") => get_settings(&app, &req).await,
-            Some("PUT /v1/tenants/{tenant}/settings/{product}") => put_settings(&app, &req).await,
-            Some("PUT /v1/tenants/{tenant}/connections/{product}/site") => select_site(&app, &req).await,
-            Some("POST /v1/tenants/{tenant}/connections/{product}/verify") => verify(&app, &req).await,
-            _ => Err(http::unknown_route()),
-        };
-        http::respond(result)
+pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
+    match http::route_key(&req) {
+        Some("GET /v1/tenants/{tenant}/connections/{product}") => get(&app, &req).await,
+        Some("PUT /v1/tenants/{tenant}/connections/{product}") => register(&app, &req).await,
+        Some("DELETE /v1/tenants/{tenant}/connections/{product}") => delete(&app, &req).await,
+        Some("GET /v1/tenants/{tenant}/settings/{product}") => get_settings(&app, &req).await,
+        Some("PUT /v1/tenants/{tenant}/settings/{product}") => put_settings(&app, &req).await,
+        Some("PUT /v1/tenants/{tenant}/connections/{product}/site") => select_site(&app, &req).await,
+        Some("POST /v1/tenants/{tenant}/connections/{product}/verify") => verify(&app, &req).await,
+        _ => Err(http::unknown_route()),
     }
-    .instrument(span)
-    .await
 }
 
 fn caller(app: &App, req: &Request, scope: BridgeScope) -> Result<Caller, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
-    tracing::Span::current().record("tenant", tenant.as_str());
     authorize(req, &app.config.tenant_claim, &tenant, scope)
 }
 

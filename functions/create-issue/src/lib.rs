@@ -4,37 +4,29 @@
 
 use std::sync::Arc;
 
-use bridge::app::{App, EventOutcome};
+use bridge::app::{App, EventOutcome, Job, JobResult};
 use bridge::atlassian::jira::{create_meta_fields, encode};
 use bridge::atlassian::{AtlassianError, Payload};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
 use bridge::error::ApiError;
-use bridge::events::{Delivery, PublishFailed};
+use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
 use bridge::settings::JiraSettings;
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use tracing::Instrument;
 
-pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
-    let span = tracing::info_span!("request", tenant = tracing::field::Empty);
-    async {
-        let result = match http::route_key(&req) {
-            Some("POST /v1/tenants/{tenant}/issues") => create(&app, &req).await,
-            Some("DELETE /v1/tenants/{tenant}/issues/{key}") => delete(&app, &req).await,
-            _ => Err(http::unknown_route()),
-        };
-        http::respond(result)
+pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
+    match http::route_key(&req) {
+        Some("POST /v1/tenants/{tenant}/issues") => create(&app, &req).await,
+        Some("DELETE /v1/tenants/{tenant}/issues/{key}") => delete(&app, &req).await,
+        _ => Err(http::unknown_route()),
     }
-    .instrument(span)
-    .await
 }
 
 async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
-    tracing::Span::current().record("tenant", tenant.as_str());
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
     let idempotency_key = http::idempotency_key(req)?;
     let request: IssuesRequest = http::json_body(req)?;
@@ -104,7 +96,6 @@ async fn run(
 
 async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
-    tracing::Span::current().record("tenant", tenant.as_str());
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
     let key = http::path_param(req, "key")?;
     let delete_subtasks = match http::query_param(req, "delete_subtasks").as_deref() {
@@ -138,63 +129,34 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 /// `Action Items Ready`: creates the issues, emits `Issues Created`; emits `Publish Failed` and
 /// asks for a redelivery when a retryable failure remains.
 pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
-    let span = tracing::info_span!("event", tenant = tracing::field::Empty, delivery = %delivery.id);
-    async move {
-        let envelope = match delivery.event {
-            Ok(envelope) if envelope.detail_type == "Action Items Ready" => envelope,
-            Ok(other) => {
-                tracing::warn!(detail_type = %other.detail_type, "event of another type ignored");
-                return EventOutcome::Done;
+    bridge::app::run_event(
+        app,
+        delivery,
+        "Action Items Ready",
+        "issues",
+        |app, job: Job<ActionItemsReady>| async move {
+            let request = job.detail.request();
+            if let Err(e) = request.validate() {
+                return JobResult::Failed { retryable: false, reason: e.message };
             }
-            Err(reason) => {
-                tracing::error!(reason = %reason, "undeliverable event dropped");
-                return EventOutcome::Done;
-            }
-        };
-        let tenant_hint = envelope.detail.get("tenant_id").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        let key_hint = envelope.detail.get("idempotency_key").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        let detail: ActionItemsReady = match serde_json::from_value(envelope.detail) {
-            Ok(detail) => detail,
-            Err(e) => {
-                return failed(&app, &tenant_hint, &key_hint, false, format!("the event is malformed: {e}")).await;
-            }
-        };
-        tracing::Span::current().record("tenant", detail.tenant_id.as_str());
-        let Ok(tenant) = TenantId::parse(&detail.tenant_id) else {
-            return failed(&app, &tenant_hint, &key_hint, false, "tenant_id is not a valid tenant id".into()).await;
-        };
-        let idempotency_key = detail.idempotency_key.clone();
-        let request = detail.request();
-        if let Err(e) = request.validate() {
-            return failed(&app, tenant.as_str(), &idempotency_key, false, e.message).await;
-        }
-        match run(&app, &tenant, &idempotency_key, request).await {
-            Ok(created) => {
-                let retry: Vec<_> =
-                    created.results.iter().filter(|r| r.retryable).map(|r| r.action_item_id.clone()).collect();
-                if !retry.is_empty() {
-                    let reason = format!("{} action item(s) hit a temporary failure and will be retried", retry.len());
-                    return failed(&app, tenant.as_str(), &idempotency_key, true, reason).await;
+            match run(&app, &job.tenant, &job.idempotency_key, request).await {
+                Ok(created) => {
+                    let retry = created.results.iter().filter(|r| r.retryable).count();
+                    if retry > 0 {
+                        let reason = format!("{retry} action item(s) hit a temporary failure and will be retried");
+                        return JobResult::Failed { retryable: true, reason };
+                    }
+                    match serde_json::to_value(&created) {
+                        Ok(detail) => JobResult::Done { detail_type: "Issues Created", detail },
+                        Err(e) => JobResult::Failed { retryable: true, reason: e.to_string() },
+                    }
                 }
-                bridge::app::publish(&app, "Issues Created", &created).await
+                Err(e) => JobResult::Failed {
+                    retryable: e.status.is_server_error() || e.code == "upstream_unavailable",
+                    reason: e.message,
+                },
             }
-            Err(e) => {
-                let retryable = e.status.is_server_error() || matches!(e.code, "upstream_unavailable");
-                failed(&app, tenant.as_str(), &idempotency_key, retryable, e.message).await
-            }
-        }
-    }
-    .instrument(span)
+        },
+    )
     .await
-}
-
-async fn failed(app: &App, tenant: &str, idempotency_key: &str, retryable: bool, reason: String) -> EventOutcome {
-    let event = PublishFailed {
-        tenant_id: tenant.to_owned(),
-        idempotency_key: idempotency_key.to_owned(),
-        job: "issues".into(),
-        retryable,
-        reason,
-    };
-    bridge::app::publish_failed(app, event).await
 }

@@ -17,7 +17,6 @@ use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::Instrument;
 
 /// How long issue types and field metadata stay cached in a warm instance: admins change
 /// schemes rarely, and a stale answer lasts minutes at most.
@@ -63,14 +62,8 @@ pub struct Caches {
     fields: TtlCache,
 }
 
-pub async fn handle(app: Arc<App>, caches: Arc<Caches>, req: Request) -> HttpResponse {
-    let span = tracing::info_span!("request", tenant = tracing::field::Empty);
-    async {
-        let result = route(&app, &caches, &req).await;
-        http::respond(result)
-    }
-    .instrument(span)
-    .await
+pub async fn handle(app: Arc<App>, caches: Arc<Caches>, req: Request) -> Result<HttpResponse, ApiError> {
+    route(&app, &caches, &req).await
 }
 
 /// A route's failure: our own refusal, or Atlassian's answer (mapped once, in `route`).
@@ -93,7 +86,6 @@ impl From<AtlassianError> for Failure {
 
 async fn route(app: &App, caches: &Caches, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
-    tracing::Span::current().record("tenant", tenant.as_str());
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Read)?;
     let route = http::route_key(req).ok_or_else(http::unknown_route)?;
     let product =

@@ -18,26 +18,18 @@ use bridge::store::PendingAuthorization;
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use time::OffsetDateTime;
-use tracing::Instrument;
 use url::Url;
 
-pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
-    let span = tracing::info_span!("request", tenant = tracing::field::Empty);
-    async {
-        let result = match http::route_key(&req) {
-            Some("POST /v1/tenants/{tenant}/connections/{product}/oauth/start") => start(&app, &req).await,
-            Some("GET /v1/oauth/callback") => callback(&app, &req).await,
-            _ => Err(http::unknown_route()),
-        };
-        http::respond(result)
+pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
+    match http::route_key(&req) {
+        Some("POST /v1/tenants/{tenant}/connections/{product}/oauth/start") => start(&app, &req).await,
+        Some("GET /v1/oauth/callback") => callback(&app, &req).await,
+        _ => Err(http::unknown_route()),
     }
-    .instrument(span)
-    .await
 }
 
 async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant_path = http::path_param(req, "tenant")?;
-    tracing::Span::current().record("tenant", tenant_path.as_str());
     let caller = authorize(req, &app.config.tenant_claim, &tenant_path, BridgeScope::Admin)?;
     let product = http::path_param(req, "product")?;
     let target = ConsentTarget::parse(&product).ok_or_else(|| {

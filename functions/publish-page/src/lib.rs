@@ -4,35 +4,27 @@
 
 use std::sync::Arc;
 
-use bridge::app::{App, EventOutcome};
+use bridge::app::{App, EventOutcome, Job, JobResult};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
 use bridge::error::ApiError;
-use bridge::events::{Delivery, PublishFailed};
+use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
 use bridge::reports::{Outcome, PagePublished, Publication, PublishJob, Report, ReportReady};
 use bridge::settings::ConfluenceSettings;
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use tracing::Instrument;
 
-pub async fn handle(app: Arc<App>, req: Request) -> HttpResponse {
-    let span = tracing::info_span!("request", tenant = tracing::field::Empty);
-    async {
-        let result = match http::route_key(&req) {
-            Some("POST /v1/tenants/{tenant}/pages") => create(&app, &req).await,
-            Some("GET /v1/tenants/{tenant}/publications/{id}") => get(&app, &req).await,
-            _ => Err(http::unknown_route()),
-        };
-        http::respond(result)
+pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
+    match http::route_key(&req) {
+        Some("POST /v1/tenants/{tenant}/pages") => create(&app, &req).await,
+        Some("GET /v1/tenants/{tenant}/publications/{id}") => get(&app, &req).await,
+        _ => Err(http::unknown_route()),
     }
-    .instrument(span)
-    .await
 }
 
 async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
-    tracing::Span::current().record("tenant", tenant.as_str());
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
     let idempotency_key = http::idempotency_key(req)?;
     let report: Report = http::json_body(req)?;
@@ -53,7 +45,6 @@ async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 
 async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
-    tracing::Span::current().record("tenant", tenant.as_str());
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Read)?;
     let id = http::path_param(req, "id")?;
     let publication = app
@@ -109,60 +100,22 @@ fn published(tenant: &TenantId, p: &Publication) -> PagePublished {
 /// `Report Ready`: publishes, then emits `Page Published` or `Publish Failed`; a temporary
 /// failure asks for a redelivery.
 pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
-    let span = tracing::info_span!("event", tenant = tracing::field::Empty, delivery = %delivery.id);
-    async move {
-        let envelope = match delivery.event {
-            Ok(envelope) if envelope.detail_type == "Report Ready" => envelope,
-            Ok(other) => {
-                tracing::warn!(detail_type = %other.detail_type, "event of another type ignored");
-                return EventOutcome::Done;
-            }
-            Err(reason) => {
-                tracing::error!(reason = %reason, "undeliverable event dropped");
-                return EventOutcome::Done;
-            }
-        };
-        let hint = |key: &str| envelope.detail.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        let (tenant_hint, key_hint) = (hint("tenant_id"), hint("idempotency_key"));
-        let detail: ReportReady = match serde_json::from_value(envelope.detail) {
-            Ok(detail) => detail,
-            Err(e) => {
-                return failed(&app, &tenant_hint, &key_hint, false, format!("the event is malformed: {e}")).await;
-            }
-        };
-        tracing::Span::current().record("tenant", detail.tenant_id.as_str());
-        let Ok(tenant) = TenantId::parse(&detail.tenant_id) else {
-            return failed(&app, &tenant_hint, &key_hint, false, "tenant_id is not a valid tenant id".into()).await;
-        };
-        if let Err(e) = detail.report.validate() {
-            return failed(&app, tenant.as_str(), &detail.idempotency_key, false, e.message).await;
+    bridge::app::run_event(app, delivery, "Report Ready", "page", |app, job: Job<ReportReady>| async move {
+        if let Err(e) = job.detail.report.validate() {
+            return JobResult::Failed { retryable: false, reason: e.message };
         }
-        match publish(&app, &tenant, &detail.idempotency_key, &detail.report).await {
-            Ok(Outcome::Published(p)) => bridge::app::publish(&app, "Page Published", &published(&tenant, &p)).await,
-            Ok(Outcome::Failed(p)) => {
-                let reason = p.last_error.unwrap_or_else(|| "the publication failed".into());
-                failed(&app, tenant.as_str(), &detail.idempotency_key, false, reason).await
-            }
-            Ok(Outcome::Retry { reason, .. }) => {
-                failed(&app, tenant.as_str(), &detail.idempotency_key, true, reason).await
-            }
-            Err(e) => {
-                let retryable = e.status.is_server_error();
-                failed(&app, tenant.as_str(), &detail.idempotency_key, retryable, e.message).await
-            }
+        match publish(&app, &job.tenant, &job.idempotency_key, &job.detail.report).await {
+            Ok(Outcome::Published(p)) => match serde_json::to_value(published(&job.tenant, &p)) {
+                Ok(detail) => JobResult::Done { detail_type: "Page Published", detail },
+                Err(e) => JobResult::Failed { retryable: true, reason: e.to_string() },
+            },
+            Ok(Outcome::Failed(p)) => JobResult::Failed {
+                retryable: false,
+                reason: p.last_error.unwrap_or_else(|| "the publication failed".into()),
+            },
+            Ok(Outcome::Retry { reason, .. }) => JobResult::Failed { retryable: true, reason },
+            Err(e) => JobResult::Failed { retryable: e.status.is_server_error(), reason: e.message },
         }
-    }
-    .instrument(span)
+    })
     .await
-}
-
-async fn failed(app: &App, tenant: &str, idempotency_key: &str, retryable: bool, reason: String) -> EventOutcome {
-    let event = PublishFailed {
-        tenant_id: tenant.to_owned(),
-        idempotency_key: idempotency_key.to_owned(),
-        job: "page".into(),
-        retryable,
-        reason,
-    };
-    bridge::app::publish_failed(app, event).await
 }

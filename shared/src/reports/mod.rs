@@ -47,7 +47,8 @@ pub struct Retrospective {
     pub common: Common,
     pub sections: Vec<Section>,
     #[serde(default)]
-    pub action_items: Vec<ReportActionItem>,
+    /// The same action items the `Action Items Ready` event carries.
+    pub action_items: Vec<crate::issues::ActionItem>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -69,20 +70,6 @@ pub struct SectionItem {
     pub author: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReportActionItem {
-    pub id: String,
-    pub title: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub assignee_email: Option<String>,
-    /// `YYYY-MM-DD`.
-    #[serde(default)]
-    pub due_date: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
