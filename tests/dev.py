@@ -68,6 +68,17 @@ def walkthrough(stack: Stack, token: str) -> str:
 
     curl -s $GW/v1/tenants/{TENANT}/connections/jira -H "authorization: Bearer $TOKEN"
 
+ 5. Publish (optional). Choose where pages and issues go, then send a report and an action item:
+
+    curl -s -X PUT $GW/v1/tenants/{TENANT}/settings/confluence -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"space_key":"SPA"}}'
+    curl -s -X PUT $GW/v1/tenants/{TENANT}/settings/jira -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"project_key":"AGF","issue_type_id":"10002"}}'
+    curl -s -X POST $GW/v1/tenants/{TENANT}/pages -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' -d '{{"kind":"retrospective","report_id":"r-1","title":"Sprint 1 retro","team":"Demo","date":"2026-11-25","link":"https://app.example.test/r/1","sections":[{{"title":"Went well","items":[{{"text":"Shipped it","votes":3}}]}}]}}'
+    curl -s -X POST $GW/v1/tenants/{TENANT}/issues -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: demo-2' -d '{{"action_items":[{{"id":"a-1","title":"Write the runbook"}}]}}'
+
+    Send the same request again: the same page and issue come back, nothing new is created.
+    What the simulator now holds: {stack.sim_url}/_sim/confluence/pages?space=SPA&written=true
+    and {stack.sim_url}/_sim/jira/issues?flavour=cloud&project=AGF
+
  Ctrl-C stops everything.
 ================================================================================
 """
