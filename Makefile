@@ -70,7 +70,7 @@ build:
 dev: $(VENV)/.stamp-test build
 	$(PY) -m tests.dev
 
-test: test-rust test-python test-infra
+test: lint test-rust test-python test-infra
 
 test-rust:
 	cargo test --workspace $(TEST_FEATURES)
@@ -102,7 +102,7 @@ openapi:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -43,28 +43,33 @@ async fn run(
     idempotency_key: &str,
     request: IssuesRequest,
 ) -> Result<IssuesCreated, ApiError> {
-    let mut settings: JiraSettings = match app.settings.get_settings(tenant, Product::Jira).await? {
-        Some(stored) => serde_json::from_value(stored).map_err(|_| ApiError::internal())?,
-        None if request.project_key.is_some() && request.issue_type_id.is_some() => JiraSettings {
-            project_key: String::new(),
-            issue_type_id: String::new(),
+    let stored: Option<JiraSettings> = match app.settings.get_settings(tenant, Product::Jira).await? {
+        Some(stored) => Some(serde_json::from_value(stored).map_err(|_| ApiError::internal())?),
+        None => None,
+    };
+    // The request may name another project and issue type; field defaults, labels and assignee
+    // matching still come from the settings.
+    let settings = match (stored, request.project_key.clone(), request.issue_type_id.clone()) {
+        (Some(saved), project, issue_type) => JiraSettings {
+            project_key: project.unwrap_or(saved.project_key),
+            issue_type_id: issue_type.unwrap_or(saved.issue_type_id),
+            ..saved
+        },
+        (None, Some(project_key), Some(issue_type_id)) => JiraSettings {
+            project_key,
+            issue_type_id,
             field_defaults: Default::default(),
             assignee_matching: Default::default(),
             labels: Vec::new(),
         },
-        None => {
+        (None, _, _) => {
             return Err(ApiError::conflict(
                 "no_settings",
                 "save the Jira settings first, or pass project_key and issue_type_id in the request",
             ));
         }
     };
-    if let Some(project) = &request.project_key {
-        settings.project_key = project.clone();
-    }
-    if let Some(issue_type) = &request.issue_type_id {
-        settings.issue_type_id = issue_type.clone();
-    }
+    settings.validate()?;
     let session = app.connector.session(tenant, Product::Jira).await?;
     let fields = match create_meta_fields(&session, &settings.project_key, &settings.issue_type_id).await {
         Ok(fields) => fields,

@@ -59,6 +59,15 @@ pub struct Section {
     pub items: Vec<SectionItem>,
 }
 
+impl Section {
+    /// Most votes first (stable, so equal votes keep the order the SaaS sent).
+    pub fn items_by_votes(&self) -> Vec<&SectionItem> {
+        let mut items: Vec<&SectionItem> = self.items.iter().collect();
+        items.sort_by_key(|item| std::cmp::Reverse(item.votes));
+        items
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SectionItem {

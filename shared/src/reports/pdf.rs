@@ -123,9 +123,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, PdfError> {
         Report::Retrospective(r) => {
             for section in &r.sections {
                 layout.push(Style::Heading, 0.0, &clean(&section.title));
-                let mut items: Vec<_> = section.items.iter().collect();
-                items.sort_by(|a, b| b.votes.cmp(&a.votes));
-                for item in items {
+                for item in section.items_by_votes() {
                     let author = item.author.as_deref().map(|a| format!(", {}", clean(a))).unwrap_or_default();
                     layout.push(Style::Body, 12.0, &format!("• {} ({} votes{author})", clean(&item.text), item.votes));
                 }

@@ -69,9 +69,7 @@ pub fn render(report: &Report, marker: &str) -> Result<String, TooLarge> {
         Report::Retrospective(r) => {
             for section in &r.sections {
                 out.push_str(&format!("<h2>{}</h2><ul>", escape(&section.title)));
-                let mut items: Vec<_> = section.items.iter().collect();
-                items.sort_by(|a, b| b.votes.cmp(&a.votes));
-                for item in items {
+                for item in section.items_by_votes() {
                     out.push_str(&format!("<li>{}", escape(&item.text)));
                     let mut notes = vec![format!("{} vote{}", item.votes, if item.votes == 1 { "" } else { "s" })];
                     if let Some(author) = &item.author {
