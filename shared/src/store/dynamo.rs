@@ -423,6 +423,13 @@ fn ms(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Until when the holder's lease on a claimed item runs (the epoch when nobody holds it).
+fn lease_until(item: &std::collections::HashMap<String, AttributeValue>) -> Result<OffsetDateTime, StoreError> {
+    let until_ms =
+        item.get("lease_until_ms").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).map_err(corrupt)
+}
+
 fn action_sk(item_id: &str) -> String {
     format!("ACTION#{item_id}")
 }
@@ -492,13 +499,7 @@ impl IssueLedger for DynamoStore {
                         deleted: state == "deleted",
                     });
                 }
-                let until_ms = item
-                    .get("lease_until_ms")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .unwrap_or(0);
-                let until =
-                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).map_err(corrupt)?;
+                let until = lease_until(&item)?;
                 Ok(Claim::Busy { until })
             }
             Err(e) => Err(service_error(e)),
@@ -701,13 +702,7 @@ impl PublicationStore for DynamoStore {
                 if item.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
                     return Ok(PublicationClaim::Done(publication_of(&item)?));
                 }
-                let until_ms = item
-                    .get("lease_until_ms")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .unwrap_or(0);
-                let until =
-                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).map_err(corrupt)?;
+                let until = lease_until(&item)?;
                 Ok(PublicationClaim::Busy { until })
             }
             Err(e) => Err(service_error(e)),
