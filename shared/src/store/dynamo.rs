@@ -31,6 +31,22 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// A strongly consistent read of one item by its keys.
+    async fn get(
+        &self,
+        (pk, sk): (AttributeValue, AttributeValue),
+    ) -> Result<aws_sdk_dynamodb::operation::get_item::GetItemOutput, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service_error)
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
@@ -138,16 +154,7 @@ impl TryFrom<ConnectionItem> for Connection {
 #[async_trait]
 impl ConnectionStore for DynamoStore {
     async fn get(&self, tenant: &TenantId, product: Product) -> Result<Option<Connection>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(connection_sk(product)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(service_error)?;
+        let out = self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(connection_sk(product)))).await?;
         out.item.map(|item| serde_dynamo::from_item::<_, ConnectionItem>(item).map_err(corrupt)?.try_into()).transpose()
     }
 
@@ -379,16 +386,8 @@ impl RefreshLeaseStore for DynamoStore {
 #[async_trait]
 impl SettingsStore for DynamoStore {
     async fn get_settings(&self, tenant: &TenantId, product: Product) -> Result<Option<serde_json::Value>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(format!("SETTINGS#{product}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(service_error)?;
+        let out =
+            self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("SETTINGS#{product}")))).await?;
         let Some(item) = out.item else { return Ok(None) };
         let json =
             item.get("settings").and_then(|v| v.as_s().ok()).ok_or_else(|| corrupt("settings item has no body"))?;
@@ -479,15 +478,8 @@ impl IssueLedger for DynamoStore {
             ),
             Err(e) if is_condition_failure(&e) => {
                 let item = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", AttributeValue::S(tenant_pk(tenant)))
-                    .key("sk", AttributeValue::S(action_sk(item_id)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(service_error)?
+                    .get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(action_sk(item_id))))
+                    .await?
                     .item
                     .unwrap_or_default();
                 let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
@@ -571,16 +563,7 @@ impl IssueLedger for DynamoStore {
     }
 
     async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(format!("ISSUE#{key}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(service_error)?;
+        let out = self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("ISSUE#{key}")))).await?;
         let Some(item) = out.item else { return Ok(None) };
         if item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str) != Some("created") {
             return Ok(None);
@@ -687,18 +670,7 @@ impl PublicationStore for DynamoStore {
             Ok(out) => Ok(PublicationClaim::Go(publication_of(&out.attributes.unwrap_or_default())?)),
             Err(e) if is_condition_failure(&e) => {
                 let [pk, sk] = publication_key(tenant, &fresh.id);
-                let item = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key(pk.0, pk.1)
-                    .key(sk.0, sk.1)
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(service_error)?
-                    .item
-                    .unwrap_or_default();
+                let item = self.get((pk.1, sk.1)).await?.item.unwrap_or_default();
                 if item.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
                     return Ok(PublicationClaim::Done(publication_of(&item)?));
                 }
@@ -759,30 +731,13 @@ impl PublicationStore for DynamoStore {
         id: &str,
     ) -> Result<Option<crate::reports::Publication>, StoreError> {
         let [pk, sk] = publication_key(tenant, id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(service_error)?;
+        let out = self.get((pk.1, sk.1)).await?;
         out.item.as_ref().map(publication_of).transpose()
     }
 
     async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(format!("REPORT#{report_id}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(service_error)?;
+        let out =
+            self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("REPORT#{report_id}")))).await?;
         Ok(out.item.and_then(|i| i.get("page_id").and_then(|v| v.as_s().ok()).cloned()))
     }
 
