@@ -80,7 +80,8 @@ pub struct IssuesRequest {
     pub action_items: Vec<ActionItem>,
 }
 
-/// The `Action Items Ready` event's detail.
+/// The `Action Items Ready` event's detail. It repeats [`IssuesRequest`]'s fields rather than
+/// flattening it, because serde cannot refuse unknown fields through `flatten`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionItemsReady {
