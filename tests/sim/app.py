@@ -23,7 +23,7 @@ def route_of(request: web.Request) -> str | None:
     if request.path.startswith("/ex/"):
         m = cloud.resolve(request, request.app["catalog"])
         return m.route if m else None
-    if request.path.startswith("/site/"):
+    if request.path.startswith("/site/") and not request.path.endswith("/_edge/tenant_info"):
         m = cloud.resolve_site(request, request.app["catalog"])
         return m.route if m else None
     if request.path.startswith("/dc/"):

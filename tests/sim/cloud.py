@@ -291,6 +291,17 @@ async def site_gateway(request: web.Request) -> web.StreamResponse:
                               auth="api_token"))
 
 
+async def tenant_info(request: web.Request) -> web.Response:
+    """`https://<site>.atlassian.net/_edge/tenant_info`: the site's cloudId, unauthenticated
+    (support.atlassian.com/jira/kb/retrieve-my-atlassian-sites-cloud-id)."""
+    site = request.app["state"].site_by_name(request.match_info["siteName"])
+    if site is None:
+        return not_found()
+    return json_response({"cloudId": site.id})
+
+
 def routes() -> list[web.RouteDef]:
+    # tenant_info before the site catch-all: it is no product API (no spec, no auth)
     return [web.route("*", "/ex/{product}/{cloudId}/{tail:.*}", gateway),
+            web.get("/site/{siteName}/_edge/tenant_info", tenant_info),
             web.route("*", "/site/{siteName}/{tail:.*}", site_gateway)]

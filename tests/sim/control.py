@@ -9,7 +9,7 @@ import re
 
 from aiohttp import web
 
-from . import data, faults
+from . import data, faults, permissions
 from .state import State, default_config, default_oidc_config, default_quirks
 from .util import json_response, sim_error
 
@@ -207,7 +207,10 @@ async def get_data(request):
     if kind == "users":
         items = [data.public(u) for u in sorted(directory, key=data.user_sort_key)]
     elif kind == "assignable":
-        items = [data.public(u) for u in sorted(directory, key=data.user_sort_key) if u["active"]]
+        dep = "dc" if flavour == "dc" else site_id
+        items = [data.public(u) for u in sorted(directory, key=data.user_sort_key)
+                 if u["active"] and {"browse", "assign"} <= permissions.granted(
+                     st, dep, permissions.user_key(flavour, u), "project", project["key"])]
     elif kind == "projects":
         archived = q.get("include_archived", "false").lower() == "true"
         items = [data.public(p) for p in ds.projects if archived or not p["archived"]]
@@ -282,7 +285,8 @@ def _page_record(store, p: dict) -> dict:
             "versions": [{k: v[k] for k in ("number", "title", "parentId", "message", "minorEdit",
                                             "createdAt", "authorId")}
                          for v in p.get("versions", [])],
-            "attachments": [a["id"] for a in store.attachments_of(p["id"])]}
+            "attachments": [a["id"] for a in store.attachments_of(p["id"])],
+            "restricted_to": p.get("restricted_to")}
 
 
 async def confluence_pages(request):
@@ -376,19 +380,161 @@ async def put_quirks(request):
     body = await _json(request, {})
     if not isinstance(body, dict):
         return sim_error("body must be an object")
+    defaults = default_quirks()
     for k, v in body.items():
-        if k not in default_quirks():
+        if k not in defaults:
             return sim_error(f"unknown quirk {k!r}")
-        if not isinstance(v, bool):
-            return sim_error(f"{k} must be true or false")
+        if isinstance(defaults[k], bool):
+            if not isinstance(v, bool):
+                return sim_error(f"{k} must be true or false")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            return sim_error(f"{k} must be a non-negative number")
     st.quirks.update(body)
     return json_response(st.quirks)
+
+
+# ---- permissions and page restrictions ---------------------------------------------------
+def _cloud_user_id(st: State, site_id: str, ref: str) -> str | None:
+    """An accountId, or the account of an email (consenting, API-token or generated user)."""
+    if "@" not in ref:
+        return ref if st.cloud_user(site_id, ref) is not None else None
+    return next((u["accountId"] for u in st.cloud_directory(site_id)
+                 if u["emailAddress"].lower() == ref.lower()), None)
+
+
+def _principal(st: State, flavour: str, site_id: str | None, ref) -> str:
+    if not isinstance(ref, str) or not ref:
+        raise ValueError("'user' must be an accountId or email (Cloud) or a user name (DC)")
+    if flavour == "dc":
+        if st.dc_user(ref) is None:
+            raise LookupError(f"unknown DC user {ref!r}")
+        return ref.lower()
+    found = _cloud_user_id(st, site_id, ref)
+    if found is None:
+        raise LookupError(f"unknown Cloud user {ref!r}")
+    return found
+
+
+def _permission_entry(st: State, e) -> tuple[tuple[str, str, str, str], frozenset[str]]:
+    if not isinstance(e, dict):
+        raise ValueError("each entry must be an object")
+    unknown = set(e) - {"flavour", "site", "user", "project", "space", "permissions"}
+    if unknown:
+        raise ValueError(f"unknown permission keys {sorted(unknown)}")
+    flavour, site_id = _deployment(st, {k: e[k] for k in ("flavour", "site") if e.get(k)})
+    kinds = [k for k in ("project", "space") if k in e]
+    if len(kinds) != 1 or not isinstance(e[kinds[0]], str):
+        raise ValueError("give exactly one of 'project' or 'space' (a key)")
+    kind = kinds[0]
+    perms = e.get("permissions")
+    if not isinstance(perms, list) or not set(perms) <= set(permissions.ALL[kind]):
+        raise ValueError(f"{kind} permissions must be a list drawn from {list(permissions.ALL[kind])}")
+    who = _principal(st, flavour, site_id, e.get("user"))
+    return ((site_id or "dc"), who, kind, e[kind]), frozenset(perms)
+
+
+def _permissions_json(st: State) -> list[dict]:
+    return [{"deployment": d, "user": u, kind: key, "permissions": sorted(perms)}
+            for (d, u, kind, key), perms in st.permissions.items()]
+
+
+async def get_permissions(request):
+    return json_response(_permissions_json(_state(request)))
+
+
+async def put_permissions(request):
+    """`{"flavour"?,"site"?,"user","project"|"space","permissions":[...]}` or a list of them: each
+    sets that user's permissions in that project/space (others keep theirs)."""
+    st = _state(request)
+    body = await _json(request, [])
+    entries = body if isinstance(body, list) else [body]
+    try:
+        parsed = [_permission_entry(st, e) for e in entries]
+    except ValueError as e:
+        return sim_error(str(e))
+    except LookupError as e:
+        return sim_error(str(e), 404)
+    st.permissions.update(dict(parsed))
+    return json_response(_permissions_json(st))
+
+
+async def clear_permissions(request):
+    _state(request).permissions = {}
+    return json_response({"ok": True})
+
+
+def _restricted_to(st: State, flavour: str, site_id: str | None, value) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("restricted_to must be null or a list of users")
+    return [_principal(st, flavour, site_id, u) for u in value]
+
+
+PLANTED_STATUSES = ("current", "draft", "archived", "trashed")
+
+
+async def plant_page(request):
+    """`POST /_sim/confluence/pages` `{"flavour"?,"site"?,"space": KEY,"title","status"?:
+    current|draft|archived|trashed,"parent_id"?,"restricted_to"?: [users]}`: a page as someone
+    else left it (no title check; `restricted_to: []` = nobody the API knows sees it)."""
+    st = _state(request)
+    body = await _json(request, {})
+    if not isinstance(body, dict):
+        return sim_error("body must be an object")
+    unknown = set(body) - {"flavour", "site", "space", "title", "status", "parent_id", "restricted_to"}
+    if unknown:
+        return sim_error(f"unknown page keys {sorted(unknown)}")
+    flavour, site_id = _deployment(st, {k: body[k] for k in ("flavour", "site") if body.get(k)})
+    store = st.confluence_store(flavour, site_id)
+    space = store.ds.space_by_key.get(body.get("space"))
+    if space is None:
+        return sim_error(f"unknown space {body.get('space')!r}", 404)
+    status = body.get("status", "current")
+    title = body.get("title")
+    if status not in PLANTED_STATUSES or not isinstance(title, str) or not title:
+        return sim_error(f"a non-empty 'title' and a status in {list(PLANTED_STATUSES)} are required")
+    parent = body.get("parent_id", space["homepageId"])
+    if parent is not None and store.page(str(parent)) is None:
+        return sim_error(f"unknown parent page {parent!r}", 404)
+    try:
+        restricted = _restricted_to(st, flavour, site_id, body.get("restricted_to"))
+    except ValueError as e:
+        return sim_error(str(e))
+    except LookupError as e:
+        return sim_error(str(e), 404)
+    page = store.create_page(space, title, str(parent) if parent is not None else None, "",
+                             status, st.current_account_id if flavour == "cloud" else "admin",
+                             check_title=False, restricted_to=restricted)
+    return json_response(_page_record(store, page), status=201)
+
+
+async def put_restrictions(request):
+    """`PUT /_sim/confluence/restrictions` `{"flavour"?,"site"?,"page_id","restricted_to": [users]
+    | null}`: who may see an existing page (null lifts the restriction)."""
+    st = _state(request)
+    body = await _json(request, {})
+    if not isinstance(body, dict) or "restricted_to" not in body:
+        return sim_error("body must be an object with 'page_id' and 'restricted_to'")
+    flavour, site_id = _deployment(st, {k: body[k] for k in ("flavour", "site") if body.get(k)})
+    store = st.confluence_store(flavour, site_id)
+    page = store.page(str(body.get("page_id")))
+    if page is None:
+        return sim_error(f"unknown page {body.get('page_id')!r}", 404)
+    try:
+        page["restricted_to"] = _restricted_to(st, flavour, site_id, body["restricted_to"])
+    except ValueError as e:
+        return sim_error(str(e))
+    except LookupError as e:
+        return sim_error(str(e), 404)
+    return json_response(_page_record(store, page))
 
 
 # ---- Data Center ----------------------------------------------------------------------
 INSTANCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CONTEXT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)*$")
 USERNAME = re.compile(r"^[^\s:/?#]{1,255}$")
+EMAIL_VISIBILITY = ("show", "mask", "hide")       # Jira's jira.option.emailvisible
 
 
 async def get_dc_instances(request):
@@ -412,6 +558,8 @@ async def put_dc_instances(request):
         cap = i.get("captcha_after_failures")
         if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
             return sim_error("captcha_after_failures must be null or a positive integer")
+        if i.get("email_visibility", "show") not in EMAIL_VISIBILITY:
+            return sim_error(f"email_visibility must be one of {list(EMAIL_VISIBILITY)}")
         if i["id"] in seen:
             return sim_error("duplicate instance id")
         seen.add(i["id"])
@@ -604,6 +752,34 @@ async def put_api_tokens(request):
     return json_response([t.to_json() for t in st.api_tokens])
 
 
+SERVICE_ACCOUNT_DOMAIN = "serviceaccount.atlassian.com"
+
+
+async def create_service_account(request):
+    """`{"name","site","scopes":[...],"token"?}` -> 201 `{"email","token","site","account_id",
+    "display_name","scopes"}`: an Atlassian service account (accountType `app`) with an API token.
+    Service-account tokens are always scoped, so they work on the gateway only."""
+    st = _state(request)
+    body = await _json(request, {})
+    if not isinstance(body, dict):
+        return sim_error("body must be an object")
+    unknown = set(body) - {"name", "site", "scopes", "token"}
+    if unknown:
+        return sim_error(f"unknown service account keys {sorted(unknown)}")
+    name = body.get("name")
+    if not isinstance(name, str) or not SITE_NAME.match(name):
+        return sim_error("name must be a lower-case label (letters, digits, '-')")
+    if body.get("site") not in st.sites:
+        return sim_error(f"unknown site {body.get('site')!r}", 404)
+    scopes = body.get("scopes")
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) for x in scopes):
+        return sim_error("a service account's token is always scoped: give a non-empty 'scopes' list")
+    token = body.get("token") or "ATSTT3x-" + st.new_secret("api_tokens", 24)
+    tok = st.add_api_token({"email": f"{name}@{SERVICE_ACCOUNT_DOMAIN}", "token": token,
+                            "site": body["site"], "scopes": scopes}, account_type="app")
+    return json_response(tok.to_json(), status=201)
+
+
 # ---- oauth state ------------------------------------------------------------------------
 async def revoke(request):
     """Revoke every grant (so every refresh token known now); {"access_tokens": true} also
@@ -733,6 +909,12 @@ def routes() -> list[web.RouteDef]:
         web.get(p + "/quirks", get_quirks),
         web.put(p + "/quirks", put_quirks),
         web.put(p + "/jira/element-faults", put_element_faults),
+        web.get(p + "/permissions", get_permissions),
+        web.put(p + "/permissions", put_permissions),
+        web.delete(p + "/permissions", clear_permissions),
+        web.post(p + "/confluence/pages", plant_page),
+        web.put(p + "/confluence/restrictions", put_restrictions),
+        web.post(p + "/cloud/service-accounts", create_service_account),
         web.get(p + "/dc/instances", get_dc_instances),
         web.put(p + "/dc/instances", put_dc_instances),
         web.get(p + "/dc/users", get_dc_users),

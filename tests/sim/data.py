@@ -490,26 +490,27 @@ def words_match(display_name: str, q: str) -> bool:
     return name.startswith(q) or any(w.startswith(q) for w in name.split())
 
 
-def cloud_user_matches(u: dict, q: str, hidden_exact: bool) -> bool:
+def cloud_user_matches(u: dict, q: str, hidden_exact: bool, hiding: bool = True) -> bool:
     """Cloud `query`: prefix of the display name (or one of its words) or of a visible email;
-    an exact email also finds a user whose email is hidden when `hidden_exact`."""
+    an exact email also finds a user whose email is hidden when `hidden_exact`. `hiding` False:
+    every email counts as visible (quirk `cloud_hidden_emails` off)."""
     if not q:
         return True
     email = (u.get("emailAddress") or "").lower()
     if words_match(u["displayName"], q):
         return True
-    if u.get("email_visible", True):
+    if u.get("email_visible", True) or not hiding:
         return email.startswith(q)
     return hidden_exact and email == q
 
 
-def dc_user_matches(u: dict, q: str) -> bool:
-    """DC `username`/`query`: prefix of the username, the display name (or a word of it), or the
-    email."""
+def dc_user_matches(u: dict, q: str, by_email: bool = True) -> bool:
+    """DC `username`/`query`: prefix of the username, the display name (or a word of it), or —
+    unless the instance hides emails (`by_email` False) — the email."""
     if not q:
         return True
     return (u["name"].lower().startswith(q) or words_match(u["displayName"], q)
-            or (u.get("emailAddress") or "").lower().startswith(q))
+            or (by_email and (u.get("emailAddress") or "").lower().startswith(q)))
 
 
 def user_sort_key(u: dict) -> tuple:

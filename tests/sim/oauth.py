@@ -88,7 +88,12 @@ def _validate_authorize(state: State, params: dict[str, str]) -> tuple[str, str]
     if client.scopes is not None:
         not_allowed = [s for s in scopes if s not in client.scopes]
         if not_allowed:
-            return "invalid_scope", "Scope(s) not configured for this app: " + " ".join(not_allowed)
+            # Atlassian's error page text (OpenHands/OpenHands#12397, atlassian/atlassian-mcp-server#177):
+            # shown to the user, no redirect to the app
+            return "invalid_scope", ("This app has requested scopes that have not been added to the "
+                                     "app. Configure the app at https://developer.atlassian.com/apps "
+                                     "and add the following scopes to the app: "
+                                     + ", ".join(not_allowed) + ".")
     if not params.get("state"):
         return "invalid_request", "Missing state."
     prompt = params.get("prompt")

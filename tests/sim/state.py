@@ -43,11 +43,27 @@ DEFAULT_SIZES = {"projects": 260, "spaces": 600, "users": 1200}
 CONTENT_ID_BASE = 3_000_000
 
 
+# What the bridge asks for (shared/src/domain.rs) plus manage:jira-webhook: the registered app is
+# configured with exactly these, so /authorize refuses any other scope, as Atlassian does.
+DEFAULT_CLIENT_SCOPES = ["read:space:confluence", "read:page:confluence", "write:page:confluence",
+                         "write:confluence-file", "read:jira-work", "write:jira-work",
+                         "read:jira-user", "offline_access", "manage:jira-webhook"]
+CONFLUENCE_MAX_BODY_BYTES = 5 * 1024 * 1024   # v2 spec: "413 ... too large in size (over 5 MB)"
+
+
 def default_quirks() -> dict[str, Any]:
+    """Switches between the products' strict behaviour (the defaults) and a friendlier one; a
+    number's type is kept by `PUT /_sim/quirks` (README: "Strict by default")."""
     return {
         "omit_is_last": False,               # Cloud PageBean responses without `isLast`
         "hidden_email_exact_match": True,    # Cloud user search: an exact email finds a hidden-email user
         "adf_reject_newlines": True,         # Jira Cloud v3: a newline in an ADF text node (outside codeBlock) is refused
+        "enforce_permissions": True,         # project/space permissions and page restrictions apply
+        "strict_page_titles": True,          # draft, archived and restricted pages take their titles too
+        "cloud_hidden_emails": True,         # Cloud users with a hidden email (every 5th generated one) hide it
+        "cloud_search_index_delay_seconds": 3.0,  # Cloud JQL sees a new issue after this (sim clock)
+        "dc_search_index_delay_seconds": 1.0,     # DC JQL likewise (cluster index replication)
+        "confluence_max_body_bytes": CONFLUENCE_MAX_BODY_BYTES,  # Cloud v2 creates: larger -> 413 (0 = no limit)
     }
 
 
@@ -153,6 +169,7 @@ class DcInstance:
     product: str                               # jira | confluence
     context_path: str                          # "" or "/jira"
     captcha_after_failures: int | None = None  # None: never ask for a CAPTCHA
+    email_visibility: str = "show"             # Jira's jira.option.emailvisible: show | mask | hide
 
     @property
     def prefix(self) -> str:
@@ -160,7 +177,8 @@ class DcInstance:
 
     def to_json(self) -> dict:
         return {"id": self.id, "product": self.product, "context_path": self.context_path,
-                "captcha_after_failures": self.captcha_after_failures}
+                "captcha_after_failures": self.captcha_after_failures,
+                "email_visibility": self.email_visibility}
 
 
 @dataclass
@@ -247,7 +265,7 @@ class State:
         from . import data  # late import: data uses State types
         self.config: dict[str, Any] = default_config()
         self.clients: dict[str, Client] = {}
-        self.set_client(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, [])
+        self.set_client(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, [], DEFAULT_CLIENT_SCOPES)
         self.sites: dict[str, Site] = {}
         self.codes: dict[str, AuthCode] = {}
         self.grants: dict[str, Grant] = {}
@@ -262,6 +280,9 @@ class State:
         self.users: dict[str, dict] = {}       # Cloud accounts (consenting user, API-token users)
         self.current_account_id: str = ""
         self.quirks: dict[str, Any] = default_quirks()
+        # (deployment: cloudId | "dc", user: accountId | lower-case name, "project" | "space", KEY)
+        # -> permissions; no entry = all (see permissions.py)
+        self.permissions: dict[tuple[str, str, str, str], frozenset[str]] = {}
         # Per-element failures for the next bulk creates (a fault switch: Jira-side rules such as
         # workflow validators refuse single elements of a bulk request).
         self.element_faults: dict[str, Any] | None = None
@@ -373,7 +394,7 @@ class State:
         self.dc_instances = {}
         for i in instances:
             inst = DcInstance(i["id"], i["product"], i.get("context_path", ""),
-                              i.get("captcha_after_failures"))
+                              i.get("captcha_after_failures"), i.get("email_visibility", "show"))
             self.dc_instances[inst.id] = inst
         self.failed_logins = {}
         self.pats = {k: p for k, p in self.pats.items() if p.instance in self.dc_instances}
@@ -425,19 +446,24 @@ class State:
 
     # ---- Cloud API tokens -----------------------------------------------------------------
     def set_api_tokens(self, tokens: list[dict]) -> None:
-        from . import data
         self.api_tokens = []
         for t in tokens:
-            account = next((u for u in self.users.values()
-                            if u["emailAddress"].lower() == t["email"].lower()), None)
-            if account is None or (t.get("display_name") and account["accountId"] != self.current_account_id):
-                account = data.cloud_account_for_email(t["email"], t.get("display_name"))
-                self.users[account["accountId"]] = account
-            self.api_tokens.append(ApiToken(email=t["email"], token=t["token"], site=t["site"],
-                                            account_id=account["accountId"],
-                                            display_name=account["displayName"],
-                                            scopes=t.get("scopes")))
-            self._remember("api_tokens", t["token"])
+            self.add_api_token(t)
+
+    def add_api_token(self, t: dict, account_type: str = "atlassian") -> ApiToken:
+        from . import data
+        account = next((u for u in self.users.values()
+                        if u["emailAddress"].lower() == t["email"].lower()), None)
+        if account is None or (t.get("display_name") and account["accountId"] != self.current_account_id):
+            account = data.cloud_account_for_email(t["email"], t.get("display_name"))
+            account["accountType"] = account_type
+            self.users[account["accountId"]] = account
+        tok = ApiToken(email=t["email"], token=t["token"], site=t["site"],
+                       account_id=account["accountId"], display_name=account["displayName"],
+                       scopes=t.get("scopes"))
+        self.api_tokens.append(tok)
+        self._remember("api_tokens", t["token"])
+        return tok
 
     # ---- calls ----------------------------------------------------------------------
     def record_call(self, call: dict) -> None:
@@ -492,8 +518,15 @@ class ContentError(Exception):
         self.message = message
 
 
+# Cloud v2 (and v1) text as the products send it (hunyadi/md2conf#149, iamjackg/md2cf#102); DC
+# names the title and space instead (docToolchain/docToolchain#435, a Confluence Server RestError).
 TITLE_TAKEN = "A page with this title already exists: A page already exists with the same TITLE in this space"
+TITLE_TAKEN_DC = ("A page with this title already exists: A page already exists with the title {title} "
+                  "in the space with key {key}")
 TITLE_MAX = 255
+# Statuses whose page keeps its title (Confluence refuses a title an archived page holds:
+# sphinx-contrib/confluencebuilder#718, hunyadi/md2conf#149). Trashed pages free it.
+TITLE_HOLDERS = ("current", "draft", "archived")
 
 
 class ConfluenceStore:
@@ -501,7 +534,8 @@ class ConfluenceStore:
     dataset: created pages join `ds.pages` (so every list and lookup sees them), updates change
     the page record in place and keep each version. Page records gain `body` (storage, verbatim;
     None = the generated default), `versions` (history, oldest first), `authorId`/`authorName`,
-    `updatedAt`. Attachments: per page, each with its versions and their bytes."""
+    `updatedAt`, `restricted_to` (who may see it; None = everyone). Attachments: per page, each
+    with its versions and their bytes."""
 
     def __init__(self, state: State, ds, flavour: str):
         self.state = state
@@ -523,16 +557,26 @@ class ConfluenceStore:
         from .data import default_page_body
         return page["body"] if page.get("body") is not None else default_page_body(page)
 
-    def title_taken(self, space_id: str, title: str, exclude: str | None = None) -> bool:
-        # Confluence keeps titles unique per space, ignoring case (drafts do not count)
+    def title_taken(self, space_id: str, title: str, exclude: str | None = None,
+                    visible=None) -> bool:
+        """Confluence keeps titles unique per space, ignoring case (CONFSERVER-40303, md2cf#102),
+        counting drafts, archived pages and pages the caller cannot see (restricted). With the
+        quirk `strict_page_titles` off: only current pages `visible` to the caller count."""
         t = title.casefold()
-        return any(p["title"].casefold() == t and p["id"] != exclude and p["status"] == "current"
+        strict = self.state.quirks.get("strict_page_titles", True)
+        holders = TITLE_HOLDERS if strict else ("current",)
+        return any(p["title"].casefold() == t and p["id"] != exclude and p["status"] in holders
+                   and (strict or visible is None or visible(p))
                    for p in self.ds.pages_by_space.get(space_id, []))
 
-    def _check_title(self, space_id: str, title: str, exclude: str | None = None) -> None:
+    def _check_title(self, space_id: str, title: str, exclude: str | None = None,
+                     visible=None) -> None:
         if len(title) > TITLE_MAX:
             raise ContentError("bad_request", f"Title cannot be longer than {TITLE_MAX} characters.")
-        if self.title_taken(space_id, title, exclude):
+        if self.title_taken(space_id, title, exclude, visible):
+            if self.flavour == "dc":
+                key = self.ds.space_by_id[space_id]["key"]
+                raise ContentError("title_taken", TITLE_TAKEN_DC.format(title=title, key=key))
             raise ContentError("title_taken", TITLE_TAKEN)
 
     def _check_parent(self, space: dict, parent_id: str | None, moving: str | None = None) -> dict | None:
@@ -564,10 +608,13 @@ class ConfluenceStore:
         return page["versions"]
 
     def create_page(self, space: dict, title: str, parent_id: str | None, body: str, status: str,
-                    author: str) -> dict:
-        if status == "current":
-            self._check_title(space["id"], title)
-        parent = self._check_parent(space, parent_id)
+                    author: str, visible=None, check_title: bool = True,
+                    restricted_to: list[str] | None = None) -> dict:
+        """`visible`: the caller's view of pages (friendly title check); `check_title` False and
+        `restricted_to` are for pages the control API plants."""
+        if status == "current" and check_title:
+            self._check_title(space["id"], title, visible=visible)
+        parent = self._check_parent(space, parent_id) if check_title else self.page(parent_id)
         now = self.state.now()
         siblings = [p for p in self.ds.pages_by_space.get(space["id"], [])
                     if p["parentId"] == (parent["id"] if parent else None)]
@@ -575,7 +622,8 @@ class ConfluenceStore:
         page = {"id": str(self.new_id()), "title": title, "spaceId": space["id"],
                 "spaceKey": space["key"], "parentId": parent["id"] if parent else None,
                 "position": position, "createdAt": iso_ms(now), "updatedAt": iso_ms(now),
-                "version": 1, "status": status, "body": body, "authorId": author, "generated": False}
+                "version": 1, "status": status, "body": body, "authorId": author, "generated": False,
+                "restricted_to": restricted_to}
         page["versions"] = [self._version(page, 1, author, "", False, now)]
         self.ds.pages.append(page)
         self.ds.page_by_id[page["id"]] = page
@@ -584,13 +632,14 @@ class ConfluenceStore:
 
     def update_page(self, page: dict, version: int, title: str, body: str | None,
                     parent_id: str | None | bool, author: str, message: str = "",
-                    minor: bool = False) -> dict:
+                    minor: bool = False, visible=None) -> dict:
         """`parent_id` False = keep the parent. Version must be current + 1 (else 409)."""
         if version != page["version"] + 1:
             raise ContentError("version_conflict",
                                f"Version must be incremented on update. Current version is: {page['version']}")
         space = self.ds.space_by_id[page["spaceId"]]
-        self._check_title(space["id"], title, exclude=page["id"])
+        if title != page["title"]:      # keeping its title never conflicts (a draft may share it)
+            self._check_title(space["id"], title, exclude=page["id"], visible=visible)
         if parent_id is not False:
             self._check_parent(space, parent_id, moving=page["id"])
         history = self._history(page)
@@ -675,12 +724,20 @@ class JiraStore:
                  "projectKey": project["key"], "projectId": project["id"],
                  "issueTypeId": issuetype["id"], "fields": fields, "values": values,
                  "parent": parent["key"] if parent else None, "subtasks": [],
-                 "created": now, "updated": now, "creator": creator}
+                 "created": now, "updated": now, "creator": creator,
+                 "created_at": self.state.now()}
         self.issues[issue["id"]] = issue
         self.by_key[issue["key"]] = issue["id"]
         if parent is not None:
             parent["subtasks"].append(issue["key"])
         return issue
+
+    def indexed(self, issue: dict) -> bool:
+        """Whether JQL sees the issue yet: search runs on an index that lags behind writes
+        (Cloud's search/jql is eventually consistent, gitlab-org/gitlab#577380; DC replicates
+        its index between cluster nodes). The delay is a quirk, on the sim clock."""
+        delay = self.state.quirks.get(f"{self.flavour}_search_index_delay_seconds", 0)
+        return self.state.now() - issue["created_at"] >= delay
 
     def delete(self, issue: dict) -> list[str]:
         """Delete an issue and its subtasks; returns the deleted keys."""

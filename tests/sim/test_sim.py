@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from .conftest import REDIRECT
+from .state import DEFAULT_CLIENT_SCOPES
 from .harness import SimProcess
 
 CLIENT_ID = "bridge-local-client"
@@ -41,7 +42,17 @@ def location_params(resp) -> dict:
     return {k: v[0] for k, v in parse_qs(urlsplit(loc).query).items()}
 
 
+def configure_app_for(sim, scope: str | None) -> None:
+    """The app a test plays is configured with the scopes it requests: the default app has only
+    the bridge's (test_sim_strict.py checks that /authorize refuses others)."""
+    wanted = set((scope or "").split()) - set(DEFAULT_CLIENT_SCOPES)
+    if wanted:
+        sim.control("PUT", "/oauth/client", {"scopes": sorted(set(DEFAULT_CLIENT_SCOPES) | wanted)},
+                    expect=200)
+
+
 def get_code(sim, scope=JIRA_SCOPES) -> str:
+    configure_app_for(sim, scope)
     r = authorize(sim, scope=scope)
     assert r.status_code == 302, r.text
     q = location_params(r)

@@ -183,7 +183,8 @@ def test_v2_titles_unique_per_space(sim):
         err = r.json()["errors"][0]
         assert err["code"] == "BAD_REQUEST" and err["status"] == 400
         assert err["title"].startswith("A page with this title already exists")
-    # generated pages count, other spaces do not, drafts do not
+    # generated pages count, other spaces do not; a draft may share a title (it is not published),
+    # but then takes it (test_sim_strict.py)
     assert v2(sim, at, "POST", "/pages", json=new_page(spa["id"], "Meeting notes")).status_code == 400
     assert v2(sim, at, "POST", "/pages", json=new_page(spb["id"], "Health Check 3")).status_code == 200
     r = v2(sim, at, "POST", "/pages", json=new_page(spa["id"], "Health Check 3", status="draft"))

@@ -28,8 +28,10 @@ def oidc_token(sim, provider="corp", auth=OIDC_CLIENT, data=None, **kw):
 # ----------------------------------------------------------------------------- instances & users
 def test_default_instances_and_current_users(sim):
     assert sim.control("GET", "/dc/instances") == [
-        {"id": "jira-dc", "product": "jira", "context_path": "/jira", "captcha_after_failures": None},
-        {"id": "conf-dc", "product": "confluence", "context_path": "/confluence", "captcha_after_failures": None}]
+        {"id": "jira-dc", "product": "jira", "context_path": "/jira", "captcha_after_failures": None,
+         "email_visibility": "show"},
+        {"id": "conf-dc", "product": "confluence", "context_path": "/confluence", "captcha_after_failures": None,
+         "email_visibility": "show"}]
     jira, conf = sim.dc_base("jira-dc"), sim.dc_base("conf-dc")
     assert jira == f"{sim.url}/dc/jira-dc/jira" and conf == f"{sim.url}/dc/conf-dc/confluence"
 

@@ -286,6 +286,7 @@ def test_cloud_search_by_marker_label(sim, cloud):
     for summary, labels, project in (("a", ["marker-1", "x"], "BRF"), ("b", ["marker-1"], "COF"),
                                      ("c", ["marker-2"], "BRF"), ("d", [], "BRF")):
         assert cloud("POST", "/issue", json={"fields": task(summary, project=project, labels=labels)}).status_code == 201
+    sim.control("POST", "/clock/advance", {"seconds": 3}, expect=200)     # past the index delay
 
     def search(jql, **params):
         return cloud("GET", "/search/jql", params={"jql": jql, **params})
@@ -331,6 +332,7 @@ def test_dc_search(sim):
         r = dc(sim, "POST", "/issue", json={"fields": task(f"dc {n}", itype=DC_TASK, labels=["bridge-m"])})
         assert r.status_code == 201
     dc(sim, "POST", "/issue", json={"fields": task("other", itype=DC_TASK)})
+    sim.control("POST", "/clock/advance", {"seconds": 1}, expect=200)    # past the index delay
     r = dc(sim, "GET", "/search", params={"jql": 'labels = "bridge-m"', "fields": "summary", "maxResults": 2})
     assert r.status_code == 200
     body = r.json()

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from .. import permissions as perms
 from ..cloud import Ctx, handler
 from ..dc import require_user, rest_error
 from ..state import ContentError
@@ -45,6 +46,10 @@ class UploadError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+# reconstructed from the specs' 403 ("does not have permission to add attachments to the content")
+NO_ATTACH = "You do not have permission to add attachments to this content."
 
 
 def xsrf_ok(request: web.Request) -> bool:
@@ -205,8 +210,10 @@ async def _cloud_upload(ctx: Ctx, replace: bool):
         return v1_error(400, f"{V1_EXCEPTION_PREFIX}Invalid status: {status}")
     store = ctx.state.confluence_store("cloud", ctx.site.id)
     page = store.page(ctx.params["id"])
-    if page is None or page["status"] != status:
+    if page is None or page["status"] != status or not perms.page_visible(ctx, page):
         return v1_error(404, f"No content found with id: ContentId{{id={ctx.params['id']}}}")
+    if not perms.allowed(ctx, "space", page["spaceKey"], "attach"):
+        return v1_error(403, NO_ATTACH)             # the v1 spec's 403 for this operation
     try:
         files, comments, minor = await parse_upload(ctx.request, CLOUD_PARTS, minor_required=True)
         atts = _store_files(store, page, files, comments, minor, ctx.account_id, replace)
@@ -256,7 +263,7 @@ async def v2_page_attachments(ctx: Ctx):
         return cc.v2_error(400, "INVALID_REQUEST_PARAMETER", str(e))
     store = ctx.state.confluence_store("cloud", ctx.site.id)
     page = store.page(str(int(raw_id)))
-    if page is None:
+    if not perms.page_visible(ctx, page):
         return cc.v2_error(404, "NOT_FOUND", "Not Found")
     atts = [a for a in store.attachments_of(page["id"])
             if "current" in statuses
@@ -282,11 +289,14 @@ def _dc_upload_error(e) -> web.Response:
     return rest_error(e.status, e.message, reason)
 
 
-def _dc_page(ctx: Ctx, store):
+def _dc_page(ctx: Ctx, store, need: str | None = None):
+    """The page of the path as the caller may use it; `need` = "attach" for uploads (403)."""
     page = store.page(ctx.params["id"])
-    if page is None or page["status"] != "current":
+    if page is None or page["status"] != "current" or not perms.page_visible(ctx, page):
         return None, rest_error(404, f"No content found with id: ContentId{{id={ctx.params['id']}}}",
                                 "Not Found")
+    if need and not perms.allowed(ctx, "space", page["spaceKey"], need):
+        return None, rest_error(403, NO_ATTACH, "Forbidden")    # the DC spec's 403
     return page, None
 
 
@@ -302,7 +312,7 @@ async def dc_create_attachments(ctx: Ctx):
     if allow_dup not in ("true", "false"):
         return rest_error(400, "allowDuplicated must be true or false", "Bad Request")
     store = ctx.state.confluence_store("dc")
-    page, err = _dc_page(ctx, store)
+    page, err = _dc_page(ctx, store, "attach")
     if err:
         return err
     try:
@@ -321,7 +331,7 @@ async def dc_update_attachment_data(ctx: Ctx):
     if not xsrf_ok(ctx.request):
         return xsrf_failed()
     store = ctx.state.confluence_store("dc")
-    page, err = _dc_page(ctx, store)
+    page, err = _dc_page(ctx, store, "attach")
     if err:
         return err
     att = store.attachment(page["id"], ctx.params["attachmentId"])

@@ -10,6 +10,7 @@ import json
 import re
 from urllib.parse import quote, urlencode
 
+from .. import permissions as perms
 from ..cloud import Ctx, handler
 from ..util import json_response
 
@@ -209,7 +210,7 @@ async def get_spaces(ctx: Ctx):
         include_icon = _bool_param(q, "include-icon", False)
         raw_cursor = _single(q, "cursor")
         cursor = decode_cursor(raw_cursor) if raw_cursor is not None else None
-        spaces = ctx.data.spaces
+        spaces = [s for s in ctx.data.spaces if perms.can_view_space(ctx, s)]
         if ids:
             idset = {str(int(i)) for i in ids}
             spaces = [s for s in spaces if s["id"] in idset]
@@ -246,7 +247,7 @@ async def get_space(ctx: Ctx):
     except BadParam as e:
         return v2_error(400, "INVALID_REQUEST_PARAMETER", str(e))
     space = ctx.data.space_by_id.get(str(int(raw_id)))
-    if space is None:
+    if not perms.can_view_space(ctx, space):
         return v2_error(404, "NOT_FOUND", "Not Found")
     body = space_json(space, dfmt, include_icon)
     body["_links"]["base"] = wiki_base(ctx)
@@ -350,7 +351,7 @@ async def get_pages(ctx: Ctx):
             pages = [pg for pg in pages if pg["id"] in idset]
         if title is not None:
             pages = [pg for pg in pages if pg["title"] == title]
-        pages = [pg for pg in pages if pg["status"] in statuses]
+        pages = [pg for pg in perms.visible_pages(ctx, pages) if pg["status"] in statuses]
         if subtype == "live":
             pages = []
         page, nxt = page_after(pages, sort, cursor, limit)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from .. import permissions as perms
 from ..cloud import Ctx, handler
 from ..dc import rest_error
 from ..util import json_response
@@ -151,7 +152,7 @@ async def get_spaces(ctx: Ctx):
         return _bad_request(f"Unknown space status: {status}")
     keys = [k for v in q.getall("spaceKey", []) for k in v.split(",") if k]
     ids = [k for name in ("spaceId", "spaceIds") for v in q.getall(name, []) for k in v.split(",") if k]
-    spaces = [] if ctx.user is None else ctx.data.spaces
+    spaces = [] if ctx.user is None else [s for s in ctx.data.spaces if perms.can_view_space(ctx, s)]
     if keys:
         keyset = set(keys)
         spaces = [s for s in spaces if s["key"] in keyset]
@@ -174,7 +175,7 @@ async def get_spaces(ctx: Ctx):
 async def get_space(ctx: Ctx):
     key = ctx.params["spaceKey"]
     space = ctx.data.space_by_key.get(key) if ctx.user is not None else None
-    if space is None:
+    if not perms.can_view_space(ctx, space):
         return rest_error(404, f"No space with key : {key}", "Not Found")
     return json_response(space_json(ctx, space, _expand(ctx.request.query)))
 
@@ -276,7 +277,7 @@ async def get_content(ctx: Ctx):
     if ids:
         idset = set(ids)
         pages = [p for p in pages if p["id"] in idset]
-    pages = [p for p in pages if p["status"] in statuses]
+    pages = [p for p in perms.visible_pages(ctx, pages) if p["status"] in statuses]
     expand = _expand(q)
     return json_response(_paged(ctx, "/rest/api/content", pages, start, limit,
                                 lambda p: content_json(ctx, p, expand)))
@@ -285,7 +286,7 @@ async def get_content(ctx: Ctx):
 @handler(SPEC, "GET", "/rest/api/content/{id}")
 async def get_content_by_id(ctx: Ctx):
     page = ctx.data.page_by_id.get(ctx.params["id"]) if ctx.user is not None else None
-    if page is None:
+    if not perms.page_visible(ctx, page):
         return rest_error(404, f"No content found with id: ContentId{{id={ctx.params['id']}}}",
                           "Not Found")
     expand = _expand(ctx.request.query)

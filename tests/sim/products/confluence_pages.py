@@ -3,7 +3,7 @@ attachments for read-back) and Data Center REST (`POST /rest/api/content`,
 `PUT /rest/api/content/{contentId}`).
 
 State rules (both deployments, see `state.ConfluenceStore`): titles are unique per space
-(ignoring case; drafts do not count), an update must carry the current version + 1 (else 409),
+(ignoring case; current, draft, archived and restricted pages hold them), an update must carry the current version + 1 (else 409),
 storage bodies must be well-formed XHTML and are kept verbatim, every page remembers its
 versions. Request bodies are held to the spec's schemas: unknown members and missing required
 ones are a 400 in the API's error shape.
@@ -11,6 +11,7 @@ ones are a 400 in the API's error shape.
 
 from __future__ import annotations
 
+from .. import permissions as perms
 from ..cloud import Ctx, handler
 from ..dc import require_user, rest_error
 from ..state import ContentError
@@ -43,6 +44,25 @@ class Refusal(Exception):
 
 class NotImplementedInSim(Exception):
     pass
+
+
+def caller_sees(ctx: Ctx):
+    """The caller's view of pages, for the friendly title check (quirk `strict_page_titles` off)."""
+    return lambda p: perms.page_visible(ctx, p)
+
+
+def body_too_large(ctx: Ctx) -> bool:
+    """Cloud v2 creates answer 413 over 5 MB (the v2 spec's 413 for POST /pages)."""
+    limit = ctx.quirks.get("confluence_max_body_bytes", 0)
+    size = ctx.request.content_length
+    return bool(limit) and size is not None and size > limit
+
+
+def v2_parent(ctx: Ctx, store, parent_id: str | None) -> None:
+    """A parent the caller cannot see is as unknown as a missing one."""
+    if parent_id is not None and store.page(parent_id) is not None \
+            and not perms.page_visible(ctx, store.page(parent_id)):
+        raise ContentError("not_found", f"No content found with id: ContentId{{id={parent_id}}}")
 
 
 # =========================================================================== Cloud v2
@@ -127,7 +147,7 @@ async def v2_get_page(ctx: Ctx):
         return cc.v2_error(400, "INVALID_REQUEST_PARAMETER", str(e))
     store = ctx.state.confluence_store("cloud", ctx.site.id)
     page = store.page(str(int(raw_id)))
-    if page is None:
+    if not perms.page_visible(ctx, page):            # restricted pages are 404, not 403
         return cc.v2_error(404, "NOT_FOUND", "Not Found")
     version = None
     if raw_version is not None and int(raw_version) != page["version"]:
@@ -148,6 +168,8 @@ async def v2_create_page(ctx: Ctx):
         root_level = cc._bool_param(q, "root-level", False)
     except cc.BadParam as e:
         return cc.v2_error(400, "INVALID_REQUEST_PARAMETER", str(e))
+    if body_too_large(ctx):
+        return cc.v2_error(413, "REQUEST_ENTITY_TOO_LARGE", "Request Entity Too Large")
     try:
         req = await read_json(ctx.request)
     except BodyError as e:
@@ -183,12 +205,16 @@ async def v2_create_page(ctx: Ctx):
         if req.get("body") is not None:
             _, body = v2_body(req["body"])
         space = ctx.data.space_by_id.get(space_id)
-        if space is None:
+        # the v2 spec: 404 when the space is missing, not viewable, or you may not add pages
+        if not perms.can_view_space(ctx, space) or \
+                not perms.allowed(ctx, "space", space["key"], "add_page"):
             raise Refusal("Space not found, or you do not have permission to create a page in it.",
                           404, "NOT_FOUND")
         if parent_id is None and not root_level:
             parent_id = space["homepageId"]
-        page = store.create_page(space, title or "", parent_id, body, status, ctx.account_id)
+        v2_parent(ctx, store, parent_id)
+        page = store.create_page(space, title or "", parent_id, body, status, ctx.account_id,
+                                 visible=caller_sees(ctx))
     except Refusal as e:
         return v2_refusal(e)
     except ContentError as e:
@@ -240,7 +266,10 @@ async def v2_update_page(ctx: Ctx):
             raise Refusal("'version.message' must be a string.")
         _, body = v2_body(req["body"])
         page = store.page(str(int(raw_id)))
-        if page is None or page["status"] not in ("current", "draft"):
+        # the v2 spec: 404 also when you cannot see the page or may not edit in its space
+        if page is None or page["status"] not in ("current", "draft") \
+                or not perms.page_visible(ctx, page) \
+                or not perms.allowed(ctx, "space", page["spaceKey"], "add_page"):
             raise Refusal("Not Found", 404, "NOT_FOUND")
         if req.get("spaceId") is not None and _v2_id(req["spaceId"], "spaceId") != page["spaceId"]:
             raise Refusal("Moving a page to a different space is not supported.")
@@ -249,7 +278,9 @@ async def v2_update_page(ctx: Ctx):
         parent: str | None | bool = False
         if req.get("parentId") is not None:
             parent = _v2_id(req["parentId"], "parentId")
-        page = store.update_page(page, number, title, body, parent, ctx.account_id, message)
+            v2_parent(ctx, store, parent)
+        page = store.update_page(page, number, title, body, parent, ctx.account_id, message,
+                                 visible=caller_sees(ctx))
     except Refusal as e:
         return v2_refusal(e)
     except ContentError as e:
@@ -273,8 +304,15 @@ def dc_content_error(e: ContentError):
     return rest_error(e.status, e.message, reason)
 
 
+# Confluence DC's PermissionException text for a create without Add Page
+# (atlassian-python-api#1010; 403 on create, #701); the update text is reconstructed.
+DC_NO_CREATE = "Could not create content with type page"
+DC_NO_UPDATE = "Could not update content with type page"
+
+
 def dc_refusal(e: Refusal):
-    reason = {400: "Bad Request", 404: "Not Found", 415: "Unsupported Media Type"}.get(e.status, "Bad Request")
+    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+              415: "Unsupported Media Type"}.get(e.status, "Bad Request")
     return rest_error(e.status, e.message, reason)
 
 
@@ -370,9 +408,13 @@ async def dc_create_content(ctx: Ctx):
         parent_id = dc_parent(req["ancestors"]) if req.get("ancestors") is not None else None
         body = dc_body(req["body"]) if req.get("body") is not None else None
         space = ctx.data.space_by_key.get(space_ref["key"])
-        if space is None:
+        if not perms.can_view_space(ctx, space):
             raise Refusal(f"No space with key : {space_ref['key']}", 404)
-        page = store.create_page(space, title, parent_id, body or "", "current", ctx.user["name"])
+        if not perms.allowed(ctx, "space", space["key"], "add_page"):
+            raise Refusal(DC_NO_CREATE, 403)
+        v2_parent(ctx, store, parent_id)
+        page = store.create_page(space, title, parent_id, body or "", "current", ctx.user["name"],
+                                 visible=caller_sees(ctx))
     except Refusal as e:
         return dc_refusal(e)
     except ContentError as e:
@@ -391,8 +433,10 @@ async def dc_update_content(ctx: Ctx):
     store = ctx.state.confluence_store("dc")
     cid = ctx.params["contentId"]
     page = store.page(cid)
-    if page is None or page["status"] != "current":
+    if page is None or page["status"] != "current" or not perms.page_visible(ctx, page):
         return rest_error(404, f"No content found with id: ContentId{{id={cid}}}", "Not Found")
+    if not perms.allowed(ctx, "space", page["spaceKey"], "add_page"):
+        return rest_error(403, DC_NO_UPDATE, "Forbidden")
     try:
         req = await _dc_read(ctx)
         if req.get("id") is not None and str(req["id"]) != page["id"]:
@@ -416,8 +460,10 @@ async def dc_update_content(ctx: Ctx):
             if not isinstance(sref, dict) or sref.get("key") != page["spaceKey"]:
                 raise Refusal("Moving content to another space is not supported on update.")
         body = dc_body(req["body"]) if req.get("body") is not None else None
+        if parent:
+            v2_parent(ctx, store, parent)
         page = store.update_page(page, version["number"], title, body, parent, ctx.user["name"],
-                                 str(message), minor)
+                                 str(message), minor, visible=caller_sees(ctx))
     except Refusal as e:
         return dc_refusal(e)
     except ContentError as e:

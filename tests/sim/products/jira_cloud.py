@@ -3,6 +3,7 @@ behind the gateway (OAuth, scoped API token) and on the site URL (API-token Basi
 
 from __future__ import annotations
 
+from .. import permissions as perms
 from ..cloud import Ctx, handler
 from ..data import cloud_user_matches, issue_type, user_sort_key
 from ..util import json_response
@@ -20,7 +21,7 @@ PROJECT_ORDER = {"category", "key", "name", "owner", "issueCount", "lastIssueUpd
 
 
 def _project_or_404(ctx: Ctx, id_or_key: str):
-    p = ctx.data.project(id_or_key)
+    p = perms.visible_project(ctx, id_or_key)        # a project you cannot browse does not exist
     if p is None:
         what = "id" if id_or_key.isdigit() else "key"
         return None, jira_error(404, f"No project could be found with {what} '{id_or_key}'.")
@@ -81,7 +82,7 @@ async def search_projects(ctx: Ctx):
     except BadParam as e:
         return jira_error(400, str(e))
     projects = []
-    for p in ctx.data.projects:
+    for p in perms.browsable(ctx, ctx.data.projects):
         status = "archived" if p["archived"] else "live"
         if status not in statuses:
             continue
@@ -173,13 +174,19 @@ def _meta_error(message: str):
                           "httpStatusCode": {"empty": False, "present": True}}, status=400)
 
 
+def _meta_project(ctx: Ctx):
+    """Create metadata covers the projects the caller may create issues in."""
+    p = perms.visible_project(ctx, ctx.params["projectIdOrKey"])
+    return p if p is not None and perms.allowed(ctx, "project", p["key"], "create") else None
+
+
 @handler(SPEC, "GET", "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes")
 async def createmeta_issuetypes(ctx: Ctx):
     try:
         start_at, max_results = _createmeta_paging(ctx)
     except BadParam as e:
         return _meta_error(str(e))
-    p = ctx.data.project(ctx.params["projectIdOrKey"])
+    p = _meta_project(ctx)
     if p is None:
         return _meta_error(f"Project with key or id '{ctx.params['projectIdOrKey']}' does not exist "
                            "or you do not have permission to create issues in it.")
@@ -195,7 +202,7 @@ async def createmeta_fields(ctx: Ctx):
         start_at, max_results = _createmeta_paging(ctx)
     except BadParam as e:
         return _meta_error(str(e))
-    p = ctx.data.project(ctx.params["projectIdOrKey"])
+    p = _meta_project(ctx)
     if p is None:
         return _meta_error(f"Project with key or id '{ctx.params['projectIdOrKey']}' does not exist "
                            "or you do not have permission to create issues in it.")
@@ -226,9 +233,10 @@ async def user_picker(ctx: Ctx):
     show_avatar = bool_param(q, "showAvatar")
     needle = query.strip().lower()
     hidden_exact = ctx.quirks.get("hidden_email_exact_match", True)
+    hiding = ctx.quirks.get("cloud_hidden_emails", True)
     matches = [u for u in sorted(ctx.directory(), key=user_sort_key)
                if u["active"] and u["accountId"] not in excluded
-               and cloud_user_matches(u, needle, hidden_exact)]
+               and cloud_user_matches(u, needle, hidden_exact, hiding)]
     shown = matches[:max_results]
     users = []
     for u in shown:
@@ -261,17 +269,18 @@ async def assignable_users(ctx: Ctx):
         return jira_error(400, str(e))
     if issue_ref and not project_ref:
         return jira_error(404, "Issue does not exist or you do not have permission to see it.")
-    p = ctx.data.project(project_ref)
+    p = perms.visible_project(ctx, project_ref)
     if p is None or p["archived"]:
         return jira_error(404, f"No project could be found with key or id '{project_ref}'.")
     hidden_exact = ctx.quirks.get("hidden_email_exact_match", True)
+    hiding = ctx.quirks.get("cloud_hidden_emails", True)
     if account_id is not None:
         candidates = [u for u in ctx.directory() if u["accountId"] == account_id]
     else:
         needle = query.strip().lower()
         candidates = [u for u in sorted(ctx.directory(), key=user_sort_key)
-                      if cloud_user_matches(u, needle, hidden_exact)]
+                      if cloud_user_matches(u, needle, hidden_exact, hiding)]
     # "takes the users in the range defined by startAt and maxResults, up to the thousandth
     # user, and then returns only the users from that range that can be assigned"
     window = candidates[:USER_SEARCH_WINDOW][start_at:start_at + max_results]
-    return json_response([user_json(ctx, u) for u in window if u["active"]])
+    return json_response([user_json(ctx, u) for u in window if perms.assignable(ctx, p, u)])

@@ -107,19 +107,49 @@ def user_self(ctx: Ctx, user: dict) -> str:
     return f"{api(ctx)}/user?username={quote(user['name'], safe='')}"
 
 
+def cloud_email_hidden(ctx: Ctx, user: dict) -> bool:
+    """A Cloud user's profile visibility hides its email (quirk `cloud_hidden_emails` off: no one's)."""
+    return ctx.quirks.get("cloud_hidden_emails", True) and not user.get("email_visible", True)
+
+
+def dc_email_visibility(ctx: Ctx) -> str:
+    """The Jira DC instance's `jira.option.emailvisible`: show | mask | hide."""
+    return ctx.instance.email_visibility if ctx.instance is not None else "show"
+
+
+def email_searchable(ctx: Ctx) -> bool:
+    """Jira DC matches emails in user searches only when it may show them (hidden: never)."""
+    return dc_email_visibility(ctx) != "hide"
+
+
+def masked(email: str) -> str:
+    """Jira's masked form: `ben dot abbott at corp dot test`."""
+    return email.replace("@", " at ").replace(".", " dot ")
+
+
+def shown_email(ctx: Ctx, user: dict) -> str | None:
+    """The email address as this deployment shows it to the caller (None: absent)."""
+    email = user.get("emailAddress")
+    if ctx.flavour == "cloud":
+        return None if cloud_email_hidden(ctx, user) else email
+    vis = dc_email_visibility(ctx)
+    if vis == "hide" or not email:
+        return None           # the member is left out (pycontribs/jira#170, #190)
+    return masked(email) if vis == "mask" else email
+
+
 def user_json(ctx: Ctx, user: dict, summary: bool = False) -> dict:
     """Cloud `User` / DC `UserBean`; `summary` = the short form used inside other objects."""
     out: dict = {"self": user_self(ctx, user)}
     if ctx.flavour == "cloud":
         out["accountId"] = user["accountId"]
         out["accountType"] = user.get("accountType", "atlassian")
-        if user.get("email_visible", True) and not summary:
-            out["emailAddress"] = user["emailAddress"]
     else:
         out["key"] = user["key"]
         out["name"] = user["name"]
-        if not summary:
-            out["emailAddress"] = user["emailAddress"]
+    email = shown_email(ctx, user)
+    if email is not None and not summary:
+        out["emailAddress"] = email
     out["avatarUrls"] = avatar_urls(ctx, user)
     out["displayName"] = user["displayName"]
     out["active"] = bool(user["active"])
@@ -137,9 +167,7 @@ def ref_user_json(ctx: Ctx, ref: str | None, summary: bool = True) -> dict | Non
 
 
 def visible_email(ctx: Ctx, user: dict) -> str | None:
-    if ctx.flavour == "dc" or user.get("email_visible", True):
-        return user.get("emailAddress")
-    return None
+    return shown_email(ctx, user)
 
 
 def picker_html(ctx: Ctx, user: dict, q: str) -> str:

@@ -9,11 +9,13 @@ shows one object), createmeta pages list under `values` with `startAt`/`maxResul
 
 from __future__ import annotations
 
+from .. import permissions as perms
 from ..cloud import Ctx, handler
 from ..data import PRIORITIES, dc_user_matches, issue_type, user_sort_key
 from ..dc import require_user
 from ..util import json_response
-from .jira_common import (BadParam, api, bool_param, component_json, expand_param, fields_for,
+from .jira_common import (BadParam, api, bool_param, component_json, email_searchable,
+                          expand_param, fields_for,
                           int_param, issuetype_json, jira_error, list_param, picker_html,
                           priority_json, project_json, single, user_json)
 
@@ -23,7 +25,7 @@ PICKER_MAX = 1000
 
 
 def _project_or_404(ctx: Ctx, id_or_key: str):
-    p = ctx.data.project(id_or_key)
+    p = perms.visible_project(ctx, id_or_key)        # a project you cannot browse does not exist
     if p is None:
         what = "id" if id_or_key.isdigit() else "key"
         return None, jira_error(404, f"No project could be found with {what} '{id_or_key}'.")
@@ -55,7 +57,8 @@ async def get_all_projects(ctx: Ctx):
     q = ctx.request.query
     include_archived = bool_param(q, "includeArchived")
     expand = expand_param(q)
-    projects = [p for p in ctx.data.projects if include_archived or not p["archived"]]
+    projects = [p for p in perms.browsable(ctx, ctx.data.projects)
+                if include_archived or not p["archived"]]
     recent = single(q, "recent")
     if recent is not None:
         try:
@@ -101,8 +104,8 @@ def _values_page(ctx: Ctx, items: list, render) -> dict:
 
 
 def _meta_project(ctx: Ctx):
-    p = ctx.data.project(ctx.params["projectIdOrKey"])
-    if p is None:
+    p = perms.visible_project(ctx, ctx.params["projectIdOrKey"])
+    if p is None or not perms.allowed(ctx, "project", p["key"], "create"):
         return None, jira_error(400, f"Project with key or id '{ctx.params['projectIdOrKey']}' "
                                      "does not exist or you do not have permission to view it.")
     return p, None
@@ -157,7 +160,8 @@ async def user_picker(ctx: Ctx):
     excluded = {x.lower() for x in list_param(q, "exclude")}
     show_avatar = bool_param(q, "showAvatar")
     matches = [u for u in sorted(ctx.directory(), key=user_sort_key)
-               if u["active"] and u["name"].lower() not in excluded and dc_user_matches(u, needle)]
+               if u["active"] and u["name"].lower() not in excluded
+               and dc_user_matches(u, needle, email_searchable(ctx))]
     shown = matches[:max_results]
     users = []
     for u in shown:
@@ -186,12 +190,12 @@ async def assignable_users(ctx: Ctx):
         return jira_error(400, str(e))
     if issue_key and not project_ref:
         return jira_error(404, "Issue Does Not Exist")
-    p = ctx.data.project(project_ref)
+    p = perms.visible_project(ctx, project_ref)
     if p is None or p["archived"]:
         return jira_error(404, f"No project could be found with key or id '{project_ref}'.")
     needle = (single(q, "username") or "").strip().lower()
     matches = [u for u in sorted(ctx.directory(), key=user_sort_key)
-               if u["active"] and dc_user_matches(u, needle)]
+               if perms.assignable(ctx, p, u) and dc_user_matches(u, needle, email_searchable(ctx))]
     return json_response([user_json(ctx, u) for u in matches[:max_results]])
 
 

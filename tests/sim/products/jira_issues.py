@@ -6,7 +6,7 @@ a required field missing (unless it has a default, which is then applied), a val
 shape or not among the allowed values — each is an entry in `errors` keyed by field id, as Jira
 reports them. Cloud v3 rich text (`description`) must be an ADF document (see adf.py); DC v2
 takes a string. Users: Cloud `{"accountId"}` (or `{"id"}`), DC `{"name"}`; an assignee must be
-assignable (an active user).
+assignable (active, with Browse and Assignable User in the project: permissions.py).
 
 Bulk (`issue/bulk`, at most 50): every element is validated and created on its own, in order;
 201 `{"issues":[...],"errors":[...]}` when at least one was created, 400 with the same body when
@@ -23,6 +23,7 @@ import re
 
 from aiohttp import web
 
+from .. import permissions as perms
 from ..cloud import Ctx, handler
 from ..data import PRIORITIES, create_fields, issue_type
 from ..dc import require_user
@@ -42,6 +43,10 @@ BULK_BEAN = "com.atlassian.jira.rest.v2.issue.IssuesUpdateBean"
 NOT_ON_SCREEN = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
 ADF_REQUIRED = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
 NOT_FOUND = "Issue does not exist or you do not have permission to see it."
+# mozilla/jira-bugzilla-integration#105 (the 403 body of DELETE issue without Delete Issues)
+NO_DELETE = "You do not have permission to delete issues in this project."
+# reconstructed: the spec says "400 ... is by a user who does not have the necessary permission"
+NO_CREATE = "You do not have permission to create issues in this project."
 SUMMARY_MAX = 255
 LABEL_MAX = 255
 SEARCH_MAX_CLOUD_FIELDS = 100
@@ -130,7 +135,7 @@ def _resolve_project(ctx: Ctx, value):
         p = ctx.data.project_by_key.get(ref)
     else:
         return None
-    return None if p is None or p["archived"] else p
+    return None if p is None or p["archived"] or not perms.can_browse(ctx, p) else p
 
 
 def _resolve_issuetype(p: dict, value):
@@ -142,7 +147,8 @@ def _resolve_issuetype(p: dict, value):
     return None
 
 
-def _user(ctx: Ctx, fid: str, value, assign: bool, errors: dict) -> str | None:
+def _user(ctx: Ctx, fid: str, value, project: dict | None, errors: dict) -> str | None:
+    """A user field's reference; `project` for the assignee (who must be assignable there)."""
     if ctx.flavour == "cloud":
         kind, ref = _ref_id(value, "accountId", "id")
         if kind is None or not isinstance(ref, str):
@@ -162,7 +168,7 @@ def _user(ctx: Ctx, fid: str, value, assign: bool, errors: dict) -> str | None:
             errors[fid] = f"User '{ref}' does not exist."
             return None
         ref = user["name"]
-    if assign and not user.get("active", True):
+    if project is not None and not perms.assignable(ctx, project, user):
         errors[fid] = f"User '{ref}' cannot be assigned issues."
         return None
     return ref
@@ -247,6 +253,8 @@ def validate(ctx: Ctx, store, fields: dict):
     p = _resolve_project(ctx, fields.get("project"))
     if p is None:
         errors["project"] = "Specify a valid project ID or key"
+    elif not perms.allowed(ctx, "project", p["key"], "create"):
+        raise Invalid(errors={"project": NO_CREATE})
     it = None
     if fields.get("issuetype") is None:
         errors["issuetype"] = "Specify an issue type"
@@ -306,7 +314,7 @@ def validate(ctx: Ctx, store, fields: dict):
         elif fid == "components":
             values[fid] = _components(f, v, errors)
         elif fid in ("assignee", "reporter"):
-            values[fid] = _user(ctx, fid, v, fid == "assignee", errors)
+            values[fid] = _user(ctx, fid, v, p if fid == "assignee" else None, errors)
         elif fid == "duedate":
             ok = isinstance(v, str) and DATE.match(v)
             if ok:
@@ -515,13 +523,21 @@ async def create_issues(ctx: Ctx):
     return json_response({"issues": issues, "errors": errors}, status=201 if issues else 400)
 
 
+def visible_issue(ctx: Ctx, store) -> dict | None:
+    """The issue of the path, None when it does not exist or its project may not be browsed."""
+    issue = store.find(ctx.params["issueIdOrKey"])
+    if issue is None or not perms.can_browse(ctx, ctx.data.project(issue["projectKey"])):
+        return None
+    return issue
+
+
 async def get_issue(ctx: Ctx):
     if ctx.flavour == "dc":
         denied = require_user(ctx)
         if denied:
             return denied
     store = store_of(ctx)
-    issue = store.find(ctx.params["issueIdOrKey"])
+    issue = visible_issue(ctx, store)
     if issue is None:
         return jira_error(404, NOT_FOUND)
     include, exclude = wanted_fields(list_param(ctx.request.query, "fields"), default_all=True)
@@ -534,9 +550,11 @@ async def delete_issue(ctx: Ctx):
         if denied:
             return denied
     store = store_of(ctx)
-    issue = store.find(ctx.params["issueIdOrKey"])
+    issue = visible_issue(ctx, store)
     if issue is None:
         return jira_error(404, NOT_FOUND)
+    if not perms.allowed(ctx, "project", issue["projectKey"], "delete"):
+        return jira_error(403, NO_DELETE)
     with_subtasks = (single(ctx.request.query, "deleteSubtasks") or "false").lower() == "true"
     if issue["subtasks"] and not with_subtasks:
         return jira_error(400, f"The issue '{issue['key']}' has subtasks.  You must specify the "
@@ -554,8 +572,8 @@ def run_jql(ctx: Ctx, store, text: str) -> list[dict]:
     def resolve(field, value, label):
         if field == "project":
             v = value.lower()
-            p = next((p for p in ds.projects if p["key"].lower() == v or p["id"] == value
-                      or p["name"].lower() == v), None)
+            p = next((p for p in perms.browsable(ctx, ds.projects) if p["key"].lower() == v
+                      or p["id"] == value or p["name"].lower() == v), None)
             if p is None:
                 raise jql.JqlError(f"The value '{value}' does not exist for the field '{label}'.")
             return p["key"]
@@ -594,7 +612,9 @@ def run_jql(ctx: Ctx, store, text: str) -> list[dict]:
             raise AssertionError(field)
         return facts
 
-    hits = [i for i in store.issues.values() if jql.matches(bound, facts_of(i))]
+    browsable = {p["key"] for p in perms.browsable(ctx, ds.projects)}
+    hits = [i for i in store.issues.values()
+            if i["projectKey"] in browsable and store.indexed(i) and jql.matches(bound, facts_of(i))]
     if not order:
         order = [("created", True)]
     for field, desc in reversed(order):
