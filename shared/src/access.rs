@@ -10,11 +10,11 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::atlassian::session::TokenRenewal;
+use crate::atlassian::session::{CredentialWatch, TokenRenewal};
 use crate::atlassian::{AtlassianError, Credentials, Flavour, OidcClient, OidcToken, Session, Transport};
 use crate::credentials::{ClientAuthMethod, ConnectionAuth};
 use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, TenantId};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::oauth::{TokenError, TokenProvider};
 use crate::store::{ConnectionStore, CredentialStore, StoreError};
 
@@ -38,16 +38,41 @@ pub enum AccessError {
 
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
-        match e {
-            AccessError::NotConnected(_) => ApiError::conflict("not_connected", e.to_string()),
-            AccessError::SiteSelectionRequired(_) => ApiError::conflict("site_selection_required", e.to_string()),
+        let code = match &e {
+            AccessError::NotConnected(_) => ErrorCode::NotConnected,
+            AccessError::SiteSelectionRequired(_) => ErrorCode::SiteSelectionRequired,
             AccessError::ReconnectRequired(_) | AccessError::Token(TokenError::ReconnectRequired(_)) => {
-                ApiError::conflict("reconnect_required", e.to_string())
+                ErrorCode::ReconnectRequired
             }
-            AccessError::InvalidCredentials(_) => ApiError::conflict("invalid_credentials", e.to_string()),
-            AccessError::Token(TokenError::RefreshFailed(_)) => ApiError::unavailable(e.to_string(), Some(5)),
-            AccessError::Token(TokenError::Store(e)) | AccessError::Store(e) => e.into(),
-            AccessError::Upstream(e) => e.into(),
+            AccessError::InvalidCredentials(_) => ErrorCode::InvalidCredentials,
+            AccessError::Token(TokenError::RefreshFailed(_)) => {
+                return ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string()).with_retry_after(5);
+            }
+            AccessError::Token(TokenError::Store(_)) | AccessError::Store(_) => {
+                return match e {
+                    AccessError::Token(TokenError::Store(e)) | AccessError::Store(e) => e.into(),
+                    _ => ApiError::internal(),
+                };
+            }
+            AccessError::Upstream(_) => {
+                return match e {
+                    AccessError::Upstream(e) => e.into(),
+                    _ => ApiError::internal(),
+                };
+            }
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<TokenError> for AtlassianError {
+    /// A refresh during a request: a refused grant is already recorded by the token provider.
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::ReconnectRequired(product) => {
+                AtlassianError::CredentialsRefused { product, status: ConnectionStatus::ReconnectRequired }
+            }
+            other => AtlassianError::RefreshFailed(other.to_string()),
         }
     }
 }
@@ -64,7 +89,7 @@ pub struct Connector {
     api_base: Url,
     connections: Arc<dyn ConnectionStore>,
     credentials: Arc<dyn CredentialStore>,
-    tokens: TokenProvider,
+    tokens: Arc<TokenProvider>,
     oidc: Arc<OidcClient>,
     oidc_cache: Arc<OidcCache>,
 }
@@ -83,7 +108,7 @@ impl Connector {
             api_base,
             connections,
             credentials,
-            tokens,
+            tokens: Arc::new(tokens),
             oidc_cache: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -117,7 +142,9 @@ impl Connector {
                 connection.product,
                 Flavour::Cloud,
                 Credentials::Bearer(token),
-            );
+            )
+            .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }))
+            .with_watch(self.watch(connection));
             // Links in answers point at the site people open, not at the API gateway.
             return Ok(match Url::parse(&site.url) {
                 Ok(site_url) => session.with_web_root(site_url),
@@ -134,7 +161,13 @@ impl Connector {
             connection.base_url.as_deref().ok_or_else(|| StoreError::Corrupt("connection has no base URL".into()))?;
         let base = Url::parse(base_url).map_err(|e| StoreError::Corrupt(format!("base URL: {e}")))?;
         let cache_key = format!("{}#{}", connection.secret_name, stored.version);
-        self.session_with(connection.deployment, connection.product, base, &auth, Some(cache_key)).await
+        let session =
+            self.session_with(connection.deployment, connection.product, base, &auth, Some(cache_key)).await?;
+        Ok(session.with_watch(self.watch(connection)))
+    }
+
+    fn watch(&self, connection: &Connection) -> Arc<dyn CredentialWatch> {
+        Arc::new(ConnectionWatch { connections: self.connections.clone(), connection: connection.clone() })
     }
 
     /// A session for credentials that are not stored (yet): registration verifies with it.
@@ -177,7 +210,7 @@ impl Connector {
                 });
                 let token = match renewal.cached() {
                     Some(token) => token,
-                    None => renewal.renew().await?,
+                    None => renewal.fetch().await?,
                 };
                 session(Credentials::Bearer(token)).with_renewal(renewal)
             }
@@ -185,39 +218,79 @@ impl Connector {
     }
 }
 
-impl Connector {
-    /// Maps an Atlassian failure for a stored connection once for every route: 401/403 mean the
-    /// grant or credentials no longer work, so the connection's status records it and callers get
-    /// 409 with what to do; the rest maps as usual.
-    pub async fn refused(&self, tenant: &TenantId, product: Product, error: AtlassianError) -> ApiError {
-        if !matches!(error, AtlassianError::Api { status: 401 | 403, .. }) {
-            return error.into();
-        }
-        tracing::warn!(error = %error, "Atlassian refused the connection's credentials");
-        let connection = match self.connections.get(tenant, product).await {
-            Ok(Some(connection)) => connection,
-            Ok(None) => return AccessError::NotConnected(product).into(),
-            Err(e) => return e.into(),
-        };
-        let recorded = if connection.auth_type == AuthType::Oauth2 {
-            self.connections.mark_reconnect_required(tenant, &connection.grant_id, OffsetDateTime::now_utc()).await
+/// Records what a persisting 401 means for a stored connection, in one place for every route
+/// and event. A 403 never comes here: it is the connected user lacking a permission.
+struct ConnectionWatch {
+    connections: Arc<dyn ConnectionStore>,
+    connection: Connection,
+}
+
+#[async_trait::async_trait]
+impl CredentialWatch for ConnectionWatch {
+    async fn refused(&self) -> ConnectionStatus {
+        let c = &self.connection;
+        let now = OffsetDateTime::now_utc();
+        let recorded = if c.auth_type == AuthType::Oauth2 {
+            // The session refreshed before this 401, so the grant itself still works. On a consent
+            // shared by Jira and Confluence, one product's refusal does not prove the grant dead:
+            // leave both connected (and when we can't tell, don't disable anything).
+            match self.connections.list(&c.tenant).await {
+                Ok(all) if all.iter().all(|o| o.product == c.product || o.grant_id != c.grant_id) => self
+                    .connections
+                    .mark_reconnect_required(&c.tenant, &c.grant_id, now)
+                    .await
+                    .map(|()| ConnectionStatus::ReconnectRequired),
+                Ok(_) => return ConnectionStatus::Connected,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not tell whether the grant is shared; status unchanged");
+                    return ConnectionStatus::Connected;
+                }
+            }
         } else {
             let verification = crate::store::Verification {
-                at: OffsetDateTime::now_utc(),
+                at: now,
                 status: ConnectionStatus::InvalidCredentials,
                 acting_as: None,
-                secret_name: connection.secret_name.clone(),
+                secret_name: c.secret_name.clone(),
             };
-            self.connections.record_verified(tenant, product, &verification).await
+            self.connections
+                .record_verified(&c.tenant, c.product, &verification)
+                .await
+                .map(|()| ConnectionStatus::InvalidCredentials)
         };
-        if let Err(e) = recorded {
-            return e.into();
+        match recorded {
+            Ok(status) => {
+                tracing::warn!(product = %c.product, status = ?status, "connection marked after a persisting 401");
+                status
+            }
+            Err(e) => {
+                // The caller still learns what to do; the next refusal records it.
+                tracing::error!(error = %e, "could not record the refused credentials");
+                if c.auth_type == AuthType::Oauth2 {
+                    ConnectionStatus::ReconnectRequired
+                } else {
+                    ConnectionStatus::InvalidCredentials
+                }
+            }
         }
-        if connection.auth_type == AuthType::Oauth2 {
-            AccessError::ReconnectRequired(product).into()
-        } else {
-            AccessError::InvalidCredentials(product).into()
-        }
+    }
+}
+
+/// Renews an OAuth access token that Atlassian refused, through the token provider's
+/// single-refresher lease.
+struct OAuthRenewal {
+    tokens: Arc<TokenProvider>,
+    connection: Connection,
+}
+
+#[async_trait::async_trait]
+impl TokenRenewal for OAuthRenewal {
+    async fn renew(&self, rejected: &Credentials) -> Result<SecretString, AtlassianError> {
+        let rejected = match rejected {
+            Credentials::Bearer(token) => Some(token),
+            Credentials::Basic { .. } => None,
+        };
+        Ok(self.tokens.renewed_token(&self.connection, rejected).await?)
     }
 }
 
@@ -246,7 +319,13 @@ impl OidcRenewal {
 
 #[async_trait::async_trait]
 impl TokenRenewal for OidcRenewal {
-    async fn renew(&self) -> Result<SecretString, AtlassianError> {
+    async fn renew(&self, _rejected: &Credentials) -> Result<SecretString, AtlassianError> {
+        self.fetch().await
+    }
+}
+
+impl OidcRenewal {
+    async fn fetch(&self) -> Result<SecretString, AtlassianError> {
         let token = self
             .client
             .fetch(

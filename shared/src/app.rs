@@ -14,6 +14,7 @@ use crate::access::Connector;
 use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
+use crate::error::{ApiError, ErrorCode};
 use crate::events::{Delivery, EventBridgeBus, EventBus, PublishFailed, Trigger};
 use crate::http::HttpResponse;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
@@ -132,7 +133,7 @@ impl App {
 async fn traced<H, F>(app: Arc<App>, req: Request, handler: &H) -> HttpResponse
 where
     H: Fn(Arc<App>, Request) -> F,
-    F: Future<Output = Result<HttpResponse, crate::error::ApiError>>,
+    F: Future<Output = Result<HttpResponse, ApiError>>,
 {
     use tracing::Instrument;
     let span = tracing::info_span!("request", tenant = tracing::field::Empty);
@@ -207,8 +208,8 @@ pub struct Job<T> {
 pub enum JobResult {
     /// Emit this event (`Page Published`, `Issues Created`).
     Done { detail_type: &'static str, detail: serde_json::Value },
-    /// Emit `Publish Failed`; a retryable failure also asks for a redelivery.
-    Failed { retryable: bool, reason: String },
+    /// Emit `Publish Failed`; when the code is one that is retried, also ask for a redelivery.
+    Failed(ApiError),
 }
 
 /// The life of one incoming event, the same for every job: ignore other types, refuse malformed
@@ -242,25 +243,28 @@ where
         let field = |key: &str| envelope.detail.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         let (tenant, idempotency_key) = (field("tenant_id"), field("idempotency_key"));
         tracing::Span::current().record("tenant", tenant.as_str());
-        let refuse = |reason: String| crate::events::PublishFailed {
+        let failed = |error: ApiError| PublishFailed {
             tenant_id: tenant.clone(),
             idempotency_key: idempotency_key.clone(),
             job: job.to_owned(),
-            retryable: false,
-            reason,
+            retryable: error.retried(),
+            code: error.code,
+            reason: error.message,
         };
         let detail: T = match serde_json::from_value(envelope.detail.clone()) {
             Ok(detail) => detail,
-            Err(e) => return publish_failed(&app, refuse(format!("the event is malformed: {e}"))).await,
+            Err(e) => {
+                let error = ApiError::new(ErrorCode::InvalidRequest, format!("the event is malformed: {e}"));
+                return publish_failed(&app, failed(error)).await;
+            }
         };
         let Ok(tenant_id) = TenantId::parse(&tenant) else {
-            return publish_failed(&app, refuse("tenant_id is not a valid tenant id".into())).await;
+            let error = ApiError::new(ErrorCode::InvalidTenant, "tenant_id is not a valid tenant id");
+            return publish_failed(&app, failed(error)).await;
         };
         match run(app.clone(), Job { tenant: tenant_id, idempotency_key: idempotency_key.clone(), detail }).await {
             JobResult::Done { detail_type, detail } => publish(&app, detail_type, &detail).await,
-            JobResult::Failed { retryable, reason } => {
-                publish_failed(&app, PublishFailed { retryable, ..refuse(reason) }).await
-            }
+            JobResult::Failed(error) => publish_failed(&app, failed(error)).await,
         }
     }
     .instrument(span)

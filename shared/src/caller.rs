@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn no_authorizer_is_unauthorized() {
         let err = authorize(&request(""), "tenant_id", "acme", BridgeScope::Read).unwrap_err();
-        assert_eq!(err.status.as_u16(), 401);
+        assert_eq!(err.status().as_u16(), 401);
     }
 
     #[test]
@@ -104,14 +104,14 @@ mod tests {
     fn another_tenant_is_forbidden() {
         let req = with_claims(r#"{"tenant_id":"other","scope":"bridge:admin"}"#);
         let err = authorize(&req, "tenant_id", "acme", BridgeScope::Admin).unwrap_err();
-        assert_eq!(err.status.as_u16(), 403);
+        assert_eq!(err.status().as_u16(), 403);
     }
 
     #[test]
     fn a_missing_scope_is_forbidden_even_when_a_prefix_matches() {
         let req = with_claims(r#"{"tenant_id":"acme","scope":"bridge:read bridge:adminx"}"#);
         let err = authorize(&req, "tenant_id", "acme", BridgeScope::Admin).unwrap_err();
-        assert_eq!(err.status.as_u16(), 403);
+        assert_eq!(err.status().as_u16(), 403);
         assert!(err.message.contains("bridge:admin"));
     }
 

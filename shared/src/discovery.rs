@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::atlassian::jira::{CreateMetaField, create_meta_fields, create_meta_issue_types, encode};
 use crate::atlassian::{AtlassianError, Flavour, Session, confluence};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Items per page we ask Atlassian for (Cloud caps project search at 100).
 const PAGE: usize = 50;
@@ -31,7 +31,7 @@ impl Cursor {
 
     pub fn decode(value: &str) -> Result<Self, ApiError> {
         B64.decode(value).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", "cursor is not one this API returned; start without it")
+            ApiError::new(ErrorCode::InvalidCursor, "cursor is not one this API returned; start without it")
         })
     }
 
@@ -480,24 +480,22 @@ pub async fn assignable_users(
 /// `/priority/search` needs `manage:jira-configuration`, which we do not ask for; so Cloud needs
 /// (project, issue type). Server/DC: `/priority`.
 pub async fn priorities(session: &Session, scope: Option<(&str, &str)>) -> Result<PriorityList, AtlassianError> {
-    let values: Vec<Value> = match (session.flavour(), scope) {
-        (Flavour::Cloud, Some((project, issue_type))) => create_meta_fields(session, project, issue_type)
-            .await?
-            .into_iter()
-            .find(|f| f.field_id == "priority")
-            .and_then(|f| f.allowed_values)
-            .unwrap_or_default(),
-        (Flavour::Cloud, None) => {
-            return Err(AtlassianError::Api {
-                status: 400,
-                payload: crate::atlassian::ErrorPayload::Text(
+    let values: Vec<Value> =
+        match (session.flavour(), scope) {
+            (Flavour::Cloud, Some((project, issue_type))) => create_meta_fields(session, project, issue_type)
+                .await?
+                .into_iter()
+                .find(|f| f.field_id == "priority")
+                .and_then(|f| f.allowed_values)
+                .unwrap_or_default(),
+            (Flavour::Cloud, None) => {
+                return Err(AtlassianError::api(400, crate::atlassian::ErrorPayload::Text(
                     "on Jira Cloud, priorities come from an issue type's create screen: pass project and issue_type"
                         .into(),
-                ),
-            });
-        }
-        (Flavour::DataCenter, _) => session.get_json(&session.jira_path("priority")).await?,
-    };
+                )));
+            }
+            (Flavour::DataCenter, _) => session.get_json(&session.jira_path("priority")).await?,
+        };
     let items = values
         .iter()
         .filter_map(|p| Some(Priority { id: str_of(p, "id")?, name: str_of(p, "name").unwrap_or_default() }))

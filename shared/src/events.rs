@@ -130,8 +130,10 @@ pub struct PublishFailed {
     pub idempotency_key: String,
     /// `page` or `issues`.
     pub job: String,
-    /// Whether delivering the same event again may succeed.
+    /// Whether delivering the same event again may succeed (the error code's `retried`).
     pub retryable: bool,
+    /// The error code, as the HTTP API would answer it.
+    pub code: crate::error::ErrorCode,
     /// What went wrong, for a person.
     pub reason: String,
 }

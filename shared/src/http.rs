@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub type HttpResponse = Response<Body>;
 
@@ -19,7 +19,7 @@ pub fn route_key(req: &Request) -> Option<&str> {
 
 /// The answer for a route key this function does not serve (a routing mistake in the deployment).
 pub fn unknown_route() -> ApiError {
-    ApiError::not_found("unknown_route", "this function does not serve that route")
+    ApiError::new(ErrorCode::UnknownRoute, "this function does not serve that route")
 }
 
 /// The Idempotency-Key header: required where a retried request must be recognised as the same.
@@ -31,7 +31,7 @@ pub fn idempotency_key(req: &Request) -> Result<String, ApiError> {
         .filter(|k| (1..=255).contains(&k.len()))
         .map(str::to_owned)
         .ok_or_else(|| {
-            ApiError::bad_request("idempotency_key_required", "send an Idempotency-Key header (1 to 255 characters)")
+            ApiError::new(ErrorCode::IdempotencyKeyRequired, "send an Idempotency-Key header (1 to 255 characters)")
         })
 }
 
@@ -40,7 +40,7 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
     req.path_parameters_ref()
         .and_then(|p| p.first(name))
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::bad_request("invalid_request", format!("path parameter {name} is missing")))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, format!("path parameter {name} is missing")))
 }
 
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
@@ -52,9 +52,9 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("invalid_request", "a JSON request body is required"));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "a JSON request body is required"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("invalid_request", format!("request body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
@@ -85,7 +85,7 @@ pub fn redirect(location: &str) -> HttpResponse {
 }
 
 pub fn error(err: &ApiError) -> HttpResponse {
-    let mut resp = json(err.status, &err.body());
+    let mut resp = json(err.status(), &err.body());
     if let Some(secs) = err.retry_after {
         if let Ok(value) = secs.to_string().parse() {
             resp.headers_mut().insert(header::RETRY_AFTER, value);
@@ -99,10 +99,10 @@ pub fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
     match result {
         Ok(resp) => resp,
         Err(err) => {
-            if err.status.is_server_error() {
-                tracing::warn!(code = err.code, status = err.status.as_u16(), detail = %err.message, "request failed");
+            if err.status().is_server_error() {
+                tracing::warn!(code = err.code.as_str(), status = err.status().as_u16(), detail = %err.message, "request failed");
             } else {
-                tracing::info!(code = err.code, status = err.status.as_u16(), detail = %err.message, "request refused");
+                tracing::info!(code = err.code.as_str(), status = err.status().as_u16(), detail = %err.message, "request refused");
             }
             error(&err)
         }

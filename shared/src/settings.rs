@@ -8,8 +8,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::atlassian::jira::{FIELDS_WE_ALWAYS_SET, create_meta_fields, create_meta_issue_types, project};
-use crate::atlassian::{AtlassianError, Session, confluence};
-use crate::error::ApiError;
+use crate::atlassian::{Class, Session, confluence};
+use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +59,7 @@ pub struct JiraSettings {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_settings", message)
+    ApiError::new(ErrorCode::InvalidSettings, message)
 }
 
 fn title(name: &str, value: &str) -> Result<(), ApiError> {
@@ -97,8 +97,12 @@ impl ConfluenceSettings {
     pub async fn check(&self, session: &Session) -> Result<(), ApiError> {
         match confluence::space_by_key(session, &self.space_key).await {
             Ok(Some(_)) => Ok(()),
-            Ok(None) | Err(AtlassianError::Api { status: 404, .. }) => Err(ApiError::bad_request(
-                "unknown_space",
+            Ok(None) => Err(ApiError::new(
+                ErrorCode::UnknownSpace,
+                format!("space {} does not exist or the connection cannot see it", self.space_key),
+            )),
+            Err(e) if e.is(Class::NotFound) => Err(ApiError::new(
+                ErrorCode::UnknownSpace,
                 format!("space {} does not exist or the connection cannot see it", self.space_key),
             )),
             Err(e) => Err(e.into()),
@@ -140,9 +144,9 @@ impl JiraSettings {
     pub async fn check(&self, session: &Session) -> Result<(), ApiError> {
         match project(session, &self.project_key).await {
             Ok(_) => {}
-            Err(AtlassianError::Api { status: 404, .. }) => {
-                return Err(ApiError::bad_request(
-                    "unknown_project",
+            Err(e) if e.is(Class::NotFound) => {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownProject,
                     format!("project {} does not exist or the connection cannot see it", self.project_key),
                 ));
             }
@@ -151,12 +155,12 @@ impl JiraSettings {
         let types = match create_meta_issue_types(session, &self.project_key).await {
             Ok(types) => types,
             // Jira answers createmeta for a project it cannot see with 400 or 404.
-            Err(AtlassianError::Api { status: 400 | 404, .. }) => Vec::new(),
+            Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
         if !types.iter().any(|t| t.id == self.issue_type_id) {
-            return Err(ApiError::bad_request(
-                "unknown_issue_type",
+            return Err(ApiError::new(
+                ErrorCode::UnknownIssueType,
                 format!(
                     "issue type {} is not available for creating issues in {}",
                     self.issue_type_id, self.project_key
@@ -165,9 +169,9 @@ impl JiraSettings {
         }
         let fields = match create_meta_fields(session, &self.project_key, &self.issue_type_id).await {
             Ok(fields) => fields,
-            Err(AtlassianError::Api { status: 400 | 404, .. }) => {
-                return Err(ApiError::bad_request(
-                    "unknown_issue_type",
+            Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownIssueType,
                     format!(
                         "issue type {} is not available for creating issues in {}",
                         self.issue_type_id, self.project_key
@@ -184,8 +188,8 @@ impl JiraSettings {
             .map(|f| format!("{} ({})", f.field_id, f.name))
             .collect();
         if !missing.is_empty() {
-            return Err(ApiError::bad_request(
-                "missing_field_defaults",
+            return Err(ApiError::new(
+                ErrorCode::MissingFieldDefaults,
                 format!(
                     "the issue type requires fields with no default; add them to field_defaults: {}",
                     missing.join(", ")

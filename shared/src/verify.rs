@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Session};
+use crate::atlassian::{AtlassianError, Class, ErrorPayload, Flavour, Session};
 use crate::domain::{AuthType, Product};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Jira's current user; Confluence's current user, except for Cloud OAuth, whose scopes do not
 /// include the user endpoint: one space read proves the grant there.
@@ -20,47 +20,51 @@ pub async fn whoami(session: &Session, auth_type: AuthType) -> Result<Option<Str
     };
     // Confluence answers bad or missing credentials on some setups as the anonymous user.
     if body.get("type").and_then(Value::as_str) == Some("anonymous") {
-        return Err(AtlassianError::Api { status: 401, payload: ErrorPayload::Text("anonymous user".into()) });
+        return Err(AtlassianError::api(401, ErrorPayload::Text("anonymous user".into())));
     }
     Ok(body.get("displayName").and_then(Value::as_str).map(str::to_owned))
 }
 
-/// Why a verification failed, for the admin who entered the credentials (422, or 400 when the
-/// URL itself is refused). Never includes the credentials.
+/// Why credentials being registered failed, for the admin who entered them (422, or 400 when
+/// the URL itself is refused). Never includes the credentials.
 pub fn failure(product: Product, error: AtlassianError) -> ApiError {
-    use lambda_http::http::StatusCode;
-    let unprocessable = |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+    let class = error.class();
     match error {
-        AtlassianError::Api { status: 401, .. } => {
-            unprocessable("invalid_credentials", format!("{product} refused the credentials (401)"))
+        _ if class == Some(Class::Unauthorized) => {
+            ApiError::new(ErrorCode::CredentialsRejected, format!("{product} refused the credentials (401)"))
         }
-        AtlassianError::Api { status: 403, .. } => unprocessable(
-            "insufficient_permissions",
+        _ if class == Some(Class::PermissionDenied) => ApiError::new(
+            ErrorCode::InsufficientPermissions,
             format!(
                 "{product} accepted the credentials but refused access (403); check the user's permissions, or a CAPTCHA after failed logins"
             ),
         ),
-        AtlassianError::Api { status: 404, .. } | AtlassianError::Decode(_) => unprocessable(
-            "not_the_product",
-            format!(
-                "no {product} REST API answered at that base_url; check the URL and its context path (e.g. /jira, /confluence)"
-            ),
-        ),
+        AtlassianError::Decode(_) => not_the_product(product),
+        _ if class == Some(Class::NotFound) => not_the_product(product),
         e @ AtlassianError::Redirected { .. } => {
-            unprocessable("redirected", format!("{e}; use the final URL as base_url"))
+            ApiError::new(ErrorCode::Redirected, format!("{e}; use the final URL as base_url"))
         }
-        AtlassianError::Timeout => unprocessable("timeout", format!("{product} did not answer in time")),
+        AtlassianError::Timeout => ApiError::new(ErrorCode::Timeout, format!("{product} did not answer in time")),
         e @ AtlassianError::IdentityProvider(_) => {
-            unprocessable("identity_provider_error", format!("{e}; check auth.token_url and the client"))
+            ApiError::new(ErrorCode::IdentityProviderError, format!("{e}; check auth.token_url and the client"))
         }
         AtlassianError::Unreachable(reason)
             if reason.to_lowercase().contains("certificate") || reason.to_lowercase().contains("tls") =>
         {
-            unprocessable("tls_error", format!("TLS with {product} failed: {reason}"))
+            ApiError::new(ErrorCode::TlsError, format!("TLS with {product} failed: {reason}"))
         }
         AtlassianError::Unreachable(reason) => {
-            unprocessable("unreachable", format!("could not reach {product}: {reason}"))
+            ApiError::new(ErrorCode::Unreachable, format!("could not reach {product}: {reason}"))
         }
         other => other.into(),
     }
+}
+
+fn not_the_product(product: Product) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotTheProduct,
+        format!(
+            "no {product} REST API answered at that base_url; check the URL and its context path (e.g. /jira, /confluence)"
+        ),
+    )
 }

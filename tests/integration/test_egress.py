@@ -196,7 +196,7 @@ def test_verify_does_not_follow_a_redirect_to_a_private_address(bridge, status):
     r = reg.verify(bridge, tenant, "jira")
     assert r.status_code == 502, r.text
     error = r.json()["error"]
-    assert error["code"] == "upstream_error" and "redirects are not followed" in error["message"], error
+    assert error["code"] == "upstream_invalid_response" and "redirects are not followed" in error["message"], error
     assert "169.254.169.254" in error["message"] and "token=abc" not in error["message"]
     # Exactly one request, the redirected one: nothing followed it, here or anywhere else.
     calls = reg.calls(bridge)

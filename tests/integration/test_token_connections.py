@@ -144,7 +144,7 @@ def test_bad_credentials_are_refused_and_nothing_is_stored(bridge, product, vari
     request_body = bad_body(bridge, product, variant)
     r = reg.put(bridge, tenant, product, request_body)
     assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == "invalid_credentials" and r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "credentials_rejected" and r.json()["error"]["message"]
     assert reg.no_credential_in(r.text, *credentials_of(request_body))
     assert_nothing_stored(bridge, tenant, product)
 
@@ -158,7 +158,7 @@ def test_a_failed_replacement_keeps_the_working_connection(bridge, product, vari
     assert len(before) == 1
 
     r = reg.put(bridge, tenant, product, bad_body(bridge, product, variant))
-    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_credentials"), r.text
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "credentials_rejected"), r.text
 
     assert reg.secret_values(bridge, tenant) == before          # same secret, same value
     view = bridge.connection(tenant, product).json()
@@ -264,12 +264,12 @@ def test_oidc_token_is_cached_and_renewed_once_after_a_401(bridge, product, vari
 
 def test_oidc_client_auth_method_must_match_the_providers(bridge):
     """The provider registered for client_secret_post refuses Basic client authentication: the
-    bridge sends what the connection says, and the refusal is an invalid_credentials 422."""
+    bridge sends what the connection says, and the refusal is a credentials_rejected 422."""
     tenant = bridge.tenant()
     request_body = reg.body(bridge, "jira", "oidc_post")
     request_body["auth"]["client_auth"] = "client_secret_basic"
     r = reg.put(bridge, tenant, "jira", request_body)
-    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_credentials"), r.text
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "credentials_rejected"), r.text
     assert_nothing_stored(bridge, tenant, "jira")
 
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use bridge::access::AccessError;
 use bridge::api::{ConnectionRequest, ConnectionView, SelectSiteRequest, SiteSelectionResponse, VerifyResponse};
 use bridge::app::App;
-use bridge::atlassian::{AtlassianError, EgressError, Session};
+use bridge::atlassian::{EgressError, Session};
 use bridge::caller::{BridgeScope, Caller, authorize};
 use bridge::credentials::ConnectionAuth;
-use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Product};
-use bridge::error::ApiError;
+use bridge::domain::{Connection, ConnectionStatus, ConsentTarget, Product};
+use bridge::error::{ApiError, ErrorCode};
 use bridge::http::{self, HttpResponse};
 use bridge::settings::{ConfluenceSettings, JiraSettings};
 use bridge::store::Verification;
@@ -39,11 +39,11 @@ fn caller(app: &App, req: &Request, scope: BridgeScope) -> Result<Caller, ApiErr
 
 fn product(req: &Request) -> Result<Product, ApiError> {
     Product::parse(&http::path_param(req, "product")?)
-        .ok_or_else(|| ApiError::bad_request("invalid_product", "product must be jira or confluence"))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidProduct, "product must be jira or confluence"))
 }
 
 fn not_connected(product: Product) -> ApiError {
-    ApiError::not_found("not_connected", format!("this tenant has no {product} connection"))
+    AccessError::NotConnected(product).into()
 }
 
 async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
@@ -74,29 +74,29 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 async fn select_site(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = caller(app, req, BridgeScope::Admin)?;
     let target = ConsentTarget::parse(&http::path_param(req, "product")?)
-        .ok_or_else(|| ApiError::bad_request("invalid_product", "product must be jira, confluence, or atlassian"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidProduct, "product must be jira, confluence, or atlassian"))?;
     let body: SelectSiteRequest = http::json_body(req)?;
     let mut updated = Vec::new();
     for &product in target.products() {
         let mut connection =
             app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
         if target == ConsentTarget::Atlassian && connection.grant_id != target.grant_id() {
-            return Err(ApiError::conflict(
-                "not_one_consent",
+            return Err(ApiError::new(
+                ErrorCode::NotOneConsent,
                 format!(
                     "the {product} connection was not made by a combined consent; select its site on its own route"
                 ),
             ));
         }
         if connection.status == ConnectionStatus::ReconnectRequired {
-            return Err(ApiError::conflict(
-                "reconnect_required",
+            return Err(ApiError::new(
+                ErrorCode::ReconnectRequired,
                 format!("the {product} connection must be re-authorized first"),
             ));
         }
         let site =
             connection.candidate_sites.iter().find(|s| s.cloud_id == body.cloud_id).cloned().ok_or_else(|| {
-                ApiError::bad_request("unknown_site", "cloud_id is not one of the connection's candidate sites")
+                ApiError::new(ErrorCode::UnknownSite, "cloud_id is not one of the connection's candidate sites")
             })?;
         connection.site = Some(site);
         connection.status = ConnectionStatus::Connected;
@@ -115,45 +115,25 @@ async fn verify(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = caller(app, req, BridgeScope::Admin)?;
     let product = product(req)?;
     let connection = app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+    // The session records a persisting 401 on the connection itself (as on every route); a
+    // 403 is the user lacking a permission and leaves the status alone.
     let session = app.connector.session_for(&connection).await?;
-    let outcome = bridge::verify::whoami(&session, connection.auth_type).await;
-    let status = match &outcome {
-        Ok(_) => ConnectionStatus::Connected,
-        Err(AtlassianError::Api { status: 401 | 403, .. }) if connection.auth_type == AuthType::Oauth2 => {
-            // A fresh token refused means the grant was revoked or lost its scopes.
-            ConnectionStatus::ReconnectRequired
-        }
-        Err(AtlassianError::Api { status: 401 | 403, .. }) => ConnectionStatus::InvalidCredentials,
-        Err(_) => connection.status,
-    };
-    let verification = Verification {
-        at: OffsetDateTime::now_utc(),
-        status,
-        acting_as: outcome.as_ref().ok().cloned().flatten(),
-        secret_name: connection.secret_name.clone(),
-    };
-    if outcome.is_ok() || status != connection.status {
-        app.connections.record_verified(&caller.tenant, product, &verification).await?;
-    }
-    match outcome {
+    match bridge::verify::whoami(&session, connection.auth_type).await {
         Ok(acting_as) => {
+            let verification = Verification {
+                at: OffsetDateTime::now_utc(),
+                status: ConnectionStatus::Connected,
+                acting_as: acting_as.clone(),
+                secret_name: connection.secret_name.clone(),
+            };
+            app.connections.record_verified(&caller.tenant, product, &verification).await?;
             let connection =
                 app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
             Ok(http::json(StatusCode::OK, &VerifyResponse { connection: ConnectionView::from(&connection), acting_as }))
         }
         Err(e) => {
             tracing::warn!(error = %e, "verification failed");
-            Err(match status {
-                ConnectionStatus::ReconnectRequired => ApiError::conflict(
-                    "reconnect_required",
-                    format!("Atlassian refused the {product} grant; connect again"),
-                ),
-                ConnectionStatus::InvalidCredentials => ApiError::conflict(
-                    "invalid_credentials",
-                    format!("{product} refused the stored credentials; register new ones"),
-                ),
-                _ => e.into(),
-            })
+            Err(e.into())
         }
     }
 }
@@ -166,20 +146,20 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let product = product(req)?;
     let body: ConnectionRequest = http::json_body(req)?;
     if !body.auth.fits(body.deployment) {
-        return Err(ApiError::bad_request(
-            "auth_does_not_fit_deployment",
+        return Err(ApiError::new(
+            ErrorCode::AuthDoesNotFitDeployment,
             "cloud takes auth type api_token (or the OAuth flow); server and datacenter take basic, pat or oidc_client_credentials",
         ));
     }
     if let Some(field) = body.auth.empty_field() {
-        return Err(ApiError::bad_request("invalid_request", format!("{field} must not be empty")));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("{field} must not be empty")));
     }
     let base_url = base_url(app, &body.base_url)?;
     if let ConnectionAuth::OidcClientCredentials { token_url, .. } = &body.auth {
         app.config
             .egress
             .parse(token_url)
-            .map_err(|e| ApiError::bad_request("egress_refused", format!("auth.token_url: {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::EgressRefused, format!("auth.token_url: {e}")))?;
     }
 
     let session =
@@ -236,11 +216,11 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 /// The base URL as given (context path kept), checked by the egress guard.
 fn base_url(app: &App, value: &str) -> Result<Url, ApiError> {
     let url = app.config.egress.parse(value).map_err(|e| match e {
-        EgressError::InvalidUrl(_) => ApiError::bad_request("invalid_request", format!("base_url: {e}")),
-        _ => ApiError::bad_request("egress_refused", format!("base_url: {e}")),
+        EgressError::InvalidUrl(_) => ApiError::new(ErrorCode::InvalidRequest, format!("base_url: {e}")),
+        _ => ApiError::new(ErrorCode::EgressRefused, format!("base_url: {e}")),
     })?;
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ApiError::bad_request("invalid_request", "base_url must not have a query or fragment"));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "base_url must not have a query or fragment"));
     }
     Ok(url)
 }
@@ -250,7 +230,7 @@ async fn get_settings(app: &App, req: &Request) -> Result<HttpResponse, ApiError
     let product = product(req)?;
     let settings =
         app.settings.get_settings(&caller.tenant, product).await?.ok_or_else(|| {
-            ApiError::not_found("no_settings", format!("no {product} settings saved for this tenant"))
+            ApiError::new(ErrorCode::NoSettings, format!("no {product} settings saved for this tenant"))
         })?;
     Ok(http::json(StatusCode::OK, &settings))
 }

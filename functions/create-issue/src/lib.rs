@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use bridge::app::{App, EventOutcome, Job, JobResult};
 use bridge::atlassian::jira::{create_meta_fields, encode};
-use bridge::atlassian::{AtlassianError, Payload};
+use bridge::atlassian::{Class, Payload};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
-use bridge::error::ApiError;
+use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
@@ -63,8 +63,8 @@ async fn run(
             labels: Vec::new(),
         },
         (None, _, _) => {
-            return Err(ApiError::conflict(
-                "no_settings",
+            return Err(ApiError::new(
+                ErrorCode::NoSettings,
                 "save the Jira settings first, or pass project_key and issue_type_id in the request",
             ));
         }
@@ -73,13 +73,14 @@ async fn run(
     let session = app.connector.session(tenant, Product::Jira).await?;
     let fields = match create_meta_fields(&session, &settings.project_key, &settings.issue_type_id).await {
         Ok(fields) => fields,
-        Err(AtlassianError::Api { status: 400 | 404, .. }) => {
-            return Err(ApiError::bad_request(
-                "unknown_project_or_issue_type",
+        // Jira answers createmeta for a project or issue type it does not have with 400 or 404.
+        Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => {
+            return Err(ApiError::new(
+                ErrorCode::UnknownProjectOrIssueType,
                 format!("project {} has no issue type {} to create", settings.project_key, settings.issue_type_id),
             ));
         }
-        Err(e) => return Err(app.connector.refused(tenant, Product::Jira, e).await),
+        Err(e) => return Err(e.into()),
     };
     let job = IssueJob {
         ctx: CreateContext {
@@ -106,25 +107,27 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let delete_subtasks = match http::query_param(req, "delete_subtasks").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(_) => return Err(ApiError::bad_request("invalid_request", "delete_subtasks must be true or false")),
+        Some(_) => return Err(ApiError::new(ErrorCode::InvalidRequest, "delete_subtasks must be true or false")),
     };
     let item = app.issues.item_for_key(&caller.tenant, &key).await?.ok_or_else(|| {
-        ApiError::not_found("not_ours", format!("{key} was not created by this integration for this tenant"))
+        ApiError::new(ErrorCode::NotOurs, format!("{key} was not created by this integration for this tenant"))
     })?;
     let session = app.connector.session(&caller.tenant, Product::Jira).await?;
     let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(&key)));
     match session.send(lambda_http::http::Method::DELETE, &path, Payload::None).await {
-        Ok(_) | Err(AtlassianError::Api { status: 404, .. }) => {}
-        Err(AtlassianError::Api { status: 400, payload }) if !delete_subtasks => {
-            return Err(ApiError::conflict(
-                "has_subtasks",
+        Ok(_) => {}
+        Err(e) if e.is(Class::NotFound) => {}
+        Err(e) if e.is(Class::BadRequest) && !delete_subtasks => {
+            return Err(ApiError::new(
+                ErrorCode::HasSubtasks,
                 format!(
                     "Jira refused to delete {key}: {}; pass delete_subtasks=true to delete its subtasks too",
-                    payload.summary()
+                    e.atlassian_message().unwrap_or_default()
                 ),
             ));
         }
-        Err(e) => return Err(app.connector.refused(&caller.tenant, Product::Jira, e).await),
+        // A 403 (no Delete permission) is answered as such; the connection stays connected.
+        Err(e) => return Err(e.into()),
     }
     app.issues.mark_deleted(&caller.tenant, &key, &item).await?;
     tracing::info!(key = %key, "issue deleted");
@@ -142,24 +145,24 @@ pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
         |app, job: Job<ActionItemsReady>| async move {
             let request = job.detail.request();
             if let Err(e) = request.validate() {
-                return JobResult::Failed { retryable: false, reason: e.message };
+                return JobResult::Failed(e);
             }
             match run(&app, &job.tenant, &job.idempotency_key, request).await {
                 Ok(created) => {
                     let retry = created.results.iter().filter(|r| r.retryable).count();
                     if retry > 0 {
                         let reason = format!("{retry} action item(s) hit a temporary failure and will be retried");
-                        return JobResult::Failed { retryable: true, reason };
+                        return JobResult::Failed(ApiError::new(ErrorCode::UpstreamError, reason));
                     }
                     match serde_json::to_value(&created) {
                         Ok(detail) => JobResult::Done { detail_type: "Issues Created", detail },
-                        Err(e) => JobResult::Failed { retryable: true, reason: e.to_string() },
+                        Err(e) => {
+                            tracing::error!(error = %e, "event serialization failed");
+                            JobResult::Failed(ApiError::internal())
+                        }
                     }
                 }
-                Err(e) => JobResult::Failed {
-                    retryable: e.status.is_server_error() || e.code == "upstream_unavailable",
-                    reason: e.message,
-                },
+                Err(e) => JobResult::Failed(e),
             }
         },
     )

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bridge::app::App;
-use bridge::atlassian::{AtlassianError, Flavour, Session};
+use bridge::atlassian::{AtlassianError, Class, Flavour, Session};
 use bridge::caller::{BridgeScope, Caller, authorize};
 use bridge::discovery::{self as find, Cursor};
 use bridge::domain::Product;
-use bridge::error::ApiError;
+use bridge::error::{ApiError, ErrorCode};
 use bridge::http::{self, HttpResponse};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -94,7 +94,7 @@ async fn route(app: &App, caches: &Caches, req: &Request) -> Result<HttpResponse
     match answer(route, &caller, caches, &session, req).await {
         Ok(response) => Ok(response),
         Err(Failure::Api(e)) => Err(e),
-        Err(Failure::Upstream(e)) => Err(app.connector.refused(&caller.tenant, product, e).await),
+        Err(Failure::Upstream(e)) => Err(e.into()),
     }
 }
 
@@ -116,7 +116,7 @@ async fn answer(
             match find::pages_by_title(session, &key, &title).await? {
                 Some(pages) => ok(pages),
                 None => {
-                    Err(ApiError::not_found("not_found", format!("space {key} does not exist or is not visible"))
+                    Err(ApiError::new(ErrorCode::NotFound, format!("space {key} does not exist or is not visible"))
                         .into())
                 }
             }
@@ -149,8 +149,7 @@ async fn answer(
                 (Some(p), Some(t), _) => Some((p, t)),
                 (None, None, Flavour::DataCenter) => None,
                 _ => {
-                    return Err(ApiError::bad_request(
-                        "invalid_request",
+                    return Err(ApiError::new(ErrorCode::InvalidRequest,
                         "pass project and issue_type (on Jira Cloud, priorities come from an issue type's create screen)",
                     )
                     .into());
@@ -165,8 +164,8 @@ async fn answer(
 /// Jira answers createmeta for a project or issue type it does not have with 400 (or 404).
 fn createmeta(e: AtlassianError) -> Failure {
     match e {
-        AtlassianError::Api { status: 400 | 404, .. } => {
-            ApiError::not_found("not_found", "no such project or issue type, or the connection cannot see it").into()
+        e if e.is(Class::BadRequest) || e.is(Class::NotFound) => {
+            ApiError::new(ErrorCode::NotFound, "no such project or issue type, or the connection cannot see it").into()
         }
         other => other.into(),
     }
@@ -175,7 +174,7 @@ fn createmeta(e: AtlassianError) -> Failure {
 fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
     value
         .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("invalid_request", format!("the {name} query parameter is required")))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, format!("the {name} query parameter is required")))
 }
 
 fn ok<T: Serialize>(value: T) -> Result<HttpResponse, Failure> {

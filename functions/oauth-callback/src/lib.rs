@@ -11,7 +11,7 @@ use bridge::api::{StartOAuthRequest, StartOAuthResponse};
 use bridge::app::App;
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Site, TenantId};
-use bridge::error::ApiError;
+use bridge::error::{ApiError, ErrorCode};
 use bridge::http::{self, HttpResponse};
 use bridge::oauth::{AccessibleSite, StateClaims, StateError};
 use bridge::store::PendingAuthorization;
@@ -33,7 +33,7 @@ async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = authorize(req, &app.config.tenant_claim, &tenant_path, BridgeScope::Admin)?;
     let product = http::path_param(req, "product")?;
     let target = ConsentTarget::parse(&product).ok_or_else(|| {
-        ApiError::bad_request("invalid_product", "product must be jira, confluence, or atlassian (both in one consent)")
+        ApiError::new(ErrorCode::InvalidProduct, "product must be jira, confluence, or atlassian (both in one consent)")
     })?;
     let body: StartOAuthRequest = http::json_body(req)?;
     let return_url = allowed_return_url(&app.config.oauth.allowed_return_urls, &body.return_url)?;
@@ -66,8 +66,8 @@ async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 /// into an open redirect.
 fn allowed_return_url(allowed: &[Url], candidate: &str) -> Result<Url, ApiError> {
     let refused = || {
-        ApiError::bad_request(
-            "return_url_not_allowed",
+        ApiError::new(
+            ErrorCode::ReturnUrlNotAllowed,
             "return_url must be an absolute URL under one of the deployment's allowed return URLs",
         )
     };
@@ -86,7 +86,7 @@ fn allowed_return_url(allowed: &[Url], candidate: &str) -> Result<Url, ApiError>
 }
 
 fn invalid_state(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_state", message)
+    ApiError::new(ErrorCode::InvalidState, message)
 }
 
 async fn callback(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {

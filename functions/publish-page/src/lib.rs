@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bridge::app::{App, EventOutcome, Job, JobResult};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
-use bridge::error::ApiError;
+use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
 use bridge::reports::{Outcome, PagePublished, Publication, PublishJob, Report, ReportReady};
@@ -31,16 +31,21 @@ async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     report.validate()?;
     match publish(app, &caller.tenant, &idempotency_key, &report).await? {
         Outcome::Published(publication) => Ok(http::json(StatusCode::OK, &publication)),
-        Outcome::Failed(publication) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "publish_failed",
-            publication.last_error.unwrap_or_else(|| "the publication failed".into()),
-        )),
-        Outcome::Retry { reason, .. } => Err(ApiError::unavailable(
-            format!("{reason}; send the same request again with the same Idempotency-Key"),
-            Some(5),
-        )),
+        Outcome::Failed(publication) => Err(failed_for_good(publication)),
+        Outcome::Stopped { error, .. } if error.retried() => {
+            let seconds = error.retry_after.unwrap_or(5);
+            let message = format!("{}; send the same request again with the same Idempotency-Key", error.message);
+            Err(ApiError::new(error.code, message).with_retry_after(seconds))
+        }
+        Outcome::Stopped { error, .. } => Err(error),
     }
+}
+
+fn failed_for_good(publication: Publication) -> ApiError {
+    ApiError::new(
+        publication.last_error_code.unwrap_or(ErrorCode::PublishFailed),
+        publication.last_error.unwrap_or_else(|| "the publication failed".into()),
+    )
 }
 
 async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
@@ -51,7 +56,7 @@ async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
         .publications
         .get_publication(&caller.tenant, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("not_found", format!("no publication {id} for this tenant")))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no publication {id} for this tenant")))?;
     Ok(http::json(StatusCode::OK, &publication))
 }
 
@@ -61,8 +66,8 @@ async fn publish(app: &App, tenant: &TenantId, idempotency_key: &str, report: &R
     let settings: ConfluenceSettings = match app.settings.get_settings(tenant, Product::Confluence).await? {
         Some(stored) => serde_json::from_value(stored).map_err(|_| ApiError::internal())?,
         None => {
-            return Err(ApiError::conflict(
-                "no_settings",
+            return Err(ApiError::new(
+                ErrorCode::NoSettings,
                 "save the Confluence settings (space and parent titles) first",
             ));
         }
@@ -79,7 +84,7 @@ async fn publish(app: &App, tenant: &TenantId, idempotency_key: &str, report: &R
     match &outcome {
         Outcome::Published(p) => tracing::info!(publication = %p.id, page = ?p.page_id, "report published"),
         Outcome::Failed(p) => tracing::warn!(publication = %p.id, error = ?p.last_error, "publication failed for good"),
-        Outcome::Retry { reason, .. } => tracing::warn!(reason = %reason, "publication will be retried"),
+        Outcome::Stopped { error, .. } => tracing::warn!(error = %error, "publication stopped"),
     }
     Ok(outcome)
 }
@@ -102,19 +107,18 @@ fn published(tenant: &TenantId, p: &Publication) -> PagePublished {
 pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
     bridge::app::run_event(app, delivery, "Report Ready", "page", |app, job: Job<ReportReady>| async move {
         if let Err(e) = job.detail.report.validate() {
-            return JobResult::Failed { retryable: false, reason: e.message };
+            return JobResult::Failed(e);
         }
         match publish(&app, &job.tenant, &job.idempotency_key, &job.detail.report).await {
             Ok(Outcome::Published(p)) => match serde_json::to_value(published(&job.tenant, &p)) {
                 Ok(detail) => JobResult::Done { detail_type: "Page Published", detail },
-                Err(e) => JobResult::Failed { retryable: true, reason: e.to_string() },
+                Err(e) => {
+                    tracing::error!(error = %e, "event serialization failed");
+                    JobResult::Failed(ApiError::internal())
+                }
             },
-            Ok(Outcome::Failed(p)) => JobResult::Failed {
-                retryable: false,
-                reason: p.last_error.unwrap_or_else(|| "the publication failed".into()),
-            },
-            Ok(Outcome::Retry { reason, .. }) => JobResult::Failed { retryable: true, reason },
-            Err(e) => JobResult::Failed { retryable: e.status.is_server_error(), reason: e.message },
+            Ok(Outcome::Failed(p)) => JobResult::Failed(failed_for_good(p)),
+            Ok(Outcome::Stopped { error, .. }) | Err(error) => JobResult::Failed(error),
         }
     })
     .await

@@ -17,7 +17,7 @@ use super::{
     VerifyResponse,
 };
 use crate::discovery;
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorCode};
 use crate::settings::{ConfluenceSettings, JiraSettings};
 
 /// One documented operation.
@@ -87,7 +87,7 @@ const OPS: &[Op] = &[
         body: Some("ConnectionRequest"),
         idempotent: false,
         ok: (200, "The connection (never the credentials)", Some("ConnectionView")),
-        errors: &[400, 401, 403, 422, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "DELETE",
@@ -123,7 +123,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The connection and who it acts as", Some("VerifyResponse")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -147,7 +147,7 @@ const OPS: &[Op] = &[
         body: Some("Settings"),
         idempotent: false,
         ok: (200, "The saved settings", Some("Settings")),
-        errors: &[400, 401, 403, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -159,7 +159,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("SpaceList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -171,7 +171,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("PageList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -183,7 +183,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("ProjectList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -195,7 +195,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("ProjectDetails")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -207,7 +207,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("IssueTypeList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -219,7 +219,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("FieldList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -231,7 +231,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("ComponentList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -243,7 +243,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("UserList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -255,7 +255,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("UserList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -267,7 +267,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (200, "The answer", Some("PriorityList")),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "POST",
@@ -279,7 +279,7 @@ const OPS: &[Op] = &[
         body: Some("IssuesRequest"),
         idempotent: true,
         ok: (200, "One result per action item, in request order", Some("IssuesCreated")),
-        errors: &[400, 401, 403, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "DELETE",
@@ -291,7 +291,7 @@ const OPS: &[Op] = &[
         body: None,
         idempotent: false,
         ok: (204, "Deleted", None),
-        errors: &[400, 401, 403, 404, 409, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "POST",
@@ -303,7 +303,7 @@ const OPS: &[Op] = &[
         body: Some("Report"),
         idempotent: true,
         ok: (200, "The publication", Some("Publication")),
-        errors: &[400, 401, 403, 409, 422, 502, 503],
+        errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
         method: "GET",
@@ -319,18 +319,11 @@ const OPS: &[Op] = &[
     },
 ];
 
-fn error_text(status: u16) -> &'static str {
-    match status {
-        400 => "Bad input; the error message says what to fix",
-        401 => "No valid bearer token",
-        403 => "The token is for another tenant or lacks the route's scope",
-        404 => "Not found",
-        409 => "The connection is not in a state that allows this (see the error code)",
-        422 => "The product refused the credentials or is not at that URL (see the error code)",
-        502 => "Atlassian failed or could not be reached",
-        503 => "Atlassian is rate limiting or the token refresh is busy; retry after Retry-After",
-        _ => "Error",
-    }
+/// A response's description: the codes that answer with this status, from the one table.
+fn error_text(status: u16) -> String {
+    let codes: Vec<String> =
+        ErrorCode::ALL.iter().filter(|c| c.status().as_u16() == status).map(|c| format!("`{}`", c.as_str())).collect();
+    format!("See the error code: {}", codes.join(", "))
 }
 
 fn http_method(method: &str) -> HttpMethod {
@@ -496,6 +489,24 @@ mod tests {
         }
         let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
         assert!(committed == generated, "shared/openapi.json is stale: run `make openapi` and commit it");
+    }
+
+    /// The error schema is the code table: every code we answer, with its status.
+    #[test]
+    fn the_error_schema_lists_every_code_with_its_status() {
+        let doc: serde_json::Value = serde_json::from_str(&generated()).unwrap();
+        let schema = &doc["components"]["schemas"]["ErrorCode"];
+        let listed: Vec<&str> = schema["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(listed, ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>());
+        let table = schema["description"].as_str().unwrap();
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.status().as_u16());
+            assert!(table.contains(&row), "{row} missing");
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["$ref"],
+            "#/components/schemas/ErrorCode"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::jira::encode;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{AtlassianError, FileUpload, Flavour, Payload, Session};
+use super::{AtlassianError, Class, FileUpload, Flavour, Payload, Session};
 
 /// A space by key: Cloud `GET /wiki/api/v2/spaces?keys=`, DC `GET /rest/api/space/{key}`.
 /// `None` when it does not exist (or the connection may not see it).
@@ -21,7 +21,7 @@ pub async fn space_by_key(session: &Session, key: &str) -> Result<Option<Value>,
         Flavour::DataCenter => {
             match session.get_json(&session.confluence_v1_path(&format!("space/{}", encode(key)))).await {
                 Ok(space) => Ok(Some(space)),
-                Err(AtlassianError::Api { status: 404, .. }) => Ok(None),
+                Err(e) if e.is(Class::NotFound) => Ok(None),
                 Err(e) => Err(e),
             }
         }
@@ -86,7 +86,7 @@ pub async fn space(session: &Session, key: &str) -> Result<Option<SpaceRef>, Atl
                         .pointer("/homepage/id")
                         .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))),
                 })),
-                Err(AtlassianError::Api { status: 404, .. }) => Ok(None),
+                Err(e) if e.is(Class::NotFound) => Ok(None),
                 Err(e) => Err(e),
             }
         }
@@ -127,7 +127,7 @@ pub async fn get_page(session: &Session, id: &str) -> Result<Option<PageInfo>, A
     };
     match session.get_json::<Value>(&path).await {
         Ok(v) => Ok(page_info(session.flavour(), &v)),
-        Err(AtlassianError::Api { status: 404, .. }) => Ok(None),
+        Err(e) if e.is(Class::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -11,7 +11,7 @@ pub(crate) mod token_http;
 mod transport;
 
 pub use egress::{EgressError, EgressPolicy, is_public};
-pub use error::{AtlassianError, ErrorPayload};
+pub use error::{AtlassianError, Class, ErrorPayload};
 pub use oidc::{OidcClient, OidcToken};
-pub use session::{Flavour, Session};
+pub use session::{CredentialWatch, Flavour, Session, TokenRenewal};
 pub use transport::{Credentials, FileUpload, Payload, RetryPolicy, Transport};

@@ -63,13 +63,10 @@ impl OidcClient {
                     BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient
                 ) =>
             {
-                AtlassianError::Api {
-                    status: 401,
-                    payload: super::ErrorPayload::Text(format!(
-                        "the identity provider refused the client: {}",
-                        r.error()
-                    )),
-                }
+                AtlassianError::api(
+                    401,
+                    super::ErrorPayload::Text(format!("the identity provider refused the client: {}", r.error())),
+                )
             }
             oauth2::RequestTokenError::ServerResponse(r) => {
                 AtlassianError::IdentityProvider(format!("it refused the token request ({})", r.error()))

@@ -1,6 +1,13 @@
 //! A session with one product of one connection: its base URL, credentials and API flavour, over
 //! the one transport. Paths are relative to the product's root (`rest/api/3/myself`,
 //! `wiki/api/v2/spaces`), so callers never build hosts.
+//!
+//! The session is where a 401 gets its meaning: it tries once more — with a renewed token when
+//! the credentials come from a token source (OAuth, an identity provider), else with the same
+//! credentials — and only a 401 that persists counts. For a stored connection it then tells the
+//! connection's watcher, which records what an admin must do; the caller gets
+//! [`AtlassianError::CredentialsRefused`]. Every other answer keeps its class, and the operation
+//! is named in the error.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,9 +16,10 @@ use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::error::Class;
 use super::transport::Payload;
 use super::{AtlassianError, Credentials, Transport};
-use crate::domain::Product;
+use crate::domain::{ConnectionStatus, Product};
 
 /// Cloud speaks Jira REST v3 and Confluence v2 (v1 for attachments); Server and Data Center speak
 /// Jira REST v2 and Confluence's REST v1.
@@ -21,10 +29,19 @@ pub enum Flavour {
     DataCenter,
 }
 
-/// Fetches a fresh Bearer token after a 401 (identity-provider tokens can be revoked early).
+/// Fetches a fresh Bearer token after a 401 (OAuth access tokens and identity-provider tokens
+/// can be revoked or expire early).
 #[async_trait::async_trait]
 pub trait TokenRenewal: Send + Sync {
-    async fn renew(&self) -> Result<SecretString, AtlassianError>;
+    /// A token other than `rejected`: one another instance refreshed meanwhile, or a new one.
+    async fn renew(&self, rejected: &Credentials) -> Result<SecretString, AtlassianError>;
+}
+
+/// Told when a stored connection's credentials were refused for good (a 401 that persisted).
+#[async_trait::async_trait]
+pub trait CredentialWatch: Send + Sync {
+    /// Records what the refusal means for the connection and returns its status now.
+    async fn refused(&self) -> ConnectionStatus;
 }
 
 pub struct Session {
@@ -34,6 +51,7 @@ pub struct Session {
     flavour: Flavour,
     credentials: Mutex<Credentials>,
     renewal: Option<Arc<dyn TokenRenewal>>,
+    watch: Option<Arc<dyn CredentialWatch>>,
     /// Where people open the product in a browser (links in answers): the site, or the base URL.
     web_root: Url,
 }
@@ -53,11 +71,26 @@ impl Session {
             base.set_path(&path);
         }
         let web_root = base.clone();
-        Self { transport, base, product, flavour, credentials: Mutex::new(credentials), renewal: None, web_root }
+        Self {
+            transport,
+            base,
+            product,
+            flavour,
+            credentials: Mutex::new(credentials),
+            renewal: None,
+            watch: None,
+            web_root,
+        }
     }
 
     pub fn with_renewal(mut self, renewal: Arc<dyn TokenRenewal>) -> Self {
         self.renewal = Some(renewal);
+        self
+    }
+
+    /// For a stored connection: who records a persisting 401.
+    pub fn with_watch(mut self, watch: Arc<dyn CredentialWatch>) -> Self {
+        self.watch = Some(watch);
         self
     }
 
@@ -113,22 +146,67 @@ impl Session {
         })
     }
 
-    /// Sends with the session's credentials; with a token source, a 401 renews the token once.
+    /// Sends with the session's credentials; a 401 is tried once more before it counts.
     pub async fn send(&self, method: Method, path: &str, payload: Payload<'_>) -> Result<Response, AtlassianError> {
         let url = self.url(path)?;
         let credentials = self.current_credentials();
-        match self.transport.send(method.clone(), url.clone(), &credentials, payload).await {
-            Err(AtlassianError::Api { status: 401, .. }) if self.renewal.is_some() => {
-                let renewal = self.renewal.as_ref().map(Arc::clone).ok_or(AtlassianError::Decode(String::new()))?;
-                let fresh = Credentials::Bearer(renewal.renew().await?);
-                *self.credentials.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-                self.transport.send(method, url, &fresh, payload).await
+        let result = match self.transport.send(method.clone(), url.clone(), &credentials, payload).await {
+            Err(e) if e.is(Class::Unauthorized) => {
+                let again = match &self.renewal {
+                    Some(renewal) => match renewal.renew(&credentials).await {
+                        Ok(token) => {
+                            let fresh = Credentials::Bearer(token);
+                            *self.credentials.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+                            fresh
+                        }
+                        // The token source itself refused us (an identity provider that no longer
+                        // knows the client): as final as a second 401.
+                        Err(e) if e.is(Class::Unauthorized) => return Err(self.refused(e, &method, path).await),
+                        Err(e) => return Err(e),
+                    },
+                    // A fixed credential: Atlassian answers the odd transient 401; one plain retry
+                    // keeps a glitch from disabling a connection.
+                    None => credentials,
+                };
+                tracing::info!(renewed = self.renewal.is_some(), "Atlassian answered 401; trying once more");
+                self.transport.send(method.clone(), url, &again, payload).await
             }
             other => other,
+        };
+        match result {
+            Err(e) if e.is(Class::Unauthorized) => Err(self.refused(e, &method, path).await),
+            Err(e) => Err(named(e, &method, path)),
+            Ok(response) => Ok(response),
+        }
+    }
+
+    /// A 401 that persisted: the watcher of a stored connection records it; without one
+    /// (credentials being registered) the 401 is the answer.
+    async fn refused(&self, error: AtlassianError, method: &Method, path: &str) -> AtlassianError {
+        match &self.watch {
+            Some(watch) => {
+                tracing::warn!(error = %error, "Atlassian kept refusing the connection's credentials");
+                AtlassianError::CredentialsRefused { product: self.product, status: watch.refused().await }
+            }
+            None => named(error, method, path),
         }
     }
 
     fn current_credentials(&self) -> Credentials {
         self.credentials.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Names the operation in an error answer: `METHOD path`, without the query (which can hold
+/// user input such as emails).
+fn named(error: AtlassianError, method: &Method, path: &str) -> AtlassianError {
+    match error {
+        AtlassianError::Api { class, status, payload, .. } => AtlassianError::Api {
+            class,
+            status,
+            operation: format!("{method} {}", path.split('?').next().unwrap_or(path)),
+            payload,
+        },
+        other => other,
     }
 }

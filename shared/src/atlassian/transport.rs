@@ -174,11 +174,11 @@ impl Transport {
                     } else if status.is_server_error() && idempotent && !last {
                         let wait = retry_after.unwrap_or(Duration::ZERO).max(self.retry.backoff(attempt));
                         if wait > self.retry.max_retry_wait {
-                            return Err(AtlassianError::Api { status: status.as_u16(), payload });
+                            return Err(AtlassianError::api(status.as_u16(), payload));
                         }
-                        (AtlassianError::Api { status: status.as_u16(), payload }, wait)
+                        (AtlassianError::api(status.as_u16(), payload), wait)
                     } else {
-                        return Err(AtlassianError::Api { status: status.as_u16(), payload });
+                        return Err(AtlassianError::api(status.as_u16(), payload));
                     }
                 }
                 Err(e) if egress_refusal(&e).is_some() => {

@@ -141,6 +141,11 @@ impl IssueJob<'_> {
                                 self.ledger.fail(self.tenant, &item.id, &owner, &message).await?;
                                 self.result(item, ItemStatus::Failed, None, Some(message), retryable)
                             }
+                            BulkOutcome::Unknown => {
+                                self.ledger.release(self.tenant, &item.id, &owner).await?;
+                                let message = "Jira's answer did not account for this issue; it will be looked up by its marker on retry";
+                                self.result(item, ItemStatus::Failed, None, Some(message.into()), true)
+                            }
                         });
                     }
                 }

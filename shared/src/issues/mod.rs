@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::atlassian::jira::{CreateMetaField, FIELDS_WE_ALWAYS_SET, encode};
-use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Payload, Session};
-use crate::error::ApiError;
+use crate::atlassian::{AtlassianError, Class, ErrorPayload, Flavour, Payload, Session};
+use crate::error::{ApiError, ErrorCode};
 use crate::settings::JiraSettings;
 use markup::BackLink;
 
@@ -138,7 +138,7 @@ pub struct IssuesCreated {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_action_items", message)
+    ApiError::new(ErrorCode::InvalidActionItems, message)
 }
 
 impl IssuesRequest {
@@ -366,7 +366,13 @@ pub struct CreatedIssue {
 #[derive(Debug, Clone)]
 pub enum BulkOutcome {
     Created(CreatedIssue),
-    Failed { message: String, retryable: bool },
+    Failed {
+        message: String,
+        retryable: bool,
+    },
+    /// Jira's answer does not say what became of this element: it may exist, so it stays
+    /// pending and the next attempt looks for its marker before creating anything.
+    Unknown,
 }
 
 /// `POST issue/bulk` for up to 50 prepared items; outcomes in the same order. Jira answers 201
@@ -380,7 +386,13 @@ pub async fn bulk_create(session: &Session, fields: &[Value]) -> Result<Vec<Bulk
                 .json()
                 .await
                 .map_err(|e| AtlassianError::Decode(format!("bulk create answer: {}", e.without_url())))?,
-            Err(AtlassianError::Api { status: 400, payload: ErrorPayload::Json(v) }) if v.get("errors").is_some() => v,
+            // Per-element failures (all elements failed): `errors[]` with `failedElementNumber`.
+            // Any other 400 refused the request as a whole and keeps Jira's message.
+            Err(AtlassianError::Api { class: Class::BadRequest, payload: ErrorPayload::Json(v), .. })
+                if v.get("errors").and_then(Value::as_array).is_some_and(|errors| !errors.is_empty()) =>
+            {
+                v
+            }
             Err(e) => return Err(e),
         };
     Ok(map_bulk_answer(fields.len(), &answer))
@@ -406,10 +418,7 @@ pub fn map_bulk_answer(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
     (0..sent)
         .map(|i| match failures.remove(&i) {
             Some(failure) => failure,
-            None => created.next().map(BulkOutcome::Created).unwrap_or(BulkOutcome::Failed {
-                message: "Jira's answer did not account for this issue; it will be looked up on retry".into(),
-                retryable: true,
-            }),
+            None => created.next().map(BulkOutcome::Created).unwrap_or(BulkOutcome::Unknown),
         })
         .collect()
 }
@@ -438,13 +447,15 @@ mod tests {
             "errors": [{"status": 400, "failedElementNumber": 1, "elementErrors": {"errors": {"summary": "too long"}}},
                        {"status": 503, "failedElementNumber": 3, "elementErrors": {"errorMessages": ["busy"]}}]
         });
-        let outcomes = map_bulk_answer(4, &answer);
+        let outcomes = map_bulk_answer(5, &answer);
         assert!(matches!(&outcomes[0], BulkOutcome::Created(i) if i.key == "P-1"));
         assert!(
             matches!(&outcomes[1], BulkOutcome::Failed { retryable: false, message } if message.contains("summary"))
         );
         assert!(matches!(&outcomes[2], BulkOutcome::Created(i) if i.key == "P-3"));
         assert!(matches!(&outcomes[3], BulkOutcome::Failed { retryable: true, .. }));
+        // Neither created nor failed in the answer: it may exist, so it is looked up, not retried blind.
+        assert!(matches!(&outcomes[4], BulkOutcome::Unknown));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
 use super::client::{OAuthError, TokenEndpoint, TokenSet};
@@ -60,8 +60,26 @@ impl TokenProvider {
 
     /// A valid access token for an OAuth connection, refreshed when it is due.
     pub async fn access_token(&self, connection: &Connection) -> Result<SecretString, TokenError> {
+        self.token(connection, None).await
+    }
+
+    /// After Atlassian refused `rejected` (revoked or expired early): a token other than it —
+    /// the one another instance refreshed meanwhile, or a refresh of our own, under the same
+    /// lease as every refresh.
+    pub async fn renewed_token(
+        &self,
+        connection: &Connection,
+        rejected: Option<&SecretString>,
+    ) -> Result<SecretString, TokenError> {
+        self.token(connection, Some(rejected.map_or("", |r| r.expose_secret()))).await
+    }
+
+    async fn token(&self, connection: &Connection, rejected: Option<&str>) -> Result<SecretString, TokenError> {
+        let usable = |tokens: &TokenSet| {
+            !self.needs_refresh(tokens) && rejected.is_none_or(|r| tokens.access_token.expose_secret() != r)
+        };
         let seen = self.read(connection).await?;
-        if !self.needs_refresh(&seen.1) {
+        if usable(&seen.1) {
             return Ok(seen.1.access_token);
         }
         let lease_key = format!("{}#{}", connection.tenant, connection.grant_id);

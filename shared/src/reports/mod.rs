@@ -10,7 +10,7 @@ pub use publish::{Outcome, Publication, PublicationState, PublishJob, marker, pu
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Limits that keep a report inside one invocation and Confluence's body limit.
 pub const MAX_TEXT: usize = 5_000;
@@ -189,7 +189,7 @@ impl Report {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_report", message)
+    ApiError::new(ErrorCode::InvalidReport, message)
 }
 
 fn text(path: &str, value: &str, max: usize) -> Result<(), ApiError> {

@@ -20,8 +20,9 @@ use utoipa::ToSchema;
 
 use super::{Report, pdf, storage};
 use crate::atlassian::confluence::{self, PageInfo, SpaceRef};
-use crate::atlassian::{AtlassianError, FileUpload, Flavour, Session};
+use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
+use crate::error::{ApiError, ErrorCode};
 use crate::settings::ConfluenceSettings;
 use crate::store::{PublicationClaim, PublicationStore, StoreError};
 
@@ -57,6 +58,9 @@ pub struct Publication {
     pub version: Option<u64>,
     pub attachment_id: Option<String>,
     pub last_error: Option<String>,
+    /// The error code that goes with `last_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_code: Option<ErrorCode>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
@@ -78,12 +82,14 @@ pub fn marker(tenant: &TenantId, report_id: &str) -> String {
 /// How a publication ended, for the trigger.
 pub enum Outcome {
     Published(Publication),
-    /// Recorded as failed; do not retry.
+    /// Recorded as failed for good (`last_error_code` says why); redeliveries answer the same.
     Failed(Publication),
-    /// A temporary failure; the same delivery may succeed later.
-    Retry {
+    /// Not finished, and not failed for good: the same idempotency key may be sent again —
+    /// by the trigger when the error's code is retried (Atlassian busy), or by the caller once
+    /// an admin fixed what the error names (a permission, the credentials).
+    Stopped {
         publication: Option<Publication>,
-        reason: String,
+        error: ApiError,
     },
 }
 
@@ -122,6 +128,7 @@ impl PublishJob<'_> {
             version: None,
             attachment_id: None,
             last_error: None,
+            last_error_code: None,
             updated_at: OffsetDateTime::now_utc(),
         };
         let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
@@ -136,9 +143,12 @@ impl PublishJob<'_> {
                 PublicationClaim::Done(p) => return Ok(Outcome::Published(p)),
                 PublicationClaim::Busy { until } => {
                     if OffsetDateTime::now_utc() >= give_up {
-                        return Ok(Outcome::Retry {
+                        return Ok(Outcome::Stopped {
                             publication: None,
-                            reason: "another delivery is still publishing this report".into(),
+                            error: ApiError::new(
+                                ErrorCode::JobInProgress,
+                                "another delivery is still publishing this report",
+                            ),
                         });
                     }
                     let wait = (until - OffsetDateTime::now_utc())
@@ -151,31 +161,34 @@ impl PublishJob<'_> {
             Ok(()) => Ok(Outcome::Published(publication)),
             Err(StepError::Store(e)) => Err(e),
             Err(StepError::Permanent(reason)) => {
-                publication.state = PublicationState::Failed;
-                publication.last_error = Some(reason);
-                publication.updated_at = OffsetDateTime::now_utc();
-                self.store.save_publication(self.tenant, &publication, &owner, true).await?;
-                Ok(Outcome::Failed(publication))
+                self.fail(publication, ApiError::new(ErrorCode::PublishFailed, reason), &owner).await
             }
-            Err(StepError::Upstream(e)) if !e.is_retryable() => {
-                publication.state = PublicationState::Failed;
-                publication.last_error = Some(describe(&e));
-                publication.updated_at = OffsetDateTime::now_utc();
-                self.store.save_publication(self.tenant, &publication, &owner, true).await?;
-                Ok(Outcome::Failed(publication))
-            }
-            Err(StepError::Upstream(e)) => {
-                publication.last_error = Some(describe(&e));
-                publication.updated_at = OffsetDateTime::now_utc();
-                self.store.save_publication(self.tenant, &publication, &owner, true).await?;
-                Ok(Outcome::Retry { reason: describe(&e), publication: Some(publication) })
-            }
+            Err(StepError::Upstream(e)) => self.fail(publication, e.into(), &owner).await,
         }
+    }
+
+    /// Records a failure: for good when only other content could fix it, else as the last
+    /// error of a publication that the same key may finish later.
+    async fn fail(&self, mut publication: Publication, error: ApiError, owner: &str) -> Result<Outcome, StoreError> {
+        let final_ = !error.retried() && !fixable_in_atlassian(error.code);
+        publication.last_error = Some(error.message.clone());
+        publication.last_error_code = Some(error.code);
+        publication.updated_at = OffsetDateTime::now_utc();
+        if final_ {
+            publication.state = PublicationState::Failed;
+        }
+        self.store.save_publication(self.tenant, &publication, owner, true).await?;
+        Ok(if final_ {
+            Outcome::Failed(publication)
+        } else {
+            Outcome::Stopped { publication: Some(publication), error }
+        })
     }
 
     async fn save(&self, publication: &mut Publication, owner: &str, state: PublicationState) -> Result<(), StepError> {
         publication.state = state;
         publication.last_error = None;
+        publication.last_error_code = None;
         publication.updated_at = OffsetDateTime::now_utc();
         self.store.save_publication(self.tenant, publication, owner, false).await?;
         Ok(())
@@ -205,7 +218,7 @@ impl PublishJob<'_> {
                     Ok(created) => (created.id, created.version),
                     // Another delivery (another idempotency key for the same report) created it
                     // first: find it by its marker and update it instead.
-                    Err(AtlassianError::Api { status: 400 | 409, .. }) => {
+                    Err(e) if e.is(Class::BadRequest) || e.is(Class::Conflict) => {
                         let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, &marker).await?;
                         let page = page.ok_or_else(|| {
                             StepError::Permanent(format!("Confluence refused the page title {title:?}"))
@@ -253,10 +266,11 @@ impl PublishJob<'_> {
         match confluence::create_page(self.session, space, space.homepage_id.as_deref(), title, body).await {
             Ok(page) => Ok(page.id),
             // Created meanwhile by a concurrent publication: use that one.
-            Err(AtlassianError::Api { status: 400 | 409, .. }) => confluence::find_page(self.session, space, title)
-                .await?
-                .map(|p| p.id)
-                .ok_or_else(|| StepError::Permanent(format!("Confluence refused to create the parent page {title:?}"))),
+            Err(e) if e.is(Class::BadRequest) || e.is(Class::Conflict) => {
+                confluence::find_page(self.session, space, title).await?.map(|p| p.id).ok_or_else(|| {
+                    StepError::Permanent(format!("Confluence refused to create the parent page {title:?}"))
+                })
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -295,7 +309,7 @@ impl PublishJob<'_> {
         for _ in 0..3 {
             match confluence::update_page(self.session, &current.id, title, body, current.version + 1).await {
                 Ok(()) => return Ok(current.version + 1),
-                Err(AtlassianError::Api { status: 409, .. }) => {
+                Err(e) if e.is(Class::Conflict) => {
                     current = confluence::get_page(self.session, &current.id).await?.ok_or_else(|| {
                         StepError::Permanent("the page was deleted while it was being updated".into())
                     })?;
@@ -303,10 +317,10 @@ impl PublishJob<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StepError::Upstream(AtlassianError::Api {
-            status: 409,
-            payload: crate::atlassian::ErrorPayload::Text("the page kept changing; try again".into()),
-        }))
+        Err(StepError::Upstream(AtlassianError::api(
+            409,
+            crate::atlassian::ErrorPayload::Text("the page kept changing; try again".into()),
+        )))
     }
 
     fn page_url(&self, space: &SpaceRef, id: &str) -> String {
@@ -322,11 +336,14 @@ fn slug(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
 }
 
-fn describe(e: &AtlassianError) -> String {
-    match e {
-        AtlassianError::Api { status: 401 | 403, .. } => {
-            format!("Confluence refused the connection's credentials or permissions ({e})")
-        }
-        other => other.to_string(),
-    }
+/// Failures an admin fixes in Atlassian or in the connection, after which the same key should
+/// publish: a missing permission, refused credentials.
+fn fixable_in_atlassian(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::AtlassianPermissionDenied
+            | ErrorCode::ReconnectRequired
+            | ErrorCode::InvalidCredentials
+            | ErrorCode::UpstreamUnauthorized
+    )
 }
