@@ -271,6 +271,9 @@ class Stack:
             "BRIDGE_EVENT_SOURCE": EVENT_SOURCE,
             # Short leases, so a retry after an injected crash takes over within seconds.
             "BRIDGE_JOB_LEASE_SECONDS": "3",
+            # Above the simulator's search lag (Cloud 3 s, DC 1 s), as production's default is
+            # above Jira's: a marker search is trusted only after it.
+            "BRIDGE_JIRA_INDEX_DELAY_SECONDS": "4",
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
         return env

@@ -37,6 +37,18 @@ pub struct Config {
     pub event_source: String,
     /// How long a job holds an action item or report before another delivery may take it over.
     pub job_lease: Duration,
+    pub search_index: SearchIndex,
+}
+
+/// Jira's search is eventually consistent (Cloud v3 `search/jql`: "Recent updates might not be
+/// immediately visible"): a marker search trusts a miss only this long after the attempt that may
+/// have created the issue.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchIndex {
+    /// How long after a create Jira's search is trusted to show it.
+    pub delay: Duration,
+    /// The longest a job waits, once, for that; beyond it the item ends retryable.
+    pub max_wait: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +144,10 @@ impl Config {
             event_bus: env.optional("BRIDGE_EVENT_BUS_NAME"),
             event_source: env.optional("BRIDGE_EVENT_SOURCE").unwrap_or_else(|| "atlassian-bridge".into()),
             job_lease: env.seconds("BRIDGE_JOB_LEASE_SECONDS", 60)?,
+            search_index: SearchIndex {
+                delay: env.seconds("BRIDGE_JIRA_INDEX_DELAY_SECONDS", 5)?,
+                max_wait: env.seconds("BRIDGE_JIRA_INDEX_MAX_WAIT_SECONDS", 10)?,
+            },
             egress: EgressPolicy {
                 allow_http: env.flag("BRIDGE_EGRESS_ALLOW_HTTP")?,
                 allow_loopback: env.flag("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS")?,

@@ -93,6 +93,7 @@ async fn run(
         ledger: app.issues.as_ref(),
         tenant,
         lease: app.config.job_lease,
+        search_index: app.config.search_index,
     };
     let results = job.run(&request.action_items).await?;
     let created = results.iter().filter(|r| r.status == bridge::issues::ItemStatus::Created).count();

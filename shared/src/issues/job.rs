@@ -10,6 +10,7 @@ use super::{
     find_by_marker, marker_label,
 };
 use crate::atlassian::AtlassianError;
+use crate::config::SearchIndex;
 use crate::domain::TenantId;
 use crate::settings::AssigneeMatching;
 use crate::store::{Claim, IssueLedger, StoreError};
@@ -23,6 +24,7 @@ pub struct IssueJob<'a> {
     pub tenant: &'a TenantId,
     /// How long a claim holds an item: longer than one bulk request can take.
     pub lease: Duration,
+    pub search_index: SearchIndex,
 }
 
 struct Pending<'i> {
@@ -58,6 +60,7 @@ impl IssueJob<'_> {
         let owner = uuid::Uuid::new_v4().to_string();
         let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
         let mut to_create: Vec<Pending<'_>> = Vec::new();
+        let mut resumed: Vec<(Pending<'_>, OffsetDateTime)> = Vec::new();
         let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
 
         for (index, item) in items.iter().enumerate() {
@@ -65,21 +68,7 @@ impl IssueJob<'_> {
                 let until = OffsetDateTime::now_utc() + self.lease;
                 match self.ledger.claim(self.tenant, &item.id, &owner, until).await? {
                     Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item }),
-                    Claim::Resumed => {
-                        match find_by_marker(self.ctx.session, &marker_label(self.ctx.tenant, &item.id)).await {
-                            Ok(Some(found)) => {
-                                tracing::info!(item = %item.id, key = %found.key, "found the issue an interrupted attempt created");
-                                self.ledger.complete(self.tenant, &item.id, &owner, &found.key, &found.id).await?;
-                                results[index] =
-                                    Some(self.result(item, ItemStatus::Existing, Some(&found.key), None, false));
-                            }
-                            Ok(None) => to_create.push(Pending { index, item }),
-                            Err(e) => {
-                                self.ledger.release(self.tenant, &item.id, &owner).await?;
-                                results[index] = Some(self.failure(item, &e));
-                            }
-                        }
-                    }
+                    Claim::Resumed { attempted_before } => resumed.push((Pending { index, item }, attempted_before)),
                     Claim::Done { key, deleted, .. } => {
                         let note = deleted
                             .then(|| "the issue created for this item was deleted; it is not created again".to_owned());
@@ -101,6 +90,10 @@ impl IssueJob<'_> {
                 break;
             }
         }
+
+        let unseen = self.look_up(resumed, &owner, &mut results).await?;
+        let after_wait = self.after_the_index_caught_up(unseen, &to_create, &owner, &mut results).await?;
+        to_create.extend(after_wait);
 
         let mut assignees = AssigneeCache::default();
         let mut ready = Vec::new();
@@ -161,6 +154,73 @@ impl IssueJob<'_> {
             }
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Looks for the issues interrupted attempts may have created; answers the items not found,
+    /// with when their attempt ended.
+    async fn look_up<'i>(
+        &self,
+        resumed: Vec<(Pending<'i>, OffsetDateTime)>,
+        owner: &str,
+        results: &mut [Option<ItemResult>],
+    ) -> Result<Vec<(Pending<'i>, OffsetDateTime)>, StoreError> {
+        let mut unseen = Vec::new();
+        for (pending, attempted_before) in resumed {
+            let item = pending.item;
+            match find_by_marker(self.ctx.session, &marker_label(self.ctx.tenant, &item.id)).await {
+                Ok(Some(found)) => {
+                    tracing::info!(item = %item.id, key = %found.key, "found the issue an interrupted attempt created");
+                    self.ledger.complete(self.tenant, &item.id, owner, &found.key, &found.id).await?;
+                    results[pending.index] =
+                        Some(self.result(item, ItemStatus::Existing, Some(&found.key), None, false));
+                }
+                Ok(None) => unseen.push((pending, attempted_before)),
+                Err(e) => {
+                    self.ledger.release(self.tenant, &item.id, owner).await?;
+                    results[pending.index] = Some(self.failure(item, &e));
+                }
+            }
+        }
+        Ok(unseen)
+    }
+
+    /// A miss is trusted only once Jira's index had time to show what the interrupted attempt
+    /// may have created: the job waits for that once (not per item) when it fits in the wait
+    /// budget and searches again; otherwise the items end retryable — never created blind.
+    async fn after_the_index_caught_up<'i>(
+        &self,
+        unseen: Vec<(Pending<'i>, OffsetDateTime)>,
+        also_held: &[Pending<'_>],
+        owner: &str,
+        results: &mut [Option<ItemResult>],
+    ) -> Result<Vec<Pending<'i>>, StoreError> {
+        let Some(latest) = unseen.iter().map(|(_, at)| *at).max() else { return Ok(Vec::new()) };
+        let wait = (latest + self.search_index.delay - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+        if wait.is_zero() {
+            return Ok(unseen.into_iter().map(|(pending, _)| pending).collect());
+        }
+        if wait > self.search_index.max_wait {
+            for (pending, _) in unseen {
+                self.ledger.release(self.tenant, &pending.item.id, owner).await?;
+                let message = "an interrupted attempt may have created this issue and Jira's search may not show it yet; it will be looked up again".to_owned();
+                results[pending.index] = Some(self.result(pending.item, ItemStatus::Failed, None, Some(message), true));
+            }
+            return Ok(Vec::new());
+        }
+        // Hold every claimed item through the wait and the creates that follow, so no other
+        // delivery takes one over meanwhile.
+        let until = OffsetDateTime::now_utc() + wait + self.lease;
+        for item in unseen.iter().map(|(p, _)| p.item).chain(also_held.iter().map(|p| p.item)) {
+            self.ledger.extend(self.tenant, &item.id, owner, until).await?;
+        }
+        tracing::info!(
+            items = unseen.len(),
+            wait_ms = wait.whole_milliseconds() as u64,
+            "waiting for Jira's search index before creating"
+        );
+        tokio::time::sleep(wait.unsigned_abs()).await;
+        let still_unseen = self.look_up(unseen, owner, results).await?;
+        Ok(still_unseen.into_iter().map(|(pending, _)| pending).collect())
     }
 
     fn failure(&self, item: &ActionItem, error: &AtlassianError) -> ItemResult {

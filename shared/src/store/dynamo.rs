@@ -473,7 +473,16 @@ impl IssueLedger for DynamoStore {
                 {
                     None => Claim::Fresh,
                     Some("failed") => Claim::Retry,
-                    Some(_) => Claim::Resumed,
+                    // The old lease end bounds when the interrupted attempt sent its create:
+                    // it held the item until then, and a release stamps the moment it gave up.
+                    Some(_) => Claim::Resumed {
+                        attempted_before: out
+                            .attributes
+                            .as_ref()
+                            .map(lease_until)
+                            .transpose()?
+                            .unwrap_or_else(OffsetDateTime::now_utc),
+                    },
                 },
             ),
             Err(e) if is_condition_failure(&e) => {
@@ -559,7 +568,35 @@ impl IssueLedger for DynamoStore {
     }
 
     async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
-        self.settle(tenant, item_id, owner, "SET lease_until_ms = :zero", None).await
+        self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", None).await
+    }
+
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression("SET lease_until_ms = :until")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":until", AttributeValue::N(ms(until).to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Taken over meanwhile: the completion's own owner condition will refuse our record.
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(service_error(e)),
+        }
     }
 
     async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<String>, StoreError> {
@@ -608,8 +645,14 @@ impl DynamoStore {
             .update_expression(update)
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()));
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()));
+        // DynamoDB refuses values the expression does not use.
+        if update.contains(":zero") {
+            request = request.expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        }
+        if update.contains(":now") {
+            request = request.expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()));
+        }
         if let Some(message) = message {
             request = request
                 .expression_attribute_names("#state", "state")

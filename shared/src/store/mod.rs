@@ -69,8 +69,9 @@ pub enum Claim {
     /// Never attempted: create it.
     Fresh,
     /// An earlier attempt recorded its intent and did not finish: it may have created the issue,
-    /// so look for the marker before creating.
-    Resumed,
+    /// so look for the marker before creating. Anything it created was sent before
+    /// `attempted_before` (the end of its lease, or when it gave the item back).
+    Resumed { attempted_before: OffsetDateTime },
     /// Jira refused it before: try again.
     Retry,
     /// Already created (or created and deleted): nothing to do.
@@ -100,6 +101,14 @@ pub trait IssueLedger: Send + Sync {
     async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError>;
     /// Gives an unfinished item back (it stays `pending`, so the next attempt looks for it first).
     async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Holds a claimed item longer (while the job waits for Jira's search index).
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// The action item an issue key was created for, if this system created it for this tenant.
     async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<String>, StoreError>;
     async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError>;
