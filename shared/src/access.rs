@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::atlassian::session::{CredentialWatch, TokenRenewal};
-use crate::atlassian::{AtlassianError, Credentials, Flavour, OidcClient, OidcToken, Session, Transport};
+use crate::atlassian::{AtlassianError, Class, Credentials, Flavour, OidcClient, OidcToken, Session, Transport};
 use crate::credentials::{ClientAuthMethod, ConnectionAuth};
-use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, TenantId};
+use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site, TenantId};
 use crate::error::{ApiError, ErrorCode};
 use crate::oauth::{TokenError, TokenProvider};
 use crate::store::{ConnectionStore, CredentialStore, StoreError};
@@ -75,6 +75,16 @@ impl From<TokenError> for AtlassianError {
             other => AtlassianError::RefreshFailed(other.to_string()),
         }
     }
+}
+
+/// How a Cloud API token works, as found by [`Connector::probe_cloud_token`].
+pub struct TokenProbe {
+    pub session: Session,
+    /// The site (cloudId from `tenant_info`), when the URL answered it.
+    pub site: Option<Site>,
+    /// Works through `api.atlassian.com` only (a scoped token).
+    pub scoped: bool,
+    pub acting_as: Option<String>,
 }
 
 /// Identity-provider tokens cached per instance, keyed by the secret's name and version so that
@@ -161,9 +171,86 @@ impl Connector {
             connection.base_url.as_deref().ok_or_else(|| StoreError::Corrupt("connection has no base URL".into()))?;
         let base = Url::parse(base_url).map_err(|e| StoreError::Corrupt(format!("base URL: {e}")))?;
         let cache_key = format!("{}#{}", connection.secret_name, stored.version);
-        let session =
-            self.session_with(connection.deployment, connection.product, base, &auth, Some(cache_key)).await?;
+        let session = match (&connection.site, connection.scoped_token) {
+            (Some(site), true) => self.gateway_session(connection.product, site, &auth)?,
+            _ => self.session_with(connection.deployment, connection.product, base, &auth, Some(cache_key)).await?,
+        };
         Ok(session.with_watch(self.watch(connection)))
+    }
+
+    /// A scoped Cloud API token's session: Basic auth through `api.atlassian.com`, links to the site.
+    fn gateway_session(&self, product: Product, site: &Site, auth: &ConnectionAuth) -> Result<Session, AccessError> {
+        let ConnectionAuth::ApiToken { email, token } = auth else {
+            return Err(StoreError::Corrupt("a scoped-token connection without an API token".into()).into());
+        };
+        let base = self
+            .api_base
+            .join(&format!("ex/{product}/{}", site.cloud_id))
+            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
+        let credentials = Credentials::Basic { username: email.clone(), password: token.clone() };
+        let session = Session::new(self.transport.clone(), base, product, Flavour::Cloud, credentials);
+        Ok(match Url::parse(&site.url) {
+            Ok(site_url) => session.with_web_root(site_url),
+            Err(_) => session,
+        })
+    }
+
+    /// Which way a Cloud API token works, found by trying it: a scoped token (every
+    /// service-account token is one) only through `api.atlassian.com/ex/{product}/{cloudId}`, a
+    /// classic one only on the site URL. The cloudId comes from the site's public
+    /// `/_edge/tenant_info`. The gateway is tried first; a refusal there means "classic: try the
+    /// site".
+    pub async fn probe_cloud_token(
+        &self,
+        product: Product,
+        site_url: &Url,
+        auth: &ConnectionAuth,
+    ) -> Result<TokenProbe, AtlassianError> {
+        let site = self.tenant_info(site_url).await?;
+        if let Some(site) = &site {
+            let session =
+                self.gateway_session(product, site, auth).map_err(|e| AtlassianError::Decode(e.to_string()))?;
+            match crate::verify::whoami(&session, AuthType::ApiToken, true).await {
+                Ok(acting_as) => return Ok(TokenProbe { session, site: Some(site.clone()), scoped: true, acting_as }),
+                Err(e) if e.is(Class::Unauthorized) || e.is(Class::PermissionDenied) => {
+                    tracing::info!(product = %product, "not a scoped token; trying the site URL");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let session =
+            self.session_with(Deployment::Cloud, product, site_url.clone(), auth, None).await.map_err(|e| match e {
+                AccessError::Upstream(e) => e,
+                other => AtlassianError::Decode(other.to_string()),
+            })?;
+        let acting_as = crate::verify::whoami(&session, AuthType::ApiToken, false).await?;
+        Ok(TokenProbe { session, site, scoped: false, acting_as })
+    }
+
+    /// The site's cloudId from its public `/_edge/tenant_info` (no credentials sent); `None` when
+    /// the URL is no Cloud site that answers it.
+    async fn tenant_info(&self, site_url: &Url) -> Result<Option<Site>, AtlassianError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct TenantInfo {
+            cloud_id: String,
+        }
+        let mut root = site_url.clone();
+        if !root.path().ends_with('/') {
+            let path = format!("{}/", root.path());
+            root.set_path(&path);
+        }
+        let url = root.join("_edge/tenant_info").map_err(|e| AtlassianError::Decode(e.to_string()))?;
+        match self.transport.get_json::<TenantInfo>(url, &Credentials::Anonymous).await {
+            Ok(info) if !info.cloud_id.is_empty() && info.cloud_id.len() <= 64 => Ok(Some(Site {
+                cloud_id: info.cloud_id,
+                url: site_url.as_str().trim_end_matches('/').to_owned(),
+                name: site_url.host_str().and_then(|h| h.split('.').next()).unwrap_or_default().to_owned(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.is(Class::NotFound) || matches!(e, AtlassianError::Decode(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn watch(&self, connection: &Connection) -> Arc<dyn CredentialWatch> {
@@ -288,7 +375,7 @@ impl TokenRenewal for OAuthRenewal {
     async fn renew(&self, rejected: &Credentials) -> Result<SecretString, AtlassianError> {
         let rejected = match rejected {
             Credentials::Bearer(token) => Some(token),
-            Credentials::Basic { .. } => None,
+            Credentials::Basic { .. } | Credentials::Anonymous => None,
         };
         Ok(self.tokens.renewed_token(&self.connection, rejected).await?)
     }

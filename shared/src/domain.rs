@@ -197,6 +197,9 @@ pub struct Connection {
     pub site: Option<Site>,
     /// The product's base URL for token and Server/DC connections (context path kept).
     pub base_url: Option<String>,
+    /// A Cloud API token that is scoped (every service-account token is): it works only through
+    /// `api.atlassian.com/ex/{product}/{cloudId}` (with `site`), never on the site URL.
+    pub scoped_token: bool,
     /// Who the credentials act as, as the product named them at verification.
     pub acting_as: Option<String>,
     /// Sites the grant reaches that carry the needed scopes (the choices for a site selection).

@@ -7,12 +7,14 @@ use crate::atlassian::{AtlassianError, Class, ErrorPayload, Flavour, Session};
 use crate::domain::{AuthType, Product};
 use crate::error::{ApiError, ErrorCode};
 
-/// Jira's current user; Confluence's current user, except for Cloud OAuth, whose scopes do not
-/// include the user endpoint: one space read proves the grant there.
-pub async fn whoami(session: &Session, auth_type: AuthType) -> Result<Option<String>, AtlassianError> {
-    let body: Value = match (session.product(), session.flavour(), auth_type) {
+/// Jira's current user; Confluence's current user, except through `api.atlassian.com` (Cloud
+/// OAuth, scoped API tokens), whose scopes do not include the user endpoint: one space read
+/// proves the credentials there.
+pub async fn whoami(session: &Session, auth_type: AuthType, scoped: bool) -> Result<Option<String>, AtlassianError> {
+    let scoped = scoped || auth_type == AuthType::Oauth2;
+    let body: Value = match (session.product(), session.flavour(), scoped) {
         (Product::Jira, _, _) => session.get_json(&session.jira_path("myself")).await?,
-        (Product::Confluence, Flavour::Cloud, AuthType::Oauth2) => {
+        (Product::Confluence, Flavour::Cloud, true) => {
             session.get_json::<Value>(&session.confluence_v2_path("spaces?limit=1")).await?;
             return Ok(None);
         }

@@ -62,7 +62,9 @@ def test_register_status_and_verify(bridge, product, variant):
     assert view["status"] == "connected"
     assert view["acting_as"] == reg.expected_acting_as(variant)
     assert view["base_url"] == request_body["base_url"]          # context path (/jira, /confluence) kept
-    assert view["last_verified_at"] and view["site"] is None
+    assert view["last_verified_at"]
+    # A Cloud site names its cloudId (from its /_edge/tenant_info); Server/DC has no site.
+    assert (view["site"] or {}).get("cloud_id") == (reg.CLOUD_ID if variant == "api_token" else None)
     assert reg.no_credential_in(r.text, *credentials_of(request_body))
 
     status = bridge.connection(tenant, product)

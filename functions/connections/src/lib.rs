@@ -9,7 +9,7 @@ use bridge::app::App;
 use bridge::atlassian::{EgressError, Session};
 use bridge::caller::{BridgeScope, Caller, authorize};
 use bridge::credentials::ConnectionAuth;
-use bridge::domain::{Connection, ConnectionStatus, ConsentTarget, Product};
+use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::http::{self, HttpResponse};
 use bridge::settings::{ConfluenceSettings, JiraSettings};
@@ -118,7 +118,7 @@ async fn verify(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     // The session records a persisting 401 on the connection itself (as on every route); a
     // 403 is the user lacking a permission and leaves the status alone.
     let session = app.connector.session_for(&connection).await?;
-    match bridge::verify::whoami(&session, connection.auth_type).await {
+    match bridge::verify::whoami(&session, connection.auth_type, connection.scoped_token).await {
         Ok(acting_as) => {
             let verification = Verification {
                 at: OffsetDateTime::now_utc(),
@@ -162,17 +162,7 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
             .map_err(|e| ApiError::new(ErrorCode::EgressRefused, format!("auth.token_url: {e}")))?;
     }
 
-    let session =
-        app.connector.session_with(body.deployment, product, base_url.clone(), &body.auth, None).await.map_err(
-            |e| match e {
-                AccessError::Upstream(e) => bridge::verify::failure(product, e),
-                other => other.into(),
-            },
-        )?;
-    let acting_as = bridge::verify::whoami(&session, body.auth.auth_type())
-        .await
-        .map_err(|e| bridge::verify::failure(product, e))?;
-
+    let (acting_as, site, scoped_token) = check_credentials(app, product, &body, &base_url).await?;
     let now = OffsetDateTime::now_utc();
     let previous = app.connections.get(&caller.tenant, product).await?;
     let grant_id = format!("conn-{product}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -182,8 +172,9 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
         deployment: body.deployment,
         auth_type: body.auth.auth_type(),
         status: ConnectionStatus::Connected,
-        site: None,
+        site,
         base_url: Some(base_url.to_string().trim_end_matches('/').to_owned()),
+        scoped_token,
         acting_as: acting_as.clone(),
         candidate_sites: Vec::new(),
         scopes: Vec::new(),
@@ -211,6 +202,31 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     }
     tracing::info!(product = %product, auth = ?connection.auth_type, "connection registered");
     Ok(http::json(StatusCode::OK, &ConnectionView::from(&connection)))
+}
+
+/// Proves the credentials work before anything is stored: who they act as, and for Cloud API
+/// tokens the site and whether the token is a scoped one (through `api.atlassian.com` only).
+async fn check_credentials(
+    app: &App,
+    product: Product,
+    body: &ConnectionRequest,
+    base_url: &Url,
+) -> Result<(Option<String>, Option<Site>, bool), ApiError> {
+    let failure = |e| bridge::verify::failure(product, e);
+    if body.deployment == Deployment::Cloud && body.auth.auth_type() == AuthType::ApiToken {
+        let probe = app.connector.probe_cloud_token(product, base_url, &body.auth).await.map_err(failure)?;
+        tracing::info!(product = %product, scoped = probe.scoped, "API token verified");
+        return Ok((probe.acting_as, probe.site, probe.scoped));
+    }
+    let session =
+        app.connector.session_with(body.deployment, product, base_url.clone(), &body.auth, None).await.map_err(
+            |e| match e {
+                AccessError::Upstream(e) => failure(e),
+                other => other.into(),
+            },
+        )?;
+    let acting_as = bridge::verify::whoami(&session, body.auth.auth_type(), false).await.map_err(failure)?;
+    Ok((acting_as, None, false))
 }
 
 /// The base URL as given (context path kept), checked by the egress guard.

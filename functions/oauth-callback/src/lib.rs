@@ -171,6 +171,7 @@ async fn complete(app: &App, tenant: &TenantId, target: ConsentTarget, code: &st
             status,
             site,
             base_url: None,
+            scoped_token: false,
             acting_as: None,
             candidate_sites: candidates,
             scopes: tokens.scopes.clone(),

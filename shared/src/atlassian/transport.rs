@@ -36,7 +36,12 @@ pub struct FileUpload {
 #[derive(Debug, Clone)]
 pub enum Credentials {
     Bearer(SecretString),
-    Basic { username: String, password: SecretString },
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// No Authorization header (a site's public `/_edge/tenant_info`).
+    Anonymous,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +133,7 @@ impl Transport {
                 Credentials::Basic { username, password } => {
                     request.basic_auth(username, Some(password.expose_secret()))
                 }
+                Credentials::Anonymous => request,
             };
             request = match payload {
                 Payload::None => request,

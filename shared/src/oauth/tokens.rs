@@ -219,6 +219,7 @@ mod tests {
             status: ConnectionStatus::Connected,
             site: Some(Site { cloud_id: "c1".into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
             base_url: None,
+            scoped_token: false,
             acting_as: None,
             candidate_sites: vec![],
             scopes: vec![],

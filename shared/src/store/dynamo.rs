@@ -89,6 +89,8 @@ struct ConnectionItem {
     #[serde(default)]
     base_url: Option<String>,
     #[serde(default)]
+    scoped_token: bool,
+    #[serde(default)]
     acting_as: Option<String>,
     #[serde(default)]
     candidate_sites: Vec<Site>,
@@ -116,6 +118,7 @@ impl From<&Connection> for ConnectionItem {
             status: c.status,
             site: c.site.clone(),
             base_url: c.base_url.clone(),
+            scoped_token: c.scoped_token,
             acting_as: c.acting_as.clone(),
             candidate_sites: c.candidate_sites.clone(),
             scopes: c.scopes.clone(),
@@ -139,6 +142,7 @@ impl TryFrom<ConnectionItem> for Connection {
             status: i.status,
             site: i.site,
             base_url: i.base_url,
+            scoped_token: i.scoped_token,
             acting_as: i.acting_as,
             candidate_sites: i.candidate_sites,
             scopes: i.scopes,
