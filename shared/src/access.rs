@@ -154,7 +154,8 @@ impl Connector {
                 Credentials::Bearer(token),
             )
             .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }))
-            .with_watch(self.watch(connection));
+            .with_watch(self.watch(connection))
+            .with_site_id(&site.cloud_id);
             // Links in answers point at the site people open, not at the API gateway.
             return Ok(match Url::parse(&site.url) {
                 Ok(site_url) => session.with_web_root(site_url),
@@ -175,6 +176,10 @@ impl Connector {
             (Some(site), true) => self.gateway_session(connection.product, site, &auth)?,
             _ => self.session_with(connection.deployment, connection.product, base, &auth, Some(cache_key)).await?,
         };
+        let session = match &connection.site {
+            Some(site) => session.with_site_id(&site.cloud_id),
+            None => session,
+        };
         Ok(session.with_watch(self.watch(connection)))
     }
 
@@ -188,7 +193,8 @@ impl Connector {
             .join(&format!("ex/{product}/{}", site.cloud_id))
             .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
         let credentials = Credentials::Basic { username: email.clone(), password: token.clone() };
-        let session = Session::new(self.transport.clone(), base, product, Flavour::Cloud, credentials);
+        let session = Session::new(self.transport.clone(), base, product, Flavour::Cloud, credentials)
+            .with_site_id(&site.cloud_id);
         Ok(match Url::parse(&site.url) {
             Ok(site_url) => session.with_web_root(site_url),
             Err(_) => session,

@@ -69,6 +69,7 @@ error_codes! {
     NotFound = ("not_found", 404, false), "No such record for this tenant.";
     UnknownRoute = ("unknown_route", 404, false), "The function does not serve that route (a deployment mistake).";
     NotOurs = ("not_ours", 404, false), "The issue was not created by this integration for this tenant.";
+    IssueOnAnotherSite = ("issue_on_another_site", 409, false), "The issue was created on a site other than the one connected now; it is left alone.";
     JobInProgress = ("job_in_progress", 409, true), "Another delivery of the same idempotency key is still running; retry later.";
     // The connection's state.
     NotConnected = ("not_connected", 404, false), "The tenant has no connection for the product (the connection resource does not exist).";

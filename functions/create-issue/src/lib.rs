@@ -114,6 +114,14 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
         ApiError::new(ErrorCode::NotOurs, format!("{key} was not created by this integration for this tenant"))
     })?;
     let session = app.connector.session(&caller.tenant, Product::Jira).await?;
+    // A key is only unique within a site: after a re-connect to another site, the same key may
+    // name someone else's issue there.
+    if item.site.as_deref().is_some_and(|site| site != session.site_id()) {
+        return Err(ApiError::new(
+            ErrorCode::IssueOnAnotherSite,
+            format!("{key} was created on the site connected before, not on the one connected now; it is left alone"),
+        ));
+    }
     let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(&key)));
     match session.send(lambda_http::http::Method::DELETE, &path, Payload::None).await {
         Ok(_) => {}
@@ -130,7 +138,7 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
         // A 403 (no Delete permission) is answered as such; the connection stays connected.
         Err(e) => return Err(e.into()),
     }
-    app.issues.mark_deleted(&caller.tenant, &key, &item).await?;
+    app.issues.mark_deleted(&caller.tenant, &key, &item.item_id).await?;
     tracing::info!(key = %key, "issue deleted");
     Ok(http::no_content())
 }

@@ -54,6 +54,9 @@ pub struct Session {
     watch: Option<Arc<dyn CredentialWatch>>,
     /// Where people open the product in a browser (links in answers): the site, or the base URL.
     web_root: Url,
+    /// Which site this session writes to, for the records that must stay bound to it: the Cloud
+    /// cloudId, or the base URL.
+    site_id: String,
 }
 
 impl Session {
@@ -71,7 +74,9 @@ impl Session {
             base.set_path(&path);
         }
         let web_root = base.clone();
+        let site_id = base.as_str().trim_end_matches('/').to_owned();
         Self {
+            site_id,
             transport,
             base,
             product,
@@ -98,6 +103,16 @@ impl Session {
     pub fn with_web_root(mut self, web_root: Url) -> Self {
         self.web_root = web_root;
         self
+    }
+
+    /// For Cloud: the cloudId, which stays the same whichever URL the session goes through.
+    pub fn with_site_id(mut self, site_id: impl Into<String>) -> Self {
+        self.site_id = site_id.into();
+        self
+    }
+
+    pub fn site_id(&self) -> &str {
+        &self.site_id
     }
 
     pub fn web_root(&self) -> &str {

@@ -13,7 +13,7 @@ use crate::atlassian::AtlassianError;
 use crate::config::SearchIndex;
 use crate::domain::TenantId;
 use crate::settings::AssigneeMatching;
-use crate::store::{Claim, IssueLedger, StoreError};
+use crate::store::{Claim, IssueLedger, RecordedIssue, StoreError};
 
 /// How long a job waits for another invocation that holds an item, at most.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -33,6 +33,10 @@ struct Pending<'i> {
 }
 
 impl IssueJob<'_> {
+    fn recorded(&self, issue: &super::CreatedIssue) -> RecordedIssue {
+        RecordedIssue { key: issue.key.clone(), id: issue.id.clone(), site: self.ctx.session.site_id().to_owned() }
+    }
+
     fn url(&self, key: &str) -> String {
         format!("{}/browse/{key}", self.ctx.session.web_root().trim_end_matches('/'))
     }
@@ -69,9 +73,15 @@ impl IssueJob<'_> {
                 match self.ledger.claim(self.tenant, &item.id, &owner, until).await? {
                     Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item }),
                     Claim::Resumed { attempted_before } => resumed.push((Pending { index, item }, attempted_before)),
-                    Claim::Done { key, deleted, .. } => {
-                        let note = deleted
-                            .then(|| "the issue created for this item was deleted; it is not created again".to_owned());
+                    Claim::Done { key, deleted, site, .. } => {
+                        let elsewhere = site.as_deref().is_some_and(|s| s != self.ctx.session.site_id());
+                        let note = if deleted {
+                            Some("the issue created for this item was deleted; it is not created again".to_owned())
+                        } else if elsewhere {
+                            Some("the issue for this item was created on the site connected before; it is not created again here".to_owned())
+                        } else {
+                            None
+                        };
                         results[index] = Some(self.result(item, ItemStatus::Existing, Some(&key), note, false));
                     }
                     Claim::Busy { until } => {
@@ -127,7 +137,7 @@ impl IssueJob<'_> {
                         let item = pending.item;
                         results[pending.index] = Some(match outcome {
                             BulkOutcome::Created(issue) => {
-                                self.ledger.complete(self.tenant, &item.id, &owner, &issue.key, &issue.id).await?;
+                                self.ledger.complete(self.tenant, &item.id, &owner, &self.recorded(&issue)).await?;
                                 self.result(item, ItemStatus::Created, Some(&issue.key), prepared.note.clone(), false)
                             }
                             BulkOutcome::Failed { message, retryable } => {
@@ -170,7 +180,7 @@ impl IssueJob<'_> {
             match find_by_marker(self.ctx.session, &marker_label(self.ctx.tenant, &item.id)).await {
                 Ok(Some(found)) => {
                     tracing::info!(item = %item.id, key = %found.key, "found the issue an interrupted attempt created");
-                    self.ledger.complete(self.tenant, &item.id, owner, &found.key, &found.id).await?;
+                    self.ledger.complete(self.tenant, &item.id, owner, &self.recorded(&found)).await?;
                     results[pending.index] =
                         Some(self.result(item, ItemStatus::Existing, Some(&found.key), None, false));
                 }

@@ -6,8 +6,8 @@
 //! | OAuth state | `OAUTH_STATE#{id}` | `STATE` |
 //! | refresh lease | `LEASE#{key}` | `LEASE` |
 //! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
-//! | action item → issue | `TENANT#{tenant}` | `ACTION#{item id}` |
-//! | issue → action item | `TENANT#{tenant}` | `ISSUE#{key}` |
+//! | action item → issue (+ `site` it was written to) | `TENANT#{tenant}` | `ACTION#{item id}` |
+//! | issue → action item (+ `site`) | `TENANT#{tenant}` | `ISSUE#{key}` |
 //! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
 //! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
 
@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Claim, ConnectionStore, IssueLedger, OAuthStateStore, PendingAuthorization, PublicationClaim, PublicationStore,
-    RefreshLeaseStore, SettingsStore, StoreError, Verification,
+    Claim, ConnectionStore, IssueLedger, KeyRecord, OAuthStateStore, PendingAuthorization, PublicationClaim,
+    PublicationStore, RecordedIssue, RefreshLeaseStore, SettingsStore, StoreError, Verification,
 };
 use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
 
@@ -502,6 +502,7 @@ impl IssueLedger for DynamoStore {
                         key: text("issue_key"),
                         id: text("issue_id"),
                         deleted: state == "deleted",
+                        site: Some(text("site")).filter(|s| !s.is_empty()),
                     });
                 }
                 let until = lease_until(&item)?;
@@ -516,20 +517,23 @@ impl IssueLedger for DynamoStore {
         tenant: &TenantId,
         item_id: &str,
         owner: &str,
-        key: &str,
-        id: &str,
+        issue: &RecordedIssue,
     ) -> Result<(), StoreError> {
+        let RecordedIssue { key, id, site } = issue;
         let record = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(tenant_pk(tenant)))
             .key("sk", AttributeValue::S(action_sk(item_id)))
-            .update_expression("SET #state = :created, issue_key = :key, issue_id = :id REMOVE #owner, lease_until_ms")
+            .update_expression(
+                "SET #state = :created, issue_key = :key, issue_id = :id, site = :site REMOVE #owner, lease_until_ms",
+            )
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":created", AttributeValue::S("created".into()))
-            .expression_attribute_values(":key", AttributeValue::S(key.into()))
-            .expression_attribute_values(":id", AttributeValue::S(id.into()))
+            .expression_attribute_values(":key", AttributeValue::S(key.clone()))
+            .expression_attribute_values(":id", AttributeValue::S(id.clone()))
+            .expression_attribute_values(":site", AttributeValue::S(site.clone()))
             .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
             .build()
             .map_err(corrupt)?;
@@ -538,6 +542,7 @@ impl IssueLedger for DynamoStore {
             .item("pk", AttributeValue::S(tenant_pk(tenant)))
             .item("sk", AttributeValue::S(format!("ISSUE#{key}")))
             .item("item_id", AttributeValue::S(item_id.into()))
+            .item("site", AttributeValue::S(site.clone()))
             .item("state", AttributeValue::S("created".into()))
             .build()
             .map_err(corrupt)?;
@@ -603,13 +608,14 @@ impl IssueLedger for DynamoStore {
         }
     }
 
-    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<String>, StoreError> {
+    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         let out = self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("ISSUE#{key}")))).await?;
         let Some(item) = out.item else { return Ok(None) };
-        if item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str) != Some("created") {
+        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        if text("state").as_deref() != Some("created") {
             return Ok(None);
         }
-        Ok(item.get("item_id").and_then(|v| v.as_s().ok()).cloned())
+        Ok(text("item_id").map(|item_id| KeyRecord { item_id, site: text("site") }))
     }
 
     async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError> {

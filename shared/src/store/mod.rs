@@ -63,6 +63,24 @@ pub trait SettingsStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// An issue as the ledger records it: where it was written, so that a key is never taken for
+/// another site's issue after the tenant connects another site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedIssue {
+    pub key: String,
+    pub id: String,
+    /// The site it was written to: the Cloud cloudId, or the Server/DC base URL.
+    pub site: String,
+}
+
+/// What the ledger knows of an issue key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub item_id: String,
+    /// `None` for records written before sites were recorded (taken as the current site).
+    pub site: Option<String>,
+}
+
 /// Where an action item stands in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -75,7 +93,7 @@ pub enum Claim {
     /// Jira refused it before: try again.
     Retry,
     /// Already created (or created and deleted): nothing to do.
-    Done { key: String, id: String, deleted: bool },
+    Done { key: String, id: String, deleted: bool, site: Option<String> },
     /// Another invocation holds it until this instant.
     Busy { until: OffsetDateTime },
 }
@@ -95,8 +113,7 @@ pub trait IssueLedger: Send + Sync {
         tenant: &TenantId,
         item_id: &str,
         owner: &str,
-        key: &str,
-        id: &str,
+        issue: &RecordedIssue,
     ) -> Result<(), StoreError>;
     async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError>;
     /// Gives an unfinished item back (it stays `pending`, so the next attempt looks for it first).
@@ -110,7 +127,7 @@ pub trait IssueLedger: Send + Sync {
         until: OffsetDateTime,
     ) -> Result<(), StoreError>;
     /// The action item an issue key was created for, if this system created it for this tenant.
-    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<String>, StoreError>;
+    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<KeyRecord>, StoreError>;
     async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError>;
 }
 
