@@ -17,6 +17,7 @@ use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
 use crate::events::{Delivery, EventBridgeBus, EventBus, PublishFailed, Trigger};
 use crate::http::HttpResponse;
+use crate::markers::Markers;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
@@ -49,6 +50,8 @@ pub struct App {
     pub transport: Transport,
     pub oauth: Arc<AtlassianOAuth>,
     pub state_signer: StateSigner,
+    /// Issue labels and page anchors, keyed by the deployment (see `markers`).
+    pub markers: Markers,
     pub connections: Arc<dyn ConnectionStore>,
     pub states: Arc<dyn OAuthStateStore>,
     pub credentials: Arc<dyn CredentialStore>,
@@ -103,6 +106,7 @@ impl App {
             tokens,
         );
         Ok(Self {
+            markers: Markers::derive(&state_key),
             state_signer: StateSigner::new(state_key),
             transport,
             oauth,

@@ -19,6 +19,7 @@ pub mod events;
 pub mod faults;
 pub mod http;
 pub mod issues;
+pub mod markers;
 pub mod oauth;
 pub mod reports;
 pub mod settings;

@@ -89,6 +89,7 @@ async fn run(
             settings: &settings,
             fields: &fields,
             retrospective: request.retrospective.as_ref(),
+            markers: &app.markers,
         },
         ledger: app.issues.as_ref(),
         tenant,

@@ -79,6 +79,7 @@ async fn publish(app: &App, tenant: &TenantId, idempotency_key: &str, report: &R
         tenant,
         settings: &settings,
         lease: app.config.job_lease,
+        markers: &app.markers,
     };
     let outcome = job.run(report, idempotency_key).await?;
     match &outcome {

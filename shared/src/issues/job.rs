@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{
     ActionItem, AssigneeCache, BULK_CHUNK, BulkOutcome, CreateContext, ItemResult, ItemStatus, bulk_create,
-    find_by_marker, marker_label,
+    find_by_marker,
 };
 use crate::atlassian::AtlassianError;
 use crate::config::SearchIndex;
@@ -30,6 +30,8 @@ pub struct IssueJob<'a> {
 struct Pending<'i> {
     index: usize,
     item: &'i ActionItem,
+    /// Its issue may carry the marker form used before markers were keyed.
+    legacy_marker: bool,
 }
 
 impl IssueJob<'_> {
@@ -71,8 +73,15 @@ impl IssueJob<'_> {
             loop {
                 let until = OffsetDateTime::now_utc() + self.lease;
                 match self.ledger.claim(self.tenant, &item.id, &owner, until).await? {
-                    Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item }),
-                    Claim::Resumed { attempted_before } => resumed.push((Pending { index, item }, attempted_before)),
+                    Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item, legacy_marker: false }),
+                    Claim::Resumed { attempted_before, legacy_marker } => {
+                        if legacy_marker {
+                            // The claim just stamped the record as keyed: put back that its issue
+                            // may carry the old form, so a crash now can't lose that.
+                            self.ledger.mark_legacy_marker(self.tenant, &item.id, &owner).await?;
+                        }
+                        resumed.push((Pending { index, item, legacy_marker }, attempted_before));
+                    }
                     Claim::Done { key, deleted, site, .. } => {
                         let elsewhere = site.as_deref().is_some_and(|s| s != self.ctx.session.site_id());
                         let note = if deleted {
@@ -177,7 +186,11 @@ impl IssueJob<'_> {
         let mut unseen = Vec::new();
         for (pending, attempted_before) in resumed {
             let item = pending.item;
-            match find_by_marker(self.ctx.session, &marker_label(self.ctx.tenant, &item.id)).await {
+            // The old, guessable form only for records that predate keyed markers: anyone could
+            // plant an issue carrying it.
+            let [keyed, legacy] = self.ctx.markers.issue_forms(self.ctx.tenant, &item.id);
+            let markers = if pending.legacy_marker { vec![keyed, legacy] } else { vec![keyed] };
+            match find_by_marker(self.ctx.session, &self.ctx.settings.project_key, &markers).await {
                 Ok(Some(found)) => {
                     tracing::info!(item = %item.id, key = %found.key, "found the issue an interrupted attempt created");
                     self.ledger.complete(self.tenant, &item.id, owner, &self.recorded(&found)).await?;

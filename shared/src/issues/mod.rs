@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::atlassian::jira::{CreateMetaField, FIELDS_WE_ALWAYS_SET, encode};
 use crate::atlassian::{AtlassianError, Class, ErrorPayload, Flavour, Payload, Session};
 use crate::error::{ApiError, ErrorCode};
+use crate::markers::Markers;
 use crate::settings::JiraSettings;
 use markup::BackLink;
 
@@ -187,13 +187,6 @@ impl IssuesRequest {
     }
 }
 
-/// The label that marks an issue as created for (tenant, action item), so a retry can find it.
-pub fn marker_label(tenant: &str, item_id: &str) -> String {
-    let digest = Sha256::digest(format!("{tenant}\0{item_id}").as_bytes());
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("bridge-{hex}")
-}
-
 /// One item, ready to send: its fields, or why it cannot be sent.
 pub struct Prepared {
     pub fields: Value,
@@ -207,6 +200,7 @@ pub struct CreateContext<'a> {
     pub settings: &'a JiraSettings,
     pub fields: &'a [CreateMetaField],
     pub retrospective: Option<&'a RetrospectiveRef>,
+    pub markers: &'a Markers,
 }
 
 impl CreateContext<'_> {
@@ -248,7 +242,8 @@ impl CreateContext<'_> {
         }
         let mut labels: Vec<String> = self.settings.labels.clone();
         labels.extend(item.labels.iter().cloned());
-        labels.push(marker_label(self.tenant, &item.id));
+        labels.push(self.markers.issue(self.tenant, &item.id));
+        labels.push(self.markers.tenant_label(self.tenant));
         labels.dedup();
         // The marker label must be set, or a retry could not find the issue: no labels field, no create.
         if self.field("labels").is_none() {
@@ -423,9 +418,15 @@ pub fn map_bulk_answer(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
         .collect()
 }
 
-/// Finds the issue carrying an item's marker label (after a crash between create and record).
-pub async fn find_by_marker(session: &Session, marker: &str) -> Result<Option<CreatedIssue>, AtlassianError> {
-    let jql = encode(&format!("labels = \"{marker}\""));
+/// Finds the issue carrying one of an item's marker labels (after a crash between create and
+/// record), in the project it was created in only: an issue elsewhere is not ours to take.
+pub async fn find_by_marker(
+    session: &Session,
+    project_key: &str,
+    markers: &[String],
+) -> Result<Option<CreatedIssue>, AtlassianError> {
+    let labels: Vec<String> = markers.iter().map(|m| format!("\"{m}\"")).collect();
+    let jql = encode(&format!("project = \"{project_key}\" AND labels in ({})", labels.join(", ")));
     let path = match session.flavour() {
         Flavour::Cloud => session.jira_path(&format!("search/jql?jql={jql}&fields=key&maxResults=2")),
         Flavour::DataCenter => session.jira_path(&format!("search?jql={jql}&fields=key&maxResults=2")),
@@ -456,13 +457,6 @@ mod tests {
         assert!(matches!(&outcomes[3], BulkOutcome::Failed { retryable: true, .. }));
         // Neither created nor failed in the answer: it may exist, so it is looked up, not retried blind.
         assert!(matches!(&outcomes[4], BulkOutcome::Unknown));
-    }
-
-    #[test]
-    fn markers_are_stable_per_tenant_and_item() {
-        assert_eq!(marker_label("acme", "ai-1"), marker_label("acme", "ai-1"));
-        assert_ne!(marker_label("acme", "ai-1"), marker_label("other", "ai-1"));
-        assert!(marker_label("acme", "ai-1").len() <= 255);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::atlassian::confluence::{self, PageInfo, SpaceRef};
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
+use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
 use crate::store::{PublicationClaim, PublicationStore, StoreError};
 
@@ -61,6 +62,10 @@ pub struct Publication {
     /// The error code that goes with `last_error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error_code: Option<ErrorCode>,
+    /// Which marker its page carries; records from before keyed markers lack it (`legacy`).
+    #[serde(default)]
+    #[schema(ignore)]
+    pub marker_form: MarkerForm,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
@@ -74,9 +79,14 @@ fn hex(bytes: &[u8], n: usize) -> String {
     bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The invisible marker that identifies this report's page.
-pub fn marker(tenant: &TenantId, report_id: &str) -> String {
-    format!("bridge-report-{}", hex(&Sha256::digest(format!("{tenant}\0{report_id}").as_bytes()), 10))
+/// The marker a publication's page carries: keyed (unforgeable), or the guessable form written
+/// before, which only a publication begun before may accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkerForm {
+    Keyed,
+    #[default]
+    Legacy,
 }
 
 /// How a publication ended, for the trigger.
@@ -109,6 +119,7 @@ pub struct PublishJob<'a> {
     pub tenant: &'a TenantId,
     pub settings: &'a ConfluenceSettings,
     pub lease: Duration,
+    pub markers: &'a Markers,
 }
 
 /// How long a delivery waits for another one that holds the same publication.
@@ -129,6 +140,7 @@ impl PublishJob<'_> {
             attachment_id: None,
             last_error: None,
             last_error_code: None,
+            marker_form: MarkerForm::Keyed,
             updated_at: OffsetDateTime::now_utc(),
         };
         let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
@@ -202,8 +214,14 @@ impl PublishJob<'_> {
                 self.settings.space_key
             ))
         })?;
-        let marker = marker(self.tenant, &c.report_id);
-        let body = storage::render(report, &marker).map_err(|e| StepError::Permanent(e.to_string()))?;
+        // New pages carry the keyed marker; pages written before carry the old form, still ours.
+        let [keyed, legacy] = self.markers.page_forms(self.tenant.as_str(), &c.report_id);
+        let body = storage::render(report, &keyed).map_err(|e| StepError::Permanent(e.to_string()))?;
+        let markers = match publication.marker_form {
+            MarkerForm::Keyed => vec![keyed],
+            MarkerForm::Legacy => vec![keyed, legacy],
+        };
+        let marker = &markers[..];
 
         if publication.state == PublicationState::Accepted {
             let parent_title = match report {
@@ -211,7 +229,7 @@ impl PublishJob<'_> {
                 Report::HealthCheck(_) => &self.settings.parent_titles.health_check,
             };
             let parent = self.parent(&space, parent_title).await?;
-            let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, &marker).await?;
+            let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, marker).await?;
             let (id, version) = match page {
                 Some(page) => (page.id.clone(), self.update(&page, &title, &body).await?),
                 None => match confluence::create_page(self.session, &space, Some(&parent), &title, &body).await {
@@ -219,7 +237,7 @@ impl PublishJob<'_> {
                     // Another delivery (another idempotency key for the same report) created it
                     // first: find it by its marker and update it instead.
                     Err(e) if e.is(Class::BadRequest) || e.is(Class::Conflict) => {
-                        let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, &marker).await?;
+                        let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, marker).await?;
                         let page = page.ok_or_else(|| {
                             StepError::Permanent(format!("Confluence refused the page title {title:?}"))
                         })?;
@@ -284,7 +302,7 @@ impl PublishJob<'_> {
         report_id: &str,
         title: &str,
         date: &str,
-        marker: &str,
+        markers: &[String],
     ) -> Result<(Option<PageInfo>, String), StepError> {
         if let Some(id) = self.store.report_page(self.tenant, report_id).await? {
             if let Some(page) = confluence::get_page(self.session, &id).await? {
@@ -295,7 +313,9 @@ impl PublishJob<'_> {
         let candidates = [title.to_owned(), format!("{title} ({date})"), format!("{title} ({report_id})")];
         for candidate in candidates.iter() {
             match confluence::find_page(self.session, space, candidate).await? {
-                Some(page) if page.body.contains(marker) => return Ok((Some(page), candidate.clone())),
+                Some(page) if markers.iter().any(|m| page.body.contains(m.as_str())) => {
+                    return Ok((Some(page), candidate.clone()));
+                }
                 Some(_) => continue,
                 None => return Ok((None, candidate.clone())),
             }

@@ -452,13 +452,17 @@ impl IssueLedger for DynamoStore {
             .table_name(&self.table)
             .key("pk", AttributeValue::S(tenant_pk(tenant)))
             .key("sk", AttributeValue::S(action_sk(item_id)))
-            .update_expression("SET #state = :pending, #owner = :owner, lease_until_ms = :until")
+            // Records made since markers are keyed say so; older ones lack `marker_form`.
+            .update_expression(
+                "SET #state = :pending, #owner = :owner, lease_until_ms = :until, marker_form = if_not_exists(marker_form, :keyed)",
+            )
             .condition_expression(
                 "attribute_not_exists(pk) OR (#state IN (:pending, :failed) AND lease_until_ms < :now)",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .expression_attribute_values(":keyed", AttributeValue::S("keyed".into()))
             .expression_attribute_values(":failed", AttributeValue::S("failed".into()))
             .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
             .expression_attribute_values(":until", AttributeValue::N(ms(until).to_string()))
@@ -480,6 +484,12 @@ impl IssueLedger for DynamoStore {
                     // The old lease end bounds when the interrupted attempt sent its create:
                     // it held the item until then, and a release stamps the moment it gave up.
                     Some(_) => Claim::Resumed {
+                        legacy_marker: out
+                            .attributes
+                            .as_ref()
+                            .and_then(|a| a.get("marker_form"))
+                            .and_then(|v| v.as_s().ok())
+                            .is_none_or(|form| form == "legacy"),
                         attempted_before: out
                             .attributes
                             .as_ref()
@@ -580,6 +590,10 @@ impl IssueLedger for DynamoStore {
         self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", None).await
     }
 
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
+        self.settle(tenant, item_id, owner, "SET marker_form = :legacy", None).await
+    }
+
     async fn extend(
         &self,
         tenant: &TenantId,
@@ -659,6 +673,9 @@ impl DynamoStore {
         // DynamoDB refuses values the expression does not use.
         if update.contains(":zero") {
             request = request.expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        }
+        if update.contains(":legacy") {
+            request = request.expression_attribute_values(":legacy", AttributeValue::S("legacy".into()));
         }
         if update.contains(":now") {
             request = request.expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()));

@@ -89,7 +89,8 @@ pub enum Claim {
     /// An earlier attempt recorded its intent and did not finish: it may have created the issue,
     /// so look for the marker before creating. Anything it created was sent before
     /// `attempted_before` (the end of its lease, or when it gave the item back).
-    Resumed { attempted_before: OffsetDateTime },
+    /// `legacy_marker`: the record predates keyed markers, so the issue may carry the old form.
+    Resumed { attempted_before: OffsetDateTime, legacy_marker: bool },
     /// Jira refused it before: try again.
     Retry,
     /// Already created (or created and deleted): nothing to do.
@@ -118,6 +119,8 @@ pub trait IssueLedger: Send + Sync {
     async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError>;
     /// Gives an unfinished item back (it stays `pending`, so the next attempt looks for it first).
     async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Records that a claimed item's issue may carry the marker form used before keyed markers.
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError>;
     /// Holds a claimed item longer (while the job waits for Jira's search index).
     async fn extend(
         &self,
