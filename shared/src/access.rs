@@ -144,7 +144,8 @@ impl Connector {
                 Credentials::Bearer(token),
             )
             .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }))
-            .with_watch(self.watch(connection));
+            .with_watch(self.watch(connection))
+            .with_site(&site.cloud_id);
             // Links in answers point at the site people open, not at the API gateway.
             return Ok(match Url::parse(&site.url) {
                 Ok(site_url) => session.with_web_root(site_url),

@@ -54,6 +54,9 @@ pub struct Session {
     watch: Option<Arc<dyn CredentialWatch>>,
     /// Where people open the product in a browser (links in answers): the site, or the base URL.
     web_root: Url,
+    /// Which site or instance this session writes to, for records that must not follow a
+    /// tenant to another one: a Cloud cloudId when known, else the base URL.
+    site: String,
 }
 
 impl Session {
@@ -71,6 +74,7 @@ impl Session {
             base.set_path(&path);
         }
         let web_root = base.clone();
+        let site = base.as_str().trim_end_matches('/').to_owned();
         Self {
             transport,
             base,
@@ -80,6 +84,7 @@ impl Session {
             renewal: None,
             watch: None,
             web_root,
+            site,
         }
     }
 
@@ -98,6 +103,18 @@ impl Session {
     pub fn with_web_root(mut self, web_root: Url) -> Self {
         self.web_root = web_root;
         self
+    }
+
+    /// OAuth sessions go through `api.atlassian.com`: the cloudId names their site.
+    pub fn with_site(mut self, cloud_id: &str) -> Self {
+        self.site = cloud_id.to_owned();
+        self
+    }
+
+    /// The site or instance requests go to: a Cloud cloudId, or the base URL (a Cloud site URL
+    /// for API tokens, the Server/DC base URL with its context path).
+    pub fn site(&self) -> &str {
+        &self.site
     }
 
     pub fn web_root(&self) -> &str {
