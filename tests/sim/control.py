@@ -476,13 +476,15 @@ PLANTED_STATUSES = ("current", "draft", "archived", "trashed")
 
 async def plant_page(request):
     """`POST /_sim/confluence/pages` `{"flavour"?,"site"?,"space": KEY,"title","status"?:
-    current|draft|archived|trashed,"parent_id"?,"restricted_to"?: [users]}`: a page as someone
-    else left it (no title check; `restricted_to: []` = nobody the API knows sees it)."""
+    current|draft|archived|trashed,"parent_id"?,"restricted_to"?: [users],"id"?}`: a page as
+    someone else left it (no title check; `restricted_to: []` = nobody the API knows sees it).
+    `id` gives it a chosen id, free in that deployment: each real site and instance numbers its
+    own content, so one site's page id can name an unrelated page on another."""
     st = _state(request)
     body = await _json(request, {})
     if not isinstance(body, dict):
         return sim_error("body must be an object")
-    unknown = set(body) - {"flavour", "site", "space", "title", "status", "parent_id", "restricted_to"}
+    unknown = set(body) - {"flavour", "site", "space", "title", "status", "parent_id", "restricted_to", "id"}
     if unknown:
         return sim_error(f"unknown page keys {sorted(unknown)}")
     flavour, site_id = _deployment(st, {k: body[k] for k in ("flavour", "site") if body.get(k)})
@@ -503,9 +505,17 @@ async def plant_page(request):
         return sim_error(str(e))
     except LookupError as e:
         return sim_error(str(e), 404)
+    page_id = body.get("id")
+    if page_id is not None:
+        if not (isinstance(page_id, str) and page_id.isdigit()):
+            return sim_error("'id' must be a string of digits")
+        if store.page(page_id) is not None:
+            return sim_error(f"page {page_id} already exists in that deployment", 409)
+        # ids the sim hands out later must not meet this one
+        st.content_seq = max(st.content_seq, int(page_id))
     page = store.create_page(space, title, str(parent) if parent is not None else None, "",
                              status, st.current_account_id if flavour == "cloud" else "admin",
-                             check_title=False, restricted_to=restricted)
+                             check_title=False, restricted_to=restricted, page_id=page_id)
     return json_response(_page_record(store, page), status=201)
 
 

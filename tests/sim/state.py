@@ -609,9 +609,10 @@ class ConfluenceStore:
 
     def create_page(self, space: dict, title: str, parent_id: str | None, body: str, status: str,
                     author: str, visible=None, check_title: bool = True,
-                    restricted_to: list[str] | None = None) -> dict:
-        """`visible`: the caller's view of pages (friendly title check); `check_title` False and
-        `restricted_to` are for pages the control API plants."""
+                    restricted_to: list[str] | None = None, page_id: str | None = None) -> dict:
+        """`visible`: the caller's view of pages (friendly title check); `check_title` False,
+        `restricted_to` and `page_id` (a chosen id, free in this deployment) are for pages the
+        control API plants."""
         if status == "current" and check_title:
             self._check_title(space["id"], title, visible=visible)
         parent = self._check_parent(space, parent_id) if check_title else self.page(parent_id)
@@ -619,7 +620,7 @@ class ConfluenceStore:
         siblings = [p for p in self.ds.pages_by_space.get(space["id"], [])
                     if p["parentId"] == (parent["id"] if parent else None)]
         position = max((p["position"] for p in siblings if p["position"] is not None), default=-1) + 1
-        page = {"id": str(self.new_id()), "title": title, "spaceId": space["id"],
+        page = {"id": page_id or str(self.new_id()), "title": title, "spaceId": space["id"],
                 "spaceKey": space["key"], "parentId": parent["id"] if parent else None,
                 "position": position, "createdAt": iso_ms(now), "updatedAt": iso_ms(now),
                 "version": 1, "status": status, "body": body, "authorId": author, "generated": False,

@@ -167,6 +167,29 @@ def test_restricted_pages_are_404_but_hold_their_title(sim):
     assert wiki(sim, "GET", f"/api/v2/pages/{secret['id']}").status_code == 200
 
 
+def test_page_ids_belong_to_one_site_so_a_planted_page_may_reuse_another_sites_id(sim):
+    """Each Confluence site numbers its own content: the id of a page on one site can name an
+    unrelated page on another site or a Data Center instance."""
+    beta = {"id": "bbbbbbbb-0000-4000-8000-000000000002", "name": "beta", "products": ["jira", "confluence"]}
+    sim.control("PUT", "/sites", [{"id": SITE, "name": "acme", "products": ["jira", "confluence"]}, beta],
+                expect=200)
+    spa = space(sim, "SPA")
+    ours = wiki(sim, "POST", "/api/v2/pages", json=v2_page(spa["id"], "Ours on acme")).json()
+    other = plant(sim, site=beta["id"], space="SPA", title="Unrelated on beta", id=ours["id"])
+    dc = plant(sim, flavour="dc", space="SPA", title="Unrelated on DC", id=ours["id"])
+    assert other["id"] == dc["id"] == ours["id"]
+    assert wiki(sim, "GET", f"/api/v2/pages/{ours['id']}").json()["title"] == "Ours on acme"
+    assert wiki_dc(sim, "GET", f"/content/{ours['id']}").json()["title"] == "Unrelated on DC"
+    # taken in that deployment, or not an id
+    for bad, status in ((ours["id"], 409), ("p1", 400)):
+        r = requests.post(f"{sim.url}/_sim/confluence/pages", json={"space": "SPA", "title": "x", "id": bad}, timeout=5)
+        assert r.status_code == status, r.text
+    # ids the sim hands out later stay clear of a planted one
+    high = plant(sim, space="SPA", title="Planted high", id=str(int(ours["id"]) + 50))
+    later = wiki(sim, "POST", "/api/v2/pages", json=v2_page(spa["id"], "Later")).json()
+    assert int(later["id"]) > int(high["id"])
+
+
 # ----------------------------------------------------------------------------- 2. titles
 def test_draft_and_archived_pages_hold_their_titles(sim):
     spa = space(sim, "SPA")

@@ -154,7 +154,10 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     if let Some(field) = body.auth.empty_field() {
         return Err(ApiError::new(ErrorCode::InvalidRequest, format!("{field} must not be empty")));
     }
-    let base_url = base_url(app, &body.base_url)?;
+    let mut base_url = base_url(app, &body.base_url)?;
+    if body.deployment == Deployment::Cloud && product == Product::Confluence {
+        base_url = site_root(base_url);
+    }
     if let ConnectionAuth::OidcClientCredentials { token_url, .. } = &body.auth {
         app.config
             .egress
@@ -241,6 +244,17 @@ fn base_url(app: &App, value: &str) -> Result<Url, ApiError> {
     Ok(url)
 }
 
+/// Confluence Cloud's address as people copy it from the browser ends in `/wiki`
+/// (`https://acme.atlassian.net/wiki`), while its REST paths start at the site
+/// (`{site}/wiki/rest/api/...`, `{site}/wiki/api/v2/...`; see the `servers` of the Confluence
+/// Cloud specs): keep the site URL, so requests don't go to `/wiki/wiki/...`.
+fn site_root(mut url: Url) -> Url {
+    if let Some(site) = url.path().trim_end_matches('/').strip_suffix("/wiki").map(str::to_owned) {
+        url.set_path(&site);
+    }
+    url
+}
+
 async fn get_settings(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let caller = caller(app, req, BridgeScope::Read)?;
     let product = product(req)?;
@@ -284,5 +298,20 @@ async fn connected_session(app: &App, caller: &Caller, product: Product) -> Resu
         Ok(session) => Ok(Some(session)),
         Err(AccessError::NotConnected(_)) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confluence_cloud_url_ending_in_wiki_becomes_the_site_url() {
+        let root = |u: &str| site_root(Url::parse(u).unwrap()).to_string();
+        assert_eq!(root("https://acme.atlassian.net/wiki"), "https://acme.atlassian.net/");
+        assert_eq!(root("https://acme.atlassian.net/wiki/"), "https://acme.atlassian.net/");
+        assert_eq!(root("https://acme.atlassian.net"), "https://acme.atlassian.net/");
+        assert_eq!(root("http://127.0.0.1:9/site/acme/wiki"), "http://127.0.0.1:9/site/acme");
+        assert_eq!(root("https://acme.atlassian.net/wikipedia"), "https://acme.atlassian.net/wikipedia");
     }
 }

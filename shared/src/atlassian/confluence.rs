@@ -28,13 +28,35 @@ pub async fn space_by_key(session: &Session, key: &str) -> Result<Option<Value>,
     }
 }
 
-/// A page as we need it: id, title, current version and storage body.
+/// A page as we need it: id, title, status, current version and storage body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageInfo {
     pub id: String,
     pub title: String,
+    /// `current`, `archived`, `draft`, ... (Cloud v2 `status`, DC `status`).
+    pub status: String,
     pub version: u64,
     pub body: String,
+}
+
+impl PageInfo {
+    /// Archived, draft or trashed pages are no place for new children (Cloud v2 title lookups
+    /// list archived pages by default). A page without a status is taken as current.
+    pub fn is_current(&self) -> bool {
+        self.status.is_empty() || self.status == "current"
+    }
+}
+
+/// Confluence's answer when the title is held by another page of the space — including pages the
+/// connected user cannot find: restricted ones, drafts, archived ones. Cloud: 400 `{"errors":[{"title":
+/// "A page with this title already exists: ..."}]}` (hunyadi/md2conf#149); Server/DC: 400
+/// `RestError` "A page with this title already exists: A page already exists with the title ..."
+/// (docToolchain/docToolchain#435). The status alone cannot tell it from other refusals.
+pub fn is_title_taken(error: &AtlassianError) -> bool {
+    (error.is(Class::BadRequest) || error.is(Class::Conflict))
+        && error
+            .atlassian_message()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("a page with this title already exists"))
 }
 
 fn page_info(flavour: Flavour, v: &Value) -> Option<PageInfo> {
@@ -53,6 +75,7 @@ fn page_info(flavour: Flavour, v: &Value) -> Option<PageInfo> {
     Some(PageInfo {
         id,
         title: v.get("title").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        status: v.get("status").and_then(Value::as_str).unwrap_or_default().to_owned(),
         version: v.pointer("/version/number").and_then(Value::as_u64).unwrap_or(1),
         body,
     })
@@ -213,4 +236,21 @@ pub async fn put_attachment(session: &Session, page_id: &str, file: &FileUpload)
         .get("id")
         .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())))
         .ok_or_else(|| AtlassianError::Decode("attachment answer without id".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atlassian::ErrorPayload;
+
+    #[test]
+    fn a_held_title_is_told_apart_from_other_refusals() {
+        let cloud = br#"{"errors":[{"status":400,"code":"BAD_REQUEST","title":"A page with this title already exists: A page already exists with the same TITLE in this space","detail":null}]}"#;
+        assert!(is_title_taken(&AtlassianError::api(400, ErrorPayload::from_bytes(cloud))));
+        let dc = br#"{"statusCode":400,"message":"A page with this title already exists: A page already exists with the title x in the space with key SPA"}"#;
+        assert!(is_title_taken(&AtlassianError::api(400, ErrorPayload::from_bytes(dc))));
+        let other = br#"{"errors":[{"status":400,"code":"BAD_REQUEST","title":"Error parsing xhtml","detail":null}]}"#;
+        assert!(!is_title_taken(&AtlassianError::api(400, ErrorPayload::from_bytes(other))));
+        assert!(!is_title_taken(&AtlassianError::api(503, ErrorPayload::from_bytes(cloud))));
+    }
 }

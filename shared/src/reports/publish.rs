@@ -8,6 +8,10 @@
 //! - the page is found before it is created: first through the report → page record, then by
 //!   title, accepted only if its body carries this report's marker (an invisible anchor macro),
 //!   so a page created just before a crash is found and updated, not created again;
+//! - a title Confluence refuses as taken — possibly by a page we cannot see — moves on to the
+//!   next candidate title, and the candidates are the same on every delivery;
+//! - page ids are numbered per site, so the records remember the site they were written to and
+//!   are not followed onto another one (the tenant may connect Confluence elsewhere);
 //! - the PDF goes up with `PUT .../child/attachment` under a fixed file name, which adds a
 //!   version to the existing attachment instead of a second one.
 
@@ -19,13 +23,13 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::{Report, pdf, storage};
-use crate::atlassian::confluence::{self, PageInfo, SpaceRef};
+use crate::atlassian::confluence::{self, PageInfo, SpaceRef, is_title_taken};
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
 use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
-use crate::store::{PublicationClaim, PublicationStore, StoreError};
+use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +70,10 @@ pub struct Publication {
     #[serde(default)]
     #[schema(ignore)]
     pub marker_form: MarkerForm,
+    /// The site the page is on: a Cloud cloudId, or the base URL (Cloud API-token connections,
+    /// Server/DC). Absent on records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
@@ -141,6 +149,7 @@ impl PublishJob<'_> {
             last_error: None,
             last_error_code: None,
             marker_form: MarkerForm::Keyed,
+            site: None,
             updated_at: OffsetDateTime::now_utc(),
         };
         let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
@@ -169,6 +178,7 @@ impl PublishJob<'_> {
                 }
             }
         };
+        self.start_over_if_moved(&mut publication);
         match self.steps(report, &mut publication, &owner).await {
             Ok(()) => Ok(Outcome::Published(publication)),
             Err(StepError::Store(e)) => Err(e),
@@ -195,6 +205,29 @@ impl PublishJob<'_> {
         } else {
             Outcome::Stopped { publication: Some(publication), error }
         })
+    }
+
+    /// A publication left halfway on another site (the tenant connected Confluence elsewhere
+    /// since) starts over here: its page id names nothing of ours on this site, and uploading
+    /// to it could touch someone else's page.
+    fn start_over_if_moved(&self, publication: &mut Publication) {
+        if publication.state == PublicationState::Accepted || self.on_this_site(publication.site.as_deref()) {
+            return;
+        }
+        tracing::info!(publication = %publication.id, "Confluence moved to another site; publishing there afresh");
+        publication.state = PublicationState::Accepted;
+        publication.title = None;
+        publication.page_id = None;
+        publication.page_url = None;
+        publication.version = None;
+        publication.attachment_id = None;
+        publication.site = None;
+    }
+
+    /// Whether a record's site is the session's; records without one predate sites being kept
+    /// and were written to the only site the tenant had then, the current one.
+    fn on_this_site(&self, site: Option<&str>) -> bool {
+        site.is_none_or(|s| s == self.session.site_id())
     }
 
     async fn save(&self, publication: &mut Publication, owner: &str, state: PublicationState) -> Result<(), StepError> {
@@ -228,30 +261,17 @@ impl PublishJob<'_> {
                 Report::Retrospective(_) => &self.settings.parent_titles.retrospective,
                 Report::HealthCheck(_) => &self.settings.parent_titles.health_check,
             };
-            let parent = self.parent(&space, parent_title).await?;
-            let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, marker).await?;
-            let (id, version) = match page {
-                Some(page) => (page.id.clone(), self.update(&page, &title, &body).await?),
-                None => match confluence::create_page(self.session, &space, Some(&parent), &title, &body).await {
-                    Ok(created) => (created.id, created.version),
-                    // Another delivery (another idempotency key for the same report) created it
-                    // first: find it by its marker and update it instead.
-                    Err(e) if e.is(Class::BadRequest) || e.is(Class::Conflict) => {
-                        let (page, title) = self.our_page(&space, &c.report_id, &c.title, &c.date, marker).await?;
-                        let page = page.ok_or_else(|| {
-                            StepError::Permanent(format!("Confluence refused the page title {title:?}"))
-                        })?;
-                        (page.id.clone(), self.update(&page, &title, &body).await?)
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-            };
+            let parent = self.parent(&space, &title_candidates(parent_title, &c.date, &c.report_id)).await?;
+            let (id, version, title) = self.write_page(&space, &parent, c, marker, &body).await?;
             crate::faults::crash_point("page_created");
-            self.store.set_report_page(self.tenant, &c.report_id, &id).await?;
+            let site = self.session.site_id().to_owned();
+            let record = ReportPage { page_id: id.clone(), site: Some(site.clone()) };
+            self.store.set_report_page(self.tenant, &c.report_id, &record).await?;
             publication.page_url = Some(self.page_url(&space, &id));
             publication.page_id = Some(id);
             publication.version = Some(version);
             publication.title = Some(title);
+            publication.site = Some(site);
             self.save(publication, owner, PublicationState::PageWritten).await?;
         }
 
@@ -275,52 +295,105 @@ impl PublishJob<'_> {
         Ok(())
     }
 
-    /// The parent page by title, created under the space's home page when it is missing.
-    async fn parent(&self, space: &SpaceRef, title: &str) -> Result<String, StepError> {
+    /// The parent page: the first candidate title under which a current page exists or can be
+    /// created under the space's home page. An archived page is never a parent (Cloud title
+    /// lookups list archived pages), and a title held by a page we cannot see moves on too.
+    async fn parent(&self, space: &SpaceRef, candidates: &[String]) -> Result<String, StepError> {
+        for title in candidates {
+            if let Some(id) = self.parent_under(space, title).await? {
+                return Ok(id);
+            }
+        }
+        Err(StepError::Permanent(format!(
+            "the parent page titles {candidates:?} are all held by pages that cannot take reports (archived, drafts, or pages the connection cannot see); choose another parent title in the Confluence settings"
+        )))
+    }
+
+    /// The current page titled `title`, created when the title is free; `None` when another
+    /// page holds it.
+    async fn parent_under(&self, space: &SpaceRef, title: &str) -> Result<Option<String>, StepError> {
         if let Some(page) = confluence::find_page(self.session, space, title).await? {
-            return Ok(page.id);
+            return Ok(page.is_current().then_some(page.id));
         }
         let body = "<p>Reports published by Atlassian Bridge.</p>";
         match confluence::create_page(self.session, space, space.homepage_id.as_deref(), title, body).await {
-            Ok(page) => Ok(page.id),
-            // Created meanwhile by a concurrent publication: use that one.
-            Err(e) if e.is(Class::BadRequest) || e.is(Class::Conflict) => {
-                confluence::find_page(self.session, space, title).await?.map(|p| p.id).ok_or_else(|| {
-                    StepError::Permanent(format!("Confluence refused to create the parent page {title:?}"))
-                })
+            Ok(page) => Ok(Some(page.id)),
+            // Created meanwhile by a concurrent publication (then found now), or held by a page
+            // we cannot see: restricted, a draft, archived on DC.
+            Err(e) if is_title_taken(&e) => {
+                Ok(confluence::find_page(self.session, space, title).await?.filter(PageInfo::is_current).map(|p| p.id))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// This report's page and the title it goes under. Titles are unique per space: when another
-    /// page holds the report's title, the title gains the date, then the report id — choices
-    /// that are the same on every retry.
-    async fn our_page(
+    /// Writes the report's page: its recorded page on this site, else the page under the first
+    /// candidate title that is ours or free. Returns the page id, the version written and the title.
+    async fn write_page(
         &self,
         space: &SpaceRef,
-        report_id: &str,
-        title: &str,
-        date: &str,
+        parent: &str,
+        c: &super::Common,
         markers: &[String],
-    ) -> Result<(Option<PageInfo>, String), StepError> {
-        if let Some(id) = self.store.report_page(self.tenant, report_id).await? {
-            if let Some(page) = confluence::get_page(self.session, &id).await? {
-                let title = page.title.clone();
-                return Ok((Some(page), title));
-            }
+        body: &str,
+    ) -> Result<(String, u64, String), StepError> {
+        if let Some(page) = self.recorded_page(&c.report_id).await? {
+            let title = page.title.clone();
+            let version = self.update(&page, &title, body).await?;
+            return Ok((page.id, version, title));
         }
-        let candidates = [title.to_owned(), format!("{title} ({date})"), format!("{title} ({report_id})")];
-        for candidate in candidates.iter() {
-            match confluence::find_page(self.session, space, candidate).await? {
-                Some(page) if markers.iter().any(|m| page.body.contains(m.as_str())) => {
-                    return Ok((Some(page), candidate.clone()));
+        let candidates = title_candidates(&c.title, &c.date, &c.report_id);
+        for title in &candidates {
+            match self.place(space, parent, title, markers, body).await? {
+                Placed::Ours(page) => {
+                    let version = self.update(&page, title, body).await?;
+                    return Ok((page.id, version, title.clone()));
                 }
-                Some(_) => continue,
-                None => return Ok((None, candidate.clone())),
+                Placed::Created(page) => return Ok((page.id, page.version, title.clone())),
+                Placed::Held => continue,
             }
         }
         Err(StepError::Permanent(format!("the titles {candidates:?} are all taken by other pages in the space")))
+    }
+
+    /// The page this report was published to, when its record is of this site and the page
+    /// still exists. A record of another site is not followed: the same id may name someone
+    /// else's page here.
+    async fn recorded_page(&self, report_id: &str) -> Result<Option<PageInfo>, StepError> {
+        let Some(record) = self.store.report_page(self.tenant, report_id).await? else {
+            return Ok(None);
+        };
+        if !self.on_this_site(record.site.as_deref()) {
+            return Ok(None);
+        }
+        Ok(confluence::get_page(self.session, &record.page_id).await?)
+    }
+
+    /// One candidate title: our page is under it (a crash after creating, or another delivery
+    /// of this report), or it is free and the page is created now, or another page holds it —
+    /// one we see without our marker, or one Confluence names only by refusing the title.
+    async fn place(
+        &self,
+        space: &SpaceRef,
+        parent: &str,
+        title: &str,
+        markers: &[String],
+        body: &str,
+    ) -> Result<Placed, StepError> {
+        match confluence::find_page(self.session, space, title).await? {
+            Some(page) if carries(&page, markers) => return Ok(Placed::Ours(page)),
+            Some(_) => return Ok(Placed::Held),
+            None => {}
+        }
+        match confluence::create_page(self.session, space, Some(parent), title, body).await {
+            Ok(page) => Ok(Placed::Created(page)),
+            Err(e) if is_title_taken(&e) => match confluence::find_page(self.session, space, title).await? {
+                // Another delivery of this report (another idempotency key) created it just now.
+                Some(page) if carries(&page, markers) => Ok(Placed::Ours(page)),
+                _ => Ok(Placed::Held),
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes the page as the next version, re-reading once per conflict (someone edited it).
@@ -352,8 +425,35 @@ impl PublishJob<'_> {
     }
 }
 
+/// What one candidate title gave.
+enum Placed {
+    Ours(PageInfo),
+    Created(PageInfo),
+    Held,
+}
+
+/// Confluence refuses longer titles ("Title cannot be longer than 255 characters").
+const MAX_TITLE_CHARS: usize = 255;
+
+/// The titles a page may take, in order: the title, then with the date, then with the report id
+/// — the same on every delivery. A suffix never pushes a title past Confluence's limit: the
+/// title is shortened (by whole characters) to make room.
+fn title_candidates(title: &str, date: &str, report_id: &str) -> Vec<String> {
+    vec![fit(title, ""), fit(title, &format!(" ({date})")), fit(title, &format!(" ({report_id})"))]
+}
+
+fn fit(title: &str, suffix: &str) -> String {
+    let room = MAX_TITLE_CHARS.saturating_sub(suffix.chars().count());
+    title.chars().take(room).chain(suffix.chars()).collect()
+}
+
 fn slug(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// Whether a page carries one of our markers for the report.
+fn carries(page: &PageInfo, markers: &[String]) -> bool {
+    markers.iter().any(|m| page.body.contains(m.as_str()))
 }
 
 /// Failures an admin fixes in Atlassian or in the connection, after which the same key should
@@ -366,4 +466,19 @@ fn fixable_in_atlassian(code: ErrorCode) -> bool {
             | ErrorCode::InvalidCredentials
             | ErrorCode::UpstreamUnauthorized
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_keep_their_suffix_within_the_title_limit() {
+        let long = "Ä".repeat(200) + &"🎉".repeat(55);
+        let [plain, dated, with_id] = title_candidates(&long, "2026-11-20", "r-1").try_into().unwrap();
+        assert_eq!(plain, long);
+        assert_eq!(dated, format!("{}{}", long.chars().take(242).collect::<String>(), " (2026-11-20)"));
+        assert!(with_id.ends_with(" (r-1)") && with_id.chars().count() == MAX_TITLE_CHARS);
+        assert_eq!(title_candidates("Retro", "2026-11-20", "r-1"), ["Retro", "Retro (2026-11-20)", "Retro (r-1)"]);
+    }
 }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::{
     Claim, ConnectionStore, IssueLedger, KeyRecord, OAuthStateStore, PendingAuthorization, PublicationClaim,
-    PublicationStore, RecordedIssue, RefreshLeaseStore, SettingsStore, StoreError, Verification,
+    PublicationStore, RecordedIssue, RefreshLeaseStore, ReportPage, SettingsStore, StoreError, Verification,
 };
 use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
 
@@ -805,22 +805,27 @@ impl PublicationStore for DynamoStore {
         out.item.as_ref().map(publication_of).transpose()
     }
 
-    async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<String>, StoreError> {
+    async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<ReportPage>, StoreError> {
         let out =
             self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("REPORT#{report_id}")))).await?;
-        Ok(out.item.and_then(|i| i.get("page_id").and_then(|v| v.as_s().ok()).cloned()))
+        let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
+            item.get(name).and_then(|v| v.as_s().ok()).cloned()
+        };
+        Ok(out.item.and_then(|i| Some(ReportPage { page_id: text(&i, "page_id")?, site: text(&i, "site") })))
     }
 
-    async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page_id: &str) -> Result<(), StoreError> {
-        self.client
+    async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page: &ReportPage) -> Result<(), StoreError> {
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(tenant_pk(tenant)))
             .item("sk", AttributeValue::S(format!("REPORT#{report_id}")))
-            .item("page_id", AttributeValue::S(page_id.into()))
-            .send()
-            .await
-            .map_err(service_error)?;
+            .item("page_id", AttributeValue::S(page.page_id.clone()));
+        if let Some(site) = &page.site {
+            put = put.item("site", AttributeValue::S(site.clone()));
+        }
+        put.send().await.map_err(service_error)?;
         Ok(())
     }
 }

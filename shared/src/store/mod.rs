@@ -169,8 +169,18 @@ pub trait PublicationStore: Send + Sync {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<crate::reports::Publication>, StoreError>;
-    async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<String>, StoreError>;
-    async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page_id: &str) -> Result<(), StoreError>;
+    async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<ReportPage>, StoreError>;
+    async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page: &ReportPage) -> Result<(), StoreError>;
+}
+
+/// The page a report was published to, and where: page ids are numbered per site, so an id is
+/// only meaningful on the site that gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPage {
+    pub page_id: String,
+    /// A Cloud cloudId or a base URL ([`crate::atlassian::Session::site`]); `None` for records
+    /// written before sites were stored, which belong to the current site.
+    pub site: Option<String>,
 }
 
 /// What a verification found: applied only while the connection still uses `secret_name`.
