@@ -148,6 +148,24 @@ list!(IssueTypeList, IssueType, "Issue types that can be created in a project.")
 list!(FieldList, Field, "Fields of an issue type's create screen.");
 list!(ComponentList, Component, "A project's components.");
 list!(UserList, User, "Users.");
+
+/// Users who can be assigned issues in a project.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignableUserList {
+    pub items: Vec<User>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// Jira Server/DC answers at most 100 assignable users per search and cannot page past them:
+    /// `true` when it answered exactly 100, so more users may match. Always `false` on Cloud,
+    /// which pages.
+    pub possibly_incomplete: bool,
+    /// With `possibly_incomplete`: what to do about it.
+    pub message: Option<String>,
+}
+
+/// Jira DC 10.3's cap on `user/assignable/search` (`maxResults`: "The maximum allowed value is
+/// 100"; the operation takes no `startAt`).
+pub const DC_ASSIGNABLE_MAX: usize = 100;
 list!(PriorityList, Priority, "Priorities.");
 
 fn str_of(v: &Value, key: &str) -> Option<String> {
@@ -441,14 +459,15 @@ pub async fn user_picker(session: &Session, query: &str) -> Result<UserList, Atl
     Ok(UserList::new(items, None))
 }
 
-/// Users who can be assigned issues in a project. Cloud pages with `startAt`; Server/DC takes no
-/// offset, so it answers once (up to 1000) and we page here.
+/// Users who can be assigned issues in a project. Cloud pages with `startAt`. Server/DC takes no
+/// offset and answers at most 100, so we ask for 100 and page here; an answer of exactly 100 is
+/// flagged `possibly_incomplete`. The caller must give DC a query (checked by the handler).
 pub async fn assignable_users(
     session: &Session,
     project: &str,
     query: &str,
     cursor: Option<Cursor>,
-) -> Result<UserList, AtlassianError> {
+) -> Result<AssignableUserList, AtlassianError> {
     let start = Cursor::start(cursor.as_ref());
     match session.flavour() {
         Flavour::Cloud => {
@@ -461,17 +480,32 @@ pub async fn assignable_users(
             // Jira Cloud filters a window of `maxResults` matches (inactive users, permissions)
             // and may answer fewer while more follow: the next window starts a whole page on, and
             // only an empty answer ends the list.
-            let next = (!users.is_empty()).then_some(Cursor::Start(start + PAGE));
-            Ok(UserList::new(users.iter().filter_map(|u| user_of(session, u)).collect(), next))
+            let next = (!users.is_empty()).then_some(Cursor::Start(start + PAGE).encode());
+            let items = users.iter().filter_map(|u| user_of(session, u)).collect();
+            Ok(AssignableUserList { items, next_cursor: next, possibly_incomplete: false, message: None })
         }
         Flavour::DataCenter => {
             let path = session.jira_path(&format!(
-                "user/assignable/search?username={}&project={}&maxResults=1000",
+                "user/assignable/search?username={}&project={}&maxResults={DC_ASSIGNABLE_MAX}",
                 encode(query),
                 encode(project)
             ));
             let users: Vec<Value> = session.get_json(&path).await?;
-            Ok(local_page(users.iter().filter_map(|u| user_of(session, u)).collect(), start, UserList::new))
+            let full = users.len() >= DC_ASSIGNABLE_MAX;
+            let (items, next) =
+                local_page(users.iter().filter_map(|u| user_of(session, u)).collect(), start, |items, next| {
+                    (items, next)
+                });
+            Ok(AssignableUserList {
+                items,
+                next_cursor: next.map(|c| c.encode()),
+                possibly_incomplete: full,
+                message: full.then(|| {
+                    format!(
+                        "Jira Server/Data Center answers at most {DC_ASSIGNABLE_MAX} assignable users per search and this query matched at least that many; more users may match: use a narrower query (more of the name, or the user name)"
+                    )
+                }),
+            })
         }
     }
 }

@@ -140,7 +140,15 @@ async fn answer(
         }
         "GET /v1/tenants/{tenant}/jira/users" => ok(find::user_picker(session, &required(query, "query")?).await?),
         "GET /v1/tenants/{tenant}/jira/projects/{key}/assignable-users" => {
-            ok(find::assignable_users(session, &param("key")?, &query.unwrap_or_default(), cursor).await?)
+            // Jira DC cannot page past its first 100 assignable users, so an unfiltered listing
+            // would be cut silently; Cloud pages through every user.
+            let query = match session.flavour() {
+                Flavour::DataCenter => required(query, "query").map_err(|e| {
+                    ApiError::new(e.code, format!("{}: Jira Server/Data Center answers at most {} assignable users per search and cannot page past them, so name part of the user's name", e.message, find::DC_ASSIGNABLE_MAX))
+                })?,
+                Flavour::Cloud => query.unwrap_or_default(),
+            };
+            ok(find::assignable_users(session, &param("key")?, &query, cursor).await?)
         }
         "GET /v1/tenants/{tenant}/jira/priorities" => {
             let project = http::query_param(req, "project");

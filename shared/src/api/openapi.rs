@@ -237,12 +237,15 @@ const OPS: &[Op] = &[
         method: "GET",
         path: "/v1/tenants/{tenant}/jira/projects/{key}/assignable-users",
         id: "listAssignableUsers",
-        summary: "Users who can be assigned issues in the project; `id` is what an assignee field takes (accountId on Cloud, name on Server/DC).",
+        summary: "Users who can be assigned issues in the project; `id` is what an assignee field takes (accountId on Cloud, name on Server/DC). On Server/DC `query` is required (400 `invalid_request` without it): Jira DC answers at most 100 assignable users per search and cannot page past them, so an answer of exactly 100 comes with `possibly_incomplete: true` and a message asking for a narrower query.",
         scope: Some("bridge:read"),
-        query: &[("query", "Part of a name or an email"), ("cursor", "next_cursor of the previous page")],
+        query: &[
+            ("query", "Part of a name or an email; required on Server/DC"),
+            ("cursor", "next_cursor of the previous page"),
+        ],
         body: None,
         idempotent: false,
-        ok: (200, "The answer", Some("UserList")),
+        ok: (200, "The answer", Some("AssignableUserList")),
         errors: &[400, 401, 403, 404, 409, 413, 422, 502, 503],
     },
     Op {
@@ -429,6 +432,7 @@ pub fn document() -> OpenApi {
     schemas_of::<discovery::FieldList>(&mut schemas);
     schemas_of::<discovery::ComponentList>(&mut schemas);
     schemas_of::<discovery::UserList>(&mut schemas);
+    schemas_of::<discovery::AssignableUserList>(&mut schemas);
     schemas_of::<discovery::PriorityList>(&mut schemas);
     // One body schema per settings route: which one applies follows from {product}.
     schemas.push((

@@ -117,16 +117,15 @@ impl IssueJob<'_> {
         let mut assignees = AssigneeCache::default();
         let mut ready = Vec::new();
         for pending in to_create {
-            let (assignee, note) =
-                match (&pending.item.assignee_email, self.ctx.settings.assignee_matching == AssigneeMatching::Email) {
-                    (Some(email), true) => {
-                        match assignees.lookup(self.ctx.session, &self.ctx.settings.project_key, email).await {
-                            Ok(id) => (Some(id), None),
-                            Err(note) => (None, Some(note)),
-                        }
-                    }
-                    _ => (None, None),
-                };
+            let match_emails = self.ctx.settings.assignee_matching == AssigneeMatching::Email;
+            let (assignee, note) = match assignees
+                .resolve(self.ctx.session, &self.ctx.settings.project_key, pending.item, match_emails)
+                .await
+            {
+                Some(Ok(id)) => (Some(id), None),
+                Some(Err(note)) => (None, Some(note)),
+                None => (None, None),
+            };
             match self.ctx.prepare(pending.item, assignee.as_deref(), note) {
                 Ok(prepared) => ready.push((pending, prepared)),
                 Err(message) => {

@@ -67,16 +67,65 @@ fn clean(text: &str) -> String {
     text.chars().filter(|c| !c.is_control() || *c == '\t').collect()
 }
 
-/// Characters with a meaning in Jira wiki markup, escaped with a backslash so they print as typed.
-const WIKI_SPECIAL: &[char] = &['\\', '{', '}', '[', ']', '*', '_', '|', '-', '+', '^', '~', '?', '#', '!', '(', ')'];
+/// Characters with a meaning in Jira wiki markup, escaped with a backslash so they print as typed
+/// (`\X` prints X: https://jira.atlassian.com/secure/WikiRendererHelpAction.jspa?section=all).
+const WIKI_SPECIAL: &[char] = &['{', '}', '[', ']', '*', '_', '|', '-', '+', '^', '~', '?', '#', '!', '(', ')'];
+
+/// A backslash cannot be escaped with a backslash: `\\` is Jira's line break. It is written as a
+/// numeric character reference, which the renderer prints as the character (the approach of
+/// pandoc's Jira writer and tarleb/jira-wiki-markup's printer, which call it "unescapable").
+const BACKSLASH: &str = "&#92;";
+
+/// Block markers Jira recognises only at the start of a line (after optional spaces) and that
+/// contain no character of [`WIKI_SPECIAL`]: `h1.`…`h6.` and `bq.`. Their dot becomes `&#46;`,
+/// so the line no longer starts with the marker. Lists, tables, `{macro}` and `----` start with
+/// a special character, which the per-character escape already covers.
+fn neutralise_block_marker(line: &str) -> String {
+    let indent = line.len() - line.trim_start().len();
+    let (lead, rest) = line.split_at(indent);
+    let bytes = rest.as_bytes();
+    let heading = bytes.len() >= 3 && bytes[0] == b'h' && (b'1'..=b'6').contains(&bytes[1]) && bytes[2] == b'.';
+    let quote = rest.starts_with("bq.");
+    if heading || quote {
+        let marker = if heading { &rest[..2] } else { "bq" };
+        format!("{lead}{marker}&#46;{}", &rest[marker.len() + 1..])
+    } else {
+        line.to_owned()
+    }
+}
+
+/// `&name;`, `&#123;` or `&#x7b;` at the start of `text`.
+fn starts_character_reference(text: &str) -> bool {
+    let Some(end) = text.find(';') else { return false };
+    let body = &text[1..end];
+    match body.strip_prefix('#') {
+        Some(num) => match num.strip_prefix(['x', 'X']) {
+            Some(hex) => !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()),
+            None => !num.is_empty() && num.chars().all(|c| c.is_ascii_digit()),
+        },
+        None => {
+            body.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && body.chars().all(|c| c.is_ascii_alphanumeric())
+        }
+    }
+}
 
 pub fn wiki_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        for c in clean(line).chars() {
+    let lines: Vec<String> = text.lines().map(|line| neutralise_block_marker(&escape_line(&clean(line)))).collect();
+    lines.join("\n")
+}
+
+/// Every character that means something inline, escaped. The block markers' letters, digits and
+/// dots are not touched, so a marker still leads the escaped line for [`neutralise_block_marker`].
+fn escape_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for (at, c) in line.char_indices() {
+        if c == '\\' {
+            out.push_str(BACKSLASH);
+        } else if c == '&' && starts_character_reference(&line[at..]) {
+            // Typed text that reads as a character reference would print as its character.
+            out.push_str("&amp;");
+        } else {
             if WIKI_SPECIAL.contains(&c) {
                 out.push('\\');
             }
@@ -129,7 +178,36 @@ mod tests {
             escaped,
             r"\{code\}x\{code\} \[link\|http://evil\] \*bold\* \_it\_ a\|b \{\{mono\}\} \-strike\- \!img.png\! h1. ok"
         );
-        assert_eq!(wiki_escape(r"back\slash"), r"back\\slash");
+        assert_eq!(wiki_escape(r"back\slash"), "back&#92;slash");
+        // Two backslashes would be Jira's line break.
+        assert_eq!(wiki_escape(r"a\\b"), "a&#92;&#92;b");
+    }
+
+    #[test]
+    fn line_leading_block_markers_print_as_text() {
+        let cases = [
+            ("h1. Title", "h1&#46; Title"),
+            ("  h6. indented", "  h6&#46; indented"),
+            ("bq. quoted", "bq&#46; quoted"),
+            ("* item", r"\* item"),
+            ("# item", r"\# item"),
+            ("- item", r"\- item"),
+            ("|| a || b ||", r"\|\| a \|\| b \|\|"),
+            ("| a | b |", r"\| a \| b \|"),
+            ("{code}", r"\{code\}"),
+            ("{noformat}", r"\{noformat\}"),
+            ("----", r"\-\-\-\-"),
+            // Not a marker: mid-line, or no dot right after.
+            ("see h1. here", "see h1. here"),
+            ("h7. no", "h7. no"),
+            ("bqx", "bqx"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(wiki_escape(text), want, "{text}");
+        }
+        assert_eq!(wiki_escape("Q&A &#92; &amp; h1. &x"), r"Q&A &amp;\#92; &amp;amp; h1. &x");
+        let many = wiki_escape("ok\nh2. second line\nbq. third");
+        assert_eq!(many, "ok\nh2&#46; second line\nbq&#46; third");
     }
 
     #[test]

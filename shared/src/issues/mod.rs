@@ -41,9 +41,23 @@ pub struct ActionItem {
     pub title: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// Assigned when exactly one assignable user has this email (with `assignee_matching: email`).
+    /// Assigned when one assignable user matches this email (with `assignee_matching: email`):
+    /// exactly, where Jira shows the user's email; where it hides it, only when a search for the
+    /// full address finds exactly one active user. Otherwise unassigned, with a note. At most one
+    /// of `assignee_email`, `assignee_account_id` and `assignee_username`.
     #[serde(default)]
     pub assignee_email: Option<String>,
+    /// Jira Cloud only: the assignee's Atlassian account id, for callers that already store it
+    /// (no email matching needed, whatever `assignee_matching` says). One the project cannot
+    /// assign leaves the issue unassigned, with a note.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9:_-]{1,128}$")]
+    pub assignee_account_id: Option<String>,
+    /// Jira Server/Data Center only: the assignee's user name (`name`), as for
+    /// `assignee_account_id`.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    pub assignee_username: Option<String>,
     /// `YYYY-MM-DD`.
     #[serde(default)]
     pub due_date: Option<String>,
@@ -174,9 +188,7 @@ impl IssuesRequest {
                     return Err(at(&format!("label {label:?} must be 1 to 255 characters without spaces")));
                 }
             }
-            if item.assignee_email.as_deref().is_some_and(|e| !e.contains('@')) {
-                return Err(at("assignee_email is not an email address"));
-            }
+            validate_assignee(item).map_err(at)?;
         }
         if let Some(retro) = &self.retrospective {
             if !(retro.url.starts_with("https://") || retro.url.starts_with("http://")) {
@@ -185,6 +197,29 @@ impl IssuesRequest {
         }
         Ok(())
     }
+}
+
+fn validate_assignee(item: &ActionItem) -> Result<(), &'static str> {
+    let given = [item.assignee_email.is_some(), item.assignee_account_id.is_some(), item.assignee_username.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err("give at most one of assignee_email, assignee_account_id and assignee_username");
+    }
+    if item.assignee_email.as_deref().is_some_and(|e| !e.contains('@')) {
+        return Err("assignee_email is not an email address");
+    }
+    let account_id_ok = |id: &str| {
+        (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'))
+    };
+    if item.assignee_account_id.as_deref().is_some_and(|id| !account_id_ok(id)) {
+        return Err("assignee_account_id must be 1 to 128 letters, digits, ':', '_' or '-'");
+    }
+    // Jira DC user names may hold most characters, but not surrounding spaces or control characters.
+    let username_ok =
+        |n: &str| (1..=255).contains(&n.chars().count()) && n.trim() == n && !n.chars().any(char::is_control);
+    if item.assignee_username.as_deref().is_some_and(|n| !username_ok(n)) {
+        return Err("assignee_username must be 1 to 255 characters without surrounding spaces");
+    }
+    Ok(())
 }
 
 /// One item, ready to send: its fields, or why it cannot be sent.
@@ -301,52 +336,147 @@ impl CreateContext<'_> {
     }
 }
 
-/// Assignee ids by email, looked up once per invocation. Exact email only; hidden or ambiguous
-/// emails leave the issue unassigned, with a note saying why.
+/// Who an action item asks to be assigned: the assignee's id (Cloud `accountId`, DC `name`), or
+/// why it is left unassigned. Never an email address in the note: callers log and show it.
+pub type Assignee = Result<String, String>;
+
+/// Assignees looked up once per invocation, by email or by the id the caller passed.
+///
+/// The email rule (README, "Assignees"): where Jira shows a user's email (Cloud profile
+/// visibility, DC `jira.option.emailvisible` = show or mask) the match is exact. Where it hides
+/// it — Cloud hidden emails, which a query for the complete address still finds
+/// (https://developer.atlassian.com/cloud/jira/platform/profile-visibility/), and DC with emails
+/// hidden — the user is accepted only when that query returns exactly one active user whose
+/// display name is not the query itself: Atlassian documents that `displayName` "may return an
+/// alternative value" under privacy settings, and an answer that merely repeats the address proves
+/// nothing about who it is.
 #[derive(Default)]
-pub struct AssigneeCache(HashMap<String, Result<String, String>>);
+pub struct AssigneeCache(HashMap<String, Assignee>);
 
 impl AssigneeCache {
-    pub async fn lookup(&mut self, session: &Session, project: &str, email: &str) -> Result<String, String> {
-        let email = email.trim().to_lowercase();
-        if let Some(found) = self.0.get(&email) {
+    /// The assignee of `item`, or why there is none; `None` when it asks for none.
+    pub async fn resolve(
+        &mut self,
+        session: &Session,
+        project: &str,
+        item: &ActionItem,
+        match_emails: bool,
+    ) -> Option<Assignee> {
+        let flavour = session.flavour();
+        if let Some(id) = &item.assignee_account_id {
+            if flavour != Flavour::Cloud {
+                return Some(Err("assignee_account_id is for Jira Cloud and this connection is Jira Server/Data Center; left unassigned".into()));
+            }
+            return Some(self.cached(format!("id\0{id}"), || by_id(session, project, id, "assignee_account_id")).await);
+        }
+        if let Some(name) = &item.assignee_username {
+            if flavour != Flavour::DataCenter {
+                return Some(Err("assignee_username is for Jira Server/Data Center and this connection is Jira Cloud; left unassigned".into()));
+            }
+            return Some(
+                self.cached(format!("name\0{}", name.to_lowercase()), || {
+                    by_id(session, project, name, "assignee_username")
+                })
+                .await,
+            );
+        }
+        let email = item.assignee_email.as_deref().filter(|_| match_emails)?.trim().to_lowercase();
+        Some(self.cached(format!("email\0{email}"), || by_email(session, project, &email)).await)
+    }
+
+    async fn cached<F, Fut>(&mut self, key: String, look_up: F) -> Assignee
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Assignee>,
+    {
+        if let Some(found) = self.0.get(&key) {
             return found.clone();
         }
-        let path = match session.flavour() {
-            Flavour::Cloud => session.jira_path(&format!(
-                "user/assignable/search?query={}&project={}&maxResults=50",
-                encode(&email),
-                encode(project)
-            )),
-            Flavour::DataCenter => session.jira_path(&format!(
-                "user/assignable/search?username={}&project={}&maxResults=50",
-                encode(&email),
-                encode(project)
-            )),
-        };
-        let id_key = if session.flavour() == Flavour::Cloud { "accountId" } else { "name" };
-        let found = match session.get_json::<Vec<Value>>(&path).await {
-            Ok(users) => {
-                let exact: Vec<&Value> = users
-                    .iter()
-                    .filter(|u| {
-                        u.get("emailAddress").and_then(Value::as_str).is_some_and(|e| e.eq_ignore_ascii_case(&email))
-                    })
-                    .collect();
-                match exact.as_slice() {
-                    [one] => one
-                        .get(id_key)
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .ok_or_else(|| "user without id".to_owned()),
-                    [] => Err(format!("no assignable user has the email {email} visible; left unassigned")),
-                    _ => Err(format!("several assignable users have the email {email}; left unassigned")),
-                }
-            }
-            Err(e) => Err(format!("assignee lookup failed ({e}); left unassigned")),
-        };
-        self.0.insert(email, found.clone());
+        let found = look_up().await;
+        self.0.insert(key, found.clone());
         found
+    }
+}
+
+/// `user/assignable/search` for the project: Cloud `query`/`accountId`, DC `username` (DC 10.3
+/// caps `maxResults` at 100).
+async fn assignable(session: &Session, project: &str, param: &str, value: &str) -> Result<Vec<Value>, String> {
+    let path = session.jira_path(&format!(
+        "user/assignable/search?{param}={}&project={}&maxResults=100",
+        encode(value),
+        encode(project)
+    ));
+    session.get_json::<Vec<Value>>(&path).await.map_err(|e| format!("assignee lookup failed ({e}); left unassigned"))
+}
+
+fn id_of(session: &Session, user: &Value) -> Option<String> {
+    let key = if session.flavour() == Flavour::Cloud { "accountId" } else { "name" };
+    user.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn active(user: &Value) -> bool {
+    user.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// The id the caller passed, confirmed assignable in the project (else Jira would refuse the whole
+/// element with `errors.assignee`, and the issue would not be created at all).
+async fn by_id(session: &Session, project: &str, id: &str, field: &str) -> Assignee {
+    let (param, same): (&str, fn(&str, &str) -> bool) = match session.flavour() {
+        Flavour::Cloud => ("accountId", |a, b| a == b),
+        // DC user names are case-insensitive; `username` is a prefix search.
+        Flavour::DataCenter => ("username", |a, b| a.eq_ignore_ascii_case(b)),
+    };
+    let users = assignable(session, project, param, id).await?;
+    users
+        .iter()
+        .filter(|u| active(u))
+        .filter_map(|u| id_of(session, u))
+        .find(|found| same(found, id))
+        .ok_or_else(|| format!("the user given by {field} cannot be assigned issues in this project; left unassigned"))
+}
+
+async fn by_email(session: &Session, project: &str, email: &str) -> Assignee {
+    let param = if session.flavour() == Flavour::Cloud { "query" } else { "username" };
+    let users = assignable(session, project, param, email).await?;
+    match_email(&users, email).and_then(|user| id_of(session, user).ok_or_else(|| "user without id".to_owned()))
+}
+
+/// Jira DC's masked form (`jira.option.emailvisible` = mask): `ben dot abbott at corp dot test`.
+fn masked(email: &str) -> String {
+    email.replace('@', " at ").replace('.', " dot ")
+}
+
+fn shown(user: &Value) -> Option<&str> {
+    user.get("emailAddress").and_then(Value::as_str).filter(|e| !e.trim().is_empty())
+}
+
+/// The one user `email` designates among a search's answer, by the rule on [`AssigneeCache`].
+pub fn match_email<'u>(users: &'u [Value], email: &str) -> Result<&'u Value, String> {
+    let exact: Vec<&Value> = users
+        .iter()
+        .filter(|u| active(u))
+        .filter(|u| shown(u).is_some_and(|e| e.eq_ignore_ascii_case(email) || e.eq_ignore_ascii_case(&masked(email))))
+        .collect();
+    match exact.as_slice() {
+        [one] => return Ok(one),
+        [_, _, ..] => return Err("several assignable users have this email; left unassigned".into()),
+        [] => {}
+    }
+    let actives: Vec<&Value> = users.iter().filter(|u| active(u)).collect();
+    match actives.as_slice() {
+        [] => Err("no assignable user in the project has this email (Jira may hide it); left unassigned".into()),
+        [one] if shown(one).is_some() => {
+            Err("no assignable user in the project has this email; left unassigned".into())
+        }
+        [one] => {
+            let name = one.get("displayName").and_then(Value::as_str).unwrap_or_default().trim();
+            if name.is_empty() || name.eq_ignore_ascii_case(email) {
+                Err("Jira hides this user's email and name, so the match cannot be confirmed; left unassigned".into())
+            } else {
+                Ok(one)
+            }
+        }
+        _ => Err("Jira hides the email and several assignable users answer to it; left unassigned".into()),
     }
 }
 
@@ -375,45 +505,99 @@ pub enum BulkOutcome {
 /// `issues` lists the created ones in the order of the elements that succeeded.
 pub async fn bulk_create(session: &Session, fields: &[Value]) -> Result<Vec<BulkOutcome>, AtlassianError> {
     let body = json!({"issueUpdates": fields.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>()});
-    let answer: Value =
-        match session.send(reqwest::Method::POST, &session.jira_path("issue/bulk"), Payload::Json(&body)).await {
-            Ok(response) => response
+    match session.send(reqwest::Method::POST, &session.jira_path("issue/bulk"), Payload::Json(&body)).await {
+        Ok(response) => {
+            let answer: Value = response
                 .json()
                 .await
-                .map_err(|e| AtlassianError::Decode(format!("bulk create answer: {}", e.without_url())))?,
-            // Per-element failures (all elements failed): `errors[]` with `failedElementNumber`.
-            // Any other 400 refused the request as a whole and keeps Jira's message.
-            Err(AtlassianError::Api { class: Class::BadRequest, payload: ErrorPayload::Json(v), .. })
-                if v.get("errors").and_then(Value::as_array).is_some_and(|errors| !errors.is_empty()) =>
-            {
-                v
-            }
-            Err(e) => return Err(e),
-        };
-    Ok(map_bulk_answer(fields.len(), &answer))
+                .map_err(|e| AtlassianError::Decode(format!("bulk create answer: {}", e.without_url())))?;
+            Ok(map_bulk_answer(fields.len(), &answer))
+        }
+        // A 400 created nothing. Its `errors[]` name the failed elements; an error without
+        // `failedElementNumber` refused the request as a whole. Any other 400 body refused it as a
+        // whole too, and keeps Jira's message through the error.
+        Err(AtlassianError::Api { class: Class::BadRequest, payload: ErrorPayload::Json(v), .. })
+            if v.get("errors").and_then(Value::as_array).is_some_and(|errors| !errors.is_empty()) =>
+        {
+            Ok(map_refused_bulk(fields.len(), &v))
+        }
+        Err(e) => Err(e),
+    }
 }
 
-pub fn map_bulk_answer(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
-    let mut failures: HashMap<usize, BulkOutcome> = HashMap::new();
-    for error in answer.get("errors").and_then(Value::as_array).into_iter().flatten() {
-        let Some(index) = error.get("failedElementNumber").and_then(Value::as_u64) else { continue };
-        let status = error.get("status").and_then(Value::as_u64).unwrap_or(400);
-        let message = error.get("elementErrors").map(|e| ErrorPayload::Json(e.clone()).summary()).unwrap_or_default();
-        failures.insert(
-            index as usize,
-            BulkOutcome::Failed {
-                message: if message.is_empty() { format!("Jira refused the issue ({status})") } else { message },
-                retryable: status == 429 || status >= 500,
-            },
-        );
+/// The element an error names, if it names one within the request.
+fn failed_element(error: &Value, sent: usize) -> Option<usize> {
+    error.get("failedElementNumber").and_then(Value::as_u64).map(|i| i as usize).filter(|i| *i < sent)
+}
+
+fn element_failure(error: &Value) -> BulkOutcome {
+    let status = error.get("status").and_then(Value::as_u64).unwrap_or(400);
+    let message = element_message(error);
+    BulkOutcome::Failed {
+        message: if message.is_empty() { format!("Jira refused the issue ({status})") } else { message },
+        retryable: status == 429 || status >= 500,
     }
-    let mut created = answer.get("issues").and_then(Value::as_array).into_iter().flatten().filter_map(|i| {
-        Some(CreatedIssue { id: i.get("id")?.as_str()?.to_owned(), key: i.get("key")?.as_str()?.to_owned() })
-    });
+}
+
+fn element_message(error: &Value) -> String {
+    error.get("elementErrors").map(|e| ErrorPayload::Json(e.clone()).summary()).unwrap_or_default()
+}
+
+/// A 201's answer. `issues` is in the order of the elements that succeeded, so it can be matched
+/// to elements only when every other element is a numbered failure; otherwise (an error without
+/// `failedElementNumber`, an element the answer leaves out) no created issue can be pinned to an
+/// element, and every element not reported failed stays unknown: the retry finds it by marker.
+pub fn map_bulk_answer(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
+    let errors: Vec<&Value> = answer.get("errors").and_then(Value::as_array).into_iter().flatten().collect();
+    let mut failures: HashMap<usize, BulkOutcome> =
+        errors.iter().filter_map(|e| Some((failed_element(e, sent)?, element_failure(e)))).collect();
+    let created: Vec<CreatedIssue> = answer
+        .get("issues")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            Some(CreatedIssue { id: i.get("id")?.as_str()?.to_owned(), key: i.get("key")?.as_str()?.to_owned() })
+        })
+        .collect();
+    let unnumbered = errors.iter().any(|e| failed_element(e, sent).is_none());
+    let accounted = !unnumbered && failures.len() + created.len() == sent;
+    let mut created = created.into_iter();
     (0..sent)
         .map(|i| match failures.remove(&i) {
             Some(failure) => failure,
-            None => created.next().map(BulkOutcome::Created).unwrap_or(BulkOutcome::Unknown),
+            None if accounted => created.next().map(BulkOutcome::Created).unwrap_or(BulkOutcome::Unknown),
+            None => BulkOutcome::Unknown,
+        })
+        .collect()
+}
+
+/// A 400's answer: nothing was created. Numbered errors fail their element; the others refused
+/// the request as a whole, and their message (Jira's) goes to every element not named. Neither
+/// is retried: the same request would be refused again.
+pub fn map_refused_bulk(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
+    let errors: Vec<&Value> = answer.get("errors").and_then(Value::as_array).into_iter().flatten().collect();
+    let mut failures: HashMap<usize, BulkOutcome> =
+        errors.iter().filter_map(|e| Some((failed_element(e, sent)?, element_failure(e)))).collect();
+    let mut whole: Vec<String> = answer
+        .get("errorMessages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    whole.extend(errors.iter().filter(|e| failed_element(e, sent).is_none()).map(|e| element_message(e)));
+    whole.retain(|m| !m.is_empty());
+    whole.dedup();
+    let message = if whole.is_empty() {
+        "Jira refused the bulk create request (400) without naming the element".to_owned()
+    } else {
+        format!("Jira refused the bulk create request: {}", whole.join("; "))
+    };
+    (0..sent)
+        .map(|i| {
+            failures.remove(&i).unwrap_or_else(|| BulkOutcome::Failed { message: message.clone(), retryable: false })
         })
         .collect()
 }
@@ -448,15 +632,99 @@ mod tests {
             "errors": [{"status": 400, "failedElementNumber": 1, "elementErrors": {"errors": {"summary": "too long"}}},
                        {"status": 503, "failedElementNumber": 3, "elementErrors": {"errorMessages": ["busy"]}}]
         });
-        let outcomes = map_bulk_answer(5, &answer);
+        let outcomes = map_bulk_answer(4, &answer);
         assert!(matches!(&outcomes[0], BulkOutcome::Created(i) if i.key == "P-1"));
         assert!(
             matches!(&outcomes[1], BulkOutcome::Failed { retryable: false, message } if message.contains("summary"))
         );
         assert!(matches!(&outcomes[2], BulkOutcome::Created(i) if i.key == "P-3"));
         assert!(matches!(&outcomes[3], BulkOutcome::Failed { retryable: true, .. }));
-        // Neither created nor failed in the answer: it may exist, so it is looked up, not retried blind.
-        assert!(matches!(&outcomes[4], BulkOutcome::Unknown));
+    }
+
+    #[test]
+    fn bulk_answers_that_do_not_add_up_pin_no_issue_to_an_element() {
+        // Five sent, four accounted for: which element is missing is unknown, so every element
+        // not reported failed may or may not be one of the issues, and is looked up by marker.
+        let answer = json!({
+            "issues": [{"id": "1", "key": "P-1"}, {"id": "3", "key": "P-3"}],
+            "errors": [{"status": 400, "failedElementNumber": 1, "elementErrors": {"errors": {"summary": "too long"}}},
+                       {"status": 503, "failedElementNumber": 3, "elementErrors": {"errorMessages": ["busy"]}}]
+        });
+        let outcomes = map_bulk_answer(5, &answer);
+        assert!(matches!(&outcomes[1], BulkOutcome::Failed { retryable: false, .. }));
+        assert!(matches!(&outcomes[3], BulkOutcome::Failed { retryable: true, .. }));
+        for i in [0, 2, 4] {
+            assert!(matches!(&outcomes[i], BulkOutcome::Unknown), "{i}");
+        }
+        // An error without failedElementNumber: the issues cannot be matched to elements either.
+        let answer = json!({
+            "issues": [{"id": "1", "key": "P-1"}, {"id": "2", "key": "P-2"}],
+            "errors": [{"status": 400, "elementErrors": {"errors": {"summary": "refused"}}}]
+        });
+        assert!(map_bulk_answer(3, &answer).iter().all(|o| matches!(o, BulkOutcome::Unknown)));
+    }
+
+    #[test]
+    fn a_refused_bulk_request_keeps_jiras_message_and_is_not_retried() {
+        let answer = json!({"errors": [{"status": 400, "elementErrors": {"errorMessages": ["Bulk is off"]}}]});
+        let outcomes = map_refused_bulk(2, &answer);
+        assert!(outcomes.iter().all(
+            |o| matches!(o, BulkOutcome::Failed { retryable: false, message } if message.contains("Bulk is off"))
+        ));
+        let answer = json!({"errors": [{"status": 400, "failedElementNumber": 0,
+                                        "elementErrors": {"errors": {"summary": "required"}}}]});
+        let outcomes = map_refused_bulk(1, &answer);
+        assert!(
+            matches!(&outcomes[0], BulkOutcome::Failed { retryable: false, message } if message.contains("summary"))
+        );
+    }
+
+    #[test]
+    fn emails_match_exactly_where_shown_and_by_one_hidden_user_otherwise() {
+        let user = |id: &str, email: Option<&str>, name: &str, active: bool| {
+            let mut u = json!({"accountId": id, "displayName": name, "active": active});
+            if let Some(e) = email {
+                u["emailAddress"] = json!(e);
+            }
+            u
+        };
+        let id = |r: Result<&Value, String>| r.map(|u| u["accountId"].as_str().unwrap_or_default().to_owned());
+        let ben = user("1", Some("Ben@corp.test"), "Ben", true);
+        assert_eq!(id(match_email(std::slice::from_ref(&ben), "ben@corp.test")), Ok("1".into()));
+        let masked = user("2", Some("ben dot a at corp dot test"), "Ben A", true);
+        assert_eq!(id(match_email(&[masked], "ben.a@corp.test")), Ok("2".into()));
+        let hidden = user("3", None, "Ana Hidden", true);
+        assert_eq!(id(match_email(std::slice::from_ref(&hidden), "ana@corp.test")), Ok("3".into()));
+        // An answer that only echoes the query as the name proves nothing.
+        let echo = user("4", None, "ana@corp.test", true);
+        assert!(match_email(&[echo], "ana@corp.test").is_err());
+        // Two hidden users, an inactive one, or one whose shown email differs: no match.
+        assert!(match_email(&[hidden.clone(), user("5", None, "Other", true)], "ana@corp.test").is_err());
+        assert!(match_email(&[user("6", None, "Gone", false)], "gone@corp.test").is_err());
+        assert!(match_email(std::slice::from_ref(&ben), "ana@corp.test").is_err());
+        assert!(match_email(&[ben.clone(), user("7", Some("ben@corp.test"), "Ben 2", true)], "ben@corp.test").is_err());
+        for note in [match_email(&[], "ana@corp.test"), match_email(&[ben], "ana@corp.test")] {
+            assert!(!note.unwrap_err().contains('@'), "a note never holds the email");
+        }
+    }
+
+    #[test]
+    fn assignee_ids_are_validated() {
+        let request = |item: Value| serde_json::from_value::<IssuesRequest>(json!({"action_items": [item]})).unwrap();
+        for good in [
+            json!({"id": "a", "title": "t", "assignee_account_id": "712020:0b6b8a3c-aaaa-4bbb-8ccc-123456789abc"}),
+            json!({"id": "a", "title": "t", "assignee_username": "ben.abbott"}),
+        ] {
+            assert!(request(good.clone()).validate().is_ok(), "{good}");
+        }
+        for bad in [
+            json!({"id": "a", "title": "t", "assignee_account_id": "has space"}),
+            json!({"id": "a", "title": "t", "assignee_account_id": ""}),
+            json!({"id": "a", "title": "t", "assignee_username": " ben"}),
+            json!({"id": "a", "title": "t", "assignee_username": "ben", "assignee_email": "b@x.test"}),
+        ] {
+            assert_eq!(request(bad.clone()).validate().unwrap_err().code, "invalid_action_items", "{bad}");
+        }
     }
 
     #[test]
