@@ -17,7 +17,7 @@ INFRA    := infra
 # cfn-lint and checkov get their own venv: checkov pins a boto3 that moto's (in .venv) can't share.
 INFRA_VENV := $(INFRA)/.venv
 
-.PHONY: help dev test test-rust test-python test-infra build package bench openapi lint fmt clean
+.PHONY: help dev test test-rust test-python test-infra build package bench openapi lint fmt clean fuzz
 
 help:
 	@echo "make dev      start moto, the Atlassian simulator and the local gateway; prints a walk-through"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench    latency of the release builds through the local stack"
 	@echo "make openapi  regenerate shared/openapi.json from the Rust types"
 	@echo "make lint     rustfmt and clippy"
+	@echo "make fuzz     every fuzz target for FUZZ_SECONDS each (default 60; cargo fuzz, libFuzzer)"
 
 # The Python venv holds the local stack: moto, the simulator's and gateway's deps, pytest.
 $(VENV)/.stamp-test: tests/requirements.txt
@@ -96,6 +97,16 @@ package: $(VENV)/.stamp-package
 bench: $(VENV)/.stamp-test
 	cargo build --release --workspace --bins
 	$(PY) -m tests.bench
+
+# Fuzzing (fuzz/): libFuzzer through cargo fuzz. Its sanitizer flags are unstable; the one stable
+# toolchain here accepts them with RUSTC_BOOTSTRAP=1. The corpus grows in fuzz/corpus/<target>.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := egress_url oauth_state caller_claims event_classification
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
 
 openapi:
 	BLESS=1 cargo test -p bridge-shared --lib -- api::openapi events::tests

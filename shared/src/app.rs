@@ -302,8 +302,7 @@ where
         async move {
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
-                    let request = lambda_http::request::from_str(&payload.to_string())
-                        .map_err(|e| format!("malformed API Gateway event: {e}"))?;
+                    let request = crate::http::request_from_event(&payload.to_string())?;
                     Ok(crate::http::to_gateway_response(traced(app, request, http_handler).await))
                 }
                 Trigger::Sqs(deliveries) => {
