@@ -33,6 +33,19 @@ def settings(bridge, tenant: str, product: str, body: dict) -> None:
     assert r.status_code == 200, r.text
 
 
+def confluence_tenant(bridge, flavour: str, space: str):
+    """A tenant connected to Confluence (Cloud OAuth or DC) with its space saved."""
+    tenant = bridge.tenant()
+    connect(bridge, tenant, "confluence", flavour)
+    settings(bridge, tenant, "confluence", {"space_key": space})
+    return bridge, tenant, flavour
+
+
+def publish(bridge, tenant: str, report: dict, key: str | None = None):
+    return bridge.call("POST", f"/v1/tenants/{tenant}/pages", tenant, json_body=report,
+                       headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+
 def retrospective(report_id: str | None = None, items: list[str] | None = None, title: str = "Sprint 42 retrospective") -> dict:
     items = items or ["Pairing on the release", "Faster CI"]
     return {

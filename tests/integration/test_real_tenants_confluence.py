@@ -24,15 +24,10 @@ HOLDERS = {"restricted": {"restricted_to": []}, "draft": {"status": "draft"}, "a
 
 @pytest.fixture(params=["cloud", "dc"])
 def confluence(request, bridge):
-    tenant = bridge.tenant()
-    jobs.connect(bridge, tenant, "confluence", request.param)
-    jobs.settings(bridge, tenant, "confluence", {"space_key": SPACE})
-    return bridge, tenant, request.param
+    return jobs.confluence_tenant(bridge, request.param, SPACE)
 
 
-def publish(bridge, tenant, report, key=None):
-    return bridge.call("POST", f"/v1/tenants/{tenant}/pages", tenant, json_body=report,
-                       headers={"Idempotency-Key": key or uuid.uuid4().hex})
+publish = jobs.publish
 
 
 def plant(bridge, flavour, title, site=None, **page):

@@ -576,22 +576,23 @@ impl IssueLedger for DynamoStore {
     }
 
     async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError> {
-        self.settle(
-            tenant,
-            item_id,
-            owner,
-            "SET #state = :failed, message = :message, lease_until_ms = :zero",
-            Some(message),
-        )
-        .await
+        let update = "SET #state = :failed, message = :message, lease_until_ms = :zero";
+        let values = [
+            (":failed", AttributeValue::S("failed".into())),
+            (":message", AttributeValue::S(message.into())),
+            (":zero", AttributeValue::N("0".into())),
+        ];
+        self.settle(tenant, item_id, owner, update, &values).await
     }
 
     async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
-        self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", None).await
+        let values = [(":now", AttributeValue::N(now_ms().to_string()))];
+        self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", &values).await
     }
 
     async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
-        self.settle(tenant, item_id, owner, "SET marker_form = :legacy", None).await
+        let values = [(":legacy", AttributeValue::S("legacy".into()))];
+        self.settle(tenant, item_id, owner, "SET marker_form = :legacy", &values).await
     }
 
     async fn extend(
@@ -601,25 +602,10 @@ impl IssueLedger for DynamoStore {
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(action_sk(item_id)))
-            .update_expression("SET lease_until_ms = :until")
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
-            .expression_attribute_values(":until", AttributeValue::N(ms(until).to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Taken over meanwhile: the completion's own owner condition will refuse our record.
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(service_error(e)),
-        }
+        // Taken over meanwhile (a condition failure): the completion's own owner condition will
+        // refuse our record.
+        let values = [(":until", AttributeValue::N(ms(until).to_string()))];
+        self.settle(tenant, item_id, owner, "SET lease_until_ms = :until", &values).await
     }
 
     async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -658,7 +644,7 @@ impl DynamoStore {
         item_id: &str,
         owner: &str,
         update: &str,
-        message: Option<&str>,
+        values: &[(&str, AttributeValue)],
     ) -> Result<(), StoreError> {
         let mut request = self
             .client
@@ -670,21 +656,11 @@ impl DynamoStore {
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", AttributeValue::S(owner.into()));
-        // DynamoDB refuses values the expression does not use.
-        if update.contains(":zero") {
-            request = request.expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        if update.contains("#state") {
+            request = request.expression_attribute_names("#state", "state");
         }
-        if update.contains(":legacy") {
-            request = request.expression_attribute_values(":legacy", AttributeValue::S("legacy".into()));
-        }
-        if update.contains(":now") {
-            request = request.expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()));
-        }
-        if let Some(message) = message {
-            request = request
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":failed", AttributeValue::S("failed".into()))
-                .expression_attribute_values(":message", AttributeValue::S(message.into()));
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
         }
         match request.send().await {
             Ok(_) => Ok(()),
