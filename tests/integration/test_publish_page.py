@@ -118,6 +118,28 @@ def test_the_same_event_five_times_at_once_leaves_one_page_and_one_attachment(co
     assert len(jobs.attachments(bridge, str(page["id"]))) == 1
 
 
+ATTACHMENT_ROUTE = {"cloud": "PUT /ex/confluence/{cloudId}/wiki/rest/api/content/{id}/child/attachment",
+                    "dc": "POST /dc/conf-dc/confluence/rest/api/content/{id}/child/attachment"}
+
+
+def test_a_delivery_whose_lease_lapses_mid_step_waits_for_the_one_that_took_over(confluence):
+    """The holder's upload outlasts its lease (3 s here); a second delivery takes the job over
+    and finishes it. The first must not fail: it waits for the new holder and answers its outcome."""
+    bridge, tenant, flavour = confluence
+    report = jobs.retrospective()
+    detail = {"tenant_id": tenant, "idempotency_key": uuid.uuid4().hex, "report": report}
+    bridge.stack.sim("POST", "/_sim/faults", {"route": ATTACHMENT_ROUTE[flavour], "kind": "latency",
+                                              "latency_ms": 4500, "times": 1})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda _: jobs.event(bridge, "Report Ready", detail), range(2)))
+    assert [o["status"] for o in outcomes] == ["ok", "ok"], outcomes
+    [page] = our_pages(bridge, flavour, report["title"])
+    assert len(jobs.attachments(bridge, str(page["id"]))) == 1
+    published = [e for e in bridge.stack.published_events() if e["detail-type"] == "Page Published"
+                 and e["detail"]["tenant_id"] == tenant]
+    assert len(published) == 2 and len({e["detail"]["page_id"] for e in published}) == 1
+
+
 @pytest.mark.parametrize("step", ["page_created", "attachment_uploaded", "record_written"])
 def test_a_crash_after_each_step_then_a_retry_leaves_no_duplicate(confluence, step):
     bridge, tenant, flavour = confluence

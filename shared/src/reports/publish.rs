@@ -153,39 +153,56 @@ impl PublishJob<'_> {
             updated_at: OffsetDateTime::now_utc(),
         };
         let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
-        let mut publication = loop {
-            match self
-                .store
-                .claim_publication(self.tenant, &fresh, &owner, OffsetDateTime::now_utc() + self.lease)
-                .await?
-            {
-                PublicationClaim::Go(p) => break p,
-                PublicationClaim::Done(p) if p.state == PublicationState::Failed => return Ok(Outcome::Failed(p)),
-                PublicationClaim::Done(p) => return Ok(Outcome::Published(p)),
+        loop {
+            let mut publication = match self.claim(&fresh, &owner, give_up).await? {
+                Ok(publication) => publication,
+                Err(answer) => return Ok(answer),
+            };
+            self.start_over_if_moved(&mut publication);
+            let outcome = match self.steps(report, &mut publication, &owner).await {
+                Ok(()) => Ok(Outcome::Published(publication)),
+                Err(StepError::Store(e)) => Err(e),
+                Err(StepError::Permanent(reason)) => {
+                    self.fail(publication, ApiError::new(ErrorCode::PublishFailed, reason), &owner).await
+                }
+                Err(StepError::Upstream(e)) => self.fail(publication, e.into(), &owner).await,
+            };
+            match outcome {
+                // A step outlasted our lease and another delivery took the job over: it finishes
+                // from the record, so wait for it like any other holder and answer its outcome.
+                Err(StoreError::LeaseLost) => {
+                    tracing::warn!("the publication's lease lapsed and another delivery took over; waiting for it");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Takes the publication, waiting while another delivery holds it; `Err` is the answer when
+    /// it is finished, or still held when the wait is over.
+    async fn claim(
+        &self,
+        fresh: &Publication,
+        owner: &str,
+        give_up: OffsetDateTime,
+    ) -> Result<Result<Publication, Outcome>, StoreError> {
+        loop {
+            let until = OffsetDateTime::now_utc() + self.lease;
+            match self.store.claim_publication(self.tenant, fresh, owner, until).await? {
+                PublicationClaim::Go(p) => return Ok(Ok(p)),
+                PublicationClaim::Done(p) if p.state == PublicationState::Failed => return Ok(Err(Outcome::Failed(p))),
+                PublicationClaim::Done(p) => return Ok(Err(Outcome::Published(p))),
                 PublicationClaim::Busy { until } => {
                     if OffsetDateTime::now_utc() >= give_up {
-                        return Ok(Outcome::Stopped {
-                            publication: None,
-                            error: ApiError::new(
-                                ErrorCode::JobInProgress,
-                                "another delivery is still publishing this report",
-                            ),
-                        });
+                        let error =
+                            ApiError::new(ErrorCode::JobInProgress, "another delivery is still publishing this report");
+                        return Ok(Err(Outcome::Stopped { publication: None, error }));
                     }
                     let wait = (until - OffsetDateTime::now_utc())
                         .clamp(time::Duration::milliseconds(100), time::Duration::seconds(1));
                     tokio::time::sleep(wait.unsigned_abs()).await;
                 }
             }
-        };
-        self.start_over_if_moved(&mut publication);
-        match self.steps(report, &mut publication, &owner).await {
-            Ok(()) => Ok(Outcome::Published(publication)),
-            Err(StepError::Store(e)) => Err(e),
-            Err(StepError::Permanent(reason)) => {
-                self.fail(publication, ApiError::new(ErrorCode::PublishFailed, reason), &owner).await
-            }
-            Err(StepError::Upstream(e)) => self.fail(publication, e.into(), &owner).await,
         }
     }
 

@@ -763,10 +763,7 @@ impl PublicationStore for DynamoStore {
         }
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::Service {
-                service: "DynamoDB",
-                message: "the publication's lease was taken over by another delivery".into(),
-            }),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::LeaseLost),
             Err(e) => Err(service_error(e)),
         }
     }

@@ -18,6 +18,9 @@ pub enum StoreError {
     Service { service: &'static str, message: String },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// Our lease on a record lapsed and another delivery took the job over; it finishes it.
+    #[error("the lease was taken over by another delivery")]
+    LeaseLost,
 }
 
 impl From<StoreError> for crate::error::ApiError {
