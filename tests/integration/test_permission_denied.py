@@ -175,3 +175,23 @@ def test_a_401_on_one_product_of_a_joint_consent_disables_neither(bridge):
     assert (r.status_code, r.json()["error"]["code"]) == (502, "upstream_unauthorized"), r.text
     assert status(bridge, tenant, "jira") == "connected"
     assert status(bridge, tenant, "confluence") == "connected"
+
+
+@pytest.mark.parametrize("flavour", ["cloud_token", "dc"])
+def test_a_publish_with_refused_credentials_marks_the_connection(bridge, flavour):
+    """publish-page goes through the same boundary: a 401 that persists after one retry records
+    `invalid_credentials` (before, it failed the publication for good and left the status alone)."""
+    tenant = bridge.tenant()
+    connect(bridge, tenant, "confluence", flavour)
+    jobs.settings(bridge, tenant, "confluence", {"space_key": SPACE})
+    if flavour == "dc":
+        bridge.secrets_seen.append("rotated-password-7")
+        bridge.sim("PUT", "/_sim/dc/users", [{"username": reg.DC_USER, "password": "rotated-password-7"}])
+    else:
+        bridge.secrets_seen.append("ATATT3xFfGF0-rotated-for-publish")
+        bridge.sim("PUT", "/_sim/cloud/api-tokens", [{"email": reg.API_EMAIL, "token": "ATATT3xFfGF0-rotated-for-publish",
+                                                      "site": reg.CLOUD_ID}])
+    report, key = jobs.retrospective(), uuid.uuid4().hex
+    r = publish(bridge, tenant, report, key)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "invalid_credentials"), r.text
+    assert status(bridge, tenant, "confluence") == "invalid_credentials"
