@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod faults;
 pub mod http;
+pub mod ids;
 pub mod issues;
 pub mod markers;
 pub mod oauth;
