@@ -35,6 +35,8 @@ struct State {
     reject: HashMap<String, Rejection>,
     /// The summaries of every bulk request, in order.
     bulk_requests: Vec<Vec<String>>,
+    /// Bulk requests still to be answered 503 after Jira created their issues.
+    lose_answers: usize,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,12 @@ impl Jira {
     /// The next element with this summary is refused (once), e.g. a field the screen refuses.
     pub fn reject_once(&self, summary: &str, rejection: Rejection) {
         lock(self).reject.insert(summary.to_owned(), rejection);
+    }
+
+    /// The next bulk request creates its issues, then its answer is lost: 503, as when Jira
+    /// committed and the gateway in front of it timed out.
+    pub fn lose_next_answer(&self) {
+        lock(self).lose_answers += 1;
     }
 
     pub fn issues(&self) -> Vec<Issue> {
@@ -123,6 +131,10 @@ impl Respond for Route {
                     issues.push(json!({"id": issue.id, "key": issue.key,
                                        "self": format!("https://acme.atlassian.net/rest/api/3/issue/{}", issue.id)}));
                     state.issues.push(issue);
+                }
+                if state.lose_answers > 0 {
+                    state.lose_answers -= 1;
+                    return ResponseTemplate::new(503).set_body_string("upstream request timeout");
                 }
                 let status = if issues.is_empty() && !errors.is_empty() { 400 } else { 201 };
                 ResponseTemplate::new(status).set_body_json(json!({"issues": issues, "errors": errors}))
