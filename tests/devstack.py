@@ -29,6 +29,7 @@ import jwt
 import requests
 
 from tests.gateway.procutil import ChildProcess, free_port
+from tests.sim.spec import default_specs_dir
 
 REGION = "us-east-1"
 TABLE_NAME = "atlassian-bridge"
@@ -57,7 +58,7 @@ class Stack:
         self.consent_page = consent_page
         self.env_overrides = dict(env_overrides or {})
         self.routes_file = self.repo_root / "shared" / "routes.json"
-        self.specs_dir = Path(os.environ.get("BRIDGE_SPECS_DIR", self.repo_root.parent / "shared" / "specs"))
+        self.specs_dir = default_specs_dir()
 
         self.moto_url = self.sim_url = self.gateway_url = ""
         self.jwt_secret = secrets.token_urlsafe(32)
