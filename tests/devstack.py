@@ -28,6 +28,7 @@ import boto3
 import jwt
 import requests
 
+from tests.gateway import envlist
 from tests.gateway.procutil import ChildProcess, free_port
 from tests.sim.spec import default_specs_dir
 
@@ -277,6 +278,10 @@ class Stack:
             "BRIDGE_JIRA_INDEX_DELAY_SECONDS": "4",
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
+        try:
+            envlist.check(env, "the functions' environment")
+        except ValueError as exc:
+            raise StackError(str(exc)) from None
         return env
 
     def _start_gateway(self) -> None:
