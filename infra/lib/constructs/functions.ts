@@ -1,6 +1,7 @@
 // The five functions: one execution role each (its own log group, the table, the app secret, the
-// tenants' secrets, the key only through Secrets Manager and DynamoDB), in the private subnets.
-// Event consumers get a dead-letter queue and Lambda's async retry policy.
+// tenants' secrets, the key only through Secrets Manager and DynamoDB), in the private subnets, with
+// the environment shared/env.json lists for them. Event consumers get a dead-letter queue and
+// Lambda's async retry policy.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
@@ -8,6 +9,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { ConfigError, EVENT_PUBLISHERS, FUNCTIONS, FunctionName, RegionConfig } from '../config';
+import { checkEnvironment, loadEnvList } from '../env';
 import { acknowledge } from '../nag';
 import { arn, logGroup, pascal } from './common';
 import { Data } from './data';
@@ -51,6 +53,7 @@ export class Functions {
       throw new ConfigError([`Lambda zips missing in ${cfg.functionsDir}: ${missing.map((f) => `${f}.zip`).join(', ')}. ` +
         'Build them with `make package` at the repository root (or point -c functionsDir=... at them).']);
     }
+    const envList = loadEnvList();
 
     const baseEnvironment: Record<string, string> = {
       BRIDGE_TABLE_NAME: data.table.tableName,
@@ -140,6 +143,7 @@ export class Functions {
           resources: [events.bus.eventBusArn],
         }));
       }
+      checkEnvironment(envList, name, environment);
 
       const fn = new lambda.Function(stack, `${id}Function`, {
         functionName,
