@@ -195,7 +195,8 @@ class Stack:
             SecretString=json.dumps({"client_secret": self.oauth_client_secret,
                                      "state_signing_key": self.state_signing_key}))
         # The bus the functions publish to, and a rule that copies every outgoing event into an
-        # SQS queue, so tests (and a person running `make dev`) can read them back.
+        # SQS queue, so tests (and a person running `make dev`) can read them back. Only a tap:
+        # no function reads SQS; events reach the functions as EventBridge invocations (the gateway).
         events, sqs = self.aws("events"), self.aws("sqs")
         events.create_event_bus(Name=EVENT_BUS)
         self.events_queue_url = sqs.create_queue(QueueName="bridge-events-out")["QueueUrl"]

@@ -84,7 +84,7 @@ class Gateway:
             await self._runner.cleanup()
 
     async def invoke(self, function: str, event: dict) -> InvocationResult:
-        """The reusable invocation core (HTTP routes, EventBridge rules, later SQS batches)."""
+        """The invocation core shared by HTTP routes and EventBridge rules (the only two triggers)."""
         return await self.pools[function].invoke(json.dumps(event).encode("utf-8"))
 
     # ------------------------------------------------------------------ API Gateway
