@@ -83,6 +83,12 @@ pub(in crate::atlassian) mod loose {
         })
     }
 
+    /// Any JSON answer: an object of `T`'s shape, or else `T::default()` (a probe of an unknown
+    /// server reads whatever JSON it answers, as the product would, and looks at the fields).
+    pub fn any<T: serde::de::DeserializeOwned + Default>(value: serde_json::Value) -> T {
+        serde_json::from_value(value).unwrap_or_default()
+    }
+
     /// An unsigned number; any other value reads as absent.
     pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Ok(Option::<serde_json::Value>::deserialize(d)?.and_then(|v| v.as_u64()))

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::super::{AtlassianError, Session, loose};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CurrentUser {
     /// `known`, or `anonymous` when Confluence took the request as no one's.
@@ -17,5 +17,5 @@ pub struct CurrentUser {
 /// Who the credentials act as. Not for Cloud through `api.atlassian.com`, whose scopes do not
 /// include it.
 pub async fn current(session: &Session) -> Result<CurrentUser, AtlassianError> {
-    session.get_json(&session.confluence_v1_path("user/current")).await
+    Ok(loose::any(session.get_json(&session.confluence_v1_path("user/current")).await?))
 }

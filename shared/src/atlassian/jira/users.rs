@@ -47,7 +47,7 @@ impl UserJson {
 }
 
 /// `GET myself`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Myself {
     #[serde(default, deserialize_with = "loose::text")]
@@ -59,7 +59,7 @@ pub struct Myself {
 
 /// Who the credentials act as.
 pub async fn myself(session: &Session) -> Result<Myself, AtlassianError> {
-    session.get_json(&session.jira_path("myself")).await
+    Ok(loose::any(session.get_json(&session.jira_path("myself")).await?))
 }
 
 #[derive(Deserialize)]
