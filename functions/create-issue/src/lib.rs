@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use bridge::app::{App, EventOutcome, Job, JobResult};
-use bridge::atlassian::jira::{create_meta_fields, encode};
-use bridge::atlassian::{Class, Payload};
+use bridge::atlassian::Class;
+use bridge::atlassian::jira::{issues, meta};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
+use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
 use bridge::settings::JiraSettings;
 use lambda_http::Request;
@@ -71,7 +72,8 @@ async fn run(
     };
     settings.validate()?;
     let session = app.connector.session(tenant, Product::Jira).await?;
-    let fields = match create_meta_fields(&session, &settings.project_key, &settings.issue_type_id).await {
+    let (project, issue_type) = (ProjectKey::new(&settings.project_key), IssueTypeId::new(&settings.issue_type_id));
+    let fields = match meta::fields(&session, &project, &issue_type).await {
         Ok(fields) => fields,
         // Jira answers createmeta for a project or issue type it does not have with 400 or 404.
         Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => {
@@ -123,8 +125,7 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
             format!("{key} was created on the site connected before, not on the one connected now; it is left alone"),
         ));
     }
-    let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(&key)));
-    match session.send(lambda_http::http::Method::DELETE, &path, Payload::None).await {
+    match issues::delete(&session, &IssueKey::new(&key), delete_subtasks).await {
         Ok(_) => {}
         Err(e) if e.is(Class::NotFound) => {}
         Err(e) if e.is(Class::BadRequest) && !delete_subtasks => {
