@@ -23,6 +23,7 @@ use url::Url;
 use wiremock::MockServer;
 
 #[cfg(feature = "fault-injection")]
+#[allow(unused_imports)] // only the crash tests use it
 pub use bridge::faults::CrashSwitch;
 pub use stores::Stores;
 
@@ -255,4 +256,110 @@ where
 
 pub fn arc<T>(value: T) -> Arc<T> {
     Arc::new(value)
+}
+
+// -------------------------------------------------------------------------------------- OAuth
+
+pub mod oauth {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bridge::access::Connector;
+    use bridge::config::OAuthConfig;
+    use bridge::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site};
+    use bridge::oauth::{AtlassianOAuth, TokenProvider, TokenSet};
+    use bridge::store::{ConnectionStore, CredentialStore};
+    use secrecy::SecretString;
+    use time::OffsetDateTime;
+    use url::Url;
+    use wiremock::MockServer;
+
+    use super::stores::TokenStores;
+    use super::{CLOUD_ID, tenant, transport};
+
+    pub const SECRET: &str = "bridge/acme/oauth-jira";
+    /// Refresh when the token expires within this (the deployed default is minutes).
+    pub const LEEWAY: Duration = Duration::from_secs(300);
+
+    /// The mock server as Atlassian's authorization server (`/oauth/token`) and API gateway
+    /// (`/ex/{product}/{cloudId}`).
+    pub fn config(server: &MockServer) -> OAuthConfig {
+        let base = Url::parse(&format!("{}/", server.uri())).unwrap();
+        OAuthConfig {
+            client_id: "bridge-client".into(),
+            client_secret_name: "bridge/oauth-client".into(),
+            redirect_uri: Url::parse("https://bridge.example/v1/oauth/callback").unwrap(),
+            auth_base_url: base.clone(),
+            api_base_url: base,
+            allowed_return_urls: vec![],
+            state_ttl: Duration::from_secs(600),
+            refresh_leeway: LEEWAY,
+        }
+    }
+
+    pub fn connection() -> Connection {
+        let now = OffsetDateTime::now_utc();
+        Connection {
+            tenant: tenant(),
+            product: Product::Jira,
+            deployment: Deployment::Cloud,
+            auth_type: AuthType::Oauth2,
+            status: ConnectionStatus::Connected,
+            site: Some(Site { cloud_id: CLOUD_ID.into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
+            base_url: None,
+            scoped_token: false,
+            acting_as: None,
+            candidate_sites: vec![],
+            scopes: vec!["read:jira-work".into(), "write:jira-work".into(), "offline_access".into()],
+            grant_id: "oauth-jira".into(),
+            secret_name: SECRET.into(),
+            created_at: now,
+            updated_at: now,
+            last_verified_at: None,
+        }
+    }
+
+    pub fn tokens(access: &str, refresh: &str, expires_in: time::Duration) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::from(access.to_owned()),
+            refresh_token: SecretString::from(refresh.to_owned()),
+            expires_at: OffsetDateTime::now_utc() + expires_in,
+            scopes: vec![],
+        }
+    }
+
+    /// Stores a connected OAuth connection whose secret holds `stored`.
+    pub async fn connect(stores: &TokenStores, stored: &TokenSet) -> Connection {
+        let connection = connection();
+        stores.connections.put_all(std::slice::from_ref(&connection)).await.unwrap();
+        stores.credentials.put(SECRET, &stored.to_secret()).await.unwrap();
+        connection
+    }
+
+    pub async fn stored_tokens(stores: &TokenStores) -> TokenSet {
+        TokenSet::from_secret(&stores.credentials.get(SECRET).await.unwrap().unwrap().value).unwrap()
+    }
+
+    /// The provider one function instance builds: Atlassian's token endpoint over the transport.
+    pub fn provider(server: &MockServer, stores: &TokenStores) -> TokenProvider {
+        let endpoint = AtlassianOAuth::new(&config(server), SecretString::from("client-secret"), transport()).unwrap();
+        TokenProvider::new(
+            stores.connections.clone(),
+            stores.credentials.clone(),
+            stores.leases.clone(),
+            Arc::new(endpoint),
+            LEEWAY,
+        )
+    }
+
+    /// What turns a stored connection into a session, as every function builds it.
+    pub fn connector(server: &MockServer, stores: &TokenStores) -> Connector {
+        Connector::new(
+            transport(),
+            config(server).api_base_url,
+            stores.connections.clone(),
+            stores.credentials.clone(),
+            provider(server, stores),
+        )
+    }
 }

@@ -235,3 +235,17 @@ impl IssueLedger for FakeLedger {
         Ok(())
     }
 }
+
+/// The token provider's stores (the crate's fakes).
+#[derive(Clone, Default)]
+pub struct TokenStores {
+    pub connections: Arc<bridge::store::memory::MemoryConnections>,
+    pub credentials: Arc<bridge::store::memory::MemoryCredentials>,
+    pub leases: Arc<bridge::store::memory::MemoryLeases>,
+}
+
+impl TokenStores {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
