@@ -22,7 +22,12 @@ async fn assert_published_once(confluence: &Confluence, publisher: &Publisher, k
     assert_eq!(ours.len(), 1, "one page carries the report's marker: {ours:#?}");
     let page = &ours[0];
     assert_eq!(page.title, TITLE, "the page took the first candidate title");
-    assert_eq!(confluence.pages().len(), 2, "the parent and the report's page, nothing else: {:#?}", confluence.pages());
+    assert_eq!(
+        confluence.pages().len(),
+        2,
+        "the parent and the report's page, nothing else: {:#?}",
+        confluence.pages()
+    );
     let parent = confluence.page(page.parent_id.as_deref().unwrap_or_default()).expect("the page has a parent");
     assert_eq!(parent.title, "Retrospectives");
 
@@ -50,7 +55,10 @@ async fn a_single_delivery_publishes_one_page_with_its_pdf() {
     assert_eq!(assert_published_once(&confluence, &publisher, "key-1").await, (1, 1));
     assert_eq!(confluence.created(), 2, "the parent and the page");
     let page_id = publication.page_id.unwrap();
-    assert_eq!(publication.page_url.as_deref(), Some(&*format!("https://acme.atlassian.net/wiki/spaces/ENG/pages/{page_id}")));
+    assert_eq!(
+        publication.page_url.as_deref(),
+        Some(&*format!("https://acme.atlassian.net/wiki/spaces/ENG/pages/{page_id}"))
+    );
 
     // Delivered again: answered from the record, nothing written.
     let before = server.received_requests().await.unwrap().len();

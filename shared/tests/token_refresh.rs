@@ -110,7 +110,10 @@ async fn fifty_requests_refused_with_401_share_one_renewal() {
     Mock::given(method("GET"))
         .and(path(myself.as_str()))
         .and(header("authorization", "Bearer access-2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"accountId": "557058:bot", "displayName": "Bridge Bot", "active": true})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"accountId": "557058:bot", "displayName": "Bridge Bot", "active": true})),
+        )
         .expect(50)
         .mount(&server)
         .await;

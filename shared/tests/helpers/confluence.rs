@@ -54,19 +54,22 @@ fn lock(c: &Confluence) -> std::sync::MutexGuard<'_, State> {
 impl Confluence {
     pub async fn mount(server: &MockServer) -> Self {
         let mut state = State { next_id: 70000, ..State::default() };
-        let home = Page {
-            id: HOMEPAGE_ID.into(),
-            title: "ENG Home".into(),
-            parent_id: None,
-            version: 1,
-            body: String::new(),
-        };
+        let home =
+            Page { id: HOMEPAGE_ID.into(), title: "ENG Home".into(), parent_id: None, version: 1, body: String::new() };
         state.pages.insert(HOMEPAGE_ID.parse().unwrap(), home);
         let site = Self(Arc::new(Mutex::new(state)));
         let route = |op| Route { site: site.clone(), op };
         Mock::given(method("GET")).and(path("/wiki/api/v2/spaces")).respond_with(route(Op::Spaces)).mount(server).await;
-        Mock::given(method("GET")).and(path("/wiki/api/v2/pages")).respond_with(route(Op::ListPages)).mount(server).await;
-        Mock::given(method("POST")).and(path("/wiki/api/v2/pages")).respond_with(route(Op::CreatePage)).mount(server).await;
+        Mock::given(method("GET"))
+            .and(path("/wiki/api/v2/pages"))
+            .respond_with(route(Op::ListPages))
+            .mount(server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/wiki/api/v2/pages"))
+            .respond_with(route(Op::CreatePage))
+            .mount(server)
+            .await;
         Mock::given(method("GET"))
             .and(path_regex(r"^/wiki/api/v2/pages/[0-9]+$"))
             .respond_with(route(Op::GetPage))
@@ -149,7 +152,8 @@ fn page_json(page: &Page, with_body: bool) -> Value {
     v
 }
 
-const TITLE_TAKEN: &str = "A page with this title already exists: A page already exists with the same TITLE in this space";
+const TITLE_TAKEN: &str =
+    "A page with this title already exists: A page already exists with the same TITLE in this space";
 
 impl Respond for Route {
     fn respond(&self, request: &Request) -> ResponseTemplate {
@@ -161,9 +165,11 @@ impl Respond for Route {
                 let results: Vec<Value> = wanted
                     .split(',')
                     .filter(|k| *k == SPACE_KEY)
-                    .map(|_| json!({"id": SPACE_ID, "key": SPACE_KEY, "name": "Engineering", "type": "global",
+                    .map(|_| {
+                        json!({"id": SPACE_ID, "key": SPACE_KEY, "name": "Engineering", "type": "global",
                                     "status": "current", "homepageId": HOMEPAGE_ID, "authorId": "557058:admin",
-                                    "createdAt": "2026-01-01T00:00:00.000Z"}))
+                                    "createdAt": "2026-01-01T00:00:00.000Z"})
+                    })
                     .collect();
                 ResponseTemplate::new(200).set_body_json(json!({"results": results, "_links": {}}))
             }
@@ -251,18 +257,19 @@ impl Respond for Route {
                     return ResponseTemplate::new(400).set_body_json(json!({"statusCode": 400, "message": "no file"}));
                 };
                 let next_id = state.attachments.len() + 1;
-                let attachment = match state.attachments.iter_mut().find(|a| a.page_id == page_id && a.filename == filename)
-                {
-                    Some(existing) => {
-                        existing.versions += 1;
-                        existing.clone()
-                    }
-                    None => {
-                        let new = Attachment { id: format!("att{}", 900 + next_id), page_id, filename, versions: 1 };
-                        state.attachments.push(new.clone());
-                        new
-                    }
-                };
+                let attachment =
+                    match state.attachments.iter_mut().find(|a| a.page_id == page_id && a.filename == filename) {
+                        Some(existing) => {
+                            existing.versions += 1;
+                            existing.clone()
+                        }
+                        None => {
+                            let new =
+                                Attachment { id: format!("att{}", 900 + next_id), page_id, filename, versions: 1 };
+                            state.attachments.push(new.clone());
+                            new
+                        }
+                    };
                 ResponseTemplate::new(200).set_body_json(json!({
                     "results": [{"id": attachment.id, "type": "attachment", "status": "current",
                                  "title": attachment.filename, "version": {"number": attachment.versions},

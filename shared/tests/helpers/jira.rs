@@ -50,8 +50,16 @@ impl Jira {
     pub async fn mount(server: &MockServer) -> Self {
         let jira = Self(Arc::new(Mutex::new(State::default())));
         let route = |op| Route { jira: jira.clone(), op };
-        Mock::given(method("POST")).and(path("/rest/api/3/issue/bulk")).respond_with(route(Op::Bulk)).mount(server).await;
-        Mock::given(method("GET")).and(path("/rest/api/3/search/jql")).respond_with(route(Op::Search)).mount(server).await;
+        Mock::given(method("POST"))
+            .and(path("/rest/api/3/issue/bulk"))
+            .respond_with(route(Op::Bulk))
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/rest/api/3/search/jql"))
+            .respond_with(route(Op::Search))
+            .mount(server)
+            .await;
         jira
     }
 
@@ -101,8 +109,10 @@ impl Respond for Route {
                         .set_body_json(json!({"errorMessages": ["Unexpected request body"], "errors": {}}));
                 };
                 let updates = body["issueUpdates"].as_array().cloned().unwrap_or_default();
-                let summaries: Vec<String> =
-                    updates.iter().map(|u| u.pointer("/fields/summary").and_then(Value::as_str).unwrap_or_default().to_owned()).collect();
+                let summaries: Vec<String> = updates
+                    .iter()
+                    .map(|u| u.pointer("/fields/summary").and_then(Value::as_str).unwrap_or_default().to_owned())
+                    .collect();
                 state.bulk_requests.push(summaries.clone());
                 let mut issues = Vec::new();
                 let mut errors = Vec::new();
@@ -140,7 +150,12 @@ impl Respond for Route {
                 ResponseTemplate::new(status).set_body_json(json!({"issues": issues, "errors": errors}))
             }
             Op::Search => {
-                let jql = request.url.query_pairs().find(|(k, _)| k == "jql").map(|(_, v)| v.into_owned()).unwrap_or_default();
+                let jql = request
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k == "jql")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
                 let (project, labels) = parse_jql(&jql);
                 let found: Vec<Value> = state
                     .issues

@@ -305,7 +305,11 @@ pub mod oauth {
             deployment: Deployment::Cloud,
             auth_type: AuthType::Oauth2,
             status: ConnectionStatus::Connected,
-            site: Some(Site { cloud_id: CLOUD_ID.into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
+            site: Some(Site {
+                cloud_id: CLOUD_ID.into(),
+                url: "https://acme.atlassian.net".into(),
+                name: "acme".into(),
+            }),
             base_url: None,
             scoped_token: false,
             acting_as: None,

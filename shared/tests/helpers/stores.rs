@@ -162,7 +162,13 @@ impl FakeLedger {
 
 #[async_trait]
 impl IssueLedger for FakeLedger {
-    async fn claim(&self, tenant: &TenantId, item_id: &str, owner: &str, until: OffsetDateTime) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let mut items = lock(&self.items);
         let key = (tenant.to_string(), item_id.to_owned());
@@ -172,7 +178,11 @@ impl IssueLedger for FakeLedger {
         };
         match a.state {
             ItemState::Created => {
-                let issue = a.issue.clone().unwrap_or_else(|| RecordedIssue { key: String::new(), id: String::new(), site: String::new() });
+                let issue = a.issue.clone().unwrap_or_else(|| RecordedIssue {
+                    key: String::new(),
+                    id: String::new(),
+                    site: String::new(),
+                });
                 Ok(Claim::Done { key: issue.key, id: issue.id, deleted: false, site: Some(issue.site) })
             }
             _ if a.until >= now => Ok(Claim::Busy { until: a.until }),
@@ -189,7 +199,13 @@ impl IssueLedger for FakeLedger {
         }
     }
 
-    async fn complete(&self, tenant: &TenantId, item_id: &str, owner: &str, issue: &RecordedIssue) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        issue: &RecordedIssue,
+    ) -> Result<(), StoreError> {
         let mut done = false;
         self.settle(tenant, item_id, owner, |a| {
             a.state = ItemState::Created;
@@ -222,7 +238,13 @@ impl IssueLedger for FakeLedger {
         Ok(())
     }
 
-    async fn extend(&self, tenant: &TenantId, item_id: &str, owner: &str, until: OffsetDateTime) -> Result<(), StoreError> {
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.settle(tenant, item_id, owner, |a| a.until = until);
         Ok(())
     }
