@@ -14,6 +14,9 @@ use bridge::store::{
 };
 use time::OffsetDateTime;
 
+/// Items by (tenant, id).
+type Keyed<T> = HashMap<(String, String), T>;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -59,7 +62,7 @@ struct PubRecord {
 
 #[derive(Default)]
 pub struct FakePublications {
-    items: Mutex<(HashMap<(String, String), PubRecord>, HashMap<(String, String), ReportPage>)>,
+    items: Mutex<(Keyed<PubRecord>, Keyed<ReportPage>)>,
     clock: Clock,
 }
 
@@ -145,7 +148,7 @@ struct Action {
 
 #[derive(Default)]
 pub struct FakeLedger {
-    items: Mutex<(HashMap<(String, String), Action>, HashMap<(String, String), KeyRecord>)>,
+    items: Mutex<(Keyed<Action>, Keyed<KeyRecord>)>,
     clock: Clock,
 }
 
