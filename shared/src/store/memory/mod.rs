@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use super::{
+use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
+use crate::store::{
     ConnectionStore, CredentialStore, OAuthStateStore, PendingAuthorization, RefreshLeaseStore, StoreError,
     StoredSecret, Verification,
 };
-use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
