@@ -5,6 +5,8 @@
 //! `crate::store::X` whatever file it lives in.
 
 pub mod connections;
+#[cfg(test)]
+mod contract;
 pub mod credentials;
 pub mod dynamo;
 pub mod issue_ledger;
