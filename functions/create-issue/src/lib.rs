@@ -12,6 +12,7 @@ use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
+use bridge::ids::IssueKey;
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
 use bridge::settings::JiraSettings;
 use lambda_http::Request;
@@ -105,7 +106,7 @@ async fn run(
 async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
-    let key = http::path_param(req, "key")?;
+    let key = IssueKey::new(http::path_param(req, "key")?);
     let delete_subtasks = match http::query_param(req, "delete_subtasks").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -117,13 +118,13 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let session = app.connector.session(&caller.tenant, Product::Jira).await?;
     // A key is only unique within a site: after a re-connect to another site, the same key may
     // name someone else's issue there.
-    if item.site.as_deref().is_some_and(|site| site != session.site_id()) {
+    if item.site.as_ref().is_some_and(|site| site != session.site_id()) {
         return Err(ApiError::new(
             ErrorCode::IssueOnAnotherSite,
             format!("{key} was created on the site connected before, not on the one connected now; it is left alone"),
         ));
     }
-    let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(&key)));
+    let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(key.as_str())));
     match session.send(lambda_http::http::Method::DELETE, &path, Payload::None).await {
         Ok(_) => {}
         Err(e) if e.is(Class::NotFound) => {}

@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::*;
 use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
+use crate::ids::{IssueId, IssueKey, ItemId};
 use crate::reports::{Publication, PublicationState};
 
 /// The ports of one backing store.
@@ -46,8 +47,16 @@ fn to_ms(at: OffsetDateTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(at.unix_timestamp_nanos() / 1_000_000 * 1_000_000).unwrap()
 }
 
+fn item(id: &str) -> ItemId {
+    ItemId::new(id)
+}
+
+fn key(key: &str) -> IssueKey {
+    IssueKey::new(key)
+}
+
 fn recorded(key: &str) -> RecordedIssue {
-    RecordedIssue { key: key.into(), id: format!("id-{key}"), site: "cloud-1".into() }
+    RecordedIssue { key: key.into(), id: IssueId::new(format!("id-{key}")), site: "cloud-1".into() }
 }
 
 pub async fn issue_ledger(ledger: &dyn IssueLedger) {
@@ -65,76 +74,78 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
 async fn a_fresh_item_is_claimed_once(ledger: &dyn IssueLedger) {
     let t = tenant();
     let until = soon();
-    assert_eq!(ledger.claim(&t, "a", "one", until).await.unwrap(), Claim::Fresh);
-    assert_eq!(ledger.claim(&t, "a", "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    assert_eq!(ledger.claim(&t, &item("a"), "one", until).await.unwrap(), Claim::Fresh);
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
     // A holder claiming again is refused like anyone else.
-    assert_eq!(ledger.claim(&t, "a", "one", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    assert_eq!(ledger.claim(&t, &item("a"), "one", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
     // Items are per tenant.
-    assert_eq!(ledger.claim(&tenant(), "a", "two", soon()).await.unwrap(), Claim::Fresh);
+    assert_eq!(ledger.claim(&tenant(), &item("a"), "two", soon()).await.unwrap(), Claim::Fresh);
 }
 
 async fn a_lapsed_claim_is_resumed_and_its_old_holder_changes_nothing(ledger: &dyn IssueLedger) {
     let t = tenant();
     let first_until = lapsed();
-    assert_eq!(ledger.claim(&t, "a", "one", first_until).await.unwrap(), Claim::Fresh);
-    let resumed = ledger.claim(&t, "a", "two", soon()).await.unwrap();
+    assert_eq!(ledger.claim(&t, &item("a"), "one", first_until).await.unwrap(), Claim::Fresh);
+    let resumed = ledger.claim(&t, &item("a"), "two", soon()).await.unwrap();
     assert_eq!(resumed, Claim::Resumed { attempted_before: to_ms(first_until), legacy_marker: false });
     // The old holder's completion is dropped without an error: the new holder records the issue.
-    ledger.complete(&t, "a", "one", &recorded("ENG-1")).await.unwrap();
-    assert_eq!(ledger.item_for_key(&t, "ENG-1").await.unwrap(), None);
-    assert!(matches!(ledger.claim(&t, "a", "three", soon()).await.unwrap(), Claim::Busy { .. }));
-    ledger.complete(&t, "a", "two", &recorded("ENG-2")).await.unwrap();
-    assert!(matches!(ledger.claim(&t, "a", "three", soon()).await.unwrap(), Claim::Done { key, .. } if key == "ENG-2"));
+    ledger.complete(&t, &item("a"), "one", &recorded("ENG-1")).await.unwrap();
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-1")).await.unwrap(), None);
+    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Busy { .. }));
+    ledger.complete(&t, &item("a"), "two", &recorded("ENG-2")).await.unwrap();
+    assert!(
+        matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Done { key, .. } if key == "ENG-2")
+    );
 }
 
 async fn settling_needs_the_lease(ledger: &dyn IssueLedger) {
     let t = tenant();
     let until = soon();
-    ledger.claim(&t, "a", "one", until).await.unwrap();
+    ledger.claim(&t, &item("a"), "one", until).await.unwrap();
     // Nobody but the holder changes the record, and nobody is told (the holder finishes it).
-    ledger.fail(&t, "a", "stranger", "no").await.unwrap();
-    ledger.release(&t, "a", "stranger").await.unwrap();
-    ledger.extend(&t, "a", "stranger", lapsed()).await.unwrap();
-    ledger.mark_legacy_marker(&t, "a", "stranger").await.unwrap();
-    assert_eq!(ledger.claim(&t, "a", "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    ledger.fail(&t, &item("a"), "stranger", "no").await.unwrap();
+    ledger.release(&t, &item("a"), "stranger").await.unwrap();
+    ledger.extend(&t, &item("a"), "stranger", lapsed()).await.unwrap();
+    ledger.mark_legacy_marker(&t, &item("a"), "stranger").await.unwrap();
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
     // Settling an item nobody claimed creates nothing.
-    ledger.fail(&t, "b", "stranger", "no").await.unwrap();
-    ledger.extend(&t, "b", "stranger", soon()).await.unwrap();
-    assert_eq!(ledger.claim(&t, "b", "two", soon()).await.unwrap(), Claim::Fresh);
+    ledger.fail(&t, &item("b"), "stranger", "no").await.unwrap();
+    ledger.extend(&t, &item("b"), "stranger", soon()).await.unwrap();
+    assert_eq!(ledger.claim(&t, &item("b"), "two", soon()).await.unwrap(), Claim::Fresh);
 }
 
 async fn a_completed_item_is_done_and_found_by_key(ledger: &dyn IssueLedger) {
     let t = tenant();
-    ledger.claim(&t, "a", "one", soon()).await.unwrap();
-    ledger.complete(&t, "a", "one", &recorded("ENG-7")).await.unwrap();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.complete(&t, &item("a"), "one", &recorded("ENG-7")).await.unwrap();
     let done = Claim::Done { key: "ENG-7".into(), id: "id-ENG-7".into(), deleted: false, site: Some("cloud-1".into()) };
-    assert_eq!(ledger.claim(&t, "a", "two", soon()).await.unwrap(), done);
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), done);
     // Done for good, however much later.
-    assert_eq!(ledger.claim(&t, "a", "three", lapsed()).await.unwrap(), done);
+    assert_eq!(ledger.claim(&t, &item("a"), "three", lapsed()).await.unwrap(), done);
     let record = KeyRecord { item_id: "a".into(), site: Some("cloud-1".into()) };
-    assert_eq!(ledger.item_for_key(&t, "ENG-7").await.unwrap(), Some(record));
-    assert_eq!(ledger.item_for_key(&tenant(), "ENG-7").await.unwrap(), None);
-    assert_eq!(ledger.item_for_key(&t, "ENG-8").await.unwrap(), None);
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-7")).await.unwrap(), Some(record));
+    assert_eq!(ledger.item_for_key(&tenant(), &key("ENG-7")).await.unwrap(), None);
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-8")).await.unwrap(), None);
 }
 
 async fn a_failed_item_is_retried(ledger: &dyn IssueLedger) {
     let t = tenant();
-    ledger.claim(&t, "a", "one", soon()).await.unwrap();
-    ledger.fail(&t, "a", "one", "Jira said no").await.unwrap();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.fail(&t, &item("a"), "one", "Jira said no").await.unwrap();
     // A failure gives the lease back at once.
-    assert_eq!(ledger.claim(&t, "a", "two", soon()).await.unwrap(), Claim::Retry);
-    assert!(matches!(ledger.claim(&t, "a", "three", soon()).await.unwrap(), Claim::Busy { .. }));
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Retry);
+    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Busy { .. }));
 }
 
 async fn a_released_item_is_resumed_from_when_it_was_given_back(ledger: &dyn IssueLedger) {
     let t = tenant();
-    ledger.claim(&t, "a", "one", soon()).await.unwrap();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
     let before = to_ms(OffsetDateTime::now_utc());
-    ledger.release(&t, "a", "one").await.unwrap();
+    ledger.release(&t, &item("a"), "one").await.unwrap();
     let after = OffsetDateTime::now_utc();
     // The release stamps its moment as the lease end; within that millisecond it still holds.
     let claim = loop {
-        match ledger.claim(&t, "a", "two", soon()).await.unwrap() {
+        match ledger.claim(&t, &item("a"), "two", soon()).await.unwrap() {
             Claim::Busy { until } if until <= after => continue,
             claim => break claim,
         }
@@ -145,33 +156,37 @@ async fn a_released_item_is_resumed_from_when_it_was_given_back(ledger: &dyn Iss
 
 async fn the_marker_form_survives_a_takeover(ledger: &dyn IssueLedger) {
     let t = tenant();
-    ledger.claim(&t, "a", "one", soon()).await.unwrap();
-    ledger.mark_legacy_marker(&t, "a", "one").await.unwrap();
-    ledger.extend(&t, "a", "one", lapsed()).await.unwrap();
-    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, "a", "two", lapsed()).await.unwrap() else { panic!() };
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.mark_legacy_marker(&t, &item("a"), "one").await.unwrap();
+    ledger.extend(&t, &item("a"), "one", lapsed()).await.unwrap();
+    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, &item("a"), "two", lapsed()).await.unwrap() else {
+        panic!()
+    };
     assert!(legacy_marker);
     // The claim does not overwrite the form it found.
-    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, "a", "three", soon()).await.unwrap() else { panic!() };
+    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, &item("a"), "three", soon()).await.unwrap() else {
+        panic!()
+    };
     assert!(legacy_marker);
 }
 
 async fn an_extended_claim_is_held_until_its_new_end(ledger: &dyn IssueLedger) {
     let t = tenant();
-    ledger.claim(&t, "a", "one", lapsed()).await.unwrap();
+    ledger.claim(&t, &item("a"), "one", lapsed()).await.unwrap();
     let until = soon();
-    ledger.extend(&t, "a", "one", until).await.unwrap();
-    assert_eq!(ledger.claim(&t, "a", "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    ledger.extend(&t, &item("a"), "one", until).await.unwrap();
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
 }
 
 async fn a_deleted_issue_is_done_and_no_longer_ours(ledger: &dyn IssueLedger) {
     let t = tenant();
-    ledger.claim(&t, "a", "one", soon()).await.unwrap();
-    ledger.complete(&t, "a", "one", &recorded("ENG-3")).await.unwrap();
-    ledger.mark_deleted(&t, "ENG-3", "a").await.unwrap();
-    assert_eq!(ledger.item_for_key(&t, "ENG-3").await.unwrap(), None);
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.complete(&t, &item("a"), "one", &recorded("ENG-3")).await.unwrap();
+    ledger.mark_deleted(&t, &key("ENG-3"), &item("a")).await.unwrap();
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-3")).await.unwrap(), None);
     let deleted =
         Claim::Done { key: "ENG-3".into(), id: "id-ENG-3".into(), deleted: true, site: Some("cloud-1".into()) };
-    assert_eq!(ledger.claim(&t, "a", "two", soon()).await.unwrap(), deleted);
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), deleted);
 }
 
 /// Many deliveries claiming one item at once: exactly one gets it.
@@ -179,7 +194,7 @@ pub async fn issue_ledger_race(ledger: Arc<dyn IssueLedger>) {
     let t = tenant();
     let claims = race(50, |n| {
         let (ledger, t) = (ledger.clone(), t.clone());
-        async move { ledger.claim(&t, "a", &format!("owner-{n}"), soon()).await.unwrap() }
+        async move { ledger.claim(&t, &item("a"), &format!("owner-{n}"), soon()).await.unwrap() }
     })
     .await;
     assert_eq!(claims.iter().filter(|c| **c == Claim::Fresh).count(), 1);

@@ -6,23 +6,24 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::domain::TenantId;
+use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 
 /// An issue as the ledger records it: where it was written, so that a key is never taken for
 /// another site's issue after the tenant connects another site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedIssue {
-    pub key: String,
-    pub id: String,
+    pub key: IssueKey,
+    pub id: IssueId,
     /// The site it was written to: the Cloud cloudId, or the Server/DC base URL.
-    pub site: String,
+    pub site: SiteId,
 }
 
 /// What the ledger knows of an issue key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
-    pub item_id: String,
+    pub item_id: ItemId,
     /// `None` for records written before sites were recorded (taken as the current site).
-    pub site: Option<String>,
+    pub site: Option<SiteId>,
 }
 
 /// Where an action item stands in the ledger.
@@ -38,7 +39,7 @@ pub enum Claim {
     /// Jira refused it before: try again.
     Retry,
     /// Already created (or created and deleted): nothing to do.
-    Done { key: String, id: String, deleted: bool, site: Option<String> },
+    Done { key: IssueKey, id: IssueId, deleted: bool, site: Option<SiteId> },
     /// Another invocation holds it until this instant.
     Busy { until: OffsetDateTime },
 }
@@ -49,31 +50,31 @@ pub trait IssueLedger: Send + Sync {
     async fn claim(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<Claim, StoreError>;
     async fn complete(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         issue: &RecordedIssue,
     ) -> Result<(), StoreError>;
-    async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError>;
+    async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError>;
     /// Gives an unfinished item back (it stays `pending`, so the next attempt looks for it first).
-    async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError>;
+    async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError>;
     /// Records that a claimed item's issue may carry the marker form used before keyed markers.
-    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError>;
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError>;
     /// Holds a claimed item longer (while the job waits for Jira's search index).
     async fn extend(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<(), StoreError>;
     /// The action item an issue key was created for, if this system created it for this tenant.
-    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<KeyRecord>, StoreError>;
-    async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError>;
+    async fn item_for_key(&self, tenant: &TenantId, key: &IssueKey) -> Result<Option<KeyRecord>, StoreError>;
+    async fn mark_deleted(&self, tenant: &TenantId, key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError>;
 }

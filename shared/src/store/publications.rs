@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::domain::TenantId;
+use crate::ids::{PageId, SiteId};
 
 /// Where a publication stands when a delivery claims it.
 #[derive(Debug, Clone)]
@@ -49,8 +50,8 @@ pub trait PublicationStore: Send + Sync {
 /// only meaningful on the site that gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPage {
-    pub page_id: String,
+    pub page_id: PageId,
     /// A Cloud cloudId or a base URL ([`crate::atlassian::Session::site`]); `None` for records
     /// written before sites were stored, which belong to the current site.
-    pub site: Option<String>,
+    pub site: Option<SiteId>,
 }

@@ -7,9 +7,10 @@ use time::OffsetDateTime;
 
 use super::{DynamoStore, corrupt, is_condition_failure, lease_until, ms, now_ms, service_error, tenant_pk};
 use crate::domain::TenantId;
+use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::store::{Claim, IssueLedger, KeyRecord, RecordedIssue, StoreError};
 
-fn action_sk(item_id: &str) -> String {
+fn action_sk(item_id: &ItemId) -> String {
     format!("ACTION#{item_id}")
 }
 
@@ -18,7 +19,7 @@ impl IssueLedger for DynamoStore {
     async fn claim(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
@@ -85,10 +86,10 @@ impl IssueLedger for DynamoStore {
                 let state = text("state");
                 if state == "created" || state == "deleted" {
                     return Ok(Claim::Done {
-                        key: text("issue_key"),
-                        id: text("issue_id"),
+                        key: IssueKey::new(text("issue_key")),
+                        id: IssueId::new(text("issue_id")),
                         deleted: state == "deleted",
-                        site: Some(text("site")).filter(|s| !s.is_empty()),
+                        site: Some(text("site")).filter(|s| !s.is_empty()).map(SiteId::new),
                     });
                 }
                 let until = lease_until(&item)?;
@@ -101,7 +102,7 @@ impl IssueLedger for DynamoStore {
     async fn complete(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         issue: &RecordedIssue,
     ) -> Result<(), StoreError> {
@@ -117,9 +118,9 @@ impl IssueLedger for DynamoStore {
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":created", AttributeValue::S("created".into()))
-            .expression_attribute_values(":key", AttributeValue::S(key.clone()))
-            .expression_attribute_values(":id", AttributeValue::S(id.clone()))
-            .expression_attribute_values(":site", AttributeValue::S(site.clone()))
+            .expression_attribute_values(":key", AttributeValue::S(key.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
+            .expression_attribute_values(":site", AttributeValue::S(site.to_string()))
             .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
             .build()
             .map_err(corrupt)?;
@@ -127,8 +128,8 @@ impl IssueLedger for DynamoStore {
             .table_name(&self.table)
             .item("pk", AttributeValue::S(tenant_pk(tenant)))
             .item("sk", AttributeValue::S(format!("ISSUE#{key}")))
-            .item("item_id", AttributeValue::S(item_id.into()))
-            .item("site", AttributeValue::S(site.clone()))
+            .item("item_id", AttributeValue::S(item_id.to_string()))
+            .item("site", AttributeValue::S(site.to_string()))
             .item("state", AttributeValue::S("created".into()))
             .build()
             .map_err(corrupt)?;
@@ -144,14 +145,14 @@ impl IssueLedger for DynamoStore {
             // Our lease lapsed and another attempt took the item over; it finds the issue by its
             // marker and records it, so there is nothing to undo here.
             Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("TransactionCanceledException") => {
-                tracing::warn!(item_id, "lease lost before recording; the next owner records the issue");
+                tracing::warn!(%item_id, "lease lost before recording; the next owner records the issue");
                 Ok(())
             }
             Err(e) => Err(service_error(e)),
         }
     }
 
-    async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError> {
+    async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError> {
         let update = "SET #state = :failed, message = :message, lease_until_ms = :zero";
         let values = [
             (":failed", AttributeValue::S("failed".into())),
@@ -161,12 +162,12 @@ impl IssueLedger for DynamoStore {
         self.settle(tenant, item_id, owner, update, &values).await
     }
 
-    async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
         let values = [(":now", AttributeValue::N(now_ms().to_string()))];
         self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", &values).await
     }
 
-    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
         let values = [(":legacy", AttributeValue::S("legacy".into()))];
         self.settle(tenant, item_id, owner, "SET marker_form = :legacy", &values).await
     }
@@ -174,7 +175,7 @@ impl IssueLedger for DynamoStore {
     async fn extend(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -184,17 +185,18 @@ impl IssueLedger for DynamoStore {
         self.settle(tenant, item_id, owner, "SET lease_until_ms = :until", &values).await
     }
 
-    async fn item_for_key(&self, tenant: &TenantId, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+    async fn item_for_key(&self, tenant: &TenantId, key: &IssueKey) -> Result<Option<KeyRecord>, StoreError> {
         let out = self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("ISSUE#{key}")))).await?;
         let Some(item) = out.item else { return Ok(None) };
         let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
         if text("state").as_deref() != Some("created") {
             return Ok(None);
         }
-        Ok(text("item_id").map(|item_id| KeyRecord { item_id, site: text("site") }))
+        Ok(text("item_id")
+            .map(|item_id| KeyRecord { item_id: ItemId::new(item_id), site: text("site").map(SiteId::new) }))
     }
 
-    async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError> {
+    async fn mark_deleted(&self, tenant: &TenantId, key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError> {
         for sk in [format!("ISSUE#{key}"), action_sk(item_id)] {
             self.client
                 .update_item()
@@ -217,7 +219,7 @@ impl DynamoStore {
     async fn settle(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         update: &str,
         values: &[(&str, AttributeValue)],

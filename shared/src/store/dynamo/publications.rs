@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::{DynamoStore, corrupt, is_condition_failure, lease_until, ms, now_ms, service_error, tenant_pk};
 use crate::domain::TenantId;
+use crate::ids::{PageId, SiteId};
 use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
 
 fn publication_key(tenant: &TenantId, id: &str) -> [(&'static str, AttributeValue); 2] {
@@ -122,7 +123,9 @@ impl PublicationStore for DynamoStore {
         let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
             item.get(name).and_then(|v| v.as_s().ok()).cloned()
         };
-        Ok(out.item.and_then(|i| Some(ReportPage { page_id: text(&i, "page_id")?, site: text(&i, "site") })))
+        Ok(out.item.and_then(|i| {
+            Some(ReportPage { page_id: PageId::new(text(&i, "page_id")?), site: text(&i, "site").map(SiteId::new) })
+        }))
     }
 
     async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page: &ReportPage) -> Result<(), StoreError> {
@@ -132,9 +135,9 @@ impl PublicationStore for DynamoStore {
             .table_name(&self.table)
             .item("pk", AttributeValue::S(tenant_pk(tenant)))
             .item("sk", AttributeValue::S(format!("REPORT#{report_id}")))
-            .item("page_id", AttributeValue::S(page.page_id.clone()));
+            .item("page_id", AttributeValue::S(page.page_id.to_string()));
         if let Some(site) = &page.site {
-            put = put.item("site", AttributeValue::S(site.clone()));
+            put = put.item("site", AttributeValue::S(site.to_string()));
         }
         put.send().await.map_err(service_error)?;
         Ok(())

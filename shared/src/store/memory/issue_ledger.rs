@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::{Clock, Faults, from_ms, lock, ms};
 use crate::domain::TenantId;
+use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::store::{Claim, IssueLedger, KeyRecord, RecordedIssue, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,30 +87,34 @@ impl MemoryIssueLedger {
 
     /// Plants an item an attempt from before keyed markers left pending (no `marker_form`), held
     /// until `until`: what a deployment upgraded mid-job finds.
-    pub fn seed_legacy_pending(&self, tenant: &TenantId, item_id: &str, owner: &str, until: OffsetDateTime) {
+    pub fn seed_legacy_pending(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, until: OffsetDateTime) {
         let action =
             Action { owner: Some(owner.to_owned()), lease_until_ms: Some(ms(until)), ..Action::bare(State::Pending) };
-        lock(&self.items).actions.insert(key(tenant, item_id), action);
+        lock(&self.items).actions.insert(key(tenant, item_id.as_str()), action);
     }
 
     /// Plants an issue recorded before sites were (no `site` on either record).
-    pub fn seed_without_site(&self, tenant: &TenantId, item_id: &str, issue_key: &str, issue_id: &str) {
+    pub fn seed_without_site(&self, tenant: &TenantId, item_id: &ItemId, issue_key: &IssueKey, issue_id: &IssueId) {
         let mut items = lock(&self.items);
         let action = Action {
             marker_form: Some(MarkerForm::Keyed),
-            issue_key: Some(issue_key.to_owned()),
-            issue_id: Some(issue_id.to_owned()),
+            issue_key: Some(issue_key.to_string()),
+            issue_id: Some(issue_id.to_string()),
             ..Action::bare(State::Created)
         };
-        items.actions.insert(key(tenant, item_id), action);
-        let reverse = KeyItem { state: State::Created, item_id: Some(item_id.to_owned()), site: None };
-        items.keys.insert(key(tenant, issue_key), reverse);
+        items.actions.insert(key(tenant, item_id.as_str()), action);
+        let reverse = KeyItem { state: State::Created, item_id: Some(item_id.to_string()), site: None };
+        items.keys.insert(key(tenant, issue_key.as_str()), reverse);
     }
 
     /// The message `fail` recorded for an item, if it is failed.
-    pub fn failure(&self, tenant: &TenantId, item_id: &str) -> Option<String> {
+    pub fn failure(&self, tenant: &TenantId, item_id: &ItemId) -> Option<String> {
         let items = lock(&self.items);
-        items.actions.get(&key(tenant, item_id)).filter(|a| a.state == State::Failed).and_then(|a| a.message.clone())
+        items
+            .actions
+            .get(&key(tenant, item_id.as_str()))
+            .filter(|a| a.state == State::Failed)
+            .and_then(|a| a.message.clone())
     }
 
     /// The adapter's `settle`: an update to an item we hold, applied only while we still hold it
@@ -135,21 +140,21 @@ impl IssueLedger for MemoryIssueLedger {
     async fn claim(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
         self.faults.check("IssueLedger::claim")?;
         let now = self.clock.now_ms();
         let mut items = lock(&self.items);
-        let Some(action) = items.actions.get_mut(&key(tenant, item_id)) else {
+        let Some(action) = items.actions.get_mut(&key(tenant, item_id.as_str())) else {
             let action = Action {
                 owner: Some(owner.to_owned()),
                 lease_until_ms: Some(ms(until)),
                 marker_form: Some(MarkerForm::Keyed),
                 ..Action::bare(State::Pending)
             };
-            items.actions.insert(key(tenant, item_id), action);
+            items.actions.insert(key(tenant, item_id.as_str()), action);
             return Ok(Claim::Fresh);
         };
         // Taken only when unfinished and its lease ended (a missing lease never compares lower).
@@ -170,10 +175,10 @@ impl IssueLedger for MemoryIssueLedger {
         }
         Ok(match action.state {
             State::Created | State::Deleted => Claim::Done {
-                key: action.issue_key.clone().unwrap_or_default(),
-                id: action.issue_id.clone().unwrap_or_default(),
+                key: IssueKey::new(action.issue_key.clone().unwrap_or_default()),
+                id: IssueId::new(action.issue_id.clone().unwrap_or_default()),
                 deleted: action.state == State::Deleted,
-                site: action.site.clone().filter(|s| !s.is_empty()),
+                site: action.site.clone().filter(|s| !s.is_empty()).map(SiteId::new),
             },
             State::Pending | State::Failed => Claim::Busy { until: from_ms(action.lease_until_ms.unwrap_or(0)) },
         })
@@ -182,80 +187,85 @@ impl IssueLedger for MemoryIssueLedger {
     async fn complete(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         issue: &RecordedIssue,
     ) -> Result<(), StoreError> {
         self.faults.check("IssueLedger::complete")?;
         let mut items = lock(&self.items);
-        let Some(action) = items.actions.get_mut(&key(tenant, item_id)).filter(|a| a.owner.as_deref() == Some(owner))
+        let Some(action) =
+            items.actions.get_mut(&key(tenant, item_id.as_str())).filter(|a| a.owner.as_deref() == Some(owner))
         else {
             // Our lease lapsed and another attempt took the item over: it records the issue.
             return Ok(());
         };
         action.state = State::Created;
-        action.issue_key = Some(issue.key.clone());
-        action.issue_id = Some(issue.id.clone());
-        action.site = Some(issue.site.clone());
+        action.issue_key = Some(issue.key.to_string());
+        action.issue_id = Some(issue.id.to_string());
+        action.site = Some(issue.site.to_string());
         action.owner = None;
         action.lease_until_ms = None;
         let reverse =
-            KeyItem { state: State::Created, item_id: Some(item_id.to_owned()), site: Some(issue.site.clone()) };
-        items.keys.insert(key(tenant, &issue.key), reverse);
+            KeyItem { state: State::Created, item_id: Some(item_id.to_string()), site: Some(issue.site.to_string()) };
+        items.keys.insert(key(tenant, issue.key.as_str()), reverse);
         Ok(())
     }
 
-    async fn fail(&self, tenant: &TenantId, item_id: &str, owner: &str, message: &str) -> Result<(), StoreError> {
+    async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError> {
         self.faults.check("IssueLedger::fail")?;
-        self.settle(tenant, item_id, owner, |action| {
+        self.settle(tenant, item_id.as_str(), owner, |action| {
             action.state = State::Failed;
             action.message = Some(message.to_owned());
             action.lease_until_ms = Some(0);
         })
     }
 
-    async fn release(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
         self.faults.check("IssueLedger::release")?;
         // Stamps when we gave up: what we may have created was sent before then.
         let now = self.clock.now_ms();
-        self.settle(tenant, item_id, owner, |action| action.lease_until_ms = Some(now))
+        self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(now))
     }
 
-    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
         self.faults.check("IssueLedger::mark_legacy_marker")?;
-        self.settle(tenant, item_id, owner, |action| action.marker_form = Some(MarkerForm::Legacy))
+        self.settle(tenant, item_id.as_str(), owner, |action| action.marker_form = Some(MarkerForm::Legacy))
     }
 
     async fn extend(
         &self,
         tenant: &TenantId,
-        item_id: &str,
+        item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.faults.check("IssueLedger::extend")?;
-        self.settle(tenant, item_id, owner, |action| action.lease_until_ms = Some(ms(until)))
+        self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(ms(until)))
     }
 
-    async fn item_for_key(&self, tenant: &TenantId, key_: &str) -> Result<Option<KeyRecord>, StoreError> {
+    async fn item_for_key(&self, tenant: &TenantId, issue_key: &IssueKey) -> Result<Option<KeyRecord>, StoreError> {
         self.faults.check("IssueLedger::item_for_key")?;
         let items = lock(&self.items);
-        let Some(record) = items.keys.get(&key(tenant, key_)).filter(|k| k.state == State::Created) else {
+        let Some(record) = items.keys.get(&key(tenant, issue_key.as_str())).filter(|k| k.state == State::Created)
+        else {
             return Ok(None);
         };
-        Ok(record.item_id.clone().map(|item_id| KeyRecord { item_id, site: record.site.clone() }))
+        Ok(record
+            .item_id
+            .clone()
+            .map(|item_id| KeyRecord { item_id: ItemId::new(item_id), site: record.site.clone().map(SiteId::new) }))
     }
 
-    async fn mark_deleted(&self, tenant: &TenantId, issue_key: &str, item_id: &str) -> Result<(), StoreError> {
+    async fn mark_deleted(&self, tenant: &TenantId, issue_key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError> {
         self.faults.check("IssueLedger::mark_deleted")?;
         let mut items = lock(&self.items);
         // Unconditional updates, which create a bare record where there was none.
         items
             .keys
-            .entry(key(tenant, issue_key))
+            .entry(key(tenant, issue_key.as_str()))
             .or_insert(KeyItem { state: State::Deleted, item_id: None, site: None })
             .state = State::Deleted;
-        items.actions.entry(key(tenant, item_id)).or_insert_with(|| Action::bare(State::Deleted)).state =
+        items.actions.entry(key(tenant, item_id.as_str())).or_insert_with(|| Action::bare(State::Deleted)).state =
             State::Deleted;
         Ok(())
     }
