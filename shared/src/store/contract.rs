@@ -471,3 +471,60 @@ mod memory {
         refresh_leases_race(store.leases.clone()).await;
     }
 }
+
+/// The same suite against the DynamoDB adapter, when `BRIDGE_TEST_DYNAMODB_URL` names a DynamoDB
+/// endpoint (moto: `.venv/bin/moto_server -p 5055`, then
+/// `BRIDGE_TEST_DYNAMODB_URL=http://127.0.0.1:5055 cargo test -p bridge-shared --lib contract`).
+/// Without it the test passes vacuously: the unit suite needs no services.
+mod dynamodb {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+
+    use super::*;
+    use crate::store::dynamo::DynamoStore;
+
+    async fn store() -> Option<Arc<DynamoStore>> {
+        let url = std::env::var("BRIDGE_TEST_DYNAMODB_URL").ok()?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "contract"))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let table = unique("contract");
+        let key = |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build();
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash).unwrap())
+            .key_schema(key("sk", KeyType::Range).unwrap())
+            .attribute_definitions(attribute("pk").unwrap())
+            .attribute_definitions(attribute("sk").unwrap())
+            .send()
+            .await
+            .unwrap();
+        Some(Arc::new(DynamoStore::new(client, table)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_dynamodb_adapter_keeps_every_contract() {
+        let Some(store) = store().await else {
+            eprintln!("BRIDGE_TEST_DYNAMODB_URL is not set: the DynamoDB contract run is skipped");
+            return;
+        };
+        issue_ledger(&*store).await;
+        publications(&*store).await;
+        refresh_leases(&*store).await;
+        oauth_states(store.clone()).await;
+        connections(&*store).await;
+        settings(&*store).await;
+        issue_ledger_race(store.clone()).await;
+        publications_race(store.clone()).await;
+        refresh_leases_race(store).await;
+    }
+}
