@@ -107,7 +107,7 @@ async fn run(
 async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
-    let key = http::path_param(req, "key")?;
+    let key = IssueKey::new(http::path_param(req, "key")?);
     let delete_subtasks = match http::query_param(req, "delete_subtasks").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -119,13 +119,13 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let session = app.connector.session(&caller.tenant, Product::Jira).await?;
     // A key is only unique within a site: after a re-connect to another site, the same key may
     // name someone else's issue there.
-    if item.site.as_deref().is_some_and(|site| site != session.site_id()) {
+    if item.site.as_ref().is_some_and(|site| site != session.site_id()) {
         return Err(ApiError::new(
             ErrorCode::IssueOnAnotherSite,
             format!("{key} was created on the site connected before, not on the one connected now; it is left alone"),
         ));
     }
-    match issues::delete(&session, &IssueKey::new(&key), delete_subtasks).await {
+    match issues::delete(&session, &key, delete_subtasks).await {
         Ok(_) => {}
         Err(e) if e.is(Class::NotFound) => {}
         Err(e) if e.is(Class::BadRequest) && !delete_subtasks => {

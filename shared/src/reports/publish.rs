@@ -27,7 +27,7 @@ use crate::atlassian::confluence::{Page as PageInfo, Space as SpaceRef, attachme
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
-use crate::ids::{PageId, SpaceKey};
+use crate::ids::{PageId, SiteId, SpaceKey};
 use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
 use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
@@ -283,7 +283,7 @@ impl PublishJob<'_> {
             let (id, version, title) = self.write_page(&space, &parent, c, marker, &body).await?;
             crate::faults::crash_point("page_created").await;
             let site = self.session.site_id().to_owned();
-            let record = ReportPage { page_id: id.clone(), site: Some(site.clone()) };
+            let record = ReportPage { page_id: PageId::new(id.clone()), site: Some(SiteId::new(site.clone())) };
             self.store.set_report_page(self.tenant, &c.report_id, &record).await?;
             publication.page_url = Some(self.page_url(&space, &id));
             publication.page_id = Some(id);
@@ -383,10 +383,10 @@ impl PublishJob<'_> {
         let Some(record) = self.store.report_page(self.tenant, report_id).await? else {
             return Ok(None);
         };
-        if !self.on_this_site(record.site.as_deref()) {
+        if !self.on_this_site(record.site.as_ref().map(SiteId::as_str)) {
             return Ok(None);
         }
-        Ok(pages::get(self.session, &PageId::new(record.page_id)).await?)
+        Ok(pages::get(self.session, &record.page_id).await?)
     }
 
     /// One candidate title: our page is under it (a crash after creating, or another delivery
