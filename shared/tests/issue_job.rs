@@ -152,7 +152,7 @@ mod crashes {
         assert!(ran.crashed(), "{ran:?}");
         assert_eq!(jira.issues().len(), 4);
 
-        stores.advance(LEASE + Duration::from_secs(1));
+        helpers::stores::advance(&stores, LEASE + Duration::from_secs(1));
         let redelivery = IssueCreator::new(&server, &stores);
         let results = redelivery.run(&items()).await;
 

@@ -142,8 +142,16 @@ mod crashes {
         let ran = CrashSwitch::at(step).run(crashed.run(&report, "key-1")).await;
         assert!(ran.crashed(), "the delivery never reached {step}: {ran:?}");
         let before = server.received_requests().await.unwrap().len();
+        let id = bridge::reports::publication_id(&helpers::tenant(), "key-1");
+        let held = stores.publications.holder(&helpers::tenant(), &id);
+        if step == "record_written" {
+            assert_eq!(held, None, "a published record holds no lease");
+        } else {
+            // The dead delivery still holds it: the redelivery must take it over, not share it.
+            assert!(held.is_some(), "the crashed delivery's lease is still live");
+        }
 
-        stores.advance(LEASE + Duration::from_secs(1));
+        helpers::stores::advance(&stores, LEASE + Duration::from_secs(1));
         let redelivery = Publisher::new(&server, &stores);
         let publication = redelivery.run(&report, "key-1").await.published();
         assert_eq!(publication.state, PublicationState::Published);

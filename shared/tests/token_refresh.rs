@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bridge::domain::{ConnectionStatus, Product};
 use bridge::oauth::TokenError;
 use bridge::store::ConnectionStore;
+use helpers::Stores;
 use helpers::oauth::{self, connect, stored_tokens, tokens};
-use helpers::stores::TokenStores;
 use helpers::{CLOUD_ID, concurrently, tenant};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -49,7 +49,7 @@ async fn expect_one_refresh(server: &MockServer, response: ResponseTemplate) {
 async fn fifty_callers_with_an_expired_token_cause_one_refresh_and_all_get_its_token() {
     let server = MockServer::start().await;
     expect_one_refresh(&server, refreshed("access-2", "refresh-2")).await;
-    let stores = TokenStores::new();
+    let stores = Stores::new();
     let connection = connect(&stores, &tokens("access-1", "refresh-1", time::Duration::seconds(-5))).await;
     // Fifty callers across five instances (each its own provider), sharing the stores.
     let providers: Vec<_> = (0..5).map(|_| Arc::new(oauth::provider(&server, &stores))).collect();
@@ -68,6 +68,8 @@ async fn fifty_callers_with_an_expired_token_cause_one_refresh_and_all_get_its_t
     let stored = stored_tokens(&stores).await;
     assert_eq!((stored.access_token.expose_secret(), stored.refresh_token.expose_secret()), ("access-2", "refresh-2"));
 
+    assert_eq!(stores.leases.holder(&format!("{}#{}", connection.tenant, connection.grant_id)), None, "lease released");
+
     // Fresh now: the next caller uses it without a refresh (verified again when the server drops).
     let again = providers[0].access_token(&connection).await.unwrap();
     assert_eq!(again.expose_secret(), "access-2");
@@ -81,7 +83,7 @@ async fn a_refused_refresh_marks_the_connection_once_for_every_caller() {
     let refused = ResponseTemplate::new(403)
         .set_body_json(json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}));
     expect_one_refresh(&server, refused).await;
-    let stores = TokenStores::new();
+    let stores = Stores::new();
     let connection = connect(&stores, &tokens("access-1", "refresh-1", time::Duration::seconds(-5))).await;
     let provider = Arc::new(oauth::provider(&server, &stores));
 
@@ -123,7 +125,7 @@ async fn fifty_requests_refused_with_401_share_one_renewal() {
         .expect(50)
         .mount(&server)
         .await;
-    let stores = TokenStores::new();
+    let stores = Stores::new();
     // Valid for an hour as far as we know; Atlassian revoked it anyway.
     connect(&stores, &tokens("access-1", "refresh-1", time::Duration::hours(1))).await;
     let connector = Arc::new(oauth::connector(&server, &stores));

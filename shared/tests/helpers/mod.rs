@@ -29,7 +29,7 @@ pub use stores::Stores;
 
 pub const TENANT: &str = "acme";
 pub const CLOUD_ID: &str = "a1b2c3d4-0000-4000-8000-00000000c1d1";
-/// How long a job's claims hold; the tests let them lapse with [`Stores::advance`], never by waiting.
+/// How long a job's claims hold; the tests let them lapse with [`stores::advance`], never by waiting.
 pub const LEASE: Duration = Duration::from_secs(30);
 
 pub fn tenant() -> TenantId {
@@ -274,7 +274,7 @@ pub mod oauth {
     use url::Url;
     use wiremock::MockServer;
 
-    use super::stores::TokenStores;
+    use super::stores::Stores;
     use super::{CLOUD_ID, tenant, transport};
 
     pub const SECRET: &str = "bridge/acme/oauth-jira";
@@ -333,19 +333,19 @@ pub mod oauth {
     }
 
     /// Stores a connected OAuth connection whose secret holds `stored`.
-    pub async fn connect(stores: &TokenStores, stored: &TokenSet) -> Connection {
+    pub async fn connect(stores: &Stores, stored: &TokenSet) -> Connection {
         let connection = connection();
         stores.connections.put_all(std::slice::from_ref(&connection)).await.unwrap();
         stores.credentials.put(SECRET, &stored.to_secret()).await.unwrap();
         connection
     }
 
-    pub async fn stored_tokens(stores: &TokenStores) -> TokenSet {
+    pub async fn stored_tokens(stores: &Stores) -> TokenSet {
         TokenSet::from_secret(&stores.credentials.get(SECRET).await.unwrap().unwrap().value).unwrap()
     }
 
     /// The provider one function instance builds: Atlassian's token endpoint over the transport.
-    pub fn provider(server: &MockServer, stores: &TokenStores) -> TokenProvider {
+    pub fn provider(server: &MockServer, stores: &Stores) -> TokenProvider {
         let endpoint = AtlassianOAuth::new(&config(server), SecretString::from("client-secret"), transport()).unwrap();
         TokenProvider::new(
             stores.connections.clone(),
@@ -357,7 +357,7 @@ pub mod oauth {
     }
 
     /// What turns a stored connection into a session, as every function builds it.
-    pub fn connector(server: &MockServer, stores: &TokenStores) -> Connector {
+    pub fn connector(server: &MockServer, stores: &Stores) -> Connector {
         Connector::new(
             transport(),
             config(server).api_base_url,
