@@ -27,6 +27,7 @@ use crate::atlassian::confluence::{self, PageInfo, SpaceRef, is_title_taken};
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
+use crate::jobs::lease::Lease;
 use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
 use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
@@ -130,9 +131,6 @@ pub struct PublishJob<'a> {
     pub markers: &'a Markers,
 }
 
-/// How long a delivery waits for another one that holds the same publication.
-const MAX_WAIT: Duration = Duration::from_secs(30);
-
 impl PublishJob<'_> {
     pub async fn run(&self, report: &Report, idempotency_key: &str) -> Result<Outcome, StoreError> {
         let owner = uuid::Uuid::new_v4().to_string();
@@ -152,9 +150,9 @@ impl PublishJob<'_> {
             site: None,
             updated_at: OffsetDateTime::now_utc(),
         };
-        let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
+        let lease = Lease::new(self.lease);
         loop {
-            let mut publication = match self.claim(&fresh, &owner, give_up).await? {
+            let mut publication = match self.claim(&fresh, &owner, &lease).await? {
                 Ok(publication) => publication,
                 Err(answer) => return Ok(answer),
             };
@@ -184,26 +182,18 @@ impl PublishJob<'_> {
         &self,
         fresh: &Publication,
         owner: &str,
-        give_up: OffsetDateTime,
+        lease: &Lease,
     ) -> Result<Result<Publication, Outcome>, StoreError> {
-        loop {
-            let until = OffsetDateTime::now_utc() + self.lease;
-            match self.store.claim_publication(self.tenant, fresh, owner, until).await? {
-                PublicationClaim::Go(p) => return Ok(Ok(p)),
-                PublicationClaim::Done(p) if p.state == PublicationState::Failed => return Ok(Err(Outcome::Failed(p))),
-                PublicationClaim::Done(p) => return Ok(Err(Outcome::Published(p))),
-                PublicationClaim::Busy { until } => {
-                    if OffsetDateTime::now_utc() >= give_up {
-                        let error =
-                            ApiError::new(ErrorCode::JobInProgress, "another delivery is still publishing this report");
-                        return Ok(Err(Outcome::Stopped { publication: None, error }));
-                    }
-                    let wait = (until - OffsetDateTime::now_utc())
-                        .clamp(time::Duration::milliseconds(100), time::Duration::seconds(1));
-                    tokio::time::sleep(wait.unsigned_abs()).await;
-                }
+        let claim = lease.claim(|until| self.store.claim_publication(self.tenant, fresh, owner, until)).await?;
+        Ok(match claim {
+            PublicationClaim::Go(p) => Ok(p),
+            PublicationClaim::Done(p) if p.state == PublicationState::Failed => Err(Outcome::Failed(p)),
+            PublicationClaim::Done(p) => Err(Outcome::Published(p)),
+            PublicationClaim::Busy { .. } => {
+                let error = ApiError::new(ErrorCode::JobInProgress, "another delivery is still publishing this report");
+                Err(Outcome::Stopped { publication: None, error })
             }
-        }
+        })
     }
 
     /// Records a failure: for good when only other content could fix it, else as the last
