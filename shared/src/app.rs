@@ -15,7 +15,7 @@ use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
-use crate::events::{Delivery, EventBridgeBus, EventBus, PublishFailed, Trigger};
+use crate::events::{Delivery, DetailType, EventBridgeBus, EventBus, PublishFailed, Trigger};
 use crate::http::HttpResponse;
 use crate::markers::Markers;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
@@ -195,7 +195,7 @@ pub async fn publish_failed(app: &App, event: crate::events::PublishFailed) -> E
     tracing::warn!(job = %event.job, retryable = event.retryable, reason = %event.reason, "job failed");
     let retryable = event.retryable;
     let reason = event.reason.clone();
-    match publish(app, "Publish Failed", &event).await {
+    match publish(app, PublishFailed::DETAIL_TYPE, &event).await {
         EventOutcome::Done if retryable => EventOutcome::Retry(reason),
         outcome => outcome,
     }
@@ -210,7 +210,7 @@ pub struct Job<T> {
 
 /// How a job ended, for the bus.
 pub enum JobResult {
-    /// Emit this event (`Page Published`, `Issues Created`).
+    /// Emit this event (`Page Published`, `Issues Created`: its type's `DETAIL_TYPE`).
     Done { detail_type: &'static str, detail: serde_json::Value },
     /// Emit `Publish Failed`; when the code is one that is retried, also ask for a redelivery.
     Failed(ApiError),
@@ -218,15 +218,9 @@ pub enum JobResult {
 
 /// The life of one incoming event, the same for every job: ignore other types, refuse malformed
 /// details and bad tenants for good (`Publish Failed`, not retried), run the job, emit its outcome.
-pub async fn run_event<T, F, Fut>(
-    app: Arc<App>,
-    delivery: Delivery,
-    detail_type: &str,
-    job: &str,
-    run: F,
-) -> EventOutcome
+pub async fn run_event<T, F, Fut>(app: Arc<App>, delivery: Delivery, job: &str, run: F) -> EventOutcome
 where
-    T: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned + DetailType,
     F: FnOnce(Arc<App>, Job<T>) -> Fut,
     Fut: Future<Output = JobResult>,
 {
@@ -234,7 +228,7 @@ where
     let span = tracing::info_span!("event", tenant = tracing::field::Empty, delivery = %delivery.id);
     async move {
         let envelope = match delivery.event {
-            Ok(envelope) if envelope.detail_type == detail_type => envelope,
+            Ok(envelope) if envelope.detail_type == T::DETAIL_TYPE => envelope,
             Ok(other) => {
                 tracing::warn!(detail_type = %other.detail_type, "event of another type ignored");
                 return EventOutcome::Done;
@@ -275,8 +269,9 @@ where
     .await
 }
 
-/// Runs a function that serves HTTP routes and EventBridge events (straight from a rule, or
-/// through SQS with partial batch failures).
+/// Runs a function that serves HTTP routes and EventBridge events (straight from a rule; a
+/// delivery the handler asks to retry fails the invocation, so Lambda delivers it again, then
+/// to the dead-letter queue).
 pub async fn serve_with_events<H, HF, E, EF>(http_handler: H, event_handler: E) -> Result<(), lambda_runtime::Error>
 where
     H: Fn(Arc<App>, Request) -> HF + Send + Sync,
@@ -302,26 +297,36 @@ where
         async move {
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
-                    let request = crate::http::request_from_event(&payload.to_string())?;
-                    Ok(crate::http::to_gateway_response(traced(app, request, http_handler).await))
-                }
-                Trigger::Sqs(deliveries) => {
-                    let mut failures = Vec::new();
-                    for delivery in deliveries {
-                        let id = delivery.id.clone();
-                        if let EventOutcome::Retry(reason) = event_handler(app.clone(), delivery).await {
-                            tracing::warn!(message_id = %id, reason = %reason, "delivery will be retried");
-                            failures.push(serde_json::json!({"itemIdentifier": id}));
-                        }
-                    }
-                    Ok(serde_json::json!({"batchItemFailures": failures}))
+                    let request = crate::http::request_from_event(*payload)?;
+                    Ok(Reply::Http(crate::http::to_gateway_response(traced(app, request, http_handler).await)))
                 }
                 Trigger::EventBridge(delivery) => match event_handler(app, delivery).await {
-                    EventOutcome::Done => Ok(serde_json::json!({})),
+                    EventOutcome::Done => Ok(Reply::Event {}),
                     EventOutcome::Retry(reason) => Err(lambda_runtime::Error::from(reason)),
                 },
             }
         }
     }))
     .await
+}
+
+/// What an invocation of [`serve_with_events`] answers: the HTTP response, or an empty object
+/// for an event that needs no redelivery.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Reply {
+    Http(aws_lambda_events::apigw::ApiGatewayV2httpResponse),
+    Event {},
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_answered_with_an_empty_object() {
+        assert_eq!(serde_json::to_value(Reply::Event {}).unwrap(), serde_json::json!({}));
+        let response = crate::http::to_gateway_response(crate::http::no_content());
+        assert_eq!(serde_json::to_value(Reply::Http(response)).unwrap()["statusCode"], 204);
+    }
 }

@@ -8,7 +8,7 @@ use bridge::app::{App, EventOutcome, Job, JobResult};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
-use bridge::events::Delivery;
+use bridge::events::{Delivery, DetailType};
 use bridge::http::{self, HttpResponse};
 use bridge::reports::{Outcome, PagePublished, Publication, PublishJob, Report, ReportReady};
 use bridge::settings::ConfluenceSettings;
@@ -106,13 +106,13 @@ fn published(tenant: &TenantId, p: &Publication) -> PagePublished {
 /// `Report Ready`: publishes, then emits `Page Published` or `Publish Failed`; a temporary
 /// failure asks for a redelivery.
 pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
-    bridge::app::run_event(app, delivery, "Report Ready", "page", |app, job: Job<ReportReady>| async move {
+    bridge::app::run_event(app, delivery, "page", |app, job: Job<ReportReady>| async move {
         if let Err(e) = job.detail.report.validate() {
             return JobResult::Failed(e);
         }
         match publish(&app, &job.tenant, &job.idempotency_key, &job.detail.report).await {
             Ok(Outcome::Published(p)) => match serde_json::to_value(published(&job.tenant, &p)) {
-                Ok(detail) => JobResult::Done { detail_type: "Page Published", detail },
+                Ok(detail) => JobResult::Done { detail_type: PagePublished::DETAIL_TYPE, detail },
                 Err(e) => {
                     tracing::error!(error = %e, "event serialization failed");
                     JobResult::Failed(ApiError::internal())
