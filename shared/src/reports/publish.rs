@@ -27,6 +27,7 @@ use crate::atlassian::confluence::{self, PageInfo, SpaceRef, is_title_taken};
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
+use crate::jobs::JobOutcome;
 use crate::jobs::lease::Lease;
 use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
@@ -98,20 +99,6 @@ pub enum MarkerForm {
     Legacy,
 }
 
-/// How a publication ended, for the trigger.
-pub enum Outcome {
-    Published(Publication),
-    /// Recorded as failed for good (`last_error_code` says why); redeliveries answer the same.
-    Failed(Publication),
-    /// Not finished, and not failed for good: the same idempotency key may be sent again —
-    /// by the trigger when the error's code is retried (Atlassian busy), or by the caller once
-    /// an admin fixed what the error names (a permission, the credentials).
-    Stopped {
-        publication: Option<Publication>,
-        error: ApiError,
-    },
-}
-
 #[derive(Debug, thiserror::Error)]
 enum StepError {
     #[error(transparent)]
@@ -132,7 +119,11 @@ pub struct PublishJob<'a> {
 }
 
 impl PublishJob<'_> {
-    pub async fn run(&self, report: &Report, idempotency_key: &str) -> Result<Outcome, StoreError> {
+    /// How the publication ended: `Done` published, `Failed` recorded as failed for good
+    /// (`last_error_code` says why; redeliveries answer the same), or `Stopped` for the same
+    /// idempotency key to be sent again — by the trigger when the error's code is retried
+    /// (Atlassian busy), or by the caller once an admin fixed what the error names.
+    pub async fn run(&self, report: &Report, idempotency_key: &str) -> Result<JobOutcome<Publication>, StoreError> {
         let owner = uuid::Uuid::new_v4().to_string();
         let fresh = Publication {
             id: publication_id(self.tenant, idempotency_key),
@@ -158,7 +149,7 @@ impl PublishJob<'_> {
             };
             self.start_over_if_moved(&mut publication);
             let outcome = match self.steps(report, &mut publication, &owner).await {
-                Ok(()) => Ok(Outcome::Published(publication)),
+                Ok(()) => Ok(JobOutcome::Done(publication)),
                 Err(StepError::Store(e)) => Err(e),
                 Err(StepError::Permanent(reason)) => {
                     self.fail(publication, ApiError::new(ErrorCode::PublishFailed, reason), &owner).await
@@ -183,22 +174,27 @@ impl PublishJob<'_> {
         fresh: &Publication,
         owner: &str,
         lease: &Lease,
-    ) -> Result<Result<Publication, Outcome>, StoreError> {
+    ) -> Result<Result<Publication, JobOutcome<Publication>>, StoreError> {
         let claim = lease.claim(|until| self.store.claim_publication(self.tenant, fresh, owner, until)).await?;
         Ok(match claim {
             PublicationClaim::Go(p) => Ok(p),
-            PublicationClaim::Done(p) if p.state == PublicationState::Failed => Err(Outcome::Failed(p)),
-            PublicationClaim::Done(p) => Err(Outcome::Published(p)),
-            PublicationClaim::Busy { .. } => {
-                let error = ApiError::new(ErrorCode::JobInProgress, "another delivery is still publishing this report");
-                Err(Outcome::Stopped { publication: None, error })
-            }
+            PublicationClaim::Done(p) if p.state == PublicationState::Failed => Err(JobOutcome::Failed(p)),
+            PublicationClaim::Done(p) => Err(JobOutcome::Done(p)),
+            PublicationClaim::Busy { .. } => Err(JobOutcome::Stopped(ApiError::new(
+                ErrorCode::JobInProgress,
+                "another delivery is still publishing this report",
+            ))),
         })
     }
 
     /// Records a failure: for good when only other content could fix it, else as the last
     /// error of a publication that the same key may finish later.
-    async fn fail(&self, mut publication: Publication, error: ApiError, owner: &str) -> Result<Outcome, StoreError> {
+    async fn fail(
+        &self,
+        mut publication: Publication,
+        error: ApiError,
+        owner: &str,
+    ) -> Result<JobOutcome<Publication>, StoreError> {
         let final_ = !error.retried() && !fixable_in_atlassian(error.code);
         publication.last_error = Some(error.message.clone());
         publication.last_error_code = Some(error.code);
@@ -207,11 +203,7 @@ impl PublishJob<'_> {
             publication.state = PublicationState::Failed;
         }
         self.store.save_publication(self.tenant, &publication, owner, true).await?;
-        Ok(if final_ {
-            Outcome::Failed(publication)
-        } else {
-            Outcome::Stopped { publication: Some(publication), error }
-        })
+        Ok(if final_ { JobOutcome::Failed(publication) } else { JobOutcome::Stopped(error) })
     }
 
     /// A publication left halfway on another site (the tenant connected Confluence elsewhere
