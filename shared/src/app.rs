@@ -289,9 +289,11 @@ where
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
                     let request = crate::http::request_from_event(*payload)?;
-                    Ok(Reply::Http(crate::http::to_gateway_response(traced(app, request, http_handler).await)))
+                    Ok(Reply::Http(Box::new(crate::http::to_gateway_response(
+                        traced(app, request, http_handler).await,
+                    ))))
                 }
-                Trigger::EventBridge(delivery) => match event_handler(app, delivery).await {
+                Trigger::EventBridge(delivery) => match event_handler(app, *delivery).await {
                     JobOutcome::Done(()) | JobOutcome::Failed(()) => Ok(Reply::Event {}),
                     JobOutcome::Stopped(error) => Err(lambda_runtime::Error::from(error.message)),
                 },
@@ -306,7 +308,7 @@ where
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Reply {
-    Http(aws_lambda_events::apigw::ApiGatewayV2httpResponse),
+    Http(Box<aws_lambda_events::apigw::ApiGatewayV2httpResponse>),
     Event {},
 }
 
@@ -318,6 +320,6 @@ mod tests {
     fn an_event_is_answered_with_an_empty_object() {
         assert_eq!(serde_json::to_value(Reply::Event {}).unwrap(), serde_json::json!({}));
         let response = crate::http::to_gateway_response(crate::http::no_content());
-        assert_eq!(serde_json::to_value(Reply::Http(response)).unwrap()["statusCode"], 204);
+        assert_eq!(serde_json::to_value(Reply::Http(Box::new(response))).unwrap()["statusCode"], 204);
     }
 }

@@ -53,7 +53,7 @@ pub struct Delivery {
 /// What an invocation carried: an API Gateway (HTTP API, payload 2.0) request, or an event.
 pub enum Trigger {
     Http(Box<ApiGatewayV2httpRequest>),
-    EventBridge(Delivery),
+    EventBridge(Box<Delivery>),
 }
 
 impl Trigger {
@@ -67,7 +67,7 @@ impl Trigger {
             let event: Result<Envelope, String> =
                 serde_json::from_value(payload).map_err(|e| format!("EventBridge event: {e}"));
             let id = event.as_ref().ok().and_then(|e| e.id.clone()).unwrap_or_default();
-            return Ok(Self::EventBridge(Delivery { id, event }));
+            return Ok(Self::EventBridge(Box::new(Delivery { id, event })));
         }
         Err("the invocation is neither an API Gateway request nor an EventBridge event".into())
     }
@@ -194,12 +194,12 @@ mod tests {
         match Trigger::classify(event) {
             Ok(Trigger::EventBridge(delivery)) => {
                 assert_eq!(delivery.id, "e1");
-                assert_eq!(delivery.event.unwrap().detail_type, crate::reports::ReportReady::DETAIL_TYPE);
+                assert_eq!(delivery.event.as_ref().unwrap().detail_type, crate::reports::ReportReady::DETAIL_TYPE);
             }
             _ => panic!("not an EventBridge event"),
         }
         let unreadable = serde_json::json!({"detail-type": 7});
-        assert!(matches!(Trigger::classify(unreadable), Ok(Trigger::EventBridge(Delivery { event: Err(_), .. }))));
+        assert!(matches!(Trigger::classify(unreadable), Ok(Trigger::EventBridge(d)) if d.event.is_err()));
         assert!(Trigger::classify(serde_json::json!({"hello": 1})).is_err());
         // SQS batches are no trigger of ours: EventBridge invokes the function directly.
         assert!(Trigger::classify(serde_json::json!({"Records": []})).is_err());
