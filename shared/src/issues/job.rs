@@ -14,7 +14,7 @@ use crate::config::SearchIndex;
 use crate::domain::TenantId;
 use crate::jobs::lease::Lease;
 use crate::settings::AssigneeMatching;
-use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, RecordedIssue, StoreError};
+use crate::store::{Claim, IssueLedger, RecordedIssue, StoreError};
 
 pub struct IssueJob<'a> {
     pub ctx: CreateContext<'a>,
@@ -69,10 +69,8 @@ impl IssueJob<'_> {
 
         for (index, item) in items.iter().enumerate() {
             match lease.claim(|until| self.ledger.claim(self.tenant, &item.id, &owner, until)).await? {
-                Claim::Ours(ItemStart::Fresh | ItemStart::Retry) => {
-                    to_create.push(Pending { index, item, legacy_marker: false })
-                }
-                Claim::Ours(ItemStart::Resumed { attempted_before, legacy_marker }) => {
+                Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item, legacy_marker: false }),
+                Claim::Resumed { attempted_before, legacy_marker } => {
                     if legacy_marker {
                         // The claim just stamped the record as keyed: put back that its issue
                         // may carry the old form, so a crash now can't lose that.
@@ -80,7 +78,7 @@ impl IssueJob<'_> {
                     }
                     resumed.push((Pending { index, item, legacy_marker }, attempted_before));
                 }
-                Claim::Done(ItemDone { key, deleted, site, .. }) => {
+                Claim::Done { key, deleted, site, .. } => {
                     let elsewhere = site.as_deref().is_some_and(|s| s != self.ctx.session.site_id());
                     let note = if deleted {
                         Some("the issue created for this item was deleted; it is not created again".to_owned())
@@ -92,7 +90,7 @@ impl IssueJob<'_> {
                     results[index] = Some(self.result(item, ItemStatus::Existing, Some(&key), note, false));
                 }
                 // Still held by another delivery when the wait is over.
-                Claim::Held { .. } => {
+                Claim::Busy { .. } => {
                     let message = "another delivery of this event is still creating this issue".to_owned();
                     results[index] = Some(self.result(item, ItemStatus::Failed, None, Some(message), true));
                 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Claim, ConnectionStore, IssueLedger, ItemDone, ItemStart, KeyRecord, OAuthStateStore, PendingAuthorization,
+    Claim, ConnectionStore, IssueLedger, KeyRecord, OAuthStateStore, PendingAuthorization, PublicationClaim,
     PublicationStore, RecordedIssue, RefreshLeaseStore, ReportPage, SettingsStore, StoreError, Verification,
 };
 use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
@@ -445,7 +445,7 @@ impl IssueLedger for DynamoStore {
         item_id: &str,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<Claim<ItemStart, ItemDone>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let result = self
             .client
             .update_item()
@@ -471,7 +471,7 @@ impl IssueLedger for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(Claim::Ours(
+            Ok(out) => Ok(
                 match out
                     .attributes
                     .as_ref()
@@ -479,11 +479,11 @@ impl IssueLedger for DynamoStore {
                     .and_then(|s| s.as_s().ok())
                     .map(String::as_str)
                 {
-                    None => ItemStart::Fresh,
-                    Some("failed") => ItemStart::Retry,
+                    None => Claim::Fresh,
+                    Some("failed") => Claim::Retry,
                     // The old lease end bounds when the interrupted attempt sent its create:
                     // it held the item until then, and a release stamps the moment it gave up.
-                    Some(_) => ItemStart::Resumed {
+                    Some(_) => Claim::Resumed {
                         legacy_marker: out
                             .attributes
                             .as_ref()
@@ -498,7 +498,7 @@ impl IssueLedger for DynamoStore {
                             .unwrap_or_else(OffsetDateTime::now_utc),
                     },
                 },
-            )),
+            ),
             Err(e) if is_condition_failure(&e) => {
                 let item = self
                     .get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(action_sk(item_id))))
@@ -508,15 +508,15 @@ impl IssueLedger for DynamoStore {
                 let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                 let state = text("state");
                 if state == "created" || state == "deleted" {
-                    return Ok(Claim::Done(ItemDone {
+                    return Ok(Claim::Done {
                         key: text("issue_key"),
                         id: text("issue_id"),
                         deleted: state == "deleted",
                         site: Some(text("site")).filter(|s| !s.is_empty()),
-                    }));
+                    });
                 }
                 let until = lease_until(&item)?;
-                Ok(Claim::Held { until })
+                Ok(Claim::Busy { until })
             }
             Err(e) => Err(service_error(e)),
         }
@@ -689,7 +689,7 @@ impl PublicationStore for DynamoStore {
         fresh: &crate::reports::Publication,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<Claim<crate::reports::Publication>, StoreError> {
+    ) -> Result<PublicationClaim, StoreError> {
         let [pk, sk] = publication_key(tenant, &fresh.id);
         let record = serde_json::to_string(fresh).map_err(corrupt)?;
         // Create the record, or take over an unfinished one whose lease lapsed; keep its progress.
@@ -713,15 +713,15 @@ impl PublicationStore for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(Claim::Ours(publication_of(&out.attributes.unwrap_or_default())?)),
+            Ok(out) => Ok(PublicationClaim::Go(publication_of(&out.attributes.unwrap_or_default())?)),
             Err(e) if is_condition_failure(&e) => {
                 let [pk, sk] = publication_key(tenant, &fresh.id);
                 let item = self.get((pk.1, sk.1)).await?.item.unwrap_or_default();
                 if item.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
-                    return Ok(Claim::Done(publication_of(&item)?));
+                    return Ok(PublicationClaim::Done(publication_of(&item)?));
                 }
                 let until = lease_until(&item)?;
-                Ok(Claim::Held { until })
+                Ok(PublicationClaim::Busy { until })
             }
             Err(e) => Err(service_error(e)),
         }

@@ -84,21 +84,9 @@ pub struct KeyRecord {
     pub site: Option<String>,
 }
 
-/// What a store's conditional claim on a job's record found (see [`crate::jobs::lease`]): `W`
-/// to work from, or `D` when it is finished already.
+/// Where an action item stands in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim<W, D = W> {
-    /// Ours for the lease asked for: work from this.
-    Ours(W),
-    /// Finished already (or finished for good): answer with this, do nothing.
-    Done(D),
-    /// Another invocation holds it until this instant.
-    Held { until: OffsetDateTime },
-}
-
-/// Where a claimed action item stands in the ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemStart {
+pub enum Claim {
     /// Never attempted: create it.
     Fresh,
     /// An earlier attempt recorded its intent and did not finish: it may have created the issue,
@@ -108,15 +96,10 @@ pub enum ItemStart {
     Resumed { attempted_before: OffsetDateTime, legacy_marker: bool },
     /// Jira refused it before: try again.
     Retry,
-}
-
-/// An action item whose issue was created (and maybe deleted since): nothing to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemDone {
-    pub key: String,
-    pub id: String,
-    pub deleted: bool,
-    pub site: Option<String>,
+    /// Already created (or created and deleted): nothing to do.
+    Done { key: String, id: String, deleted: bool, site: Option<String> },
+    /// Another invocation holds it until this instant.
+    Busy { until: OffsetDateTime },
 }
 
 /// The per-action-item record of what was created: `(tenant, action item id) → issue`.
@@ -128,7 +111,7 @@ pub trait IssueLedger: Send + Sync {
         item_id: &str,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<Claim<ItemStart, ItemDone>, StoreError>;
+    ) -> Result<Claim, StoreError>;
     async fn complete(
         &self,
         tenant: &TenantId,
@@ -154,19 +137,28 @@ pub trait IssueLedger: Send + Sync {
     async fn mark_deleted(&self, tenant: &TenantId, key: &str, item_id: &str) -> Result<(), StoreError>;
 }
 
+/// Where a publication stands when a delivery claims it.
+#[derive(Debug, Clone)]
+pub enum PublicationClaim {
+    /// New, or unfinished by an earlier attempt: continue from the record.
+    Go(crate::reports::Publication),
+    /// Published, or failed for good: answer with the record.
+    Done(crate::reports::Publication),
+    /// Another invocation holds it until this instant.
+    Busy { until: OffsetDateTime },
+}
+
 /// Publication records, one per (tenant, idempotency key), with a lease so one delivery at a
 /// time works on it; and the page each report was published to.
 #[async_trait]
 pub trait PublicationStore: Send + Sync {
-    /// `Ours`: new, or unfinished by an earlier attempt (continue from the record); `Done`:
-    /// published, or failed for good (answer with the record).
     async fn claim_publication(
         &self,
         tenant: &TenantId,
         fresh: &crate::reports::Publication,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<Claim<crate::reports::Publication>, StoreError>;
+    ) -> Result<PublicationClaim, StoreError>;
     /// Records progress; `release` also gives the lease back.
     async fn save_publication(
         &self,
