@@ -28,7 +28,9 @@ import boto3
 import jwt
 import requests
 
+from tests.gateway import envlist
 from tests.gateway.procutil import ChildProcess, free_port
+from tests.sim.spec import default_specs_dir
 
 REGION = "us-east-1"
 TABLE_NAME = "atlassian-bridge"
@@ -57,7 +59,7 @@ class Stack:
         self.consent_page = consent_page
         self.env_overrides = dict(env_overrides or {})
         self.routes_file = self.repo_root / "shared" / "routes.json"
-        self.specs_dir = Path(os.environ.get("BRIDGE_SPECS_DIR", self.repo_root.parent / "shared" / "specs"))
+        self.specs_dir = default_specs_dir()
 
         self.moto_url = self.sim_url = self.gateway_url = ""
         self.jwt_secret = secrets.token_urlsafe(32)
@@ -193,7 +195,8 @@ class Stack:
             SecretString=json.dumps({"client_secret": self.oauth_client_secret,
                                      "state_signing_key": self.state_signing_key}))
         # The bus the functions publish to, and a rule that copies every outgoing event into an
-        # SQS queue, so tests (and a person running `make dev`) can read them back.
+        # SQS queue, so tests (and a person running `make dev`) can read them back. Only a tap:
+        # no function reads SQS; events reach the functions as EventBridge invocations (the gateway).
         events, sqs = self.aws("events"), self.aws("sqs")
         events.create_event_bus(Name=EVENT_BUS)
         self.events_queue_url = sqs.create_queue(QueueName="bridge-events-out")["QueueUrl"]
@@ -276,6 +279,10 @@ class Stack:
             "BRIDGE_JIRA_INDEX_DELAY_SECONDS": "4",
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
+        try:
+            envlist.check(env, "the functions' environment")
+        except ValueError as exc:
+            raise StackError(str(exc)) from None
         return env
 
     def _start_gateway(self) -> None:

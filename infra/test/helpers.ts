@@ -38,6 +38,23 @@ export function synth(context: Record<string, unknown> = {}, env: NodeJS.Process
   return { app, stacks, templates };
 }
 
+/** The deploy configuration the READMEs' `cdk deploy` line uses. */
+export const EXAMPLE_CONFIG = 'config/example.json';
+
+/** Context for a synth from config/example.json: the file, plus what the CLI would have besides it:
+ *  the zips (a build product; the file names ../dist/arm64) and the AZs that a first synth with
+ *  credentials looks up for the example's account (and keeps in cdk.context.json). */
+export function exampleContext(): Record<string, unknown> {
+  const account = JSON.parse(fs.readFileSync(path.join(INFRA_DIR, EXAMPLE_CONFIG), 'utf8')).account;
+  const azs = (r: string) => ['a', 'b', 'c'].map((x) => `${r}${x}`);
+  return {
+    configFile: EXAMPLE_CONFIG,
+    functionsDir: 'test/fixtures/functions',
+    [`availability-zones:account=${account}:region=us-east-1`]: azs('us-east-1'),
+    [`availability-zones:account=${account}:region=eu-central-1`]: azs('eu-central-1'),
+  };
+}
+
 /** A routes file: the real routes.json, with DESIGN.md's events added where it lacks them. */
 export function routesWithDesignEvents(): string {
   const doc = JSON.parse(fs.readFileSync(ROUTES_FILE, 'utf8'));

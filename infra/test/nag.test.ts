@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, NagPack } from 'cdk-nag';
 import { IConstruct } from 'constructs';
-import { routesWithDesignEvents, synth } from './helpers';
+import { exampleContext, routesWithDesignEvents, synth } from './helpers';
 
 /** Findings cdk-nag suppressed because of an acknowledgment: "<construct path> <rule id>". */
 const acknowledgedFindings = new Set<string>();
@@ -42,6 +42,7 @@ const variants: Array<[string, Record<string, unknown>]> = [
     existingKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555',
     existingTableName: 'kept-table', oauthClientSecretName: 'atlassian-bridge/app/oauth-client',
   }],
+  ['config/example.json, the documented deploy configuration', exampleContext()],
 ];
 
 describe('cdk-nag AwsSolutionsChecks', () => {

@@ -270,4 +270,58 @@ mod tests {
             }
         }
     }
+
+    /// The `"BRIDGE_..."` string literals in Rust source.
+    fn bridge_names_in(source: &str) -> std::collections::BTreeSet<String> {
+        source
+            .match_indices("\"BRIDGE_")
+            .filter_map(|(at, _)| {
+                let rest = &source[at + 1..];
+                let end = rest.find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))?;
+                rest[end..].starts_with('"').then(|| rest[..end].to_owned())
+            })
+            .collect()
+    }
+
+    /// shared/env.json is the one list of the functions' variables (the infra, the local stack and
+    /// the README read it too): every `BRIDGE_*` name the code reads is in it, and it lists no
+    /// `BRIDGE_*` name the code does not read. The readers: this file (its code, not its tests) and
+    /// faults.rs (`BRIDGE_TEST_CRASH_AT`, test builds only).
+    #[test]
+    fn every_variable_read_is_in_shared_env_json_and_nothing_else() {
+        let this = include_str!("config.rs");
+        let code = &this[..this.find("#[cfg(test)]").unwrap()];
+        let mut read = bridge_names_in(code);
+        read.extend(bridge_names_in(include_str!("faults.rs")));
+
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../env.json")).unwrap();
+        let listed: std::collections::BTreeSet<String> = doc["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_owned())
+            .filter(|n| n.starts_with("BRIDGE_"))
+            .collect();
+        let unlisted: Vec<_> = read.difference(&listed).collect();
+        let unread: Vec<_> = listed.difference(&read).collect();
+        assert!(unlisted.is_empty(), "read but not in shared/env.json: {unlisted:?}");
+        assert!(unread.is_empty(), "in shared/env.json but read nowhere: {unread:?}");
+    }
+
+    /// The list's `required: true` (for every function) is what from_lookup refuses to load without.
+    #[test]
+    fn shared_env_json_marks_exactly_the_required_variables() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../env.json")).unwrap();
+        for v in doc["variables"].as_array().unwrap() {
+            let name = v["name"].as_str().unwrap();
+            // BRIDGE_EVENT_BUS_NAME is required only by the publishing functions (app.rs checks it).
+            let required = v["required"] == true && v["functions"] == "all";
+            let mut vars = base();
+            let was_set = vars.remove(name).is_some();
+            assert_eq!(was_set, required, "{name}: base() holds exactly the required variables");
+            if required {
+                assert!(matches!(load(&vars), Err(ConfigError::Missing(n)) if n == name), "{name}");
+            }
+        }
+    }
 }

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::atlassian::jira::{CreateMetaField, create_meta_fields, create_meta_issue_types, encode};
-use crate::atlassian::{AtlassianError, Flavour, Session, confluence};
+use crate::atlassian::confluence::{pages, spaces};
+use crate::atlassian::jira::{self, CreateMetaField, Listing, meta, projects, users};
+use crate::atlassian::{AtlassianError, Flavour, Session};
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{IssueTypeId, ProjectKey, SpaceKey};
 
 /// Items per page we ask Atlassian for (Cloud caps project search at 100).
 const PAGE: usize = 50;
@@ -168,14 +170,6 @@ pub struct AssignableUserList {
 pub const DC_ASSIGNABLE_MAX: usize = 100;
 list!(PriorityList, Priority, "Priorities.");
 
-fn str_of(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn matches(query: Option<&str>, fields: &[&str]) -> bool {
     let Some(q) = query.map(str::trim).filter(|q| !q.is_empty()) else { return true };
     let q = q.to_lowercase();
@@ -199,35 +193,25 @@ pub async fn spaces(
     query: Option<&str>,
     cursor: Option<Cursor>,
 ) -> Result<SpaceList, AtlassianError> {
-    let (results, next) = match session.flavour() {
-        Flavour::Cloud => {
-            let mut path = session.confluence_v2_path(&format!("spaces?limit={PAGE}"));
-            if let Some(Cursor::Token(token)) = &cursor {
-                path.push_str(&format!("&cursor={}", encode(token)));
-            }
-            let page: Value = session.get_json(&path).await?;
-            let next = page.pointer("/_links/next").and_then(Value::as_str).and_then(cursor_param).map(Cursor::Token);
-            (page.get("results").and_then(Value::as_array).cloned().unwrap_or_default(), next)
-        }
-        Flavour::DataCenter => {
-            let start = Cursor::start(cursor.as_ref());
-            let page: Value =
-                session.get_json(&session.confluence_v1_path(&format!("space?start={start}&limit={PAGE}"))).await?;
-            let results = page.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
-            let more = page.pointer("/_links/next").is_some() && !results.is_empty();
-            let next = more.then(|| Cursor::Start(start + results.len()));
-            (results, next)
-        }
+    let token = match &cursor {
+        Some(Cursor::Token(token)) => Some(token.as_str()),
+        _ => None,
     };
-    let items = results
-        .iter()
+    let page = spaces::list(session, token, Cursor::start(cursor.as_ref()), PAGE).await?;
+    let next = page.next.map(|next| match next {
+        spaces::Next::Cursor(token) => Cursor::Token(token),
+        spaces::Next::Start(start) => Cursor::Start(start),
+    });
+    let items = page
+        .spaces
+        .into_iter()
         .filter_map(|s| {
-            let key = str_of(s, "key")?;
-            let name = str_of(s, "name").unwrap_or_default();
+            let key = s.key.into_string();
+            let name = s.name.unwrap_or_default();
             matches(query, &[&key, &name]).then(|| Space {
-                id: if session.flavour() == Flavour::Cloud { str_of(s, "id") } else { None },
-                kind: str_of(s, "type"),
-                url: web_link(session, s.pointer("/_links/webui").and_then(Value::as_str).map(str::to_owned)),
+                id: s.id.map(|id| id.into_string()),
+                kind: s.kind,
+                url: web_link(session, s.webui),
                 key,
                 name,
             })
@@ -236,62 +220,27 @@ pub async fn spaces(
     Ok(SpaceList::new(items, next))
 }
 
-/// The `cursor` query parameter of a Confluence Cloud `_links.next` URL.
-fn cursor_param(next: &str) -> Option<String> {
-    let query = next.split_once('?')?.1;
-    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "cursor").map(|(_, v)| v.into_owned())
-}
-
 /// Pages with exactly this title in a space (the parent-page check). `None`: no such space.
 pub async fn pages_by_title(
     session: &Session,
     space_key: &str,
     title: &str,
 ) -> Result<Option<PageList>, AtlassianError> {
-    let results = match session.flavour() {
-        Flavour::Cloud => {
-            let Some(space) = confluence::space_by_key(session, space_key).await? else { return Ok(None) };
-            let space_id = str_of(&space, "id").unwrap_or_default();
-            let path = session.confluence_v2_path(&format!(
-                "pages?space-id={}&title={}&limit={PAGE}",
-                encode(&space_id),
-                encode(title)
-            ));
-            let page: Value = session.get_json(&path).await?;
-            page.get("results").and_then(Value::as_array).cloned().unwrap_or_default()
-        }
-        Flavour::DataCenter => {
-            if confluence::space_by_key(session, space_key).await?.is_none() {
-                return Ok(None);
-            }
-            let path = session.confluence_v1_path(&format!(
-                "content?spaceKey={}&title={}&type=page&limit={PAGE}",
-                encode(space_key),
-                encode(title)
-            ));
-            let page: Value = session.get_json(&path).await?;
-            page.get("results").and_then(Value::as_array).cloned().unwrap_or_default()
-        }
-    };
-    let items = results
-        .iter()
-        .filter(|p| str_of(p, "title").as_deref() == Some(title))
-        .filter_map(|p| {
-            Some(PageRef {
-                id: str_of(p, "id")?,
-                title: title.to_owned(),
-                url: web_link(session, p.pointer("/_links/webui").and_then(Value::as_str).map(str::to_owned)),
-            })
-        })
+    let Some(space) = spaces::by_key(session, &SpaceKey::new(space_key)).await? else { return Ok(None) };
+    let found = pages::by_title(session, &space, title, pages::Read::Summary, PAGE).await?;
+    let items = found
+        .into_iter()
+        .filter(|p| p.title == title)
+        .map(|p| PageRef { id: p.id.into_string(), title: title.to_owned(), url: web_link(session, p.webui) })
         .collect();
     Ok(Some(PageList::new(items, None)))
 }
 
-fn project_of(session: &Session, p: &Value) -> Option<Project> {
-    let key = str_of(p, "key")?;
+fn project_of(session: &Session, p: &jira::Project) -> Option<Project> {
+    let key = p.key.clone()?.into_string();
     Some(Project {
-        id: str_of(p, "id")?,
-        name: str_of(p, "name").unwrap_or_default(),
+        id: p.id.clone()?.into_string(),
+        name: p.name.clone().unwrap_or_default(),
         url: Some(format!("{}/browse/{key}", session.web_root().trim_end_matches('/'))),
         key,
     })
@@ -305,17 +254,11 @@ pub async fn projects(
     cursor: Option<Cursor>,
 ) -> Result<ProjectList, AtlassianError> {
     let start = Cursor::start(cursor.as_ref());
-    match session.flavour() {
-        Flavour::Cloud => {
-            let mut path = session.jira_path(&format!("project/search?startAt={start}&maxResults={PAGE}"));
-            if let Some(q) = query.map(str::trim).filter(|q| !q.is_empty()) {
-                path.push_str(&format!("&query={}", encode(q)));
-            }
-            let page: Value = session.get_json(&path).await?;
-            let values = page.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
+    match projects::list(session, query, start, PAGE).await? {
+        Listing::Page { values, is_last, total } => {
             let end = start + values.len();
             // `isLast` is not always present: then `total`, then a short page, decide.
-            let last = match (page.get("isLast").and_then(Value::as_bool), page.get("total").and_then(Value::as_u64)) {
+            let last = match (is_last, total) {
                 (Some(is_last), _) => is_last,
                 (None, Some(total)) => end as u64 >= total,
                 (None, None) => values.len() < PAGE,
@@ -323,8 +266,7 @@ pub async fn projects(
             let items = values.iter().filter_map(|p| project_of(session, p)).collect();
             Ok(ProjectList::new(items, (!last && !values.is_empty()).then_some(Cursor::Start(end))))
         }
-        Flavour::DataCenter => {
-            let all: Vec<Value> = session.get_json(&session.jira_path("project")).await?;
+        Listing::Whole(all) => {
             let filtered: Vec<Project> = all
                 .iter()
                 .filter_map(|p| project_of(session, p))
@@ -343,47 +285,40 @@ fn local_page<T, L>(all: Vec<T>, start: usize, make: impl Fn(Vec<T>, Option<Curs
     make(items, (end < total).then_some(Cursor::Start(end)))
 }
 
-fn user_of(session: &Session, u: &Value) -> Option<User> {
-    let id = match session.flavour() {
-        Flavour::Cloud => str_of(u, "accountId")?,
-        Flavour::DataCenter => str_of(u, "name")?,
-    };
+fn user_of(u: &jira::User) -> Option<User> {
     Some(User {
-        id,
-        display_name: str_of(u, "displayName").unwrap_or_default(),
-        email: str_of(u, "emailAddress").filter(|e| !e.is_empty()),
+        id: u.id.clone()?.into_string(),
+        display_name: u.display_name.clone().unwrap_or_default(),
+        email: u.email_address.clone().filter(|e| !e.is_empty()),
     })
 }
 
 pub async fn project_details(session: &Session, key: &str) -> Result<ProjectDetails, AtlassianError> {
-    let p: Value = session.get_json(&session.jira_path(&format!("project/{}", encode(key)))).await?;
+    let p = projects::get(session, &ProjectKey::new(key)).await?;
     let project = project_of(session, &p).ok_or_else(|| AtlassianError::Decode("project without id or key".into()))?;
-    let issue_types = p
-        .get("issueTypes")
-        .and_then(Value::as_array)
-        .map(|types| types.iter().filter_map(issue_type_of).collect())
-        .unwrap_or_default();
+    let issue_types = p.issue_types.iter().filter_map(issue_type_of).collect();
     Ok(ProjectDetails {
         id: project.id,
         key: project.key,
         name: project.name,
         url: project.url,
-        lead: p.get("lead").and_then(|l| user_of(session, l)),
+        lead: p.lead.as_ref().and_then(user_of),
         issue_types,
     })
 }
 
-fn issue_type_of(t: &Value) -> Option<IssueType> {
+fn issue_type_of(t: &jira::IssueTypeRef) -> Option<IssueType> {
     Some(IssueType {
-        id: str_of(t, "id")?,
-        name: str_of(t, "name").unwrap_or_default(),
-        subtask: t.get("subtask").and_then(Value::as_bool).unwrap_or(false),
+        id: t.id.clone()?.into_string(),
+        name: t.name.clone().unwrap_or_default(),
+        subtask: t.subtask.unwrap_or(false),
     })
 }
 
 pub async fn issue_types(session: &Session, project: &str) -> Result<IssueTypeList, AtlassianError> {
-    let types = create_meta_issue_types(session, project).await?;
-    let items = types.into_iter().map(|t| IssueType { id: t.id, name: t.name, subtask: t.subtask }).collect();
+    let types = meta::issue_types(session, &ProjectKey::new(project)).await?;
+    let items =
+        types.into_iter().map(|t| IssueType { id: t.id.into_string(), name: t.name, subtask: t.subtask }).collect();
     Ok(IssueTypeList::new(items, None))
 }
 
@@ -391,32 +326,30 @@ pub async fn issue_types(session: &Session, project: &str) -> Result<IssueTypeLi
 const RICH_TEXT_CUSTOM: &str = "com.atlassian.jira.plugin.system.customfieldtypes:textarea";
 
 pub fn field_of(flavour: Flavour, f: &CreateMetaField) -> Field {
-    let schema_type = f.schema.as_ref().and_then(|s| str_of(s, "type"));
-    let system = f.schema.as_ref().and_then(|s| str_of(s, "system"));
-    let custom = f.schema.as_ref().and_then(|s| str_of(s, "custom"));
-    let rich =
-        matches!(system.as_deref(), Some("description" | "environment")) || custom.as_deref() == Some(RICH_TEXT_CUSTOM);
+    let schema = f.schema.clone().unwrap_or_default();
+    let rich = matches!(schema.system.as_deref(), Some("description" | "environment"))
+        || schema.custom.as_deref() == Some(RICH_TEXT_CUSTOM);
     Field {
         id: f.field_id.clone(),
         name: f.name.clone(),
         required: f.required,
         has_default: f.has_default_value,
-        schema_type,
+        schema_type: schema.kind,
         allowed_values: f.allowed_values.clone(),
         accepts_adf: flavour == Flavour::Cloud && rich,
     }
 }
 
 pub async fn fields(session: &Session, project: &str, issue_type_id: &str) -> Result<FieldList, AtlassianError> {
-    let fields = create_meta_fields(session, project, issue_type_id).await?;
+    let fields = meta::fields(session, &ProjectKey::new(project), &IssueTypeId::new(issue_type_id)).await?;
     Ok(FieldList::new(fields.iter().map(|f| field_of(session.flavour(), f)).collect(), None))
 }
 
-fn component_of(c: &Value) -> Option<Component> {
+fn component_of(c: &jira::Component) -> Option<Component> {
     Some(Component {
-        id: str_of(c, "id")?,
-        name: str_of(c, "name").unwrap_or_default(),
-        description: str_of(c, "description").filter(|d| !d.is_empty()),
+        id: c.id.clone()?,
+        name: c.name.clone().unwrap_or_default(),
+        description: c.description.clone().filter(|d| !d.is_empty()),
     })
 }
 
@@ -426,37 +359,21 @@ pub async fn components(
     cursor: Option<Cursor>,
 ) -> Result<ComponentList, AtlassianError> {
     let start = Cursor::start(cursor.as_ref());
-    match session.flavour() {
-        Flavour::Cloud => {
-            let path =
-                session.jira_path(&format!("project/{}/component?startAt={start}&maxResults={PAGE}", encode(project)));
-            let page: Value = session.get_json(&path).await?;
-            let values = page.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
+    match projects::components(session, &ProjectKey::new(project), start, PAGE).await? {
+        Listing::Page { values, is_last, total } => {
             let end = start + values.len();
-            let last = page.get("isLast").and_then(Value::as_bool).unwrap_or_else(|| {
-                page.get("total").and_then(Value::as_u64).map_or(values.len() < PAGE, |t| end as u64 >= t)
-            });
+            let last = is_last.unwrap_or_else(|| total.map_or(values.len() < PAGE, |t| end as u64 >= t));
             let items = values.iter().filter_map(component_of).collect();
             Ok(ComponentList::new(items, (!last && !values.is_empty()).then_some(Cursor::Start(end))))
         }
-        Flavour::DataCenter => {
-            let all: Vec<Value> =
-                session.get_json(&session.jira_path(&format!("project/{}/components", encode(project)))).await?;
-            Ok(local_page(all.iter().filter_map(component_of).collect(), start, ComponentList::new))
-        }
+        Listing::Whole(all) => Ok(local_page(all.iter().filter_map(component_of).collect(), start, ComponentList::new)),
     }
 }
 
 /// The user picker (names and, where visible, emails).
 pub async fn user_picker(session: &Session, query: &str) -> Result<UserList, AtlassianError> {
-    let page: Value =
-        session.get_json(&session.jira_path(&format!("user/picker?query={}&maxResults={PAGE}", encode(query)))).await?;
-    let items = page
-        .get("users")
-        .and_then(Value::as_array)
-        .map(|users| users.iter().filter_map(|u| user_of(session, u)).collect())
-        .unwrap_or_default();
-    Ok(UserList::new(items, None))
+    let users = users::picker(session, query, PAGE).await?;
+    Ok(UserList::new(users.iter().filter_map(user_of).collect(), None))
 }
 
 /// Users who can be assigned issues in a project. Cloud pages with `startAt`. Server/DC takes no
@@ -469,33 +386,23 @@ pub async fn assignable_users(
     cursor: Option<Cursor>,
 ) -> Result<AssignableUserList, AtlassianError> {
     let start = Cursor::start(cursor.as_ref());
+    let project = ProjectKey::new(project);
+    let query = users::UserQuery::Text(query);
     match session.flavour() {
         Flavour::Cloud => {
-            let path = session.jira_path(&format!(
-                "user/assignable/search?query={}&project={}&startAt={start}&maxResults={PAGE}",
-                encode(query),
-                encode(project)
-            ));
-            let users: Vec<Value> = session.get_json(&path).await?;
+            let users = users::assignable(session, &project, query, Some(start), PAGE).await?;
             // Jira Cloud filters a window of `maxResults` matches (inactive users, permissions)
             // and may answer fewer while more follow: the next window starts a whole page on, and
             // only an empty answer ends the list.
             let next = (!users.is_empty()).then_some(Cursor::Start(start + PAGE).encode());
-            let items = users.iter().filter_map(|u| user_of(session, u)).collect();
+            let items = users.iter().filter_map(user_of).collect();
             Ok(AssignableUserList { items, next_cursor: next, possibly_incomplete: false, message: None })
         }
         Flavour::DataCenter => {
-            let path = session.jira_path(&format!(
-                "user/assignable/search?username={}&project={}&maxResults={DC_ASSIGNABLE_MAX}",
-                encode(query),
-                encode(project)
-            ));
-            let users: Vec<Value> = session.get_json(&path).await?;
+            let users = users::assignable(session, &project, query, None, DC_ASSIGNABLE_MAX).await?;
             let full = users.len() >= DC_ASSIGNABLE_MAX;
             let (items, next) =
-                local_page(users.iter().filter_map(|u| user_of(session, u)).collect(), start, |items, next| {
-                    (items, next)
-                });
+                local_page(users.iter().filter_map(user_of).collect(), start, |items, next| (items, next));
             Ok(AssignableUserList {
                 items,
                 next_cursor: next.map(|c| c.encode()),
@@ -510,30 +417,13 @@ pub async fn assignable_users(
     }
 }
 
-/// Priorities. Cloud: the priority field's `allowedValues` in an issue type's createmeta, because
-/// `/priority/search` needs `manage:jira-configuration`, which we do not ask for; so Cloud needs
-/// (project, issue type). Server/DC: `/priority`.
+/// Priorities: from the issue type's create screen on Cloud (which needs the scope), from
+/// `/priority` on Server/DC (see [`meta::priorities`]).
 pub async fn priorities(session: &Session, scope: Option<(&str, &str)>) -> Result<PriorityList, AtlassianError> {
-    let values: Vec<Value> =
-        match (session.flavour(), scope) {
-            (Flavour::Cloud, Some((project, issue_type))) => create_meta_fields(session, project, issue_type)
-                .await?
-                .into_iter()
-                .find(|f| f.field_id == "priority")
-                .and_then(|f| f.allowed_values)
-                .unwrap_or_default(),
-            (Flavour::Cloud, None) => {
-                return Err(AtlassianError::api(400, crate::atlassian::ErrorPayload::Text(
-                    "on Jira Cloud, priorities come from an issue type's create screen: pass project and issue_type"
-                        .into(),
-                )));
-            }
-            (Flavour::DataCenter, _) => session.get_json(&session.jira_path("priority")).await?,
-        };
-    let items = values
-        .iter()
-        .filter_map(|p| Some(Priority { id: str_of(p, "id")?, name: str_of(p, "name").unwrap_or_default() }))
-        .collect();
+    let scope = scope.map(|(project, issue_type)| (ProjectKey::new(project), IssueTypeId::new(issue_type)));
+    let values = meta::priorities(session, scope.as_ref().map(|(p, t)| (p, t))).await?;
+    let items =
+        values.into_iter().filter_map(|p| Some(Priority { id: p.id?, name: p.name.unwrap_or_default() })).collect();
     Ok(PriorityList::new(items, None))
 }
 
@@ -549,12 +439,6 @@ mod tests {
         for junk in ["", "!!", "eyJ4IjoxfQ"] {
             assert_eq!(Cursor::decode(junk).unwrap_err().code, "invalid_cursor");
         }
-    }
-
-    #[test]
-    fn confluence_next_links_yield_their_cursor() {
-        assert_eq!(cursor_param("/wiki/api/v2/spaces?limit=50&cursor=a%2Bb").as_deref(), Some("a+b"));
-        assert_eq!(cursor_param("/wiki/api/v2/spaces?limit=50"), None);
     }
 
     #[test]

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::atlassian::jira::{FIELDS_WE_ALWAYS_SET, create_meta_fields, create_meta_issue_types, project};
-use crate::atlassian::{Class, Session, confluence};
+use crate::atlassian::confluence::spaces;
+use crate::atlassian::jira::{FIELDS_WE_ALWAYS_SET, meta, projects};
+use crate::atlassian::{Class, Session};
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{IssueTypeId, ProjectKey, SpaceKey};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +97,7 @@ impl ConfluenceSettings {
 
     /// The space must exist and be visible to the connection.
     pub async fn check(&self, session: &Session) -> Result<(), ApiError> {
-        match confluence::space_by_key(session, &self.space_key).await {
+        match spaces::by_key(session, &SpaceKey::new(&self.space_key)).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(ApiError::new(
                 ErrorCode::UnknownSpace,
@@ -142,7 +144,9 @@ impl JiraSettings {
     /// The project and issue type must exist, and every required field without a default of its
     /// own must have a value in `field_defaults`.
     pub async fn check(&self, session: &Session) -> Result<(), ApiError> {
-        match project(session, &self.project_key).await {
+        let project = ProjectKey::new(&self.project_key);
+        let issue_type = IssueTypeId::new(&self.issue_type_id);
+        match projects::get(session, &project).await {
             Ok(_) => {}
             Err(e) if e.is(Class::NotFound) => {
                 return Err(ApiError::new(
@@ -152,13 +156,13 @@ impl JiraSettings {
             }
             Err(e) => return Err(e.into()),
         }
-        let types = match create_meta_issue_types(session, &self.project_key).await {
+        let types = match meta::issue_types(session, &project).await {
             Ok(types) => types,
             // Jira answers createmeta for a project it cannot see with 400 or 404.
             Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        if !types.iter().any(|t| t.id == self.issue_type_id) {
+        if !types.iter().any(|t| t.id == issue_type) {
             return Err(ApiError::new(
                 ErrorCode::UnknownIssueType,
                 format!(
@@ -167,7 +171,7 @@ impl JiraSettings {
                 ),
             ));
         }
-        let fields = match create_meta_fields(session, &self.project_key, &self.issue_type_id).await {
+        let fields = match meta::fields(session, &project, &issue_type).await {
             Ok(fields) => fields,
             Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => {
                 return Err(ApiError::new(

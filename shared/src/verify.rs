@@ -1,9 +1,8 @@
 //! Verification: one cheap call that proves a session's credentials work against the product,
 //! and names who they act as.
 
-use serde_json::Value;
-
-use crate::atlassian::{AtlassianError, Class, ErrorPayload, Flavour, Session};
+use crate::atlassian::confluence::{self, spaces};
+use crate::atlassian::{AtlassianError, Class, ErrorPayload, Flavour, Session, jira};
 use crate::domain::{AuthType, Product};
 use crate::error::{ApiError, ErrorCode};
 
@@ -12,19 +11,25 @@ use crate::error::{ApiError, ErrorCode};
 /// proves the credentials there.
 pub async fn whoami(session: &Session, auth_type: AuthType, scoped: bool) -> Result<Option<String>, AtlassianError> {
     let scoped = scoped || auth_type == AuthType::Oauth2;
-    let body: Value = match (session.product(), session.flavour(), scoped) {
-        (Product::Jira, _, _) => session.get_json(&session.jira_path("myself")).await?,
+    let (kind, display_name) = match (session.product(), session.flavour(), scoped) {
+        (Product::Jira, _, _) => {
+            let me = jira::users::myself(session).await?;
+            (me.kind, me.display_name)
+        }
         (Product::Confluence, Flavour::Cloud, true) => {
-            session.get_json::<Value>(&session.confluence_v2_path("spaces?limit=1")).await?;
+            spaces::probe(session).await?;
             return Ok(None);
         }
-        (Product::Confluence, _, _) => session.get_json(&session.confluence_v1_path("user/current")).await?,
+        (Product::Confluence, _, _) => {
+            let me = confluence::users::current(session).await?;
+            (me.kind, me.display_name)
+        }
     };
     // Confluence answers bad or missing credentials on some setups as the anonymous user.
-    if body.get("type").and_then(Value::as_str) == Some("anonymous") {
+    if kind.as_deref() == Some("anonymous") {
         return Err(AtlassianError::api(401, ErrorPayload::Text("anonymous user".into())));
     }
-    Ok(body.get("displayName").and_then(Value::as_str).map(str::to_owned))
+    Ok(display_name)
 }
 
 /// Why credentials being registered failed, for the admin who entered them (422, or 400 when

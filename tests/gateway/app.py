@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from multidict import CIMultiDict
 
+from . import envlist
 from .auth import JwtAuthorizer
 from .config import GatewayConfig
 from .events import (BadEventEntry, MalformedResponse, build_eventbridge_event, build_http_event,
@@ -83,7 +84,7 @@ class Gateway:
             await self._runner.cleanup()
 
     async def invoke(self, function: str, event: dict) -> InvocationResult:
-        """The reusable invocation core (HTTP routes, EventBridge rules, later SQS batches)."""
+        """The invocation core shared by HTTP routes and EventBridge rules (the only two triggers)."""
         return await self.pools[function].invoke(json.dumps(event).encode("utf-8"))
 
     # ------------------------------------------------------------------ API Gateway
@@ -211,6 +212,10 @@ class Gateway:
             return _message(400, "body must be a JSON object of variables")
         if not isinstance(changes, dict) or not all(isinstance(v, (str, type(None))) for v in changes.values()):
             return _message(400, "body must be a JSON object of string (or null) values")
+        try:
+            envlist.check(changes, name)
+        except ValueError as exc:
+            return _message(400, str(exc))
         for key, value in changes.items():
             if value is None:
                 pool.config.env.pop(key, None)

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import envlist
 from .routing import EventRule, Router, load_routes
 from .runtime import FunctionConfig
 
@@ -57,9 +58,14 @@ def load_config(path: str | Path) -> GatewayConfig:
         exe = command[0]
         if not (os.path.isfile(exe) and os.access(exe, os.X_OK)) and shutil.which(exe) is None:
             raise ConfigError(f"function {name}: command {exe!r} not found or not executable")
+        env = {k: str(v) for k, v in (raw.get("env") or {}).items()}
+        try:
+            envlist.check(env, f"function {name}: env")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         functions[name] = FunctionConfig(
             name=name, command=[str(c) for c in command],
-            env={k: str(v) for k, v in (raw.get("env") or {}).items()},
+            env=env,
             timeout_seconds=float(raw.get("timeout_seconds", 30)),
             max_concurrency=int(raw.get("max_concurrency", 64)),
             init_timeout_seconds=float(raw.get("init_timeout_seconds", 10)),

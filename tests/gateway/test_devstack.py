@@ -105,3 +105,15 @@ def test_stack_end_to_end_with_stand_in_functions(tmp_path):
         stack.stop()
     assert not any(alive(pid) for pid in children)
     stack.stop()  # idempotent
+
+
+def test_one_name_for_the_specs_directory(monkeypatch, tmp_path):
+    """ATLASSIAN_SPECS_DIR, read in one place (tests/sim/spec.py) by the simulator, its harness and
+    this stack; else ../shared/specs."""
+    from tests.sim.spec import SPECS_DIR_VAR, default_specs_dir
+    assert SPECS_DIR_VAR == "ATLASSIAN_SPECS_DIR"
+    monkeypatch.setenv("ATLASSIAN_SPECS_DIR", str(tmp_path))
+    assert default_specs_dir() == tmp_path
+    assert Stack(REPO, tmp_path / "logs").specs_dir == tmp_path
+    monkeypatch.delenv("ATLASSIAN_SPECS_DIR")
+    assert default_specs_dir() == REPO.parent / "shared" / "specs"

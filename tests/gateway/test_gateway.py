@@ -325,6 +325,11 @@ def test_function_environment_and_invocation_context(gw):
     assert 0 < int(context["deadline_ms"]) / 1000 - time.time() <= 5
 
 
+def test_env_update_refuses_a_bridge_variable_not_in_shared_env_json(gw):
+    r = requests.put(f"{gw.url}/_gateway/functions/fake/env", json={"BRIDGE_TEST_CRASH_ATT": "x"}, timeout=10)
+    assert r.status_code == 400 and "BRIDGE_TEST_CRASH_ATT not in shared/env.json" in r.json()["message"]
+
+
 # ---------------------------------------------------------------------------- responses
 
 

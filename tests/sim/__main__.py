@@ -1,6 +1,8 @@
 """Run the Atlassian simulator.
 
-    python -m tests.sim --host 127.0.0.1 --port 0 --specs ../shared/specs [--consent-page]
+    python -m tests.sim --host 127.0.0.1 --port 0 [--specs DIR] [--consent-page]
+
+--specs defaults to $ATLASSIAN_SPECS_DIR, else ../shared/specs (beside the repository).
 
 Prints exactly one line `READY http://<host>:<port>` on stdout once listening; logs go to
 stderr. SIGTERM / SIGINT stop it.
@@ -17,13 +19,16 @@ import sys
 from aiohttp import web
 
 from .app import build_app
+from .spec import SPECS_DIR_VAR, default_specs_dir
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tests.sim", description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = let the OS pick")
-    p.add_argument("--specs", required=True, help="directory with Atlassian's OpenAPI files")
+    p.add_argument("--specs", default=str(default_specs_dir()),
+                   help=f"directory with Atlassian's OpenAPI files (default: ${SPECS_DIR_VAR}, else "
+                        "../shared/specs)")
     p.add_argument("--consent-page", action="store_true",
                    help="show an Accept/Deny consent page instead of auto-consenting")
     p.add_argument("--log-level", default="INFO")

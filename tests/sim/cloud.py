@@ -22,8 +22,6 @@ the Data Center handlers, see dc.py) and receive a `Ctx`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -33,7 +31,7 @@ from aiohttp import web
 from .oauth import bearer_grant, unauthorized
 from .spec import Catalog, Operation, ProductApis, Spec
 from .state import ApiToken, DcInstance, Grant, Site, State
-from .util import json_response
+from .util import basic_credentials, json_response
 
 HANDLERS: dict[tuple[str, str, str], Callable[["Ctx"], Awaitable[web.StreamResponse]]] = {}
 
@@ -183,26 +181,7 @@ async def dispatch(ctx: Ctx) -> web.StreamResponse:
     return await fn(ctx)
 
 
-# --------------------------------------------------------------------------- Basic credentials
-def basic_credentials(request: web.Request) -> tuple[str, str] | None | bool:
-    """(user, secret) from `Authorization: Basic`, None when there is no Basic header, False when
-    it is malformed."""
-    auth = request.headers.get("Authorization")
-    if not auth:
-        return None
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return False
-    if ":" not in decoded:
-        return False
-    user, _, secret = decoded.partition(":")
-    return user, secret
-
-
+# --------------------------------------------------------------------------- credentials
 def const_eq(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 

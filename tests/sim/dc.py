@@ -30,10 +30,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from .cloud import Ctx, Match, basic_credentials, const_eq, dispatch, match_operation
+from .cloud import Ctx, Match, const_eq, dispatch, match_operation
 from .spec import Catalog
 from .state import DcInstance, State
-from .util import json_response
+from .util import basic_credentials, json_response
 
 JIRA_401 = "You are not authenticated. Authentication required to perform this operation."
 JIRA_403 = "You do not have the permission to see the specified resource."

@@ -23,8 +23,10 @@ from urllib.parse import urlencode
 
 import requests
 
+from .spec import default_specs_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SPECS = os.environ.get("ATLASSIAN_SPECS_DIR", str(REPO_ROOT.parent / "shared" / "specs"))
+DEFAULT_SPECS = str(default_specs_dir())
 
 
 class SimProcess:

@@ -9,18 +9,17 @@ for refresh tokens, rotating refresh tokens with a reuse leeway, 90-day inactivi
 
 from __future__ import annotations
 
-import base64
 import hmac
 import html
 import json
 import logging
 import secrets
-from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
 from .state import AccessToken, AuthCode, CODE_TTL_SECONDS, Grant, PendingConsent, RefreshToken, State
-from .util import html_page, html_response, json_response, wants_json
+from .util import basic_credentials, html_page, html_response, json_response, wants_json
 
 log = logging.getLogger("sim.oauth")
 
@@ -228,27 +227,9 @@ async def _read_token_body(request: web.Request) -> tuple[dict[str, str] | None,
     return None, "Unsupported Content-Type; use application/json or application/x-www-form-urlencoded."
 
 
-def _basic_credentials(request: web.Request) -> tuple[str, str] | None | bool:
-    """(id, secret) from HTTP Basic, None when absent, False when malformed."""
-    auth = request.headers.get("Authorization")
-    if not auth:
-        return None
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except Exception:
-        return False
-    if ":" not in decoded:
-        return False
-    cid, _, secret = decoded.partition(":")
-    return unquote_plus(cid), unquote_plus(secret)
-
-
 def _authenticate_client(state: State, request: web.Request, body: dict):
     """Return the Client, or None when client authentication fails."""
-    basic = _basic_credentials(request)
+    basic = basic_credentials(request, client_auth=True)
     if basic is False:
         return None
     cid, secret = body.get("client_id"), body.get("client_secret")

@@ -19,15 +19,13 @@ client's `expires_in` or the provider config (default 300 s, the sim's clock).
 
 from __future__ import annotations
 
-import base64
-import binascii
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
 from .cloud import const_eq
 from .state import OidcToken, State
-from .util import json_response
+from .util import basic_credentials, json_response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -42,23 +40,6 @@ def _error(status: int, error: str, description: str, basic_tried: bool = False)
         headers["WWW-Authenticate"] = 'Basic realm="oidc"'
     return json_response({"error": error, "error_description": description}, status=status,
                          headers=headers)
-
-
-def _basic(request: web.Request) -> tuple[str, str] | None | bool:
-    auth = request.headers.get("Authorization")
-    if not auth:
-        return None
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return False
-    if ":" not in decoded:
-        return False
-    cid, _, secret = decoded.partition(":")
-    return unquote_plus(cid), unquote_plus(secret)
 
 
 async def token(request: web.Request) -> web.Response:
@@ -83,7 +64,7 @@ async def token(request: web.Request) -> web.Response:
         body[k] = vals[0]
     grant_type = body.get("grant_type")
     request["grant_type"] = grant_type
-    basic = _basic(request)
+    basic = basic_credentials(request, client_auth=True)
     basic_tried = basic is not None
     if basic is False:
         return _error(401, "invalid_client", "Client authentication failed.", basic_tried)

@@ -23,11 +23,21 @@ Connect-JWT-only operations).
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 from urllib.parse import unquote
+
+SPECS_DIR_VAR = "ATLASSIAN_SPECS_DIR"
+"""The one name, across the test tools, for the directory of Atlassian's OpenAPI files."""
+
+
+def default_specs_dir() -> Path:
+    """``$ATLASSIAN_SPECS_DIR``, else ``shared/specs`` beside the repository (``../shared/specs``)."""
+    return Path(os.environ.get(SPECS_DIR_VAR) or Path(__file__).resolve().parents[3] / "shared" / "specs")
+
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 

@@ -559,6 +559,28 @@ def test_consent_page_mode():
                      "state": "cp2"}
 
 
+@pytest.mark.parametrize("header, product_api, token_endpoint", [
+    (None, None, None),
+    ("Bearer abc", None, False),                                # another scheme
+    ("Basic " + base64.b64encode(b"no-colon").decode(), False, False),
+    ("Basic not*base64", False, False),
+    ("Basic " + base64.b64encode(b"\xff:x").decode(), False, False),   # not UTF-8
+    ("basic " + base64.b64encode(b"a%2Bb:s%3Ac+d").decode(), ("a%2Bb", "s%3Ac+d"), ("a+b", "s:c d")),
+    ("Basic " + base64.b64encode(b"me@example.com:tok:en").decode(), ("me@example.com", "tok:en"),
+     ("me@example.com", "tok:en")),
+])
+def test_the_one_basic_parser(header, product_api, token_endpoint):
+    """util.basic_credentials, for the product APIs (Cloud API tokens, DC passwords: taken as they
+    are, other schemes are not Basic's business) and the token endpoints (OAuth, OIDC: RFC 6749
+    2.3.1 form-encoding, any other scheme fails client authentication)."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from .util import basic_credentials
+    request = make_mocked_request("GET", "/", headers={"Authorization": header} if header else {})
+    assert basic_credentials(request) == product_api
+    assert basic_credentials(request, client_auth=True) == token_endpoint
+
+
 def test_basic_auth_header_must_be_well_formed(sim):
     code = get_code(sim)
     bad = base64.b64encode(b"no-colon").decode()

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use bridge::app::{App, Job};
-use bridge::atlassian::jira::{create_meta_fields, encode};
-use bridge::atlassian::{Class, Payload};
+use bridge::atlassian::Class;
+use bridge::atlassian::jira::{issues, meta};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
+use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
 use bridge::jobs::JobOutcome;
 use bridge::settings::JiraSettings;
@@ -72,7 +73,8 @@ async fn run(
     };
     settings.validate()?;
     let session = app.connector.session(tenant, Product::Jira).await?;
-    let fields = match create_meta_fields(&session, &settings.project_key, &settings.issue_type_id).await {
+    let (project, issue_type) = (ProjectKey::new(&settings.project_key), IssueTypeId::new(&settings.issue_type_id));
+    let fields = match meta::fields(&session, &project, &issue_type).await {
         Ok(fields) => fields,
         // Jira answers createmeta for a project or issue type it does not have with 400 or 404.
         Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => {
@@ -106,7 +108,7 @@ async fn run(
 async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let tenant = http::path_param(req, "tenant")?;
     let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
-    let key = http::path_param(req, "key")?;
+    let key = IssueKey::new(http::path_param(req, "key")?);
     let delete_subtasks = match http::query_param(req, "delete_subtasks").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -118,14 +120,13 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let session = app.connector.session(&caller.tenant, Product::Jira).await?;
     // A key is only unique within a site: after a re-connect to another site, the same key may
     // name someone else's issue there.
-    if item.site.as_deref().is_some_and(|site| site != session.site_id()) {
+    if item.site.as_ref().is_some_and(|site| site != session.site_id()) {
         return Err(ApiError::new(
             ErrorCode::IssueOnAnotherSite,
             format!("{key} was created on the site connected before, not on the one connected now; it is left alone"),
         ));
     }
-    let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(&key)));
-    match session.send(lambda_http::http::Method::DELETE, &path, Payload::None).await {
+    match issues::delete(&session, &key, delete_subtasks).await {
         Ok(_) => {}
         Err(e) if e.is(Class::NotFound) => {}
         Err(e) if e.is(Class::BadRequest) && !delete_subtasks => {

@@ -128,13 +128,13 @@ impl Session {
     }
 
     /// `rest/api/3/...` on Cloud, `rest/api/2/...` on Server/DC.
-    pub fn jira_path(&self, rest: &str) -> String {
+    pub(in crate::atlassian) fn jira_path(&self, rest: &str) -> String {
         let version = if self.flavour == Flavour::Cloud { 3 } else { 2 };
         format!("rest/api/{version}/{rest}")
     }
 
     /// Confluence REST v1: `wiki/rest/api/...` on Cloud, `rest/api/...` under the DC context path.
-    pub fn confluence_v1_path(&self, rest: &str) -> String {
+    pub(in crate::atlassian) fn confluence_v1_path(&self, rest: &str) -> String {
         match self.flavour {
             Flavour::Cloud => format!("wiki/rest/api/{rest}"),
             Flavour::DataCenter => format!("rest/api/{rest}"),
@@ -142,7 +142,7 @@ impl Session {
     }
 
     /// Confluence Cloud REST v2.
-    pub fn confluence_v2_path(&self, rest: &str) -> String {
+    pub(in crate::atlassian) fn confluence_v2_path(&self, rest: &str) -> String {
         format!("wiki/api/v2/{rest}")
     }
 
@@ -150,7 +150,7 @@ impl Session {
         self.base.join(path).map_err(|e| AtlassianError::Decode(format!("bad path {path:?}: {e}")))
     }
 
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, AtlassianError> {
+    pub(in crate::atlassian) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, AtlassianError> {
         let response = self.send(Method::GET, path, Payload::None).await?;
         let bytes = response.bytes().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
         serde_json::from_slice(&bytes).map_err(|_| {
@@ -162,7 +162,12 @@ impl Session {
     }
 
     /// Sends with the session's credentials; a 401 is tried once more before it counts.
-    pub async fn send(&self, method: Method, path: &str, payload: Payload<'_>) -> Result<Response, AtlassianError> {
+    pub(in crate::atlassian) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+    ) -> Result<Response, AtlassianError> {
         let url = self.url(path)?;
         let credentials = self.current_credentials();
         let result = match self.transport.send(method.clone(), url.clone(), &credentials, payload).await {

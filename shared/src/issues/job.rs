@@ -12,9 +12,15 @@ use super::{
 use crate::atlassian::AtlassianError;
 use crate::config::SearchIndex;
 use crate::domain::TenantId;
+use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::jobs::lease::Lease;
 use crate::settings::AssigneeMatching;
 use crate::store::{Claim, IssueLedger, RecordedIssue, StoreError};
+
+/// The ledger's name for an action item.
+fn item_id(item: &ActionItem) -> ItemId {
+    ItemId::new(item.id.clone())
+}
 
 pub struct IssueJob<'a> {
     pub ctx: CreateContext<'a>,
@@ -34,7 +40,11 @@ struct Pending<'i> {
 
 impl IssueJob<'_> {
     fn recorded(&self, issue: &super::CreatedIssue) -> RecordedIssue {
-        RecordedIssue { key: issue.key.clone(), id: issue.id.clone(), site: self.ctx.session.site_id().to_owned() }
+        RecordedIssue {
+            key: IssueKey::new(issue.key.clone()),
+            id: IssueId::new(issue.id.clone()),
+            site: SiteId::new(self.ctx.session.site_id()),
+        }
     }
 
     fn url(&self, key: &str) -> String {
@@ -68,18 +78,19 @@ impl IssueJob<'_> {
         let lease = Lease::new(self.lease);
 
         for (index, item) in items.iter().enumerate() {
-            match lease.claim(|until| self.ledger.claim(self.tenant, &item.id, &owner, until)).await? {
+            let id = item_id(item);
+            match lease.claim(|until| self.ledger.claim(self.tenant, &id, &owner, until)).await? {
                 Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item, legacy_marker: false }),
                 Claim::Resumed { attempted_before, legacy_marker } => {
                     if legacy_marker {
                         // The claim just stamped the record as keyed: put back that its issue
                         // may carry the old form, so a crash now can't lose that.
-                        self.ledger.mark_legacy_marker(self.tenant, &item.id, &owner).await?;
+                        self.ledger.mark_legacy_marker(self.tenant, &item_id(item), &owner).await?;
                     }
                     resumed.push((Pending { index, item, legacy_marker }, attempted_before));
                 }
                 Claim::Done { key, deleted, site, .. } => {
-                    let elsewhere = site.as_deref().is_some_and(|s| s != self.ctx.session.site_id());
+                    let elsewhere = site.is_some_and(|s| s != self.ctx.session.site_id());
                     let note = if deleted {
                         Some("the issue created for this item was deleted; it is not created again".to_owned())
                     } else if elsewhere {
@@ -87,7 +98,7 @@ impl IssueJob<'_> {
                     } else {
                         None
                     };
-                    results[index] = Some(self.result(item, ItemStatus::Existing, Some(&key), note, false));
+                    results[index] = Some(self.result(item, ItemStatus::Existing, Some(key.as_str()), note, false));
                 }
                 // Still held by another delivery when the wait is over.
                 Claim::Busy { .. } => {
@@ -116,7 +127,7 @@ impl IssueJob<'_> {
             match self.ctx.prepare(pending.item, assignee.as_deref(), note) {
                 Ok(prepared) => ready.push((pending, prepared)),
                 Err(message) => {
-                    self.ledger.fail(self.tenant, &pending.item.id, &owner, &message).await?;
+                    self.ledger.fail(self.tenant, &item_id(pending.item), &owner, &message).await?;
                     results[pending.index] =
                         Some(self.result(pending.item, ItemStatus::Failed, None, Some(message), false));
                 }
@@ -132,15 +143,17 @@ impl IssueJob<'_> {
                         let item = pending.item;
                         results[pending.index] = Some(match outcome {
                             BulkOutcome::Created(issue) => {
-                                self.ledger.complete(self.tenant, &item.id, &owner, &self.recorded(&issue)).await?;
+                                self.ledger
+                                    .complete(self.tenant, &item_id(item), &owner, &self.recorded(&issue))
+                                    .await?;
                                 self.result(item, ItemStatus::Created, Some(&issue.key), prepared.note.clone(), false)
                             }
                             BulkOutcome::Failed { message, retryable } => {
-                                self.ledger.fail(self.tenant, &item.id, &owner, &message).await?;
+                                self.ledger.fail(self.tenant, &item_id(item), &owner, &message).await?;
                                 self.result(item, ItemStatus::Failed, None, Some(message), retryable)
                             }
                             BulkOutcome::Unknown => {
-                                self.ledger.release(self.tenant, &item.id, &owner).await?;
+                                self.ledger.release(self.tenant, &item_id(item), &owner).await?;
                                 let message = "Jira's answer did not account for this issue; it will be looked up by its marker on retry";
                                 self.result(item, ItemStatus::Failed, None, Some(message.into()), true)
                             }
@@ -152,7 +165,7 @@ impl IssueJob<'_> {
                     // next attempt looks for their markers before creating anything.
                     tracing::warn!(error = %e, items = chunk.len(), "bulk create failed");
                     for (pending, _) in chunk {
-                        self.ledger.release(self.tenant, &pending.item.id, &owner).await?;
+                        self.ledger.release(self.tenant, &item_id(pending.item), &owner).await?;
                         results[pending.index] = Some(self.failure(pending.item, &e));
                     }
                 }
@@ -179,13 +192,13 @@ impl IssueJob<'_> {
             match find_by_marker(self.ctx.session, &self.ctx.settings.project_key, &markers).await {
                 Ok(Some(found)) => {
                     tracing::info!(item = %item.id, key = %found.key, "found the issue an interrupted attempt created");
-                    self.ledger.complete(self.tenant, &item.id, owner, &self.recorded(&found)).await?;
+                    self.ledger.complete(self.tenant, &item_id(item), owner, &self.recorded(&found)).await?;
                     results[pending.index] =
                         Some(self.result(item, ItemStatus::Existing, Some(&found.key), None, false));
                 }
                 Ok(None) => unseen.push((pending, attempted_before)),
                 Err(e) => {
-                    self.ledger.release(self.tenant, &item.id, owner).await?;
+                    self.ledger.release(self.tenant, &item_id(item), owner).await?;
                     results[pending.index] = Some(self.failure(item, &e));
                 }
             }
@@ -210,7 +223,7 @@ impl IssueJob<'_> {
         }
         if wait > self.search_index.max_wait {
             for (pending, _) in unseen {
-                self.ledger.release(self.tenant, &pending.item.id, owner).await?;
+                self.ledger.release(self.tenant, &item_id(pending.item), owner).await?;
                 let message = "an interrupted attempt may have created this issue and Jira's search may not show it yet; it will be looked up again".to_owned();
                 results[pending.index] = Some(self.result(pending.item, ItemStatus::Failed, None, Some(message), true));
             }
@@ -220,7 +233,7 @@ impl IssueJob<'_> {
         // delivery takes one over meanwhile.
         let until = OffsetDateTime::now_utc() + wait + self.lease;
         for item in unseen.iter().map(|(p, _)| p.item).chain(also_held.iter().map(|p| p.item)) {
-            self.ledger.extend(self.tenant, &item.id, owner, until).await?;
+            self.ledger.extend(self.tenant, &item_id(item), owner, until).await?;
         }
         tracing::info!(
             items = unseen.len(),

@@ -20,9 +20,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::atlassian::jira::{CreateMetaField, FIELDS_WE_ALWAYS_SET, encode};
-use crate::atlassian::{AtlassianError, Class, ErrorPayload, Flavour, Payload, Session};
+use crate::atlassian::jira::issues::{BulkAnswer, BulkCreated, BulkError};
+use crate::atlassian::jira::users::UserQuery;
+use crate::atlassian::jira::{self, CreateMetaField, FIELDS_WE_ALWAYS_SET};
+use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Session};
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{AccountId, ProjectKey};
 use crate::markers::Markers;
 use crate::settings::JiraSettings;
 use markup::BackLink;
@@ -398,47 +401,41 @@ impl AssigneeCache {
     }
 }
 
-/// `user/assignable/search` for the project: Cloud `query`/`accountId`, DC `username` (DC 10.3
-/// caps `maxResults` at 100).
-async fn assignable(session: &Session, project: &str, param: &str, value: &str) -> Result<Vec<Value>, String> {
-    let path = session.jira_path(&format!(
-        "user/assignable/search?{param}={}&project={}&maxResults=100",
-        encode(value),
-        encode(project)
-    ));
-    session.get_json::<Vec<Value>>(&path).await.map_err(|e| format!("assignee lookup failed ({e}); left unassigned"))
+/// The users assignable in the project whom `query` finds (at most 100: DC 10.3's cap).
+async fn assignable(session: &Session, project: &str, query: UserQuery<'_>) -> Result<Vec<jira::User>, String> {
+    jira::users::assignable(session, &ProjectKey::new(project), query, None, 100)
+        .await
+        .map_err(|e| format!("assignee lookup failed ({e}); left unassigned"))
 }
 
-fn id_of(session: &Session, user: &Value) -> Option<String> {
-    let key = if session.flavour() == Flavour::Cloud { "accountId" } else { "name" };
-    user.get(key).and_then(Value::as_str).map(str::to_owned)
+fn id_of(user: &jira::User) -> Option<String> {
+    user.id.as_ref().map(|id| id.as_str().to_owned())
 }
 
-fn active(user: &Value) -> bool {
-    user.get("active").and_then(Value::as_bool).unwrap_or(true)
+fn active(user: &jira::User) -> bool {
+    user.active.unwrap_or(true)
 }
 
 /// The id the caller passed, confirmed assignable in the project (else Jira would refuse the whole
 /// element with `errors.assignee`, and the issue would not be created at all).
 async fn by_id(session: &Session, project: &str, id: &str, field: &str) -> Assignee {
-    let (param, same): (&str, fn(&str, &str) -> bool) = match session.flavour() {
-        Flavour::Cloud => ("accountId", |a, b| a == b),
+    let same: fn(&str, &str) -> bool = match session.flavour() {
+        Flavour::Cloud => |a, b| a == b,
         // DC user names are case-insensitive; `username` is a prefix search.
-        Flavour::DataCenter => ("username", |a, b| a.eq_ignore_ascii_case(b)),
+        Flavour::DataCenter => |a, b| a.eq_ignore_ascii_case(b),
     };
-    let users = assignable(session, project, param, id).await?;
+    let users = assignable(session, project, UserQuery::Id(&AccountId::new(id))).await?;
     users
         .iter()
         .filter(|u| active(u))
-        .filter_map(|u| id_of(session, u))
+        .filter_map(id_of)
         .find(|found| same(found, id))
         .ok_or_else(|| format!("the user given by {field} cannot be assigned issues in this project; left unassigned"))
 }
 
 async fn by_email(session: &Session, project: &str, email: &str) -> Assignee {
-    let param = if session.flavour() == Flavour::Cloud { "query" } else { "username" };
-    let users = assignable(session, project, param, email).await?;
-    match_email(&users, email).and_then(|user| id_of(session, user).ok_or_else(|| "user without id".to_owned()))
+    let users = assignable(session, project, UserQuery::Text(email)).await?;
+    match_email(&users, email).and_then(|user| id_of(user).ok_or_else(|| "user without id".to_owned()))
 }
 
 /// Jira DC's masked form (`jira.option.emailvisible` = mask): `ben dot abbott at corp dot test`.
@@ -446,13 +443,13 @@ fn masked(email: &str) -> String {
     email.replace('@', " at ").replace('.', " dot ")
 }
 
-fn shown(user: &Value) -> Option<&str> {
-    user.get("emailAddress").and_then(Value::as_str).filter(|e| !e.trim().is_empty())
+fn shown(user: &jira::User) -> Option<&str> {
+    user.email_address.as_deref().filter(|e| !e.trim().is_empty())
 }
 
 /// The one user `email` designates among a search's answer, by the rule on [`AssigneeCache`].
-pub fn match_email<'u>(users: &'u [Value], email: &str) -> Result<&'u Value, String> {
-    let exact: Vec<&Value> = users
+pub fn match_email<'u>(users: &'u [jira::User], email: &str) -> Result<&'u jira::User, String> {
+    let exact: Vec<&jira::User> = users
         .iter()
         .filter(|u| active(u))
         .filter(|u| shown(u).is_some_and(|e| e.eq_ignore_ascii_case(email) || e.eq_ignore_ascii_case(&masked(email))))
@@ -462,14 +459,14 @@ pub fn match_email<'u>(users: &'u [Value], email: &str) -> Result<&'u Value, Str
         [_, _, ..] => return Err("several assignable users have this email; left unassigned".into()),
         [] => {}
     }
-    let actives: Vec<&Value> = users.iter().filter(|u| active(u)).collect();
+    let actives: Vec<&jira::User> = users.iter().filter(|u| active(u)).collect();
     match actives.as_slice() {
         [] => Err("no assignable user in the project has this email (Jira may hide it); left unassigned".into()),
         [one] if shown(one).is_some() => {
             Err("no assignable user in the project has this email; left unassigned".into())
         }
         [one] => {
-            let name = one.get("displayName").and_then(Value::as_str).unwrap_or_default().trim();
+            let name = one.display_name.as_deref().unwrap_or_default().trim();
             if name.is_empty() || name.eq_ignore_ascii_case(email) {
                 Err("Jira hides this user's email and name, so the match cannot be confirmed; left unassigned".into())
             } else {
@@ -504,34 +501,19 @@ pub enum BulkOutcome {
 /// when any element succeeded and 400 when all failed, both with `errors[].failedElementNumber`;
 /// `issues` lists the created ones in the order of the elements that succeeded.
 pub async fn bulk_create(session: &Session, fields: &[Value]) -> Result<Vec<BulkOutcome>, AtlassianError> {
-    let body = json!({"issueUpdates": fields.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>()});
-    match session.send(reqwest::Method::POST, &session.jira_path("issue/bulk"), Payload::Json(&body)).await {
-        Ok(response) => {
-            let answer: Value = response
-                .json()
-                .await
-                .map_err(|e| AtlassianError::Decode(format!("bulk create answer: {}", e.without_url())))?;
-            Ok(map_bulk_answer(fields.len(), &answer))
-        }
-        // A 400 created nothing. Its `errors[]` name the failed elements; an error without
-        // `failedElementNumber` refused the request as a whole. Any other 400 body refused it as a
-        // whole too, and keeps Jira's message through the error.
-        Err(AtlassianError::Api { class: Class::BadRequest, payload: ErrorPayload::Json(v), .. })
-            if v.get("errors").and_then(Value::as_array).is_some_and(|errors| !errors.is_empty()) =>
-        {
-            Ok(map_refused_bulk(fields.len(), &v))
-        }
-        Err(e) => Err(e),
-    }
+    Ok(match jira::issues::bulk_create(session, fields).await? {
+        BulkCreated::Answered(answer) => map_bulk_answer(fields.len(), &answer),
+        BulkCreated::Refused(answer) => map_refused_bulk(fields.len(), &answer),
+    })
 }
 
 /// The element an error names, if it names one within the request.
-fn failed_element(error: &Value, sent: usize) -> Option<usize> {
-    error.get("failedElementNumber").and_then(Value::as_u64).map(|i| i as usize).filter(|i| *i < sent)
+fn failed_element(error: &BulkError, sent: usize) -> Option<usize> {
+    error.failed_element_number.map(|i| i as usize).filter(|i| *i < sent)
 }
 
-fn element_failure(error: &Value) -> BulkOutcome {
-    let status = error.get("status").and_then(Value::as_u64).unwrap_or(400);
+fn element_failure(error: &BulkError) -> BulkOutcome {
+    let status = error.status.unwrap_or(400);
     let message = element_message(error);
     BulkOutcome::Failed {
         message: if message.is_empty() { format!("Jira refused the issue ({status})") } else { message },
@@ -539,27 +521,19 @@ fn element_failure(error: &Value) -> BulkOutcome {
     }
 }
 
-fn element_message(error: &Value) -> String {
-    error.get("elementErrors").map(|e| ErrorPayload::Json(e.clone()).summary()).unwrap_or_default()
+fn element_message(error: &BulkError) -> String {
+    error.element_errors.as_ref().map(|e| ErrorPayload::Json(e.clone()).summary()).unwrap_or_default()
 }
 
 /// A 201's answer. `issues` is in the order of the elements that succeeded, so it can be matched
 /// to elements only when every other element is a numbered failure; otherwise (an error without
 /// `failedElementNumber`, an element the answer leaves out) no created issue can be pinned to an
 /// element, and every element not reported failed stays unknown: the retry finds it by marker.
-pub fn map_bulk_answer(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
-    let errors: Vec<&Value> = answer.get("errors").and_then(Value::as_array).into_iter().flatten().collect();
+pub fn map_bulk_answer(sent: usize, answer: &BulkAnswer) -> Vec<BulkOutcome> {
+    let errors: &[BulkError] = answer.errors.as_deref().unwrap_or_default();
     let mut failures: HashMap<usize, BulkOutcome> =
         errors.iter().filter_map(|e| Some((failed_element(e, sent)?, element_failure(e)))).collect();
-    let created: Vec<CreatedIssue> = answer
-        .get("issues")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|i| {
-            Some(CreatedIssue { id: i.get("id")?.as_str()?.to_owned(), key: i.get("key")?.as_str()?.to_owned() })
-        })
-        .collect();
+    let created: Vec<CreatedIssue> = answer.issues.iter().flatten().filter_map(created_issue).collect();
     let unnumbered = errors.iter().any(|e| failed_element(e, sent).is_none());
     let accounted = !unnumbered && failures.len() + created.len() == sent;
     let mut created = created.into_iter();
@@ -572,22 +546,21 @@ pub fn map_bulk_answer(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
         .collect()
 }
 
+fn created_issue(issue: &jira::issues::IssueRef) -> Option<CreatedIssue> {
+    let (id, key) = issue.ids()?;
+    Some(CreatedIssue { id: id.into_string(), key: key.into_string() })
+}
+
 /// A 400's answer: nothing was created. Numbered errors fail their element; the others refused
 /// the request as a whole, and their message (Jira's) goes to every element not named. Neither
 /// is retried: the same request would be refused again.
-pub fn map_refused_bulk(sent: usize, answer: &Value) -> Vec<BulkOutcome> {
-    let errors: Vec<&Value> = answer.get("errors").and_then(Value::as_array).into_iter().flatten().collect();
+pub fn map_refused_bulk(sent: usize, answer: &BulkAnswer) -> Vec<BulkOutcome> {
+    let errors: &[BulkError] = answer.errors.as_deref().unwrap_or_default();
     let mut failures: HashMap<usize, BulkOutcome> =
         errors.iter().filter_map(|e| Some((failed_element(e, sent)?, element_failure(e)))).collect();
-    let mut whole: Vec<String> = answer
-        .get("errorMessages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
-    whole.extend(errors.iter().filter(|e| failed_element(e, sent).is_none()).map(|e| element_message(e)));
+    let mut whole: Vec<String> =
+        answer.error_messages.iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+    whole.extend(errors.iter().filter(|e| failed_element(e, sent).is_none()).map(element_message));
     whole.retain(|m| !m.is_empty());
     whole.dedup();
     let message = if whole.is_empty() {
@@ -610,20 +583,18 @@ pub async fn find_by_marker(
     markers: &[String],
 ) -> Result<Option<CreatedIssue>, AtlassianError> {
     let labels: Vec<String> = markers.iter().map(|m| format!("\"{m}\"")).collect();
-    let jql = encode(&format!("project = \"{project_key}\" AND labels in ({})", labels.join(", ")));
-    let path = match session.flavour() {
-        Flavour::Cloud => session.jira_path(&format!("search/jql?jql={jql}&fields=key&maxResults=2")),
-        Flavour::DataCenter => session.jira_path(&format!("search?jql={jql}&fields=key&maxResults=2")),
-    };
-    let answer: Value = session.get_json(&path).await?;
-    Ok(answer.get("issues").and_then(Value::as_array).and_then(|issues| issues.first()).and_then(|i| {
-        Some(CreatedIssue { id: i.get("id")?.as_str()?.to_owned(), key: i.get("key")?.as_str()?.to_owned() })
-    }))
+    let jql = format!("project = \"{project_key}\" AND labels in ({})", labels.join(", "));
+    let found = jira::search::issue_keys(session, &jql, 2).await?;
+    Ok(found.first().and_then(created_issue))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bulk(answer: Value) -> BulkAnswer {
+        serde_json::from_value(answer).unwrap()
+    }
 
     #[test]
     fn bulk_answers_map_back_to_their_elements() {
@@ -632,7 +603,7 @@ mod tests {
             "errors": [{"status": 400, "failedElementNumber": 1, "elementErrors": {"errors": {"summary": "too long"}}},
                        {"status": 503, "failedElementNumber": 3, "elementErrors": {"errorMessages": ["busy"]}}]
         });
-        let outcomes = map_bulk_answer(4, &answer);
+        let outcomes = map_bulk_answer(4, &bulk(answer));
         assert!(matches!(&outcomes[0], BulkOutcome::Created(i) if i.key == "P-1"));
         assert!(
             matches!(&outcomes[1], BulkOutcome::Failed { retryable: false, message } if message.contains("summary"))
@@ -650,7 +621,7 @@ mod tests {
             "errors": [{"status": 400, "failedElementNumber": 1, "elementErrors": {"errors": {"summary": "too long"}}},
                        {"status": 503, "failedElementNumber": 3, "elementErrors": {"errorMessages": ["busy"]}}]
         });
-        let outcomes = map_bulk_answer(5, &answer);
+        let outcomes = map_bulk_answer(5, &bulk(answer));
         assert!(matches!(&outcomes[1], BulkOutcome::Failed { retryable: false, .. }));
         assert!(matches!(&outcomes[3], BulkOutcome::Failed { retryable: true, .. }));
         for i in [0, 2, 4] {
@@ -661,19 +632,19 @@ mod tests {
             "issues": [{"id": "1", "key": "P-1"}, {"id": "2", "key": "P-2"}],
             "errors": [{"status": 400, "elementErrors": {"errors": {"summary": "refused"}}}]
         });
-        assert!(map_bulk_answer(3, &answer).iter().all(|o| matches!(o, BulkOutcome::Unknown)));
+        assert!(map_bulk_answer(3, &bulk(answer)).iter().all(|o| matches!(o, BulkOutcome::Unknown)));
     }
 
     #[test]
     fn a_refused_bulk_request_keeps_jiras_message_and_is_not_retried() {
         let answer = json!({"errors": [{"status": 400, "elementErrors": {"errorMessages": ["Bulk is off"]}}]});
-        let outcomes = map_refused_bulk(2, &answer);
+        let outcomes = map_refused_bulk(2, &bulk(answer));
         assert!(outcomes.iter().all(
             |o| matches!(o, BulkOutcome::Failed { retryable: false, message } if message.contains("Bulk is off"))
         ));
         let answer = json!({"errors": [{"status": 400, "failedElementNumber": 0,
                                         "elementErrors": {"errors": {"summary": "required"}}}]});
-        let outcomes = map_refused_bulk(1, &answer);
+        let outcomes = map_refused_bulk(1, &bulk(answer));
         assert!(
             matches!(&outcomes[0], BulkOutcome::Failed { retryable: false, message } if message.contains("summary"))
         );
@@ -681,14 +652,13 @@ mod tests {
 
     #[test]
     fn emails_match_exactly_where_shown_and_by_one_hidden_user_otherwise() {
-        let user = |id: &str, email: Option<&str>, name: &str, active: bool| {
-            let mut u = json!({"accountId": id, "displayName": name, "active": active});
-            if let Some(e) = email {
-                u["emailAddress"] = json!(e);
-            }
-            u
+        let user = |id: &str, email: Option<&str>, name: &str, active: bool| jira::User {
+            id: Some(AccountId::new(id)),
+            display_name: Some(name.to_owned()),
+            email_address: email.map(str::to_owned),
+            active: Some(active),
         };
-        let id = |r: Result<&Value, String>| r.map(|u| u["accountId"].as_str().unwrap_or_default().to_owned());
+        let id = |r: Result<&jira::User, String>| r.map(|u| id_of(u).unwrap_or_default());
         let ben = user("1", Some("Ben@corp.test"), "Ben", true);
         assert_eq!(id(match_email(std::slice::from_ref(&ben), "ben@corp.test")), Ok("1".into()));
         let masked = user("2", Some("ben dot a at corp dot test"), "Ben A", true);

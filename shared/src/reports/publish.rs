@@ -23,10 +23,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::{Report, pdf, storage};
-use crate::atlassian::confluence::{self, PageInfo, SpaceRef, is_title_taken};
+use crate::atlassian::confluence::{Page as PageInfo, Space as SpaceRef, attachments, is_title_taken, pages, spaces};
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{PageId, SiteId, SpaceKey};
 use crate::jobs::JobOutcome;
 use crate::jobs::lease::Lease;
 use crate::markers::Markers;
@@ -240,7 +241,7 @@ impl PublishJob<'_> {
 
     async fn steps(&self, report: &Report, publication: &mut Publication, owner: &str) -> Result<(), StepError> {
         let c = report.common();
-        let space = confluence::space(self.session, &self.settings.space_key).await?.ok_or_else(|| {
+        let space = spaces::by_key(self.session, &SpaceKey::new(&self.settings.space_key)).await?.ok_or_else(|| {
             StepError::Permanent(format!(
                 "space {} does not exist or the connection cannot see it",
                 self.settings.space_key
@@ -264,7 +265,7 @@ impl PublishJob<'_> {
             let (id, version, title) = self.write_page(&space, &parent, c, marker, &body).await?;
             crate::faults::crash_point("page_created");
             let site = self.session.site_id().to_owned();
-            let record = ReportPage { page_id: id.clone(), site: Some(site.clone()) };
+            let record = ReportPage { page_id: PageId::new(id.clone()), site: Some(SiteId::new(site.clone())) };
             self.store.set_report_page(self.tenant, &c.report_id, &record).await?;
             publication.page_url = Some(self.page_url(&space, &id));
             publication.page_id = Some(id);
@@ -282,7 +283,8 @@ impl PublishJob<'_> {
                 bytes: pdf::render(report).map_err(|e| StepError::Permanent(e.to_string()))?,
                 fields: vec![("minorEdit".into(), "true".into()), ("comment".into(), "PDF summary".into())],
             };
-            publication.attachment_id = Some(confluence::put_attachment(self.session, &page_id, &file).await?);
+            publication.attachment_id =
+                Some(attachments::put(self.session, &PageId::new(page_id), &file).await?.into_string());
             crate::faults::crash_point("attachment_uploaded");
             self.save(publication, owner, PublicationState::AttachmentUploaded).await?;
         }
@@ -311,17 +313,18 @@ impl PublishJob<'_> {
     /// The current page titled `title`, created when the title is free; `None` when another
     /// page holds it.
     async fn parent_under(&self, space: &SpaceRef, title: &str) -> Result<Option<String>, StepError> {
-        if let Some(page) = confluence::find_page(self.session, space, title).await? {
-            return Ok(page.is_current().then_some(page.id));
+        if let Some(page) = pages::find(self.session, space, title).await? {
+            return Ok(page.is_current().then_some(page.id.into_string()));
         }
         let body = "<p>Reports published by Atlassian Bridge.</p>";
-        match confluence::create_page(self.session, space, space.homepage_id.as_deref(), title, body).await {
-            Ok(page) => Ok(Some(page.id)),
+        match pages::create(self.session, space, space.homepage_id.as_ref(), title, body).await {
+            Ok(page) => Ok(Some(page.id.into_string())),
             // Created meanwhile by a concurrent publication (then found now), or held by a page
             // we cannot see: restricted, a draft, archived on DC.
-            Err(e) if is_title_taken(&e) => {
-                Ok(confluence::find_page(self.session, space, title).await?.filter(PageInfo::is_current).map(|p| p.id))
-            }
+            Err(e) if is_title_taken(&e) => Ok(pages::find(self.session, space, title)
+                .await?
+                .filter(PageInfo::is_current)
+                .map(|p| p.id.into_string())),
             Err(e) => Err(e.into()),
         }
     }
@@ -339,16 +342,16 @@ impl PublishJob<'_> {
         if let Some(page) = self.recorded_page(&c.report_id).await? {
             let title = page.title.clone();
             let version = self.update(&page, &title, body).await?;
-            return Ok((page.id, version, title));
+            return Ok((page.id.into_string(), version, title));
         }
         let candidates = title_candidates(&c.title, &c.date, &c.report_id);
         for title in &candidates {
             match self.place(space, parent, title, markers, body).await? {
                 Placed::Ours(page) => {
                     let version = self.update(&page, title, body).await?;
-                    return Ok((page.id, version, title.clone()));
+                    return Ok((page.id.into_string(), version, title.clone()));
                 }
-                Placed::Created(page) => return Ok((page.id, page.version, title.clone())),
+                Placed::Created(page) => return Ok((page.id.into_string(), page.version, title.clone())),
                 Placed::Held => continue,
             }
         }
@@ -362,10 +365,10 @@ impl PublishJob<'_> {
         let Some(record) = self.store.report_page(self.tenant, report_id).await? else {
             return Ok(None);
         };
-        if !self.on_this_site(record.site.as_deref()) {
+        if !self.on_this_site(record.site.as_ref().map(SiteId::as_str)) {
             return Ok(None);
         }
-        Ok(confluence::get_page(self.session, &record.page_id).await?)
+        Ok(pages::get(self.session, &record.page_id).await?)
     }
 
     /// One candidate title: our page is under it (a crash after creating, or another delivery
@@ -379,14 +382,14 @@ impl PublishJob<'_> {
         markers: &[String],
         body: &str,
     ) -> Result<Placed, StepError> {
-        match confluence::find_page(self.session, space, title).await? {
+        match pages::find(self.session, space, title).await? {
             Some(page) if carries(&page, markers) => return Ok(Placed::Ours(page)),
             Some(_) => return Ok(Placed::Held),
             None => {}
         }
-        match confluence::create_page(self.session, space, Some(parent), title, body).await {
+        match pages::create(self.session, space, Some(&PageId::new(parent)), title, body).await {
             Ok(page) => Ok(Placed::Created(page)),
-            Err(e) if is_title_taken(&e) => match confluence::find_page(self.session, space, title).await? {
+            Err(e) if is_title_taken(&e) => match pages::find(self.session, space, title).await? {
                 // Another delivery of this report (another idempotency key) created it just now.
                 Some(page) if carries(&page, markers) => Ok(Placed::Ours(page)),
                 _ => Ok(Placed::Held),
@@ -399,10 +402,10 @@ impl PublishJob<'_> {
     async fn update(&self, page: &PageInfo, title: &str, body: &str) -> Result<u64, StepError> {
         let mut current = page.clone();
         for _ in 0..3 {
-            match confluence::update_page(self.session, &current.id, title, body, current.version + 1).await {
+            match pages::update(self.session, &current.id, title, body, current.version + 1).await {
                 Ok(()) => return Ok(current.version + 1),
                 Err(e) if e.is(Class::Conflict) => {
-                    current = confluence::get_page(self.session, &current.id).await?.ok_or_else(|| {
+                    current = pages::get(self.session, &current.id).await?.ok_or_else(|| {
                         StepError::Permanent("the page was deleted while it was being updated".into())
                     })?;
                 }

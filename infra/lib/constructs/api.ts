@@ -1,0 +1,127 @@
+// The HTTP API: routes from routes.json to the functions, the JWT authorizer, the $default stage
+// (throttles, access logs without query strings) and the optional custom domain.
+import { Stack } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { FunctionName, RegionConfig } from '../config';
+import { acknowledge } from '../nag';
+import { Routes } from '../routes';
+import { logGroup, pascal } from './common';
+
+export class Api {
+  readonly api: apigwv2.HttpApi;
+  /** Base URL of the API, ending in `/` (the custom domain when there is one). */
+  readonly apiUrl: string;
+  /** The OAuth callback URL, a function setting: the API exists before the functions. */
+  readonly redirectUri: string;
+
+  /** Resources go into `stack`'s own scope (see common.ts: logical ids). */
+  constructor(private readonly stack: Stack, private readonly config: RegionConfig, private readonly key: kms.IKey) {
+    const cfg = config;
+    this.api = new apigwv2.HttpApi(stack, 'Api', {
+      apiName: cfg.stackName,
+      description: `${cfg.deploymentName} (${stack.region}): tenant connections, discovery, publishing`,
+      createDefaultStage: false,
+    });
+    if (cfg.customDomainName) {
+      this.apiUrl = `https://${cfg.customDomainName}/`;
+      this.redirectUri = `https://${cfg.customDomainName}/v1/oauth/callback`;
+    } else {
+      this.apiUrl = `${this.api.apiEndpoint}/`;
+      this.redirectUri = `${this.api.apiEndpoint}/v1/oauth/callback`;
+    }
+  }
+
+  /** The routes, stage and domain, once the functions exist. */
+  addRoutes(routes: Routes, functions: Map<FunctionName, lambda.Function>): void {
+    const { stack, config: cfg } = this;
+    const accessLogs = logGroup(stack, 'ApiAccessLogs', cfg, this.key);
+    const authorizer = new HttpJwtAuthorizer('JwtAuthorizer', cfg.jwtIssuer, {
+      authorizerName: 'jwt',
+      jwtAudience: cfg.jwtAudience,
+      identitySource: ['$request.header.Authorization'],
+    });
+    const integrations = new Map<FunctionName, HttpLambdaIntegration>();
+    const integration = (name: FunctionName) => {
+      let i = integrations.get(name);
+      if (!i) {
+        i = new HttpLambdaIntegration(`${pascal(name)}Integration`, functions.get(name)!, {
+          payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+        });
+        integrations.set(name, i);
+      }
+      return i;
+    };
+
+    const createdRoutes: apigwv2.HttpRoute[] = [];
+    const publicRouteKeys: string[] = [];
+    for (const r of routes.routes) {
+      const [route] = this.api.addRoutes({
+        path: r.path,
+        methods: [apigwv2.HttpMethod[r.method]],
+        integration: integration(r.function),
+        authorizer: r.auth === 'jwt' ? authorizer : new apigwv2.HttpNoneAuthorizer(),
+      });
+      createdRoutes.push(route);
+      if (r.auth === 'none') {
+        publicRouteKeys.push(`${r.method} ${r.path}`);
+        acknowledge(route, 'AwsSolutions-APIG4',
+          'Public by design (DESIGN.md): Atlassian\'s consent screen redirects the tenant\'s browser here with no ' +
+          'bearer token. The function trusts only its HMAC-signed, expiring, single-use state parameter, and the ' +
+          'route has its own tighter throttle.');
+      }
+    }
+
+    const stage = new apigwv2.HttpStage(stack, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: cfg.apiThrottle,
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(accessLogs),
+        // Route keys and paths only: the query string (the OAuth code and state) is never logged.
+        format: apigw.AccessLogFormat.custom(JSON.stringify({
+          requestId: '$context.requestId',
+          time: '$context.requestTime',
+          ip: '$context.identity.sourceIp',
+          userAgent: '$context.identity.userAgent',
+          routeKey: '$context.routeKey',
+          path: '$context.path',
+          status: '$context.status',
+          protocol: '$context.protocol',
+          responseLength: '$context.responseLength',
+          responseLatency: '$context.responseLatency',
+          integrationStatus: '$context.integrationStatus',
+          integrationLatency: '$context.integrationLatency',
+          integrationError: '$context.integrationErrorMessage',
+          authorizerError: '$context.authorizer.error',
+        })),
+      },
+    });
+    if (cfg.customDomainName) {
+      new apigwv2.ApiMapping(stack, 'DomainMapping', {
+        api: this.api,
+        stage,
+        domainName: new apigwv2.DomainName(stack, 'Domain', {
+          domainName: cfg.customDomainName,
+          certificate: acm.Certificate.fromCertificateArn(stack, 'Certificate', cfg.customDomainCertificateArn!),
+          securityPolicy: apigwv2.SecurityPolicy.TLS_1_2,
+        }),
+      });
+    }
+    // The unauthenticated routes get a tighter throttle than the stage default. (An L1 property that
+    // CDK passes through as is: CloudFormation's own capitalized keys.)
+    if (publicRouteKeys.length > 0) {
+      (stage.node.defaultChild as apigwv2.CfnStage).routeSettings = Object.fromEntries(publicRouteKeys.map((k) => [k, {
+        ThrottlingRateLimit: cfg.publicRouteThrottle.rateLimit,
+        ThrottlingBurstLimit: cfg.publicRouteThrottle.burstLimit,
+      }]));
+      for (const route of createdRoutes) stage.node.addDependency(route);
+    }
+  }
+}

@@ -1,0 +1,202 @@
+// The five functions: one execution role each (its own log group, the table, the app secret, the
+// tenants' secrets, the key only through Secrets Manager and DynamoDB), in the private subnets, with
+// the environment shared/env.json lists for them. Event consumers get a dead-letter queue and
+// Lambda's async retry policy.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { ConfigError, EVENT_PUBLISHERS, FUNCTIONS, FunctionName, RegionConfig } from '../config';
+import { checkEnvironment, loadEnvList } from '../env';
+import { acknowledge } from '../nag';
+import { arn, logGroup, pascal } from './common';
+import { Data } from './data';
+import { Events } from './events';
+import { Network } from './network';
+
+/** Lambda timeouts. API Gateway HTTP APIs end an integration after 30 s (a hard limit), so Lambda
+ *  ends the HTTP-only functions at 29 s: no invocation outlives the caller who got an error. The two
+ *  functions that also consume events get longer: a report page (parent lookup, create-or-update,
+ *  PDF upload) or 50 issues in bulk may wait out Atlassian 429s; an HTTP call to them still ends
+ *  at 30 s at the gateway, while the function finishes and records the result (idempotent). */
+export const TIMEOUT_SECONDS: Record<FunctionName, number> = {
+  'oauth-callback': 29,
+  connections: 29,
+  discovery: 29,
+  'publish-page': 120,
+  'create-issue': 120,
+};
+
+/** Async (EventBridge) invocations: Lambda retries a failed event twice, for up to 6 hours. */
+export const ASYNC_RETRY_ATTEMPTS = 2;
+export const ASYNC_MAX_EVENT_AGE = Duration.hours(6);
+
+export interface FunctionsProps {
+  readonly config: RegionConfig;
+  readonly network: Network;
+  readonly data: Data;
+  readonly events: Events;
+  /** The API's OAuth callback URL (`BRIDGE_OAUTH_REDIRECT_URI`). */
+  readonly redirectUri: string;
+}
+
+export class Functions {
+  readonly functions = new Map<FunctionName, lambda.Function>();
+
+  /** Resources go into `stack`'s own scope (see common.ts: logical ids). */
+  constructor(stack: Stack, props: FunctionsProps) {
+    const { config: cfg, network, data, events } = props;
+    const missing = FUNCTIONS.filter((f) => !fs.existsSync(path.join(cfg.functionsDir, `${f}.zip`)));
+    if (missing.length > 0) {
+      throw new ConfigError([`Lambda zips missing in ${cfg.functionsDir}: ${missing.map((f) => `${f}.zip`).join(', ')}. ` +
+        'Build them with `make package` at the repository root (or point -c functionsDir=... at them).']);
+    }
+    const envList = loadEnvList();
+
+    const baseEnvironment: Record<string, string> = {
+      BRIDGE_TABLE_NAME: data.table.tableName,
+      BRIDGE_SECRET_PREFIX: cfg.secretPrefix,
+      BRIDGE_KMS_KEY_ID: data.key.keyArn,
+      BRIDGE_OAUTH_CLIENT_ID: cfg.oauthClientId,
+      BRIDGE_OAUTH_CLIENT_SECRET_NAME: data.appSecretName,
+      BRIDGE_OAUTH_REDIRECT_URI: props.redirectUri,
+      BRIDGE_ALLOWED_RETURN_URLS: cfg.allowedReturnUrls.join(','),
+      BRIDGE_TENANT_CLAIM: cfg.tenantClaim,
+      RUST_LOG: cfg.rustLog,
+    };
+    const tenantSecrets = arn(stack, 'secretsmanager', `secret:${cfg.secretPrefix}tenants/*`);
+    const viaServices = (...services: string[]) => ({
+      StringEquals: { 'kms:ViaService': services.map((s) => `${s}.${stack.region}.amazonaws.com`) },
+    });
+
+    for (const name of FUNCTIONS) {
+      const id = pascal(name);
+      const functionName = `${cfg.deploymentName}-${name}`;
+      const functionLogs = logGroup(stack, `${id}Logs`, cfg, data.key);
+      const role = new iam.Role(stack, `${id}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `${functionName}: execution role (this function only)`,
+      });
+
+      // Logs: the function's own log group only.
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'OwnLogGroup',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [functionLogs.logGroupArn],
+      }));
+      // VPC: Lambda manages the function's network interfaces with the execution role. Describe* has
+      // no resource-level permissions; the writes are held to this account and region.
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'VpcNetworkInterfaces',
+        actions: ['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses'],
+        resources: [arn(stack, 'ec2', '*/*')],
+      }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'VpcDescribe',
+        actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+        resources: ['*'],
+      }));
+      // DynamoDB: the items this library reads and writes (TransactWriteItems needs the item actions).
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'Table',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
+          'dynamodb:Query', 'dynamodb:ConditionCheckItem'],
+        resources: [data.table.tableArn],
+      }));
+      // Secrets: read the app secret (at cold start); the tenants' grants under <prefix>tenants/.
+      // Every function may refresh a token pair (store = CreateSecret, else PutSecretValue); only the
+      // functions that connect and disconnect delete.
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'AppSecret',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [data.appSecretArn],
+      }));
+      const secretActions = ['secretsmanager:GetSecretValue', 'secretsmanager:CreateSecret',
+        'secretsmanager:PutSecretValue'];
+      if (name === 'oauth-callback' || name === 'connections') secretActions.push('secretsmanager:DeleteSecret');
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'TenantSecrets',
+        actions: secretActions,
+        resources: [tenantSecrets],
+      }));
+      // KMS: only through Secrets Manager and DynamoDB, on this deployment's key.
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'KeyViaSecretsManagerAndDynamoDb',
+        actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+        resources: [data.key.keyArn],
+        conditions: viaServices('secretsmanager', 'dynamodb'),
+      }));
+
+      const environment = { ...baseEnvironment };
+      if (EVENT_PUBLISHERS.includes(name)) {
+        environment.BRIDGE_EVENT_BUS_NAME = events.bus.eventBusName;
+        environment.BRIDGE_EVENT_SOURCE = cfg.eventSource;
+        // A job's claim on an item outlasts any invocation that holds it: a redelivery never takes over
+        // an item that a still-running invocation is creating.
+        environment.BRIDGE_JOB_LEASE_SECONDS = String(TIMEOUT_SECONDS[name]);
+        role.addToPrincipalPolicy(new iam.PolicyStatement({
+          sid: 'PublishEvents',
+          actions: ['events:PutEvents'],
+          resources: [events.bus.eventBusArn],
+        }));
+      }
+      checkEnvironment(envList, name, environment);
+
+      const fn = new lambda.Function(stack, `${id}Function`, {
+        functionName,
+        description: `Atlassian Bridge ${name} (${cfg.deploymentName}, ${stack.region})`,
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+        architecture: lambda.Architecture.ARM_64,
+        handler: 'bootstrap',
+        code: lambda.Code.fromAsset(path.join(cfg.functionsDir, `${name}.zip`)),
+        memorySize: cfg.memoryMb[name],
+        timeout: Duration.seconds(TIMEOUT_SECONDS[name]),
+        role,
+        logGroup: functionLogs,
+        vpc: network.vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        securityGroups: [network.functionSecurityGroup],
+        environment,
+        environmentEncryption: data.key,
+        reservedConcurrentExecutions: cfg.reservedConcurrency[name],
+      });
+      this.functions.set(name, fn);
+
+      const dlq = events.deadLetterQueues.get(name);
+      if (dlq) {
+        // An event consumer: failed async invocations go to its dead-letter queue after Lambda's retries.
+        (fn.node.defaultChild as lambda.CfnFunction).deadLetterConfig = { targetArn: dlq.queueArn };
+        role.addToPrincipalPolicy(new iam.PolicyStatement({
+          sid: 'DeadLetterQueue',
+          actions: ['sqs:SendMessage'],
+          resources: [dlq.queueArn],
+        }));
+        role.addToPrincipalPolicy(new iam.PolicyStatement({
+          sid: 'KeyViaSqs',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [data.key.keyArn],
+          conditions: viaServices('sqs'),
+        }));
+        fn.configureAsyncInvoke({ retryAttempts: ASYNC_RETRY_ATTEMPTS, maxEventAge: ASYNC_MAX_EVENT_AGE });
+      }
+
+      const policy = role.node.findChild('DefaultPolicy');
+      acknowledge(policy, 'AwsSolutions-IAM5[Resource::*]',
+        'ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no resource-level permissions (AWS ' +
+        'documents "Resource": "*" for them); they are read-only, and Lambda needs them to attach the function to ' +
+        'the VPC. Nothing else in this policy has a "*" resource.');
+      acknowledge(policy, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${stack.region}:${stack.account}:*/*]`,
+        'Lambda creates and deletes the function\'s network interfaces with the execution role; their ids are ' +
+        'not known in advance (AWS documents "all resource IDs" for DeleteNetworkInterface). Held to this account ' +
+        'and region.');
+      acknowledge(policy, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:${stack.region}:` +
+        `${stack.account}:secret:${cfg.secretPrefix}tenants/*]`,
+        'One secret per tenant grant, created at run time when a tenant connects: the names are unknown at deploy ' +
+        'time. The prefix confines the function to this deployment\'s tenant secrets; the app secret is outside it ' +
+        'and is read-only.');
+    }
+  }
+}

@@ -1,0 +1,86 @@
+//! Issues: bulk create (`POST issue/bulk`, at most 50 per call) and delete (`DELETE issue/{key}`).
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::{AtlassianError, Class, ErrorPayload, Payload, Session, answer, encode, loose};
+use crate::ids::{IssueId, IssueKey};
+
+/// An issue as a create or search answer names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct IssueRef {
+    #[serde(default, deserialize_with = "loose::text")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "loose::text")]
+    pub key: Option<String>,
+}
+
+impl IssueRef {
+    /// Its id and key, when the answer has both.
+    pub fn ids(&self) -> Option<(IssueId, IssueKey)> {
+        Some((IssueId::new(self.id.clone()?), IssueKey::new(self.key.clone()?)))
+    }
+}
+
+/// `issue/bulk`'s answer (201), or the body of its 400: the created issues, in the order of the
+/// elements that succeeded, and the errors, numbered by element where Jira names one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkAnswer {
+    #[serde(default, deserialize_with = "loose::list")]
+    pub issues: Option<Vec<IssueRef>>,
+    #[serde(default, deserialize_with = "loose::list")]
+    pub errors: Option<Vec<BulkError>>,
+    /// Only in a 400's body: messages for the request as a whole.
+    #[serde(default, deserialize_with = "loose::list")]
+    pub error_messages: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkError {
+    #[serde(default, deserialize_with = "loose::count")]
+    pub status: Option<u64>,
+    #[serde(default, deserialize_with = "loose::count")]
+    pub failed_element_number: Option<u64>,
+    /// Jira's error body for the element (`errorMessages`, `errors`), summarized by
+    /// [`ErrorPayload::summary`].
+    #[serde(default)]
+    pub element_errors: Option<Value>,
+}
+
+/// What a bulk create came to: Jira took the request (some elements may have failed), or
+/// refused all of it with per-element or whole-request errors.
+#[derive(Debug, Clone)]
+pub enum BulkCreated {
+    Answered(BulkAnswer),
+    Refused(BulkAnswer),
+}
+
+/// `POST issue/bulk` with each element's `fields`. Jira answers 201 when any element succeeded
+/// and 400 when all failed, both with `errors[].failedElementNumber`.
+pub async fn bulk_create(session: &Session, fields: &[Value]) -> Result<BulkCreated, AtlassianError> {
+    let body = json!({"issueUpdates": fields.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>()});
+    match session.send(Method::POST, &session.jira_path("issue/bulk"), Payload::Json(&body)).await {
+        Ok(response) => Ok(BulkCreated::Answered(answer(response, "bulk create answer: ").await?)),
+        // A 400 created nothing. Its `errors[]` name the failed elements; an error without
+        // `failedElementNumber` refused the request as a whole. Any other 400 body refused it as a
+        // whole too, and keeps Jira's message through the error.
+        Err(AtlassianError::Api { class: Class::BadRequest, payload: ErrorPayload::Json(v), .. })
+            if v.get("errors").and_then(Value::as_array).is_some_and(|errors| !errors.is_empty()) =>
+        {
+            serde_json::from_value(v)
+                .map(BulkCreated::Refused)
+                .map_err(|e| AtlassianError::Decode(format!("bulk create answer: {e}")))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `DELETE issue/{key}`; Jira refuses (400) an issue with subtasks unless `delete_subtasks`.
+pub async fn delete(session: &Session, key: &IssueKey, delete_subtasks: bool) -> Result<(), AtlassianError> {
+    let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(key.as_str())));
+    session.send(Method::DELETE, &path, Payload::None).await?;
+    Ok(())
+}

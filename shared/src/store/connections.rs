@@ -1,0 +1,40 @@
+//! Tenant connections: what a tenant connected, without its credentials.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
+
+/// Tenant connections (metadata only; credentials live in the [`CredentialStore`]).
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn get(&self, tenant: &TenantId, product: Product) -> Result<Option<Connection>, StoreError>;
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError>;
+    /// Writes every connection of one consent together, or none of them.
+    async fn put_all(&self, connections: &[Connection]) -> Result<(), StoreError>;
+    async fn delete(&self, tenant: &TenantId, product: Product) -> Result<(), StoreError>;
+    /// Records a verification's outcome (an update, so concurrent verifications never conflict).
+    async fn record_verified(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+        outcome: &Verification,
+    ) -> Result<(), StoreError>;
+    /// Marks every connection of the tenant that uses `grant_id` as `reconnect_required`.
+    async fn mark_reconnect_required(
+        &self,
+        tenant: &TenantId,
+        grant_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// What a verification found: applied only while the connection still uses `secret_name`.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub at: OffsetDateTime,
+    pub status: ConnectionStatus,
+    pub acting_as: Option<String>,
+    pub secret_name: String,
+}

@@ -1,0 +1,530 @@
+//! One suite of the ports' contracts, written against the traits so that it can run against
+//! every adapter; it runs against the in-memory fakes.
+//! The fakes stand in for DynamoDB in the job tests, so what they must agree on is pinned here:
+//! who may claim what when, and what a holder that lost its lease can still change (nothing).
+//!
+//! A lapsed lease is made by claiming with an end in the past, never by waiting.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
+use crate::ids::{IssueId, IssueKey, ItemId};
+use crate::reports::{Publication, PublicationState};
+
+/// The ports of one backing store.
+pub struct Ports {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub settings: Arc<dyn SettingsStore>,
+    pub ledger: Arc<dyn IssueLedger>,
+    pub publications: Arc<dyn PublicationStore>,
+    pub states: Arc<dyn OAuthStateStore>,
+    pub leases: Arc<dyn RefreshLeaseStore>,
+}
+
+/// A tenant of its own per test, so the suite can share a table with anything.
+fn tenant() -> TenantId {
+    TenantId::parse(&format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])).unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn soon() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::minutes(5)
+}
+
+fn lapsed() -> OffsetDateTime {
+    OffsetDateTime::now_utc() - Duration::seconds(5)
+}
+
+/// The adapters keep lease ends in milliseconds.
+fn to_ms(at: OffsetDateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(at.unix_timestamp_nanos() / 1_000_000 * 1_000_000).unwrap()
+}
+
+fn item(id: &str) -> ItemId {
+    ItemId::new(id)
+}
+
+fn key(key: &str) -> IssueKey {
+    IssueKey::new(key)
+}
+
+fn recorded(key: &str) -> RecordedIssue {
+    RecordedIssue { key: key.into(), id: IssueId::new(format!("id-{key}")), site: "cloud-1".into() }
+}
+
+pub async fn issue_ledger(ledger: &dyn IssueLedger) {
+    a_fresh_item_is_claimed_once(ledger).await;
+    a_lapsed_claim_is_resumed_and_its_old_holder_changes_nothing(ledger).await;
+    settling_needs_the_lease(ledger).await;
+    a_completed_item_is_done_and_found_by_key(ledger).await;
+    a_failed_item_is_retried(ledger).await;
+    a_released_item_is_resumed_from_when_it_was_given_back(ledger).await;
+    the_marker_form_survives_a_takeover(ledger).await;
+    an_extended_claim_is_held_until_its_new_end(ledger).await;
+    a_deleted_issue_is_done_and_no_longer_ours(ledger).await;
+}
+
+async fn a_fresh_item_is_claimed_once(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    let until = soon();
+    assert_eq!(ledger.claim(&t, &item("a"), "one", until).await.unwrap(), Claim::Fresh);
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    // A holder claiming again is refused like anyone else.
+    assert_eq!(ledger.claim(&t, &item("a"), "one", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    // Items are per tenant.
+    assert_eq!(ledger.claim(&tenant(), &item("a"), "two", soon()).await.unwrap(), Claim::Fresh);
+}
+
+async fn a_lapsed_claim_is_resumed_and_its_old_holder_changes_nothing(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    let first_until = lapsed();
+    assert_eq!(ledger.claim(&t, &item("a"), "one", first_until).await.unwrap(), Claim::Fresh);
+    let resumed = ledger.claim(&t, &item("a"), "two", soon()).await.unwrap();
+    assert_eq!(resumed, Claim::Resumed { attempted_before: to_ms(first_until), legacy_marker: false });
+    // The old holder's completion is dropped without an error: the new holder records the issue.
+    ledger.complete(&t, &item("a"), "one", &recorded("ENG-1")).await.unwrap();
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-1")).await.unwrap(), None);
+    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Busy { .. }));
+    ledger.complete(&t, &item("a"), "two", &recorded("ENG-2")).await.unwrap();
+    assert!(
+        matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Done { key, .. } if key == "ENG-2")
+    );
+}
+
+async fn settling_needs_the_lease(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    let until = soon();
+    ledger.claim(&t, &item("a"), "one", until).await.unwrap();
+    // Nobody but the holder changes the record, and nobody is told (the holder finishes it).
+    ledger.fail(&t, &item("a"), "stranger", "no").await.unwrap();
+    ledger.release(&t, &item("a"), "stranger").await.unwrap();
+    ledger.extend(&t, &item("a"), "stranger", lapsed()).await.unwrap();
+    ledger.mark_legacy_marker(&t, &item("a"), "stranger").await.unwrap();
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    // Settling an item nobody claimed creates nothing.
+    ledger.fail(&t, &item("b"), "stranger", "no").await.unwrap();
+    ledger.extend(&t, &item("b"), "stranger", soon()).await.unwrap();
+    assert_eq!(ledger.claim(&t, &item("b"), "two", soon()).await.unwrap(), Claim::Fresh);
+}
+
+async fn a_completed_item_is_done_and_found_by_key(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.complete(&t, &item("a"), "one", &recorded("ENG-7")).await.unwrap();
+    let done = Claim::Done { key: "ENG-7".into(), id: "id-ENG-7".into(), deleted: false, site: Some("cloud-1".into()) };
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), done);
+    // Done for good, however much later.
+    assert_eq!(ledger.claim(&t, &item("a"), "three", lapsed()).await.unwrap(), done);
+    let record = KeyRecord { item_id: "a".into(), site: Some("cloud-1".into()) };
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-7")).await.unwrap(), Some(record));
+    assert_eq!(ledger.item_for_key(&tenant(), &key("ENG-7")).await.unwrap(), None);
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-8")).await.unwrap(), None);
+}
+
+async fn a_failed_item_is_retried(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.fail(&t, &item("a"), "one", "Jira said no").await.unwrap();
+    // A failure gives the lease back at once.
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Retry);
+    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Busy { .. }));
+}
+
+async fn a_released_item_is_resumed_from_when_it_was_given_back(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    let before = to_ms(OffsetDateTime::now_utc());
+    ledger.release(&t, &item("a"), "one").await.unwrap();
+    let after = OffsetDateTime::now_utc();
+    // The release stamps its moment as the lease end; within that millisecond it still holds.
+    let claim = loop {
+        match ledger.claim(&t, &item("a"), "two", soon()).await.unwrap() {
+            Claim::Busy { until } if until <= after => continue,
+            claim => break claim,
+        }
+    };
+    let Claim::Resumed { attempted_before, legacy_marker: false } = claim else { panic!("{claim:?}") };
+    assert!(before <= attempted_before && attempted_before <= after, "{attempted_before}");
+}
+
+async fn the_marker_form_survives_a_takeover(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.mark_legacy_marker(&t, &item("a"), "one").await.unwrap();
+    ledger.extend(&t, &item("a"), "one", lapsed()).await.unwrap();
+    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, &item("a"), "two", lapsed()).await.unwrap() else {
+        panic!()
+    };
+    assert!(legacy_marker);
+    // The claim does not overwrite the form it found.
+    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, &item("a"), "three", soon()).await.unwrap() else {
+        panic!()
+    };
+    assert!(legacy_marker);
+}
+
+async fn an_extended_claim_is_held_until_its_new_end(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", lapsed()).await.unwrap();
+    let until = soon();
+    ledger.extend(&t, &item("a"), "one", until).await.unwrap();
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+}
+
+async fn a_deleted_issue_is_done_and_no_longer_ours(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    ledger.complete(&t, &item("a"), "one", &recorded("ENG-3")).await.unwrap();
+    ledger.mark_deleted(&t, &key("ENG-3"), &item("a")).await.unwrap();
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-3")).await.unwrap(), None);
+    let deleted =
+        Claim::Done { key: "ENG-3".into(), id: "id-ENG-3".into(), deleted: true, site: Some("cloud-1".into()) };
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), deleted);
+}
+
+/// Many deliveries claiming one item at once: exactly one gets it.
+pub async fn issue_ledger_race(ledger: Arc<dyn IssueLedger>) {
+    let t = tenant();
+    let claims = race(50, |n| {
+        let (ledger, t) = (ledger.clone(), t.clone());
+        async move { ledger.claim(&t, &item("a"), &format!("owner-{n}"), soon()).await.unwrap() }
+    })
+    .await;
+    assert_eq!(claims.iter().filter(|c| **c == Claim::Fresh).count(), 1);
+    assert!(claims.iter().all(|c| matches!(c, Claim::Fresh | Claim::Busy { .. })));
+}
+
+async fn race<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
+    n: usize,
+    task: impl Fn(usize) -> F,
+) -> Vec<T> {
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(task(i))).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn publication(id: &str) -> Publication {
+    // Through JSON: the marker form's type is private to `reports`.
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "idempotency_key": "k",
+        "report_id": "r",
+        "state": "accepted",
+        "marker_form": "keyed",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }))
+    .unwrap()
+}
+
+fn went(claim: PublicationClaim) -> Publication {
+    match claim {
+        PublicationClaim::Go(p) => p,
+        other => panic!("expected to go, got {other:?}"),
+    }
+}
+
+pub async fn publications(store: &dyn PublicationStore) {
+    let t = tenant();
+    let fresh = publication(&unique("p"));
+    let until = soon();
+    assert_eq!(
+        went(store.claim_publication(&t, &fresh, "one", until).await.unwrap()).state,
+        PublicationState::Accepted
+    );
+    let PublicationClaim::Busy { until: busy } = store.claim_publication(&t, &fresh, "two", soon()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(busy, to_ms(until));
+    assert!(matches!(store.save_publication(&t, &fresh, "two", false).await, Err(StoreError::LeaseLost)));
+
+    // Progress is kept; a release lets the next delivery continue from it, not from its fresh copy.
+    let progress = Publication { state: PublicationState::PageWritten, page_id: Some("42".into()), ..fresh.clone() };
+    store.save_publication(&t, &progress, "one", false).await.unwrap();
+    assert!(matches!(store.claim_publication(&t, &fresh, "two", soon()).await.unwrap(), PublicationClaim::Busy { .. }));
+    assert_eq!(store.get_publication(&t, &fresh.id).await.unwrap().unwrap().page_id.as_deref(), Some("42"));
+    store.save_publication(&t, &progress, "one", true).await.unwrap();
+    let taken = went(store.claim_publication(&t, &fresh, "two", lapsed()).await.unwrap());
+    assert_eq!((taken.state, taken.page_id.as_deref()), (PublicationState::PageWritten, Some("42")));
+    // "two"'s lease lapsed at once: "three" takes over, and "two" can no longer save.
+    went(store.claim_publication(&t, &fresh, "three", soon()).await.unwrap());
+    assert!(matches!(store.save_publication(&t, &progress, "two", true).await, Err(StoreError::LeaseLost)));
+    assert!(matches!(store.save_publication(&t, &progress, "one", true).await, Err(StoreError::LeaseLost)));
+
+    let published = Publication { state: PublicationState::Published, ..progress };
+    store.save_publication(&t, &published, "three", false).await.unwrap();
+    let PublicationClaim::Done(done) = store.claim_publication(&t, &fresh, "four", soon()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(done.state, PublicationState::Published);
+
+    // Saving a record nobody claimed is refused too.
+    assert!(matches!(
+        store.save_publication(&t, &publication("nobody"), "one", true).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(store.get_publication(&t, "nobody").await.unwrap().is_none());
+    assert!(store.get_publication(&tenant(), &fresh.id).await.unwrap().is_none());
+
+    assert_eq!(store.report_page(&t, "r").await.unwrap(), None);
+    let page = ReportPage { page_id: "42".into(), site: Some("cloud-1".into()) };
+    store.set_report_page(&t, "r", &page).await.unwrap();
+    assert_eq!(store.report_page(&t, "r").await.unwrap(), Some(page));
+    let legacy = ReportPage { page_id: "43".into(), site: None };
+    store.set_report_page(&t, "r", &legacy).await.unwrap();
+    assert_eq!(store.report_page(&t, "r").await.unwrap(), Some(legacy));
+}
+
+pub async fn publications_race(store: Arc<dyn PublicationStore>) {
+    let t = tenant();
+    let fresh = publication(&unique("p"));
+    let claims = race(50, |n| {
+        let (store, t, fresh) = (store.clone(), t.clone(), fresh.clone());
+        async move { store.claim_publication(&t, &fresh, &format!("owner-{n}"), soon()).await.unwrap() }
+    })
+    .await;
+    assert_eq!(claims.iter().filter(|c| matches!(c, PublicationClaim::Go(_))).count(), 1);
+}
+
+pub async fn refresh_leases(leases: &dyn RefreshLeaseStore) {
+    let key = unique("grant");
+    assert!(leases.try_acquire(&key, "one", soon()).await.unwrap());
+    assert!(!leases.try_acquire(&key, "two", soon()).await.unwrap());
+    assert!(!leases.try_acquire(&key, "one", soon()).await.unwrap());
+    // Only the holder releases.
+    leases.release(&key, "two").await.unwrap();
+    assert!(!leases.try_acquire(&key, "two", soon()).await.unwrap());
+    leases.release(&key, "one").await.unwrap();
+    assert!(leases.try_acquire(&key, "two", lapsed()).await.unwrap());
+    // "two"'s lease lapsed: "three" takes it, and "two" can no longer release it.
+    assert!(leases.try_acquire(&key, "three", soon()).await.unwrap());
+    leases.release(&key, "two").await.unwrap();
+    assert!(!leases.try_acquire(&key, "four", soon()).await.unwrap());
+}
+
+pub async fn refresh_leases_race(leases: Arc<dyn RefreshLeaseStore>) {
+    let key = unique("grant");
+    let won = race(50, |n| {
+        let (leases, key) = (leases.clone(), key.clone());
+        async move { leases.try_acquire(&key, &format!("owner-{n}"), soon()).await.unwrap() }
+    })
+    .await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1);
+}
+
+pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
+    let pending = PendingAuthorization {
+        id: unique("state"),
+        tenant: tenant(),
+        target: ConsentTarget::Jira,
+        return_url: "https://app.example/back".into(),
+        expires_at: OffsetDateTime::now_utc() + Duration::minutes(10),
+    };
+    states.put(&pending).await.unwrap();
+    // Ids are random; a second put of one is a bug, refused rather than overwriting.
+    assert!(states.put(&pending).await.is_err());
+    let taken = race(20, |_| {
+        let (states, id) = (states.clone(), pending.id.clone());
+        async move { states.take(&id).await.unwrap() }
+    })
+    .await;
+    let taken: Vec<_> = taken.into_iter().flatten().collect();
+    // Exactly once, with the expiry in the whole seconds the TTL attribute holds.
+    let expires_at = OffsetDateTime::from_unix_timestamp(pending.expires_at.unix_timestamp()).unwrap();
+    assert_eq!(taken, vec![PendingAuthorization { expires_at, ..pending.clone() }]);
+    assert_eq!(states.take(&pending.id).await.unwrap(), None);
+}
+
+fn connection(tenant: &TenantId, product: Product, grant: &str) -> Connection {
+    let now = OffsetDateTime::now_utc();
+    Connection {
+        tenant: tenant.clone(),
+        product,
+        deployment: Deployment::Cloud,
+        auth_type: AuthType::Oauth2,
+        status: ConnectionStatus::Connected,
+        site: Some(Site { cloud_id: "c1".into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
+        base_url: None,
+        scoped_token: false,
+        acting_as: None,
+        candidate_sites: vec![],
+        scopes: vec!["read:jira-work".into()],
+        grant_id: grant.into(),
+        secret_name: format!("s/{tenant}/{grant}"),
+        created_at: now,
+        updated_at: now,
+        last_verified_at: None,
+    }
+}
+
+pub async fn connections(store: &dyn ConnectionStore) {
+    let t = tenant();
+    let jira = connection(&t, Product::Jira, "g1");
+    let confluence = connection(&t, Product::Confluence, "g1");
+    store.put_all(&[jira.clone(), confluence.clone()]).await.unwrap();
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap(), Some(jira.clone()));
+    // In sort-key order, as the query answers.
+    assert_eq!(store.list(&t).await.unwrap(), vec![confluence.clone(), jira.clone()]);
+    assert_eq!(store.list(&tenant()).await.unwrap(), vec![]);
+
+    let at = OffsetDateTime::now_utc();
+    let stale = Verification {
+        at,
+        status: ConnectionStatus::InvalidCredentials,
+        acting_as: Some("someone".into()),
+        secret_name: "s/old".into(),
+    };
+    store.record_verified(&t, Product::Jira, &stale).await.unwrap();
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap(), Some(jira.clone()));
+    let current = Verification { secret_name: jira.secret_name.clone(), ..stale.clone() };
+    store.record_verified(&t, Product::Jira, &current).await.unwrap();
+    let verified = store.get(&t, Product::Jira).await.unwrap().unwrap();
+    assert_eq!(
+        (verified.status, verified.acting_as.as_deref(), verified.last_verified_at),
+        (ConnectionStatus::InvalidCredentials, Some("someone"), Some(at))
+    );
+    // Without an account, the one recorded stays.
+    let anonymous = Verification { acting_as: None, status: ConnectionStatus::Connected, ..current.clone() };
+    store.record_verified(&t, Product::Jira, &anonymous).await.unwrap();
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap().unwrap().acting_as.as_deref(), Some("someone"));
+
+    // Only the connections still using the grant.
+    let reconsented = connection(&t, Product::Confluence, "g2");
+    store.put_all(std::slice::from_ref(&reconsented)).await.unwrap();
+    store.mark_reconnect_required(&t, "g1", at).await.unwrap();
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap().unwrap().status, ConnectionStatus::ReconnectRequired);
+    assert_eq!(store.get(&t, Product::Confluence).await.unwrap(), Some(reconsented));
+
+    store.delete(&t, Product::Jira).await.unwrap();
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap(), None);
+    // A verification finishing after the delete does not bring it back.
+    store.record_verified(&t, Product::Jira, &current).await.unwrap();
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap(), None);
+}
+
+pub async fn settings(store: &dyn SettingsStore) {
+    let t = tenant();
+    assert_eq!(store.get_settings(&t, Product::Jira).await.unwrap(), None);
+    let value = serde_json::json!({"project_key": "ENG", "labels": ["a"], "ratio": 0.5});
+    store.put_settings(&t, Product::Jira, &value).await.unwrap();
+    assert_eq!(store.get_settings(&t, Product::Jira).await.unwrap(), Some(value));
+    assert_eq!(store.get_settings(&t, Product::Confluence).await.unwrap(), None);
+}
+
+pub async fn credentials(store: &dyn CredentialStore) {
+    let name = unique("s/acme");
+    assert!(store.get(&name).await.unwrap().is_none());
+    store.put(&name, &SecretString::from("one")).await.unwrap();
+    let first = store.get(&name).await.unwrap().unwrap();
+    store.put(&name, &SecretString::from("two")).await.unwrap();
+    let second = store.get(&name).await.unwrap().unwrap();
+    assert_eq!(second.value.expose_secret(), "two");
+    assert_ne!(first.version, second.version);
+    store.delete(&name).await.unwrap();
+    assert!(store.get(&name).await.unwrap().is_none());
+    store.delete(&name).await.unwrap();
+}
+
+mod memory {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn ports(store: &MemoryStore) -> Ports {
+        Ports {
+            connections: store.connections.clone(),
+            settings: store.settings.clone(),
+            ledger: store.ledger.clone(),
+            publications: store.publications.clone(),
+            states: store.states.clone(),
+            leases: store.leases.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_every_contract() {
+        let store = MemoryStore::new();
+        let ports = ports(&store);
+        issue_ledger(&*ports.ledger).await;
+        publications(&*ports.publications).await;
+        refresh_leases(&*ports.leases).await;
+        oauth_states(ports.states.clone()).await;
+        connections(&*ports.connections).await;
+        settings(&*ports.settings).await;
+        credentials(&*store.credentials).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_elect_one_holder() {
+        let store = MemoryStore::new();
+        issue_ledger_race(store.ledger.clone()).await;
+        publications_race(store.publications.clone()).await;
+        refresh_leases_race(store.leases.clone()).await;
+    }
+}
+
+/// The same suite against the DynamoDB adapter, when `BRIDGE_TEST_DYNAMODB_URL` names a DynamoDB
+/// endpoint (moto: `.venv/bin/moto_server -p 5055`, then
+/// `BRIDGE_TEST_DYNAMODB_URL=http://127.0.0.1:5055 cargo test -p bridge-shared --lib contract`).
+/// Without it the test passes vacuously: the unit suite needs no services.
+mod dynamodb {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+
+    use super::*;
+    use crate::store::dynamo::DynamoStore;
+
+    async fn store() -> Option<Arc<DynamoStore>> {
+        let url = std::env::var("BRIDGE_TEST_DYNAMODB_URL").ok()?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "contract"))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let table = unique("contract");
+        let key = |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build();
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash).unwrap())
+            .key_schema(key("sk", KeyType::Range).unwrap())
+            .attribute_definitions(attribute("pk").unwrap())
+            .attribute_definitions(attribute("sk").unwrap())
+            .send()
+            .await
+            .unwrap();
+        Some(Arc::new(DynamoStore::new(client, table)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_dynamodb_adapter_keeps_every_contract() {
+        let Some(store) = store().await else {
+            eprintln!("BRIDGE_TEST_DYNAMODB_URL is not set: the DynamoDB contract run is skipped");
+            return;
+        };
+        issue_ledger(&*store).await;
+        publications(&*store).await;
+        refresh_leases(&*store).await;
+        oauth_states(store.clone()).await;
+        connections(&*store).await;
+        settings(&*store).await;
+        issue_ledger_race(store.clone()).await;
+        publications_race(store.clone()).await;
+        refresh_leases_race(store).await;
+    }
+}

@@ -1,0 +1,210 @@
+//! [`ConnectionStore`](crate::store::ConnectionStore) on the table; its keys are in the schema table in `mod.rs`.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{DynamoStore, corrupt, is_condition_failure, service_error, tenant_pk};
+use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site, TenantId};
+use crate::store::{ConnectionStore, StoreError, Verification};
+
+fn connection_sk(product: Product) -> String {
+    format!("CONNECTION#{product}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConnectionItem {
+    pk: String,
+    sk: String,
+    tenant_id: String,
+    product: Product,
+    deployment: Deployment,
+    auth_type: AuthType,
+    status: ConnectionStatus,
+    site: Option<Site>,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    scoped_token: bool,
+    #[serde(default)]
+    acting_as: Option<String>,
+    #[serde(default)]
+    candidate_sites: Vec<Site>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    grant_id: String,
+    secret_name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    last_verified_at: Option<OffsetDateTime>,
+}
+
+impl From<&Connection> for ConnectionItem {
+    fn from(c: &Connection) -> Self {
+        Self {
+            pk: tenant_pk(&c.tenant),
+            sk: connection_sk(c.product),
+            tenant_id: c.tenant.to_string(),
+            product: c.product,
+            deployment: c.deployment,
+            auth_type: c.auth_type,
+            status: c.status,
+            site: c.site.clone(),
+            base_url: c.base_url.clone(),
+            scoped_token: c.scoped_token,
+            acting_as: c.acting_as.clone(),
+            candidate_sites: c.candidate_sites.clone(),
+            scopes: c.scopes.clone(),
+            grant_id: c.grant_id.clone(),
+            secret_name: c.secret_name.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_verified_at: c.last_verified_at,
+        }
+    }
+}
+
+impl TryFrom<ConnectionItem> for Connection {
+    type Error = StoreError;
+    fn try_from(i: ConnectionItem) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant: TenantId::parse(&i.tenant_id).map_err(corrupt)?,
+            product: i.product,
+            deployment: i.deployment,
+            auth_type: i.auth_type,
+            status: i.status,
+            site: i.site,
+            base_url: i.base_url,
+            scoped_token: i.scoped_token,
+            acting_as: i.acting_as,
+            candidate_sites: i.candidate_sites,
+            scopes: i.scopes,
+            grant_id: i.grant_id,
+            secret_name: i.secret_name,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            last_verified_at: i.last_verified_at,
+        })
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn get(&self, tenant: &TenantId, product: Product) -> Result<Option<Connection>, StoreError> {
+        let out = self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(connection_sk(product)))).await?;
+        out.item.map(|item| serde_dynamo::from_item::<_, ConnectionItem>(item).map_err(corrupt)?.try_into()).transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
+        let mut connections = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(tenant_pk(tenant)))
+            .expression_attribute_values(":prefix", AttributeValue::S("CONNECTION#".into()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(service_error)?;
+            connections.push(serde_dynamo::from_item::<_, ConnectionItem>(item).map_err(corrupt)?.try_into()?);
+        }
+        Ok(connections)
+    }
+
+    async fn put_all(&self, connections: &[Connection]) -> Result<(), StoreError> {
+        let mut request = self.client.transact_write_items();
+        for connection in connections {
+            let item = serde_dynamo::to_item(ConnectionItem::from(connection)).map_err(corrupt)?;
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(corrupt)?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        request.send().await.map_err(service_error)?;
+        Ok(())
+    }
+
+    async fn delete(&self, tenant: &TenantId, product: Product) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(connection_sk(product)))
+            .send()
+            .await
+            .map_err(service_error)?;
+        Ok(())
+    }
+
+    async fn record_verified(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+        outcome: &Verification,
+    ) -> Result<(), StoreError> {
+        let at = outcome.at.format(&time::format_description::well_known::Rfc3339).map_err(corrupt)?;
+        let status = serde_dynamo::to_attribute_value(outcome.status).map_err(corrupt)?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(connection_sk(product)))
+            // Never resurrect a connection deleted meanwhile, nor touch one whose credentials
+            // were replaced since this verification started.
+            .condition_expression("attribute_exists(pk) AND secret_name = :secret")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":at", AttributeValue::S(at))
+            .expression_attribute_values(":status", status)
+            .expression_attribute_values(":secret", AttributeValue::S(outcome.secret_name.clone()));
+        update = match &outcome.acting_as {
+            Some(who) => update
+                .update_expression("SET last_verified_at = :at, #status = :status, acting_as = :who")
+                .expression_attribute_values(":who", AttributeValue::S(who.clone())),
+            None => update.update_expression("SET last_verified_at = :at, #status = :status"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn mark_reconnect_required(
+        &self,
+        tenant: &TenantId,
+        grant_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let at = at.format(&time::format_description::well_known::Rfc3339).map_err(corrupt)?;
+        for connection in self.list(tenant).await?.into_iter().filter(|c| c.grant_id == grant_id) {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(tenant_pk(tenant)))
+                .key("sk", AttributeValue::S(connection_sk(connection.product)))
+                .update_expression("SET #status = :status, updated_at = :at")
+                // The connection may have been re-consented (new grant) meanwhile: leave that one alone.
+                .condition_expression("grant_id = :grant")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", AttributeValue::S("reconnect_required".into()))
+                .expression_attribute_values(":at", AttributeValue::S(at.clone()))
+                .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(service_error(e)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! [`IssueLedger`](crate::store::IssueLedger) on the table; its keys are in the schema table in `mod.rs`.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use time::OffsetDateTime;
+
+use super::{DynamoStore, corrupt, is_condition_failure, lease_until, ms, now_ms, service_error, tenant_pk};
+use crate::domain::TenantId;
+use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+use crate::store::{Claim, IssueLedger, KeyRecord, RecordedIssue, StoreError};
+
+fn action_sk(item_id: &ItemId) -> String {
+    format!("ACTION#{item_id}")
+}
+
+#[async_trait]
+impl IssueLedger for DynamoStore {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            // Records made since markers are keyed say so; older ones lack `marker_form`.
+            .update_expression(
+                "SET #state = :pending, #owner = :owner, lease_until_ms = :until, marker_form = if_not_exists(marker_form, :keyed)",
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#state IN (:pending, :failed) AND lease_until_ms < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .expression_attribute_values(":keyed", AttributeValue::S("keyed".into()))
+            .expression_attribute_values(":failed", AttributeValue::S("failed".into()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":until", AttributeValue::N(ms(until).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(
+                match out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get("state"))
+                    .and_then(|s| s.as_s().ok())
+                    .map(String::as_str)
+                {
+                    None => Claim::Fresh,
+                    Some("failed") => Claim::Retry,
+                    // The old lease end bounds when the interrupted attempt sent its create:
+                    // it held the item until then, and a release stamps the moment it gave up.
+                    Some(_) => Claim::Resumed {
+                        legacy_marker: out
+                            .attributes
+                            .as_ref()
+                            .and_then(|a| a.get("marker_form"))
+                            .and_then(|v| v.as_s().ok())
+                            .is_none_or(|form| form == "legacy"),
+                        attempted_before: out
+                            .attributes
+                            .as_ref()
+                            .map(lease_until)
+                            .transpose()?
+                            .unwrap_or_else(OffsetDateTime::now_utc),
+                    },
+                },
+            ),
+            Err(e) if is_condition_failure(&e) => {
+                let item = self
+                    .get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(action_sk(item_id))))
+                    .await?
+                    .item
+                    .unwrap_or_default();
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let state = text("state");
+                if state == "created" || state == "deleted" {
+                    return Ok(Claim::Done {
+                        key: IssueKey::new(text("issue_key")),
+                        id: IssueId::new(text("issue_id")),
+                        deleted: state == "deleted",
+                        site: Some(text("site")).filter(|s| !s.is_empty()).map(SiteId::new),
+                    });
+                }
+                let until = lease_until(&item)?;
+                Ok(Claim::Busy { until })
+            }
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        issue: &RecordedIssue,
+    ) -> Result<(), StoreError> {
+        let RecordedIssue { key, id, site } = issue;
+        let record = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression(
+                "SET #state = :created, issue_key = :key, issue_id = :id, site = :site REMOVE #owner, lease_until_ms",
+            )
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":created", AttributeValue::S("created".into()))
+            .expression_attribute_values(":key", AttributeValue::S(key.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
+            .expression_attribute_values(":site", AttributeValue::S(site.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .build()
+            .map_err(corrupt)?;
+        let reverse = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(tenant_pk(tenant)))
+            .item("sk", AttributeValue::S(format!("ISSUE#{key}")))
+            .item("item_id", AttributeValue::S(item_id.to_string()))
+            .item("site", AttributeValue::S(site.to_string()))
+            .item("state", AttributeValue::S("created".into()))
+            .build()
+            .map_err(corrupt)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(record).build())
+            .transact_items(TransactWriteItem::builder().put(reverse).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Our lease lapsed and another attempt took the item over; it finds the issue by its
+            // marker and records it, so there is nothing to undo here.
+            Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("TransactionCanceledException") => {
+                tracing::warn!(%item_id, "lease lost before recording; the next owner records the issue");
+                Ok(())
+            }
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError> {
+        let update = "SET #state = :failed, message = :message, lease_until_ms = :zero";
+        let values = [
+            (":failed", AttributeValue::S("failed".into())),
+            (":message", AttributeValue::S(message.into())),
+            (":zero", AttributeValue::N("0".into())),
+        ];
+        self.settle(tenant, item_id, owner, update, &values).await
+    }
+
+    async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
+        let values = [(":now", AttributeValue::N(now_ms().to_string()))];
+        self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", &values).await
+    }
+
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
+        let values = [(":legacy", AttributeValue::S("legacy".into()))];
+        self.settle(tenant, item_id, owner, "SET marker_form = :legacy", &values).await
+    }
+
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        // Taken over meanwhile (a condition failure): the completion's own owner condition will
+        // refuse our record.
+        let values = [(":until", AttributeValue::N(ms(until).to_string()))];
+        self.settle(tenant, item_id, owner, "SET lease_until_ms = :until", &values).await
+    }
+
+    async fn item_for_key(&self, tenant: &TenantId, key: &IssueKey) -> Result<Option<KeyRecord>, StoreError> {
+        let out = self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("ISSUE#{key}")))).await?;
+        let Some(item) = out.item else { return Ok(None) };
+        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        if text("state").as_deref() != Some("created") {
+            return Ok(None);
+        }
+        Ok(text("item_id")
+            .map(|item_id| KeyRecord { item_id: ItemId::new(item_id), site: text("site").map(SiteId::new) }))
+    }
+
+    async fn mark_deleted(&self, tenant: &TenantId, key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError> {
+        for sk in [format!("ISSUE#{key}"), action_sk(item_id)] {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(tenant_pk(tenant)))
+                .key("sk", AttributeValue::S(sk))
+                .update_expression("SET #state = :deleted")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+                .send()
+                .await
+                .map_err(service_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// An update to an item we hold, applied only while we still hold it.
+    async fn settle(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        update: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression(update)
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()));
+        if update.contains("#state") {
+            request = request.expression_attribute_names("#state", "state");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! DynamoDB adapter: one table, `pk`/`sk` keys, a `ttl` attribute for expiring items.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | connection | `TENANT#{tenant}` | `CONNECTION#{product}` |
+//! | OAuth state | `OAUTH_STATE#{id}` | `STATE` |
+//! | refresh lease | `LEASE#{key}` | `LEASE` |
+//! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
+//! | action item → issue (+ `site` it was written to) | `TENANT#{tenant}` | `ACTION#{item id}` |
+//! | issue → action item (+ `site`) | `TENANT#{tenant}` | `ISSUE#{key}` |
+//! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
+//! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::domain::TenantId;
+
+mod connections;
+mod issue_ledger;
+mod oauth_states;
+mod publications;
+mod refresh_leases;
+mod settings;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// A strongly consistent read of one item by its keys.
+    async fn get(
+        &self,
+        (pk, sk): (AttributeValue, AttributeValue),
+    ) -> Result<aws_sdk_dynamodb::operation::get_item::GetItemOutput, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service_error)
+    }
+
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+fn tenant_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+fn service_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> StoreError {
+    let message = match e.as_service_error() {
+        Some(se) => format!("{}: {}", se.code().unwrap_or("error"), se.message().unwrap_or("")),
+        None => format!("{e}"),
+    };
+    StoreError::Service { service: "DynamoDB", message }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Until when the holder's lease on a claimed item runs (the epoch when nobody holds it).
+fn lease_until(item: &std::collections::HashMap<String, AttributeValue>) -> Result<OffsetDateTime, StoreError> {
+    let until_ms =
+        item.get("lease_until_ms").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).map_err(corrupt)
+}

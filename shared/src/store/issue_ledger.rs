@@ -1,0 +1,80 @@
+//! The issue ledger: which action item became which issue, with a lease per item so one
+//! delivery at a time creates it.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::domain::TenantId;
+use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+
+/// An issue as the ledger records it: where it was written, so that a key is never taken for
+/// another site's issue after the tenant connects another site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedIssue {
+    pub key: IssueKey,
+    pub id: IssueId,
+    /// The site it was written to: the Cloud cloudId, or the Server/DC base URL.
+    pub site: SiteId,
+}
+
+/// What the ledger knows of an issue key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub item_id: ItemId,
+    /// `None` for records written before sites were recorded (taken as the current site).
+    pub site: Option<SiteId>,
+}
+
+/// Where an action item stands in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Never attempted: create it.
+    Fresh,
+    /// An earlier attempt recorded its intent and did not finish: it may have created the issue,
+    /// so look for the marker before creating. Anything it created was sent before
+    /// `attempted_before` (the end of its lease, or when it gave the item back).
+    /// `legacy_marker`: the record predates keyed markers, so the issue may carry the old form.
+    Resumed { attempted_before: OffsetDateTime, legacy_marker: bool },
+    /// Jira refused it before: try again.
+    Retry,
+    /// Already created (or created and deleted): nothing to do.
+    Done { key: IssueKey, id: IssueId, deleted: bool, site: Option<SiteId> },
+    /// Another invocation holds it until this instant.
+    Busy { until: OffsetDateTime },
+}
+
+/// The per-action-item record of what was created: `(tenant, action item id) → issue`.
+#[async_trait]
+pub trait IssueLedger: Send + Sync {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim, StoreError>;
+    async fn complete(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        issue: &RecordedIssue,
+    ) -> Result<(), StoreError>;
+    async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError>;
+    /// Gives an unfinished item back (it stays `pending`, so the next attempt looks for it first).
+    async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError>;
+    /// Records that a claimed item's issue may carry the marker form used before keyed markers.
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError>;
+    /// Holds a claimed item longer (while the job waits for Jira's search index).
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// The action item an issue key was created for, if this system created it for this tenant.
+    async fn item_for_key(&self, tenant: &TenantId, key: &IssueKey) -> Result<Option<KeyRecord>, StoreError>;
+    async fn mark_deleted(&self, tenant: &TenantId, key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError>;
+}

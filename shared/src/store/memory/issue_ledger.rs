@@ -1,0 +1,272 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Clock, Faults, from_ms, lock, ms};
+use crate::domain::TenantId;
+use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+use crate::store::{Claim, IssueLedger, KeyRecord, RecordedIssue, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Failed,
+    Created,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkerForm {
+    Keyed,
+    Legacy,
+}
+
+/// `ACTION#{item id}`: attributes are optional where the adapter's item may lack them
+/// (`mark_deleted` upserts a bare record; `complete` removes the owner and lease).
+#[derive(Debug, Clone)]
+struct Action {
+    state: State,
+    owner: Option<String>,
+    lease_until_ms: Option<i64>,
+    /// Missing on records from before keyed markers.
+    marker_form: Option<MarkerForm>,
+    issue_key: Option<String>,
+    issue_id: Option<String>,
+    site: Option<String>,
+    message: Option<String>,
+}
+
+impl Action {
+    fn bare(state: State) -> Self {
+        Self {
+            state,
+            owner: None,
+            lease_until_ms: None,
+            marker_form: None,
+            issue_key: None,
+            issue_id: None,
+            site: None,
+            message: None,
+        }
+    }
+}
+
+/// `ISSUE#{key}`.
+#[derive(Debug, Clone)]
+struct KeyItem {
+    state: State,
+    item_id: Option<String>,
+    site: Option<String>,
+}
+
+#[derive(Default)]
+struct Items {
+    actions: HashMap<(String, String), Action>,
+    keys: HashMap<(String, String), KeyItem>,
+}
+
+/// Both record kinds sit behind one lock, so `complete` writes them together as the adapter's
+/// transaction does.
+#[derive(Default)]
+pub struct MemoryIssueLedger {
+    items: Mutex<Items>,
+    clock: Clock,
+    faults: Faults,
+}
+
+fn key(tenant: &TenantId, id: &str) -> (String, String) {
+    (tenant.to_string(), id.to_owned())
+}
+
+impl MemoryIssueLedger {
+    pub(super) fn sharing(clock: &Clock, faults: &Faults) -> Self {
+        Self { clock: clock.clone(), faults: faults.clone(), ..Self::default() }
+    }
+
+    /// Plants an item an attempt from before keyed markers left pending (no `marker_form`), held
+    /// until `until`: what a deployment upgraded mid-job finds.
+    pub fn seed_legacy_pending(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, until: OffsetDateTime) {
+        let action =
+            Action { owner: Some(owner.to_owned()), lease_until_ms: Some(ms(until)), ..Action::bare(State::Pending) };
+        lock(&self.items).actions.insert(key(tenant, item_id.as_str()), action);
+    }
+
+    /// Plants an issue recorded before sites were (no `site` on either record).
+    pub fn seed_without_site(&self, tenant: &TenantId, item_id: &ItemId, issue_key: &IssueKey, issue_id: &IssueId) {
+        let mut items = lock(&self.items);
+        let action = Action {
+            marker_form: Some(MarkerForm::Keyed),
+            issue_key: Some(issue_key.to_string()),
+            issue_id: Some(issue_id.to_string()),
+            ..Action::bare(State::Created)
+        };
+        items.actions.insert(key(tenant, item_id.as_str()), action);
+        let reverse = KeyItem { state: State::Created, item_id: Some(item_id.to_string()), site: None };
+        items.keys.insert(key(tenant, issue_key.as_str()), reverse);
+    }
+
+    /// The message `fail` recorded for an item, if it is failed.
+    pub fn failure(&self, tenant: &TenantId, item_id: &ItemId) -> Option<String> {
+        let items = lock(&self.items);
+        items
+            .actions
+            .get(&key(tenant, item_id.as_str()))
+            .filter(|a| a.state == State::Failed)
+            .and_then(|a| a.message.clone())
+    }
+
+    /// The adapter's `settle`: an update to an item we hold, applied only while we still hold it
+    /// (otherwise nothing happens, and no error: the one that took over finishes the item).
+    fn settle(
+        &self,
+        tenant: &TenantId,
+        item_id: &str,
+        owner: &str,
+        update: impl FnOnce(&mut Action),
+    ) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        if let Some(action) = items.actions.get_mut(&key(tenant, item_id)).filter(|a| a.owner.as_deref() == Some(owner))
+        {
+            update(action);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl IssueLedger for MemoryIssueLedger {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
+        self.faults.check("IssueLedger::claim")?;
+        let now = self.clock.now_ms();
+        let mut items = lock(&self.items);
+        let Some(action) = items.actions.get_mut(&key(tenant, item_id.as_str())) else {
+            let action = Action {
+                owner: Some(owner.to_owned()),
+                lease_until_ms: Some(ms(until)),
+                marker_form: Some(MarkerForm::Keyed),
+                ..Action::bare(State::Pending)
+            };
+            items.actions.insert(key(tenant, item_id.as_str()), action);
+            return Ok(Claim::Fresh);
+        };
+        // Taken only when unfinished and its lease ended (a missing lease never compares lower).
+        let lapsed = action.lease_until_ms.is_some_and(|until| until < now);
+        if matches!(action.state, State::Pending | State::Failed) && lapsed {
+            let old = action.clone();
+            action.state = State::Pending;
+            action.owner = Some(owner.to_owned());
+            action.lease_until_ms = Some(ms(until));
+            action.marker_form.get_or_insert(MarkerForm::Keyed);
+            return Ok(match old.state {
+                State::Failed => Claim::Retry,
+                _ => Claim::Resumed {
+                    legacy_marker: old.marker_form != Some(MarkerForm::Keyed),
+                    attempted_before: from_ms(old.lease_until_ms.unwrap_or(0)),
+                },
+            });
+        }
+        Ok(match action.state {
+            State::Created | State::Deleted => Claim::Done {
+                key: IssueKey::new(action.issue_key.clone().unwrap_or_default()),
+                id: IssueId::new(action.issue_id.clone().unwrap_or_default()),
+                deleted: action.state == State::Deleted,
+                site: action.site.clone().filter(|s| !s.is_empty()).map(SiteId::new),
+            },
+            State::Pending | State::Failed => Claim::Busy { until: from_ms(action.lease_until_ms.unwrap_or(0)) },
+        })
+    }
+
+    async fn complete(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        issue: &RecordedIssue,
+    ) -> Result<(), StoreError> {
+        self.faults.check("IssueLedger::complete")?;
+        let mut items = lock(&self.items);
+        let Some(action) =
+            items.actions.get_mut(&key(tenant, item_id.as_str())).filter(|a| a.owner.as_deref() == Some(owner))
+        else {
+            // Our lease lapsed and another attempt took the item over: it records the issue.
+            return Ok(());
+        };
+        action.state = State::Created;
+        action.issue_key = Some(issue.key.to_string());
+        action.issue_id = Some(issue.id.to_string());
+        action.site = Some(issue.site.to_string());
+        action.owner = None;
+        action.lease_until_ms = None;
+        let reverse =
+            KeyItem { state: State::Created, item_id: Some(item_id.to_string()), site: Some(issue.site.to_string()) };
+        items.keys.insert(key(tenant, issue.key.as_str()), reverse);
+        Ok(())
+    }
+
+    async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError> {
+        self.faults.check("IssueLedger::fail")?;
+        self.settle(tenant, item_id.as_str(), owner, |action| {
+            action.state = State::Failed;
+            action.message = Some(message.to_owned());
+            action.lease_until_ms = Some(0);
+        })
+    }
+
+    async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
+        self.faults.check("IssueLedger::release")?;
+        // Stamps when we gave up: what we may have created was sent before then.
+        let now = self.clock.now_ms();
+        self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(now))
+    }
+
+    async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
+        self.faults.check("IssueLedger::mark_legacy_marker")?;
+        self.settle(tenant, item_id.as_str(), owner, |action| action.marker_form = Some(MarkerForm::Legacy))
+    }
+
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.faults.check("IssueLedger::extend")?;
+        self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(ms(until)))
+    }
+
+    async fn item_for_key(&self, tenant: &TenantId, issue_key: &IssueKey) -> Result<Option<KeyRecord>, StoreError> {
+        self.faults.check("IssueLedger::item_for_key")?;
+        let items = lock(&self.items);
+        let Some(record) = items.keys.get(&key(tenant, issue_key.as_str())).filter(|k| k.state == State::Created)
+        else {
+            return Ok(None);
+        };
+        Ok(record
+            .item_id
+            .clone()
+            .map(|item_id| KeyRecord { item_id: ItemId::new(item_id), site: record.site.clone().map(SiteId::new) }))
+    }
+
+    async fn mark_deleted(&self, tenant: &TenantId, issue_key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError> {
+        self.faults.check("IssueLedger::mark_deleted")?;
+        let mut items = lock(&self.items);
+        // Unconditional updates, which create a bare record where there was none.
+        items
+            .keys
+            .entry(key(tenant, issue_key.as_str()))
+            .or_insert(KeyItem { state: State::Deleted, item_id: None, site: None })
+            .state = State::Deleted;
+        items.actions.entry(key(tenant, item_id.as_str())).or_insert_with(|| Action::bare(State::Deleted)).state =
+            State::Deleted;
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Clock, Faults, from_ms, lock, ms};
+use crate::domain::TenantId;
+use crate::reports::Publication;
+use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
+
+/// `PUBLICATION#{id}`: the record as the JSON the adapter stores, so what a claim hands back went
+/// through the same serialization.
+struct Record {
+    owner: String,
+    lease_until_ms: i64,
+    record: String,
+    done: bool,
+}
+
+#[derive(Default)]
+struct Items {
+    publications: HashMap<(String, String), Record>,
+    pages: HashMap<(String, String), ReportPage>,
+}
+
+#[derive(Default)]
+pub struct MemoryPublications {
+    items: Mutex<Items>,
+    clock: Clock,
+    faults: Faults,
+}
+
+fn key(tenant: &TenantId, id: &str) -> (String, String) {
+    (tenant.to_string(), id.to_owned())
+}
+
+fn parse(record: &str) -> Result<Publication, StoreError> {
+    serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn json(publication: &Publication) -> Result<String, StoreError> {
+    serde_json::to_string(publication).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl MemoryPublications {
+    pub(super) fn sharing(clock: &Clock, faults: &Faults) -> Self {
+        Self { clock: clock.clone(), faults: faults.clone(), ..Self::default() }
+    }
+
+    /// Who holds the publication's lease now, if anyone.
+    pub fn holder(&self, tenant: &TenantId, id: &str) -> Option<String> {
+        let now = self.clock.now_ms();
+        let items = lock(&self.items);
+        items.publications.get(&key(tenant, id)).filter(|r| !r.done && r.lease_until_ms >= now).map(|r| r.owner.clone())
+    }
+}
+
+#[async_trait]
+impl PublicationStore for MemoryPublications {
+    async fn claim_publication(
+        &self,
+        tenant: &TenantId,
+        fresh: &Publication,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<PublicationClaim, StoreError> {
+        self.faults.check("PublicationStore::claim_publication")?;
+        let now = self.clock.now_ms();
+        let mut items = lock(&self.items);
+        let Some(record) = items.publications.get_mut(&key(tenant, &fresh.id)) else {
+            let record = json(fresh)?;
+            let claim = PublicationClaim::Go(parse(&record)?);
+            let record = Record { owner: owner.to_owned(), lease_until_ms: ms(until), record, done: false };
+            items.publications.insert(key(tenant, &fresh.id), record);
+            return Ok(claim);
+        };
+        if record.done {
+            return Ok(PublicationClaim::Done(parse(&record.record)?));
+        }
+        if record.lease_until_ms >= now {
+            return Ok(PublicationClaim::Busy { until: from_ms(record.lease_until_ms) });
+        }
+        // Take over an unfinished one whose lease lapsed; keep its progress.
+        record.owner = owner.to_owned();
+        record.lease_until_ms = ms(until);
+        Ok(PublicationClaim::Go(parse(&record.record)?))
+    }
+
+    async fn save_publication(
+        &self,
+        tenant: &TenantId,
+        publication: &Publication,
+        owner: &str,
+        release: bool,
+    ) -> Result<(), StoreError> {
+        self.faults.check("PublicationStore::save_publication")?;
+        let mut items = lock(&self.items);
+        let Some(record) = items.publications.get_mut(&key(tenant, &publication.id)).filter(|r| r.owner == owner)
+        else {
+            return Err(StoreError::LeaseLost);
+        };
+        record.record = json(publication)?;
+        record.done = publication.state.is_final();
+        if release || record.done {
+            record.lease_until_ms = 0;
+        }
+        Ok(())
+    }
+
+    async fn get_publication(&self, tenant: &TenantId, id: &str) -> Result<Option<Publication>, StoreError> {
+        self.faults.check("PublicationStore::get_publication")?;
+        lock(&self.items).publications.get(&key(tenant, id)).map(|r| parse(&r.record)).transpose()
+    }
+
+    async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<ReportPage>, StoreError> {
+        self.faults.check("PublicationStore::report_page")?;
+        Ok(lock(&self.items).pages.get(&key(tenant, report_id)).cloned())
+    }
+
+    async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page: &ReportPage) -> Result<(), StoreError> {
+        self.faults.check("PublicationStore::set_report_page")?;
+        lock(&self.items).pages.insert(key(tenant, report_id), page.clone());
+        Ok(())
+    }
+}
