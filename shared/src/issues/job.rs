@@ -15,7 +15,7 @@ use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::jobs::lease::Lease;
 use crate::settings::AssigneeMatching;
-use crate::store::{Claim, IssueLedger, RecordedIssue, StoreError};
+use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, RecordedIssue, StoreError};
 
 /// The ledger's name for an action item.
 fn item_id(item: &ActionItem) -> ItemId {
@@ -80,8 +80,10 @@ impl IssueJob<'_> {
         for (index, item) in items.iter().enumerate() {
             let id = item_id(item);
             match lease.claim(|until| self.ledger.claim(self.tenant, &id, &owner, until)).await? {
-                Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item, legacy_marker: false }),
-                Claim::Resumed { attempted_before, legacy_marker } => {
+                Claim::Ours(ItemStart::Fresh | ItemStart::Retry) => {
+                    to_create.push(Pending { index, item, legacy_marker: false })
+                }
+                Claim::Ours(ItemStart::Resumed { attempted_before, legacy_marker }) => {
                     if legacy_marker {
                         // The claim just stamped the record as keyed: put back that its issue
                         // may carry the old form, so a crash now can't lose that.
@@ -89,7 +91,7 @@ impl IssueJob<'_> {
                     }
                     resumed.push((Pending { index, item, legacy_marker }, attempted_before));
                 }
-                Claim::Done { key, deleted, site, .. } => {
+                Claim::Done(ItemDone { key, deleted, site, .. }) => {
                     let elsewhere = site.is_some_and(|s| s != self.ctx.session.site_id());
                     let note = if deleted {
                         Some("the issue created for this item was deleted; it is not created again".to_owned())
@@ -101,7 +103,7 @@ impl IssueJob<'_> {
                     results[index] = Some(self.result(item, ItemStatus::Existing, Some(key.as_str()), note, false));
                 }
                 // Still held by another delivery when the wait is over.
-                Claim::Busy { .. } => {
+                Claim::Held { .. } => {
                     let message = "another delivery of this event is still creating this issue".to_owned();
                     results[index] = Some(self.result(item, ItemStatus::Failed, None, Some(message), true));
                 }

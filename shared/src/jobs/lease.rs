@@ -8,33 +8,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::{Claim, PublicationClaim, StoreError};
+use crate::store::{Claim, StoreError};
 
 /// How long a job run waits, in all, for other deliveries that hold its records.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
-
-/// A claim's answer that may be "held by another delivery until this instant".
-pub trait Contended {
-    fn held_until(&self) -> Option<OffsetDateTime>;
-}
-
-impl Contended for PublicationClaim {
-    fn held_until(&self) -> Option<OffsetDateTime> {
-        match self {
-            Self::Busy { until } => Some(*until),
-            _ => None,
-        }
-    }
-}
-
-impl Contended for Claim {
-    fn held_until(&self) -> Option<OffsetDateTime> {
-        match self {
-            Self::Busy { until } => Some(*until),
-            _ => None,
-        }
-    }
-}
 
 /// The leases of one job run: how long each claim holds, and when waiting for holders is over.
 #[derive(Debug, Clone, Copy)]
@@ -52,17 +29,17 @@ impl Lease {
     /// Claims a record with `claim` (the store's conditional claim, given the lease's end),
     /// waiting while another delivery holds it. Answers what the store answered last: the record
     /// is ours, or finished, or — once the wait is over — still held.
-    pub async fn claim<C, F, Fut>(&self, mut claim: F) -> Result<C, StoreError>
+    pub async fn claim<W, D, F, Fut>(&self, mut claim: F) -> Result<Claim<W, D>, StoreError>
     where
-        C: Contended,
         F: FnMut(OffsetDateTime) -> Fut,
-        Fut: Future<Output = Result<C, StoreError>>,
+        Fut: Future<Output = Result<Claim<W, D>, StoreError>>,
     {
         loop {
-            let answer = claim(OffsetDateTime::now_utc() + self.duration).await?;
-            match answer.held_until() {
-                Some(until) if OffsetDateTime::now_utc() < self.give_up => tokio::time::sleep(pause(until)).await,
-                _ => return Ok(answer),
+            match claim(OffsetDateTime::now_utc() + self.duration).await? {
+                Claim::Held { until } if OffsetDateTime::now_utc() < self.give_up => {
+                    tokio::time::sleep(pause(until)).await
+                }
+                answer => return Ok(answer),
             }
         }
     }
@@ -80,21 +57,6 @@ fn pause(until: OffsetDateTime) -> Duration {
 mod tests {
     use super::*;
 
-    #[derive(Debug, PartialEq)]
-    enum Answer {
-        Mine,
-        Held(OffsetDateTime),
-    }
-
-    impl Contended for Answer {
-        fn held_until(&self) -> Option<OffsetDateTime> {
-            match self {
-                Self::Held(until) => Some(*until),
-                Self::Mine => None,
-            }
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_held_record_is_claimed_again_once_its_holder_lets_go() {
         let lease = Lease::new(Duration::from_secs(60));
@@ -102,12 +64,13 @@ mod tests {
         let answer = lease
             .claim(|until| {
                 asked.push(until);
-                let answer = if asked.len() < 3 { Answer::Held(OffsetDateTime::now_utc()) } else { Answer::Mine };
-                async move { Ok::<_, StoreError>(answer) }
+                let answer =
+                    if asked.len() < 3 { Claim::Held { until: OffsetDateTime::now_utc() } } else { Claim::Ours(()) };
+                async move { Ok::<Claim<()>, StoreError>(answer) }
             })
             .await
             .unwrap();
-        assert_eq!(answer, Answer::Mine);
+        assert_eq!(answer, Claim::Ours(()));
         assert_eq!(asked.len(), 3);
     }
 
@@ -118,11 +81,15 @@ mod tests {
         let answer = lease
             .claim(|_| {
                 claims += 1;
-                async { Ok::<_, StoreError>(Answer::Held(OffsetDateTime::now_utc() + time::Duration::hours(1))) }
+                async {
+                    Ok::<Claim<()>, StoreError>(Claim::Held {
+                        until: OffsetDateTime::now_utc() + time::Duration::hours(1),
+                    })
+                }
             })
             .await
             .unwrap();
-        assert!(matches!(answer, Answer::Held(_)));
+        assert!(matches!(answer, Claim::Held { .. }));
         assert_eq!(claims, 1);
     }
 }

@@ -32,7 +32,7 @@ use crate::jobs::JobOutcome;
 use crate::jobs::lease::Lease;
 use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
-use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
+use crate::store::{Claim, PublicationStore, ReportPage, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -178,10 +178,10 @@ impl PublishJob<'_> {
     ) -> Result<Result<Publication, JobOutcome<Publication>>, StoreError> {
         let claim = lease.claim(|until| self.store.claim_publication(self.tenant, fresh, owner, until)).await?;
         Ok(match claim {
-            PublicationClaim::Go(p) => Ok(p),
-            PublicationClaim::Done(p) if p.state == PublicationState::Failed => Err(JobOutcome::Failed(p)),
-            PublicationClaim::Done(p) => Err(JobOutcome::Done(p)),
-            PublicationClaim::Busy { .. } => Err(JobOutcome::Stopped(ApiError::new(
+            Claim::Ours(p) => Ok(p),
+            Claim::Done(p) if p.state == PublicationState::Failed => Err(JobOutcome::Failed(p)),
+            Claim::Done(p) => Err(JobOutcome::Done(p)),
+            Claim::Held { .. } => Err(JobOutcome::Stopped(ApiError::new(
                 ErrorCode::JobInProgress,
                 "another delivery is still publishing this report",
             ))),
