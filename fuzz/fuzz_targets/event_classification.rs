@@ -1,4 +1,4 @@
-//! Telling HTTP, SQS and EventBridge invocations apart on any JSON: never panics.
+//! Telling HTTP and EventBridge invocations apart on any JSON: never panics.
 #![no_main]
 
 use bridge::events::Trigger;

@@ -15,8 +15,9 @@ use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
-use crate::events::{Delivery, EventBridgeBus, EventBus, PublishFailed, Trigger};
+use crate::events::{Delivery, DetailType, EventBridgeBus, EventBus, PublishFailed, Trigger};
 use crate::http::HttpResponse;
+use crate::jobs::JobOutcome;
 use crate::markers::Markers;
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
@@ -169,34 +170,28 @@ where
     .await
 }
 
-/// What an event handler says about one delivery.
-pub enum EventOutcome {
-    /// Done (successfully, or failed for good and reported): do not deliver again.
-    Done,
-    /// Failed in a way a later delivery may fix: deliver again.
-    Retry(String),
-}
-
-/// Emits an outgoing event; a failure to emit asks for a redelivery, so no outcome goes unsaid.
-pub async fn publish<T: serde::Serialize>(app: &App, detail_type: &str, detail: &T) -> EventOutcome {
-    let Some(bus) = &app.events else { return EventOutcome::Retry("no event bus configured".into()) };
+/// Emits an outgoing event; a failure to emit stops the delivery (it is delivered again), so no
+/// outcome goes unsaid.
+pub async fn publish<E: DetailType + serde::Serialize>(app: &App, detail: &E) -> JobOutcome<()> {
+    let unsent = |reason: String| JobOutcome::Stopped(ApiError::new(ErrorCode::Internal, reason));
+    let Some(bus) = &app.events else { return unsent("no event bus configured".into()) };
     let value = match serde_json::to_value(detail) {
         Ok(value) => value,
-        Err(e) => return EventOutcome::Retry(e.to_string()),
+        Err(e) => return unsent(e.to_string()),
     };
-    match bus.publish(detail_type, &value).await {
-        Ok(()) => EventOutcome::Done,
-        Err(e) => EventOutcome::Retry(e),
+    match bus.publish(E::DETAIL_TYPE, &value).await {
+        Ok(()) => JobOutcome::Done(()),
+        Err(e) => unsent(e),
     }
 }
 
-/// Emits `Publish Failed`; a retryable failure then asks for a redelivery, a permanent one is done.
-pub async fn publish_failed(app: &App, event: crate::events::PublishFailed) -> EventOutcome {
+/// Emits `Publish Failed`; a retryable failure then stops the delivery (it is delivered again), a
+/// permanent one has failed it for good.
+pub async fn publish_failed(app: &App, event: PublishFailed) -> JobOutcome<()> {
     tracing::warn!(job = %event.job, retryable = event.retryable, reason = %event.reason, "job failed");
-    let retryable = event.retryable;
-    let reason = event.reason.clone();
-    match publish(app, "Publish Failed", &event).await {
-        EventOutcome::Done if retryable => EventOutcome::Retry(reason),
+    match publish(app, &event).await {
+        JobOutcome::Done(()) if event.retryable => JobOutcome::Stopped(ApiError::new(event.code, event.reason)),
+        JobOutcome::Done(()) => JobOutcome::Failed(()),
         outcome => outcome,
     }
 }
@@ -208,40 +203,30 @@ pub struct Job<T> {
     pub detail: T,
 }
 
-/// How a job ended, for the bus.
-pub enum JobResult {
-    /// Emit this event (`Page Published`, `Issues Created`).
-    Done { detail_type: &'static str, detail: serde_json::Value },
-    /// Emit `Publish Failed`; when the code is one that is retried, also ask for a redelivery.
-    Failed(ApiError),
-}
-
 /// The life of one incoming event, the same for every job: ignore other types, refuse malformed
-/// details and bad tenants for good (`Publish Failed`, not retried), run the job, emit its outcome.
-pub async fn run_event<T, F, Fut>(
-    app: Arc<App>,
-    delivery: Delivery,
-    detail_type: &str,
-    job: &str,
-    run: F,
-) -> EventOutcome
+/// details and bad tenants for good (`Publish Failed`, not retried), run the job, emit how it
+/// ended — the job's event (`Page Published`, `Issues Created`) when it is done, else `Publish
+/// Failed`, retried when the error's code is. The answer says whether to deliver the event again
+/// (`Stopped`) or not.
+pub async fn run_event<T, E, F, Fut>(app: Arc<App>, delivery: Delivery, job: &str, run: F) -> JobOutcome<()>
 where
-    T: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned + DetailType,
+    E: serde::Serialize + DetailType,
     F: FnOnce(Arc<App>, Job<T>) -> Fut,
-    Fut: Future<Output = JobResult>,
+    Fut: Future<Output = JobOutcome<E, ApiError>>,
 {
     use tracing::Instrument;
     let span = tracing::info_span!("event", tenant = tracing::field::Empty, delivery = %delivery.id);
     async move {
         let envelope = match delivery.event {
-            Ok(envelope) if envelope.detail_type == detail_type => envelope,
+            Ok(envelope) if envelope.detail_type == T::DETAIL_TYPE => envelope,
             Ok(other) => {
                 tracing::warn!(detail_type = %other.detail_type, "event of another type ignored");
-                return EventOutcome::Done;
+                return JobOutcome::Done(());
             }
             Err(reason) => {
                 tracing::error!(reason = %reason, "undeliverable event dropped");
-                return EventOutcome::Done;
+                return JobOutcome::Done(());
             }
         };
         let field = |key: &str| envelope.detail.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
@@ -267,22 +252,23 @@ where
             return publish_failed(&app, failed(error)).await;
         };
         match run(app.clone(), Job { tenant: tenant_id, idempotency_key: idempotency_key.clone(), detail }).await {
-            JobResult::Done { detail_type, detail } => publish(&app, detail_type, &detail).await,
-            JobResult::Failed(error) => publish_failed(&app, failed(error)).await,
+            JobOutcome::Done(event) => publish(&app, &event).await,
+            JobOutcome::Failed(error) | JobOutcome::Stopped(error) => publish_failed(&app, failed(error)).await,
         }
     }
     .instrument(span)
     .await
 }
 
-/// Runs a function that serves HTTP routes and EventBridge events (straight from a rule, or
-/// through SQS with partial batch failures).
+/// Runs a function that serves HTTP routes and EventBridge events (straight from a rule; a
+/// delivery the handler stops fails the invocation, so Lambda delivers it again, then to the
+/// dead-letter queue).
 pub async fn serve_with_events<H, HF, E, EF>(http_handler: H, event_handler: E) -> Result<(), lambda_runtime::Error>
 where
     H: Fn(Arc<App>, Request) -> HF + Send + Sync,
     HF: Future<Output = Result<HttpResponse, crate::error::ApiError>> + Send,
     E: Fn(Arc<App>, Delivery) -> EF + Send + Sync,
-    EF: Future<Output = EventOutcome> + Send,
+    EF: Future<Output = JobOutcome<()>> + Send,
 {
     crate::telemetry::init();
     let app = match App::from_env().await {
@@ -302,26 +288,38 @@ where
         async move {
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
-                    let request = crate::http::request_from_event(&payload.to_string())?;
-                    Ok(crate::http::to_gateway_response(traced(app, request, http_handler).await))
+                    let request = crate::http::request_from_event(*payload)?;
+                    Ok(Reply::Http(Box::new(crate::http::to_gateway_response(
+                        traced(app, request, http_handler).await,
+                    ))))
                 }
-                Trigger::Sqs(deliveries) => {
-                    let mut failures = Vec::new();
-                    for delivery in deliveries {
-                        let id = delivery.id.clone();
-                        if let EventOutcome::Retry(reason) = event_handler(app.clone(), delivery).await {
-                            tracing::warn!(message_id = %id, reason = %reason, "delivery will be retried");
-                            failures.push(serde_json::json!({"itemIdentifier": id}));
-                        }
-                    }
-                    Ok(serde_json::json!({"batchItemFailures": failures}))
-                }
-                Trigger::EventBridge(delivery) => match event_handler(app, delivery).await {
-                    EventOutcome::Done => Ok(serde_json::json!({})),
-                    EventOutcome::Retry(reason) => Err(lambda_runtime::Error::from(reason)),
+                Trigger::EventBridge(delivery) => match event_handler(app, *delivery).await {
+                    JobOutcome::Done(()) | JobOutcome::Failed(()) => Ok(Reply::Event {}),
+                    JobOutcome::Stopped(error) => Err(lambda_runtime::Error::from(error.message)),
                 },
             }
         }
     }))
     .await
+}
+
+/// What an invocation of [`serve_with_events`] answers: the HTTP response, or an empty object
+/// for an event that needs no redelivery.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Reply {
+    Http(Box<aws_lambda_events::apigw::ApiGatewayV2httpResponse>),
+    Event {},
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_answered_with_an_empty_object() {
+        assert_eq!(serde_json::to_value(Reply::Event {}).unwrap(), serde_json::json!({}));
+        let response = crate::http::to_gateway_response(crate::http::no_content());
+        assert_eq!(serde_json::to_value(Reply::Http(Box::new(response))).unwrap()["statusCode"], 204);
+    }
 }

@@ -1,89 +1,75 @@
-//! EventBridge in and out. In: `Report Ready` and `Action Items Ready`, delivered straight from a
-//! rule or through an SQS queue (records whose body is the EventBridge event). Out: `Page
-//! Published`, `Issues Created`, `Publish Failed`, through the [`EventBus`] port.
+//! EventBridge in and out. In: `Report Ready` and `Action Items Ready`, delivered by a rule
+//! straight to the function (Lambda retries a failed delivery, then parks it in a dead-letter
+//! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, through the [`EventBus`] port.
 //!
-//! Each event's JSON Schema is generated from these types into `shared/events/` (see the test).
+//! Every event type names its `detail-type` ([`DetailType`]); each event's JSON Schema is
+//! generated from these types into `shared/events/` (see the test).
 
 use async_trait::async_trait;
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// An EventBridge event as a rule delivers it (only the fields we read).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Envelope {
-    pub id: String,
-    #[serde(rename = "detail-type")]
-    pub detail_type: String,
-    pub source: String,
-    pub detail: Value,
+/// An event's EventBridge `detail-type`, carried by its type: the jobs match incoming events
+/// and emit outgoing ones by it, so no literal can drift from the schemas.
+pub trait DetailType {
+    const DETAIL_TYPE: &'static str;
 }
 
-/// One unit of work from a trigger: its id (for partial batch failures) and the event.
+impl DetailType for crate::reports::ReportReady {
+    const DETAIL_TYPE: &'static str = "Report Ready";
+}
+
+impl DetailType for crate::reports::PagePublished {
+    const DETAIL_TYPE: &'static str = "Page Published";
+}
+
+impl DetailType for crate::issues::ActionItemsReady {
+    const DETAIL_TYPE: &'static str = "Action Items Ready";
+}
+
+impl DetailType for crate::issues::IssuesCreated {
+    const DETAIL_TYPE: &'static str = "Issues Created";
+}
+
+impl DetailType for PublishFailed {
+    const DETAIL_TYPE: &'static str = "Publish Failed";
+}
+
+/// An EventBridge event as a rule delivers it; its `detail` is read by the job its type names.
+pub type Envelope = EventBridgeEvent<Value>;
+
+/// One delivery of an event: its id (for the logs) and the event, or why it cannot be read.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The SQS message id, or the EventBridge event id for a direct delivery.
+    /// The EventBridge event id; empty when the event could not be read.
     pub id: String,
-    /// How many times SQS has handed this message out (1 for a direct delivery).
-    pub receive_count: u32,
     pub event: Result<Envelope, String>,
 }
 
-/// What an invocation carried: an API Gateway request, or event deliveries.
+/// What an invocation carried: an API Gateway (HTTP API, payload 2.0) request, or an event.
 pub enum Trigger {
-    Http(Value),
-    Sqs(Vec<Delivery>),
-    EventBridge(Delivery),
-}
-
-#[derive(Deserialize)]
-struct SqsRecord {
-    #[serde(rename = "messageId")]
-    message_id: String,
-    body: String,
-    #[serde(default)]
-    attributes: SqsAttributes,
-}
-
-#[derive(Deserialize, Default)]
-struct SqsAttributes {
-    #[serde(rename = "ApproximateReceiveCount", default)]
-    approximate_receive_count: Option<String>,
+    Http(Box<ApiGatewayV2httpRequest>),
+    EventBridge(Box<Delivery>),
 }
 
 impl Trigger {
     pub fn classify(payload: Value) -> Result<Self, String> {
         if payload.get("requestContext").is_some() {
-            return Ok(Self::Http(payload));
-        }
-        if let Some(records) = payload.get("Records").and_then(Value::as_array) {
-            let deliveries = records
-                .iter()
-                .map(|r| {
-                    let record: SqsRecord =
-                        serde_json::from_value(r.clone()).map_err(|e| format!("SQS record: {e}"))?;
-                    Ok(Delivery {
-                        id: record.message_id,
-                        receive_count: record
-                            .attributes
-                            .approximate_receive_count
-                            .and_then(|c| c.parse().ok())
-                            .unwrap_or(1),
-                        event: serde_json::from_str(&record.body)
-                            .map_err(|e| format!("message body is not an EventBridge event: {e}")),
-                    })
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            return Ok(Self::Sqs(deliveries));
+            return serde_json::from_value(payload)
+                .map(|request| Self::Http(Box::new(request)))
+                .map_err(|e| format!("malformed API Gateway event: {e}"));
         }
         if payload.get("detail-type").is_some() {
-            let envelope: Result<Envelope, String> =
+            let event: Result<Envelope, String> =
                 serde_json::from_value(payload).map_err(|e| format!("EventBridge event: {e}"));
-            let id = envelope.as_ref().map(|e| e.id.clone()).unwrap_or_default();
-            return Ok(Self::EventBridge(Delivery { id, receive_count: 1, event: envelope }));
+            let id = event.as_ref().ok().and_then(|e| e.id.clone()).unwrap_or_default();
+            return Ok(Self::EventBridge(Box::new(Delivery { id, event })));
         }
-        Err("the invocation is neither an API Gateway request, an SQS batch nor an EventBridge event".into())
+        Err("the invocation is neither an API Gateway request nor an EventBridge event".into())
     }
 }
 
@@ -141,10 +127,8 @@ pub struct PublishFailed {
 /// JSON Schemas (2020-12) of every event in and out, generated from the types above and the job
 /// modules. A test keeps `shared/events/*.schema.json` equal to them; `make openapi` rewrites them.
 pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
-    fn schema_of<T: utoipa::ToSchema>(
-        detail_type: &'static str,
-        file: &'static str,
-    ) -> (&'static str, &'static str, Value) {
+    fn schema_of<T: utoipa::ToSchema + DetailType>(file: &'static str) -> (&'static str, &'static str, Value) {
+        let detail_type = T::DETAIL_TYPE;
         let mut defs = Vec::new();
         T::schemas(&mut defs);
         let mut root = serde_json::to_value(<T as utoipa::PartialSchema>::schema()).unwrap_or_default();
@@ -161,11 +145,11 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
         (file, detail_type, serde_json::from_str(&text).unwrap_or_default())
     }
     vec![
-        schema_of::<crate::issues::ActionItemsReady>("Action Items Ready", "action-items-ready"),
-        schema_of::<crate::issues::IssuesCreated>("Issues Created", "issues-created"),
-        schema_of::<PublishFailed>("Publish Failed", "publish-failed"),
-        schema_of::<crate::reports::ReportReady>("Report Ready", "report-ready"),
-        schema_of::<crate::reports::PagePublished>("Page Published", "page-published"),
+        schema_of::<crate::issues::ActionItemsReady>("action-items-ready"),
+        schema_of::<crate::issues::IssuesCreated>("issues-created"),
+        schema_of::<PublishFailed>("publish-failed"),
+        schema_of::<crate::reports::ReportReady>("report-ready"),
+        schema_of::<crate::reports::PagePublished>("page-published"),
     ]
 }
 
@@ -203,20 +187,21 @@ mod tests {
 
     #[test]
     fn triggers_are_told_apart() {
-        let http = serde_json::json!({"requestContext": {}, "version": "2.0"});
+        let http = serde_json::json!({"requestContext": {"http": {"method": "GET"}}, "version": "2.0"});
         assert!(matches!(Trigger::classify(http), Ok(Trigger::Http(_))));
-        let event = serde_json::json!({"id": "e1", "detail-type": "Report Ready", "source": "saas", "detail": {}});
-        let sqs = serde_json::json!({"Records": [{"messageId": "m1", "body": event.to_string(),
-            "attributes": {"ApproximateReceiveCount": "3"}}]});
-        match Trigger::classify(sqs) {
-            Ok(Trigger::Sqs(deliveries)) => {
-                assert_eq!(deliveries[0].id, "m1");
-                assert_eq!(deliveries[0].receive_count, 3);
-                assert_eq!(deliveries[0].event.as_ref().unwrap().detail_type, "Report Ready");
+        let event = serde_json::json!({"id": "e1", "detail-type": "Report Ready", "source": "saas",
+            "time": "2026-11-20T10:00:00Z", "detail": {}});
+        match Trigger::classify(event) {
+            Ok(Trigger::EventBridge(delivery)) => {
+                assert_eq!(delivery.id, "e1");
+                assert_eq!(delivery.event.as_ref().unwrap().detail_type, crate::reports::ReportReady::DETAIL_TYPE);
             }
-            _ => panic!("not an SQS batch"),
+            _ => panic!("not an EventBridge event"),
         }
-        assert!(matches!(Trigger::classify(event), Ok(Trigger::EventBridge(_))));
+        let unreadable = serde_json::json!({"detail-type": 7});
+        assert!(matches!(Trigger::classify(unreadable), Ok(Trigger::EventBridge(d)) if d.event.is_err()));
         assert!(Trigger::classify(serde_json::json!({"hello": 1})).is_err());
+        // SQS batches are no trigger of ours: EventBridge invokes the function directly.
+        assert!(Trigger::classify(serde_json::json!({"Records": []})).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Helpers that keep handlers thin: path and query access, JSON bodies, responses.
 
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
@@ -12,10 +13,11 @@ pub type HttpResponse = Response<Body>;
 /// An API Gateway (HTTP API v2) event as a request. lambda_http panics on a host it cannot put
 /// in a URL (found by fuzzing: `requestContext.domainName` of `|`); API Gateway never sends one,
 /// but nothing we parse may panic, so that panic is caught and answered as a malformed event.
-pub fn request_from_event(text: &str) -> Result<Request, String> {
-    std::panic::catch_unwind(|| lambda_http::request::from_str(text))
-        .map_err(|_| "malformed API Gateway event: its host cannot be part of a URL".to_owned())?
-        .map_err(|e| format!("malformed API Gateway event: {e}"))
+pub fn request_from_event(event: ApiGatewayV2httpRequest) -> Result<Request, String> {
+    // The conversion lambda_http's own runtime makes for an HTTP API event.
+    let convert = || Request::from(lambda_http::request::LambdaRequest::ApiGatewayV2(event));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(convert))
+        .map_err(|_| "malformed API Gateway event: its host cannot be part of a URL".to_owned())
 }
 
 /// The API Gateway route key (`"GET /v1/..."`) the request matched; handlers dispatch on it.
@@ -125,27 +127,29 @@ fn fallback() -> HttpResponse {
 }
 
 /// An HTTP response in API Gateway's payload 2.0 response format, for functions that also take
-/// events and so run on the plain Lambda runtime.
-pub fn to_gateway_response(response: HttpResponse) -> serde_json::Value {
+/// events and so run on the plain Lambda runtime. A binary body that is UTF-8 goes as text.
+pub fn to_gateway_response(response: HttpResponse) -> ApiGatewayV2httpResponse {
     let (parts, body) = response.into_parts();
-    let headers: serde_json::Map<String, serde_json::Value> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), serde_json::Value::String(v.to_str().ok()?.to_owned()))))
-        .collect();
-    let (body, base64) = match body {
-        Body::Empty => (String::new(), false),
-        Body::Text(text) => (text, false),
+    let mut headers = parts.headers;
+    // The response format carries header values as strings; one that is not is left out.
+    let opaque: Vec<_> = headers.iter().filter(|(_, v)| v.to_str().is_err()).map(|(k, _)| k.clone()).collect();
+    for name in opaque {
+        headers.remove(name);
+    }
+    let (body, is_base64_encoded) = match body {
+        Body::Empty => (None, false),
         Body::Binary(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => (text, false),
-            Err(e) => {
-                use base64::Engine;
-                (base64::engine::general_purpose::STANDARD.encode(e.into_bytes()), true)
-            }
+            Ok(text) => (Some(Body::Text(text)), false),
+            Err(e) => (Some(Body::Binary(e.into_bytes())), true),
         },
-        _ => (String::new(), false),
+        text => (Some(text), false),
     };
-    serde_json::json!({"statusCode": parts.status.as_u16(), "headers": headers, "body": body, "isBase64Encoded": base64})
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = headers;
+    out.body = body;
+    out.is_base64_encoded = is_base64_encoded;
+    out
 }
 
 #[cfg(test)]
@@ -162,7 +166,22 @@ mod tests {
                 "requestId": "r", "routeKey": "GET /x", "stage": "$default", "time": "t", "timeEpoch": 1},
             "isBase64Encoded": false
         });
-        let error = request_from_event(&event.to_string()).err().unwrap_or_default();
+        let event = serde_json::from_value(event).expect("an HTTP API event");
+        let error = request_from_event(event).err().unwrap_or_default();
         assert!(error.contains("host"), "{error}");
+    }
+
+    #[test]
+    fn responses_keep_text_as_text_and_only_other_bytes_as_base64() {
+        let response = |body: Body| Response::builder().status(201).header("x-a", "1").body(body).unwrap();
+        let text = serde_json::to_value(to_gateway_response(response(Body::Binary(b"{}".to_vec())))).unwrap();
+        assert_eq!(text["statusCode"], 201);
+        assert_eq!(text["headers"]["x-a"], "1");
+        assert_eq!(text["body"], "{}");
+        assert_eq!(text["isBase64Encoded"], false);
+        let bytes = serde_json::to_value(to_gateway_response(response(Body::Binary(vec![0xff])))).unwrap();
+        assert_eq!((&bytes["body"], &bytes["isBase64Encoded"]), (&serde_json::json!("/w=="), &serde_json::json!(true)));
+        let empty = serde_json::to_value(to_gateway_response(response(Body::Empty))).unwrap();
+        assert!(empty.get("body").is_none() && empty["isBase64Encoded"] == false);
     }
 }

@@ -20,6 +20,7 @@ pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod issues;
+pub mod jobs;
 pub mod markers;
 pub mod oauth;
 pub mod reports;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bridge::app::{App, EventOutcome, Job, JobResult};
+use bridge::app::{App, Job};
 use bridge::atlassian::Class;
 use bridge::atlassian::jira::{issues, meta};
 use bridge::caller::{BridgeScope, authorize};
@@ -14,6 +14,7 @@ use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
+use bridge::jobs::JobOutcome;
 use bridge::settings::JiraSettings;
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -147,35 +148,23 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 
 /// `Action Items Ready`: creates the issues, emits `Issues Created`; emits `Publish Failed` and
 /// asks for a redelivery when a retryable failure remains.
-pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
-    bridge::app::run_event(
-        app,
-        delivery,
-        "Action Items Ready",
-        "issues",
-        |app, job: Job<ActionItemsReady>| async move {
-            let request = job.detail.request();
-            if let Err(e) = request.validate() {
-                return JobResult::Failed(e);
-            }
-            match run(&app, &job.tenant, &job.idempotency_key, request).await {
-                Ok(created) => {
-                    let retry = created.results.iter().filter(|r| r.retryable).count();
-                    if retry > 0 {
-                        let reason = format!("{retry} action item(s) hit a temporary failure and will be retried");
-                        return JobResult::Failed(ApiError::new(ErrorCode::UpstreamError, reason));
-                    }
-                    match serde_json::to_value(&created) {
-                        Ok(detail) => JobResult::Done { detail_type: "Issues Created", detail },
-                        Err(e) => {
-                            tracing::error!(error = %e, "event serialization failed");
-                            JobResult::Failed(ApiError::internal())
-                        }
-                    }
+pub async fn on_event(app: Arc<App>, delivery: Delivery) -> JobOutcome<()> {
+    bridge::app::run_event(app, delivery, "issues", |app, job: Job<ActionItemsReady>| async move {
+        let request = job.detail.request();
+        if let Err(e) = request.validate() {
+            return JobOutcome::Failed(e);
+        }
+        match run(&app, &job.tenant, &job.idempotency_key, request).await {
+            Ok(created) => {
+                let retry = created.results.iter().filter(|r| r.retryable).count();
+                if retry > 0 {
+                    let reason = format!("{retry} action item(s) hit a temporary failure and will be retried");
+                    return JobOutcome::Stopped(ApiError::new(ErrorCode::UpstreamError, reason));
                 }
-                Err(e) => JobResult::Failed(e),
+                JobOutcome::Done(created)
             }
-        },
-    )
+            Err(e) => JobOutcome::Stopped(e),
+        }
+    })
     .await
 }

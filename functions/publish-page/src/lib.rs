@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use bridge::app::{App, EventOutcome, Job, JobResult};
+use bridge::app::{App, Job};
 use bridge::caller::{BridgeScope, authorize};
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
-use bridge::reports::{Outcome, PagePublished, Publication, PublishJob, Report, ReportReady};
+use bridge::jobs::JobOutcome;
+use bridge::reports::{PagePublished, Publication, PublishJob, Report, ReportReady};
 use bridge::settings::ConfluenceSettings;
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -30,14 +31,14 @@ async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     let report: Report = http::json_body(req)?;
     report.validate()?;
     match publish(app, &caller.tenant, &idempotency_key, &report).await? {
-        Outcome::Published(publication) => Ok(http::json(StatusCode::OK, &publication)),
-        Outcome::Failed(publication) => Err(failed_for_good(publication)),
-        Outcome::Stopped { error, .. } if error.retried() => {
+        JobOutcome::Done(publication) => Ok(http::json(StatusCode::OK, &publication)),
+        JobOutcome::Failed(publication) => Err(failed_for_good(publication)),
+        JobOutcome::Stopped(error) if error.retried() => {
             let seconds = error.retry_after.unwrap_or(5);
             let message = format!("{}; send the same request again with the same Idempotency-Key", error.message);
             Err(ApiError::new(error.code, message).with_retry_after(seconds))
         }
-        Outcome::Stopped { error, .. } => Err(error),
+        JobOutcome::Stopped(error) => Err(error),
     }
 }
 
@@ -62,7 +63,12 @@ async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 
 /// Runs one publication. Errors are for the whole job before anything is written (no settings,
 /// not connected); everything after is in the outcome.
-async fn publish(app: &App, tenant: &TenantId, idempotency_key: &str, report: &Report) -> Result<Outcome, ApiError> {
+async fn publish(
+    app: &App,
+    tenant: &TenantId,
+    idempotency_key: &str,
+    report: &Report,
+) -> Result<JobOutcome<Publication>, ApiError> {
     let settings: ConfluenceSettings = match app.settings.get_settings(tenant, Product::Confluence).await? {
         Some(stored) => serde_json::from_value(stored).map_err(|_| ApiError::internal())?,
         None => {
@@ -83,9 +89,11 @@ async fn publish(app: &App, tenant: &TenantId, idempotency_key: &str, report: &R
     };
     let outcome = job.run(report, idempotency_key).await?;
     match &outcome {
-        Outcome::Published(p) => tracing::info!(publication = %p.id, page = ?p.page_id, "report published"),
-        Outcome::Failed(p) => tracing::warn!(publication = %p.id, error = ?p.last_error, "publication failed for good"),
-        Outcome::Stopped { error, .. } => tracing::warn!(error = %error, "publication stopped"),
+        JobOutcome::Done(p) => tracing::info!(publication = %p.id, page = ?p.page_id, "report published"),
+        JobOutcome::Failed(p) => {
+            tracing::warn!(publication = %p.id, error = ?p.last_error, "publication failed for good")
+        }
+        JobOutcome::Stopped(error) => tracing::warn!(error = %error, "publication stopped"),
     }
     Ok(outcome)
 }
@@ -105,21 +113,15 @@ fn published(tenant: &TenantId, p: &Publication) -> PagePublished {
 
 /// `Report Ready`: publishes, then emits `Page Published` or `Publish Failed`; a temporary
 /// failure asks for a redelivery.
-pub async fn on_event(app: Arc<App>, delivery: Delivery) -> EventOutcome {
-    bridge::app::run_event(app, delivery, "Report Ready", "page", |app, job: Job<ReportReady>| async move {
+pub async fn on_event(app: Arc<App>, delivery: Delivery) -> JobOutcome<()> {
+    bridge::app::run_event(app, delivery, "page", |app, job: Job<ReportReady>| async move {
         if let Err(e) = job.detail.report.validate() {
-            return JobResult::Failed(e);
+            return JobOutcome::Failed(e);
         }
         match publish(&app, &job.tenant, &job.idempotency_key, &job.detail.report).await {
-            Ok(Outcome::Published(p)) => match serde_json::to_value(published(&job.tenant, &p)) {
-                Ok(detail) => JobResult::Done { detail_type: "Page Published", detail },
-                Err(e) => {
-                    tracing::error!(error = %e, "event serialization failed");
-                    JobResult::Failed(ApiError::internal())
-                }
-            },
-            Ok(Outcome::Failed(p)) => JobResult::Failed(failed_for_good(p)),
-            Ok(Outcome::Stopped { error, .. }) | Err(error) => JobResult::Failed(error),
+            Ok(JobOutcome::Done(p)) => JobOutcome::Done(published(&job.tenant, &p)),
+            Ok(JobOutcome::Failed(p)) => JobOutcome::Failed(failed_for_good(p)),
+            Ok(JobOutcome::Stopped(error)) | Err(error) => JobOutcome::Stopped(error),
         }
     })
     .await

@@ -13,11 +13,9 @@ use crate::atlassian::AtlassianError;
 use crate::config::SearchIndex;
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+use crate::jobs::lease::Lease;
 use crate::settings::AssigneeMatching;
-use crate::store::{Claim, IssueLedger, RecordedIssue, StoreError};
-
-/// How long a job waits for another invocation that holds an item, at most.
-const MAX_WAIT: Duration = Duration::from_secs(30);
+use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, RecordedIssue, StoreError};
 
 /// The ledger's name for an action item.
 fn item_id(item: &ActionItem) -> ItemId {
@@ -77,46 +75,38 @@ impl IssueJob<'_> {
         let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
         let mut to_create: Vec<Pending<'_>> = Vec::new();
         let mut resumed: Vec<(Pending<'_>, OffsetDateTime)> = Vec::new();
-        let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
+        let lease = Lease::new(self.lease);
 
         for (index, item) in items.iter().enumerate() {
-            loop {
-                let until = OffsetDateTime::now_utc() + self.lease;
-                match self.ledger.claim(self.tenant, &item_id(item), &owner, until).await? {
-                    Claim::Fresh | Claim::Retry => to_create.push(Pending { index, item, legacy_marker: false }),
-                    Claim::Resumed { attempted_before, legacy_marker } => {
-                        if legacy_marker {
-                            // The claim just stamped the record as keyed: put back that its issue
-                            // may carry the old form, so a crash now can't lose that.
-                            self.ledger.mark_legacy_marker(self.tenant, &item_id(item), &owner).await?;
-                        }
-                        resumed.push((Pending { index, item, legacy_marker }, attempted_before));
-                    }
-                    Claim::Done { key, deleted, site, .. } => {
-                        let elsewhere = site.is_some_and(|s| s != self.ctx.session.site_id());
-                        let note = if deleted {
-                            Some("the issue created for this item was deleted; it is not created again".to_owned())
-                        } else if elsewhere {
-                            Some("the issue for this item was created on the site connected before; it is not created again here".to_owned())
-                        } else {
-                            None
-                        };
-                        results[index] = Some(self.result(item, ItemStatus::Existing, Some(key.as_str()), note, false));
-                    }
-                    Claim::Busy { until } => {
-                        if OffsetDateTime::now_utc() >= give_up {
-                            let message = "another delivery of this event is still creating this issue".to_owned();
-                            results[index] = Some(self.result(item, ItemStatus::Failed, None, Some(message), true));
-                        } else {
-                            // Wait for the holder to finish (its lease is the upper bound), then look again.
-                            let wait = (until - OffsetDateTime::now_utc())
-                                .clamp(time::Duration::milliseconds(100), time::Duration::seconds(1));
-                            tokio::time::sleep(wait.unsigned_abs()).await;
-                            continue;
-                        }
-                    }
+            let id = item_id(item);
+            match lease.claim(|until| self.ledger.claim(self.tenant, &id, &owner, until)).await? {
+                Claim::Ours(ItemStart::Fresh | ItemStart::Retry) => {
+                    to_create.push(Pending { index, item, legacy_marker: false })
                 }
-                break;
+                Claim::Ours(ItemStart::Resumed { attempted_before, legacy_marker }) => {
+                    if legacy_marker {
+                        // The claim just stamped the record as keyed: put back that its issue
+                        // may carry the old form, so a crash now can't lose that.
+                        self.ledger.mark_legacy_marker(self.tenant, &item_id(item), &owner).await?;
+                    }
+                    resumed.push((Pending { index, item, legacy_marker }, attempted_before));
+                }
+                Claim::Done(ItemDone { key, deleted, site, .. }) => {
+                    let elsewhere = site.is_some_and(|s| s != self.ctx.session.site_id());
+                    let note = if deleted {
+                        Some("the issue created for this item was deleted; it is not created again".to_owned())
+                    } else if elsewhere {
+                        Some("the issue for this item was created on the site connected before; it is not created again here".to_owned())
+                    } else {
+                        None
+                    };
+                    results[index] = Some(self.result(item, ItemStatus::Existing, Some(key.as_str()), note, false));
+                }
+                // Still held by another delivery when the wait is over.
+                Claim::Held { .. } => {
+                    let message = "another delivery of this event is still creating this issue".to_owned();
+                    results[index] = Some(self.result(item, ItemStatus::Failed, None, Some(message), true));
+                }
             }
         }
 

@@ -5,7 +5,7 @@ pub mod pdf;
 mod publish;
 pub mod storage;
 
-pub use publish::{Outcome, Publication, PublicationState, PublishJob, publication_id};
+pub use publish::{Publication, PublicationState, PublishJob, publication_id};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -28,9 +28,11 @@ use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{PageId, SiteId, SpaceKey};
+use crate::jobs::JobOutcome;
+use crate::jobs::lease::Lease;
 use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
-use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
+use crate::store::{Claim, PublicationStore, ReportPage, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -98,20 +100,6 @@ pub enum MarkerForm {
     Legacy,
 }
 
-/// How a publication ended, for the trigger.
-pub enum Outcome {
-    Published(Publication),
-    /// Recorded as failed for good (`last_error_code` says why); redeliveries answer the same.
-    Failed(Publication),
-    /// Not finished, and not failed for good: the same idempotency key may be sent again —
-    /// by the trigger when the error's code is retried (Atlassian busy), or by the caller once
-    /// an admin fixed what the error names (a permission, the credentials).
-    Stopped {
-        publication: Option<Publication>,
-        error: ApiError,
-    },
-}
-
 #[derive(Debug, thiserror::Error)]
 enum StepError {
     #[error(transparent)]
@@ -131,11 +119,12 @@ pub struct PublishJob<'a> {
     pub markers: &'a Markers,
 }
 
-/// How long a delivery waits for another one that holds the same publication.
-const MAX_WAIT: Duration = Duration::from_secs(30);
-
 impl PublishJob<'_> {
-    pub async fn run(&self, report: &Report, idempotency_key: &str) -> Result<Outcome, StoreError> {
+    /// How the publication ended: `Done` published, `Failed` recorded as failed for good
+    /// (`last_error_code` says why; redeliveries answer the same), or `Stopped` for the same
+    /// idempotency key to be sent again — by the trigger when the error's code is retried
+    /// (Atlassian busy), or by the caller once an admin fixed what the error names.
+    pub async fn run(&self, report: &Report, idempotency_key: &str) -> Result<JobOutcome<Publication>, StoreError> {
         let owner = uuid::Uuid::new_v4().to_string();
         let fresh = Publication {
             id: publication_id(self.tenant, idempotency_key),
@@ -153,15 +142,15 @@ impl PublishJob<'_> {
             site: None,
             updated_at: OffsetDateTime::now_utc(),
         };
-        let give_up = OffsetDateTime::now_utc() + MAX_WAIT;
+        let lease = Lease::new(self.lease);
         loop {
-            let mut publication = match self.claim(&fresh, &owner, give_up).await? {
+            let mut publication = match self.claim(&fresh, &owner, &lease).await? {
                 Ok(publication) => publication,
                 Err(answer) => return Ok(answer),
             };
             self.start_over_if_moved(&mut publication);
             let outcome = match self.steps(report, &mut publication, &owner).await {
-                Ok(()) => Ok(Outcome::Published(publication)),
+                Ok(()) => Ok(JobOutcome::Done(publication)),
                 Err(StepError::Store(e)) => Err(e),
                 Err(StepError::Permanent(reason)) => {
                     self.fail(publication, ApiError::new(ErrorCode::PublishFailed, reason), &owner).await
@@ -185,31 +174,28 @@ impl PublishJob<'_> {
         &self,
         fresh: &Publication,
         owner: &str,
-        give_up: OffsetDateTime,
-    ) -> Result<Result<Publication, Outcome>, StoreError> {
-        loop {
-            let until = OffsetDateTime::now_utc() + self.lease;
-            match self.store.claim_publication(self.tenant, fresh, owner, until).await? {
-                PublicationClaim::Go(p) => return Ok(Ok(p)),
-                PublicationClaim::Done(p) if p.state == PublicationState::Failed => return Ok(Err(Outcome::Failed(p))),
-                PublicationClaim::Done(p) => return Ok(Err(Outcome::Published(p))),
-                PublicationClaim::Busy { until } => {
-                    if OffsetDateTime::now_utc() >= give_up {
-                        let error =
-                            ApiError::new(ErrorCode::JobInProgress, "another delivery is still publishing this report");
-                        return Ok(Err(Outcome::Stopped { publication: None, error }));
-                    }
-                    let wait = (until - OffsetDateTime::now_utc())
-                        .clamp(time::Duration::milliseconds(100), time::Duration::seconds(1));
-                    tokio::time::sleep(wait.unsigned_abs()).await;
-                }
-            }
-        }
+        lease: &Lease,
+    ) -> Result<Result<Publication, JobOutcome<Publication>>, StoreError> {
+        let claim = lease.claim(|until| self.store.claim_publication(self.tenant, fresh, owner, until)).await?;
+        Ok(match claim {
+            Claim::Ours(p) => Ok(p),
+            Claim::Done(p) if p.state == PublicationState::Failed => Err(JobOutcome::Failed(p)),
+            Claim::Done(p) => Err(JobOutcome::Done(p)),
+            Claim::Held { .. } => Err(JobOutcome::Stopped(ApiError::new(
+                ErrorCode::JobInProgress,
+                "another delivery is still publishing this report",
+            ))),
+        })
     }
 
     /// Records a failure: for good when only other content could fix it, else as the last
     /// error of a publication that the same key may finish later.
-    async fn fail(&self, mut publication: Publication, error: ApiError, owner: &str) -> Result<Outcome, StoreError> {
+    async fn fail(
+        &self,
+        mut publication: Publication,
+        error: ApiError,
+        owner: &str,
+    ) -> Result<JobOutcome<Publication>, StoreError> {
         let final_ = !error.retried() && !fixable_in_atlassian(error.code);
         publication.last_error = Some(error.message.clone());
         publication.last_error_code = Some(error.code);
@@ -218,11 +204,7 @@ impl PublishJob<'_> {
             publication.state = PublicationState::Failed;
         }
         self.store.save_publication(self.tenant, &publication, owner, true).await?;
-        Ok(if final_ {
-            Outcome::Failed(publication)
-        } else {
-            Outcome::Stopped { publication: Some(publication), error }
-        })
+        Ok(if final_ { JobOutcome::Failed(publication) } else { JobOutcome::Stopped(error) })
     }
 
     /// A publication left halfway on another site (the tenant connected Confluence elsewhere

@@ -74,27 +74,27 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
 async fn a_fresh_item_is_claimed_once(ledger: &dyn IssueLedger) {
     let t = tenant();
     let until = soon();
-    assert_eq!(ledger.claim(&t, &item("a"), "one", until).await.unwrap(), Claim::Fresh);
-    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    assert_eq!(ledger.claim(&t, &item("a"), "one", until).await.unwrap(), Claim::Ours(ItemStart::Fresh));
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Held { until: to_ms(until) });
     // A holder claiming again is refused like anyone else.
-    assert_eq!(ledger.claim(&t, &item("a"), "one", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    assert_eq!(ledger.claim(&t, &item("a"), "one", soon()).await.unwrap(), Claim::Held { until: to_ms(until) });
     // Items are per tenant.
-    assert_eq!(ledger.claim(&tenant(), &item("a"), "two", soon()).await.unwrap(), Claim::Fresh);
+    assert_eq!(ledger.claim(&tenant(), &item("a"), "two", soon()).await.unwrap(), Claim::Ours(ItemStart::Fresh));
 }
 
 async fn a_lapsed_claim_is_resumed_and_its_old_holder_changes_nothing(ledger: &dyn IssueLedger) {
     let t = tenant();
     let first_until = lapsed();
-    assert_eq!(ledger.claim(&t, &item("a"), "one", first_until).await.unwrap(), Claim::Fresh);
+    assert_eq!(ledger.claim(&t, &item("a"), "one", first_until).await.unwrap(), Claim::Ours(ItemStart::Fresh));
     let resumed = ledger.claim(&t, &item("a"), "two", soon()).await.unwrap();
-    assert_eq!(resumed, Claim::Resumed { attempted_before: to_ms(first_until), legacy_marker: false });
+    assert_eq!(resumed, Claim::Ours(ItemStart::Resumed { attempted_before: to_ms(first_until), legacy_marker: false }));
     // The old holder's completion is dropped without an error: the new holder records the issue.
     ledger.complete(&t, &item("a"), "one", &recorded("ENG-1")).await.unwrap();
     assert_eq!(ledger.item_for_key(&t, &key("ENG-1")).await.unwrap(), None);
-    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Busy { .. }));
+    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Held { .. }));
     ledger.complete(&t, &item("a"), "two", &recorded("ENG-2")).await.unwrap();
     assert!(
-        matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Done { key, .. } if key == "ENG-2")
+        matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Done(ItemDone { key, .. }) if key == "ENG-2")
     );
 }
 
@@ -107,18 +107,23 @@ async fn settling_needs_the_lease(ledger: &dyn IssueLedger) {
     ledger.release(&t, &item("a"), "stranger").await.unwrap();
     ledger.extend(&t, &item("a"), "stranger", lapsed()).await.unwrap();
     ledger.mark_legacy_marker(&t, &item("a"), "stranger").await.unwrap();
-    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Held { until: to_ms(until) });
     // Settling an item nobody claimed creates nothing.
     ledger.fail(&t, &item("b"), "stranger", "no").await.unwrap();
     ledger.extend(&t, &item("b"), "stranger", soon()).await.unwrap();
-    assert_eq!(ledger.claim(&t, &item("b"), "two", soon()).await.unwrap(), Claim::Fresh);
+    assert_eq!(ledger.claim(&t, &item("b"), "two", soon()).await.unwrap(), Claim::Ours(ItemStart::Fresh));
 }
 
 async fn a_completed_item_is_done_and_found_by_key(ledger: &dyn IssueLedger) {
     let t = tenant();
     ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
     ledger.complete(&t, &item("a"), "one", &recorded("ENG-7")).await.unwrap();
-    let done = Claim::Done { key: "ENG-7".into(), id: "id-ENG-7".into(), deleted: false, site: Some("cloud-1".into()) };
+    let done = Claim::Done(ItemDone {
+        key: "ENG-7".into(),
+        id: "id-ENG-7".into(),
+        deleted: false,
+        site: Some("cloud-1".into()),
+    });
     assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), done);
     // Done for good, however much later.
     assert_eq!(ledger.claim(&t, &item("a"), "three", lapsed()).await.unwrap(), done);
@@ -133,8 +138,8 @@ async fn a_failed_item_is_retried(ledger: &dyn IssueLedger) {
     ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
     ledger.fail(&t, &item("a"), "one", "Jira said no").await.unwrap();
     // A failure gives the lease back at once.
-    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Retry);
-    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Busy { .. }));
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Ours(ItemStart::Retry));
+    assert!(matches!(ledger.claim(&t, &item("a"), "three", soon()).await.unwrap(), Claim::Held { .. }));
 }
 
 async fn a_released_item_is_resumed_from_when_it_was_given_back(ledger: &dyn IssueLedger) {
@@ -146,11 +151,11 @@ async fn a_released_item_is_resumed_from_when_it_was_given_back(ledger: &dyn Iss
     // The release stamps its moment as the lease end; within that millisecond it still holds.
     let claim = loop {
         match ledger.claim(&t, &item("a"), "two", soon()).await.unwrap() {
-            Claim::Busy { until } if until <= after => continue,
+            Claim::Held { until } if until <= after => continue,
             claim => break claim,
         }
     };
-    let Claim::Resumed { attempted_before, legacy_marker: false } = claim else { panic!("{claim:?}") };
+    let Claim::Ours(ItemStart::Resumed { attempted_before, legacy_marker: false }) = claim else { panic!("{claim:?}") };
     assert!(before <= attempted_before && attempted_before <= after, "{attempted_before}");
 }
 
@@ -159,12 +164,16 @@ async fn the_marker_form_survives_a_takeover(ledger: &dyn IssueLedger) {
     ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
     ledger.mark_legacy_marker(&t, &item("a"), "one").await.unwrap();
     ledger.extend(&t, &item("a"), "one", lapsed()).await.unwrap();
-    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, &item("a"), "two", lapsed()).await.unwrap() else {
+    let Claim::Ours(ItemStart::Resumed { legacy_marker, .. }) =
+        ledger.claim(&t, &item("a"), "two", lapsed()).await.unwrap()
+    else {
         panic!()
     };
     assert!(legacy_marker);
     // The claim does not overwrite the form it found.
-    let Claim::Resumed { legacy_marker, .. } = ledger.claim(&t, &item("a"), "three", soon()).await.unwrap() else {
+    let Claim::Ours(ItemStart::Resumed { legacy_marker, .. }) =
+        ledger.claim(&t, &item("a"), "three", soon()).await.unwrap()
+    else {
         panic!()
     };
     assert!(legacy_marker);
@@ -175,7 +184,7 @@ async fn an_extended_claim_is_held_until_its_new_end(ledger: &dyn IssueLedger) {
     ledger.claim(&t, &item("a"), "one", lapsed()).await.unwrap();
     let until = soon();
     ledger.extend(&t, &item("a"), "one", until).await.unwrap();
-    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Busy { until: to_ms(until) });
+    assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), Claim::Held { until: to_ms(until) });
 }
 
 async fn a_deleted_issue_is_done_and_no_longer_ours(ledger: &dyn IssueLedger) {
@@ -184,8 +193,12 @@ async fn a_deleted_issue_is_done_and_no_longer_ours(ledger: &dyn IssueLedger) {
     ledger.complete(&t, &item("a"), "one", &recorded("ENG-3")).await.unwrap();
     ledger.mark_deleted(&t, &key("ENG-3"), &item("a")).await.unwrap();
     assert_eq!(ledger.item_for_key(&t, &key("ENG-3")).await.unwrap(), None);
-    let deleted =
-        Claim::Done { key: "ENG-3".into(), id: "id-ENG-3".into(), deleted: true, site: Some("cloud-1".into()) };
+    let deleted = Claim::Done(ItemDone {
+        key: "ENG-3".into(),
+        id: "id-ENG-3".into(),
+        deleted: true,
+        site: Some("cloud-1".into()),
+    });
     assert_eq!(ledger.claim(&t, &item("a"), "two", soon()).await.unwrap(), deleted);
 }
 
@@ -197,8 +210,8 @@ pub async fn issue_ledger_race(ledger: Arc<dyn IssueLedger>) {
         async move { ledger.claim(&t, &item("a"), &format!("owner-{n}"), soon()).await.unwrap() }
     })
     .await;
-    assert_eq!(claims.iter().filter(|c| **c == Claim::Fresh).count(), 1);
-    assert!(claims.iter().all(|c| matches!(c, Claim::Fresh | Claim::Busy { .. })));
+    assert_eq!(claims.iter().filter(|c| **c == Claim::Ours(ItemStart::Fresh)).count(), 1);
+    assert!(claims.iter().all(|c| matches!(c, Claim::Ours(ItemStart::Fresh) | Claim::Held { .. })));
 }
 
 async fn race<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
@@ -226,9 +239,9 @@ fn publication(id: &str) -> Publication {
     .unwrap()
 }
 
-fn went(claim: PublicationClaim) -> Publication {
+fn went(claim: Claim<Publication>) -> Publication {
     match claim {
-        PublicationClaim::Go(p) => p,
+        Claim::Ours(p) => p,
         other => panic!("expected to go, got {other:?}"),
     }
 }
@@ -241,8 +254,7 @@ pub async fn publications(store: &dyn PublicationStore) {
         went(store.claim_publication(&t, &fresh, "one", until).await.unwrap()).state,
         PublicationState::Accepted
     );
-    let PublicationClaim::Busy { until: busy } = store.claim_publication(&t, &fresh, "two", soon()).await.unwrap()
-    else {
+    let Claim::Held { until: busy } = store.claim_publication(&t, &fresh, "two", soon()).await.unwrap() else {
         panic!()
     };
     assert_eq!(busy, to_ms(until));
@@ -251,7 +263,7 @@ pub async fn publications(store: &dyn PublicationStore) {
     // Progress is kept; a release lets the next delivery continue from it, not from its fresh copy.
     let progress = Publication { state: PublicationState::PageWritten, page_id: Some("42".into()), ..fresh.clone() };
     store.save_publication(&t, &progress, "one", false).await.unwrap();
-    assert!(matches!(store.claim_publication(&t, &fresh, "two", soon()).await.unwrap(), PublicationClaim::Busy { .. }));
+    assert!(matches!(store.claim_publication(&t, &fresh, "two", soon()).await.unwrap(), Claim::Held { .. }));
     assert_eq!(store.get_publication(&t, &fresh.id).await.unwrap().unwrap().page_id.as_deref(), Some("42"));
     store.save_publication(&t, &progress, "one", true).await.unwrap();
     let taken = went(store.claim_publication(&t, &fresh, "two", lapsed()).await.unwrap());
@@ -263,9 +275,7 @@ pub async fn publications(store: &dyn PublicationStore) {
 
     let published = Publication { state: PublicationState::Published, ..progress };
     store.save_publication(&t, &published, "three", false).await.unwrap();
-    let PublicationClaim::Done(done) = store.claim_publication(&t, &fresh, "four", soon()).await.unwrap() else {
-        panic!()
-    };
+    let Claim::Done(done) = store.claim_publication(&t, &fresh, "four", soon()).await.unwrap() else { panic!() };
     assert_eq!(done.state, PublicationState::Published);
 
     // Saving a record nobody claimed is refused too.
@@ -293,7 +303,7 @@ pub async fn publications_race(store: Arc<dyn PublicationStore>) {
         async move { store.claim_publication(&t, &fresh, &format!("owner-{n}"), soon()).await.unwrap() }
     })
     .await;
-    assert_eq!(claims.iter().filter(|c| matches!(c, PublicationClaim::Go(_))).count(), 1);
+    assert_eq!(claims.iter().filter(|c| matches!(c, Claim::Ours(_))).count(), 1);
 }
 
 pub async fn refresh_leases(leases: &dyn RefreshLeaseStore) {

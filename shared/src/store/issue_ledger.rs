@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::StoreError;
+use super::{Claim, StoreError};
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 
@@ -26,9 +26,9 @@ pub struct KeyRecord {
     pub site: Option<SiteId>,
 }
 
-/// Where an action item stands in the ledger.
+/// Where a claimed action item stands in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
+pub enum ItemStart {
     /// Never attempted: create it.
     Fresh,
     /// An earlier attempt recorded its intent and did not finish: it may have created the issue,
@@ -38,10 +38,15 @@ pub enum Claim {
     Resumed { attempted_before: OffsetDateTime, legacy_marker: bool },
     /// Jira refused it before: try again.
     Retry,
-    /// Already created (or created and deleted): nothing to do.
-    Done { key: IssueKey, id: IssueId, deleted: bool, site: Option<SiteId> },
-    /// Another invocation holds it until this instant.
-    Busy { until: OffsetDateTime },
+}
+
+/// An action item whose issue was created (and maybe deleted since): nothing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemDone {
+    pub key: IssueKey,
+    pub id: IssueId,
+    pub deleted: bool,
+    pub site: Option<SiteId>,
 }
 
 /// The per-action-item record of what was created: `(tenant, action item id) → issue`.
@@ -53,7 +58,7 @@ pub trait IssueLedger: Send + Sync {
         item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<Claim, StoreError>;
+    ) -> Result<Claim<ItemStart, ItemDone>, StoreError>;
     async fn complete(
         &self,
         tenant: &TenantId,

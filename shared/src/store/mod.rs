@@ -20,11 +20,23 @@ pub mod settings;
 
 pub use connections::{ConnectionStore, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
-pub use issue_ledger::{Claim, IssueLedger, KeyRecord, RecordedIssue};
+pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};
-pub use publications::{PublicationClaim, PublicationStore, ReportPage};
+pub use publications::{PublicationStore, ReportPage};
 pub use refresh_leases::RefreshLeaseStore;
 pub use settings::SettingsStore;
+
+/// What a store's conditional claim on a job's record found (see [`crate::jobs::lease`]): `W`
+/// to work from, or `D` when it is finished already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim<W, D = W> {
+    /// Ours for the lease asked for: work from this.
+    Ours(W),
+    /// Finished already (or failed for good): answer with this, do nothing.
+    Done(D),
+    /// Another invocation holds it until this instant.
+    Held { until: time::OffsetDateTime },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

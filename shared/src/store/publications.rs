@@ -3,32 +3,23 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::StoreError;
+use super::{Claim, StoreError};
 use crate::domain::TenantId;
 use crate::ids::{PageId, SiteId};
-
-/// Where a publication stands when a delivery claims it.
-#[derive(Debug, Clone)]
-pub enum PublicationClaim {
-    /// New, or unfinished by an earlier attempt: continue from the record.
-    Go(crate::reports::Publication),
-    /// Published, or failed for good: answer with the record.
-    Done(crate::reports::Publication),
-    /// Another invocation holds it until this instant.
-    Busy { until: OffsetDateTime },
-}
 
 /// Publication records, one per (tenant, idempotency key), with a lease so one delivery at a
 /// time works on it; and the page each report was published to.
 #[async_trait]
 pub trait PublicationStore: Send + Sync {
+    /// `Ours`: new, or unfinished by an earlier attempt (continue from the record); `Done`:
+    /// published, or failed for good (answer with the record).
     async fn claim_publication(
         &self,
         tenant: &TenantId,
         fresh: &crate::reports::Publication,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<PublicationClaim, StoreError>;
+    ) -> Result<Claim<crate::reports::Publication>, StoreError>;
     /// Records progress; `release` also gives the lease back.
     async fn save_publication(
         &self,

@@ -15,6 +15,7 @@ use bridge::config::{HttpConfig, SearchIndex};
 use bridge::domain::{Product, TenantId};
 use bridge::error::ErrorCode;
 use bridge::issues::{ActionItem, CreateContext, IssueJob, ItemResult};
+use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
 use bridge::reports::{Publication, PublishJob, Report};
 use bridge::settings::{ConfluenceSettings, JiraSettings, ParentTitles};
@@ -150,9 +151,9 @@ impl Publisher {
             markers: &self.markers,
         };
         match job.run(report, key).await.expect("store") {
-            bridge::reports::Outcome::Published(p) => Ended::Published(p),
-            bridge::reports::Outcome::Failed(p) => Ended::Failed(p),
-            bridge::reports::Outcome::Stopped { error, .. } => Ended::Stopped(error.code),
+            JobOutcome::Done(p) => Ended::Published(p),
+            JobOutcome::Failed(p) => Ended::Failed(p),
+            JobOutcome::Stopped(error) => Ended::Stopped(error.code),
         }
     }
 

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{DynamoStore, corrupt, is_condition_failure, lease_until, ms, now_ms, service_error, tenant_pk};
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
-use crate::store::{Claim, IssueLedger, KeyRecord, RecordedIssue, StoreError};
+use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue, StoreError};
 
 fn action_sk(item_id: &ItemId) -> String {
     format!("ACTION#{item_id}")
@@ -22,7 +22,7 @@ impl IssueLedger for DynamoStore {
         item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Claim<ItemStart, ItemDone>, StoreError> {
         let result = self
             .client
             .update_item()
@@ -56,11 +56,11 @@ impl IssueLedger for DynamoStore {
                     .and_then(|s| s.as_s().ok())
                     .map(String::as_str)
                 {
-                    None => Claim::Fresh,
-                    Some("failed") => Claim::Retry,
+                    None => Claim::Ours(ItemStart::Fresh),
+                    Some("failed") => Claim::Ours(ItemStart::Retry),
                     // The old lease end bounds when the interrupted attempt sent its create:
                     // it held the item until then, and a release stamps the moment it gave up.
-                    Some(_) => Claim::Resumed {
+                    Some(_) => Claim::Ours(ItemStart::Resumed {
                         legacy_marker: out
                             .attributes
                             .as_ref()
@@ -73,7 +73,7 @@ impl IssueLedger for DynamoStore {
                             .map(lease_until)
                             .transpose()?
                             .unwrap_or_else(OffsetDateTime::now_utc),
-                    },
+                    }),
                 },
             ),
             Err(e) if is_condition_failure(&e) => {
@@ -85,15 +85,15 @@ impl IssueLedger for DynamoStore {
                 let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                 let state = text("state");
                 if state == "created" || state == "deleted" {
-                    return Ok(Claim::Done {
+                    return Ok(Claim::Done(ItemDone {
                         key: IssueKey::new(text("issue_key")),
                         id: IssueId::new(text("issue_id")),
                         deleted: state == "deleted",
                         site: Some(text("site")).filter(|s| !s.is_empty()).map(SiteId::new),
-                    });
+                    }));
                 }
                 let until = lease_until(&item)?;
-                Ok(Claim::Busy { until })
+                Ok(Claim::Held { until })
             }
             Err(e) => Err(service_error(e)),
         }

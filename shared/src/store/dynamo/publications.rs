@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use super::{DynamoStore, corrupt, is_condition_failure, lease_until, ms, now_ms, service_error, tenant_pk};
 use crate::domain::TenantId;
 use crate::ids::{PageId, SiteId};
-use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
+use crate::reports::Publication;
+use crate::store::{Claim, PublicationStore, ReportPage, StoreError};
 
 fn publication_key(tenant: &TenantId, id: &str) -> [(&'static str, AttributeValue); 2] {
     [("pk", AttributeValue::S(tenant_pk(tenant))), ("sk", AttributeValue::S(format!("PUBLICATION#{id}")))]
@@ -28,7 +29,7 @@ impl PublicationStore for DynamoStore {
         fresh: &crate::reports::Publication,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<PublicationClaim, StoreError> {
+    ) -> Result<Claim<Publication>, StoreError> {
         let [pk, sk] = publication_key(tenant, &fresh.id);
         let record = serde_json::to_string(fresh).map_err(corrupt)?;
         // Create the record, or take over an unfinished one whose lease lapsed; keep its progress.
@@ -52,15 +53,15 @@ impl PublicationStore for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(PublicationClaim::Go(publication_of(&out.attributes.unwrap_or_default())?)),
+            Ok(out) => Ok(Claim::Ours(publication_of(&out.attributes.unwrap_or_default())?)),
             Err(e) if is_condition_failure(&e) => {
                 let [pk, sk] = publication_key(tenant, &fresh.id);
                 let item = self.get((pk.1, sk.1)).await?.item.unwrap_or_default();
                 if item.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
-                    return Ok(PublicationClaim::Done(publication_of(&item)?));
+                    return Ok(Claim::Done(publication_of(&item)?));
                 }
                 let until = lease_until(&item)?;
-                Ok(PublicationClaim::Busy { until })
+                Ok(Claim::Held { until })
             }
             Err(e) => Err(service_error(e)),
         }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{Clock, Faults, from_ms, lock, ms};
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
-use crate::store::{Claim, IssueLedger, KeyRecord, RecordedIssue, StoreError};
+use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -143,7 +143,7 @@ impl IssueLedger for MemoryIssueLedger {
         item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Claim<ItemStart, ItemDone>, StoreError> {
         self.faults.check("IssueLedger::claim")?;
         let now = self.clock.now_ms();
         let mut items = lock(&self.items);
@@ -155,7 +155,7 @@ impl IssueLedger for MemoryIssueLedger {
                 ..Action::bare(State::Pending)
             };
             items.actions.insert(key(tenant, item_id.as_str()), action);
-            return Ok(Claim::Fresh);
+            return Ok(Claim::Ours(ItemStart::Fresh));
         };
         // Taken only when unfinished and its lease ended (a missing lease never compares lower).
         let lapsed = action.lease_until_ms.is_some_and(|until| until < now);
@@ -166,21 +166,21 @@ impl IssueLedger for MemoryIssueLedger {
             action.lease_until_ms = Some(ms(until));
             action.marker_form.get_or_insert(MarkerForm::Keyed);
             return Ok(match old.state {
-                State::Failed => Claim::Retry,
-                _ => Claim::Resumed {
+                State::Failed => Claim::Ours(ItemStart::Retry),
+                _ => Claim::Ours(ItemStart::Resumed {
                     legacy_marker: old.marker_form != Some(MarkerForm::Keyed),
                     attempted_before: from_ms(old.lease_until_ms.unwrap_or(0)),
-                },
+                }),
             });
         }
         Ok(match action.state {
-            State::Created | State::Deleted => Claim::Done {
+            State::Created | State::Deleted => Claim::Done(ItemDone {
                 key: IssueKey::new(action.issue_key.clone().unwrap_or_default()),
                 id: IssueId::new(action.issue_id.clone().unwrap_or_default()),
                 deleted: action.state == State::Deleted,
                 site: action.site.clone().filter(|s| !s.is_empty()).map(SiteId::new),
-            },
-            State::Pending | State::Failed => Claim::Busy { until: from_ms(action.lease_until_ms.unwrap_or(0)) },
+            }),
+            State::Pending | State::Failed => Claim::Held { until: from_ms(action.lease_until_ms.unwrap_or(0)) },
         })
     }
 

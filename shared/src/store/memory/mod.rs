@@ -151,7 +151,7 @@ mod tests {
 
     use super::*;
     use crate::domain::TenantId;
-    use crate::store::{Claim, IssueLedger, RefreshLeaseStore};
+    use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, RefreshLeaseStore};
 
     fn acme() -> TenantId {
         TenantId::parse("acme").unwrap()
@@ -161,13 +161,19 @@ mod tests {
     async fn advancing_the_clock_lets_leases_lapse() {
         let store = MemoryStore::new();
         let until = OffsetDateTime::now_utc() + Duration::from_secs(30);
-        assert_eq!(store.ledger.claim(&acme(), &"a".into(), "one", until).await.unwrap(), Claim::Fresh);
+        assert_eq!(
+            store.ledger.claim(&acme(), &"a".into(), "one", until).await.unwrap(),
+            Claim::Ours(ItemStart::Fresh)
+        );
         assert!(store.leases.try_acquire("g", "one", until).await.unwrap());
         assert_eq!(store.leases.holder("g").as_deref(), Some("one"));
-        assert!(matches!(store.ledger.claim(&acme(), &"a".into(), "two", until).await.unwrap(), Claim::Busy { .. }));
+        assert!(matches!(store.ledger.claim(&acme(), &"a".into(), "two", until).await.unwrap(), Claim::Held { .. }));
 
         store.clock.advance(Duration::from_secs(31));
-        assert!(matches!(store.ledger.claim(&acme(), &"a".into(), "two", until).await.unwrap(), Claim::Resumed { .. }));
+        assert!(matches!(
+            store.ledger.claim(&acme(), &"a".into(), "two", until).await.unwrap(),
+            Claim::Ours(ItemStart::Resumed { .. })
+        ));
         assert_eq!(store.leases.holder("g"), None);
         assert!(store.leases.try_acquire("g", "two", until).await.unwrap());
     }
@@ -181,7 +187,10 @@ mod tests {
             store.ledger.claim(&acme(), &"a".into(), "one", until).await,
             Err(StoreError::Service { .. })
         ));
-        assert_eq!(store.ledger.claim(&acme(), &"a".into(), "one", until).await.unwrap(), Claim::Fresh);
+        assert_eq!(
+            store.ledger.claim(&acme(), &"a".into(), "one", until).await.unwrap(),
+            Claim::Ours(ItemStart::Fresh)
+        );
     }
 
     #[tokio::test]
@@ -190,11 +199,14 @@ mod tests {
         let lapsed = OffsetDateTime::now_utc() - Duration::from_secs(1);
         store.ledger.seed_legacy_pending(&acme(), &"a".into(), "old", lapsed);
         let claim = store.ledger.claim(&acme(), &"a".into(), "new", lapsed).await.unwrap();
-        assert!(matches!(claim, Claim::Resumed { legacy_marker: true, .. }), "{claim:?}");
+        assert!(matches!(claim, Claim::Ours(ItemStart::Resumed { legacy_marker: true, .. })), "{claim:?}");
 
         store.ledger.seed_without_site(&acme(), &"b".into(), &"ENG-1".into(), &"10001".into());
         let claim = store.ledger.claim(&acme(), &"b".into(), "new", lapsed).await.unwrap();
-        assert_eq!(claim, Claim::Done { key: "ENG-1".into(), id: "10001".into(), deleted: false, site: None });
+        assert_eq!(
+            claim,
+            Claim::Done(ItemDone { key: "ENG-1".into(), id: "10001".into(), deleted: false, site: None })
+        );
         assert_eq!(store.ledger.item_for_key(&acme(), &"ENG-1".into()).await.unwrap().unwrap().site, None);
     }
 

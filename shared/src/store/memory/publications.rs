@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{Clock, Faults, from_ms, lock, ms};
 use crate::domain::TenantId;
 use crate::reports::Publication;
-use crate::store::{PublicationClaim, PublicationStore, ReportPage, StoreError};
+use crate::store::{Claim, PublicationStore, ReportPage, StoreError};
 
 /// `PUBLICATION#{id}`: the record as the JSON the adapter stores, so what a claim hands back went
 /// through the same serialization.
@@ -64,27 +64,27 @@ impl PublicationStore for MemoryPublications {
         fresh: &Publication,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<PublicationClaim, StoreError> {
+    ) -> Result<Claim<Publication>, StoreError> {
         self.faults.check("PublicationStore::claim_publication")?;
         let now = self.clock.now_ms();
         let mut items = lock(&self.items);
         let Some(record) = items.publications.get_mut(&key(tenant, &fresh.id)) else {
             let record = json(fresh)?;
-            let claim = PublicationClaim::Go(parse(&record)?);
+            let claim = Claim::Ours(parse(&record)?);
             let record = Record { owner: owner.to_owned(), lease_until_ms: ms(until), record, done: false };
             items.publications.insert(key(tenant, &fresh.id), record);
             return Ok(claim);
         };
         if record.done {
-            return Ok(PublicationClaim::Done(parse(&record.record)?));
+            return Ok(Claim::Done(parse(&record.record)?));
         }
         if record.lease_until_ms >= now {
-            return Ok(PublicationClaim::Busy { until: from_ms(record.lease_until_ms) });
+            return Ok(Claim::Held { until: from_ms(record.lease_until_ms) });
         }
         // Take over an unfinished one whose lease lapsed; keep its progress.
         record.owner = owner.to_owned();
         record.lease_until_ms = ms(until);
-        Ok(PublicationClaim::Go(parse(&record.record)?))
+        Ok(Claim::Ours(parse(&record.record)?))
     }
 
     async fn save_publication(
