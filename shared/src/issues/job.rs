@@ -140,7 +140,7 @@ impl IssueJob<'_> {
             let fields: Vec<_> = chunk.iter().map(|(_, p)| p.fields.clone()).collect();
             match bulk_create(self.ctx.session, &fields).await {
                 Ok(outcomes) => {
-                    crate::faults::crash_point("issues_created");
+                    crate::faults::crash_point("issues_created").await;
                     for ((pending, prepared), outcome) in chunk.iter().zip(outcomes) {
                         let item = pending.item;
                         results[pending.index] = Some(match outcome {

@@ -263,7 +263,7 @@ impl PublishJob<'_> {
             };
             let parent = self.parent(&space, &title_candidates(parent_title, &c.date, &c.report_id)).await?;
             let (id, version, title) = self.write_page(&space, &parent, c, marker, &body).await?;
-            crate::faults::crash_point("page_created");
+            crate::faults::crash_point("page_created").await;
             let site = self.session.site_id().to_owned();
             let record = ReportPage { page_id: PageId::new(id.clone()), site: Some(SiteId::new(site.clone())) };
             self.store.set_report_page(self.tenant, &c.report_id, &record).await?;
@@ -285,13 +285,13 @@ impl PublishJob<'_> {
             };
             publication.attachment_id =
                 Some(attachments::put(self.session, &PageId::new(page_id), &file).await?.into_string());
-            crate::faults::crash_point("attachment_uploaded");
+            crate::faults::crash_point("attachment_uploaded").await;
             self.save(publication, owner, PublicationState::AttachmentUploaded).await?;
         }
 
         if publication.state == PublicationState::AttachmentUploaded {
             self.save(publication, owner, PublicationState::Published).await?;
-            crate::faults::crash_point("record_written");
+            crate::faults::crash_point("record_written").await;
         }
         Ok(())
     }
