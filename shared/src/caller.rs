@@ -35,6 +35,11 @@ pub struct Caller {
     pub subject: Option<String>,
 }
 
+/// The caller of a public route (the OAuth callback): anyone; the handler trusts only what it
+/// checks itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Public;
+
 /// Checks the caller against the path's tenant and the route's scope:
 /// no claims → 401; another tenant or a missing scope → 403.
 pub fn authorize(

@@ -1,4 +1,7 @@
-//! Helpers that keep handlers thin: path and query access, JSON bodies, responses.
+//! Helpers that keep handlers thin: the extractors a route's handler reads its request through
+//! (path and query parameters, the Idempotency-Key, the JSON body), and responses.
+
+use std::marker::PhantomData;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::http::{StatusCode, header};
@@ -67,6 +70,12 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))
 }
+
+/// A route that takes no request body.
+pub struct NoBody;
+
+/// A route whose request body is `T` as JSON (unknown fields refused where `T` says so).
+pub struct Json<T>(PhantomData<fn() -> T>);
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
     match serde_json::to_vec(value) {
