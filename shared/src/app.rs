@@ -50,16 +50,16 @@ pub struct App {
     pub config: Config,
     pub transport: Transport,
     pub oauth: Arc<AtlassianOAuth>,
-    pub state_signer: StateSigner,
+    pub state_signer: Arc<StateSigner>,
     /// Issue labels and page anchors, keyed by the deployment (see `markers`).
-    pub markers: Markers,
+    pub markers: Arc<Markers>,
     pub connections: Arc<dyn ConnectionStore>,
     pub states: Arc<dyn OAuthStateStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub settings: Arc<dyn SettingsStore>,
     pub issues: Arc<dyn IssueLedger>,
     pub publications: Arc<dyn PublicationStore>,
-    pub connector: Connector,
+    pub connector: Arc<Connector>,
     /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
     /// refuse to start without it).
     pub events: Option<Arc<dyn EventBus>>,
@@ -107,8 +107,8 @@ impl App {
             tokens,
         );
         Ok(Self {
-            markers: Markers::derive(&state_key),
-            state_signer: StateSigner::new(state_key),
+            markers: Arc::new(Markers::derive(&state_key)),
+            state_signer: Arc::new(StateSigner::new(state_key)),
             transport,
             oauth,
             connections: dynamo.clone(),
@@ -121,7 +121,7 @@ impl App {
                     as Arc<dyn EventBus>
             }),
             credentials,
-            connector,
+            connector: Arc::new(connector),
             config,
         })
     }
@@ -129,8 +129,13 @@ impl App {
     /// The secret name for a grant or connection: under the deployment's prefix, so IAM can be
     /// scoped to `prefix*`.
     pub fn secret_name(&self, tenant: &crate::domain::TenantId, grant_id: &str) -> String {
-        format!("{}tenants/{tenant}/{grant_id}", self.config.secret_prefix)
+        secret_name(&self.config.secret_prefix, tenant, grant_id)
     }
+}
+
+/// The secret name for a grant or connection under the deployment's `prefix`.
+pub fn secret_name(prefix: &str, tenant: &crate::domain::TenantId, grant_id: &str) -> String {
+    format!("{prefix}tenants/{tenant}/{grant_id}")
 }
 
 /// One request: a span carrying the path's tenant (handlers without one, like the OAuth
