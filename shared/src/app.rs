@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::access::Connector;
+use crate::api::Router;
 use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
@@ -139,10 +140,9 @@ pub fn secret_name(prefix: &str, tenant: &crate::domain::TenantId, grant_id: &st
 }
 
 /// One request: a span carrying the path's tenant (handlers without one, like the OAuth
-/// callback, record it themselves), the handler, and its error mapped to the response once.
-async fn traced<H, F>(app: Arc<App>, req: Request, handler: &H) -> HttpResponse
+/// callback, record it themselves), its dispatch, and its error mapped to the response once.
+async fn traced<F>(req: Request, dispatch: impl FnOnce(Request) -> F) -> HttpResponse
 where
-    H: Fn(Arc<App>, Request) -> F,
     F: Future<Output = Result<HttpResponse, ApiError>>,
 {
     use tracing::Instrument;
@@ -150,27 +150,41 @@ where
     if let Some(tenant) = req.path_parameters_ref().and_then(|p| p.first("tenant")) {
         span.record("tenant", tenant);
     }
-    async { crate::http::respond(handler(app, req).await) }.instrument(span).await
+    async { crate::http::respond(dispatch(req).await) }.instrument(span).await
 }
 
-/// Runs an HTTP function: JSON logs, the context built once, then one handler call per request.
-pub async fn serve<H, F>(handler: H) -> Result<(), lambda_http::Error>
+/// The cold start of a function: JSON logs, its routes checked against the table, the App built;
+/// an error (logged) when the function cannot start.
+async fn start<C>(router: &Router<C>) -> Result<App, String>
 where
-    H: Fn(Arc<App>, Request) -> F + Send + Sync,
-    F: Future<Output = Result<HttpResponse, crate::error::ApiError>> + Send,
+    C: Send + Sync + 'static,
 {
     crate::telemetry::init();
-    let app = match App::from_env().await {
-        Ok(app) => Arc::new(app),
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
-    let handler = &handler;
+    if let Err(e) = router.check() {
+        tracing::error!(error = %e, "cold start failed");
+        return Err(e);
+    }
+    App::from_env().await.map_err(|e| {
+        tracing::error!(error = %e, "cold start failed");
+        e.to_string()
+    })
+}
+
+/// Runs an HTTP function: each request goes to its route's handler in `router`, with the
+/// function's context, which `context` builds from the App once at cold start.
+pub async fn serve<C, M>(context: M, router: Router<C>) -> Result<(), lambda_http::Error>
+where
+    C: Send + Sync + 'static,
+    M: FnOnce(&App) -> C,
+{
+    let app = start(&router).await?;
+    let tenant_claim = app.config.tenant_claim.clone();
+    let context = Arc::new(context(&app));
+    drop(app);
+    let (router, tenant_claim) = (&router, tenant_claim.as_str());
     lambda_http::run(service_fn(move |req: Request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(traced(app, req, handler).await) }
+        let context = context.clone();
+        async move { Ok::<_, Infallible>(traced(req, |req| router.dispatch(context, tenant_claim, req)).await) }
     }))
     .await
 }
@@ -268,35 +282,35 @@ where
 /// Runs a function that serves HTTP routes and EventBridge events (straight from a rule; a
 /// delivery the handler stops fails the invocation, so Lambda delivers it again, then to the
 /// dead-letter queue).
-pub async fn serve_with_events<H, HF, E, EF>(http_handler: H, event_handler: E) -> Result<(), lambda_runtime::Error>
+pub async fn serve_with_events<C, M, E, EF>(
+    context: M,
+    router: Router<C>,
+    event_handler: E,
+) -> Result<(), lambda_runtime::Error>
 where
-    H: Fn(Arc<App>, Request) -> HF + Send + Sync,
-    HF: Future<Output = Result<HttpResponse, crate::error::ApiError>> + Send,
+    C: Send + Sync + 'static,
+    M: FnOnce(&App) -> C,
     E: Fn(Arc<App>, Delivery) -> EF + Send + Sync,
     EF: Future<Output = JobOutcome<()>> + Send,
 {
-    crate::telemetry::init();
-    let app = match App::from_env().await {
-        Ok(app) if app.events.is_some() => Arc::new(app),
-        Ok(_) => {
+    let app = match start(&router).await? {
+        app if app.events.is_some() => Arc::new(app),
+        _ => {
             tracing::error!("cold start failed: BRIDGE_EVENT_BUS_NAME is required by this function");
             return Err("BRIDGE_EVENT_BUS_NAME is required".into());
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
     };
-    let (http_handler, event_handler) = (&http_handler, &event_handler);
+    let http = (Arc::new(context(&app)), app.config.tenant_claim.clone());
+    let (router, http, event_handler) = (&router, &http, &event_handler);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
                     let request = crate::http::request_from_event(*payload)?;
-                    Ok(Reply::Http(Box::new(crate::http::to_gateway_response(
-                        traced(app, request, http_handler).await,
-                    ))))
+                    let (context, tenant_claim) = (http.0.clone(), http.1.as_str());
+                    let response = traced(request, |req| router.dispatch(context, tenant_claim, req)).await;
+                    Ok(Reply::Http(Box::new(crate::http::to_gateway_response(response))))
                 }
                 Trigger::EventBridge(delivery) => match event_handler(app, *delivery).await {
                     JobOutcome::Done(()) | JobOutcome::Failed(()) => Ok(Reply::Event {}),

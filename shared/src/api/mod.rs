@@ -3,6 +3,7 @@
 //! them.
 
 mod openapi;
+mod router;
 pub mod routes;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site};
 
 pub use openapi::document;
+pub use router::Router;
 pub use routes::{Function, Route};
 
 /// The body of `PUT /v1/tenants/{tenant}/settings/{product}`: `ConfluenceSettings` or
@@ -39,6 +41,12 @@ fn settings_schemas(out: &mut routes::Schemas) {
     ));
 }
 
+impl crate::http::Input<SettingsBody> {
+    /// The body as the settings of the path's product.
+    pub fn body_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::error::ApiError> {
+        crate::http::json_body(self.request())
+    }
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
