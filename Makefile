@@ -25,7 +25,7 @@ help:
 	@echo "make test-infra  synthesize the CDK app offline; CDK assertions, cdk-nag, cfn-lint, checkov"
 	@echo "make package  build one Lambda zip per function into $(DIST)/ (ARCH=arm64|x86_64)"
 	@echo "make bench    latency of the release builds through the local stack"
-	@echo "make openapi  regenerate shared/openapi.json from the Rust types"
+	@echo "make openapi  regenerate shared/openapi.json and shared/routes.json from the route table and the Rust types"
 	@echo "make lint     rustfmt and clippy"
 	@echo "make fuzz     every fuzz target for FUZZ_SECONDS each (default 60; cargo fuzz, libFuzzer)"
 
@@ -109,7 +109,7 @@ fuzz:
 	done
 
 openapi:
-	BLESS=1 cargo test -p bridge-shared --lib -- api::openapi events::tests
+	BLESS=1 cargo test -p bridge-shared --lib -- api::openapi api::routes events::tests
 
 lint:
 	cargo fmt --all -- --check

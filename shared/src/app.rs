@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::access::Connector;
+use crate::api::Router;
 use crate::atlassian::Transport;
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
@@ -50,16 +51,16 @@ pub struct App {
     pub config: Config,
     pub transport: Transport,
     pub oauth: Arc<AtlassianOAuth>,
-    pub state_signer: StateSigner,
+    pub state_signer: Arc<StateSigner>,
     /// Issue labels and page anchors, keyed by the deployment (see `markers`).
-    pub markers: Markers,
+    pub markers: Arc<Markers>,
     pub connections: Arc<dyn ConnectionStore>,
     pub states: Arc<dyn OAuthStateStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub settings: Arc<dyn SettingsStore>,
     pub issues: Arc<dyn IssueLedger>,
     pub publications: Arc<dyn PublicationStore>,
-    pub connector: Connector,
+    pub connector: Arc<Connector>,
     /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
     /// refuse to start without it).
     pub events: Option<Arc<dyn EventBus>>,
@@ -107,8 +108,8 @@ impl App {
             tokens,
         );
         Ok(Self {
-            markers: Markers::derive(&state_key),
-            state_signer: StateSigner::new(state_key),
+            markers: Arc::new(Markers::derive(&state_key)),
+            state_signer: Arc::new(StateSigner::new(state_key)),
             transport,
             oauth,
             connections: dynamo.clone(),
@@ -121,7 +122,7 @@ impl App {
                     as Arc<dyn EventBus>
             }),
             credentials,
-            connector,
+            connector: Arc::new(connector),
             config,
         })
     }
@@ -129,15 +130,19 @@ impl App {
     /// The secret name for a grant or connection: under the deployment's prefix, so IAM can be
     /// scoped to `prefix*`.
     pub fn secret_name(&self, tenant: &crate::domain::TenantId, grant_id: &str) -> String {
-        format!("{}tenants/{tenant}/{grant_id}", self.config.secret_prefix)
+        secret_name(&self.config.secret_prefix, tenant, grant_id)
     }
 }
 
+/// The secret name for a grant or connection under the deployment's `prefix`.
+pub fn secret_name(prefix: &str, tenant: &crate::domain::TenantId, grant_id: &str) -> String {
+    format!("{prefix}tenants/{tenant}/{grant_id}")
+}
+
 /// One request: a span carrying the path's tenant (handlers without one, like the OAuth
-/// callback, record it themselves), the handler, and its error mapped to the response once.
-async fn traced<H, F>(app: Arc<App>, req: Request, handler: &H) -> HttpResponse
+/// callback, record it themselves), its dispatch, and its error mapped to the response once.
+async fn traced<F>(req: Request, dispatch: impl FnOnce(Request) -> F) -> HttpResponse
 where
-    H: Fn(Arc<App>, Request) -> F,
     F: Future<Output = Result<HttpResponse, ApiError>>,
 {
     use tracing::Instrument;
@@ -145,27 +150,41 @@ where
     if let Some(tenant) = req.path_parameters_ref().and_then(|p| p.first("tenant")) {
         span.record("tenant", tenant);
     }
-    async { crate::http::respond(handler(app, req).await) }.instrument(span).await
+    async { crate::http::respond(dispatch(req).await) }.instrument(span).await
 }
 
-/// Runs an HTTP function: JSON logs, the context built once, then one handler call per request.
-pub async fn serve<H, F>(handler: H) -> Result<(), lambda_http::Error>
+/// The cold start of a function: JSON logs, its routes checked against the table, the App built;
+/// an error (logged) when the function cannot start.
+async fn start<C>(router: &Router<C>) -> Result<App, String>
 where
-    H: Fn(Arc<App>, Request) -> F + Send + Sync,
-    F: Future<Output = Result<HttpResponse, crate::error::ApiError>> + Send,
+    C: Send + Sync + 'static,
 {
     crate::telemetry::init();
-    let app = match App::from_env().await {
-        Ok(app) => Arc::new(app),
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
-    let handler = &handler;
+    if let Err(e) = router.check() {
+        tracing::error!(error = %e, "cold start failed");
+        return Err(e);
+    }
+    App::from_env().await.map_err(|e| {
+        tracing::error!(error = %e, "cold start failed");
+        e.to_string()
+    })
+}
+
+/// Runs an HTTP function: each request goes to its route's handler in `router`, with the
+/// function's context, which `context` builds from the App once at cold start.
+pub async fn serve<C, M>(context: M, router: Router<C>) -> Result<(), lambda_http::Error>
+where
+    C: Send + Sync + 'static,
+    M: FnOnce(&App) -> C,
+{
+    let app = start(&router).await?;
+    let tenant_claim = app.config.tenant_claim.clone();
+    let context = Arc::new(context(&app));
+    drop(app);
+    let (router, tenant_claim) = (&router, tenant_claim.as_str());
     lambda_http::run(service_fn(move |req: Request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(traced(app, req, handler).await) }
+        let context = context.clone();
+        async move { Ok::<_, Infallible>(traced(req, |req| router.dispatch(context, tenant_claim, req)).await) }
     }))
     .await
 }
@@ -263,35 +282,35 @@ where
 /// Runs a function that serves HTTP routes and EventBridge events (straight from a rule; a
 /// delivery the handler stops fails the invocation, so Lambda delivers it again, then to the
 /// dead-letter queue).
-pub async fn serve_with_events<H, HF, E, EF>(http_handler: H, event_handler: E) -> Result<(), lambda_runtime::Error>
+pub async fn serve_with_events<C, M, E, EF>(
+    context: M,
+    router: Router<C>,
+    event_handler: E,
+) -> Result<(), lambda_runtime::Error>
 where
-    H: Fn(Arc<App>, Request) -> HF + Send + Sync,
-    HF: Future<Output = Result<HttpResponse, crate::error::ApiError>> + Send,
+    C: Send + Sync + 'static,
+    M: FnOnce(&App) -> C,
     E: Fn(Arc<App>, Delivery) -> EF + Send + Sync,
     EF: Future<Output = JobOutcome<()>> + Send,
 {
-    crate::telemetry::init();
-    let app = match App::from_env().await {
-        Ok(app) if app.events.is_some() => Arc::new(app),
-        Ok(_) => {
+    let app = match start(&router).await? {
+        app if app.events.is_some() => Arc::new(app),
+        _ => {
             tracing::error!("cold start failed: BRIDGE_EVENT_BUS_NAME is required by this function");
             return Err("BRIDGE_EVENT_BUS_NAME is required".into());
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
     };
-    let (http_handler, event_handler) = (&http_handler, &event_handler);
+    let http = (Arc::new(context(&app)), app.config.tenant_claim.clone());
+    let (router, http, event_handler) = (&router, &http, &event_handler);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
                     let request = crate::http::request_from_event(*payload)?;
-                    Ok(Reply::Http(Box::new(crate::http::to_gateway_response(
-                        traced(app, request, http_handler).await,
-                    ))))
+                    let (context, tenant_claim) = (http.0.clone(), http.1.as_str());
+                    let response = traced(request, |req| router.dispatch(context, tenant_claim, req)).await;
+                    Ok(Reply::Http(Box::new(crate::http::to_gateway_response(response))))
                 }
                 Trigger::EventBridge(delivery) => match event_handler(app, *delivery).await {
                     JobOutcome::Done(()) | JobOutcome::Failed(()) => Ok(Reply::Event {}),

@@ -35,6 +35,35 @@ pub struct Caller {
     pub subject: Option<String>,
 }
 
+/// Who calls a route, as its handler gets it: taken from the request before the handler runs.
+pub trait Access: Sized + Send + 'static {
+    /// `scope` is the route's, from the table (`None` for a public route).
+    fn extract(req: &Request, tenant_claim: &str, scope: Option<BridgeScope>) -> Result<Self, ApiError>;
+}
+
+/// The caller of a scoped route: authorized for the path's `{tenant}` and the route's scope.
+impl Access for Caller {
+    fn extract(req: &Request, tenant_claim: &str, scope: Option<BridgeScope>) -> Result<Self, ApiError> {
+        let Some(scope) = scope else {
+            tracing::error!("a public route's handler asked for an authorized caller");
+            return Err(ApiError::internal());
+        };
+        let tenant = crate::http::path_param(req, "tenant")?;
+        authorize(req, tenant_claim, &tenant, scope)
+    }
+}
+
+/// The caller of a public route (the OAuth callback): anyone; the handler trusts only what it
+/// checks itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Public;
+
+impl Access for Public {
+    fn extract(_: &Request, _: &str, _: Option<BridgeScope>) -> Result<Self, ApiError> {
+        Ok(Self)
+    }
+}
+
 /// Checks the caller against the path's tenant and the route's scope:
 /// no claims → 401; another tenant or a missing scope → 403.
 pub fn authorize(

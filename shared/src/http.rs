@@ -1,4 +1,7 @@
-//! Helpers that keep handlers thin: path and query access, JSON bodies, responses.
+//! Helpers that keep handlers thin: the extractors a route's handler reads its request through
+//! (path and query parameters, the Idempotency-Key, the JSON body), and responses.
+
+use std::marker::PhantomData;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::http::{StatusCode, header};
@@ -66,6 +69,56 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         return Err(ApiError::new(ErrorCode::InvalidRequest, "a JSON request body is required"));
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))
+}
+
+/// A route that takes no request body.
+pub struct NoBody;
+
+/// A route whose request body is `T` as JSON (unknown fields refused where `T` says so).
+pub struct Json<T>(PhantomData<fn() -> T>);
+
+/// What a handler reads from its request besides its caller: path and query parameters, the
+/// Idempotency-Key (taken before the handler runs, on the routes that require one), and the body
+/// of the route's type `B`, parsed when the handler asks for it, so it keeps deciding which of
+/// its refusals comes first.
+pub struct Input<B = NoBody> {
+    request: Request,
+    idempotency_key: Option<String>,
+    body: PhantomData<fn() -> B>,
+}
+
+impl<B> Input<B> {
+    pub(crate) fn new(request: Request, idempotency_key: Option<String>) -> Self {
+        Self { request, idempotency_key, body: PhantomData }
+    }
+
+    pub(crate) fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// A path parameter of the route's template.
+    pub fn path(&self, name: &str) -> Result<String, ApiError> {
+        path_param(&self.request, name)
+    }
+
+    pub fn query(&self, name: &str) -> Option<String> {
+        query_param(&self.request, name)
+    }
+
+    /// The Idempotency-Key of a route the table marks idempotent (checked before the handler).
+    pub fn idempotency_key(&self) -> Result<String, ApiError> {
+        self.idempotency_key.clone().ok_or_else(|| {
+            tracing::error!("a handler asked for the Idempotency-Key of a route that does not take one");
+            ApiError::internal()
+        })
+    }
+}
+
+impl<T: DeserializeOwned> Input<Json<T>> {
+    /// The request body, as the route's type.
+    pub fn body(&self) -> Result<T, ApiError> {
+        json_body(&self.request)
+    }
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {

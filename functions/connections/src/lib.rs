@@ -3,42 +3,91 @@
 
 use std::sync::Arc;
 
-use bridge::access::AccessError;
-use bridge::api::{ConnectionRequest, ConnectionView, SelectSiteRequest, SiteSelectionResponse, VerifyResponse};
+use bridge::access::{AccessError, Connector};
+use bridge::api::{
+    ConnectionRequest, ConnectionView, Function, Router, SelectSiteRequest, SettingsBody, SiteSelectionResponse,
+    VerifyResponse, routes,
+};
 use bridge::app::App;
-use bridge::atlassian::{EgressError, Session};
-use bridge::caller::{BridgeScope, Caller, authorize};
+use bridge::atlassian::{EgressError, EgressPolicy, Session};
+use bridge::caller::Caller;
 use bridge::credentials::ConnectionAuth;
 use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site};
 use bridge::error::{ApiError, ErrorCode};
-use bridge::http::{self, HttpResponse};
+use bridge::http::{self, HttpResponse, Input, Json};
 use bridge::settings::{ConfluenceSettings, JiraSettings};
-use bridge::store::Verification;
-use lambda_http::Request;
+use bridge::store::{ConnectionStore, CredentialStore, SettingsStore, Verification};
 use lambda_http::http::StatusCode;
 use time::OffsetDateTime;
 use url::Url;
 
-pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
-    match http::route_key(&req) {
-        Some("GET /v1/tenants/{tenant}/connections/{product}") => get(&app, &req).await,
-        Some("PUT /v1/tenants/{tenant}/connections/{product}") => register(&app, &req).await,
-        Some("DELETE /v1/tenants/{tenant}/connections/{product}") => delete(&app, &req).await,
-        Some("GET /v1/tenants/{tenant}/settings/{product}") => get_settings(&app, &req).await,
-        Some("PUT /v1/tenants/{tenant}/settings/{product}") => put_settings(&app, &req).await,
-        Some("PUT /v1/tenants/{tenant}/connections/{product}/site") => select_site(&app, &req).await,
-        Some("POST /v1/tenants/{tenant}/connections/{product}/verify") => verify(&app, &req).await,
-        _ => Err(http::unknown_route()),
+/// What the connections routes use, built once at cold start.
+pub struct Context {
+    connections: Arc<dyn ConnectionStore>,
+    credentials: Arc<dyn CredentialStore>,
+    settings: Arc<dyn SettingsStore>,
+    connector: Arc<Connector>,
+    egress: EgressPolicy,
+    secret_prefix: String,
+}
+
+impl Context {
+    pub fn new(app: &App) -> Self {
+        Self {
+            connections: app.connections.clone(),
+            credentials: app.credentials.clone(),
+            settings: app.settings.clone(),
+            connector: app.connector.clone(),
+            egress: app.config.egress.clone(),
+            secret_prefix: app.config.secret_prefix.clone(),
+        }
     }
 }
 
-fn caller(app: &App, req: &Request, scope: BridgeScope) -> Result<Caller, ApiError> {
-    let tenant = http::path_param(req, "tenant")?;
-    authorize(req, &app.config.tenant_claim, &tenant, scope)
+/// The stores a registration writes, and where its secret goes.
+struct Registry<'a> {
+    connections: &'a dyn ConnectionStore,
+    credentials: &'a dyn CredentialStore,
+    secret_prefix: &'a str,
 }
 
-fn product(req: &Request) -> Result<Product, ApiError> {
-    Product::parse(&http::path_param(req, "product")?)
+pub fn router() -> Router<Context> {
+    Router::new(Function::Connections)
+        .route(&routes::GET_CONNECTION, |cx: Arc<Context>, caller, input| async move {
+            get(cx.connections.as_ref(), &caller, product(&input)?).await
+        })
+        .route(&routes::REGISTER_CONNECTION, |cx: Arc<Context>, caller, input| async move {
+            let product = product(&input)?;
+            let registry = Registry {
+                connections: cx.connections.as_ref(),
+                credentials: cx.credentials.as_ref(),
+                secret_prefix: &cx.secret_prefix,
+            };
+            register(&registry, &cx.connector, &cx.egress, &caller, product, input.body()?).await
+        })
+        .route(&routes::DELETE_CONNECTION, |cx: Arc<Context>, caller, input| async move {
+            delete(cx.connections.as_ref(), cx.credentials.as_ref(), &caller, product(&input)?).await
+        })
+        .route(&routes::SELECT_SITE, |cx: Arc<Context>, caller, input: Input<Json<SelectSiteRequest>>| async move {
+            let target = ConsentTarget::parse(&input.path("product")?).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidProduct, "product must be jira, confluence, or atlassian")
+            })?;
+            select_site(cx.connections.as_ref(), &caller, target, input.body()?).await
+        })
+        .route(&routes::VERIFY_CONNECTION, |cx: Arc<Context>, caller, input| async move {
+            verify(cx.connections.as_ref(), &cx.connector, &caller, product(&input)?).await
+        })
+        .route(&routes::GET_SETTINGS, |cx: Arc<Context>, caller, input| async move {
+            get_settings(cx.settings.as_ref(), &caller, product(&input)?).await
+        })
+        .route(&routes::PUT_SETTINGS, |cx: Arc<Context>, caller, input| async move {
+            let product = product(&input)?;
+            put_settings(cx.settings.as_ref(), &cx.connector, &caller, product, &input).await
+        })
+}
+
+fn product<B>(input: &Input<B>) -> Result<Product, ApiError> {
+    Product::parse(&input.path("product")?)
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidProduct, "product must be jira or confluence"))
 }
 
@@ -46,17 +95,18 @@ fn not_connected(product: Product) -> ApiError {
     AccessError::NotConnected(product).into()
 }
 
-async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let caller = caller(app, req, BridgeScope::Read)?;
-    let product = product(req)?;
-    let connection = app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+async fn get(connections: &dyn ConnectionStore, caller: &Caller, product: Product) -> Result<HttpResponse, ApiError> {
+    let connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
     Ok(http::json(StatusCode::OK, &ConnectionView::from(&connection)))
 }
 
-async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let caller = caller(app, req, BridgeScope::Admin)?;
-    let product = product(req)?;
-    let all = app.connections.list(&caller.tenant).await?;
+async fn delete(
+    connections: &dyn ConnectionStore,
+    credentials: &dyn CredentialStore,
+    caller: &Caller,
+    product: Product,
+) -> Result<HttpResponse, ApiError> {
+    let all = connections.list(&caller.tenant).await?;
     let Some(connection) = all.iter().find(|c| c.product == product) else {
         return Ok(http::no_content());
     };
@@ -64,22 +114,22 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     // record and finishes the job, and no record is left pointing at a deleted secret for long.
     let shared = all.iter().any(|c| c.product != product && c.secret_name == connection.secret_name);
     if !shared {
-        app.credentials.delete(&connection.secret_name).await?;
+        credentials.delete(&connection.secret_name).await?;
     }
-    app.connections.delete(&caller.tenant, product).await?;
+    connections.delete(&caller.tenant, product).await?;
     tracing::info!(product = %product, secret_deleted = !shared, "connection removed");
     Ok(http::no_content())
 }
 
-async fn select_site(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let caller = caller(app, req, BridgeScope::Admin)?;
-    let target = ConsentTarget::parse(&http::path_param(req, "product")?)
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidProduct, "product must be jira, confluence, or atlassian"))?;
-    let body: SelectSiteRequest = http::json_body(req)?;
+async fn select_site(
+    connections: &dyn ConnectionStore,
+    caller: &Caller,
+    target: ConsentTarget,
+    body: SelectSiteRequest,
+) -> Result<HttpResponse, ApiError> {
     let mut updated = Vec::new();
     for &product in target.products() {
-        let mut connection =
-            app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+        let mut connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
         if target == ConsentTarget::Atlassian && connection.grant_id != target.grant_id() {
             return Err(ApiError::new(
                 ErrorCode::NotOneConsent,
@@ -103,7 +153,7 @@ async fn select_site(app: &App, req: &Request) -> Result<HttpResponse, ApiError>
         connection.updated_at = OffsetDateTime::now_utc();
         updated.push(connection);
     }
-    app.connections.put_all(&updated).await?;
+    connections.put_all(&updated).await?;
     tracing::info!(target = target.as_str(), "site selected");
     Ok(http::json(
         StatusCode::OK,
@@ -111,13 +161,16 @@ async fn select_site(app: &App, req: &Request) -> Result<HttpResponse, ApiError>
     ))
 }
 
-async fn verify(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let caller = caller(app, req, BridgeScope::Admin)?;
-    let product = product(req)?;
-    let connection = app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+async fn verify(
+    connections: &dyn ConnectionStore,
+    connector: &Connector,
+    caller: &Caller,
+    product: Product,
+) -> Result<HttpResponse, ApiError> {
+    let connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
     // The session records a persisting 401 on the connection itself (as on every route); a
     // 403 is the user lacking a permission and leaves the status alone.
-    let session = app.connector.session_for(&connection).await?;
+    let session = connector.session_for(&connection).await?;
     match bridge::verify::whoami(&session, connection.auth_type, connection.scoped_token).await {
         Ok(acting_as) => {
             let verification = Verification {
@@ -126,9 +179,8 @@ async fn verify(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
                 acting_as: acting_as.clone(),
                 secret_name: connection.secret_name.clone(),
             };
-            app.connections.record_verified(&caller.tenant, product, &verification).await?;
-            let connection =
-                app.connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+            connections.record_verified(&caller.tenant, product, &verification).await?;
+            let connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
             Ok(http::json(StatusCode::OK, &VerifyResponse { connection: ConnectionView::from(&connection), acting_as }))
         }
         Err(e) => {
@@ -141,10 +193,14 @@ async fn verify(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 /// Registers (or replaces) a Server/DC or API-token connection. The credentials are verified
 /// against the product first; only then are they stored, under a new secret, and the record
 /// switched to it, so a failed replacement leaves the working connection untouched.
-async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let caller = caller(app, req, BridgeScope::Admin)?;
-    let product = product(req)?;
-    let body: ConnectionRequest = http::json_body(req)?;
+async fn register(
+    registry: &Registry<'_>,
+    connector: &Connector,
+    egress: &EgressPolicy,
+    caller: &Caller,
+    product: Product,
+    body: ConnectionRequest,
+) -> Result<HttpResponse, ApiError> {
     if !body.auth.fits(body.deployment) {
         return Err(ApiError::new(
             ErrorCode::AuthDoesNotFitDeployment,
@@ -154,20 +210,17 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     if let Some(field) = body.auth.empty_field() {
         return Err(ApiError::new(ErrorCode::InvalidRequest, format!("{field} must not be empty")));
     }
-    let mut base_url = base_url(app, &body.base_url)?;
+    let mut base_url = base_url(egress, &body.base_url)?;
     if body.deployment == Deployment::Cloud && product == Product::Confluence {
         base_url = site_root(base_url);
     }
     if let ConnectionAuth::OidcClientCredentials { token_url, .. } = &body.auth {
-        app.config
-            .egress
-            .parse(token_url)
-            .map_err(|e| ApiError::new(ErrorCode::EgressRefused, format!("auth.token_url: {e}")))?;
+        egress.parse(token_url).map_err(|e| ApiError::new(ErrorCode::EgressRefused, format!("auth.token_url: {e}")))?;
     }
 
-    let (acting_as, site, scoped_token) = check_credentials(app, product, &body, &base_url).await?;
+    let (acting_as, site, scoped_token) = check_credentials(connector, product, &body, &base_url).await?;
     let now = OffsetDateTime::now_utc();
-    let previous = app.connections.get(&caller.tenant, product).await?;
+    let previous = registry.connections.get(&caller.tenant, product).await?;
     let grant_id = format!("conn-{product}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let connection = Connection {
         tenant: caller.tenant.clone(),
@@ -181,24 +234,24 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
         acting_as: acting_as.clone(),
         candidate_sites: Vec::new(),
         scopes: Vec::new(),
-        secret_name: app.secret_name(&caller.tenant, &grant_id),
+        secret_name: bridge::app::secret_name(registry.secret_prefix, &caller.tenant, &grant_id),
         grant_id,
         created_at: previous.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,
         last_verified_at: Some(now),
     };
-    app.credentials.put(&connection.secret_name, &body.auth.to_secret()).await?;
-    if let Err(e) = app.connections.put_all(std::slice::from_ref(&connection)).await {
+    registry.credentials.put(&connection.secret_name, &body.auth.to_secret()).await?;
+    if let Err(e) = registry.connections.put_all(std::slice::from_ref(&connection)).await {
         // The old record still points at the old secret: undo the new one and keep the old.
-        if let Err(cleanup) = app.credentials.delete(&connection.secret_name).await {
+        if let Err(cleanup) = registry.credentials.delete(&connection.secret_name).await {
             tracing::warn!(error = %cleanup, "could not remove the unused new secret");
         }
         return Err(e.into());
     }
     if let Some(previous) = previous {
-        let others = app.connections.list(&caller.tenant).await?;
+        let others = registry.connections.list(&caller.tenant).await?;
         if others.iter().all(|c| c.secret_name != previous.secret_name) {
-            if let Err(e) = app.credentials.delete(&previous.secret_name).await {
+            if let Err(e) = registry.credentials.delete(&previous.secret_name).await {
                 tracing::warn!(error = %e, "could not delete the replaced secret");
             }
         }
@@ -210,31 +263,30 @@ async fn register(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
 /// Proves the credentials work before anything is stored: who they act as, and for Cloud API
 /// tokens the site and whether the token is a scoped one (through `api.atlassian.com` only).
 async fn check_credentials(
-    app: &App,
+    connector: &Connector,
     product: Product,
     body: &ConnectionRequest,
     base_url: &Url,
 ) -> Result<(Option<String>, Option<Site>, bool), ApiError> {
     let failure = |e| bridge::verify::failure(product, e);
     if body.deployment == Deployment::Cloud && body.auth.auth_type() == AuthType::ApiToken {
-        let probe = app.connector.probe_cloud_token(product, base_url, &body.auth).await.map_err(failure)?;
+        let probe = connector.probe_cloud_token(product, base_url, &body.auth).await.map_err(failure)?;
         tracing::info!(product = %product, scoped = probe.scoped, "API token verified");
         return Ok((probe.acting_as, probe.site, probe.scoped));
     }
-    let session =
-        app.connector.session_with(body.deployment, product, base_url.clone(), &body.auth, None).await.map_err(
-            |e| match e {
-                AccessError::Upstream(e) => failure(e),
-                other => other.into(),
-            },
-        )?;
+    let session = connector.session_with(body.deployment, product, base_url.clone(), &body.auth, None).await.map_err(
+        |e| match e {
+            AccessError::Upstream(e) => failure(e),
+            other => other.into(),
+        },
+    )?;
     let acting_as = bridge::verify::whoami(&session, body.auth.auth_type(), false).await.map_err(failure)?;
     Ok((acting_as, None, false))
 }
 
 /// The base URL as given (context path kept), checked by the egress guard.
-fn base_url(app: &App, value: &str) -> Result<Url, ApiError> {
-    let url = app.config.egress.parse(value).map_err(|e| match e {
+fn base_url(egress: &EgressPolicy, value: &str) -> Result<Url, ApiError> {
+    let url = egress.parse(value).map_err(|e| match e {
         EgressError::InvalidUrl(_) => ApiError::new(ErrorCode::InvalidRequest, format!("base_url: {e}")),
         _ => ApiError::new(ErrorCode::EgressRefused, format!("base_url: {e}")),
     })?;
@@ -255,46 +307,56 @@ fn site_root(mut url: Url) -> Url {
     url
 }
 
-async fn get_settings(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let caller = caller(app, req, BridgeScope::Read)?;
-    let product = product(req)?;
-    let settings =
-        app.settings.get_settings(&caller.tenant, product).await?.ok_or_else(|| {
-            ApiError::new(ErrorCode::NoSettings, format!("no {product} settings saved for this tenant"))
-        })?;
+async fn get_settings(
+    settings: &dyn SettingsStore,
+    caller: &Caller,
+    product: Product,
+) -> Result<HttpResponse, ApiError> {
+    let settings = settings
+        .get_settings(&caller.tenant, product)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NoSettings, format!("no {product} settings saved for this tenant")))?;
     Ok(http::json(StatusCode::OK, &settings))
 }
 
-async fn put_settings(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let caller = caller(app, req, BridgeScope::Admin)?;
-    let product = product(req)?;
+async fn put_settings(
+    store: &dyn SettingsStore,
+    connector: &Connector,
+    caller: &Caller,
+    product: Product,
+    input: &Input<SettingsBody>,
+) -> Result<HttpResponse, ApiError> {
     let stored = match product {
         Product::Confluence => {
-            let settings: ConfluenceSettings = http::json_body(req)?;
+            let settings: ConfluenceSettings = input.body_as()?;
             settings.validate()?;
-            if let Some(session) = connected_session(app, &caller, product).await? {
+            if let Some(session) = connected_session(connector, caller, product).await? {
                 settings.check(&session).await?;
             }
             serde_json::to_value(&settings)
         }
         Product::Jira => {
-            let settings: JiraSettings = http::json_body(req)?;
+            let settings: JiraSettings = input.body_as()?;
             settings.validate()?;
-            if let Some(session) = connected_session(app, &caller, product).await? {
+            if let Some(session) = connected_session(connector, caller, product).await? {
                 settings.check(&session).await?;
             }
             serde_json::to_value(&settings)
         }
     }
     .map_err(|_| ApiError::internal())?;
-    app.settings.put_settings(&caller.tenant, product, &stored).await?;
+    store.put_settings(&caller.tenant, product, &stored).await?;
     Ok(http::json(StatusCode::OK, &stored))
 }
 
 /// The product's session when it is connected; `None` when it is not (settings are then only
 /// checked locally, and again when used).
-async fn connected_session(app: &App, caller: &Caller, product: Product) -> Result<Option<Session>, ApiError> {
-    match app.connector.session(&caller.tenant, product).await {
+async fn connected_session(
+    connector: &Connector,
+    caller: &Caller,
+    product: Product,
+) -> Result<Option<Session>, ApiError> {
+    match connector.session(&caller.tenant, product).await {
         Ok(session) => Ok(Some(session)),
         Err(AccessError::NotConnected(_)) => Ok(None),
         Err(e) => Err(e.into()),
@@ -304,6 +366,11 @@ async fn connected_session(app: &App, caller: &Caller, product: Product) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_router_serves_exactly_the_tables_connections_routes() {
+        router().check().unwrap();
+    }
 
     #[test]
     fn a_confluence_cloud_url_ending_in_wiki_becomes_the_site_url() {

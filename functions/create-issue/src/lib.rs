@@ -3,49 +3,124 @@
 //! system created for the tenant.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bridge::access::Connector;
+use bridge::api::{Function, Router, routes};
 use bridge::app::{App, Job};
 use bridge::atlassian::Class;
 use bridge::atlassian::jira::{issues, meta};
-use bridge::caller::{BridgeScope, authorize};
+use bridge::caller::Caller;
+use bridge::config::SearchIndex;
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
-use bridge::http::{self, HttpResponse};
+use bridge::http::{self, HttpResponse, Input};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
 use bridge::jobs::JobOutcome;
+use bridge::markers::Markers;
 use bridge::settings::JiraSettings;
-use lambda_http::Request;
+use bridge::store::{IssueLedger, SettingsStore};
 use lambda_http::http::StatusCode;
 
-pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
-    match http::route_key(&req) {
-        Some("POST /v1/tenants/{tenant}/issues") => create(&app, &req).await,
-        Some("DELETE /v1/tenants/{tenant}/issues/{key}") => delete(&app, &req).await,
-        _ => Err(http::unknown_route()),
+/// What the HTTP routes use, built once at cold start.
+pub struct Context {
+    settings: Arc<dyn SettingsStore>,
+    connector: Arc<Connector>,
+    issues: Arc<dyn IssueLedger>,
+    lease: Duration,
+    search_index: SearchIndex,
+    markers: Arc<Markers>,
+}
+
+impl Context {
+    pub fn new(app: &App) -> Self {
+        Self {
+            settings: app.settings.clone(),
+            connector: app.connector.clone(),
+            issues: app.issues.clone(),
+            lease: app.config.job_lease,
+            search_index: app.config.search_index,
+            markers: app.markers.clone(),
+        }
+    }
+
+    fn issuer(&self) -> Issuer<'_> {
+        Issuer {
+            settings: self.settings.as_ref(),
+            connector: &self.connector,
+            issues: self.issues.as_ref(),
+            lease: self.lease,
+            search_index: self.search_index,
+            markers: &self.markers,
+        }
     }
 }
 
-async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let tenant = http::path_param(req, "tenant")?;
-    let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
-    let idempotency_key = http::idempotency_key(req)?;
-    let request: IssuesRequest = http::json_body(req)?;
+/// What creating issues uses, for a request or an event alike.
+struct Issuer<'a> {
+    settings: &'a dyn SettingsStore,
+    connector: &'a Connector,
+    issues: &'a dyn IssueLedger,
+    lease: Duration,
+    search_index: SearchIndex,
+    markers: &'a Markers,
+}
+
+impl<'a> Issuer<'a> {
+    fn of(app: &'a App) -> Self {
+        Self {
+            settings: app.settings.as_ref(),
+            connector: &app.connector,
+            issues: app.issues.as_ref(),
+            lease: app.config.job_lease,
+            search_index: app.config.search_index,
+            markers: &app.markers,
+        }
+    }
+}
+
+pub fn router() -> Router<Context> {
+    Router::new(Function::CreateIssue)
+        .route(&routes::CREATE_ISSUES, |cx: Arc<Context>, caller, input| async move {
+            create(&cx.issuer(), &caller, &input.idempotency_key()?, input.body()?).await
+        })
+        .route(&routes::DELETE_ISSUE, |cx: Arc<Context>, caller, input| async move {
+            delete(cx.issues.as_ref(), &cx.connector, &caller, &input).await
+        })
+}
+
+async fn create(
+    issuer: &Issuer<'_>,
+    caller: &Caller,
+    idempotency_key: &str,
+    request: IssuesRequest,
+) -> Result<HttpResponse, ApiError> {
     request.validate()?;
-    let created = run(app, &caller.tenant, &idempotency_key, request).await?;
+    let created = create_issues(issuer, &caller.tenant, idempotency_key, request).await?;
     Ok(http::json(StatusCode::OK, &created))
 }
 
-/// Creates the issues of one request or event. Errors are for the whole job (not connected, no
-/// settings); per-item failures are in the results.
+/// Creates the issues of one event.
 async fn run(
     app: &App,
     tenant: &TenantId,
     idempotency_key: &str,
     request: IssuesRequest,
 ) -> Result<IssuesCreated, ApiError> {
-    let stored: Option<JiraSettings> = match app.settings.get_settings(tenant, Product::Jira).await? {
+    create_issues(&Issuer::of(app), tenant, idempotency_key, request).await
+}
+
+/// Creates the issues of one request or event. Errors are for the whole job (not connected, no
+/// settings); per-item failures are in the results.
+async fn create_issues(
+    issuer: &Issuer<'_>,
+    tenant: &TenantId,
+    idempotency_key: &str,
+    request: IssuesRequest,
+) -> Result<IssuesCreated, ApiError> {
+    let stored: Option<JiraSettings> = match issuer.settings.get_settings(tenant, Product::Jira).await? {
         Some(stored) => Some(serde_json::from_value(stored).map_err(|_| ApiError::internal())?),
         None => None,
     };
@@ -72,7 +147,7 @@ async fn run(
         }
     };
     settings.validate()?;
-    let session = app.connector.session(tenant, Product::Jira).await?;
+    let session = issuer.connector.session(tenant, Product::Jira).await?;
     let (project, issue_type) = (ProjectKey::new(&settings.project_key), IssueTypeId::new(&settings.issue_type_id));
     let fields = match meta::fields(&session, &project, &issue_type).await {
         Ok(fields) => fields,
@@ -92,12 +167,12 @@ async fn run(
             settings: &settings,
             fields: &fields,
             retrospective: request.retrospective.as_ref(),
-            markers: &app.markers,
+            markers: issuer.markers,
         },
-        ledger: app.issues.as_ref(),
+        ledger: issuer.issues,
         tenant,
-        lease: app.config.job_lease,
-        search_index: app.config.search_index,
+        lease: issuer.lease,
+        search_index: issuer.search_index,
     };
     let results = job.run(&request.action_items).await?;
     let created = results.iter().filter(|r| r.status == bridge::issues::ItemStatus::Created).count();
@@ -105,19 +180,22 @@ async fn run(
     Ok(IssuesCreated { tenant_id: tenant.to_string(), idempotency_key: idempotency_key.to_owned(), results })
 }
 
-async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let tenant = http::path_param(req, "tenant")?;
-    let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
-    let key = IssueKey::new(http::path_param(req, "key")?);
-    let delete_subtasks = match http::query_param(req, "delete_subtasks").as_deref() {
+async fn delete(
+    ledger: &dyn IssueLedger,
+    connector: &Connector,
+    caller: &Caller,
+    input: &Input,
+) -> Result<HttpResponse, ApiError> {
+    let key = IssueKey::new(input.path("key")?);
+    let delete_subtasks = match input.query("delete_subtasks").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::new(ErrorCode::InvalidRequest, "delete_subtasks must be true or false")),
     };
-    let item = app.issues.item_for_key(&caller.tenant, &key).await?.ok_or_else(|| {
+    let item = ledger.item_for_key(&caller.tenant, &key).await?.ok_or_else(|| {
         ApiError::new(ErrorCode::NotOurs, format!("{key} was not created by this integration for this tenant"))
     })?;
-    let session = app.connector.session(&caller.tenant, Product::Jira).await?;
+    let session = connector.session(&caller.tenant, Product::Jira).await?;
     // A key is only unique within a site: after a re-connect to another site, the same key may
     // name someone else's issue there.
     if item.site.as_ref().is_some_and(|site| site != session.site_id()) {
@@ -141,7 +219,7 @@ async fn delete(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
         // A 403 (no Delete permission) is answered as such; the connection stays connected.
         Err(e) => return Err(e.into()),
     }
-    app.issues.mark_deleted(&caller.tenant, &key, &item.item_id).await?;
+    ledger.mark_deleted(&caller.tenant, &key, &item.item_id).await?;
     tracing::info!(key = %key, "issue deleted");
     Ok(http::no_content())
 }
@@ -167,4 +245,14 @@ pub async fn on_event(app: Arc<App>, delivery: Delivery) -> JobOutcome<()> {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_serves_exactly_the_tables_create_issue_routes() {
+        router().check().unwrap();
+    }
 }

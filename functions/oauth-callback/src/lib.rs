@@ -7,46 +7,94 @@
 
 use std::sync::Arc;
 
-use bridge::api::{StartOAuthRequest, StartOAuthResponse};
+use bridge::api::{Function, Router, StartOAuthRequest, StartOAuthResponse, routes};
 use bridge::app::App;
-use bridge::caller::{BridgeScope, authorize};
+use bridge::caller::Caller;
+use bridge::config::OAuthConfig;
 use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Site, TenantId};
 use bridge::error::{ApiError, ErrorCode};
-use bridge::http::{self, HttpResponse};
-use bridge::oauth::{AccessibleSite, StateClaims, StateError};
-use bridge::store::PendingAuthorization;
-use lambda_http::Request;
+use bridge::http::{self, HttpResponse, Input};
+use bridge::oauth::{AccessibleSite, AtlassianOAuth, StateClaims, StateError, StateSigner};
+use bridge::store::{ConnectionStore, CredentialStore, OAuthStateStore, PendingAuthorization};
 use lambda_http::http::StatusCode;
 use time::OffsetDateTime;
 use url::Url;
 
-pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
-    match http::route_key(&req) {
-        Some("POST /v1/tenants/{tenant}/connections/{product}/oauth/start") => start(&app, &req).await,
-        Some("GET /v1/oauth/callback") => callback(&app, &req).await,
-        _ => Err(http::unknown_route()),
+/// What the OAuth routes use, built once at cold start.
+pub struct Context {
+    config: OAuthConfig,
+    signer: Arc<StateSigner>,
+    states: Arc<dyn OAuthStateStore>,
+    grants: Grants,
+}
+
+impl Context {
+    pub fn new(app: &App) -> Self {
+        Self {
+            config: app.config.oauth.clone(),
+            signer: app.state_signer.clone(),
+            states: app.states.clone(),
+            grants: Grants {
+                oauth: app.oauth.clone(),
+                connections: app.connections.clone(),
+                credentials: app.credentials.clone(),
+                secret_prefix: app.config.secret_prefix.clone(),
+            },
+        }
     }
 }
 
-async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let tenant_path = http::path_param(req, "tenant")?;
-    let caller = authorize(req, &app.config.tenant_claim, &tenant_path, BridgeScope::Admin)?;
-    let product = http::path_param(req, "product")?;
-    let target = ConsentTarget::parse(&product).ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidProduct, "product must be jira, confluence, or atlassian (both in one consent)")
-    })?;
-    let body: StartOAuthRequest = http::json_body(req)?;
-    let return_url = allowed_return_url(&app.config.oauth.allowed_return_urls, &body.return_url)?;
+/// What completing a consent uses: the token endpoint, and where the grant is stored.
+struct Grants {
+    oauth: Arc<AtlassianOAuth>,
+    connections: Arc<dyn ConnectionStore>,
+    credentials: Arc<dyn CredentialStore>,
+    secret_prefix: String,
+}
+
+pub fn router() -> Router<Context> {
+    Router::new(Function::OAuthCallback)
+        .route(&routes::START_OAUTH, |cx: Arc<Context>, caller, input| async move {
+            let product = input.path("product")?;
+            let target = ConsentTarget::parse(&product).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidProduct,
+                    "product must be jira, confluence, or atlassian (both in one consent)",
+                )
+            })?;
+            let consent = Consent { config: &cx.config, signer: &cx.signer, oauth: &cx.grants.oauth };
+            start(&consent, cx.states.as_ref(), caller, target, input.body()?).await
+        })
+        .route(&routes::OAUTH_CALLBACK, |cx: Arc<Context>, _, input| async move {
+            callback(&cx.signer, cx.states.as_ref(), &cx.grants, &input).await
+        })
+}
+
+/// What starting a consent uses besides its store.
+struct Consent<'a> {
+    config: &'a OAuthConfig,
+    signer: &'a StateSigner,
+    oauth: &'a AtlassianOAuth,
+}
+
+async fn start(
+    consent: &Consent<'_>,
+    states: &dyn OAuthStateStore,
+    caller: Caller,
+    target: ConsentTarget,
+    body: StartOAuthRequest,
+) -> Result<HttpResponse, ApiError> {
+    let return_url = allowed_return_url(&consent.config.allowed_return_urls, &body.return_url)?;
 
     let now = OffsetDateTime::now_utc();
-    let expires_at = now + app.config.oauth.state_ttl;
+    let expires_at = now + consent.config.state_ttl;
     let claims = StateClaims {
         sid: bridge::oauth::new_state_id(),
         tenant: caller.tenant.clone(),
         target,
         exp: expires_at.unix_timestamp(),
     };
-    app.states
+    states
         .put(&PendingAuthorization {
             id: claims.sid.clone(),
             tenant: caller.tenant,
@@ -55,8 +103,8 @@ async fn start(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
             expires_at,
         })
         .await?;
-    let state = app.state_signer.sign(&claims);
-    let authorize_url = app.oauth.authorize_url(&target.scopes(), &state);
+    let state = consent.signer.sign(&claims);
+    let authorize_url = consent.oauth.authorize_url(&target.scopes(), &state);
     tracing::info!(target = target.as_str(), "OAuth consent started");
     Ok(http::json(StatusCode::OK, &StartOAuthResponse { authorize_url: authorize_url.to_string(), expires_at }))
 }
@@ -89,15 +137,20 @@ fn invalid_state(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidState, message)
 }
 
-async fn callback(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let state = http::query_param(req, "state").ok_or_else(|| invalid_state("the state parameter is missing"))?;
+async fn callback(
+    signer: &StateSigner,
+    states: &dyn OAuthStateStore,
+    grants: &Grants,
+    input: &Input,
+) -> Result<HttpResponse, ApiError> {
+    let state = input.query("state").ok_or_else(|| invalid_state("the state parameter is missing"))?;
     // The signature is checked before anything is looked up, so forged states cost nothing.
-    let claims = app.state_signer.verify(&state, OffsetDateTime::now_utc()).map_err(|e| match e {
+    let claims = signer.verify(&state, OffsetDateTime::now_utc()).map_err(|e| match e {
         StateError::Expired => invalid_state(e.to_string()),
         _ => invalid_state("the state parameter is not one this deployment issued"),
     })?;
     tracing::Span::current().record("tenant", claims.tenant.as_str());
-    let pending = app.states.take(&claims.sid).await?.ok_or_else(|| {
+    let pending = states.take(&claims.sid).await?.ok_or_else(|| {
         invalid_state("this authorization was already completed or has expired; start the connection again")
     })?;
     if pending.tenant != claims.tenant || pending.target != claims.target {
@@ -106,14 +159,14 @@ async fn callback(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
     }
     let return_url = Url::parse(&pending.return_url).map_err(|_| ApiError::internal())?;
 
-    if let Some(error) = http::query_param(req, "error") {
+    if let Some(error) = input.query("error") {
         tracing::info!(error = %sanitize(&error), "consent not given; nothing stored");
         return Ok(back(return_url, pending.target, Err(sanitize(&error))));
     }
-    let Some(code) = http::query_param(req, "code") else {
+    let Some(code) = input.query("code") else {
         return Ok(back(return_url, pending.target, Err("missing_code".into())));
     };
-    let outcome = complete(app, &pending.tenant, pending.target, &code).await;
+    let outcome = complete(grants, &pending.tenant, pending.target, &code).await;
     Ok(back(return_url, pending.target, outcome))
 }
 
@@ -139,19 +192,24 @@ fn back(mut url: Url, target: ConsentTarget, outcome: Result<ConnectionStatus, S
 }
 
 /// Exchanges the code and stores the grant; the error is a reason code for the redirect.
-async fn complete(app: &App, tenant: &TenantId, target: ConsentTarget, code: &str) -> Result<ConnectionStatus, String> {
-    let tokens = app.oauth.exchange_code(code).await.map_err(|e| {
+async fn complete(
+    grants: &Grants,
+    tenant: &TenantId,
+    target: ConsentTarget,
+    code: &str,
+) -> Result<ConnectionStatus, String> {
+    let tokens = grants.oauth.exchange_code(code).await.map_err(|e| {
         tracing::warn!(error = %e, "code exchange failed");
         "token_exchange_failed".to_owned()
     })?;
-    let sites = app.oauth.accessible_sites(&tokens.access_token).await.map_err(|e| {
+    let sites = grants.oauth.accessible_sites(&tokens.access_token).await.map_err(|e| {
         tracing::warn!(error = %e, "accessible-resources failed");
         "accessible_resources_failed".to_owned()
     })?;
 
     let now = OffsetDateTime::now_utc();
     let grant_id = target.grant_id();
-    let secret_name = app.secret_name(tenant, &grant_id);
+    let secret_name = bridge::app::secret_name(&grants.secret_prefix, tenant, &grant_id);
     let mut connections = Vec::new();
     for &product in target.products() {
         let candidates = sites_with_scopes(&sites, product.oauth_scopes());
@@ -183,11 +241,11 @@ async fn complete(app: &App, tenant: &TenantId, target: ConsentTarget, code: &st
         });
     }
 
-    let previous = app.connections.list(tenant).await.map_err(store_failed)?;
+    let previous = grants.connections.list(tenant).await.map_err(store_failed)?;
     // The secret first: a connection must never point at a secret that does not exist yet.
-    app.credentials.put(&secret_name, &tokens.to_secret()).await.map_err(store_failed)?;
-    app.connections.put_all(&connections).await.map_err(store_failed)?;
-    retire_unused_secrets(app, tenant, previous).await;
+    grants.credentials.put(&secret_name, &tokens.to_secret()).await.map_err(store_failed)?;
+    grants.connections.put_all(&connections).await.map_err(store_failed)?;
+    retire_unused_secrets(grants, tenant, previous).await;
 
     let status = if connections.iter().all(|c| c.status == ConnectionStatus::Connected) {
         ConnectionStatus::Connected
@@ -214,8 +272,8 @@ fn sites_with_scopes(sites: &[AccessibleSite], needed: &[&str]) -> Vec<Site> {
 
 /// A re-consent can move a product to another grant; the old grant's secret goes once no
 /// connection uses it.
-async fn retire_unused_secrets(app: &App, tenant: &TenantId, previous: Vec<Connection>) {
-    let current = match app.connections.list(tenant).await {
+async fn retire_unused_secrets(grants: &Grants, tenant: &TenantId, previous: Vec<Connection>) {
+    let current = match grants.connections.list(tenant).await {
         Ok(current) => current,
         Err(e) => {
             return tracing::warn!(error = %e, "could not list connections to retire old secrets");
@@ -223,7 +281,7 @@ async fn retire_unused_secrets(app: &App, tenant: &TenantId, previous: Vec<Conne
     };
     for old in previous {
         if current.iter().all(|c| c.secret_name != old.secret_name) {
-            if let Err(e) = app.credentials.delete(&old.secret_name).await {
+            if let Err(e) = grants.credentials.delete(&old.secret_name).await {
                 tracing::warn!(error = %e, "could not delete a secret no connection uses");
             }
         }
@@ -233,6 +291,11 @@ async fn retire_unused_secrets(app: &App, tenant: &TenantId, previous: Vec<Conne
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_router_serves_exactly_the_tables_oauth_routes() {
+        router().check().unwrap();
+    }
 
     fn allowed() -> Vec<Url> {
         vec![

@@ -3,34 +3,81 @@
 //! event), and `GET /v1/tenants/{tenant}/publications/{id}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bridge::access::Connector;
+use bridge::api::{Function, Router, routes};
 use bridge::app::{App, Job};
-use bridge::caller::{BridgeScope, authorize};
+use bridge::caller::Caller;
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::events::Delivery;
 use bridge::http::{self, HttpResponse};
 use bridge::jobs::JobOutcome;
+use bridge::markers::Markers;
 use bridge::reports::{PagePublished, Publication, PublishJob, Report, ReportReady};
 use bridge::settings::ConfluenceSettings;
-use lambda_http::Request;
+use bridge::store::{PublicationStore, SettingsStore};
 use lambda_http::http::StatusCode;
 
-pub async fn handle(app: Arc<App>, req: Request) -> Result<HttpResponse, ApiError> {
-    match http::route_key(&req) {
-        Some("POST /v1/tenants/{tenant}/pages") => create(&app, &req).await,
-        Some("GET /v1/tenants/{tenant}/publications/{id}") => get(&app, &req).await,
-        _ => Err(http::unknown_route()),
+/// What the HTTP routes use, built once at cold start.
+pub struct Context {
+    settings: Arc<dyn SettingsStore>,
+    connector: Arc<Connector>,
+    publications: Arc<dyn PublicationStore>,
+    lease: Duration,
+    markers: Arc<Markers>,
+}
+
+impl Context {
+    pub fn new(app: &App) -> Self {
+        Self {
+            settings: app.settings.clone(),
+            connector: app.connector.clone(),
+            publications: app.publications.clone(),
+            lease: app.config.job_lease,
+            markers: app.markers.clone(),
+        }
+    }
+
+    fn publisher(&self) -> Publisher<'_> {
+        Publisher {
+            settings: self.settings.as_ref(),
+            connector: &self.connector,
+            publications: self.publications.as_ref(),
+            lease: self.lease,
+            markers: &self.markers,
+        }
     }
 }
 
-async fn create(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let tenant = http::path_param(req, "tenant")?;
-    let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Publish)?;
-    let idempotency_key = http::idempotency_key(req)?;
-    let report: Report = http::json_body(req)?;
+/// What a publication uses, for a request or an event alike.
+struct Publisher<'a> {
+    settings: &'a dyn SettingsStore,
+    connector: &'a Connector,
+    publications: &'a dyn PublicationStore,
+    lease: Duration,
+    markers: &'a Markers,
+}
+
+pub fn router() -> Router<Context> {
+    Router::new(Function::PublishPage)
+        .route(&routes::PUBLISH_PAGE, |cx: Arc<Context>, caller, input| async move {
+            create(&cx.publisher(), &caller, &input.idempotency_key()?, input.body()?).await
+        })
+        .route(&routes::GET_PUBLICATION, |cx: Arc<Context>, caller, input| async move {
+            get(cx.publications.as_ref(), &caller, &input.path("id")?).await
+        })
+}
+
+async fn create(
+    publisher: &Publisher<'_>,
+    caller: &Caller,
+    idempotency_key: &str,
+    report: Report,
+) -> Result<HttpResponse, ApiError> {
     report.validate()?;
-    match publish(app, &caller.tenant, &idempotency_key, &report).await? {
+    match run(publisher, &caller.tenant, idempotency_key, &report).await? {
         JobOutcome::Done(publication) => Ok(http::json(StatusCode::OK, &publication)),
         JobOutcome::Failed(publication) => Err(failed_for_good(publication)),
         JobOutcome::Stopped(error) if error.retried() => {
@@ -49,27 +96,40 @@ fn failed_for_good(publication: Publication) -> ApiError {
     )
 }
 
-async fn get(app: &App, req: &Request) -> Result<HttpResponse, ApiError> {
-    let tenant = http::path_param(req, "tenant")?;
-    let caller = authorize(req, &app.config.tenant_claim, &tenant, BridgeScope::Read)?;
-    let id = http::path_param(req, "id")?;
-    let publication = app
-        .publications
-        .get_publication(&caller.tenant, &id)
+async fn get(publications: &dyn PublicationStore, caller: &Caller, id: &str) -> Result<HttpResponse, ApiError> {
+    let publication = publications
+        .get_publication(&caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no publication {id} for this tenant")))?;
     Ok(http::json(StatusCode::OK, &publication))
 }
 
-/// Runs one publication. Errors are for the whole job before anything is written (no settings,
-/// not connected); everything after is in the outcome.
+/// Runs one publication for an event.
 async fn publish(
     app: &App,
     tenant: &TenantId,
     idempotency_key: &str,
     report: &Report,
 ) -> Result<JobOutcome<Publication>, ApiError> {
-    let settings: ConfluenceSettings = match app.settings.get_settings(tenant, Product::Confluence).await? {
+    let publisher = Publisher {
+        settings: app.settings.as_ref(),
+        connector: &app.connector,
+        publications: app.publications.as_ref(),
+        lease: app.config.job_lease,
+        markers: &app.markers,
+    };
+    run(&publisher, tenant, idempotency_key, report).await
+}
+
+/// Runs one publication. Errors are for the whole job before anything is written (no settings,
+/// not connected); everything after is in the outcome.
+async fn run(
+    publisher: &Publisher<'_>,
+    tenant: &TenantId,
+    idempotency_key: &str,
+    report: &Report,
+) -> Result<JobOutcome<Publication>, ApiError> {
+    let settings: ConfluenceSettings = match publisher.settings.get_settings(tenant, Product::Confluence).await? {
         Some(stored) => serde_json::from_value(stored).map_err(|_| ApiError::internal())?,
         None => {
             return Err(ApiError::new(
@@ -78,14 +138,14 @@ async fn publish(
             ));
         }
     };
-    let session = app.connector.session(tenant, Product::Confluence).await?;
+    let session = publisher.connector.session(tenant, Product::Confluence).await?;
     let job = PublishJob {
         session: &session,
-        store: app.publications.as_ref(),
+        store: publisher.publications,
         tenant,
         settings: &settings,
-        lease: app.config.job_lease,
-        markers: &app.markers,
+        lease: publisher.lease,
+        markers: publisher.markers,
     };
     let outcome = job.run(report, idempotency_key).await?;
     match &outcome {
@@ -125,4 +185,14 @@ pub async fn on_event(app: Arc<App>, delivery: Delivery) -> JobOutcome<()> {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_serves_exactly_the_tables_publish_page_routes() {
+        router().check().unwrap();
+    }
 }

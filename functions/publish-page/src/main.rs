@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bridge::app::serve_with_events(publish_page::handle, publish_page::on_event).await
+    bridge::app::serve_with_events(publish_page::Context::new, publish_page::router(), publish_page::on_event).await
 }

@@ -1,7 +1,10 @@
-//! The HTTP API's request and response types (the contract with the SaaS backend), and the
-//! OpenAPI document generated from them.
+//! The HTTP API: its route table, the dispatch from a route to its handler, the request and
+//! response types (the contract with the SaaS backend), and the OpenAPI document generated from
+//! them.
 
 mod openapi;
+mod router;
+pub mod routes;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -10,6 +13,40 @@ use utoipa::ToSchema;
 use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site};
 
 pub use openapi::document;
+pub use router::Router;
+pub use routes::{Function, Route};
+
+/// The body of `PUT /v1/tenants/{tenant}/settings/{product}`: `ConfluenceSettings` or
+/// `JiraSettings`, by `{product}`, so the handler names the type once it knows the product.
+pub struct SettingsBody;
+
+impl routes::Body for SettingsBody {
+    const SCHEMA: Option<routes::SchemaOf> = Some(routes::SchemaOf { name: settings_name, collect: settings_schemas });
+}
+
+fn settings_name() -> String {
+    "Settings".into()
+}
+
+/// One schema for both: which one applies follows from `{product}`.
+fn settings_schemas(out: &mut routes::Schemas) {
+    (routes::SchemaOf::of::<crate::settings::ConfluenceSettings>().collect)(out);
+    (routes::SchemaOf::of::<crate::settings::JiraSettings>().collect)(out);
+    out.push((
+        settings_name(),
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("ConfluenceSettings"))
+            .item(utoipa::openapi::Ref::from_schema_name("JiraSettings"))
+            .into(),
+    ));
+}
+
+impl crate::http::Input<SettingsBody> {
+    /// The body as the settings of the path's product.
+    pub fn body_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::error::ApiError> {
+        crate::http::json_body(self.request())
+    }
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,660 @@
+//! Every HTTP route, declared once: its method and path, the function that serves it, the scope
+//! its caller needs, its request body, and what the OpenAPI document says about it. The functions
+//! bind a handler to each of their routes (`api::Router`); `shared/routes.json` (read by the
+//! local gateway and the CDK app) and the operations of `shared/openapi.json` are generated from
+//! this table, and tests fail when either committed file differs from it.
+
+use std::marker::PhantomData;
+
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::{
+    ConnectionRequest, ConnectionView, SelectSiteRequest, SettingsBody, SiteSelectionResponse, StartOAuthRequest,
+    StartOAuthResponse, VerifyResponse,
+};
+use crate::caller::{BridgeScope, Caller, Public};
+use crate::discovery as find;
+use crate::http::{Json, NoBody};
+use crate::issues::{IssuesCreated, IssuesRequest};
+use crate::reports::{Publication, Report};
+
+/// The Lambda functions, by their crate (and deployment) name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    OAuthCallback,
+    Connections,
+    Discovery,
+    PublishPage,
+    CreateIssue,
+}
+
+impl Function {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::OAuthCallback => "oauth-callback",
+            Self::Connections => "connections",
+            Self::Discovery => "discovery",
+            Self::PublishPage => "publish-page",
+            Self::CreateIssue => "create-issue",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// Schemas for the OpenAPI document, by name.
+pub type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// A schema of the document: its name, and how to add it with every schema it refers to.
+#[derive(Clone, Copy)]
+pub struct SchemaOf {
+    pub name: fn() -> String,
+    pub collect: fn(&mut Schemas),
+}
+
+impl SchemaOf {
+    pub const fn of<T: ToSchema>() -> Self {
+        Self { name: name_of::<T>, collect: collect_of::<T> }
+    }
+}
+
+fn name_of<T: ToSchema>() -> String {
+    T::name().into_owned()
+}
+
+fn collect_of<T: ToSchema>(out: &mut Schemas) {
+    out.push((T::name().into_owned(), <T as PartialSchema>::schema()));
+    T::schemas(out);
+}
+
+/// A route's request body: `NoBody`, `Json<T>`, or a body whose type follows from the path
+/// (`SettingsBody`).
+pub trait Body: Send + 'static {
+    /// Its schema in the document; `None` when the route takes no body.
+    const SCHEMA: Option<SchemaOf>;
+}
+
+impl Body for NoBody {
+    const SCHEMA: Option<SchemaOf> = None;
+}
+
+impl<T: ToSchema + Send + 'static> Body for Json<T> {
+    const SCHEMA: Option<SchemaOf> = Some(SchemaOf::of::<T>());
+}
+
+/// The successful answer, as documented.
+pub struct Answer {
+    pub status: u16,
+    pub description: &'static str,
+    pub schema: Option<SchemaOf>,
+}
+
+/// What the document says about a route beyond what the dispatch needs.
+pub struct Doc {
+    pub id: &'static str,
+    pub summary: &'static str,
+    /// Optional query parameters, with their descriptions.
+    pub query: &'static [(&'static str, &'static str)],
+    pub ok: Answer,
+    pub errors: &'static [u16],
+}
+
+/// One route, untyped: what routes.json, the document and the dispatch read.
+pub struct Spec {
+    pub method: Method,
+    /// The API Gateway path template; its `{name}`s are the path parameters.
+    pub path: &'static str,
+    pub function: Function,
+    /// The scope the caller's JWT must carry; `None` for a public route.
+    pub scope: Option<BridgeScope>,
+    /// Whether the route requires an `Idempotency-Key` header (checked before the handler runs).
+    pub idempotent: bool,
+    pub body: Option<SchemaOf>,
+    pub doc: Doc,
+}
+
+impl Spec {
+    /// The API Gateway route key, `"GET /v1/..."`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method.as_str(), self.path)
+    }
+
+    /// The path template's parameters, in order.
+    pub fn path_params(&self) -> impl Iterator<Item = &'static str> {
+        self.path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+    }
+}
+
+/// A route with its types: the body `B` its handler reads, and `A`, who calls it (`Caller`
+/// authorized for the route's scope, or `Public`). Handlers are bound to these, so the types
+/// the table declares are the types the handlers get.
+pub struct Route<B, A = Caller> {
+    pub spec: Spec,
+    types: PhantomData<fn() -> (B, A)>,
+}
+
+impl<B: Body> Route<B, Caller> {
+    pub const fn jwt(method: Method, path: &'static str, function: Function, scope: BridgeScope, doc: Doc) -> Self {
+        let spec = Spec { method, path, function, scope: Some(scope), idempotent: false, body: B::SCHEMA, doc };
+        Self { spec, types: PhantomData }
+    }
+}
+
+impl<B: Body> Route<B, Public> {
+    pub const fn public(method: Method, path: &'static str, function: Function, doc: Doc) -> Self {
+        let spec = Spec { method, path, function, scope: None, idempotent: false, body: B::SCHEMA, doc };
+        Self { spec, types: PhantomData }
+    }
+}
+
+impl<B, A> Route<B, A> {
+    /// Requires an `Idempotency-Key` header.
+    pub const fn idempotent(mut self) -> Self {
+        self.spec.idempotent = true;
+        self
+    }
+}
+
+/// An EventBridge rule: events of this detail type go to this function.
+pub struct EventRule {
+    pub detail_type: &'static str,
+    pub function: Function,
+}
+
+pub const EVENT_RULES: &[EventRule] = &[
+    EventRule { detail_type: "Report Ready", function: Function::PublishPage },
+    EventRule { detail_type: "Action Items Ready", function: Function::CreateIssue },
+];
+
+use BridgeScope::{Admin, Publish, Read};
+use Function::{Connections, CreateIssue, Discovery, OAuthCallback, PublishPage};
+use Method::{Delete, Get, Post, Put};
+
+/// What a route that calls Atlassian may answer besides its success.
+const UPSTREAM: &[u16] = &[400, 401, 403, 404, 409, 413, 422, 502, 503];
+
+const fn ok(status: u16, description: &'static str, schema: Option<SchemaOf>) -> Answer {
+    Answer { status, description, schema }
+}
+
+const fn json<T: ToSchema>() -> Option<SchemaOf> {
+    Some(SchemaOf::of::<T>())
+}
+
+const fn answer<T: ToSchema>() -> Answer {
+    ok(200, "The answer", json::<T>())
+}
+
+// oauth-callback
+
+pub const START_OAUTH: Route<Json<StartOAuthRequest>> = Route::jwt(
+    Post,
+    "/v1/tenants/{tenant}/connections/{product}/oauth/start",
+    OAuthCallback,
+    Admin,
+    Doc {
+        id: "startOAuth",
+        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent).",
+        query: &[],
+        ok: ok(200, "The consent URL to send the admin's browser to", json::<StartOAuthResponse>()),
+        errors: &[400, 401, 403],
+    },
+);
+
+pub const OAUTH_CALLBACK: Route<NoBody, Public> = Route::public(
+    Get,
+    "/v1/oauth/callback",
+    OAuthCallback,
+    Doc {
+        id: "oauthCallback",
+        summary: "Atlassian's redirect after consent (public; trusts only its signed, single-use state). Redirects to the return URL with status=connected, status=site_selection_required or status=error&reason=...",
+        query: &[
+            ("state", "The signed state from startOAuth"),
+            ("code", "The authorization code"),
+            ("error", "Set by Atlassian when the consent was denied"),
+        ],
+        ok: ok(302, "Redirect to the return URL", None),
+        errors: &[400],
+    },
+);
+
+// connections
+
+pub const GET_CONNECTION: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/connections/{product}",
+    Connections,
+    Read,
+    Doc {
+        id: "getConnection",
+        summary: "A connection's status, deployment, site, scopes and timestamps (never a credential).",
+        query: &[],
+        ok: ok(200, "The connection", json::<ConnectionView>()),
+        errors: &[400, 401, 403, 404],
+    },
+);
+
+pub const REGISTER_CONNECTION: Route<Json<ConnectionRequest>> = Route::jwt(
+    Put,
+    "/v1/tenants/{tenant}/connections/{product}",
+    Connections,
+    Admin,
+    Doc {
+        id: "registerConnection",
+        summary: "Register or replace a Server/DC or Cloud API-token connection. The credentials are verified against the product before anything is saved; a failed replacement leaves the old connection working. `base_url` passes the egress guard.",
+        query: &[],
+        ok: ok(200, "The connection (never the credentials)", json::<ConnectionView>()),
+        errors: UPSTREAM,
+    },
+);
+
+pub const DELETE_CONNECTION: Route<NoBody> = Route::jwt(
+    Delete,
+    "/v1/tenants/{tenant}/connections/{product}",
+    Connections,
+    Admin,
+    Doc {
+        id: "deleteConnection",
+        summary: "Disconnect: removes the connection and, when no other connection shares it, its secret.",
+        query: &[],
+        ok: ok(204, "Removed (or there was nothing to remove)", None),
+        errors: &[400, 401, 403],
+    },
+);
+
+pub const SELECT_SITE: Route<Json<SelectSiteRequest>> = Route::jwt(
+    Put,
+    "/v1/tenants/{tenant}/connections/{product}/site",
+    Connections,
+    Admin,
+    Doc {
+        id: "selectSite",
+        summary: "Choose the site of a connection whose consent covered several. `product` may be atlassian to set both.",
+        query: &[],
+        ok: ok(200, "The connections, now connected to that site", json::<SiteSelectionResponse>()),
+        errors: &[400, 401, 403, 404, 409],
+    },
+);
+
+pub const VERIFY_CONNECTION: Route<NoBody> = Route::jwt(
+    Post,
+    "/v1/tenants/{tenant}/connections/{product}/verify",
+    Connections,
+    Admin,
+    Doc {
+        id: "verifyConnection",
+        summary: "Re-check a connection against the product (refreshing the token when due) and record last_verified_at.",
+        query: &[],
+        ok: ok(200, "The connection and who it acts as", json::<VerifyResponse>()),
+        errors: UPSTREAM,
+    },
+);
+
+pub const GET_SETTINGS: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/settings/{product}",
+    Connections,
+    Read,
+    Doc {
+        id: "getSettings",
+        summary: "The tenant's Confluence (space, parent page titles) or Jira (project, issue type, field defaults, assignee matching, labels) settings.",
+        query: &[],
+        ok: ok(200, "ConfluenceSettings or JiraSettings, by product", SettingsBody::SCHEMA),
+        errors: &[400, 401, 403, 404],
+    },
+);
+
+pub const PUT_SETTINGS: Route<SettingsBody> = Route::jwt(
+    Put,
+    "/v1/tenants/{tenant}/settings/{product}",
+    Connections,
+    Admin,
+    Doc {
+        id: "putSettings",
+        summary: "Save settings. When the product is connected, the space, project and issue type must exist and field_defaults must cover every required field without a default.",
+        query: &[],
+        ok: ok(200, "The saved settings", SettingsBody::SCHEMA),
+        errors: UPSTREAM,
+    },
+);
+
+// discovery
+
+pub const LIST_SPACES: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/confluence/spaces",
+    Discovery,
+    Read,
+    Doc {
+        id: "listSpaces",
+        summary: "Confluence spaces, filtered by name or key (`query`); page with `cursor`.",
+        query: &[("query", "Part of a space's name or key"), ("cursor", "next_cursor of the previous page")],
+        ok: answer::<find::SpaceList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const FIND_PAGES: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/confluence/spaces/{key}/pages",
+    Discovery,
+    Read,
+    Doc {
+        id: "findPages",
+        summary: "Pages with exactly this title in a space (the parent-page check).",
+        query: &[("title", "The exact page title (required)")],
+        ok: answer::<find::PageList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const LIST_PROJECTS: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/projects",
+    Discovery,
+    Read,
+    Doc {
+        id: "listProjects",
+        summary: "Jira projects, filtered by name or key (`query`); page with `cursor`.",
+        query: &[("query", "Part of a project's name or key"), ("cursor", "next_cursor of the previous page")],
+        ok: answer::<find::ProjectList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const GET_PROJECT: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/projects/{key}",
+    Discovery,
+    Read,
+    Doc {
+        id: "getProject",
+        summary: "A project with its lead and issue types.",
+        query: &[],
+        ok: answer::<find::ProjectDetails>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const LIST_ISSUE_TYPES: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/projects/{key}/issue-types",
+    Discovery,
+    Read,
+    Doc {
+        id: "listIssueTypes",
+        summary: "Issue types that can be created in the project (createmeta).",
+        query: &[],
+        ok: answer::<find::IssueTypeList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const LIST_FIELDS: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/projects/{key}/issue-types/{id}/fields",
+    Discovery,
+    Read,
+    Doc {
+        id: "listFields",
+        summary: "The issue type's create fields: required, has_default, schema type, allowed values, and whether it takes ADF.",
+        query: &[],
+        ok: answer::<find::FieldList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const LIST_COMPONENTS: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/projects/{key}/components",
+    Discovery,
+    Read,
+    Doc {
+        id: "listComponents",
+        summary: "The project's components; page with `cursor`.",
+        query: &[("cursor", "next_cursor of the previous page")],
+        ok: answer::<find::ComponentList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const LIST_ASSIGNABLE_USERS: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/projects/{key}/assignable-users",
+    Discovery,
+    Read,
+    Doc {
+        id: "listAssignableUsers",
+        summary: "Users who can be assigned issues in the project; `id` is what an assignee field takes (accountId on Cloud, name on Server/DC). On Server/DC `query` is required (400 `invalid_request` without it): Jira DC answers at most 100 assignable users per search and cannot page past them, so an answer of exactly 100 comes with `possibly_incomplete: true` and a message asking for a narrower query.",
+        query: &[
+            ("query", "Part of a name or an email; required on Server/DC"),
+            ("cursor", "next_cursor of the previous page"),
+        ],
+        ok: answer::<find::AssignableUserList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const PICK_USERS: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/users",
+    Discovery,
+    Read,
+    Doc {
+        id: "pickUsers",
+        summary: "The user picker (`query` required). Hidden emails stay absent.",
+        query: &[("query", "Part of a name or an email (required)")],
+        ok: answer::<find::UserList>(),
+        errors: UPSTREAM,
+    },
+);
+
+pub const LIST_PRIORITIES: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jira/priorities",
+    Discovery,
+    Read,
+    Doc {
+        id: "listPriorities",
+        summary: "Priorities. On Cloud pass project and issue_type (they come from the create screen, since /priority/search needs a scope we do not ask for).",
+        query: &[("project", "Project key (Cloud: required with issue_type)"), ("issue_type", "Issue type id")],
+        ok: answer::<find::PriorityList>(),
+        errors: UPSTREAM,
+    },
+);
+
+// create-issue
+
+pub const CREATE_ISSUES: Route<Json<IssuesRequest>> = Route::jwt(
+    Post,
+    "/v1/tenants/{tenant}/issues",
+    CreateIssue,
+    Publish,
+    Doc {
+        id: "createIssues",
+        summary: "Create Jira issues for action items (bulk, 50 per call), once per action item however often it is sent. Answers per item: created, existing, or failed with a reason.",
+        query: &[],
+        ok: ok(200, "One result per action item, in request order", json::<IssuesCreated>()),
+        errors: UPSTREAM,
+    },
+)
+.idempotent();
+
+pub const DELETE_ISSUE: Route<NoBody> = Route::jwt(
+    Delete,
+    "/v1/tenants/{tenant}/issues/{key}",
+    CreateIssue,
+    Publish,
+    Doc {
+        id: "deleteIssue",
+        summary: "Delete an issue this integration created for the tenant (any other is refused with 404).",
+        query: &[("delete_subtasks", "true to delete the issue's subtasks too (Jira refuses otherwise)")],
+        ok: ok(204, "Deleted", None),
+        errors: UPSTREAM,
+    },
+);
+
+// publish-page
+
+pub const PUBLISH_PAGE: Route<Json<Report>> = Route::jwt(
+    Post,
+    "/v1/tenants/{tenant}/pages",
+    PublishPage,
+    Publish,
+    Doc {
+        id: "publishPage",
+        summary: "Publish a retrospective or health-check report as a Confluence page under its parent page, with a PDF summary attached. The same Idempotency-Key never creates a second page or attachment; the same report_id updates its page.",
+        query: &[],
+        ok: ok(200, "The publication", json::<Publication>()),
+        errors: UPSTREAM,
+    },
+)
+.idempotent();
+
+pub const GET_PUBLICATION: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/publications/{id}",
+    PublishPage,
+    Read,
+    Doc {
+        id: "getPublication",
+        summary: "A publication's state, page id and URL, version, attachment id and last error.",
+        query: &[],
+        ok: ok(200, "The publication", json::<Publication>()),
+        errors: &[400, 401, 403, 404],
+    },
+);
+
+/// The table, in the order of routes.json and the document.
+pub const ROUTES: &[&Spec] = &[
+    &START_OAUTH.spec,
+    &OAUTH_CALLBACK.spec,
+    &GET_CONNECTION.spec,
+    &REGISTER_CONNECTION.spec,
+    &DELETE_CONNECTION.spec,
+    &SELECT_SITE.spec,
+    &VERIFY_CONNECTION.spec,
+    &GET_SETTINGS.spec,
+    &PUT_SETTINGS.spec,
+    &LIST_SPACES.spec,
+    &FIND_PAGES.spec,
+    &LIST_PROJECTS.spec,
+    &GET_PROJECT.spec,
+    &LIST_ISSUE_TYPES.spec,
+    &LIST_FIELDS.spec,
+    &LIST_COMPONENTS.spec,
+    &LIST_ASSIGNABLE_USERS.spec,
+    &PICK_USERS.spec,
+    &LIST_PRIORITIES.spec,
+    &CREATE_ISSUES.spec,
+    &DELETE_ISSUE.spec,
+    &PUBLISH_PAGE.spec,
+    &GET_PUBLICATION.spec,
+];
+
+/// `shared/routes.json`: the routes (`auth` is `jwt` where a scope is needed, `none` for public
+/// routes) and the event rules, one a line, for the local gateway and the CDK app.
+pub fn routes_json() -> String {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let width = |f: &dyn Fn(&Spec) -> String| ROUTES.iter().map(|r| f(r).len()).max().unwrap_or(0);
+    let method = |r: &Spec| format!("{},", quoted(r.method.as_str()));
+    let path = |r: &Spec| format!("{},", quoted(r.path));
+    let function = |r: &Spec| format!("{},", quoted(r.function.name()));
+    let (method_w, path_w, function_w) = (width(&method), width(&path), width(&function));
+    let routes: Vec<String> = ROUTES
+        .iter()
+        .map(|r| {
+            let auth = if r.scope.is_some() { "jwt" } else { "none" };
+            format!(
+                r#"    {{"method": {:method_w$} "path": {:path_w$} "function": {:function_w$} "auth": {}}}"#,
+                method(r),
+                path(r),
+                function(r),
+                quoted(auth)
+            )
+        })
+        .collect();
+    let events: Vec<String> = EVENT_RULES
+        .iter()
+        .map(|e| {
+            format!(r#"    {{"detail_type": {}, "function": {}}}"#, quoted(e.detail_type), quoted(e.function.name()))
+        })
+        .collect();
+    let comment = "Generated from shared/src/api/routes.rs (make openapi); do not edit. The HTTP API's routes and the \
+                   EventBridge rules: one source read by the local gateway (tests/gateway) and by the CDK app (infra). \
+                   Method + API Gateway path template -> function; auth is 'jwt' (JWT authorizer) or 'none' (public).";
+    format!(
+        "{{\n  \"_comment\": {},\n  \"routes\": [\n{}\n  ],\n  \"events\": [\n{}\n  ]\n}}\n",
+        quoted(comment),
+        routes.join(",\n"),
+        events.join(",\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/routes.json");
+
+    /// Fails when the committed routes.json differs from the table; `BLESS=1` rewrites it.
+    #[test]
+    fn committed_routes_file_matches_the_table() {
+        let generated = routes_json();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(COMMITTED, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+        assert!(committed == generated, "shared/routes.json is stale: run `make openapi` and commit it");
+    }
+
+    #[test]
+    fn the_routes_file_is_json_the_gateway_reads() {
+        let doc: serde_json::Value = serde_json::from_str(&routes_json()).unwrap();
+        let routes = doc["routes"].as_array().unwrap();
+        assert_eq!(routes.len(), ROUTES.len());
+        assert_eq!(
+            routes[1],
+            serde_json::json!({"method": "GET", "path": "/v1/oauth/callback", "function": "oauth-callback", "auth": "none"})
+        );
+        assert_eq!(doc["events"][0], serde_json::json!({"detail_type": "Report Ready", "function": "publish-page"}));
+    }
+
+    #[test]
+    fn every_route_is_listed_once() {
+        let keys: BTreeSet<String> = ROUTES.iter().map(|r| r.key()).collect();
+        assert_eq!(keys.len(), ROUTES.len());
+    }
+
+    /// Every route but the public callback is a tenant's: the caller extractor checks the
+    /// token's tenant against `{tenant}`.
+    #[test]
+    fn every_scoped_route_has_a_tenant_and_only_the_callback_is_public() {
+        for route in ROUTES {
+            let has_tenant = route.path_params().any(|p| p == "tenant");
+            assert_eq!(route.scope.is_some(), has_tenant, "{}", route.key());
+        }
+        let public: Vec<String> = ROUTES.iter().filter(|r| r.scope.is_none()).map(|r| r.key()).collect();
+        assert_eq!(public, ["GET /v1/oauth/callback"]);
+    }
+}
