@@ -191,9 +191,8 @@ where
 
 /// Emits an outgoing event; a failure to emit stops the delivery (it is delivered again), so no
 /// outcome goes unsaid.
-pub async fn publish<E: DetailType + serde::Serialize>(app: &App, detail: &E) -> JobOutcome<()> {
+pub async fn publish<E: DetailType + serde::Serialize>(bus: &dyn EventBus, detail: &E) -> JobOutcome<()> {
     let unsent = |reason: String| JobOutcome::Stopped(ApiError::new(ErrorCode::Internal, reason));
-    let Some(bus) = &app.events else { return unsent("no event bus configured".into()) };
     let value = match serde_json::to_value(detail) {
         Ok(value) => value,
         Err(e) => return unsent(e.to_string()),
@@ -206,9 +205,9 @@ pub async fn publish<E: DetailType + serde::Serialize>(app: &App, detail: &E) ->
 
 /// Emits `Publish Failed`; a retryable failure then stops the delivery (it is delivered again), a
 /// permanent one has failed it for good.
-pub async fn publish_failed(app: &App, event: PublishFailed) -> JobOutcome<()> {
+pub async fn publish_failed(bus: &dyn EventBus, event: PublishFailed) -> JobOutcome<()> {
     tracing::warn!(job = %event.job, retryable = event.retryable, reason = %event.reason, "job failed");
-    match publish(app, &event).await {
+    match publish(bus, &event).await {
         JobOutcome::Done(()) if event.retryable => JobOutcome::Stopped(ApiError::new(event.code, event.reason)),
         JobOutcome::Done(()) => JobOutcome::Failed(()),
         outcome => outcome,
@@ -227,11 +226,11 @@ pub struct Job<T> {
 /// ended — the job's event (`Page Published`, `Issues Created`) when it is done, else `Publish
 /// Failed`, retried when the error's code is. The answer says whether to deliver the event again
 /// (`Stopped`) or not.
-pub async fn run_event<T, E, F, Fut>(app: Arc<App>, delivery: Delivery, job: &str, run: F) -> JobOutcome<()>
+pub async fn run_event<T, E, F, Fut>(bus: &dyn EventBus, delivery: Delivery, job: &str, run: F) -> JobOutcome<()>
 where
     T: serde::de::DeserializeOwned + DetailType,
     E: serde::Serialize + DetailType,
-    F: FnOnce(Arc<App>, Job<T>) -> Fut,
+    F: FnOnce(Job<T>) -> Fut,
     Fut: Future<Output = JobOutcome<E, ApiError>>,
 {
     use tracing::Instrument;
@@ -263,16 +262,16 @@ where
             Ok(detail) => detail,
             Err(e) => {
                 let error = ApiError::new(ErrorCode::InvalidRequest, format!("the event is malformed: {e}"));
-                return publish_failed(&app, failed(error)).await;
+                return publish_failed(bus, failed(error)).await;
             }
         };
         let Ok(tenant_id) = TenantId::parse(&tenant) else {
             let error = ApiError::new(ErrorCode::InvalidTenant, "tenant_id is not a valid tenant id");
-            return publish_failed(&app, failed(error)).await;
+            return publish_failed(bus, failed(error)).await;
         };
-        match run(app.clone(), Job { tenant: tenant_id, idempotency_key: idempotency_key.clone(), detail }).await {
-            JobOutcome::Done(event) => publish(&app, &event).await,
-            JobOutcome::Failed(error) | JobOutcome::Stopped(error) => publish_failed(&app, failed(error)).await,
+        match run(Job { tenant: tenant_id, idempotency_key: idempotency_key.clone(), detail }).await {
+            JobOutcome::Done(event) => publish(bus, &event).await,
+            JobOutcome::Failed(error) | JobOutcome::Stopped(error) => publish_failed(bus, failed(error)).await,
         }
     }
     .instrument(span)
@@ -290,20 +289,19 @@ pub async fn serve_with_events<C, M, E, EF>(
 where
     C: Send + Sync + 'static,
     M: FnOnce(&App) -> C,
-    E: Fn(Arc<App>, Delivery) -> EF + Send + Sync,
+    E: Fn(Arc<C>, Arc<dyn EventBus>, Delivery) -> EF + Send + Sync,
     EF: Future<Output = JobOutcome<()>> + Send,
 {
-    let app = match start(&router).await? {
-        app if app.events.is_some() => Arc::new(app),
-        _ => {
-            tracing::error!("cold start failed: BRIDGE_EVENT_BUS_NAME is required by this function");
-            return Err("BRIDGE_EVENT_BUS_NAME is required".into());
-        }
+    let app = start(&router).await?;
+    let Some(bus) = app.events.clone() else {
+        tracing::error!("cold start failed: BRIDGE_EVENT_BUS_NAME is required by this function");
+        return Err("BRIDGE_EVENT_BUS_NAME is required".into());
     };
     let http = (Arc::new(context(&app)), app.config.tenant_claim.clone());
+    drop(app);
     let (router, http, event_handler) = (&router, &http, &event_handler);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-        let app = app.clone();
+        let bus = bus.clone();
         async move {
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
@@ -312,7 +310,7 @@ where
                     let response = traced(request, |req| router.dispatch(context, tenant_claim, req)).await;
                     Ok(Reply::Http(Box::new(crate::http::to_gateway_response(response))))
                 }
-                Trigger::EventBridge(delivery) => match event_handler(app, *delivery).await {
+                Trigger::EventBridge(delivery) => match event_handler(http.0.clone(), bus, *delivery).await {
                     JobOutcome::Done(()) | JobOutcome::Failed(()) => Ok(Reply::Event {}),
                     JobOutcome::Stopped(error) => Err(lambda_runtime::Error::from(error.message)),
                 },

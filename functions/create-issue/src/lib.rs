@@ -14,7 +14,7 @@ use bridge::caller::Caller;
 use bridge::config::SearchIndex;
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
-use bridge::events::Delivery;
+use bridge::events::{Delivery, EventBus};
 use bridge::http::{self, HttpResponse, Input};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
 use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
@@ -68,19 +68,6 @@ struct Issuer<'a> {
     markers: &'a Markers,
 }
 
-impl<'a> Issuer<'a> {
-    fn of(app: &'a App) -> Self {
-        Self {
-            settings: app.settings.as_ref(),
-            connector: &app.connector,
-            issues: app.issues.as_ref(),
-            lease: app.config.job_lease,
-            search_index: app.config.search_index,
-            markers: &app.markers,
-        }
-    }
-}
-
 pub fn router() -> Router<Context> {
     Router::new(Function::CreateIssue)
         .route(&routes::CREATE_ISSUES, |cx: Arc<Context>, caller, input| async move {
@@ -100,16 +87,6 @@ async fn create(
     request.validate()?;
     let created = create_issues(issuer, &caller.tenant, idempotency_key, request).await?;
     Ok(http::json(StatusCode::OK, &created))
-}
-
-/// Creates the issues of one event.
-async fn run(
-    app: &App,
-    tenant: &TenantId,
-    idempotency_key: &str,
-    request: IssuesRequest,
-) -> Result<IssuesCreated, ApiError> {
-    create_issues(&Issuer::of(app), tenant, idempotency_key, request).await
 }
 
 /// Creates the issues of one request or event. Errors are for the whole job (not connected, no
@@ -226,13 +203,13 @@ async fn delete(
 
 /// `Action Items Ready`: creates the issues, emits `Issues Created`; emits `Publish Failed` and
 /// asks for a redelivery when a retryable failure remains.
-pub async fn on_event(app: Arc<App>, delivery: Delivery) -> JobOutcome<()> {
-    bridge::app::run_event(app, delivery, "issues", |app, job: Job<ActionItemsReady>| async move {
+pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delivery) -> JobOutcome<()> {
+    bridge::app::run_event(bus.as_ref(), delivery, "issues", |job: Job<ActionItemsReady>| async move {
         let request = job.detail.request();
         if let Err(e) = request.validate() {
             return JobOutcome::Failed(e);
         }
-        match run(&app, &job.tenant, &job.idempotency_key, request).await {
+        match create_issues(&cx.issuer(), &job.tenant, &job.idempotency_key, request).await {
             Ok(created) => {
                 let retry = created.results.iter().filter(|r| r.retryable).count();
                 if retry > 0 {

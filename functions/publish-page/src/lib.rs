@@ -11,7 +11,7 @@ use bridge::app::{App, Job};
 use bridge::caller::Caller;
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
-use bridge::events::Delivery;
+use bridge::events::{Delivery, EventBus};
 use bridge::http::{self, HttpResponse};
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
@@ -104,23 +104,6 @@ async fn get(publications: &dyn PublicationStore, caller: &Caller, id: &str) -> 
     Ok(http::json(StatusCode::OK, &publication))
 }
 
-/// Runs one publication for an event.
-async fn publish(
-    app: &App,
-    tenant: &TenantId,
-    idempotency_key: &str,
-    report: &Report,
-) -> Result<JobOutcome<Publication>, ApiError> {
-    let publisher = Publisher {
-        settings: app.settings.as_ref(),
-        connector: &app.connector,
-        publications: app.publications.as_ref(),
-        lease: app.config.job_lease,
-        markers: &app.markers,
-    };
-    run(&publisher, tenant, idempotency_key, report).await
-}
-
 /// Runs one publication. Errors are for the whole job before anything is written (no settings,
 /// not connected); everything after is in the outcome.
 async fn run(
@@ -173,12 +156,12 @@ fn published(tenant: &TenantId, p: &Publication) -> PagePublished {
 
 /// `Report Ready`: publishes, then emits `Page Published` or `Publish Failed`; a temporary
 /// failure asks for a redelivery.
-pub async fn on_event(app: Arc<App>, delivery: Delivery) -> JobOutcome<()> {
-    bridge::app::run_event(app, delivery, "page", |app, job: Job<ReportReady>| async move {
+pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delivery) -> JobOutcome<()> {
+    bridge::app::run_event(bus.as_ref(), delivery, "page", |job: Job<ReportReady>| async move {
         if let Err(e) = job.detail.report.validate() {
             return JobOutcome::Failed(e);
         }
-        match publish(&app, &job.tenant, &job.idempotency_key, &job.detail.report).await {
+        match run(&cx.publisher(), &job.tenant, &job.idempotency_key, &job.detail.report).await {
             Ok(JobOutcome::Done(p)) => JobOutcome::Done(published(&job.tenant, &p)),
             Ok(JobOutcome::Failed(p)) => JobOutcome::Failed(failed_for_good(p)),
             Ok(JobOutcome::Stopped(error)) | Err(error) => JobOutcome::Stopped(error),
