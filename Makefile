@@ -114,6 +114,7 @@ openapi:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
+	$(PYTHON) tests/check_duplicates.py
 
 fmt:
 	cargo fmt --all

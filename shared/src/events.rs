@@ -164,13 +164,7 @@ mod tests {
     fn committed_event_schemas_match_the_types() {
         for (file, _, schema) in schemas() {
             let path = format!("{DIR}/{file}.schema.json");
-            let generated = serde_json::to_string_pretty(&schema).unwrap() + "\n";
-            if std::env::var_os("BLESS").is_some() {
-                std::fs::create_dir_all(DIR).unwrap();
-                std::fs::write(&path, &generated).unwrap();
-            }
-            let committed = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(committed == generated, "{path} is stale: run `make openapi` and commit it");
+            crate::testing::assert_committed(&path, &(serde_json::to_string_pretty(&schema).unwrap() + "\n"));
         }
     }
 

@@ -27,6 +27,8 @@ pub mod reports;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 
 pub use secrecy::{ExposeSecret, SecretString};

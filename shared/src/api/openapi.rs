@@ -145,12 +145,7 @@ mod tests {
     /// Fails when the committed document differs from the types; `BLESS=1` rewrites it.
     #[test]
     fn committed_openapi_matches_the_code() {
-        let generated = generated();
-        if std::env::var_os("BLESS").is_some() {
-            std::fs::write(COMMITTED, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
-        assert!(committed == generated, "shared/openapi.json is stale: run `make openapi` and commit it");
+        crate::testing::assert_committed(COMMITTED, &generated());
     }
 
     /// The error schema is the code table: every code we answer, with its status.

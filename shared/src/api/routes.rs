@@ -620,12 +620,7 @@ mod tests {
     /// Fails when the committed routes.json differs from the table; `BLESS=1` rewrites it.
     #[test]
     fn committed_routes_file_matches_the_table() {
-        let generated = routes_json();
-        if std::env::var_os("BLESS").is_some() {
-            std::fs::write(COMMITTED, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
-        assert!(committed == generated, "shared/routes.json is stale: run `make openapi` and commit it");
+        crate::testing::assert_committed(COMMITTED, &routes_json());
     }
 
     #[test]

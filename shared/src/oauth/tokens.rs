@@ -170,7 +170,8 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::domain::{AuthType, Deployment, Site, TenantId};
+    use crate::domain::TenantId;
+    use crate::store::memory::oauth_connection;
     use crate::store::memory::{MemoryConnections, MemoryCredentials, MemoryLeases};
 
     /// Counts refreshes; answers slowly so that concurrent callers really overlap.
@@ -210,25 +211,7 @@ mod tests {
     ) -> (Arc<TokenProvider>, Arc<CountingEndpoint>, Arc<MemoryConnections>) {
         let connections = Arc::new(MemoryConnections::default());
         let credentials = Arc::new(MemoryCredentials::default());
-        let now = OffsetDateTime::now_utc();
-        let connection = Connection {
-            tenant: TenantId::parse("acme").unwrap(),
-            product: Product::Jira,
-            deployment: Deployment::Cloud,
-            auth_type: AuthType::Oauth2,
-            status: ConnectionStatus::Connected,
-            site: Some(Site { cloud_id: "c1".into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
-            base_url: None,
-            scoped_token: false,
-            acting_as: None,
-            candidate_sites: vec![],
-            scopes: vec![],
-            grant_id: "oauth-jira".into(),
-            secret_name: "s/acme/oauth-jira".into(),
-            created_at: now,
-            updated_at: now,
-            last_verified_at: None,
-        };
+        let connection = oauth_connection(&TenantId::parse("acme").unwrap(), Product::Jira, "oauth-jira");
         connections.put_all(&[connection]).await.unwrap();
         credentials.put("s/acme/oauth-jira", &tokens("old", expires_in).to_secret()).await.unwrap();
         let endpoint = Arc::new(CountingEndpoint { calls: AtomicUsize::new(0), invalid_grant });

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 
 use super::*;
-use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
+use crate::domain::{Connection, ConnectionStatus, ConsentTarget, Product, TenantId};
 use crate::ids::{IssueId, IssueKey, ItemId};
 use crate::reports::{Publication, PublicationState};
 
@@ -356,25 +356,7 @@ pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
 }
 
 fn connection(tenant: &TenantId, product: Product, grant: &str) -> Connection {
-    let now = OffsetDateTime::now_utc();
-    Connection {
-        tenant: tenant.clone(),
-        product,
-        deployment: Deployment::Cloud,
-        auth_type: AuthType::Oauth2,
-        status: ConnectionStatus::Connected,
-        site: Some(Site { cloud_id: "c1".into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
-        base_url: None,
-        scoped_token: false,
-        acting_as: None,
-        candidate_sites: vec![],
-        scopes: vec!["read:jira-work".into()],
-        grant_id: grant.into(),
-        secret_name: format!("s/{tenant}/{grant}"),
-        created_at: now,
-        updated_at: now,
-        last_verified_at: None,
-    }
+    crate::store::memory::oauth_connection(tenant, product, grant)
 }
 
 pub async fn connections(store: &dyn ConnectionStore) {

@@ -267,7 +267,7 @@ pub mod oauth {
 
     use bridge::access::Connector;
     use bridge::config::OAuthConfig;
-    use bridge::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site};
+    use bridge::domain::{Connection, Product, Site};
     use bridge::oauth::{AtlassianOAuth, TokenProvider, TokenSet};
     use bridge::store::{ConnectionStore, CredentialStore};
     use secrecy::SecretString;
@@ -299,29 +299,11 @@ pub mod oauth {
     }
 
     pub fn connection() -> Connection {
-        let now = OffsetDateTime::now_utc();
-        Connection {
-            tenant: tenant(),
-            product: Product::Jira,
-            deployment: Deployment::Cloud,
-            auth_type: AuthType::Oauth2,
-            status: ConnectionStatus::Connected,
-            site: Some(Site {
-                cloud_id: CLOUD_ID.into(),
-                url: "https://acme.atlassian.net".into(),
-                name: "acme".into(),
-            }),
-            base_url: None,
-            scoped_token: false,
-            acting_as: None,
-            candidate_sites: vec![],
-            scopes: vec!["read:jira-work".into(), "write:jira-work".into(), "offline_access".into()],
-            grant_id: "oauth-jira".into(),
-            secret_name: SECRET.into(),
-            created_at: now,
-            updated_at: now,
-            last_verified_at: None,
-        }
+        let mut connection = bridge::store::memory::oauth_connection(&tenant(), Product::Jira, "oauth-jira");
+        connection.site =
+            Some(Site { cloud_id: CLOUD_ID.into(), url: "https://acme.atlassian.net".into(), name: "acme".into() });
+        connection.secret_name = SECRET.into();
+        connection
     }
 
     pub fn tokens(access: &str, refresh: &str, expires_in: time::Duration) -> TokenSet {

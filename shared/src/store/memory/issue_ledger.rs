@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Clock, Faults, from_ms, lock, ms};
+use super::{Clock, Faults, from_ms, key, lock, ms};
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue, StoreError};
@@ -74,10 +74,6 @@ pub struct MemoryIssueLedger {
     items: Mutex<Items>,
     clock: Clock,
     faults: Faults,
-}
-
-fn key(tenant: &TenantId, id: &str) -> (String, String) {
-    (tenant.to_string(), id.to_owned())
 }
 
 impl MemoryIssueLedger {

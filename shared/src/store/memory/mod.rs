@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
 
 use super::StoreError;
+use crate::domain::TenantId;
 
 mod connections;
 mod credentials;
@@ -43,6 +44,11 @@ pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
 pub use refresh_leases::MemoryLeases;
 pub use settings::MemorySettings;
+
+/// The map key of a record that belongs to one tenant.
+fn key(tenant: &TenantId, id: &str) -> (String, String) {
+    (tenant.to_string(), id.to_owned())
+}
 
 /// One fake per port, sharing one [`Clock`] and one set of [`Faults`]. Each field coerces to
 /// its port: `let ledger: Arc<dyn IssueLedger> = store.ledger.clone();`.
@@ -143,6 +149,32 @@ fn from_ms(ms: i64) -> OffsetDateTime {
 /// What DynamoDB answers a refused conditional write that the adapter passes on as an error.
 fn condition_failed(what: &str) -> StoreError {
     StoreError::Service { service: "memory", message: format!("ConditionalCheckFailedException: {what}") }
+}
+
+/// A connected Jira or Confluence Cloud OAuth connection on the site `c1` (acme.atlassian.net),
+/// its token pair in the secret `s/{tenant}/{grant}`: the record most tests start from. Change
+/// fields with struct update syntax where a test needs another one.
+pub fn oauth_connection(tenant: &TenantId, product: crate::domain::Product, grant: &str) -> crate::domain::Connection {
+    use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Site};
+    let now = OffsetDateTime::now_utc();
+    Connection {
+        tenant: tenant.clone(),
+        product,
+        deployment: Deployment::Cloud,
+        auth_type: AuthType::Oauth2,
+        status: ConnectionStatus::Connected,
+        site: Some(Site { cloud_id: "c1".into(), url: "https://acme.atlassian.net".into(), name: "acme".into() }),
+        base_url: None,
+        scoped_token: false,
+        acting_as: None,
+        candidate_sites: vec![],
+        scopes: product.oauth_scopes().iter().map(|s| (*s).to_owned()).collect(),
+        grant_id: grant.into(),
+        secret_name: format!("s/{tenant}/{grant}"),
+        created_at: now,
+        updated_at: now,
+        last_verified_at: None,
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Clock, Faults, from_ms, lock, ms};
+use super::{Clock, Faults, from_ms, key, lock, ms};
 use crate::domain::TenantId;
 use crate::reports::Publication;
 use crate::store::{Claim, PublicationStore, ReportPage, StoreError};
@@ -29,10 +29,6 @@ pub struct MemoryPublications {
     items: Mutex<Items>,
     clock: Clock,
     faults: Faults,
-}
-
-fn key(tenant: &TenantId, id: &str) -> (String, String) {
-    (tenant.to_string(), id.to_owned())
 }
 
 fn parse(record: &str) -> Result<Publication, StoreError> {
