@@ -132,6 +132,35 @@ async fn concurrent_deliveries_of_one_job_create_each_issue_once_and_agree() {
     assert_eq!(created, 4, "each item is reported created by exactly one delivery");
 }
 
+/// A 300-item job: the ledger's conditional claims and records overlap (bounded), every item
+/// still gets exactly one issue, in chunks of at most 50, and the results keep the items' order.
+/// (Before the ledger steps ran concurrently, the peak was 1: one round trip after another.)
+#[tokio::test]
+async fn a_large_job_overlaps_its_ledger_round_trips_within_the_bound() {
+    let server = MockServer::start().await;
+    let jira = Jira::mount(&server).await;
+    let stores = Stores::new();
+    let creator = IssueCreator::new(&server, &stores);
+    let items: Vec<_> = (0..300).map(|i| action_item(&format!("ai-{i}"), &format!("Action item {i}"))).collect();
+
+    let results = creator.run(&items).await;
+
+    assert!(results.iter().all(|r| r.status == ItemStatus::Created), "{results:#?}");
+    let order: Vec<_> = results.iter().map(|r| r.action_item_id.clone()).collect();
+    assert_eq!(order, items.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
+    assert_one_issue_per_item(&jira, &results);
+    let calls = jira.bulk_requests();
+    assert_eq!(calls.len(), 6, "{:?}", calls.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(calls.iter().all(|c| c.len() <= 50));
+    let peak = stores.round_trips.peak();
+    assert!((2..=bridge::issues::LEDGER_IN_FLIGHT).contains(&peak), "ledger round trips in flight at once: {peak}");
+
+    // A redelivery of the same job reads the ledger and creates nothing.
+    let again = creator.run(&items).await;
+    assert!(again.iter().all(|r| r.status == ItemStatus::Existing), "{again:#?}");
+    assert_eq!(jira.bulk_requests().len(), 6);
+}
+
 #[cfg(feature = "fault-injection")]
 mod crashes {
     use std::time::Duration;

@@ -4,18 +4,37 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use super::{
-    ActionItem, AssigneeCache, BULK_CHUNK, BulkOutcome, CreateContext, ItemResult, ItemStatus, bulk_create,
-    find_by_marker,
+    ActionItem, Assignees, BULK_CHUNK, BulkOutcome, CreateContext, ItemResult, ItemStatus, bulk_create, find_by_marker,
 };
 use crate::atlassian::AtlassianError;
 use crate::config::SearchIndex;
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+use crate::jobs::bounded;
 use crate::jobs::lease::Lease;
 use crate::settings::AssigneeMatching;
 use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, RecordedIssue, StoreError};
+
+/// Ledger writes of one job in flight at once. Each is one conditional DynamoDB write (a few ms
+/// on DynamoDB, tens on moto); 32 keeps a 500-item job to ~16 sequential round trips per step
+/// while staying well inside one table partition's 1,000 writes/s and the SDK's connection pool.
+pub const LEDGER_IN_FLIGHT: usize = 32;
+
+/// `issue/bulk` calls of one job in flight at once (each up to 50 issues): four overlap the
+/// network's latency and Jira's per-request time without one tenant's job becoming a burst that
+/// Jira Cloud's rate limiter answers with 429s.
+pub const BULK_IN_FLIGHT: usize = 4;
+
+/// The ledger write that ends an item's attempt.
+enum Record {
+    Complete(RecordedIssue),
+    Fail(String),
+    /// Give it back, still pending: the next attempt looks for its marker first.
+    Release,
+}
 
 /// The ledger's name for an action item.
 fn item_id(item: &ActionItem) -> ItemId {
@@ -70,25 +89,46 @@ impl IssueJob<'_> {
     }
 
     /// Results in the order of `items`.
+    ///
+    /// Every ledger step is the same conditional write per item as when they ran one after the
+    /// other — only [`LEDGER_IN_FLIGHT`] of them are in flight at once, so 500 items cost ~16
+    /// round-trip times per step instead of 500. Bulk chunks go out [`BULK_IN_FLIGHT`] at a time.
+    /// Everything runs inside this one future (no spawned tasks), so a crash at any step drops
+    /// all of it at once, as a dying Lambda instance would.
     pub async fn run(&self, items: &[ActionItem]) -> Result<Vec<ItemResult>, StoreError> {
         let owner = uuid::Uuid::new_v4().to_string();
+        let owner = owner.as_str();
         let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
         let mut to_create: Vec<Pending<'_>> = Vec::new();
         let mut resumed: Vec<(Pending<'_>, OffsetDateTime)> = Vec::new();
         let lease = Lease::new(self.lease);
+        // The bound on ledger writes holds for the whole job, across the chunks in flight.
+        let slots = &Semaphore::new(LEDGER_IN_FLIGHT);
 
-        for (index, item) in items.iter().enumerate() {
-            let id = item_id(item);
-            match lease.claim(|until| self.ledger.claim(self.tenant, &id, &owner, until)).await? {
+        let claims: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let lease = &lease;
+                async move {
+                    let id = item_id(item);
+                    let claim = lease.claim(|until| self.ledger.claim(self.tenant, &id, owner, until)).await?;
+                    if let Claim::Ours(ItemStart::Resumed { legacy_marker: true, .. }) = claim {
+                        // The claim just stamped the record as keyed: put back that its issue
+                        // may carry the old form, so a crash now can't lose that.
+                        self.ledger.mark_legacy_marker(self.tenant, &id, owner).await?;
+                    }
+                    Ok::<_, StoreError>((index, item, claim))
+                }
+            })
+            .collect();
+        for claim in bounded(claims, LEDGER_IN_FLIGHT).await {
+            let (index, item, claim) = claim?;
+            match claim {
                 Claim::Ours(ItemStart::Fresh | ItemStart::Retry) => {
                     to_create.push(Pending { index, item, legacy_marker: false })
                 }
                 Claim::Ours(ItemStart::Resumed { attempted_before, legacy_marker }) => {
-                    if legacy_marker {
-                        // The claim just stamped the record as keyed: put back that its issue
-                        // may carry the old form, so a crash now can't lose that.
-                        self.ledger.mark_legacy_marker(self.tenant, &item_id(item), &owner).await?;
-                    }
                     resumed.push((Pending { index, item, legacy_marker }, attempted_before));
                 }
                 Claim::Done(ItemDone { key, deleted, site, .. }) => {
@@ -110,70 +150,124 @@ impl IssueJob<'_> {
             }
         }
 
-        let unseen = self.look_up(resumed, &owner, &mut results).await?;
-        let after_wait = self.after_the_index_caught_up(unseen, &to_create, &owner, &mut results).await?;
+        let unseen = self.look_up(resumed, owner, &mut results).await?;
+        let after_wait = self.after_the_index_caught_up(unseen, &to_create, owner, &mut results).await?;
         to_create.extend(after_wait);
 
-        let mut assignees = AssigneeCache::default();
+        let match_emails = self.ctx.settings.assignee_matching == AssigneeMatching::Email;
+        let wanted: Vec<&ActionItem> = to_create.iter().map(|p| p.item).collect();
+        let assignees =
+            Assignees::resolve_all(self.ctx.session, &self.ctx.settings.project_key, &wanted, match_emails).await;
         let mut ready = Vec::new();
-        for pending in to_create {
-            let match_emails = self.ctx.settings.assignee_matching == AssigneeMatching::Email;
-            let (assignee, note) = match assignees
-                .resolve(self.ctx.session, &self.ctx.settings.project_key, pending.item, match_emails)
-                .await
-            {
+        let mut refused = Vec::new();
+        for (pending, assignee) in to_create.into_iter().zip(assignees) {
+            let (assignee, note) = match assignee {
                 Some(Ok(id)) => (Some(id), None),
                 Some(Err(note)) => (None, Some(note)),
                 None => (None, None),
             };
             match self.ctx.prepare(pending.item, assignee.as_deref(), note) {
                 Ok(prepared) => ready.push((pending, prepared)),
-                Err(message) => {
-                    self.ledger.fail(self.tenant, &item_id(pending.item), &owner, &message).await?;
-                    results[pending.index] =
-                        Some(self.result(pending.item, ItemStatus::Failed, None, Some(message), false));
-                }
+                Err(message) => refused.push((pending, message)),
             }
         }
+        let refused = self
+            .record_all(
+                refused.into_iter().map(|(pending, message)| {
+                    let result = self.result(pending.item, ItemStatus::Failed, None, Some(message.clone()), false);
+                    (pending.index, pending.item, Record::Fail(message), result)
+                }),
+                owner,
+                slots,
+            )
+            .await?;
+        for (index, result) in refused {
+            results[index] = Some(result);
+        }
 
-        for chunk in ready.chunks(BULK_CHUNK) {
-            let fields: Vec<_> = chunk.iter().map(|(_, p)| p.fields.clone()).collect();
-            match bulk_create(self.ctx.session, &fields).await {
-                Ok(outcomes) => {
-                    crate::faults::crash_point("issues_created").await;
-                    for ((pending, prepared), outcome) in chunk.iter().zip(outcomes) {
-                        let item = pending.item;
-                        results[pending.index] = Some(match outcome {
-                            BulkOutcome::Created(issue) => {
-                                self.ledger
-                                    .complete(self.tenant, &item_id(item), &owner, &self.recorded(&issue))
-                                    .await?;
-                                self.result(item, ItemStatus::Created, Some(&issue.key), prepared.note.clone(), false)
-                            }
-                            BulkOutcome::Failed { message, retryable } => {
-                                self.ledger.fail(self.tenant, &item_id(item), &owner, &message).await?;
-                                self.result(item, ItemStatus::Failed, None, Some(message), retryable)
-                            }
-                            BulkOutcome::Unknown => {
-                                self.ledger.release(self.tenant, &item_id(item), &owner).await?;
-                                let message = "Jira's answer did not account for this issue; it will be looked up by its marker on retry";
-                                self.result(item, ItemStatus::Failed, None, Some(message.into()), true)
-                            }
-                        });
-                    }
-                }
-                Err(e) => {
-                    // The request may or may not have reached Jira: the items stay pending, so the
-                    // next attempt looks for their markers before creating anything.
-                    tracing::warn!(error = %e, items = chunk.len(), "bulk create failed");
-                    for (pending, _) in chunk {
-                        self.ledger.release(self.tenant, &item_id(pending.item), &owner).await?;
-                        results[pending.index] = Some(self.failure(pending.item, &e));
-                    }
-                }
+        let chunks: Vec<_> = ready.chunks(BULK_CHUNK).map(|chunk| self.create_chunk(chunk, owner, slots)).collect();
+        for chunk in bounded(chunks, BULK_IN_FLIGHT).await {
+            for (index, result) in chunk? {
+                results[index] = Some(result);
             }
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// One `issue/bulk` call and the ledger records of its outcomes.
+    async fn create_chunk(
+        &self,
+        chunk: &[(Pending<'_>, super::Prepared)],
+        owner: &str,
+        slots: &Semaphore,
+    ) -> Result<Vec<(usize, ItemResult)>, StoreError> {
+        let fields: Vec<_> = chunk.iter().map(|(_, p)| p.fields.clone()).collect();
+        let records: Vec<_> = match bulk_create(self.ctx.session, &fields).await {
+            Ok(outcomes) => {
+                crate::faults::crash_point("issues_created").await;
+                chunk
+                    .iter()
+                    .zip(outcomes)
+                    .map(|((pending, prepared), outcome)| {
+                        let item = pending.item;
+                        match outcome {
+                            BulkOutcome::Created(issue) => {
+                                let result = self.result(
+                                    item,
+                                    ItemStatus::Created,
+                                    Some(&issue.key),
+                                    prepared.note.clone(),
+                                    false,
+                                );
+                                (pending.index, item, Record::Complete(self.recorded(&issue)), result)
+                            }
+                            BulkOutcome::Failed { message, retryable } => {
+                                let result = self.result(item, ItemStatus::Failed, None, Some(message.clone()), retryable);
+                                (pending.index, item, Record::Fail(message), result)
+                            }
+                            BulkOutcome::Unknown => {
+                                let message = "Jira's answer did not account for this issue; it will be looked up by its marker on retry";
+                                let result = self.result(item, ItemStatus::Failed, None, Some(message.into()), true);
+                                (pending.index, item, Record::Release, result)
+                            }
+                        }
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                // The request may or may not have reached Jira: the items stay pending, so the
+                // next attempt looks for their markers before creating anything.
+                tracing::warn!(error = %e, items = chunk.len(), "bulk create failed");
+                chunk.iter().map(|(p, _)| (p.index, p.item, Record::Release, self.failure(p.item, &e))).collect()
+            }
+        };
+        self.record_all(records, owner, slots).await
+    }
+
+    /// Writes each item's outcome to the ledger, [`LEDGER_IN_FLIGHT`] at a time; answers the
+    /// results by item index once their record is written (a result is never reported for an
+    /// outcome the ledger does not hold).
+    async fn record_all(
+        &self,
+        records: impl IntoIterator<Item = (usize, &ActionItem, Record, ItemResult)>,
+        owner: &str,
+        slots: &Semaphore,
+    ) -> Result<Vec<(usize, ItemResult)>, StoreError> {
+        let writes: Vec<_> = records
+            .into_iter()
+            .map(|(index, item, record, result)| async move {
+                // Never closed, so acquiring can't fail; a closed semaphore would only lift the bound.
+                let _slot = slots.acquire().await.ok();
+                let id = item_id(item);
+                match &record {
+                    Record::Complete(issue) => self.ledger.complete(self.tenant, &id, owner, issue).await?,
+                    Record::Fail(message) => self.ledger.fail(self.tenant, &id, owner, message).await?,
+                    Record::Release => self.ledger.release(self.tenant, &id, owner).await?,
+                }
+                Ok((index, result))
+            })
+            .collect();
+        bounded(writes, LEDGER_IN_FLIGHT).await.into_iter().collect()
     }
 
     /// Looks for the issues interrupted attempts may have created; answers the items not found,
@@ -234,9 +328,11 @@ impl IssueJob<'_> {
         // Hold every claimed item through the wait and the creates that follow, so no other
         // delivery takes one over meanwhile.
         let until = OffsetDateTime::now_utc() + wait + self.lease;
-        for item in unseen.iter().map(|(p, _)| p.item).chain(also_held.iter().map(|p| p.item)) {
-            self.ledger.extend(self.tenant, &item_id(item), owner, until).await?;
-        }
+        let held = unseen.iter().map(|(p, _)| p.item).chain(also_held.iter().map(|p| p.item));
+        let extends: Vec<_> = held
+            .map(|item| async move { self.ledger.extend(self.tenant, &item_id(item), owner, until).await })
+            .collect();
+        bounded(extends, LEDGER_IN_FLIGHT).await.into_iter().collect::<Result<(), _>>()?;
         tracing::info!(
             items = unseen.len(),
             wait_ms = wait.whole_milliseconds() as u64,

@@ -12,7 +12,7 @@
 mod job;
 pub mod markup;
 
-pub use job::IssueJob;
+pub use job::{BULK_IN_FLIGHT, IssueJob, LEDGER_IN_FLIGHT};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -353,51 +353,88 @@ pub type Assignee = Result<String, String>;
 /// display name is not the query itself: Atlassian documents that `displayName` "may return an
 /// alternative value" under privacy settings, and an answer that merely repeats the address proves
 /// nothing about who it is.
-#[derive(Default)]
-pub struct AssigneeCache(HashMap<String, Assignee>);
+pub struct Assignees;
 
-impl AssigneeCache {
-    /// The assignee of `item`, or why there is none; `None` when it asks for none.
-    pub async fn resolve(
-        &mut self,
+/// At most this many assignee lookups of one job are in flight at once: enough to hide the
+/// network's latency (100 distinct emails cost ~13 round trips instead of 100), few enough that
+/// one tenant's job stays far below Jira Cloud's documented per-user burst rates.
+pub const LOOKUPS_IN_FLIGHT: usize = 8;
+
+/// What one item asks of the lookup: nothing, an answer known without asking Jira, or a lookup
+/// under a key that items asking for the same person share.
+enum Wanted<'i> {
+    Nobody,
+    Known(Assignee),
+    Look { key: String, how: How<'i> },
+}
+
+enum How<'i> {
+    Id { id: &'i str, field: &'static str },
+    Email(String),
+}
+
+impl Assignees {
+    /// The assignee of each of `items` (same order), or why there is none; `None` for an item
+    /// that asks for none. Each distinct person is looked up once, [`LOOKUPS_IN_FLIGHT`] at a time.
+    pub async fn resolve_all(
         session: &Session,
         project: &str,
-        item: &ActionItem,
+        items: &[&ActionItem],
         match_emails: bool,
-    ) -> Option<Assignee> {
-        let flavour = session.flavour();
+    ) -> Vec<Option<Assignee>> {
+        let wanted: Vec<Wanted<'_>> =
+            items.iter().map(|item| Self::wanted(session.flavour(), item, match_emails)).collect();
+        let mut distinct: HashMap<&str, &How<'_>> = HashMap::new();
+        for w in &wanted {
+            if let Wanted::Look { key, how } = w {
+                distinct.entry(key.as_str()).or_insert(how);
+            }
+        }
+        let lookups: Vec<_> = distinct
+            .into_iter()
+            .map(|(key, how)| async move {
+                let answer = match how {
+                    How::Id { id, field } => by_id(session, project, id, field).await,
+                    How::Email(email) => by_email(session, project, email).await,
+                };
+                (key, answer)
+            })
+            .collect();
+        let found: HashMap<&str, Assignee> =
+            crate::jobs::bounded(lookups, LOOKUPS_IN_FLIGHT).await.into_iter().collect();
+        wanted
+            .iter()
+            .map(|w| match w {
+                Wanted::Nobody => None,
+                Wanted::Known(answer) => Some(answer.clone()),
+                Wanted::Look { key, .. } => found.get(key.as_str()).cloned(),
+            })
+            .collect()
+    }
+
+    fn wanted(flavour: Flavour, item: &ActionItem, match_emails: bool) -> Wanted<'_> {
         if let Some(id) = &item.assignee_account_id {
             if flavour != Flavour::Cloud {
-                return Some(Err("assignee_account_id is for Jira Cloud and this connection is Jira Server/Data Center; left unassigned".into()));
+                return Wanted::Known(Err("assignee_account_id is for Jira Cloud and this connection is Jira Server/Data Center; left unassigned".into()));
             }
-            return Some(self.cached(format!("id\0{id}"), || by_id(session, project, id, "assignee_account_id")).await);
+            return Wanted::Look { key: format!("id\0{id}"), how: How::Id { id, field: "assignee_account_id" } };
         }
         if let Some(name) = &item.assignee_username {
             if flavour != Flavour::DataCenter {
-                return Some(Err("assignee_username is for Jira Server/Data Center and this connection is Jira Cloud; left unassigned".into()));
+                return Wanted::Known(Err("assignee_username is for Jira Server/Data Center and this connection is Jira Cloud; left unassigned".into()));
             }
-            return Some(
-                self.cached(format!("name\0{}", name.to_lowercase()), || {
-                    by_id(session, project, name, "assignee_username")
-                })
-                .await,
-            );
+            return Wanted::Look {
+                key: format!("name\0{}", name.to_lowercase()),
+                how: How::Id { id: name, field: "assignee_username" },
+            };
         }
-        let email = item.assignee_email.as_deref().filter(|_| match_emails)?.trim().to_lowercase();
-        Some(self.cached(format!("email\0{email}"), || by_email(session, project, &email)).await)
-    }
-
-    async fn cached<F, Fut>(&mut self, key: String, look_up: F) -> Assignee
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Assignee>,
-    {
-        if let Some(found) = self.0.get(&key) {
-            return found.clone();
+        match item.assignee_email.as_deref().filter(|_| match_emails) {
+            None => Wanted::Nobody,
+            Some(email) => {
+                let email = email.trim().to_lowercase();
+                Wanted::Look { key: format!("email\0{email}"), how: How::Email(email) }
+            }
         }
-        let found = look_up().await;
-        self.0.insert(key, found.clone());
-        found
     }
 }
 
@@ -447,7 +484,7 @@ fn shown(user: &jira::User) -> Option<&str> {
     user.email_address.as_deref().filter(|e| !e.trim().is_empty())
 }
 
-/// The one user `email` designates among a search's answer, by the rule on [`AssigneeCache`].
+/// The one user `email` designates among a search's answer, by the rule on [`Assignees`].
 pub fn match_email<'u>(users: &'u [jira::User], email: &str) -> Result<&'u jira::User, String> {
     let exact: Vec<&jira::User> = users
         .iter()

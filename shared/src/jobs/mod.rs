@@ -21,3 +21,12 @@ pub enum JobOutcome<T, F = T> {
     /// credentials).
     Stopped(ApiError),
 }
+
+/// Runs `tasks` with at most `in_flight` of them at once and answers their outputs in the order
+/// given. The tasks are futures of this one task (nothing is spawned), so dropping the job drops
+/// them all — which is what a crash does, and what the crash-point tests rely on. Pass a `Vec`:
+/// futures built lazily inside a stream's closure trip the compiler's `Send` inference.
+pub async fn bounded<F: std::future::Future>(tasks: Vec<F>, in_flight: usize) -> Vec<F::Output> {
+    use futures::stream::{self, StreamExt};
+    stream::iter(tasks).buffered(in_flight.max(1)).collect().await
+}

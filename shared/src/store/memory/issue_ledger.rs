@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Clock, Faults, from_ms, key, lock, ms};
+use super::{Clock, Faults, RoundTrips, from_ms, key, lock, ms};
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue, StoreError};
@@ -74,11 +74,12 @@ pub struct MemoryIssueLedger {
     items: Mutex<Items>,
     clock: Clock,
     faults: Faults,
+    round_trips: RoundTrips,
 }
 
 impl MemoryIssueLedger {
-    pub(super) fn sharing(clock: &Clock, faults: &Faults) -> Self {
-        Self { clock: clock.clone(), faults: faults.clone(), ..Self::default() }
+    pub(super) fn sharing(clock: &Clock, faults: &Faults, round_trips: &RoundTrips) -> Self {
+        Self { clock: clock.clone(), faults: faults.clone(), round_trips: round_trips.clone(), ..Self::default() }
     }
 
     /// Plants an item an attempt from before keyed markers left pending (no `marker_form`), held
@@ -140,6 +141,7 @@ impl IssueLedger for MemoryIssueLedger {
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<Claim<ItemStart, ItemDone>, StoreError> {
+        let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::claim")?;
         let now = self.clock.now_ms();
         let mut items = lock(&self.items);
@@ -187,6 +189,7 @@ impl IssueLedger for MemoryIssueLedger {
         owner: &str,
         issue: &RecordedIssue,
     ) -> Result<(), StoreError> {
+        let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::complete")?;
         let mut items = lock(&self.items);
         let Some(action) =
@@ -208,6 +211,7 @@ impl IssueLedger for MemoryIssueLedger {
     }
 
     async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError> {
+        let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::fail")?;
         self.settle(tenant, item_id.as_str(), owner, |action| {
             action.state = State::Failed;
@@ -217,6 +221,7 @@ impl IssueLedger for MemoryIssueLedger {
     }
 
     async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
+        let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::release")?;
         // Stamps when we gave up: what we may have created was sent before then.
         let now = self.clock.now_ms();
@@ -224,6 +229,7 @@ impl IssueLedger for MemoryIssueLedger {
     }
 
     async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
+        let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::mark_legacy_marker")?;
         self.settle(tenant, item_id.as_str(), owner, |action| action.marker_form = Some(MarkerForm::Legacy))
     }
@@ -235,6 +241,7 @@ impl IssueLedger for MemoryIssueLedger {
         owner: &str,
         until: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::extend")?;
         self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(ms(until)))
     }

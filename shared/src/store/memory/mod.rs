@@ -63,22 +63,26 @@ pub struct MemoryStore {
     pub credentials: Arc<MemoryCredentials>,
     pub clock: Clock,
     pub faults: Faults,
+    /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
+    pub round_trips: RoundTrips,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         let clock = Clock::default();
         let faults = Faults::default();
+        let round_trips = RoundTrips::default();
         Self {
             connections: Arc::new(MemoryConnections::sharing(&faults)),
             settings: Arc::new(MemorySettings::sharing(&faults)),
-            ledger: Arc::new(MemoryIssueLedger::sharing(&clock, &faults)),
+            ledger: Arc::new(MemoryIssueLedger::sharing(&clock, &faults, &round_trips)),
             publications: Arc::new(MemoryPublications::sharing(&clock, &faults)),
             states: Arc::new(MemoryStates::sharing(&clock, &faults)),
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
             clock,
             faults,
+            round_trips,
         }
     }
 
@@ -130,6 +134,39 @@ impl Faults {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// A round trip to the table, as the ledger fake models it: counted while in flight, and
+/// yielding once to the scheduler (as a network request does) before it answers, so that calls a
+/// job makes concurrently really overlap and [`peak`](RoundTrips::peak) shows how many did. No
+/// time passes: the yield only lets the other ready futures run first.
+#[derive(Clone, Default)]
+pub struct RoundTrips(Arc<Mutex<(usize, usize)>>);
+
+impl RoundTrips {
+    /// The most round trips that were in flight at once so far.
+    pub fn peak(&self) -> usize {
+        lock(&self.0).1
+    }
+
+    async fn go(&self) -> InFlight {
+        {
+            let mut counts = lock(&self.0);
+            counts.0 += 1;
+            counts.1 = counts.1.max(counts.0);
+        }
+        tokio::task::yield_now().await;
+        InFlight(self.clone())
+    }
+}
+
+/// One round trip in flight; it lands when dropped.
+struct InFlight(RoundTrips);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&(self.0).0).0 -= 1;
     }
 }
 
