@@ -93,10 +93,10 @@ package: $(VENV)/.stamp-package
 	@for f in $(FUNCTIONS); do cp target/lambda-$(ARCH)/$$f/bootstrap.zip $(DIST)/$$f.zip; done
 	@ls -l $(DIST)/*.zip | awk '{printf "%-40s %8.1f KiB\n", $$9, $$5/1024}'
 
-# Latency of the release builds through the local stack; the table goes into the README.
+# Latency of the release builds through the local stack; the table is written into the README.
 bench: $(VENV)/.stamp-test
 	cargo build --release --workspace --bins
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench --write-readme
 
 # Fuzzing (fuzz/): libFuzzer through cargo fuzz. Its sanitizer flags are unstable; the one stable
 # toolchain here accepts them with RUSTC_BOOTSTRAP=1. The corpus grows in fuzz/corpus/<target>.

@@ -80,14 +80,9 @@ class Stack:
         venv = self.repo_root / ".venv" / "bin" / "python"
         return str(venv) if venv.exists() else sys.executable
 
-    def _moto_server(self) -> str:
-        venv = self.repo_root / ".venv" / "bin" / "moto_server"
-        if venv.exists():
-            return str(venv)
-        found = shutil.which("moto_server")
-        if not found:
-            raise StackError("moto_server not found (install moto[server] into .venv)")
-        return found
+    def _moto_server(self) -> list[str]:
+        """moto behind one lock (tests/moto_serial.py says why)."""
+        return [self._python(), "-m", "tests.moto_serial"]
 
     def _child_env(self) -> dict:
         env = dict(os.environ)
@@ -152,8 +147,8 @@ class Stack:
     # ------------------------------------------------------------------ moto
     def _start_moto(self) -> None:
         port = free_port()
-        child = ChildProcess("moto", [self._moto_server(), "-H", "127.0.0.1", "-p", str(port)],
-                             self.logs_dir / "moto.log", env=self._child_env(), cwd=self.logs_dir)
+        child = ChildProcess("moto", [*self._moto_server(), "-H", "127.0.0.1", "-p", str(port)],
+                             self.logs_dir / "moto.log", env=self._child_env(), cwd=self.repo_root)
         self._children.append(child.start())
         self._moto = child
         self.moto_url = f"http://127.0.0.1:{port}"
