@@ -244,7 +244,8 @@ impl IssueJob<'_> {
         self.record_all(records, owner, slots).await
     }
 
-    /// Writes each item's outcome to the ledger, [`LEDGER_IN_FLIGHT`] at a time; answers the
+    /// Writes each item's outcome to the ledger: the created ones together
+    /// ([`IssueLedger::complete_all`]), the rest [`LEDGER_IN_FLIGHT`] at a time; answers the
     /// results by item index once their record is written (a result is never reported for an
     /// outcome the ledger does not hold).
     async fn record_all(
@@ -253,21 +254,42 @@ impl IssueJob<'_> {
         owner: &str,
         slots: &Semaphore,
     ) -> Result<Vec<(usize, ItemResult)>, StoreError> {
-        let writes: Vec<_> = records
+        let mut completed = Vec::new();
+        let mut issues = Vec::new();
+        let mut others = Vec::new();
+        for (index, item, record, result) in records {
+            match record {
+                Record::Complete(issue) => {
+                    issues.push((item_id(item), issue));
+                    completed.push((index, result));
+                }
+                record => others.push((index, item, record, result)),
+            }
+        }
+        let writes: Vec<_> = others
             .into_iter()
             .map(|(index, item, record, result)| async move {
                 // Never closed, so acquiring can't fail; a closed semaphore would only lift the bound.
                 let _slot = slots.acquire().await.ok();
                 let id = item_id(item);
                 match &record {
-                    Record::Complete(issue) => self.ledger.complete(self.tenant, &id, owner, issue).await?,
                     Record::Fail(message) => self.ledger.fail(self.tenant, &id, owner, message).await?,
                     Record::Release => self.ledger.release(self.tenant, &id, owner).await?,
+                    Record::Complete(issue) => self.ledger.complete(self.tenant, &id, owner, issue).await?,
                 }
                 Ok((index, result))
             })
             .collect();
-        bounded(writes, LEDGER_IN_FLIGHT).await.into_iter().collect()
+        // The completions of one chunk go to the ledger together (one transaction in DynamoDB).
+        let completions = async {
+            let _slot = slots.acquire().await.ok();
+            self.ledger.complete_all(self.tenant, owner, &issues).await
+        };
+        let (written, completions) = tokio::join!(bounded(writes, LEDGER_IN_FLIGHT), completions);
+        completions?;
+        let mut answered: Vec<(usize, ItemResult)> = written.into_iter().collect::<Result<_, StoreError>>()?;
+        answered.extend(completed);
+        Ok(answered)
     }
 
     /// Looks for the issues interrupted attempts may have created; answers the items not found,

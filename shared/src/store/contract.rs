@@ -69,6 +69,33 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     the_marker_form_survives_a_takeover(ledger).await;
     an_extended_claim_is_held_until_its_new_end(ledger).await;
     a_deleted_issue_is_done_and_no_longer_ours(ledger).await;
+    completing_many_keeps_each_items_condition(ledger).await;
+}
+
+/// `complete_all` ends each item as `complete` would: ours are recorded, one whose lease another
+/// holder took is left to that holder (in DynamoDB the batch's transaction is refused as a whole
+/// and redone item by item).
+async fn completing_many_keeps_each_items_condition(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    for name in ["a", "b", "c"] {
+        ledger.claim(&t, &item(name), "one", if name == "b" { lapsed() } else { soon() }).await.unwrap();
+    }
+    assert!(matches!(ledger.claim(&t, &item("b"), "two", soon()).await.unwrap(), Claim::Ours(_)));
+    let issues: Vec<_> = [("a", "ENG-1"), ("b", "ENG-2"), ("c", "ENG-3")]
+        .into_iter()
+        .map(|(name, key)| (item(name), recorded(key)))
+        .collect();
+    ledger.complete_all(&t, "one", &issues).await.unwrap();
+    for (name, key) in [("a", "ENG-1"), ("c", "ENG-3")] {
+        assert!(
+            matches!(ledger.claim(&t, &item(name), "three", soon()).await.unwrap(), Claim::Done(ItemDone { key: k, .. }) if k == key),
+            "{name}"
+        );
+    }
+    assert_eq!(ledger.item_for_key(&t, &key("ENG-2")).await.unwrap(), None);
+    assert!(matches!(ledger.claim(&t, &item("b"), "three", soon()).await.unwrap(), Claim::Held { .. }));
+    // Nothing to record is nothing to do.
+    ledger.complete_all(&t, "one", &[]).await.unwrap();
 }
 
 async fn a_fresh_item_is_claimed_once(ledger: &dyn IssueLedger) {

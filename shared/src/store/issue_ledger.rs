@@ -66,6 +66,19 @@ pub trait IssueLedger: Send + Sync {
         owner: &str,
         issue: &RecordedIssue,
     ) -> Result<(), StoreError>;
+    /// [`complete`](Self::complete) for many items, each under exactly its own condition; an
+    /// adapter may write them in fewer requests.
+    async fn complete_all(
+        &self,
+        tenant: &TenantId,
+        owner: &str,
+        issues: &[(ItemId, RecordedIssue)],
+    ) -> Result<(), StoreError> {
+        for (item_id, issue) in issues {
+            self.complete(tenant, item_id, owner, issue).await?;
+        }
+        Ok(())
+    }
     async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError>;
     /// Gives an unfinished item back (it stays `pending`, so the next attempt looks for it first).
     async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError>;

@@ -14,6 +14,50 @@ fn action_sk(item_id: &ItemId) -> String {
     format!("ACTION#{item_id}")
 }
 
+/// Completions written in one transaction: two actions each, DynamoDB takes 100 per transaction.
+const COMPLETIONS_PER_TRANSACTION: usize = 50;
+
+impl DynamoStore {
+    /// The two writes that record an item's issue: the item (only while `owner` holds it) and the
+    /// issue key's reverse record, in one transaction so neither exists without the other.
+    fn completion(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        owner: &str,
+        issue: &RecordedIssue,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let RecordedIssue { key, id, site } = issue;
+        let record = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression(
+                "SET #state = :created, issue_key = :key, issue_id = :id, site = :site REMOVE #owner, lease_until_ms",
+            )
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":created", AttributeValue::S("created".into()))
+            .expression_attribute_values(":key", AttributeValue::S(key.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
+            .expression_attribute_values(":site", AttributeValue::S(site.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .build()
+            .map_err(corrupt)?;
+        let reverse = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(tenant_pk(tenant)))
+            .item("sk", AttributeValue::S(format!("ISSUE#{key}")))
+            .item("item_id", AttributeValue::S(item_id.to_string()))
+            .item("site", AttributeValue::S(site.to_string()))
+            .item("state", AttributeValue::S("created".into()))
+            .build()
+            .map_err(corrupt)?;
+        Ok([TransactWriteItem::builder().update(record).build(), TransactWriteItem::builder().put(reverse).build()])
+    }
+}
+
 #[async_trait]
 impl IssueLedger for DynamoStore {
     async fn claim(
@@ -106,38 +150,10 @@ impl IssueLedger for DynamoStore {
         owner: &str,
         issue: &RecordedIssue,
     ) -> Result<(), StoreError> {
-        let RecordedIssue { key, id, site } = issue;
-        let record = aws_sdk_dynamodb::types::Update::builder()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(action_sk(item_id)))
-            .update_expression(
-                "SET #state = :created, issue_key = :key, issue_id = :id, site = :site REMOVE #owner, lease_until_ms",
-            )
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":created", AttributeValue::S("created".into()))
-            .expression_attribute_values(":key", AttributeValue::S(key.to_string()))
-            .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
-            .expression_attribute_values(":site", AttributeValue::S(site.to_string()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
-            .build()
-            .map_err(corrupt)?;
-        let reverse = Put::builder()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(tenant_pk(tenant)))
-            .item("sk", AttributeValue::S(format!("ISSUE#{key}")))
-            .item("item_id", AttributeValue::S(item_id.to_string()))
-            .item("site", AttributeValue::S(site.to_string()))
-            .item("state", AttributeValue::S("created".into()))
-            .build()
-            .map_err(corrupt)?;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(record).build())
-            .transact_items(TransactWriteItem::builder().put(reverse).build())
+            .set_transact_items(Some(self.completion(tenant, item_id, owner, issue)?.into()))
             .send()
             .await;
         match result {
@@ -150,6 +166,35 @@ impl IssueLedger for DynamoStore {
             }
             Err(e) => Err(service_error(e)),
         }
+    }
+
+    /// Up to 50 completions per transaction (DynamoDB's limit is 100 actions; each completion is
+    /// two). The same conditions as one by one: a transaction refused as a whole (one item's lease
+    /// lost, or a conflict with another writer) is redone item by item, so each item ends exactly
+    /// as `complete` would have left it.
+    async fn complete_all(
+        &self,
+        tenant: &TenantId,
+        owner: &str,
+        issues: &[(ItemId, RecordedIssue)],
+    ) -> Result<(), StoreError> {
+        for batch in issues.chunks(COMPLETIONS_PER_TRANSACTION) {
+            let mut actions = Vec::with_capacity(batch.len() * 2);
+            for (item_id, issue) in batch {
+                actions.extend(self.completion(tenant, item_id, owner, issue)?);
+            }
+            match self.client.transact_write_items().set_transact_items(Some(actions)).send().await {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("TransactionCanceledException") => {
+                    tracing::info!(items = batch.len(), "batched completion refused; recording item by item");
+                    for (item_id, issue) in batch {
+                        self.complete(tenant, item_id, owner, issue).await?;
+                    }
+                }
+                Err(e) => return Err(service_error(e)),
+            }
+        }
+        Ok(())
     }
 
     async fn fail(&self, tenant: &TenantId, item_id: &ItemId, owner: &str, message: &str) -> Result<(), StoreError> {
