@@ -18,10 +18,7 @@ use crate::jobs::lease::Lease;
 use crate::settings::AssigneeMatching;
 use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, RecordedIssue, StoreError};
 
-/// Ledger writes of one job in flight at once. Each is one conditional DynamoDB write (a few ms
-/// on DynamoDB, tens on moto); 32 keeps a 500-item job to ~16 sequential round trips per step
-/// while staying well inside one table partition's 1,000 writes/s and the SDK's connection pool.
-pub const LEDGER_IN_FLIGHT: usize = 32;
+pub use crate::store::LEDGER_IN_FLIGHT;
 
 /// `issue/bulk` calls of one job in flight at once (each up to 50 issues): four overlap the
 /// network's latency and Jira's per-request time without one tenant's job becoming a burst that
@@ -105,18 +102,27 @@ impl IssueJob<'_> {
         // The bound on ledger writes holds for the whole job, across the chunks in flight.
         let slots = &Semaphore::new(LEDGER_IN_FLIGHT);
 
+        // One claim of every item (the ledger may take fresh ones in batches); an item another
+        // delivery holds is waited for through the lease, one claim at a time as before.
+        let ids: Vec<ItemId> = items.iter().map(item_id).collect();
+        let first = self.ledger.claim_all(self.tenant, owner, lease.until(), &ids).await?;
         let claims: Vec<_> = items
             .iter()
+            .zip(ids.iter().zip(first))
             .enumerate()
-            .map(|(index, item)| {
+            .map(|(index, (item, (id, claim)))| {
                 let lease = &lease;
                 async move {
-                    let id = item_id(item);
-                    let claim = lease.claim(|until| self.ledger.claim(self.tenant, &id, owner, until)).await?;
+                    let claim = match claim {
+                        Claim::Held { .. } => {
+                            lease.claim(|until| self.ledger.claim(self.tenant, id, owner, until)).await?
+                        }
+                        answer => answer,
+                    };
                     if let Claim::Ours(ItemStart::Resumed { legacy_marker: true, .. }) = claim {
                         // The claim just stamped the record as keyed: put back that its issue
                         // may carry the old form, so a crash now can't lose that.
-                        self.ledger.mark_legacy_marker(self.tenant, &id, owner).await?;
+                        self.ledger.mark_legacy_marker(self.tenant, id, owner).await?;
                     }
                     Ok::<_, StoreError>((index, item, claim))
                 }

@@ -26,6 +26,11 @@ impl Lease {
         Self { duration, give_up: OffsetDateTime::now_utc() + MAX_WAIT }
     }
 
+    /// The end of a lease taken now.
+    pub fn until(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.duration
+    }
+
     /// Claims a record with `claim` (the store's conditional claim, given the lease's end),
     /// waiting while another delivery holds it. Answers what the store answered last: the record
     /// is ours, or finished, or — once the wait is over — still held.
@@ -35,7 +40,7 @@ impl Lease {
         Fut: Future<Output = Result<Claim<W, D>, StoreError>>,
     {
         loop {
-            match claim(OffsetDateTime::now_utc() + self.duration).await? {
+            match claim(self.until()).await? {
                 Claim::Held { until } if OffsetDateTime::now_utc() < self.give_up => {
                     tokio::time::sleep(pause(until)).await
                 }

@@ -70,6 +70,50 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     an_extended_claim_is_held_until_its_new_end(ledger).await;
     a_deleted_issue_is_done_and_no_longer_ours(ledger).await;
     completing_many_keeps_each_items_condition(ledger).await;
+    claiming_many_answers_as_claiming_each(ledger).await;
+}
+
+/// `claim_all` answers for each item what `claim` would: fresh ones taken (past one batch too),
+/// finished, refused, held and interrupted ones as their records say, in order.
+async fn claiming_many_answers_as_claiming_each(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    ledger.claim(&t, &item("done"), "one", soon()).await.unwrap();
+    ledger.complete(&t, &item("done"), "one", &recorded("ENG-9")).await.unwrap();
+    ledger.claim(&t, &item("refused"), "one", soon()).await.unwrap();
+    ledger.fail(&t, &item("refused"), "one", "no such priority").await.unwrap();
+    let held_until = soon();
+    ledger.claim(&t, &item("held"), "one", held_until).await.unwrap();
+    let given_back = lapsed();
+    ledger.claim(&t, &item("lapsed"), "one", given_back).await.unwrap();
+    let mut names: Vec<String> = (0..150).map(|i| format!("fresh-{i}")).collect();
+    for (at, name) in [(3, "done"), (60, "refused"), (120, "held"), (149, "lapsed")] {
+        names.insert(at, name.to_owned());
+    }
+    let ids: Vec<ItemId> = names.iter().map(|n| item(n)).collect();
+    let answers = ledger.claim_all(&t, "two", soon(), &ids).await.unwrap();
+    assert_eq!(answers.len(), ids.len());
+    for (name, answer) in names.iter().zip(&answers) {
+        match name.as_str() {
+            "done" => {
+                assert!(matches!(answer, Claim::Done(ItemDone { key, .. }) if key.as_str() == "ENG-9"), "{answer:?}")
+            }
+            "refused" => assert_eq!(answer, &Claim::Ours(ItemStart::Retry)),
+            "held" => assert_eq!(answer, &Claim::Held { until: to_ms(held_until) }),
+            "lapsed" => assert_eq!(
+                answer,
+                &Claim::Ours(ItemStart::Resumed { attempted_before: to_ms(given_back), legacy_marker: false })
+            ),
+            _ => assert_eq!(answer, &Claim::Ours(ItemStart::Fresh), "{name}"),
+        }
+    }
+    // What was taken is held for "two": nobody else gets it, and "two" can record it.
+    assert!(matches!(ledger.claim(&t, &item("fresh-0"), "three", soon()).await.unwrap(), Claim::Held { .. }));
+    ledger.complete(&t, &item("fresh-149"), "two", &recorded("ENG-10")).await.unwrap();
+    assert!(ledger.item_for_key(&t, &key("ENG-10")).await.unwrap().is_some());
+    // Claimed again: all held (by "two") or done, none fresh.
+    let again = ledger.claim_all(&t, "three", soon(), &ids).await.unwrap();
+    assert!(again.iter().all(|a| matches!(a, Claim::Held { .. } | Claim::Done(_))), "{again:?}");
+    assert!(ledger.claim_all(&t, "three", soon(), &[]).await.unwrap().is_empty());
 }
 
 /// `complete_all` ends each item as `complete` would: ours are recorded, one whose lease another

@@ -20,7 +20,7 @@ pub mod settings;
 
 pub use connections::{ConnectionStore, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
-pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue};
+pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};
 pub use publications::{PublicationStore, ReportPage};
 pub use refresh_leases::RefreshLeaseStore;

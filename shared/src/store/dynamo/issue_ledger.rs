@@ -2,13 +2,19 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use time::OffsetDateTime;
 
 use super::{DynamoStore, corrupt, is_condition_failure, lease_until, ms, now_ms, service_error, tenant_pk};
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
-use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue, StoreError};
+use crate::jobs::bounded;
+use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue, StoreError};
 
 fn action_sk(item_id: &ItemId) -> String {
     format!("ACTION#{item_id}")
@@ -16,6 +22,30 @@ fn action_sk(item_id: &ItemId) -> String {
 
 /// Completions written in one transaction: two actions each, DynamoDB takes 100 per transaction.
 const COMPLETIONS_PER_TRANSACTION: usize = 50;
+
+/// Fresh items claimed in one transaction (one action each; DynamoDB's limit is 100), and how
+/// many of those transactions of a job are in flight at once.
+const CLAIMS_PER_TRANSACTION: usize = 100;
+const CLAIM_TRANSACTIONS_IN_FLIGHT: usize = 4;
+
+/// What a batched claim learnt of one item.
+enum BatchClaim {
+    Answered(Claim<ItemStart, ItemDone>),
+    /// Not decided by the batch: claim it on its own, under the full condition.
+    Alone,
+}
+
+/// The item's outcome if its record says it is done (`created`, or `deleted` since).
+fn done(item: &HashMap<String, AttributeValue>) -> Option<ItemDone> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let state = text("state");
+    (state == "created" || state == "deleted").then(|| ItemDone {
+        key: IssueKey::new(text("issue_key")),
+        id: IssueId::new(text("issue_id")),
+        deleted: state == "deleted",
+        site: Some(text("site")).filter(|s| !s.is_empty()).map(SiteId::new),
+    })
+}
 
 impl DynamoStore {
     /// The two writes that record an item's issue: the item (only while `owner` holds it) and the
@@ -56,10 +86,108 @@ impl DynamoStore {
             .map_err(corrupt)?;
         Ok([TransactWriteItem::builder().update(record).build(), TransactWriteItem::builder().put(reverse).build()])
     }
+
+    /// Claims `items` that have no record yet, in one transaction: each a put conditioned on
+    /// the record not existing — the first branch of [`IssueLedger::claim`]'s condition, writing
+    /// what that claim writes to a fresh record. A refused transaction writes nothing; its
+    /// cancellation reasons say which items exist (their old record comes back, so a finished
+    /// item is answered without another read) and the others are tried again in a smaller one.
+    async fn claim_fresh(
+        &self,
+        tenant: &TenantId,
+        owner: &str,
+        until: OffsetDateTime,
+        items: &[ItemId],
+    ) -> Result<Vec<BatchClaim>, StoreError> {
+        let mut answers: Vec<Option<BatchClaim>> = items.iter().map(|_| None).collect();
+        let mut remaining: Vec<usize> = (0..items.len()).collect();
+        // Each round settles at least one item; two rounds cover a race with one other delivery.
+        for _round in 0..3 {
+            if remaining.is_empty() {
+                break;
+            }
+            let mut actions = Vec::with_capacity(remaining.len());
+            for &i in &remaining {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", AttributeValue::S(tenant_pk(tenant)))
+                    .item("sk", AttributeValue::S(action_sk(&items[i])))
+                    .item("state", AttributeValue::S("pending".into()))
+                    .item("owner", AttributeValue::S(owner.into()))
+                    .item("lease_until_ms", AttributeValue::N(ms(until).to_string()))
+                    .item("marker_form", AttributeValue::S("keyed".into()))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                    .build()
+                    .map_err(corrupt)?;
+                actions.push(TransactWriteItem::builder().put(put).build());
+            }
+            match self.client.transact_write_items().set_transact_items(Some(actions)).send().await {
+                Ok(_) => {
+                    for &i in &remaining {
+                        answers[i] = Some(BatchClaim::Answered(Claim::Ours(ItemStart::Fresh)));
+                    }
+                    remaining.clear();
+                }
+                Err(e) => {
+                    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = e.as_service_error()
+                    else {
+                        return Err(service_error(e));
+                    };
+                    let reasons = cancelled.cancellation_reasons();
+                    let mut again = Vec::new();
+                    for (n, &i) in remaining.iter().enumerate() {
+                        let reason = reasons.get(n);
+                        match reason.and_then(|r| r.code()) {
+                            // Refused only because another action was: try it again.
+                            Some("None") => again.push(i),
+                            Some("ConditionalCheckFailed") => {
+                                let finished = reason.and_then(|r| r.item()).and_then(done);
+                                answers[i] = Some(match finished {
+                                    Some(finished) => BatchClaim::Answered(Claim::Done(finished)),
+                                    None => BatchClaim::Alone,
+                                });
+                            }
+                            // A conflict with another delivery's write, or no reason given.
+                            _ => answers[i] = Some(BatchClaim::Alone),
+                        }
+                    }
+                    remaining = again;
+                }
+            }
+        }
+        Ok(answers.into_iter().map(|a| a.unwrap_or(BatchClaim::Alone)).collect())
+    }
 }
 
 #[async_trait]
 impl IssueLedger for DynamoStore {
+    async fn claim_all(
+        &self,
+        tenant: &TenantId,
+        owner: &str,
+        until: OffsetDateTime,
+        items: &[ItemId],
+    ) -> Result<Vec<Claim<ItemStart, ItemDone>>, StoreError> {
+        let batches: Vec<_> =
+            items.chunks(CLAIMS_PER_TRANSACTION).map(|batch| self.claim_fresh(tenant, owner, until, batch)).collect();
+        let mut batched = Vec::with_capacity(items.len());
+        for batch in bounded(batches, CLAIM_TRANSACTIONS_IN_FLIGHT).await {
+            batched.extend(batch?);
+        }
+        let claims: Vec<_> = items
+            .iter()
+            .zip(batched)
+            .map(|(id, batched)| async move {
+                match batched {
+                    BatchClaim::Answered(answer) => Ok(answer),
+                    BatchClaim::Alone => self.claim(tenant, id, owner, until).await,
+                }
+            })
+            .collect();
+        bounded(claims, LEDGER_IN_FLIGHT).await.into_iter().collect()
+    }
+
     async fn claim(
         &self,
         tenant: &TenantId,
@@ -126,15 +254,8 @@ impl IssueLedger for DynamoStore {
                     .await?
                     .item
                     .unwrap_or_default();
-                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let state = text("state");
-                if state == "created" || state == "deleted" {
-                    return Ok(Claim::Done(ItemDone {
-                        key: IssueKey::new(text("issue_key")),
-                        id: IssueId::new(text("issue_id")),
-                        deleted: state == "deleted",
-                        site: Some(text("site")).filter(|s| !s.is_empty()).map(SiteId::new),
-                    }));
+                if let Some(done) = done(&item) {
+                    return Ok(Claim::Done(done));
                 }
                 let until = lease_until(&item)?;
                 Ok(Claim::Held { until })
