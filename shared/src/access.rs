@@ -157,10 +157,11 @@ impl Connector {
             .with_watch(self.watch(connection))
             .with_site_id(&site.cloud_id);
             // Links in answers point at the site people open, not at the API gateway.
-            return Ok(match Url::parse(&site.url) {
+            let session = match Url::parse(&site.url) {
                 Ok(site_url) => session.with_web_root(site_url),
                 Err(_) => session,
-            });
+            };
+            return Ok(self.governed(session, connection));
         }
         let stored = self
             .credentials
@@ -180,7 +181,14 @@ impl Connector {
             Some(site) => session.with_site_id(&site.cloud_id),
             None => session,
         };
-        Ok(session.with_watch(self.watch(connection)))
+        Ok(self.governed(session.with_watch(self.watch(connection)), connection))
+    }
+
+    /// Every session of a tenant's stored connection shares the tenant's rate governor for
+    /// its site (`shared/src/atlassian/governor.rs`).
+    fn governed(&self, session: Session, connection: &Connection) -> Session {
+        let governor = self.transport.governors().of(connection.tenant.as_str(), session.site_id());
+        session.with_governor(governor)
     }
 
     /// A scoped Cloud API token's session: Basic auth through `api.atlassian.com`, links to the site.

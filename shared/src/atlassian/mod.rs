@@ -9,6 +9,7 @@
 pub mod confluence;
 mod egress;
 mod error;
+pub mod governor;
 pub mod jira;
 mod oidc;
 pub(crate) mod session;

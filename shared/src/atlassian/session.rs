@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::error::Class;
+use super::governor::Governor;
 use super::transport::Payload;
 use super::{AtlassianError, Credentials, Transport};
 use crate::domain::{ConnectionStatus, Product};
@@ -52,6 +53,8 @@ pub struct Session {
     credentials: Mutex<Credentials>,
     renewal: Option<Arc<dyn TokenRenewal>>,
     watch: Option<Arc<dyn CredentialWatch>>,
+    /// The tenant's rate governor, for a stored connection's session.
+    governor: Option<Arc<Governor>>,
     /// Where people open the product in a browser (links in answers): the site, or the base URL.
     web_root: Url,
     /// Which site this session writes to, for the records that must stay bound to it: the Cloud
@@ -84,6 +87,7 @@ impl Session {
             credentials: Mutex::new(credentials),
             renewal: None,
             watch: None,
+            governor: None,
             web_root,
         }
     }
@@ -96,6 +100,12 @@ impl Session {
     /// For a stored connection: who records a persisting 401.
     pub fn with_watch(mut self, watch: Arc<dyn CredentialWatch>) -> Self {
         self.watch = Some(watch);
+        self
+    }
+
+    /// For a tenant's stored connection: its requests go through the tenant's rate governor.
+    pub fn with_governor(mut self, governor: Arc<Governor>) -> Self {
+        self.governor = Some(governor);
         self
     }
 
@@ -170,7 +180,11 @@ impl Session {
     ) -> Result<Response, AtlassianError> {
         let url = self.url(path)?;
         let credentials = self.current_credentials();
-        let result = match self.transport.send(method.clone(), url.clone(), &credentials, payload).await {
+        let result = match self
+            .transport
+            .send_governed(method.clone(), url.clone(), &credentials, payload, self.governor.as_deref())
+            .await
+        {
             Err(e) if e.is(Class::Unauthorized) => {
                 let again = match &self.renewal {
                     Some(renewal) => match renewal.renew(&credentials).await {
@@ -189,7 +203,7 @@ impl Session {
                     None => credentials,
                 };
                 tracing::info!(renewed = self.renewal.is_some(), "Atlassian answered 401; trying once more");
-                self.transport.send(method.clone(), url, &again, payload).await
+                self.transport.send_governed(method.clone(), url, &again, payload, self.governor.as_deref()).await
             }
             other => other,
         };

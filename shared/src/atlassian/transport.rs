@@ -12,6 +12,7 @@ use url::Url;
 
 use super::egress::{EgressError, EgressPolicy, GuardedResolver};
 use super::error::{AtlassianError, ErrorPayload};
+use super::governor::{Governor, Governors};
 use crate::config::HttpConfig;
 
 /// What a request carries.
@@ -68,6 +69,8 @@ pub struct Transport {
     client: Client,
     retry: RetryPolicy,
     egress: EgressPolicy,
+    /// The instance's per-tenant rate governors, shared by every clone of this transport.
+    governors: Governors,
 }
 
 impl Transport {
@@ -88,7 +91,12 @@ impl Transport {
             max_retry_wait: config.max_retry_wait,
             budget: config.retry_budget,
         };
-        Ok(Self { client, retry, egress: egress.clone() })
+        Ok(Self { client, retry, egress: egress.clone(), governors: Governors::default() })
+    }
+
+    /// The per-tenant rate governors every session of this instance shares.
+    pub fn governors(&self) -> &Governors {
+        &self.governors
     }
 
     /// The egress guard's checks that need no DNS (scheme, userinfo, IP literals).
@@ -119,6 +127,20 @@ impl Transport {
         url: Url,
         credentials: &Credentials,
         payload: Payload<'_>,
+    ) -> Result<Response, AtlassianError> {
+        self.send_governed(method, url, credentials, payload, None).await
+    }
+
+    /// [`send`](Self::send) under a tenant's [`Governor`]: every attempt waits for a place in
+    /// flight and for the tenant's pause; a 429 pauses and slows the whole tenant, and a pause
+    /// longer than this request may wait is answered as rate limited without sending.
+    pub async fn send_governed(
+        &self,
+        method: Method,
+        url: Url,
+        credentials: &Credentials,
+        payload: Payload<'_>,
+        governor: Option<&Governor>,
     ) -> Result<Response, AtlassianError> {
         self.check_url(&url).map_err(AtlassianError::Egress)?;
         let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
@@ -151,8 +173,27 @@ impl Transport {
                     request.header("X-Atlassian-Token", "no-check").multipart(form)
                 }
             };
+            let permit = match governor {
+                Some(governor) => {
+                    let may_wait = self.retry.max_retry_wait.min(self.retry.budget.saturating_sub(started.elapsed()));
+                    let permit = governor.acquire(may_wait).await.map_err(|paused| AtlassianError::RateLimited {
+                        retry_after: paused.remaining,
+                        reason: Some("tenant-paused".into()),
+                    })?;
+                    Some(permit)
+                }
+                None => None,
+            };
             let (error, wait) = match request.send().await {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => {
+                    if let Some(governor) = governor {
+                        governor.succeeded();
+                        if header_str(response.headers(), "X-RateLimit-NearLimit").is_some_and(|v| v == "true") {
+                            governor.near_limit();
+                        }
+                    }
+                    return Ok(response);
+                }
                 Ok(response) if response.status().is_redirection() => {
                     // Never followed: a redirect could lead anywhere, credentials included.
                     let location = header_str(response.headers(), "location").unwrap_or_default();
@@ -163,7 +204,11 @@ impl Transport {
                 }
                 Ok(response) => {
                     let status = response.status();
-                    let retry_after = retry_after(response.headers());
+                    let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
+                        rate_limit_wait(response.headers())
+                    } else {
+                        retry_after(response.headers())
+                    };
                     let reason = header_str(response.headers(), "RateLimit-Reason");
                     let payload = ErrorPayload::from_bytes(&response.bytes().await.unwrap_or_default());
                     if status == StatusCode::TOO_MANY_REQUESTS {
@@ -172,6 +217,9 @@ impl Transport {
                             .unwrap_or(Duration::ZERO)
                             .max(Duration::from_secs(1))
                             .max(self.retry.backoff(attempt));
+                        if let Some(governor) = governor {
+                            governor.throttled(wait);
+                        }
                         let error = AtlassianError::RateLimited { retry_after: wait, reason };
                         if last || wait > self.retry.max_retry_wait {
                             return Err(error);
@@ -202,11 +250,18 @@ impl Transport {
                 Err(e) if e.is_timeout() => return Err(AtlassianError::Timeout),
                 Err(e) => return Err(AtlassianError::Unreachable(e.without_url().to_string())),
             };
+            // The place in flight is not held while waiting to retry.
+            drop(permit);
             if started.elapsed() + wait > self.retry.budget {
                 return Err(error);
             }
             tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %error, host = url.host_str().unwrap_or(""), "retrying Atlassian request");
-            tokio::time::sleep(wait).await;
+            match (governor, &error) {
+                // The governor holds the tenant's pause: the next acquire waits it out, together
+                // with every other request of the tenant.
+                (Some(_), AtlassianError::RateLimited { .. }) => {}
+                _ => tokio::time::sleep(wait).await,
+            }
         }
     }
 }
@@ -230,6 +285,29 @@ fn strip_query(location: &str) -> String {
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// How long a 429 asks us to wait. `Retry-After` (seconds) and, for Jira Cloud's points-based
+/// quota, `Beta-Retry-After` — the longer of the two; without either, `X-RateLimit-Reset`, the
+/// ISO 8601 instant (`yyyy-MM-ddTHH:mmZ`) the limit resets
+/// (https://developer.atlassian.com/cloud/jira/platform/rate-limiting/).
+fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
+    let beta = header_str(headers, "Beta-Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
+    match (retry_after(headers), beta.map(Duration::from_secs)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (None, None) => {
+            let reset = header_str(headers, "X-RateLimit-Reset")?;
+            let at = time::OffsetDateTime::parse(reset.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()
+                .or_else(|| {
+                    let minutes = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]Z");
+                    time::PrimitiveDateTime::parse(reset.trim(), &minutes).ok().map(|at| at.assume_utc())
+                })?;
+            let secs = (at - time::OffsetDateTime::now_utc()).whole_seconds();
+            Some(Duration::from_secs(secs.max(0) as u64))
+        }
+    }
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -274,5 +352,25 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn a_429s_wait_takes_the_longer_of_retry_after_and_beta_retry_after_else_the_reset() {
+        let mut headers = HeaderMap::new();
+        headers.insert("Beta-Retry-After", "12".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers), Some(Duration::from_secs(12)));
+        headers.insert(RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers), Some(Duration::from_secs(12)));
+        headers.insert(RETRY_AFTER, "30".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers), Some(Duration::from_secs(30)));
+        let mut headers = HeaderMap::new();
+        let in_two_minutes = time::OffsetDateTime::now_utc() + time::Duration::minutes(2);
+        let minutes = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]Z");
+        headers.insert("X-RateLimit-Reset", in_two_minutes.format(&minutes).unwrap().parse().unwrap());
+        let wait = rate_limit_wait(&headers).unwrap();
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(120), "{wait:?}");
+        headers.insert("X-RateLimit-Reset", "2020-01-01T00:00Z".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers), Some(Duration::ZERO));
+        assert_eq!(rate_limit_wait(&HeaderMap::new()), None);
     }
 }
