@@ -19,6 +19,8 @@ export interface EventRule {
   readonly function: FunctionName;
   /** When set, only events from this source match; otherwise any source but our own. */
   readonly source?: string;
+  /** The bridge's own event (an issue job's deferred part): only our own source matches. */
+  readonly own?: boolean;
 }
 
 export interface Routes {
@@ -68,11 +70,13 @@ export function parseRoutes(doc: unknown, file = 'routes.json'): Routes {
     if (typeof e.detail_type !== 'string' || e.detail_type.trim() === '') problems.push(`${at}: detail_type`);
     if (!isFunction(e.function)) problems.push(`${at}: function ${String(e.function)} is not one of ${FUNCTIONS.join(', ')}`);
     if (e.source !== undefined && e.source !== null && typeof e.source !== 'string') problems.push(`${at}: source`);
+    if (e.own !== undefined && typeof e.own !== 'boolean') problems.push(`${at}: own`);
+    if (e.own === true && typeof e.source === 'string') problems.push(`${at}: own and source exclude each other`);
     const key = `${String(e.detail_type)} ${String(e.function)}`;
     if (detailTypes.has(key)) problems.push(`${at}: ${key} is listed twice`);
     detailTypes.add(key);
     events.push({ detailType: e.detail_type as string, function: e.function as FunctionName,
-      source: typeof e.source === 'string' ? e.source : undefined });
+      source: typeof e.source === 'string' ? e.source : undefined, own: e.own === true });
   }
   if (d.events !== undefined && !Array.isArray(d.events)) problems.push('"events" must be a list');
 

@@ -319,6 +319,12 @@ describe('events', () => {
 
   const t = withEvents.templates.get('eu-central-1')!;
   const res = resources(t);
+  it('delivers Action Items Deferred to create-issue from our own source only (the rest of a 202 issue job)', () => {
+    const [[, rule]] = ofType(t, 'AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern['detail-type'][0] === 'Action Items Deferred');
+    assert.deepEqual(rule.Properties.EventPattern.source, ['atlassian-bridge']);
+    assert.equal(refTarget(rule.Properties.Targets[0].Arn), functionId(t, 'create-issue'));
+    assert.ok(rule.Properties.Targets[0].DeadLetterConfig, 'a part that still fails lands in the DLQ');
+  });
   for (const [detailType, fn] of [['Report Ready', 'publish-page'], ['Action Items Ready', 'create-issue']]) {
     it(`delivers ${detailType} to ${fn}: retry policy and a KMS-encrypted DLQ on the rule and the function`, () => {
       const fnId = functionId(t, fn);

@@ -38,6 +38,9 @@ pub struct Config {
     /// How long a job holds an action item or report before another delivery may take it over.
     pub job_lease: Duration,
     pub search_index: SearchIndex,
+    /// How long an HTTP issue job may run before the rest of it is accepted with `202` and
+    /// finished through events (API Gateway ends every request at 30 s).
+    pub issue_job_budget: Duration,
 }
 
 /// Jira's search is eventually consistent (Cloud v3 `search/jql`: "Recent updates might not be
@@ -144,6 +147,7 @@ impl Config {
             event_bus: env.optional("BRIDGE_EVENT_BUS_NAME"),
             event_source: env.optional("BRIDGE_EVENT_SOURCE").unwrap_or_else(|| "atlassian-bridge".into()),
             job_lease: env.seconds("BRIDGE_JOB_LEASE_SECONDS", 60)?,
+            issue_job_budget: env.seconds("BRIDGE_ISSUE_JOB_BUDGET_SECONDS", 20)?,
             search_index: SearchIndex {
                 delay: env.seconds("BRIDGE_JIRA_INDEX_DELAY_SECONDS", 5)?,
                 max_wait: env.seconds("BRIDGE_JIRA_INDEX_MAX_WAIT_SECONDS", 10)?,

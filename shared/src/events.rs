@@ -31,6 +31,10 @@ impl DetailType for crate::issues::ActionItemsReady {
     const DETAIL_TYPE: &'static str = "Action Items Ready";
 }
 
+impl DetailType for crate::issues::ActionItemsDeferred {
+    const DETAIL_TYPE: &'static str = "Action Items Deferred";
+}
+
 impl DetailType for crate::issues::IssuesCreated {
     const DETAIL_TYPE: &'static str = "Issues Created";
 }
@@ -146,6 +150,7 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
     }
     vec![
         schema_of::<crate::issues::ActionItemsReady>("action-items-ready"),
+        schema_of::<crate::issues::ActionItemsDeferred>("action-items-deferred"),
         schema_of::<crate::issues::IssuesCreated>("issues-created"),
         schema_of::<PublishFailed>("publish-failed"),
         schema_of::<crate::reports::ReportReady>("report-ready"),

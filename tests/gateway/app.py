@@ -152,6 +152,11 @@ class Gateway:
         return response
 
     # ------------------------------------------------------------------ EventBridge
+    def _own_source(self, function: str) -> str | None:
+        """The source the bridge's own events carry: the target function's BRIDGE_EVENT_SOURCE."""
+        fn = self.config.functions.get(function)
+        return fn.env.get("BRIDGE_EVENT_SOURCE") if fn is not None else None
+
     async def put_events(self, request: web.Request) -> web.Response:
         try:
             doc = await request.json()
@@ -166,7 +171,7 @@ class Gateway:
             return _message(400, str(exc))
 
         targets = [(rule.function, event) for event in events for rule in self.config.event_rules
-                   if rule.matches(event["source"], event["detail-type"])]
+                   if rule.matches(event["source"], event["detail-type"], self._own_source(rule.function))]
         results = await asyncio.gather(*(self.invoke(fn, event) for fn, event in targets))
         invocations = []
         for (function, event), result in zip(targets, results):

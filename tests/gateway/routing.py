@@ -34,9 +34,16 @@ class EventRule:
     detail_type: str
     function: str
     source: str | None = None
+    # The bridge's own event (the continuation of an issue job): matched only from the bridge's
+    # own source, which the deployed rule reads from the deployment's config.
+    own: bool = False
 
-    def matches(self, source: str, detail_type: str) -> bool:
-        return self.detail_type == detail_type and (self.source is None or self.source == source)
+    def matches(self, source: str, detail_type: str, own_source: str | None = None) -> bool:
+        if self.detail_type != detail_type:
+            return False
+        if self.own:
+            return own_source is not None and source == own_source
+        return self.source is None or self.source == source
 
 
 def _parse_template(path: str) -> tuple[tuple[int, str], ...]:
@@ -133,7 +140,7 @@ def load_routes(path: str | Path) -> tuple[Router, list[EventRule]]:
     for raw in doc.get("events", []):
         try:
             rules.append(EventRule(detail_type=str(raw["detail_type"]), function=str(raw["function"]),
-                                   source=raw.get("source")))
+                                   source=raw.get("source"), own=bool(raw.get("own", False))))
         except KeyError as exc:
             raise RoutesError(f"event rule {raw!r} lacks {exc.args[0]!r}") from None
     return Router(routes), rules

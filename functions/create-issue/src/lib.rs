@@ -1,9 +1,10 @@
 //! `create-issue`: action items → Jira issues (HTTP `POST /v1/tenants/{tenant}/issues` and the
-//! `Action Items Ready` event), and `DELETE /v1/tenants/{tenant}/issues/{key}` for issues this
-//! system created for the tenant.
+//! `Action Items Ready` event), `DELETE /v1/tenants/{tenant}/issues/{key}` for issues this
+//! system created for the tenant, and the jobs an HTTP request could not finish in its budget
+//! (`202`, `Action Items Deferred` parts, `GET /v1/tenants/{tenant}/jobs/{job}`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bridge::access::Connector;
 use bridge::api::{Function, Router, routes};
@@ -17,12 +18,24 @@ use bridge::error::{ApiError, ErrorCode};
 use bridge::events::{Delivery, EventBus};
 use bridge::http::{self, HttpResponse, Input};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
-use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
+use bridge::issues::{
+    ActionItem, ActionItemsDeferred, ActionItemsReady, BULK_CHUNK, BULK_IN_FLIGHT, CreateContext, IssueJob,
+    IssuesCreated, IssuesJob, IssuesRequest, ItemResult, JobStatus,
+};
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
 use bridge::settings::JiraSettings;
-use bridge::store::{IssueLedger, SettingsStore};
-use lambda_http::http::StatusCode;
+use bridge::store::{IssueJobStore, IssueLedger, SettingsStore};
+use lambda_http::http::{StatusCode, header};
+
+/// An HTTP job runs in slices of one round of bulk calls (4 × 50 items), and measures itself
+/// after each: the next slice starts only if, at the rate so far, it ends inside the budget.
+const SLICE: usize = BULK_CHUNK * BULK_IN_FLIGHT;
+/// A deferred part holds at most two bulk calls' worth of items (so it finishes well inside the
+/// function's timeout, and parts run side by side) ...
+const PART_ITEMS: usize = 2 * BULK_CHUNK;
+/// ... and at most this much JSON: EventBridge takes 256 KB per event.
+const PART_BYTES: usize = 200 * 1024;
 
 /// What the HTTP routes use, built once at cold start.
 pub struct Context {
@@ -32,6 +45,9 @@ pub struct Context {
     lease: Duration,
     search_index: SearchIndex,
     markers: Arc<Markers>,
+    jobs: Arc<dyn IssueJobStore>,
+    bus: Option<Arc<dyn EventBus>>,
+    budget: Duration,
 }
 
 impl Context {
@@ -43,6 +59,9 @@ impl Context {
             lease: app.config.job_lease,
             search_index: app.config.search_index,
             markers: app.markers.clone(),
+            jobs: app.jobs.clone(),
+            bus: app.events.clone(),
+            budget: app.config.issue_job_budget,
         }
     }
 
@@ -71,7 +90,10 @@ struct Issuer<'a> {
 pub fn router() -> Router<Context> {
     Router::new(Function::CreateIssue)
         .route(&routes::CREATE_ISSUES, |cx: Arc<Context>, caller, input| async move {
-            create(&cx.issuer(), &caller, &input.idempotency_key()?, input.body()?).await
+            create(&cx, &caller, &input.idempotency_key()?, input.body()?).await
+        })
+        .route(&routes::GET_ISSUE_JOB, |cx: Arc<Context>, caller, input| async move {
+            job(cx.jobs.as_ref(), &caller, &input.path("job")?).await
         })
         .route(&routes::DELETE_ISSUE, |cx: Arc<Context>, caller, input| async move {
             delete(cx.issues.as_ref(), &cx.connector, &caller, &input).await
@@ -79,30 +101,207 @@ pub fn router() -> Router<Context> {
 }
 
 async fn create(
-    issuer: &Issuer<'_>,
+    cx: &Context,
     caller: &Caller,
     idempotency_key: &str,
     request: IssuesRequest,
 ) -> Result<HttpResponse, ApiError> {
     request.validate()?;
-    let created = create_issues(issuer, &caller.tenant, idempotency_key, request).await?;
-    Ok(http::json(StatusCode::OK, &created))
+    let started = Instant::now();
+    let issuer = cx.issuer();
+    let prepared = prepare(&issuer, &caller.tenant, &request).await?;
+    let job = prepared.job(&issuer, &caller.tenant, request.retrospective.as_ref());
+    let mut results: Vec<ItemResult> = Vec::new();
+    let mut rest: &[ActionItem] = &request.action_items;
+    while !rest.is_empty() {
+        if !results.is_empty() && !fits(started.elapsed(), results.len(), rest.len().min(SLICE), cx.budget) {
+            break;
+        }
+        let (slice, after) = rest.split_at(rest.len().min(SLICE));
+        results.extend(job.run(slice).await?);
+        rest = after;
+    }
+    log_processed(&results);
+    if rest.is_empty() {
+        let created = IssuesCreated {
+            tenant_id: caller.tenant.to_string(),
+            idempotency_key: idempotency_key.to_owned(),
+            job_id: None,
+            results,
+        };
+        return Ok(http::json(StatusCode::OK, &created));
+    }
+    defer(cx, &caller.tenant, idempotency_key, &request, results, rest).await
 }
 
-/// Creates the issues of one request or event. Errors are for the whole job (not connected, no
-/// settings); per-item failures are in the results.
+/// Whether `next` more items, at the rate of the `done` so far, end inside `budget`.
+fn fits(elapsed: Duration, done: usize, next: usize, budget: Duration) -> bool {
+    let per_item = elapsed.as_secs_f64() / done.max(1) as f64;
+    elapsed.as_secs_f64() + per_item * next as f64 <= budget.as_secs_f64()
+}
+
+/// Accepts the rest of a job with `202`: records the job with what this request did, sends each
+/// part of the rest to this function as an `Action Items Deferred` event, and answers with the
+/// results so far and where to find the rest. The items deferred were never claimed, so if a
+/// part cannot be sent the request fails as a whole (retryable) and the caller's retry, with the
+/// same idempotency key, is exactly-once like any other: nothing accepted is lost.
+async fn defer(
+    cx: &Context,
+    tenant: &TenantId,
+    idempotency_key: &str,
+    request: &IssuesRequest,
+    results: Vec<ItemResult>,
+    rest: &[ActionItem],
+) -> Result<HttpResponse, ApiError> {
+    let bus = cx.bus.as_ref().ok_or_else(|| {
+        tracing::error!("no event bus configured: an issue job cannot be deferred");
+        ApiError::internal()
+    })?;
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let parts = parts(rest);
+    let first = serde_json::to_string(&results).map_err(|_| ApiError::internal())?;
+    cx.jobs.accept_job(tenant, &job_id, idempotency_key, parts.len() as u32 + 1, &first).await?;
+    for (n, items) in parts.iter().enumerate() {
+        let detail = ActionItemsDeferred {
+            tenant_id: tenant.to_string(),
+            idempotency_key: idempotency_key.to_owned(),
+            job_id: job_id.clone(),
+            part: n as u32 + 1,
+            project_key: request.project_key.clone(),
+            issue_type_id: request.issue_type_id.clone(),
+            retrospective: request.retrospective.clone(),
+            action_items: items.to_vec(),
+        };
+        let detail = serde_json::to_value(&detail).map_err(|_| ApiError::internal())?;
+        bus.publish("Action Items Deferred", &detail).await.map_err(|e| {
+            tracing::error!(error = %e, job = %job_id, part = n + 1, "a deferred part could not be sent");
+            ApiError::internal()
+        })?;
+    }
+    tracing::info!(job = %job_id, done = results.len(), deferred = rest.len(), parts = parts.len(), "issue job accepted");
+    let accepted = IssuesJob {
+        tenant_id: tenant.to_string(),
+        idempotency_key: idempotency_key.to_owned(),
+        job_id: job_id.clone(),
+        status: JobStatus::Running,
+        pending_parts: parts.len() as u32,
+        results,
+    };
+    let mut response = http::json(StatusCode::ACCEPTED, &accepted);
+    if let Ok(location) = format!("/v1/tenants/{tenant}/jobs/{job_id}").parse() {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// The deferred items in parts of at most [`PART_ITEMS`] items and [`PART_BYTES`] of JSON, in
+/// order (one item is at most ~130 KB: its limits are checked on the way in).
+fn parts(items: &[ActionItem]) -> Vec<&[ActionItem]> {
+    let mut parts = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let size = serde_json::to_vec(item).map(|v| v.len()).unwrap_or(PART_BYTES);
+        if i > start && (i - start == PART_ITEMS || bytes + size > PART_BYTES) {
+            parts.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        parts.push(&items[start..]);
+    }
+    parts
+}
+
+/// `GET /v1/tenants/{tenant}/jobs/{job}`.
+async fn job(jobs: &dyn IssueJobStore, caller: &Caller, job_id: &str) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no issue job {job_id} for this tenant"));
+    if uuid::Uuid::parse_str(job_id).is_err() {
+        return Err(not_found());
+    }
+    let record = jobs.job(&caller.tenant, job_id).await?.ok_or_else(not_found)?;
+    let mut results = Vec::new();
+    for part in record.results.values() {
+        let part: Vec<ItemResult> = serde_json::from_str(part).map_err(|_| ApiError::internal())?;
+        results.extend(part);
+    }
+    let pending_parts = record.parts.saturating_sub(record.results.len() as u32);
+    let view = IssuesJob {
+        tenant_id: caller.tenant.to_string(),
+        idempotency_key: record.idempotency_key,
+        job_id: job_id.to_owned(),
+        status: if pending_parts == 0 { JobStatus::Done } else { JobStatus::Running },
+        pending_parts,
+        results,
+    };
+    Ok(http::json(StatusCode::OK, &view))
+}
+
+fn log_processed(results: &[ItemResult]) {
+    let created = results.iter().filter(|r| r.status == bridge::issues::ItemStatus::Created).count();
+    tracing::info!(items = results.len(), created, "action items processed");
+}
+
+/// What every slice of a job shares: the connection's session, the resolved settings and the
+/// create screen's fields.
+struct Prepared {
+    session: bridge::atlassian::Session,
+    settings: JiraSettings,
+    fields: Vec<meta::CreateMetaField>,
+}
+
+impl Prepared {
+    fn job<'a>(
+        &'a self,
+        issuer: &'a Issuer<'a>,
+        tenant: &'a TenantId,
+        retrospective: Option<&'a bridge::issues::RetrospectiveRef>,
+    ) -> IssueJob<'a> {
+        IssueJob {
+            ctx: CreateContext {
+                session: &self.session,
+                tenant: tenant.as_str(),
+                settings: &self.settings,
+                fields: &self.fields,
+                retrospective,
+                markers: issuer.markers,
+            },
+            ledger: issuer.issues,
+            tenant,
+            lease: issuer.lease,
+            search_index: issuer.search_index,
+        }
+    }
+}
+
+/// Creates the issues of one event (or part), with no budget: an event has the function's
+/// whole timeout. Errors are for the whole job (not connected, no settings); per-item failures
+/// are in the results.
 async fn create_issues(
     issuer: &Issuer<'_>,
     tenant: &TenantId,
     idempotency_key: &str,
     request: IssuesRequest,
 ) -> Result<IssuesCreated, ApiError> {
+    let prepared = prepare(issuer, tenant, &request).await?;
+    let results = prepared.job(issuer, tenant, request.retrospective.as_ref()).run(&request.action_items).await?;
+    log_processed(&results);
+    Ok(IssuesCreated {
+        tenant_id: tenant.to_string(),
+        idempotency_key: idempotency_key.to_owned(),
+        job_id: None,
+        results,
+    })
+}
+
+/// The settings (the request may name another project and issue type), the session and the
+/// create screen's fields, or why the job cannot run at all.
+async fn prepare(issuer: &Issuer<'_>, tenant: &TenantId, request: &IssuesRequest) -> Result<Prepared, ApiError> {
     let stored: Option<JiraSettings> = match issuer.settings.get_settings(tenant, Product::Jira).await? {
         Some(stored) => Some(serde_json::from_value(stored).map_err(|_| ApiError::internal())?),
         None => None,
     };
-    // The request may name another project and issue type; field defaults, labels and assignee
-    // matching still come from the settings.
+    // Field defaults, labels and assignee matching still come from the settings.
     let settings = match (stored, request.project_key.clone(), request.issue_type_id.clone()) {
         (Some(saved), project, issue_type) => JiraSettings {
             project_key: project.unwrap_or(saved.project_key),
@@ -137,24 +336,7 @@ async fn create_issues(
         }
         Err(e) => return Err(e.into()),
     };
-    let job = IssueJob {
-        ctx: CreateContext {
-            session: &session,
-            tenant: tenant.as_str(),
-            settings: &settings,
-            fields: &fields,
-            retrospective: request.retrospective.as_ref(),
-            markers: issuer.markers,
-        },
-        ledger: issuer.issues,
-        tenant,
-        lease: issuer.lease,
-        search_index: issuer.search_index,
-    };
-    let results = job.run(&request.action_items).await?;
-    let created = results.iter().filter(|r| r.status == bridge::issues::ItemStatus::Created).count();
-    tracing::info!(items = results.len(), created, "action items processed");
-    Ok(IssuesCreated { tenant_id: tenant.to_string(), idempotency_key: idempotency_key.to_owned(), results })
+    Ok(Prepared { session, settings, fields })
 }
 
 async fn delete(
@@ -202,26 +384,55 @@ async fn delete(
 }
 
 /// `Action Items Ready`: creates the issues, emits `Issues Created`; emits `Publish Failed` and
-/// asks for a redelivery when a retryable failure remains.
+/// asks for a redelivery when a retryable failure remains. `Action Items Deferred` (a part of a
+/// job answered with 202): the same, and the part's final results go into the job.
 pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delivery) -> JobOutcome<()> {
-    bridge::app::run_event(bus.as_ref(), delivery, "issues", |job: Job<ActionItemsReady>| async move {
-        let request = job.detail.request();
-        if let Err(e) = request.validate() {
-            return JobOutcome::Failed(e);
-        }
-        match create_issues(&cx.issuer(), &job.tenant, &job.idempotency_key, request).await {
-            Ok(created) => {
-                let retry = created.results.iter().filter(|r| r.retryable).count();
-                if retry > 0 {
-                    let reason = format!("{retry} action item(s) hit a temporary failure and will be retried");
-                    return JobOutcome::Stopped(ApiError::new(ErrorCode::UpstreamError, reason));
-                }
-                JobOutcome::Done(created)
+    let deferred = matches!(&delivery.event, Ok(envelope) if envelope.detail_type == "Action Items Deferred");
+    if deferred {
+        return bridge::app::run_event(bus.as_ref(), delivery, "issues", |job: Job<ActionItemsDeferred>| async move {
+            let (job_id, part) = (job.detail.job_id.clone(), job.detail.part);
+            let outcome = create_for_event(&cx, &job.tenant, &job.idempotency_key, job.detail.request()).await;
+            let JobOutcome::Done(mut created) = outcome else { return outcome };
+            // Only final results are recorded (the first write wins); a retryable one was
+            // answered with a redelivery above.
+            let results = match serde_json::to_string(&created.results) {
+                Ok(results) => results,
+                Err(_) => return JobOutcome::Stopped(ApiError::internal()),
+            };
+            if let Err(e) = cx.jobs.record_part(&job.tenant, &job_id, part, &results).await {
+                return JobOutcome::Stopped(e.into());
             }
-            Err(e) => JobOutcome::Stopped(e),
-        }
+            created.job_id = Some(job_id);
+            JobOutcome::Done(created)
+        })
+        .await;
+    }
+    bridge::app::run_event(bus.as_ref(), delivery, "issues", |job: Job<ActionItemsReady>| async move {
+        create_for_event(&cx, &job.tenant, &job.idempotency_key, job.detail.request()).await
     })
     .await
+}
+
+async fn create_for_event(
+    cx: &Context,
+    tenant: &TenantId,
+    idempotency_key: &str,
+    request: IssuesRequest,
+) -> JobOutcome<IssuesCreated, ApiError> {
+    if let Err(e) = request.validate() {
+        return JobOutcome::Failed(e);
+    }
+    match create_issues(&cx.issuer(), tenant, idempotency_key, request).await {
+        Ok(created) => {
+            let retry = created.results.iter().filter(|r| r.retryable).count();
+            if retry > 0 {
+                let reason = format!("{retry} action item(s) hit a temporary failure and will be retried");
+                return JobOutcome::Stopped(ApiError::new(ErrorCode::UpstreamError, reason));
+            }
+            JobOutcome::Done(created)
+        }
+        Err(e) => JobOutcome::Stopped(e),
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +442,35 @@ mod tests {
     #[test]
     fn the_router_serves_exactly_the_tables_create_issue_routes() {
         router().check().unwrap();
+    }
+
+    fn item(n: usize, description: usize) -> ActionItem {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("item-{n}"), "title": "Follow up", "description": "x".repeat(description)
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn deferred_items_are_split_by_count_and_by_size_in_order() {
+        let small: Vec<ActionItem> = (0..250).map(|n| item(n, 10)).collect();
+        let sizes: Vec<usize> = parts(&small).iter().map(|p| p.len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        let large: Vec<ActionItem> = (0..10).map(|n| item(n, 60_000)).collect();
+        let split = parts(&large);
+        assert!(split.iter().all(|p| serde_json::to_vec(p).unwrap().len() <= PART_BYTES + 1024));
+        let ids: Vec<&str> = split.iter().flat_map(|p| p.iter().map(|i| i.id.as_str())).collect();
+        assert_eq!(ids, large.iter().map(|i| i.id.as_str()).collect::<Vec<_>>());
+        assert!(parts(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_slice_starts_only_if_it_ends_inside_the_budget() {
+        let budget = Duration::from_secs(20);
+        // 200 items in 5 s: 200 more take ~5 s, ending at 10 s.
+        assert!(fits(Duration::from_secs(5), 200, 200, budget));
+        // 200 items in 12 s: 200 more end at ~24 s.
+        assert!(!fits(Duration::from_secs(12), 200, 200, budget));
+        assert!(!fits(Duration::from_millis(1), 200, 1, Duration::ZERO));
     }
 }

@@ -44,8 +44,10 @@ export class Events {
         description: `${rule.detailType} -> ${rule.function}`,
         eventPattern: {
           detailType: [rule.detailType],
-          // Never our own events back into ourselves.
-          source: rule.source ? [rule.source] : events.Match.anythingBut(this.config.eventSource),
+          // Never our own events back into ourselves, except the one rule that exists for that
+          // (an issue job's deferred parts, finished by the function that deferred them).
+          source: rule.own ? [this.config.eventSource]
+            : rule.source ? [rule.source] : events.Match.anythingBut(this.config.eventSource),
         },
         // Straight to the function (asynchronous invocation). EventBridge retries delivery for up to
         // 24 h; Lambda retries a failed invocation twice; both park what still fails in the DLQ.

@@ -88,6 +88,13 @@ pub fn document() -> OpenApi {
             ok = ok.content("application/json", json_ref(&uses(schema)));
         }
         operation = operation.response(doc.ok.status.to_string(), ok.build());
+        if let Some(accepted) = &route.accepted {
+            let mut answer = ResponseBuilder::new().description(accepted.description);
+            if let Some(schema) = accepted.schema {
+                answer = answer.content("application/json", json_ref(&uses(schema)));
+            }
+            operation = operation.response(accepted.status.to_string(), answer.build());
+        }
         for status in doc.errors {
             operation = operation.response(
                 status.to_string(),

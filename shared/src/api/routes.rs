@@ -16,7 +16,7 @@ use super::{
 use crate::caller::{BridgeScope, Caller, Public};
 use crate::discovery as find;
 use crate::http::{Json, NoBody};
-use crate::issues::{IssuesCreated, IssuesRequest};
+use crate::issues::{IssuesCreated, IssuesJob, IssuesRequest};
 use crate::reports::{Publication, Report};
 
 /// The Lambda functions, by their crate (and deployment) name.
@@ -129,6 +129,8 @@ pub struct Spec {
     pub idempotent: bool,
     pub body: Option<SchemaOf>,
     pub doc: Doc,
+    /// A second success the route may answer (`202` for a job finished later).
+    pub accepted: Option<Answer>,
 }
 
 impl Spec {
@@ -153,14 +155,24 @@ pub struct Route<B, A = Caller> {
 
 impl<B: Body> Route<B, Caller> {
     pub const fn jwt(method: Method, path: &'static str, function: Function, scope: BridgeScope, doc: Doc) -> Self {
-        let spec = Spec { method, path, function, scope: Some(scope), idempotent: false, body: B::SCHEMA, doc };
+        let spec = Spec {
+            method,
+            path,
+            function,
+            scope: Some(scope),
+            idempotent: false,
+            body: B::SCHEMA,
+            doc,
+            accepted: None,
+        };
         Self { spec, types: PhantomData }
     }
 }
 
 impl<B: Body> Route<B, Public> {
     pub const fn public(method: Method, path: &'static str, function: Function, doc: Doc) -> Self {
-        let spec = Spec { method, path, function, scope: None, idempotent: false, body: B::SCHEMA, doc };
+        let spec =
+            Spec { method, path, function, scope: None, idempotent: false, body: B::SCHEMA, doc, accepted: None };
         Self { spec, types: PhantomData }
     }
 }
@@ -171,17 +183,28 @@ impl<B, A> Route<B, A> {
         self.spec.idempotent = true;
         self
     }
+
+    /// May also answer `answer` (a job accepted with `202`).
+    pub const fn accepts(mut self, answer: Answer) -> Self {
+        self.spec.accepted = Some(answer);
+        self
+    }
 }
 
 /// An EventBridge rule: events of this detail type go to this function.
 pub struct EventRule {
     pub detail_type: &'static str,
     pub function: Function,
+    /// The bridge's own event, matched only from the bridge's own source; every other rule
+    /// matches any source but ours, so no event of ours loops back into us by accident.
+    pub own: bool,
 }
 
 pub const EVENT_RULES: &[EventRule] = &[
-    EventRule { detail_type: "Report Ready", function: Function::PublishPage },
-    EventRule { detail_type: "Action Items Ready", function: Function::CreateIssue },
+    EventRule { detail_type: "Report Ready", function: Function::PublishPage, own: false },
+    EventRule { detail_type: "Action Items Ready", function: Function::CreateIssue, own: false },
+    // The rest of an issue job that was answered with 202 (`POST /v1/tenants/{tenant}/issues`).
+    EventRule { detail_type: "Action Items Deferred", function: Function::CreateIssue, own: true },
 ];
 
 use BridgeScope::{Admin, Publish, Read};
@@ -490,13 +513,32 @@ pub const CREATE_ISSUES: Route<Json<IssuesRequest>> = Route::jwt(
     Publish,
     Doc {
         id: "createIssues",
-        summary: "Create Jira issues for action items (bulk, 50 per call), once per action item however often it is sent. Answers per item: created, existing, or failed with a reason.",
+        summary: "Create Jira issues for action items (bulk, 50 per call), once per action item however often it is sent. Answers per item: created, existing, or failed with a reason. A job that cannot finish inside the request's budget (BRIDGE_ISSUE_JOB_BUDGET_SECONDS, default 20 s, estimated from the items done so far) answers 202 with the results so far and a Location to poll; the rest is finished through events.",
         query: &[],
         ok: ok(200, "One result per action item, in request order", json::<IssuesCreated>()),
         errors: UPSTREAM,
     },
 )
-.idempotent();
+.idempotent()
+.accepts(ok(
+    202,
+    "Accepted: the results so far; GET the Location (/v1/tenants/{tenant}/jobs/{job}) for the rest",
+    json::<IssuesJob>(),
+));
+
+pub const GET_ISSUE_JOB: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/jobs/{job}",
+    CreateIssue,
+    Read,
+    Doc {
+        id: "getIssueJob",
+        summary: "An issue job answered with 202: running or done, and the results of its finished parts in request order.",
+        query: &[],
+        ok: ok(200, "The job", json::<IssuesJob>()),
+        errors: &[400, 401, 403, 404],
+    },
+);
 
 pub const DELETE_ISSUE: Route<NoBody> = Route::jwt(
     Delete,
@@ -566,6 +608,7 @@ pub const ROUTES: &[&Spec] = &[
     &LIST_PRIORITIES.spec,
     &CREATE_ISSUES.spec,
     &DELETE_ISSUE.spec,
+    &GET_ISSUE_JOB.spec,
     &PUBLISH_PAGE.spec,
     &GET_PUBLICATION.spec,
 ];
@@ -595,7 +638,12 @@ pub fn routes_json() -> String {
     let events: Vec<String> = EVENT_RULES
         .iter()
         .map(|e| {
-            format!(r#"    {{"detail_type": {}, "function": {}}}"#, quoted(e.detail_type), quoted(e.function.name()))
+            let own = if e.own { r#", "own": true"# } else { "" };
+            format!(
+                r#"    {{"detail_type": {}, "function": {}{own}}}"#,
+                quoted(e.detail_type),
+                quoted(e.function.name())
+            )
         })
         .collect();
     let comment = "Generated from shared/src/api/routes.rs (make openapi); do not edit. The HTTP API's routes and the \

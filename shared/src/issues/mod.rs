@@ -34,7 +34,7 @@ use markup::BackLink;
 pub const MAX_ITEMS: usize = 500;
 const MAX_DESCRIPTION: usize = 30_000;
 /// Jira's bulk create takes at most 50 issues per call.
-pub(crate) const BULK_CHUNK: usize = 50;
+pub const BULK_CHUNK: usize = 50;
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +124,61 @@ impl ActionItemsReady {
     }
 }
 
+/// `Action Items Deferred`: one part of an issue job that `POST /v1/tenants/{tenant}/issues`
+/// answered with `202`. The bridge sends it to itself (its rule matches only the bridge's own
+/// source); the part's results go into the job (`GET /v1/tenants/{tenant}/jobs/{job}`) and an
+/// `Issues Created` event.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionItemsDeferred {
+    pub tenant_id: String,
+    pub idempotency_key: String,
+    pub job_id: String,
+    /// 1, 2, …: part 0 is what the HTTP request did itself.
+    pub part: u32,
+    #[serde(default)]
+    pub project_key: Option<String>,
+    #[serde(default)]
+    pub issue_type_id: Option<String>,
+    #[serde(default)]
+    pub retrospective: Option<RetrospectiveRef>,
+    pub action_items: Vec<ActionItem>,
+}
+
+impl ActionItemsDeferred {
+    pub fn request(self) -> IssuesRequest {
+        IssuesRequest {
+            project_key: self.project_key,
+            issue_type_id: self.issue_type_id,
+            retrospective: self.retrospective,
+            action_items: self.action_items,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Parts of the job are still being worked on.
+    Running,
+    /// Every part has its results.
+    Done,
+}
+
+/// An issue job answered with `202` (and `GET /v1/tenants/{tenant}/jobs/{job}`): the results of
+/// the parts finished so far, in request order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IssuesJob {
+    pub tenant_id: String,
+    pub idempotency_key: String,
+    pub job_id: String,
+    pub status: JobStatus,
+    /// Parts whose results are not in yet.
+    pub pending_parts: u32,
+    /// One result per action item of the finished parts, in request order.
+    pub results: Vec<ItemResult>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemStatus {
@@ -151,6 +206,9 @@ pub struct ItemResult {
 pub struct IssuesCreated {
     pub tenant_id: String,
     pub idempotency_key: String,
+    /// For a part of a job answered with `202`: the job it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
     pub results: Vec<ItemResult>,
 }
 

@@ -426,6 +426,28 @@ pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
     assert_eq!(states.take(&pending.id).await.unwrap(), None);
 }
 
+/// An accepted job reads back with part 0's results; parts are recorded once (a redelivery does
+/// not overwrite them) and come back in order; jobs are per tenant.
+pub async fn issue_jobs(store: &dyn IssueJobStore) {
+    let t = tenant();
+    let job = unique("job");
+    assert_eq!(store.job(&t, &job).await.unwrap(), None);
+    store.accept_job(&t, &job, "key-1", 3, r#"[{"n":0}]"#).await.unwrap();
+    let accepted = store.job(&t, &job).await.unwrap().unwrap();
+    assert_eq!((accepted.idempotency_key.as_str(), accepted.parts), ("key-1", 3));
+    assert_eq!(accepted.results.keys().copied().collect::<Vec<_>>(), [0]);
+    store.record_part(&t, &job, 2, r#"[{"n":2}]"#).await.unwrap();
+    store.record_part(&t, &job, 2, r#"[{"again":true}]"#).await.unwrap();
+    store.record_part(&t, &job, 1, r#"[{"n":1}]"#).await.unwrap();
+    let done = store.job(&t, &job).await.unwrap().unwrap();
+    let results: Vec<&str> = done.results.values().map(String::as_str).collect();
+    assert_eq!(results, [r#"[{"n":0}]"#, r#"[{"n":1}]"#, r#"[{"n":2}]"#]);
+    assert_eq!(store.job(&tenant(), &job).await.unwrap(), None);
+    // A job whose id extends another's is not mixed into it.
+    store.accept_job(&t, &format!("{job}0"), "key-2", 1, "[]").await.unwrap();
+    assert_eq!(store.job(&t, &job).await.unwrap().unwrap().results.len(), 3);
+}
+
 fn connection(tenant: &TenantId, product: Product, grant: &str) -> Connection {
     crate::store::memory::oauth_connection(tenant, product, grant)
 }
@@ -524,6 +546,7 @@ mod memory {
         connections(&*ports.connections).await;
         settings(&*ports.settings).await;
         credentials(&*store.credentials).await;
+        issue_jobs(&*store.jobs).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -586,6 +609,7 @@ mod dynamodb {
         oauth_states(store.clone()).await;
         connections(&*store).await;
         settings(&*store).await;
+        issue_jobs(&*store).await;
         issue_ledger_race(store.clone()).await;
         publications_race(store.clone()).await;
         refresh_leases_race(store).await;

@@ -9,6 +9,7 @@ pub mod connections;
 mod contract;
 pub mod credentials;
 pub mod dynamo;
+pub mod issue_jobs;
 pub mod issue_ledger;
 /// Always compiled (they are small): the tests of every crate build on them.
 pub mod memory;
@@ -20,6 +21,7 @@ pub mod settings;
 
 pub use connections::{ConnectionStore, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
+pub use issue_jobs::{IssueJobRecord, IssueJobStore};
 pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};
 pub use publications::{PublicationStore, ReportPage};

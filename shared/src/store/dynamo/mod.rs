@@ -10,6 +10,8 @@
 //! | issue → action item (+ `site`) | `TENANT#{tenant}` | `ISSUE#{key}` |
 //! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
 //! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
+//! | issue job accepted with 202 (+ `parts`; `ttl` a week) | `TENANT#{tenant}` | `JOB#{job id}` |
+//! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -20,6 +22,7 @@ use super::StoreError;
 use crate::domain::TenantId;
 
 mod connections;
+mod issue_jobs;
 mod issue_ledger;
 mod oauth_states;
 mod publications;

@@ -31,6 +31,7 @@ use crate::domain::TenantId;
 
 mod connections;
 mod credentials;
+mod issue_jobs;
 mod issue_ledger;
 mod oauth_states;
 mod publications;
@@ -39,6 +40,7 @@ mod settings;
 
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
+pub use issue_jobs::MemoryIssueJobs;
 pub use issue_ledger::MemoryIssueLedger;
 pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
@@ -57,6 +59,7 @@ pub struct MemoryStore {
     pub connections: Arc<MemoryConnections>,
     pub settings: Arc<MemorySettings>,
     pub ledger: Arc<MemoryIssueLedger>,
+    pub jobs: Arc<MemoryIssueJobs>,
     pub publications: Arc<MemoryPublications>,
     pub states: Arc<MemoryStates>,
     pub leases: Arc<MemoryLeases>,
@@ -76,6 +79,7 @@ impl MemoryStore {
             connections: Arc::new(MemoryConnections::sharing(&faults)),
             settings: Arc::new(MemorySettings::sharing(&faults)),
             ledger: Arc::new(MemoryIssueLedger::sharing(&clock, &faults, &round_trips)),
+            jobs: Arc::new(MemoryIssueJobs::sharing(&faults)),
             publications: Arc::new(MemoryPublications::sharing(&clock, &faults)),
             states: Arc::new(MemoryStates::sharing(&clock, &faults)),
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
