@@ -10,6 +10,7 @@ mod contract;
 pub mod credentials;
 pub mod dynamo;
 pub mod issue_ledger;
+pub mod lookup_cache;
 /// Always compiled (they are small): the tests of every crate build on them.
 pub mod memory;
 pub mod oauth_states;
@@ -21,6 +22,7 @@ pub mod settings;
 pub use connections::{ConnectionStore, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
 pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue};
+pub use lookup_cache::{CacheEntry, LookupCache, LookupKey};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};
 pub use publications::{PublicationStore, ReportPage};
 pub use refresh_leases::RefreshLeaseStore;

@@ -10,6 +10,12 @@
 //! | issue → action item (+ `site`) | `TENANT#{tenant}` | `ISSUE#{key}` |
 //! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
 //! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
+//! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
+//! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
+//!
+//! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
+//! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones
+//! themselves, since DynamoDB deletes them only some time after they expire.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -21,6 +27,7 @@ use crate::domain::TenantId;
 
 mod connections;
 mod issue_ledger;
+mod lookup_cache;
 mod oauth_states;
 mod publications;
 mod refresh_leases;

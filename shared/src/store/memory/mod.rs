@@ -32,6 +32,7 @@ use crate::domain::TenantId;
 mod connections;
 mod credentials;
 mod issue_ledger;
+mod lookup_cache;
 mod oauth_states;
 mod publications;
 mod refresh_leases;
@@ -40,6 +41,7 @@ mod settings;
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
 pub use issue_ledger::MemoryIssueLedger;
+pub use lookup_cache::MemoryLookupCache;
 pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
 pub use refresh_leases::MemoryLeases;
@@ -61,6 +63,7 @@ pub struct MemoryStore {
     pub states: Arc<MemoryStates>,
     pub leases: Arc<MemoryLeases>,
     pub credentials: Arc<MemoryCredentials>,
+    pub lookups: Arc<MemoryLookupCache>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -80,6 +83,7 @@ impl MemoryStore {
             states: Arc::new(MemoryStates::sharing(&clock, &faults)),
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
+            lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
             clock,
             faults,
             round_trips,
