@@ -24,7 +24,8 @@ use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
-    ConnectionStore, CredentialStore, IssueLedger, OAuthStateStore, PublicationStore, SettingsStore, StoreError,
+    ConnectionStore, CredentialStore, IssueLedger, LookupCache, OAuthStateStore, PublicationStore, SettingsStore,
+    StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,8 @@ pub struct App {
     pub settings: Arc<dyn SettingsStore>,
     pub issues: Arc<dyn IssueLedger>,
     pub publications: Arc<dyn PublicationStore>,
+    /// Assignee lookups and create screens remembered between issue jobs.
+    pub lookups: Arc<dyn LookupCache>,
     pub connector: Arc<Connector>,
     /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
     /// refuse to start without it).
@@ -116,6 +119,7 @@ impl App {
             states: dynamo.clone(),
             settings: dynamo.clone(),
             issues: dynamo.clone(),
+            lookups: dynamo.clone(),
             publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {
                 Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))

@@ -9,7 +9,7 @@ use bridge::access::Connector;
 use bridge::api::{Function, Router, routes};
 use bridge::app::{App, Job};
 use bridge::atlassian::Class;
-use bridge::atlassian::jira::{issues, meta};
+use bridge::atlassian::jira::issues;
 use bridge::caller::Caller;
 use bridge::config::SearchIndex;
 use bridge::domain::{Product, TenantId};
@@ -17,11 +17,11 @@ use bridge::error::{ApiError, ErrorCode};
 use bridge::events::{Delivery, EventBus};
 use bridge::http::{self, HttpResponse, Input};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
-use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest};
+use bridge::issues::{ActionItemsReady, CreateContext, IssueJob, IssuesCreated, IssuesRequest, Lookups, create_screen};
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
 use bridge::settings::JiraSettings;
-use bridge::store::{IssueLedger, SettingsStore};
+use bridge::store::{IssueLedger, LookupCache, SettingsStore};
 use lambda_http::http::StatusCode;
 
 /// What the HTTP routes use, built once at cold start.
@@ -29,6 +29,7 @@ pub struct Context {
     settings: Arc<dyn SettingsStore>,
     connector: Arc<Connector>,
     issues: Arc<dyn IssueLedger>,
+    lookups: Arc<dyn LookupCache>,
     lease: Duration,
     search_index: SearchIndex,
     markers: Arc<Markers>,
@@ -40,6 +41,7 @@ impl Context {
             settings: app.settings.clone(),
             connector: app.connector.clone(),
             issues: app.issues.clone(),
+            lookups: app.lookups.clone(),
             lease: app.config.job_lease,
             search_index: app.config.search_index,
             markers: app.markers.clone(),
@@ -51,6 +53,7 @@ impl Context {
             settings: self.settings.as_ref(),
             connector: &self.connector,
             issues: self.issues.as_ref(),
+            lookups: self.lookups.as_ref(),
             lease: self.lease,
             search_index: self.search_index,
             markers: &self.markers,
@@ -63,6 +66,7 @@ struct Issuer<'a> {
     settings: &'a dyn SettingsStore,
     connector: &'a Connector,
     issues: &'a dyn IssueLedger,
+    lookups: &'a dyn LookupCache,
     lease: Duration,
     search_index: SearchIndex,
     markers: &'a Markers,
@@ -126,7 +130,10 @@ async fn create_issues(
     settings.validate()?;
     let session = issuer.connector.session(tenant, Product::Jira).await?;
     let (project, issue_type) = (ProjectKey::new(&settings.project_key), IssueTypeId::new(&settings.issue_type_id));
-    let fields = match meta::fields(&session, &project, &issue_type).await {
+    // Settings are read fresh above on every job (a saved change applies to the next one); the
+    // create screen may come from an earlier job's answer, minutes old at most.
+    let lookups = Lookups { cache: issuer.lookups, tenant, markers: issuer.markers };
+    let fields = match create_screen(&session, &lookups, &project, &issue_type).await {
         Ok(fields) => fields,
         // Jira answers createmeta for a project or issue type it does not have with 400 or 404.
         Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => {
@@ -147,6 +154,7 @@ async fn create_issues(
             markers: issuer.markers,
         },
         ledger: issuer.issues,
+        cache: issuer.lookups,
         tenant,
         lease: issuer.lease,
         search_index: issuer.search_index,
