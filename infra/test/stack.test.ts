@@ -248,15 +248,29 @@ describe('IAM', () => {
     assert.ok(checked >= FUNCTIONS.length * 3);
   }));
 
-  it('lets only the connect/disconnect functions delete tenant secrets', () => each((_, t) => {
+  /** Every IAM action granted to the role of function `name`. */
+  const actionsOf = (t: Parameters<typeof resources>[0], name: string): string[] => {
     const res = resources(t);
+    const role = refTarget(res[functionId(t, name)].Properties.Role);
+    return iamStatements(t).filter(({ holder }) => asList<any>(res[holder]?.Properties?.Roles).some((r) => refTarget(r) === role))
+      .flatMap(({ statement }) => asList<string>(statement.Action));
+  };
+
+  it('lets only the connect/disconnect functions delete tenant secrets', () => each((_, t) => {
     for (const name of FUNCTIONS) {
-      const role = refTarget(res[functionId(t, name)].Properties.Role);
-      const actions = iamStatements(t).filter(({ holder }) => asList<any>(res[holder]?.Properties?.Roles).some((r) => refTarget(r) === role))
-        .flatMap(({ statement }) => asList<string>(statement.Action));
+      const actions = actionsOf(t, name);
       assert.equal(actions.includes('secretsmanager:DeleteSecret'), name === 'oauth-callback' || name === 'connections', name);
       assert.ok(actions.includes('secretsmanager:GetSecretValue'), `${name} reads the app secret at cold start`);
       assert.equal(actions.includes('events:PutEvents'), name === 'publish-page' || name === 'create-issue', name);
+    }
+  }));
+
+  it('lets only create-issue batch-read and batch-write the table (its lookup cache)', () => each((_, t) => {
+    for (const name of FUNCTIONS) {
+      const actions = actionsOf(t, name);
+      for (const batch of ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem']) {
+        assert.equal(actions.includes(batch), name === 'create-issue', `${name}: ${batch}`);
+      }
     }
   }));
 });

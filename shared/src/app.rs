@@ -24,8 +24,8 @@ use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
-    ConnectionStore, CredentialStore, IssueJobStore, IssueLedger, OAuthStateStore, PublicationStore, SettingsStore,
-    StoreError,
+    ConnectionStore, CredentialStore, IssueJobStore, IssueLedger, LookupCache, OAuthStateStore, PublicationStore,
+    SettingsStore, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,8 @@ pub struct App {
     /// Issue jobs accepted with 202.
     pub jobs: Arc<dyn IssueJobStore>,
     pub publications: Arc<dyn PublicationStore>,
+    /// Assignee lookups and create screens remembered between issue jobs.
+    pub lookups: Arc<dyn LookupCache>,
     pub connector: Arc<Connector>,
     /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
     /// refuse to start without it).
@@ -120,6 +122,7 @@ impl App {
             settings: dynamo.clone(),
             issues: dynamo.clone(),
             jobs: dynamo.clone(),
+            lookups: dynamo.clone(),
             publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {
                 Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))

@@ -65,6 +65,15 @@ impl Markers {
         format!("bridge-p-{}", hex(&self.mac(&["page", tenant, report_id]), 16))
     }
 
+    /// The name under which a lookup of `parts` (e.g. kind, project, normalized email) is cached:
+    /// keyed like the markers, so the table holds neither the email nor a plain hash of it, which
+    /// anyone holding a list of addresses could recompute and match.
+    pub fn lookup_digest(&self, parts: &[&str]) -> String {
+        let mut all = vec!["lookup"];
+        all.extend_from_slice(parts);
+        hex(&self.mac(&all), 32)
+    }
+
     /// Both forms an issue of this item may carry: the keyed one, and the one written before.
     pub fn issue_forms(&self, tenant: &str, item_id: &str) -> [String; 2] {
         [self.issue(tenant, item_id), legacy_issue(tenant, item_id)]

@@ -246,3 +246,43 @@ def test_two_failures_in_a_batch_of_50_are_reported_by_item_and_only_they_are_re
     bulk_calls = [c for c in bridge.stack.sim("GET", "/_sim/calls").json()["calls"] if "/issue/bulk" in c["path"]]
     assert len(bulk_calls) == 1
     assert len(created_for(bridge, flavour, project)) == 50
+
+
+def test_the_next_job_of_the_team_asks_jira_for_no_assignee_and_no_create_screen(jira):
+    """Issue 12 §2: lookups are remembered per tenant and site (a miss too), so the team's next
+    job costs no user search and no createmeta request, and assigns the same people."""
+    bridge, tenant, flavour, project = jira
+    ref = "accountId" if flavour == "cloud" else "name"
+    # Users whose id is not an address: a DC user name holding "@" is never cached.
+    users = [u for u in bridge.stack.sim("GET", f"/_sim/data/assignable?flavour={flavour}&project={project}").json()["items"]
+             if u.get("emailAddress") and "@" not in u[ref]][:3]
+    assert len(users) == 3, users
+
+    def job(prefix):
+        people = [{"id": f"{prefix}-{i}", "title": f"t{i}", "assignee_email": u["emailAddress"]} for i, u in enumerate(users)]
+        nobody = {"id": f"{prefix}-x", "title": "x", "assignee_email": "nobody.here@example.test"}
+        results = create(bridge, tenant, {"action_items": [*people, nobody]}).json()["results"]
+        assert [r["status"] for r in results] == ["created"] * 4, results
+        issues = {i["key"]: i["fields"] for i in jobs.issues(bridge, flavour, project)}
+        return [((issues[r["key"]].get("assignee") or {}).get(ref), r["message"]) for r in results]
+
+    bridge.stack.sim("DELETE", "/_sim/calls")
+    first = job("first")
+    assert [a for a, _ in first] == [u[ref] for u in users] + [None], first
+    assert len(jobs.calls(bridge, "/user/assignable/search", "GET")) == 4
+    assert jobs.calls(bridge, "/createmeta", "GET")
+    bridge.stack.sim("DELETE", "/_sim/calls")
+    assert job("second") == first
+    assert jobs.calls(bridge, "/user/assignable/search", "GET") == []
+    assert jobs.calls(bridge, "/createmeta", "GET") == []
+
+
+def test_a_saved_settings_change_applies_to_the_next_job(jira):
+    """Settings are never cached: the job after a save uses what was saved."""
+    bridge, tenant, flavour, project = jira
+    [first] = create(bridge, tenant, {"action_items": [{"id": "s-1", "title": "t"}]}).json()["results"]
+    jobs.settings(bridge, tenant, "jira", {"project_key": project, "issue_type_id": TASK[flavour], "labels": ["changed"]})
+    [second] = create(bridge, tenant, {"action_items": [{"id": "s-2", "title": "t"}]}).json()["results"]
+    issues = {i["key"]: i["fields"] for i in jobs.issues(bridge, flavour, project)}
+    assert "retro" in issues[first["key"]]["labels"]
+    assert "changed" in issues[second["key"]]["labels"] and "retro" not in issues[second["key"]]["labels"]

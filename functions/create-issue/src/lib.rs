@@ -20,12 +20,12 @@ use bridge::http::{self, HttpResponse, Input};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
 use bridge::issues::{
     ActionItem, ActionItemsDeferred, ActionItemsReady, BULK_CHUNK, BULK_IN_FLIGHT, CreateContext, IssueJob,
-    IssuesCreated, IssuesJob, IssuesRequest, ItemResult, JobStatus,
+    IssuesCreated, IssuesJob, IssuesRequest, ItemResult, JobStatus, Lookups, create_screen,
 };
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
 use bridge::settings::JiraSettings;
-use bridge::store::{IssueJobStore, IssueLedger, SettingsStore};
+use bridge::store::{IssueJobStore, IssueLedger, LookupCache, SettingsStore};
 use lambda_http::http::{StatusCode, header};
 
 /// An HTTP job runs in slices of one round of bulk calls (4 × 50 items), and measures itself
@@ -42,6 +42,7 @@ pub struct Context {
     settings: Arc<dyn SettingsStore>,
     connector: Arc<Connector>,
     issues: Arc<dyn IssueLedger>,
+    lookups: Arc<dyn LookupCache>,
     lease: Duration,
     search_index: SearchIndex,
     markers: Arc<Markers>,
@@ -56,6 +57,7 @@ impl Context {
             settings: app.settings.clone(),
             connector: app.connector.clone(),
             issues: app.issues.clone(),
+            lookups: app.lookups.clone(),
             lease: app.config.job_lease,
             search_index: app.config.search_index,
             markers: app.markers.clone(),
@@ -70,6 +72,7 @@ impl Context {
             settings: self.settings.as_ref(),
             connector: &self.connector,
             issues: self.issues.as_ref(),
+            lookups: self.lookups.as_ref(),
             lease: self.lease,
             search_index: self.search_index,
             markers: &self.markers,
@@ -82,6 +85,7 @@ struct Issuer<'a> {
     settings: &'a dyn SettingsStore,
     connector: &'a Connector,
     issues: &'a dyn IssueLedger,
+    lookups: &'a dyn LookupCache,
     lease: Duration,
     search_index: SearchIndex,
     markers: &'a Markers,
@@ -267,6 +271,7 @@ impl Prepared {
                 markers: issuer.markers,
             },
             ledger: issuer.issues,
+            cache: issuer.lookups,
             tenant,
             lease: issuer.lease,
             search_index: issuer.search_index,
@@ -325,7 +330,10 @@ async fn prepare(issuer: &Issuer<'_>, tenant: &TenantId, request: &IssuesRequest
     settings.validate()?;
     let session = issuer.connector.session(tenant, Product::Jira).await?;
     let (project, issue_type) = (ProjectKey::new(&settings.project_key), IssueTypeId::new(&settings.issue_type_id));
-    let fields = match meta::fields(&session, &project, &issue_type).await {
+    // Settings are read fresh above on every job (a saved change applies to the next one); the
+    // create screen may come from an earlier job's answer, minutes old at most.
+    let lookups = Lookups { cache: issuer.lookups, tenant, markers: issuer.markers };
+    let fields = match create_screen(&session, &lookups, &project, &issue_type).await {
         Ok(fields) => fields,
         // Jira answers createmeta for a project or issue type it does not have with 400 or 404.
         Err(e) if e.is(Class::BadRequest) || e.is(Class::NotFound) => {

@@ -100,10 +100,13 @@ export class Functions {
         resources: ['*'],
       }));
       // DynamoDB: the items this library reads and writes (TransactWriteItems needs the item actions).
+      // create-issue also reads and writes its lookup cache in batches (BatchGetItem/BatchWriteItem).
+      const tableActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
+        'dynamodb:Query', 'dynamodb:ConditionCheckItem'];
+      if (name === 'create-issue') tableActions.push('dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem');
       role.addToPrincipalPolicy(new iam.PolicyStatement({
         sid: 'Table',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
-          'dynamodb:Query', 'dynamodb:ConditionCheckItem'],
+        actions: tableActions,
         resources: [data.table.tableArn],
       }));
       // Secrets: read the app secret (at cold start); the tenants' grants under <prefix>tenants/.

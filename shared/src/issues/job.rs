@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::{
-    ActionItem, Assignees, BULK_CHUNK, BulkOutcome, CreateContext, ItemResult, ItemStatus, bulk_create, find_by_marker,
+    ActionItem, Assignees, BULK_CHUNK, BulkOutcome, CreateContext, ItemResult, ItemStatus, Lookups, bulk_create,
+    find_by_marker,
 };
 use crate::atlassian::AtlassianError;
 use crate::config::SearchIndex;
@@ -16,7 +17,7 @@ use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::jobs::bounded;
 use crate::jobs::lease::Lease;
 use crate::settings::AssigneeMatching;
-use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, RecordedIssue, StoreError};
+use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, LookupCache, RecordedIssue, StoreError};
 
 pub use crate::store::LEDGER_IN_FLIGHT;
 
@@ -41,6 +42,8 @@ fn item_id(item: &ActionItem) -> ItemId {
 pub struct IssueJob<'a> {
     pub ctx: CreateContext<'a>,
     pub ledger: &'a dyn IssueLedger,
+    /// Assignee answers remembered from earlier jobs of the tenant (see `issues::lookups`).
+    pub cache: &'a dyn LookupCache,
     pub tenant: &'a TenantId,
     /// How long a claim holds an item: longer than one bulk request can take.
     pub lease: Duration,
@@ -162,8 +165,9 @@ impl IssueJob<'_> {
 
         let match_emails = self.ctx.settings.assignee_matching == AssigneeMatching::Email;
         let wanted: Vec<&ActionItem> = to_create.iter().map(|p| p.item).collect();
-        let assignees =
-            Assignees::resolve_all(self.ctx.session, &self.ctx.settings.project_key, &wanted, match_emails).await;
+        let lookups = Lookups { cache: self.cache, tenant: self.tenant, markers: self.ctx.markers };
+        let project = &self.ctx.settings.project_key;
+        let assignees = Assignees::resolve_all(self.ctx.session, project, &wanted, match_emails, &lookups).await;
         let mut ready = Vec::new();
         let mut refused = Vec::new();
         for (pending, assignee) in to_create.into_iter().zip(assignees) {

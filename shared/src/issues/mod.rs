@@ -10,9 +10,11 @@
 //! without an app descriptor; issue properties are not searchable for OAuth or token clients.
 
 mod job;
+pub mod lookups;
 pub mod markup;
 
 pub use job::{BULK_IN_FLIGHT, IssueJob, LEDGER_IN_FLIGHT};
+pub use lookups::{Lookups, create_screen};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -433,12 +435,15 @@ enum How<'i> {
 
 impl Assignees {
     /// The assignee of each of `items` (same order), or why there is none; `None` for an item
-    /// that asks for none. Each distinct person is looked up once, [`LOOKUPS_IN_FLIGHT`] at a time.
+    /// that asks for none. Each distinct person is looked up once, [`LOOKUPS_IN_FLIGHT`] at a time,
+    /// unless an earlier job of the tenant on this site remembered Jira's answer in `lookups`
+    /// (see [`lookups`]); the answers looked up now are remembered for the next job.
     pub async fn resolve_all(
         session: &Session,
         project: &str,
         items: &[&ActionItem],
         match_emails: bool,
+        lookups: &Lookups<'_>,
     ) -> Vec<Option<Assignee>> {
         let wanted: Vec<Wanted<'_>> =
             items.iter().map(|item| Self::wanted(session.flavour(), item, match_emails)).collect();
@@ -448,18 +453,24 @@ impl Assignees {
                 distinct.entry(key.as_str()).or_insert(how);
             }
         }
-        let lookups: Vec<_> = distinct
+        let keys: Vec<&str> = distinct.keys().copied().collect();
+        let mut found: HashMap<&str, Assignee> = lookups.recall_assignees(session, project, &keys).await;
+        let asks: Vec<_> = distinct
             .into_iter()
+            .filter(|(key, _)| !found.contains_key(key))
             .map(|(key, how)| async move {
-                let answer = match how {
+                let looked = match how {
                     How::Id { id, field } => by_id(session, project, id, field).await,
                     How::Email(email) => by_email(session, project, email).await,
                 };
-                (key, answer)
+                (key, looked)
             })
             .collect();
-        let found: HashMap<&str, Assignee> =
-            crate::jobs::bounded(lookups, LOOKUPS_IN_FLIGHT).await.into_iter().collect();
+        let asked = asks.len();
+        let looked: Vec<(&str, lookups::Looked)> = crate::jobs::bounded(asks, LOOKUPS_IN_FLIGHT).await;
+        tracing::info!(remembered = found.len(), asked, "assignee lookups");
+        lookups.remember_assignees(session, project, &looked).await;
+        found.extend(looked.into_iter().map(|(key, looked)| (key, looked.and_then(|answer| answer))));
         wanted
             .iter()
             .map(|w| match w {
@@ -496,7 +507,8 @@ impl Assignees {
     }
 }
 
-/// The users assignable in the project whom `query` finds (at most 100: DC 10.3's cap).
+/// The users assignable in the project whom `query` finds (at most 100: DC 10.3's cap); `Err`
+/// with the note for the item when the request failed.
 async fn assignable(session: &Session, project: &str, query: UserQuery<'_>) -> Result<Vec<jira::User>, String> {
     jira::users::assignable(session, &ProjectKey::new(project), query, None, 100)
         .await
@@ -513,24 +525,24 @@ fn active(user: &jira::User) -> bool {
 
 /// The id the caller passed, confirmed assignable in the project (else Jira would refuse the whole
 /// element with `errors.assignee`, and the issue would not be created at all).
-async fn by_id(session: &Session, project: &str, id: &str, field: &str) -> Assignee {
+async fn by_id(session: &Session, project: &str, id: &str, field: &str) -> lookups::Looked {
     let same: fn(&str, &str) -> bool = match session.flavour() {
         Flavour::Cloud => |a, b| a == b,
         // DC user names are case-insensitive; `username` is a prefix search.
         Flavour::DataCenter => |a, b| a.eq_ignore_ascii_case(b),
     };
     let users = assignable(session, project, UserQuery::Id(&AccountId::new(id))).await?;
-    users
+    Ok(users
         .iter()
         .filter(|u| active(u))
         .filter_map(id_of)
         .find(|found| same(found, id))
-        .ok_or_else(|| format!("the user given by {field} cannot be assigned issues in this project; left unassigned"))
+        .ok_or_else(|| format!("the user given by {field} cannot be assigned issues in this project; left unassigned")))
 }
 
-async fn by_email(session: &Session, project: &str, email: &str) -> Assignee {
+async fn by_email(session: &Session, project: &str, email: &str) -> lookups::Looked {
     let users = assignable(session, project, UserQuery::Text(email)).await?;
-    match_email(&users, email).and_then(|user| id_of(user).ok_or_else(|| "user without id".to_owned()))
+    Ok(match_email(&users, email).and_then(|user| id_of(user).ok_or_else(|| "user without id".to_owned())))
 }
 
 /// Jira DC's masked form (`jira.option.emailvisible` = mask): `ben dot abbott at corp dot test`.

@@ -520,6 +520,72 @@ pub async fn credentials(store: &dyn CredentialStore) {
     store.delete(&name).await.unwrap();
 }
 
+fn cache_entry(key: &LookupKey, value: &str, expires_at: OffsetDateTime) -> CacheEntry {
+    CacheEntry { key: key.clone(), value: value.to_owned(), expires_at }
+}
+
+pub async fn lookup_cache(cache: &dyn LookupCache) {
+    let t = tenant();
+    let found = LookupKey::assignee("cloud-1", "d1");
+    let screen = LookupKey::create_meta("cloud-1", "ENG", "10001");
+    let expired = LookupKey::assignee("cloud-1", "d2");
+    let unknown = LookupKey::assignee("cloud-1", "d3");
+    cache
+        .put_many(
+            &t,
+            &[
+                cache_entry(&found, r#"{"id":"a-1"}"#, soon()),
+                cache_entry(&screen, "[]", soon()),
+                // Written already expired: DynamoDB keeps it until its sweeper runs, reads skip it.
+                cache_entry(&expired, r#"{"id":"a-2"}"#, lapsed()),
+            ],
+        )
+        .await
+        .unwrap();
+    let keys = [found.clone(), screen.clone(), expired.clone(), unknown.clone(), found.clone()];
+    let got = cache.get_many(&t, &keys).await.unwrap();
+    let expected = std::collections::HashMap::from([
+        (found.clone(), r#"{"id":"a-1"}"#.to_owned()),
+        (screen.clone(), "[]".to_owned()),
+    ]);
+    assert_eq!(got, expected);
+    // Per tenant.
+    assert!(cache.get_many(&tenant(), &keys).await.unwrap().is_empty());
+    // A put replaces the entry, also with an earlier expiry; the last of one key in a call wins.
+    cache
+        .put_many(
+            &t,
+            &[
+                cache_entry(&found, "old", soon()),
+                cache_entry(&found, "new", soon()),
+                cache_entry(&screen, "[]", lapsed()),
+            ],
+        )
+        .await
+        .unwrap();
+    let got = cache.get_many(&t, &[found.clone(), screen.clone()]).await.unwrap();
+    assert_eq!(got, std::collections::HashMap::from([(found.clone(), "new".to_owned())]));
+    // Nothing asked, nothing to do.
+    assert!(cache.get_many(&t, &[]).await.unwrap().is_empty());
+    cache.put_many(&t, &[]).await.unwrap();
+}
+
+/// More keys than one `BatchGetItem` (100) and one `BatchWriteItem` (25) take.
+pub async fn lookup_cache_in_batches(cache: &dyn LookupCache) {
+    let t = tenant();
+    let keys: Vec<LookupKey> =
+        (0..230).map(|i| LookupKey::assignee("https://jira.corp.test/jira", &format!("h{i}"))).collect();
+    let entries: Vec<_> = keys.iter().enumerate().map(|(i, k)| cache_entry(k, &format!("v{i}"), soon())).collect();
+    cache.put_many(&t, &entries).await.unwrap();
+    let mut asked = keys.clone();
+    asked.extend((0..20).map(|i| LookupKey::assignee("https://jira.corp.test/jira", &format!("unknown{i}"))));
+    let got = cache.get_many(&t, &asked).await.unwrap();
+    assert_eq!(got.len(), 230);
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(got.get(key).map(String::as_str), Some(format!("v{i}").as_str()), "{key}");
+    }
+}
+
 mod memory {
     use super::*;
     use crate::store::memory::MemoryStore;
@@ -547,6 +613,8 @@ mod memory {
         settings(&*ports.settings).await;
         credentials(&*store.credentials).await;
         issue_jobs(&*store.jobs).await;
+        lookup_cache(&*store.lookups).await;
+        lookup_cache_in_batches(&*store.lookups).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -610,6 +678,8 @@ mod dynamodb {
         connections(&*store).await;
         settings(&*store).await;
         issue_jobs(&*store).await;
+        lookup_cache(&*store).await;
+        lookup_cache_in_batches(&*store).await;
         issue_ledger_race(store.clone()).await;
         publications_race(store.clone()).await;
         refresh_leases_race(store).await;

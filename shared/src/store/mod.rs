@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod dynamo;
 pub mod issue_jobs;
 pub mod issue_ledger;
+pub mod lookup_cache;
 /// Always compiled (they are small): the tests of every crate build on them.
 pub mod memory;
 pub mod oauth_states;
@@ -23,6 +24,7 @@ pub use connections::{ConnectionStore, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
 pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
+pub use lookup_cache::{CacheEntry, LookupCache, LookupKey};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};
 pub use publications::{PublicationStore, ReportPage};
 pub use refresh_leases::RefreshLeaseStore;

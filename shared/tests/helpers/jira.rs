@@ -1,13 +1,16 @@
 //! Jira Cloud (REST v3) as an in-process server that keeps the issues it created, answering in
 //! the official spec's shapes: `POST /rest/api/3/issue/bulk` → `CreatedIssues` (201 when any
 //! element was created, 400 when none was, failures in `errors[]` with `failedElementNumber`),
-//! and `GET /rest/api/3/search/jql` → `SearchAndReconcileResults`, which finds issues by label.
+//! and `GET /rest/api/3/search/jql` → `SearchAndReconcileResults`, which finds issues by label;
+//! `GET /rest/api/3/user/assignable/search` (by full email or `accountId`, among the users a test
+//! adds) and the create screen (`GET /rest/api/3/issue/createmeta/{project}/issuetypes/{id}`),
+//! each request counted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 #[derive(Debug, Clone)]
@@ -17,6 +20,8 @@ pub struct Issue {
     pub summary: String,
     pub project: String,
     pub labels: Vec<String>,
+    /// `fields.assignee.accountId`, as sent.
+    pub assignee: Option<String>,
 }
 
 /// What Jira answers for one element of a bulk request.
@@ -37,6 +42,14 @@ struct State {
     bulk_requests: Vec<Vec<String>>,
     /// Bulk requests still to be answered 503 after Jira created their issues.
     lose_answers: usize,
+    /// Assignable users: (accountId, email).
+    users: Vec<(String, String)>,
+    /// The `query` or `accountId` of every assignable-user search, in order.
+    user_searches: Vec<String>,
+    /// Assignable-user searches are answered 500 while this is set.
+    user_search_down: bool,
+    /// How many createmeta requests were answered.
+    createmeta_requests: usize,
 }
 
 #[derive(Clone)]
@@ -60,7 +73,36 @@ impl Jira {
             .respond_with(route(Op::Search))
             .mount(server)
             .await;
+        Mock::given(method("GET"))
+            .and(path("/rest/api/3/user/assignable/search"))
+            .respond_with(route(Op::UserSearch))
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/rest/api/3/issue/createmeta/[^/]+/issuetypes/[^/]+$"))
+            .respond_with(route(Op::CreateMeta))
+            .mount(server)
+            .await;
         jira
+    }
+
+    /// A user assignable in every project, found by the full `email` (the email shown).
+    pub fn add_user(&self, account_id: &str, email: &str) {
+        lock(self).users.push((account_id.to_owned(), email.to_owned()));
+    }
+
+    /// While `down`, every assignable-user search is answered 500.
+    pub fn user_search_down(&self, down: bool) {
+        lock(self).user_search_down = down;
+    }
+
+    /// What each assignable-user search asked for (`query` or `accountId`), in order.
+    pub fn user_searches(&self) -> Vec<String> {
+        lock(self).user_searches.clone()
+    }
+
+    pub fn createmeta_requests(&self) -> usize {
+        lock(self).createmeta_requests
     }
 
     /// The next element with this summary is refused (once), e.g. a field the screen refuses.
@@ -92,6 +134,8 @@ impl Jira {
 enum Op {
     Bulk,
     Search,
+    UserSearch,
+    CreateMeta,
 }
 
 struct Route {
@@ -129,6 +173,10 @@ impl Respond for Route {
                         key: format!("{project}-{n}"),
                         summary,
                         project: project.to_owned(),
+                        assignee: update
+                            .pointer("/fields/assignee/accountId")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
                         labels: update
                             .pointer("/fields/labels")
                             .and_then(Value::as_array)
@@ -165,6 +213,34 @@ impl Respond for Route {
                     .map(|i| json!({"id": i.id, "key": i.key, "self": format!("https://acme.atlassian.net/rest/api/3/issue/{}", i.id), "fields": {}}))
                     .collect();
                 ResponseTemplate::new(200).set_body_json(json!({"issues": found, "isLast": true}))
+            }
+            Op::UserSearch => {
+                let param =
+                    |name: &str| request.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+                let (query, account_id) = (param("query"), param("accountId"));
+                state.user_searches.push(query.clone().or(account_id.clone()).unwrap_or_default());
+                if state.user_search_down {
+                    return ResponseTemplate::new(500).set_body_string("internal error");
+                }
+                let found: Vec<Value> = state
+                    .users
+                    .iter()
+                    .filter(|(id, email)| {
+                        query.as_deref().is_some_and(|q| q.eq_ignore_ascii_case(email))
+                            || account_id.as_deref() == Some(id.as_str())
+                    })
+                    .map(|(id, email)| {
+                        json!({"accountId": id, "displayName": format!("User {id}"), "emailAddress": email, "active": true})
+                    })
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(found)
+            }
+            Op::CreateMeta => {
+                state.createmeta_requests += 1;
+                let fields = super::create_screen_json();
+                let total = fields.as_array().map_or(0, Vec::len);
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"startAt": 0, "maxResults": 200, "total": total, "fields": fields}))
             }
         }
     }

@@ -14,6 +14,7 @@ use bridge::atlassian::{Credentials, EgressPolicy, Flavour, Session, Transport};
 use bridge::config::{HttpConfig, SearchIndex};
 use bridge::domain::{Product, TenantId};
 use bridge::error::ErrorCode;
+use bridge::ids::{IssueTypeId, ProjectKey};
 use bridge::issues::{ActionItem, CreateContext, IssueJob, ItemResult};
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
@@ -176,15 +177,19 @@ pub fn jira_settings() -> JiraSettings {
 /// The create screen of the project's issue type (`createmeta` fields): the marker label needs
 /// `labels`.
 pub fn create_screen() -> Vec<bridge::atlassian::jira::CreateMetaField> {
-    serde_json::from_value(json!([
+    serde_json::from_value(create_screen_json()).unwrap()
+}
+
+/// [`create_screen`] as Jira Cloud's createmeta lists it (the mock Jira answers it).
+pub fn create_screen_json() -> serde_json::Value {
+    json!([
         {"fieldId": "summary", "name": "Summary", "required": true},
         {"fieldId": "issuetype", "name": "Issue Type", "required": true},
         {"fieldId": "project", "name": "Project", "required": true},
         {"fieldId": "description", "name": "Description", "required": false},
         {"fieldId": "labels", "name": "Labels", "required": false},
         {"fieldId": "duedate", "name": "Due date", "required": false}
-    ]))
-    .unwrap()
+    ])
 }
 
 pub fn action_item(id: &str, title: &str) -> ActionItem {
@@ -220,16 +225,40 @@ impl IssueCreator {
 
     /// One delivery of the job for `items`: results in the order of `items`.
     pub async fn run(&self, items: &[ActionItem]) -> Vec<ItemResult> {
+        self.run_on(items, &self.fields).await
+    }
+
+    /// One delivery as the function runs it: the create screen through
+    /// [`bridge::issues::create_screen`] (Jira's createmeta or the tenant's cache), then the job.
+    pub async fn run_asking_for_the_screen(&self, items: &[ActionItem]) -> Vec<ItemResult> {
+        let lookups = bridge::issues::Lookups {
+            cache: self.stores.lookups.as_ref(),
+            tenant: &self.tenant,
+            markers: &self.markers,
+        };
+        let (project, issue_type) =
+            (ProjectKey::new(&self.settings.project_key), IssueTypeId::new(&self.settings.issue_type_id));
+        let fields =
+            bridge::issues::create_screen(&self.session, &lookups, &project, &issue_type).await.expect("createmeta");
+        self.run_on(items, &fields).await
+    }
+
+    async fn run_on(
+        &self,
+        items: &[ActionItem],
+        fields: &[bridge::atlassian::jira::CreateMetaField],
+    ) -> Vec<ItemResult> {
         let job = IssueJob {
             ctx: CreateContext {
                 session: &self.session,
                 tenant: self.tenant.as_str(),
                 settings: &self.settings,
-                fields: &self.fields,
+                fields,
                 retrospective: None,
                 markers: &self.markers,
             },
             ledger: self.stores.ledger.as_ref(),
+            cache: self.stores.lookups.as_ref(),
             tenant: &self.tenant,
             lease: LEASE,
             // Jira's index shows a create at once here; a miss is trusted right away.

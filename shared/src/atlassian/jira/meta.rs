@@ -1,14 +1,15 @@
 //! Create metadata (`issue/createmeta/{project}/issuetypes[/{id}]`) and what is read from it:
 //! the issue types a project can create, their create screens' fields, and priorities.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::super::{AtlassianError, ErrorPayload, Flavour, Session, encode, loose};
 use crate::ids::{IssueTypeId, ProjectKey};
 
-/// A createmeta field, normalized across Cloud (`fields`) and Server/DC (`values`).
-#[derive(Debug, Clone, Deserialize)]
+/// A createmeta field, normalized across Cloud (`fields`) and Server/DC (`values`). Serialized in
+/// the same shape it is read from, so an issue job's cache of it reads back as Jira's answer did.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateMetaField {
     pub field_id: String,
@@ -25,7 +26,7 @@ pub struct CreateMetaField {
 }
 
 /// A field's `schema`: its type, and which system or custom field it is.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct FieldSchema {
     #[serde(rename = "type", default, deserialize_with = "loose::id")]
     pub kind: Option<String>,

@@ -12,6 +12,12 @@
 //! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
 //! | issue job accepted with 202 (+ `parts`; `ttl` a week) | `TENANT#{tenant}` | `JOB#{job id}` |
 //! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
+//! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
+//! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
+//!
+//! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
+//! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones
+//! themselves, since DynamoDB deletes them only some time after they expire.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -24,6 +30,7 @@ use crate::domain::TenantId;
 mod connections;
 mod issue_jobs;
 mod issue_ledger;
+mod lookup_cache;
 mod oauth_states;
 mod publications;
 mod refresh_leases;

@@ -33,6 +33,7 @@ mod connections;
 mod credentials;
 mod issue_jobs;
 mod issue_ledger;
+mod lookup_cache;
 mod oauth_states;
 mod publications;
 mod refresh_leases;
@@ -42,6 +43,7 @@ pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
 pub use issue_jobs::MemoryIssueJobs;
 pub use issue_ledger::MemoryIssueLedger;
+pub use lookup_cache::MemoryLookupCache;
 pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
 pub use refresh_leases::MemoryLeases;
@@ -64,6 +66,7 @@ pub struct MemoryStore {
     pub states: Arc<MemoryStates>,
     pub leases: Arc<MemoryLeases>,
     pub credentials: Arc<MemoryCredentials>,
+    pub lookups: Arc<MemoryLookupCache>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -84,6 +87,7 @@ impl MemoryStore {
             states: Arc::new(MemoryStates::sharing(&clock, &faults)),
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
+            lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
             clock,
             faults,
             round_trips,
