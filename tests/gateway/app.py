@@ -202,17 +202,24 @@ class Gateway:
         log.info("%s: recycled (%d instances stopped)", name, stopped)
         return web.json_response({"function": name, "stopped": stopped})
 
+    async def _pool_and_body(self, request: web.Request, malformed: str):
+        """The pool the path names and the JSON body: (pool, body, None), or the 404 / 400 answer."""
+        name = request.match_info["name"]
+        pool = self.pools.get(name)
+        if pool is None:
+            return None, None, _message(404, f"no function named {name}")
+        try:
+            return pool, await request.json(), None
+        except ValueError:
+            return pool, None, _message(400, malformed)
+
     async def update_env(self, request: web.Request) -> web.Response:
         """A configuration change, as Lambda makes one: merge the variables (null removes one),
         then retire the environments so the next invocation cold-starts with them."""
         name = request.match_info["name"]
-        pool = self.pools.get(name)
-        if pool is None:
-            return _message(404, f"no function named {name}")
-        try:
-            changes = await request.json()
-        except ValueError:
-            return _message(400, "body must be a JSON object of variables")
+        pool, changes, refused = await self._pool_and_body(request, "body must be a JSON object of variables")
+        if refused:
+            return refused
         if not isinstance(changes, dict) or not all(isinstance(v, (str, type(None))) for v in changes.values()):
             return _message(400, "body must be a JSON object of string (or null) values")
         try:
@@ -234,13 +241,9 @@ class Gateway:
         environments are retired so the next invocation cold-starts the new code. The bench uses
         it to put a Python equivalent behind a function's own routes."""
         name = request.match_info["name"]
-        pool = self.pools.get(name)
-        if pool is None:
-            return _message(404, f"no function named {name}")
-        try:
-            doc = await request.json()
-        except ValueError:
-            return _message(400, 'body must be {"command": [...]}')
+        pool, doc, refused = await self._pool_and_body(request, 'body must be {"command": [...]}')
+        if refused:
+            return refused
         command = doc.get("command") if isinstance(doc, dict) else None
         if not isinstance(command, list) or not command or not all(isinstance(c, str) and c for c in command):
             return _message(400, "command must be a non-empty list of strings")

@@ -117,25 +117,30 @@ def iso(moment: dt.datetime) -> str:
 
 
 # ------------------------------------------------------------------ the first requests
-def connection_status(event, tenant, product):
-    denied = caller(event, tenant, {"bridge:read", "bridge:admin"})
+def lookup(event, tenant: str, scopes: set[str], sk: str, missing: tuple[str, str]):
+    """The caller check, then one of the tenant's items: (item, None), or (None, the answer)."""
+    denied = caller(event, tenant, scopes)
     if denied:
-        return denied
-    item = get_item(tenant, f"CONNECTION#{product}")
-    if item is None:
-        return error(404, "not_connected", f"no {product} connection for this tenant")
+        return None, denied
+    item = get_item(tenant, sk)
+    return (item, None) if item is not None else (None, error(404, *missing))
+
+
+def connection_status(event, tenant, product):
+    item, answer = lookup(event, tenant, {"bridge:read", "bridge:admin"}, f"CONNECTION#{product}",
+                          ("not_connected", f"no {product} connection for this tenant"))
+    if answer:
+        return answer
     fields = ("product", "deployment", "auth_type", "status", "site", "base_url", "acting_as", "scopes",
               "created_at", "updated_at", "last_verified_at")
     return respond(200, {f: plain(item[f]) if f in item else None for f in fields})
 
 
 def jira_projects(event, tenant):
-    denied = caller(event, tenant, {"bridge:read"})
-    if denied:
-        return denied
-    item = get_item(tenant, "CONNECTION#jira")
-    if item is None or plain(item["status"]) != "connected":
-        return error(404, "not_connected", "no jira connection for this tenant")
+    item, answer = lookup(event, tenant, {"bridge:read"}, "CONNECTION#jira",
+                          ("not_connected", "no jira connection for this tenant"))
+    if answer:
+        return answer
     auth = json.loads(secretsmanager.get_secret_value(SecretId=plain(item["secret_name"]))["SecretString"])
     base = plain(item["base_url"]).rstrip("/")
     jira = Jira(url=base, username=auth.get("username"), password=auth.get("password"), cloud=False,
@@ -147,22 +152,15 @@ def jira_projects(event, tenant):
 
 
 def publication(event, tenant, publication_id):
-    denied = caller(event, tenant, {"bridge:read", "bridge:publish"})
-    if denied:
-        return denied
-    item = get_item(tenant, f"PUBLICATION#{publication_id}")
-    if item is None:
-        return error(404, "not_found", f"no publication {publication_id} for this tenant")
-    return respond(200, {k: plain(v) for k, v in item.items() if k not in ("pk", "sk")})
+    item, answer = lookup(event, tenant, {"bridge:read", "bridge:publish"}, f"PUBLICATION#{publication_id}",
+                          ("not_found", f"no publication {publication_id} for this tenant"))
+    return answer or respond(200, {k: plain(v) for k, v in item.items() if k not in ("pk", "sk")})
 
 
 def delete_issue(event, tenant, key):
-    denied = caller(event, tenant, {"bridge:publish"})
-    if denied:
-        return denied
-    if get_item(tenant, f"ISSUE#{key}") is None:
-        return error(404, "not_ours", f"{key} was not created by this integration for this tenant")
-    return error(501, "not_implemented", "the Python equivalent deletes nothing")
+    _, answer = lookup(event, tenant, {"bridge:publish"}, f"ISSUE#{key}",
+                       ("not_ours", f"{key} was not created by this integration for this tenant"))
+    return answer or error(501, "not_implemented", "the Python equivalent deletes nothing")
 
 
 def oauth_start(event, tenant, product):
