@@ -227,6 +227,7 @@ def basic_operations(stack, bridge, tenant, project) -> list[tuple]:
 
 def job_matrix(bench: Bench, sizes, latencies) -> list[dict]:
     """Every job size, without and with distinct assignees, at each latency: bridge and both peers."""
+    bench.bridge_job(1, 0)          # create-issue warm, as the peers are (their cold start is not timed)
     rows = []
     for latency in latencies:
         bench.latency(latency)
