@@ -1,10 +1,38 @@
-"""`make bench`: latency of the real functions (release builds) through the local gateway against moto
-and the simulator, on this machine. Prints a Markdown table for the README. Numbers include the
-local gateway, moto and the simulator on the same 2 cores, so they are upper bounds for Lambda's
-own overhead, not predictions of production latency (which adds network time to Atlassian)."""
+"""`make bench`: the real functions (release builds) through the local gateway against moto and the
+simulator, on this machine, side by side with Python peers (issue 12). Prints Markdown tables and
+the ratios; `--write-readme` puts them into the README between the bench markers.
+
+What is timed, and how — read this before quoting a figure:
+
+- Bridge operations and jobs: client-side wall time of the HTTP request through the local gateway
+  (JWT check, API Gateway event, Lambda Runtime API, the function, moto, the simulator). A job
+  answered 202 is timed until the simulator holds all of its issues (polled), so 200 and 202 are
+  comparable.
+- The Python peers (tests/peers: `sequential` per item, `bulk` batched without exactly-once) run
+  **in this process**, timed from start to finish of the job: no gateway, no Lambda Runtime API, no
+  JWT, no cold start, a warm Python. That favours the peers. They use the same moto table (under
+  their own tenants) and the same simulator, with the same injected latency.
+- Latency is injected on every simulator request (`{"route":"*","kind":"latency",...}`), standing
+  in for the network to Atlassian; moto answers at local speed for everyone.
+- Every job runs under a fresh tenant (cold caches: connection, createmeta, assignees) except the
+  "warm" assignee row, the same team's second job. After each job its ledger items (`ACTION#`,
+  `ISSUE#`) are deleted, untimed: moto's `transact_write_items` copies the whole table per action
+  (see the README), so without this each row would be slower than the one before for moto's sake.
+- Cold start: the function's instances are recycled, then its first request is timed end to end
+  (client side), and the gateway reports the instance's init duration (spawn to first `/next`) and
+  peak RSS (`VmHWM`). The Python equivalent (tests/peers/pyfunction) is put behind the same routes
+  with the gateway's code swap and timed the same way: same gateway, same Runtime API, same env,
+  same secret read, same first request and answer.
+- The 429 storm: every 3rd `POST issue/bulk` is answered 429 `Retry-After: 1` (simulator fault
+  `every: 3`) with the latency on everything else. With an every-Nth storm a client's 429 count
+  grows only with the calls it makes: for 500 items (10 bulk calls) a client that retries each
+  refused call once, and makes no other bulk call, gets 4 — the "minimum" in the table.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import platform
 import statistics
@@ -12,14 +40,28 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.devstack import Stack
 from tests.integration import jobs
 from tests.integration.conftest import Bridge
+from tests.peers import bulk, sequential
+from tests.peers.common import Job
 
 REPO = Path(__file__).resolve().parents[1]
+# The release binaries to measure (`make bench` builds them into target/release); another checkout's
+# with BRIDGE_BIN_DIR, e.g. a worktree measuring the main checkout's build.
+BIN_DIR = Path(os.environ.get("BRIDGE_BIN_DIR") or REPO / "target" / "release")
+PY_FUNCTION = REPO / "tests" / "peers" / "pyfunction" / "bootstrap.py"
 ROUNDS = 20
+COLD_ROUNDS = 10
+LATENCY_MS = 50
+SIZES = (50, 200, 500)
+ASSIGNEES = 100
+BULK_ROUTE = "POST /dc/jira-dc/jira/rest/api/2/issue/bulk"
+STORM_EVERY = 3
+JOB_DEADLINE_S = 90                 # how long a 202-answered job may take to show all its issues
 
 
 def timed(fn, rounds=ROUNDS):
@@ -37,95 +79,391 @@ def ok(response):
     return response
 
 
-LATENCY_MS = 50
+def python() -> str:
+    venv = REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
 
 
-def large_jobs(stack, bridge, tenant, project):
-    """Issue 12's jobs: 500 action items and 200 with 100 distinct assignees (cold and warm), with
-    50 ms injected on every Atlassian request standing in for the network."""
-    users = stack.sim("GET", f"/_sim/data/assignable?flavour=dc&project={project}").json()["items"]
-    emails = [u["emailAddress"] for u in users if u.get("emailAddress")][:100]
+@dataclass
+class Run:
+    seconds: float | None           # None: the job did not finish
+    created: int
+    duplicates: int
+    note: str = ""
+    at_least: float | None = None   # a job cut off (30 s timeout) took at least this long
 
-    def job(n, with_assignees):
-        items = [{"id": uuid.uuid4().hex, "title": f"Action item {i}: follow up on the retro"} for i in range(n)]
-        if with_assignees:
-            for i, item in enumerate(items):
+    def cell(self) -> str:
+        if self.seconds is None:
+            return f"failed ({self.note}; {self.created} created)"
+        return f"{self.seconds:.2f}" + (f" ({self.note})" if self.note else "")
+
+
+class Bench:
+    def __init__(self, stack: Stack, bridge: Bridge):
+        self.stack, self.bridge = stack, bridge
+        self.projects = [p["key"] for p in stack.sim("GET", "/_sim/data/projects?flavour=dc").json()["items"]
+                         if p["key"] != "REQ"]
+        self._next_project = 0
+        self.ddb = stack.aws("dynamodb")
+
+    # ------------------------------------------------------------------ setup
+    def project(self) -> str:
+        """A project of its own for each job, so its issues can be read back without the others'."""
+        key = self.projects[self._next_project % len(self.projects)]
+        self._next_project += 1
+        return key
+
+    def emails(self, project: str, n: int) -> list[str]:
+        users = self.stack.sim("GET", f"/_sim/data/assignable?flavour=dc&project={project}").json()["items"]
+        return [u["emailAddress"] for u in users if u.get("emailAddress")][:n]
+
+    def tenant(self, project: str) -> str:
+        tenant = self.bridge.tenant()
+        jobs.connect(self.bridge, tenant, "jira", "dc")
+        jobs.settings(self.bridge, tenant, "jira", {"project_key": project, "issue_type_id": "3",
+                                                    "assignee_matching": "email"})
+        return tenant
+
+    def latency(self, ms: int) -> None:
+        self.stack.sim("DELETE", "/_sim/faults")
+        if ms:
+            self.stack.sim("POST", "/_sim/faults", {"route": "*", "kind": "latency", "latency_ms": ms, "times": None})
+
+    # ------------------------------------------------------------------ read-back and cleanup
+    def issues(self, project: str, run: str) -> tuple[int, int]:
+        """(distinct items created, duplicates) of one run, by its summaries in the simulator."""
+        got = self.stack.sim("GET", f"/_sim/jira/issues?flavour=dc&project={project}").json()["issues"]
+        summaries = [i["fields"].get("summary", "") for i in got if i["fields"].get("summary", "").startswith(run)]
+        return len(set(summaries)), len(summaries) - len(set(summaries))
+
+    def forget(self, tenant: str) -> None:
+        """Delete a finished job's ledger items (untimed; see the module docstring)."""
+        for prefix in ("ACTION#", "ISSUE#"):
+            kwargs = {"TableName": self.stack.table_name, "ProjectionExpression": "pk, sk",
+                      "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+                      "ExpressionAttributeValues": {":pk": {"S": f"TENANT#{tenant}"}, ":p": {"S": prefix}}}
+            keys = []
+            while True:
+                page = self.ddb.query(**kwargs)
+                keys += page["Items"]
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            for start in range(0, len(keys), 25):
+                pending = {self.stack.table_name: [{"DeleteRequest": {"Key": k}} for k in keys[start:start + 25]]}
+                while pending:
+                    pending = self.ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+    # ------------------------------------------------------------------ one job
+    @staticmethod
+    def items(run: str, n: int, emails: list[str]) -> list[dict]:
+        items = [{"id": uuid.uuid4().hex, "title": f"{run} action item {i}: follow up on the retro"} for i in range(n)]
+        for i, item in enumerate(items):
+            if emails:
                 item["assignee_email"] = emails[i % len(emails)]
-        return lambda: ok(bridge.call("POST", f"/v1/tenants/{tenant}/issues", tenant,
-                                       json_body={"action_items": items},
-                                       headers={"Idempotency-Key": uuid.uuid4().hex}))
+        return items
 
-    rows = []
-    for latency in (0, LATENCY_MS):
-        stack.sim("POST", "/_sim/faults", {"route": "*", "kind": "latency", "latency_ms": latency, "times": None})
-        for name, n, with_assignees in (
-                (f"create-issue: 500 action items, no assignees, {latency} ms latency (DC)", 500, False),
-                (f"create-issue: 200 items, {len(emails)} distinct assignees, {latency} ms latency (DC)", 200, True)):
-            try:
-                rows.append((name, *timed(job(n, with_assignees), 3)))
-            except AssertionError as e:
-                # A job past the function's 30 s timeout is a result too: it goes into the table.
-                print(f"{name}: {e}", file=sys.stderr)
-                rows.append((name, float("nan"), float("nan"), float("nan")))
-        stack.sim("DELETE", "/_sim/faults")
+    def bridge_job(self, n: int, assignees: int, tenant: str | None = None, project: str | None = None) -> Run:
+        if tenant is None:
+            project = self.project()
+            tenant = self.tenant(project)
+        run = "b" + uuid.uuid4().hex[:10]
+        items = self.items(run, n, self.emails(project, assignees) if assignees else [])
+        start = time.perf_counter()
+        r = self.bridge.call("POST", f"/v1/tenants/{tenant}/issues", tenant, json_body={"action_items": items},
+                             headers={"Idempotency-Key": uuid.uuid4().hex})
+        answered = time.perf_counter() - start
+        note = ""
+        if r.status_code == 202:
+            note = f"202 after {answered:.1f} s"
+            while time.perf_counter() - start < JOB_DEADLINE_S and self.issues(project, run)[0] < n:
+                time.sleep(0.2)
+        created, duplicates = self.issues(project, run)
+        seconds = time.perf_counter() - start
+        # The ledger goes; what the team's next job may reuse (caches: other items) stays.
+        self.forget(tenant)
+        if r.status_code >= 300:
+            reason = "past the 30 s function timeout" if r.status_code in (502, 503, 504) else r.text[:80]
+            return Run(None, created, duplicates, f"{r.status_code} after {answered:.1f} s, {reason}",
+                       at_least=answered if r.status_code in (503, 504) else None)
+        if created < n:
+            return Run(None, created, duplicates, f"{r.status_code}, only {created}/{n} created")
+        return Run(seconds, created, duplicates, note)
+
+    def peer_job(self, peer, n: int, assignees: int, retry_429: bool = False) -> Run:
+        project = self.project()
+        job = Job(self.stack.sim_url + "/dc/jira-dc/jira", jobs.DC_USER, jobs.DC_PASSWORD, project, "3",
+                  self.ddb, self.stack.table_name, retry_429=retry_429)
+        run = "p" + uuid.uuid4().hex[:10]
+        items = self.items(run, n, self.emails(project, assignees) if assignees else [])
+        start = time.perf_counter()
+        try:
+            outcomes = peer.run(job, items)
+        except Exception as exc:  # noqa: BLE001 - a failed peer is a row too
+            seconds, note = None, f"{type(exc).__name__}: {str(exc)[:80]}"
+        else:
+            seconds = time.perf_counter() - start
+            failed = [o for o in outcomes if o.error]
+            note = f"{len(failed)} failed" if failed else ""
+            if failed:
+                seconds = None
+        created, duplicates = self.issues(project, run)
+        self.forget(job.tenant)
+        return Run(seconds, created, duplicates, note)
+
+
+# ---------------------------------------------------------------------------- sections
+def basic_operations(stack, bridge, tenant, project) -> list[tuple]:
+    rows = [("connections: status, warm", *timed(lambda: ok(bridge.call("GET", f"/v1/tenants/{tenant}/connections/jira", tenant))))]
+    rows.append(("connections: verify (DC basic)", *timed(lambda: ok(bridge.call("POST", f"/v1/tenants/{tenant}/connections/jira/verify", tenant)))))
+    rows.append(("discovery: projects page (DC)", *timed(lambda: ok(bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant)))))
+    rows.append(("discovery: fields (cached)", *timed(lambda: ok(bridge.call(
+        "GET", f"/v1/tenants/{tenant}/jira/projects/{project}/issue-types/3/fields", tenant)))))
+    report = jobs.retrospective(items=[f"Item {i}: something that went well" for i in range(50)])
+    rows.append(("publish-page: 50-item report, page + PDF (DC)", *timed(lambda: ok(bridge.call(
+        "POST", f"/v1/tenants/{tenant}/pages", tenant, json_body={**report, "report_id": uuid.uuid4().hex},
+        headers={"Idempotency-Key": uuid.uuid4().hex})), 10)))
     return rows
 
 
-def main() -> int:
+def job_matrix(bench: Bench, sizes, latencies) -> list[dict]:
+    """Every job size, without and with distinct assignees, at each latency: bridge and both peers."""
+    bench.bridge_job(1, 0)          # create-issue warm, as the peers are (their cold start is not timed)
     rows = []
-    with Stack(REPO, Path(tempfile.mkdtemp(prefix="bridge-bench-")), REPO / "target" / "release") as stack:
+    for latency in latencies:
+        bench.latency(latency)
+        for n in sizes:
+            for assignees in (0, min(ASSIGNEES, n)):
+                row = {"n": n, "assignees": assignees, "latency": latency}
+                row["bridge"] = bench.bridge_job(n, assignees)
+                row["sequential"] = bench.peer_job(sequential, n, assignees)
+                row["bulk"] = bench.peer_job(bulk, n, assignees)
+                print(f"  {n} items, {assignees} assignees, {latency} ms: "
+                      + ", ".join(f"{k} {row[k].cell()}" for k in ("bridge", "sequential", "bulk")), file=sys.stderr)
+                rows.append(row)
+    bench.latency(0)
+    return rows
+
+
+def assignee_cache(bench: Bench) -> dict:
+    """The same team's job twice: the first finds every assignee (cold cache), the second should
+    find them remembered (warm). 500 items, 100 distinct emails, 50 ms."""
+    bench.latency(LATENCY_MS)
+    project = bench.project()
+    tenant = bench.tenant(project)
+    cold = bench.bridge_job(500, ASSIGNEES, tenant, project)
+    warm = bench.bridge_job(500, ASSIGNEES, tenant, project)
+    plain = bench.bridge_job(500, 0)
+    bench.latency(0)
+    return {"cold": cold, "warm": warm, "none": plain}
+
+
+def storm(bench: Bench) -> dict:
+    """500 items, every 3rd bulk create answered 429 Retry-After 1, 50 ms on everything else."""
+    out = {}
+    for name, job in (("bridge", lambda: bench.bridge_job(500, 0)),
+                      ("bulk peer", lambda: bench.peer_job(bulk, 500, 0, retry_429=True))):
+        bench.stack.sim("DELETE", "/_sim/faults")
+        bench.stack.sim("DELETE", "/_sim/calls")
+        bench.stack.sim("POST", "/_sim/faults", {"route": BULK_ROUTE, "kind": "rate_limit", "retry_after": 1,
+                                                 "every": STORM_EVERY, "times": None})
+        bench.stack.sim("POST", "/_sim/faults", {"route": "*", "kind": "latency", "latency_ms": LATENCY_MS, "times": None})
+        run = job()
+        storm_fault = bench.stack.sim("GET", "/_sim/faults").json()["faults"][0]
+        calls = bench.stack.sim("GET", f"/_sim/calls?route={BULK_ROUTE}").json()["calls"]
+        out[name] = {"run": run, "injected": storm_fault["hits"], "bulk_calls": len(calls),
+                     "received": sum(1 for c in calls if c.get("status") == 429)}
+    bench.stack.sim("DELETE", "/_sim/faults")
+    return out
+
+
+def first_requests(tenant: str, project: str) -> dict:
+    return {
+        "connections": ("GET", f"/v1/tenants/{tenant}/connections/jira", None, "status"),
+        "discovery": ("GET", f"/v1/tenants/{tenant}/jira/projects", None, "projects (DC)"),
+        "publish-page": ("GET", f"/v1/tenants/{tenant}/publications/bench-none", None, "publication, none"),
+        "create-issue": ("DELETE", f"/v1/tenants/{tenant}/issues/{project}-999999", None, "delete, not ours"),
+        "oauth-callback": ("POST", f"/v1/tenants/{tenant}/connections/jira/oauth/start",
+                           {"return_url": "https://app.example.test/bench"}, "OAuth start"),
+    }
+
+
+def cold_starts(stack, bridge, tenant, project, rounds=COLD_ROUNDS) -> list[dict]:
+    """Per function: first-request latency after a recycle, init duration and the instance's peak
+    RSS — ours, then the Python equivalent behind the same routes. Also our peak RSS over the
+    whole bench so far (every instance of the function)."""
+    gateway = stack.gateway_url + "/_gateway/functions"
+    rows = []
+    for function, (method, path, body, what) in first_requests(tenant, project).items():
+        before = bridge.http.get(gateway, timeout=10).json()[function]
+        row = {"function": function, "request": what, "bench_peak_kib": before["peak_rss_kib"]}
+        original = before["command"]
+
+        def measure(label):
+            latencies, inits, peaks, statuses = [], [], [], set()
+            for _ in range(rounds):
+                stack.recycle(function)
+                start = time.perf_counter()
+                r = bridge.call(method, path, tenant, json_body=body)
+                latencies.append((time.perf_counter() - start) * 1000)
+                statuses.add(r.status_code)
+                [inst] = bridge.http.get(gateway, timeout=10).json()[function]["instance_stats"]
+                inits.append(inst["init_ms"])
+                peaks.append(inst["peak_rss_kib"])
+            row[label] = {"p50": statistics.median(latencies), "max": max(latencies),
+                          "init": statistics.median(inits), "peak_kib": max(peaks), "statuses": statuses}
+
+        measure("bridge")
+        ok(bridge.http.put(f"{gateway}/{function}/code", json={"command": [python(), str(PY_FUNCTION), "function.handler"]},
+                           timeout=60))
+        try:
+            measure("python")
+        finally:
+            ok(bridge.http.put(f"{gateway}/{function}/code", json={"command": original}, timeout=60))
+        if row["bridge"]["statuses"] != row["python"]["statuses"]:
+            print(f"  {function}: the Python equivalent answered {row['python']['statuses']}, ours "
+                  f"{row['bridge']['statuses']}", file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------- tables
+def mib(kib) -> str:
+    return "—" if kib is None else f"{kib / 1024:.1f}"
+
+
+def ratio(a, b) -> str:
+    """a / b as "N×", or "—" when either is missing."""
+    if a is None or b is None or b == 0 or (isinstance(a, float) and math.isnan(a)):
+        return "—"
+    value = a / b
+    return f"{value:.1f}×" if value >= 1.95 else f"{value:.2f}×"
+
+
+def job_ratio(a: Run, b: Run) -> str:
+    """a's time / b's, or a bound when one of them was cut off at the timeout."""
+    if a.seconds is not None and b.seconds is not None:
+        return ratio(a.seconds, b.seconds)
+    if a.seconds is None and a.at_least is not None and b.seconds is not None:
+        return "≥ " + ratio(a.at_least, b.seconds)
+    if b.seconds is None and b.at_least is not None and a.seconds is not None:
+        return "≤ " + ratio(a.seconds, b.at_least)
+    return "—"
+
+
+def render(basic, matrix, cache, storm_rows, cold) -> tuple[str, list[str]]:
+    out, ratios = [], []
+    if basic:
+        out += ["| operation (through the local gateway) | p50 ms | p95 ms | max ms |", "|---|---|---|---|"]
+        out += [f"| {name} | {p50:.0f} | {p95:.0f} | {worst:.0f} |" for name, p50, p95, worst in basic]
+        out.append("")
+    if matrix:
+        out += ["| create-issue job (DC) | latency | bridge s | sequential peer s | bulk peer s | "
+                "sequential ÷ bridge | bridge ÷ bulk |", "|---|---|---|---|---|---|---|"]
+        for r in matrix:
+            b, s, k = r["bridge"], r["sequential"], r["bulk"]
+            what = f"{r['n']} items, " + (f"{r['assignees']} distinct assignees" if r["assignees"] else "no assignees")
+            faster, slower = job_ratio(s, b), job_ratio(b, k)
+            out.append(f"| {what} | {r['latency']} ms | {b.cell()} | {s.cell()} | {k.cell()} | {faster} | {slower} |")
+            ratios.append(f"{what}, {r['latency']} ms: sequential peer's time ÷ bridge's = {faster}; "
+                          f"bridge's ÷ bulk peer's = {slower}")
+        out.append("")
+    if cache:
+        none = cache["none"]
+        out += [f"| 500 items, {ASSIGNEES} distinct assignees, {LATENCY_MS} ms (DC) | bridge s | ÷ no-assignee job |",
+                "|---|---|---|",
+                f"| cold assignee cache (the team's first job) | {cache['cold'].cell()} | {job_ratio(cache['cold'], none)} |",
+                f"| warm assignee cache (the same team's next job) | {cache['warm'].cell()} | {job_ratio(cache['warm'], none)} |",
+                f"| no assignees (for comparison) | {none.cell()} | 1.00× |", ""]
+        ratios.append(f"assignee cache: the warm job's time ÷ the no-assignee job's = {job_ratio(cache['warm'], none)}, "
+                      f"the cold job's = {job_ratio(cache['cold'], none)}")
+    if storm_rows:
+        out += [f"| 429 storm: 500 items, every {STORM_EVERY}rd bulk create 429 `Retry-After: 1`, {LATENCY_MS} ms | s | "
+                "issues created | duplicates | bulk calls | 429s injected | 429s received | ÷ minimum (4) |",
+                "|---|---|---|---|---|---|---|---|"]
+        for name, s in storm_rows.items():
+            out.append(f"| {name} | {s['run'].cell()} | {s['run'].created} | {s['run'].duplicates} | {s['bulk_calls']} | "
+                       f"{s['injected']} | {s['received']} | {ratio(s['received'], 4)} |")
+            ratios.append(f"429 storm, {name}: {s['received']} 429s received for {s['injected']} injected, "
+                          f"{s['run'].duplicates} duplicates")
+        out.append("")
+    if cold:
+        out += ["| cold start: first request after a recycle | bridge p50 ms | Python p50 ms | Python ÷ bridge | "
+                "bridge init ms | Python init ms | Python ÷ bridge | bridge peak RSS MiB | Python peak RSS MiB | "
+                "Python ÷ bridge | bridge peak RSS over the bench MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in cold:
+            b, p = r["bridge"], r["python"]
+            out.append(f"| {r['function']}: {r['request']} | {b['p50']:.0f} | {p['p50']:.0f} | {ratio(p['p50'], b['p50'])} | "
+                       f"{b['init']:.0f} | {p['init']:.0f} | {ratio(p['init'], b['init'])} | {mib(b['peak_kib'])} | "
+                       f"{mib(p['peak_kib'])} | {ratio(p['peak_kib'], b['peak_kib'])} | {mib(r['bench_peak_kib'])} |")
+            ratios.append(f"{r['function']}: Python's cold first request ÷ ours = {ratio(p['p50'], b['p50'])} "
+                          f"(init {ratio(p['init'], b['init'])}), peak RSS {ratio(p['peak_kib'], b['peak_kib'])}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n", ratios
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="make bench: the bridge side by side with Python peers")
+    parser.add_argument("--write-readme", action="store_true", help="write the tables into README.md")
+    parser.add_argument("--sections", default="basic,jobs,cache,storm,cold",
+                        help="comma-separated subset of basic,jobs,cache,storm,cold (default: all)")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="job sizes (default 50,200,500)")
+    parser.add_argument("--latencies", default=f"0,{LATENCY_MS}", help="injected latencies, ms (default 0,50)")
+    parser.add_argument("--cold-rounds", type=int, default=COLD_ROUNDS)
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    started = time.monotonic()
+
+    basic, matrix, cache, storm_rows, cold = [], [], {}, {}, []
+    with Stack(REPO, Path(tempfile.mkdtemp(prefix="bridge-bench-")), BIN_DIR) as stack:
         bridge = Bridge(stack)
         stack.register_client()
-        tenant = bridge.tenant()
-        jobs.connect(bridge, tenant, "jira", "dc")
+        bench = Bench(stack, bridge)
+        project = bench.project()
+        tenant = bench.tenant(project)
         jobs.connect(bridge, tenant, "confluence", "dc")
-        project = next(p["key"] for p in stack.sim("GET", "/_sim/data/projects?flavour=dc").json()["items"]
-                       if p["key"] != "REQ")
-        jobs.settings(bridge, tenant, "jira", {"project_key": project, "issue_type_id": "3"})
         jobs.settings(bridge, tenant, "confluence", {"space_key": "SPA"})
-
-        def cold_status():
-            stack.recycle("connections")
-            ok(bridge.call("GET", f"/v1/tenants/{tenant}/connections/jira", tenant))
-
-        rows.append(("connections: status, cold start", *timed(cold_status, 10)))
-        rows.append(("connections: status, warm", *timed(lambda: ok(bridge.call("GET", f"/v1/tenants/{tenant}/connections/jira", tenant)))))
-        rows.append(("connections: verify (DC basic)", *timed(lambda: ok(bridge.call("POST", f"/v1/tenants/{tenant}/connections/jira/verify", tenant)))))
-        rows.append(("discovery: projects page (DC)", *timed(lambda: ok(bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant)))))
-        rows.append(("discovery: fields (cached)", *timed(lambda: ok(bridge.call(
-            "GET", f"/v1/tenants/{tenant}/jira/projects/{project}/issue-types/3/fields", tenant)))))
-        report = jobs.retrospective(items=[f"Item {i}: something that went well" for i in range(50)])
-        rows.append(("publish-page: 50-item report, page + PDF (DC)", *timed(lambda: ok(bridge.call(
-            "POST", f"/v1/tenants/{tenant}/pages", tenant, json_body={**report, "report_id": uuid.uuid4().hex},
-            headers={"Idempotency-Key": uuid.uuid4().hex})), 10)))
-        rows.append(("create-issue: 50 action items, one bulk call (DC)", *timed(lambda: ok(bridge.call(
-            "POST", f"/v1/tenants/{tenant}/issues", tenant,
-            json_body={"action_items": [{"id": uuid.uuid4().hex, "title": f"Item {i}"} for i in range(50)]},
-            headers={"Idempotency-Key": uuid.uuid4().hex})), 10)))
-        rows.extend(large_jobs(stack, bridge, tenant, project))
+        if "basic" in sections:
+            print("basic operations", file=sys.stderr)
+            basic = basic_operations(stack, bridge, tenant, project)
+        if "jobs" in sections:
+            print("create-issue jobs: bridge, sequential peer, bulk peer", file=sys.stderr)
+            matrix = job_matrix(bench, [int(s) for s in args.sizes.split(",")],
+                                [int(ms) for ms in args.latencies.split(",")])
+        if "cache" in sections:
+            print("assignee cache: cold, warm", file=sys.stderr)
+            cache = assignee_cache(bench)
+        if "storm" in sections:
+            print("429 storm", file=sys.stderr)
+            storm_rows = storm(bench)
+        if "cold" in sections:
+            # Last: our peak RSS over the bench is read before the Python code takes the functions' place.
+            print("cold starts: bridge, Python", file=sys.stderr)
+            cold = cold_starts(stack, bridge, tenant, project, args.cold_rounds)
         stats = bridge.http.get(stack.gateway_url + "/_gateway/functions", timeout=10).json()
 
-    lines = ["| operation (through the local gateway) | p50 ms | p95 ms | max ms |", "|---|---|---|---|"]
-    lines += [f"| {name} | {p50:.0f} | {p95:.0f} | {worst:.0f} |" if p50 == p50 else f"| {name} | failed (past the 30 s function timeout) | | |"
-              for name, p50, p95, worst in rows]
-    table = "\n".join(lines)
+    table, ratios = render(basic, matrix, cache, storm_rows, cold)
     print(table)
-    print()
+    print("ratios:")
+    for line in ratios:
+        print("  " + line)
     print("instances started per function:", {name: s["cold_starts"] for name, s in stats.items()})
-    if "--write-readme" in sys.argv:
+    print(f"bench took {time.monotonic() - started:.0f} s")
+    if args.write_readme:
         write_readme(table)
     return 0
 
 
 def write_readme(table: str) -> None:
-    """Replaces the table between the README's bench markers, with the machine it ran on."""
+    """Replaces the tables between the README's bench markers, with the machine it ran on."""
     readme = REPO / "README.md"
     text = readme.read_text()
     start = text.index("<!-- bench:start")
     start = text.index("\n", start) + 1
     end = text.index("<!-- bench:end -->")
-    machine = f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} {platform.system()}, {os.cpu_count()} cores."
-    readme.write_text(text[:start] + table + "\n\n" + machine + "\n" + text[end:])
+    machine = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} {platform.system()}, "
+               f"{os.cpu_count()} cores, Python {platform.python_version()}.")
+    readme.write_text(text[:start] + table + "\n" + machine + "\n" + text[end:])
     print(f"wrote {readme.relative_to(REPO)}")
 
 

@@ -6,6 +6,8 @@ import asyncio
 import html
 import json
 import logging
+import os
+import shutil
 import uuid
 from urllib.parse import parse_qsl
 
@@ -57,6 +59,7 @@ class Gateway:
         app.router.add_get("/_gateway/functions", self.function_stats)
         app.router.add_post("/_gateway/functions/{name}/recycle", self.recycle)
         app.router.add_put("/_gateway/functions/{name}/env", self.update_env)
+        app.router.add_put("/_gateway/functions/{name}/code", self.update_code)
         app.router.add_post("/_gateway/events", self.put_events)
         app.router.add_get("/_dev/return", self.dev_return)
         for path, page in self.config.static_routes.items():
@@ -204,17 +207,24 @@ class Gateway:
         log.info("%s: recycled (%d instances stopped)", name, stopped)
         return web.json_response({"function": name, "stopped": stopped})
 
+    async def _pool_and_body(self, request: web.Request, malformed: str):
+        """The pool the path names and the JSON body: (pool, body, None), or the 404 / 400 answer."""
+        name = request.match_info["name"]
+        pool = self.pools.get(name)
+        if pool is None:
+            return None, None, _message(404, f"no function named {name}")
+        try:
+            return pool, await request.json(), None
+        except ValueError:
+            return pool, None, _message(400, malformed)
+
     async def update_env(self, request: web.Request) -> web.Response:
         """A configuration change, as Lambda makes one: merge the variables (null removes one),
         then retire the environments so the next invocation cold-starts with them."""
         name = request.match_info["name"]
-        pool = self.pools.get(name)
-        if pool is None:
-            return _message(404, f"no function named {name}")
-        try:
-            changes = await request.json()
-        except ValueError:
-            return _message(400, "body must be a JSON object of variables")
+        pool, changes, refused = await self._pool_and_body(request, "body must be a JSON object of variables")
+        if refused:
+            return refused
         if not isinstance(changes, dict) or not all(isinstance(v, (str, type(None))) for v in changes.values()):
             return _message(400, "body must be a JSON object of string (or null) values")
         try:
@@ -229,6 +239,26 @@ class Gateway:
         stopped = await pool.stop_instances(drain=True)
         log.info("%s: environment updated (%s); %d instances stopped", name, ", ".join(sorted(changes)), stopped)
         return web.json_response({"function": name, "stopped": stopped})
+
+    async def update_code(self, request: web.Request) -> web.Response:
+        """A code change, as Lambda's UpdateFunctionCode makes one: `{"command": [...]}` replaces
+        the program the function's instances run (same routes, rules and environment), then the
+        environments are retired so the next invocation cold-starts the new code. The bench uses
+        it to put a Python equivalent behind a function's own routes."""
+        name = request.match_info["name"]
+        pool, doc, refused = await self._pool_and_body(request, 'body must be {"command": [...]}')
+        if refused:
+            return refused
+        command = doc.get("command") if isinstance(doc, dict) else None
+        if not isinstance(command, list) or not command or not all(isinstance(c, str) and c for c in command):
+            return _message(400, "command must be a non-empty list of strings")
+        exe = command[0]
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)) and shutil.which(exe) is None:
+            return _message(400, f"command {exe!r} not found or not executable")
+        pool.config.command = list(command)
+        stopped = await pool.stop_instances(drain=True)
+        log.info("%s: code updated; %d instances stopped", name, stopped)
+        return web.json_response({"function": name, "stopped": stopped, "command": command})
 
     async def dev_return(self, request: web.Request) -> web.Response:
         pairs = parse_qsl(request.query_string, keep_blank_values=True)

@@ -97,7 +97,10 @@ class Instance:
         self.stopping = False
         self.init_error: dict | None = None
         self.spawned_at = time.monotonic()
-        self.init_ms: float | None = None
+        self.init_ms: float | None = None          # for the first REPORT line, then cleared
+        self.init_duration_ms: float | None = None  # spawn -> first /next, kept for the stats
+        self.peak_rss_kib: int | None = None        # VmHWM, sampled after each invocation and at the end
+        self.invocations = 0
         self.returned_at = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.tasks: list[asyncio.Task] = []
@@ -106,6 +109,33 @@ class Instance:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    def sample_memory(self) -> dict[str, int | None]:
+        """The process's resident memory now and its peak so far (Linux /proc; None elsewhere
+        or once it is gone). The peak is remembered, so it survives the process."""
+        mem = _proc_memory_kib(self.pid) if self.pid and self.state != "dead" else {}
+        if mem.get("VmHWM") is not None:
+            self.peak_rss_kib = max(self.peak_rss_kib or 0, mem["VmHWM"])
+        return {"rss_kib": mem.get("VmRSS"), "peak_rss_kib": self.peak_rss_kib}
+
+    def describe(self) -> dict:
+        return {"id": self.id, "pid": self.pid, "state": self.state, "invocations": self.invocations,
+                "init_ms": None if self.init_duration_ms is None else round(self.init_duration_ms, 2),
+                **self.sample_memory()}
+
+
+def _proc_memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak resident set) of a process, in KiB, from /proc/<pid>/status."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    out[name] = int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
 
 class LogSink:
@@ -141,6 +171,9 @@ class FunctionPool:
         self._closed = False
         self.invocations_total = 0
         self.cold_starts = 0
+        # Instances that have ended (newest last): init time, peak RSS, invocations each.
+        self.retired: deque[dict] = deque(maxlen=200)
+        self.peak_rss_kib: int | None = None       # the highest VmHWM of any instance so far
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -197,7 +230,19 @@ class FunctionPool:
             "invocations": self.invocations_total,
             "cold_starts": self.cold_starts,
             "pids": sorted(i.pid for i in self.instances.values() if i.pid),
+            "command": list(self.config.command),
+            # Per live instance: init duration (spawn to first /next, as Lambda's Init Duration),
+            # resident memory now and at its peak (VmRSS, VmHWM of /proc/<pid>/status, KiB).
+            "instance_stats": [self._note_peak(i.describe()) for i in self.instances.values()],
+            "retired": list(self.retired),
+            "peak_rss_kib": self.peak_rss_kib,
         }
+
+    def _note_peak(self, described: dict) -> dict:
+        peak = described.get("peak_rss_kib")
+        if peak is not None:
+            self.peak_rss_kib = max(self.peak_rss_kib or 0, peak)
+        return described
 
     # ------------------------------------------------------------------ invoking
     async def invoke(self, payload: bytes) -> InvocationResult:
@@ -259,6 +304,8 @@ class FunctionPool:
             inst.timer = None
         duration = (time.monotonic() - inv.started) * 1000
         result.instance, result.duration_ms = inst.id, duration
+        inst.invocations += 1
+        peak = inst.sample_memory()["peak_rss_kib"]
         self._resolve(inv, result)
         if inst.current is inv:
             inst.current = None
@@ -268,6 +315,8 @@ class FunctionPool:
         self.sink.line(f"END RequestId: {inv.request_id}")
         report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\t"
                   f"Billed Duration: {int(duration) + 1} ms\tMemory Size: {self.config.memory_mb} MB")
+        if peak is not None:
+            report += f"\tMax Memory Used: {peak // 1024} MB"
         if inst.init_ms is not None:
             report += f"\tInit Duration: {inst.init_ms:.2f} ms"
             inst.init_ms = None
@@ -366,6 +415,9 @@ class FunctionPool:
     async def _on_exit(self, inst: Instance, rc: int | None) -> None:
         was_stopping = inst.stopping
         inst.state = "dead"
+        record = {**inst.describe(), "state": "dead", "exit": rc}
+        record.pop("rss_kib", None)
+        self.retired.append(self._note_peak(record))
         if not inst.gone.done():
             inst.gone.set_result(None)
         self.instances.pop(inst.id, None)
@@ -407,6 +459,7 @@ class FunctionPool:
         proc = inst.process
         if proc is None or proc.returncode is not None:
             return
+        inst.sample_memory()   # the last look at its peak before it goes
         _signal_group(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), timeout=2)
@@ -432,7 +485,7 @@ class FunctionPool:
                 "errorMessage": "the runtime asked for the next event without answering this one"}))
         if not inst.polled:
             inst.polled = True
-            inst.init_ms = (time.monotonic() - inst.spawned_at) * 1000
+            inst.init_ms = inst.init_duration_ms = (time.monotonic() - inst.spawned_at) * 1000
         inst.state = "idle"
         inst.waiter = asyncio.get_running_loop().create_future()
         waiter = inst.waiter

@@ -414,6 +414,45 @@ def test_warm_instance_is_reused_and_recycle_forces_a_cold_start(gw):
     assert requests.post(gw.url + "/_gateway/functions/nope/recycle", timeout=5).status_code == 404
 
 
+def test_stats_report_init_time_and_peak_memory_per_instance(gw):
+    requests.post(gw.url + "/_gateway/functions/fake/recycle", timeout=10)
+    pid = echo_body(requests.get(gw.url + "/public/mem", timeout=10))["pid"]
+    [live] = stats(gw)["fake"]["instance_stats"]
+    assert live["pid"] == pid and live["invocations"] == 1 and live["init_ms"] > 0
+    # a Python process holds a few MiB at least; its peak is never below what it holds now
+    assert 1024 < live["rss_kib"] <= live["peak_rss_kib"]
+    requests.post(gw.url + "/_gateway/functions/fake/recycle", timeout=10)
+    after = stats(gw)["fake"]
+    gone = [r for r in after["retired"] if r["pid"] == pid]
+    assert gone and gone[-1]["peak_rss_kib"] >= live["peak_rss_kib"] and gone[-1]["init_ms"] == live["init_ms"]
+    assert after["peak_rss_kib"] >= gone[-1]["peak_rss_kib"]
+    log = (gw.logs_dir / "fake.log").read_text()
+    assert re.search(r"REPORT RequestId: \S+\tDuration: [\d.]+ ms.*\tMax Memory Used: \d+ MB", log)
+
+
+def test_code_update_runs_another_program_behind_the_same_routes(gw, tmp_path):
+    wrapper = tmp_path / "other_function.py"
+    wrapper.write_text("import os, runpy, sys\nos.environ['FAKE_SETTING'] = 'swapped'\n"
+                       f"sys.argv = [{str(HERE / 'fake_function.py')!r}]\n"
+                       f"runpy.run_path({str(HERE / 'fake_function.py')!r}, run_name='__main__')\n")
+    before = echo_body(requests.get(gw.url + "/public/code", timeout=10))["pid"]
+    try:
+        resp = requests.put(gw.url + "/_gateway/functions/fake/code",
+                            json={"command": [sys.executable, str(wrapper)]}, timeout=10)
+        assert resp.status_code == 200 and resp.json()["stopped"] >= 1
+        assert not pid_alive(before)
+        body = echo_body(requests.get(gw.url + "/public/code", timeout=10))
+        assert body["env"]["FAKE_SETTING"] == "swapped" and body["pid"] != before
+        assert stats(gw)["fake"]["command"] == [sys.executable, str(wrapper)]
+        for bad in ({}, {"command": []}, {"command": ["/no/such/program"]}, {"command": "python"}):
+            assert requests.put(gw.url + "/_gateway/functions/fake/code", json=bad, timeout=5).status_code == 400
+        assert requests.put(gw.url + "/_gateway/functions/nope/code", json={"command": FAKE},
+                            timeout=5).status_code == 404
+    finally:
+        requests.put(gw.url + "/_gateway/functions/fake/code", json={"command": FAKE}, timeout=10)
+    assert echo_body(requests.get(gw.url + "/public/code", timeout=10))["env"]["FAKE_SETTING"] == "one"
+
+
 def test_recycle_lets_an_in_flight_invocation_finish(gw):
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(requests.get, gw.url + "/pool?fake=slow&sleep=0.5", timeout=30)

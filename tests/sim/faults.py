@@ -4,7 +4,9 @@ A fault's `route` matches a request whose route (`"GET /ex/jira/{cloudId}/rest/a
 `"GET /site/{siteName}/rest/api/3/myself"`, `"GET /dc/jira-dc/jira/rest/api/2/myself"`,
 `"POST /oauth/token"`, `"POST /oidc/{provider}/token"`) equals it or starts with it; `"*"` matches every recorded request.
 The first active matching fault (in creation order) applies; `times` counts down
-(null = forever).
+(null = forever). With `every: N` a fault applies to every Nth request it matches (the Nth, 2Nth,
+...; default 1 = each); the requests in between pass it by, on to the next matching fault (so a
+storm of every 3rd call answered 429 combines with a latency fault on every call).
 
 Kinds `commit_then_drop` and `commit_then_status` simulate a crash between the product's commit
 and its response: the request is handled for real first, then the connection is closed or
@@ -70,9 +72,12 @@ def parse_fault(body: dict) -> Fault:
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise ValueError("'reason' must be a string")
+    every = body.get("every", 1)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ValueError("'every' must be a positive integer")
     return Fault(id=f"f{next(_ids)}", route=route, kind=kind, status=status,
                  retry_after=retry_after, headers={k: str(v) for k, v in headers.items()},
-                 body=body.get("body"), latency_ms=latency, times=times, reason=reason)
+                 body=body.get("body"), latency_ms=latency, times=times, reason=reason, every=every)
 
 
 def _matches(fault: Fault, route: str | None) -> bool:
@@ -84,11 +89,16 @@ def _matches(fault: Fault, route: str | None) -> bool:
 
 
 def take(state: State, route: str | None) -> Fault | None:
-    """Find the first active fault for this route and consume one use of it."""
+    """Find the first active fault for this route and consume one use of it. A fault with
+    `every` > 1 counts the requests it matches and applies to each Nth; the others go on to the
+    next fault."""
     for f in state.faults:
         if f.times is not None and f.times <= 0:
             continue
         if _matches(f, route):
+            f.seen += 1
+            if f.seen % f.every:
+                continue
             if f.times is not None:
                 f.times -= 1
             f.hits += 1

@@ -155,12 +155,14 @@ class Fault:
     latency_ms: int | None = None
     times: int | None = 1                      # None = forever
     reason: str | None = None                  # RateLimit-Reason override
+    every: int = 1                             # applies to every Nth matching request (1 = each)
+    seen: int = 0                              # matching requests counted for `every`
     hits: int = 0
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in (
             "id", "route", "kind", "status", "retry_after", "headers", "body",
-            "latency_ms", "times", "reason", "hits")}
+            "latency_ms", "times", "reason", "every", "seen", "hits")}
 
 
 @dataclass

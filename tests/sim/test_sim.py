@@ -416,6 +416,28 @@ def test_rate_limit_fault(sim):
     assert api(sim, MYSELF.format(SITE), at).status_code == 200
 
 
+def test_every_nth_fault_passes_the_others_on(sim):
+    """`every: 3` answers the 3rd, 6th, ... matching request; the ones in between reach the next
+    fault (here a latency on every request) and are served. Without `every` nothing changes."""
+    at = tokens(sim)["access_token"]
+    sim.fault(route=MYSELF_ROUTE, kind="rate_limit", retry_after=1, every=3, times=None)
+    sim.fault(route="*", kind="latency", latency_ms=1, times=None)
+    statuses = [api(sim, MYSELF.format(SITE), at).status_code for _ in range(7)]
+    assert statuses == [200, 200, 429, 200, 200, 429, 200]
+    calls = [c for c in sim.calls()["calls"] if c["route"] == MYSELF_ROUTE]
+    assert [c.get("fault") for c in calls] == ["latency", "latency", "rate_limit"] * 2 + ["latency"]
+    storm, latency = sim.control("GET", "/faults")["faults"]
+    assert (storm["every"], storm["seen"], storm["hits"]) == (3, 7, 2)
+    assert latency["hits"] == 5 and latency["every"] == 1
+    # `times` counts the applications only
+    sim.control("DELETE", "/faults", expect=200)
+    sim.fault(route=MYSELF_ROUTE, kind="status", status=503, every=2, times=1)
+    assert [api(sim, MYSELF.format(SITE), at).status_code for _ in range(5)] == [200, 503, 200, 200, 200]
+    for bad in (0, -1, "3", True, 1.5):
+        r = requests.post(f"{sim.url}/_sim/faults", json={"route": "*", "kind": "drop", "every": bad})
+        assert r.status_code == 400, bad
+
+
 def test_status_fault_once_then_ok(sim):
     sim.fault(route="POST /oauth/token", kind="status", status=503, times=1)
     code = get_code(sim)
