@@ -4,6 +4,7 @@
 mod helpers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bridge::issues::{ItemResult, ItemStatus};
 use helpers::jira::{Jira, Rejection};
@@ -130,6 +131,49 @@ async fn concurrent_deliveries_of_one_job_create_each_issue_once_and_agree() {
     }
     let created = answers.iter().flatten().filter(|r| r.status == ItemStatus::Created).count();
     assert_eq!(created, 4, "each item is reported created by exactly one delivery");
+}
+
+/// A delivery held up past its lease (here by a slow user directory) must not send its creates
+/// once another delivery has taken the items over and created them: before a late chunk goes
+/// out its leases are renewed, and the items that are no longer ours are left out. (Before, the
+/// late delivery sent them anyway and every issue was created twice.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_held_up_past_its_lease_sends_nothing_another_took_over() {
+    let server = MockServer::start().await;
+    let jira = Jira::mount(&server).await;
+    jira.add_user("557058:ada", "ada@acme.test");
+    jira.slow_user_search(Duration::from_millis(800));
+    let stores = Stores::new();
+    let items: Vec<_> = items()
+        .into_iter()
+        .map(|mut item| {
+            item.assignee_email = Some("ada@acme.test".into());
+            item
+        })
+        .collect();
+    let items = Arc::new(items);
+    let creators: Vec<_> = (0..2)
+        .map(|_| {
+            let mut creator = IssueCreator::new(&server, &stores);
+            creator.settings.assignee_matching = bridge::settings::AssigneeMatching::Email;
+            creator.lease = Duration::from_millis(200);
+            Arc::new(creator)
+        })
+        .collect();
+
+    // Both start together: one claims the items and waits on the directory past its lease; the
+    // other, finding them held, takes them over once the lease has lapsed.
+    let answers = concurrently(2, |i| {
+        let (creator, items) = (creators[i].clone(), items.clone());
+        async move { creator.run(&items).await }
+    })
+    .await;
+
+    assert_eq!(jira.issues().len(), 4, "{:#?}", jira.issues());
+    let created = answers.iter().flatten().filter(|r| r.status == ItemStatus::Created).count();
+    assert_eq!(created, 4, "{answers:#?}");
+    let left_out = answers.iter().flatten().filter(|r| r.status == ItemStatus::Failed && r.retryable).count();
+    assert_eq!(left_out, 4, "the late delivery answers its items as retryable, not created: {answers:#?}");
 }
 
 /// A 300-item job: the ledger's conditional claims and records overlap (bounded), every item

@@ -1,7 +1,7 @@
 //! One create-issues job: claim each action item in the ledger, find what an interrupted attempt
 //! may have created, create the rest in bulk, record every outcome.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -108,6 +108,7 @@ impl IssueJob<'_> {
         // One claim of every item (the ledger may take fresh ones in batches); an item another
         // delivery holds is waited for through the lease, one claim at a time as before.
         let ids: Vec<ItemId> = items.iter().map(item_id).collect();
+        let claimed_at = Instant::now();
         let first = self.ledger.claim_all(self.tenant, owner, lease.until(), &ids).await?;
         let claims: Vec<_> = items
             .iter()
@@ -195,7 +196,8 @@ impl IssueJob<'_> {
             results[index] = Some(result);
         }
 
-        let chunks: Vec<_> = ready.chunks(BULK_CHUNK).map(|chunk| self.create_chunk(chunk, owner, slots)).collect();
+        let chunks: Vec<_> =
+            ready.chunks(BULK_CHUNK).map(|chunk| self.create_chunk(chunk, owner, slots, claimed_at)).collect();
         for chunk in bounded(chunks, BULK_IN_FLIGHT).await {
             for (index, result) in chunk? {
                 results[index] = Some(result);
@@ -205,14 +207,46 @@ impl IssueJob<'_> {
     }
 
     /// One `issue/bulk` call and the ledger records of its outcomes.
+    ///
+    /// A create goes out only while its items' leases hold: a delivery that takes an item over
+    /// trusts that nothing of ours was sent after our lease ended (`ItemStart::Resumed`). So a
+    /// chunk that waited (for the bulk bound, the governor, lookups) past a third of the lease
+    /// renews its items first and leaves out any another delivery took over meanwhile, and every
+    /// chunk keeps its leases renewed while the call — with its retries — is in flight.
     async fn create_chunk(
         &self,
         chunk: &[(Pending<'_>, super::Prepared)],
         owner: &str,
         slots: &Semaphore,
+        claimed_at: Instant,
     ) -> Result<Vec<(usize, ItemResult)>, StoreError> {
+        let mut taken_over = Vec::new();
+        let chunk: Vec<&(Pending<'_>, super::Prepared)> = if claimed_at.elapsed() > self.lease / 3 {
+            let items: Vec<&ActionItem> = chunk.iter().map(|(p, _)| p.item).collect();
+            let ours = self.renew(&items, owner, slots).await?;
+            let mut held = Vec::new();
+            for (entry, ours) in chunk.iter().zip(ours) {
+                if ours {
+                    held.push(entry);
+                } else {
+                    let message = "another delivery of this event took this item over".to_owned();
+                    taken_over.push((
+                        entry.0.index,
+                        self.result(entry.0.item, ItemStatus::Failed, None, Some(message), true),
+                    ));
+                }
+            }
+            held
+        } else {
+            chunk.iter().collect()
+        };
+        if chunk.is_empty() {
+            return Ok(taken_over);
+        }
         let fields: Vec<_> = chunk.iter().map(|(_, p)| p.fields.clone()).collect();
-        let records: Vec<_> = match bulk_create(self.ctx.session, &fields).await {
+        let items: Vec<&ActionItem> = chunk.iter().map(|(p, _)| p.item).collect();
+        let sent = self.holding(bulk_create(self.ctx.session, &fields), &items, owner, slots).await?;
+        let records: Vec<_> = match sent {
             Ok(outcomes) => {
                 crate::faults::crash_point("issues_created").await;
                 chunk
@@ -251,7 +285,45 @@ impl IssueJob<'_> {
                 chunk.iter().map(|(p, _)| (p.index, p.item, Record::Release, self.failure(p.item, &e))).collect()
             }
         };
-        self.record_all(records, owner, slots).await
+        let mut answered = self.record_all(records, owner, slots).await?;
+        answered.extend(taken_over);
+        Ok(answered)
+    }
+
+    /// Renews the leases of `items` to a full lease from now; answers, per item, whether it is
+    /// still ours.
+    async fn renew(&self, items: &[&ActionItem], owner: &str, slots: &Semaphore) -> Result<Vec<bool>, StoreError> {
+        let until = OffsetDateTime::now_utc() + self.lease;
+        let renewals: Vec<_> = items
+            .iter()
+            .map(|item| async move {
+                let _slot = slots.acquire().await.ok();
+                self.ledger.extend(self.tenant, &item_id(item), owner, until).await
+            })
+            .collect();
+        bounded(renewals, LEDGER_IN_FLIGHT).await.into_iter().collect()
+    }
+
+    /// Runs `work`, renewing the leases of `items` every third of a lease until it is done. A
+    /// renewal that fails ends the work (dropped, as a crash would): its items stay pending and
+    /// the next attempt looks for their markers first.
+    async fn holding<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+        items: &[&ActionItem],
+        owner: &str,
+        slots: &Semaphore,
+    ) -> Result<T, StoreError> {
+        tokio::pin!(work);
+        let beat = self.lease / 3;
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                _ = tokio::time::sleep(beat) => {
+                    self.renew(items, owner, slots).await?;
+                }
+            }
+        }
     }
 
     /// Writes each item's outcome to the ledger: the created ones together
@@ -364,7 +436,8 @@ impl IssueJob<'_> {
         let extends: Vec<_> = held
             .map(|item| async move { self.ledger.extend(self.tenant, &item_id(item), owner, until).await })
             .collect();
-        bounded(extends, LEDGER_IN_FLIGHT).await.into_iter().collect::<Result<(), _>>()?;
+        // An item lost here is found again before its create: `create_chunk` renews a late chunk.
+        bounded(extends, LEDGER_IN_FLIGHT).await.into_iter().collect::<Result<Vec<bool>, _>>()?;
         tracing::info!(
             items = unseen.len(),
             wait_ms = wait.whole_milliseconds() as u64,

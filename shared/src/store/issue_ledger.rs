@@ -104,14 +104,16 @@ pub trait IssueLedger: Send + Sync {
     async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError>;
     /// Records that a claimed item's issue may carry the marker form used before keyed markers.
     async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError>;
-    /// Holds a claimed item longer (while the job waits for Jira's search index).
+    /// Holds a claimed item longer (while the job waits for Jira's search index, or while its
+    /// create is in flight). Answers whether `owner` still holds it: `false` once another
+    /// delivery took it over (or it was recorded), and then nothing is written.
     async fn extend(
         &self,
         tenant: &TenantId,
         item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// The action item an issue key was created for, if this system created it for this tenant.
     async fn item_for_key(&self, tenant: &TenantId, key: &IssueKey) -> Result<Option<KeyRecord>, StoreError>;
     async fn mark_deleted(&self, tenant: &TenantId, key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError>;

@@ -50,6 +50,8 @@ struct State {
     user_search_down: bool,
     /// How many createmeta requests were answered.
     createmeta_requests: usize,
+    /// How long each assignable-user search takes to answer.
+    user_search_delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -94,6 +96,11 @@ impl Jira {
     /// While `down`, every assignable-user search is answered 500.
     pub fn user_search_down(&self, down: bool) {
         lock(self).user_search_down = down;
+    }
+
+    /// Every assignable-user search takes `delay` to answer (a slow directory).
+    pub fn slow_user_search(&self, delay: std::time::Duration) {
+        lock(self).user_search_delay = delay;
     }
 
     /// What each assignable-user search asked for (`query` or `accountId`), in order.
@@ -233,7 +240,7 @@ impl Respond for Route {
                         json!({"accountId": id, "displayName": format!("User {id}"), "emailAddress": email, "active": true})
                     })
                     .collect();
-                ResponseTemplate::new(200).set_body_json(found)
+                ResponseTemplate::new(200).set_body_json(found).set_delay(state.user_search_delay)
             }
             Op::CreateMeta => {
                 state.createmeta_requests += 1;

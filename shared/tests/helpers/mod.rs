@@ -209,6 +209,8 @@ pub struct IssueCreator {
     pub fields: Vec<bridge::atlassian::jira::CreateMetaField>,
     pub markers: Markers,
     pub tenant: TenantId,
+    /// How long its claims hold ([`LEASE`] unless a test shortens it).
+    pub lease: Duration,
 }
 
 impl IssueCreator {
@@ -220,6 +222,7 @@ impl IssueCreator {
             fields: create_screen(),
             markers: markers(),
             tenant: tenant(),
+            lease: LEASE,
         }
     }
 
@@ -260,7 +263,7 @@ impl IssueCreator {
             ledger: self.stores.ledger.as_ref(),
             cache: self.stores.lookups.as_ref(),
             tenant: &self.tenant,
-            lease: LEASE,
+            lease: self.lease,
             // Jira's index shows a create at once here; a miss is trusted right away.
             search_index: SearchIndex { delay: Duration::ZERO, max_wait: Duration::ZERO },
         };

@@ -325,17 +325,17 @@ impl IssueLedger for DynamoStore {
             (":message", AttributeValue::S(message.into())),
             (":zero", AttributeValue::N("0".into())),
         ];
-        self.settle(tenant, item_id, owner, update, &values).await
+        self.settle(tenant, item_id, owner, update, &values).await.map(drop)
     }
 
     async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
         let values = [(":now", AttributeValue::N(now_ms().to_string()))];
-        self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", &values).await
+        self.settle(tenant, item_id, owner, "SET lease_until_ms = :now", &values).await.map(drop)
     }
 
     async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
         let values = [(":legacy", AttributeValue::S("legacy".into()))];
-        self.settle(tenant, item_id, owner, "SET marker_form = :legacy", &values).await
+        self.settle(tenant, item_id, owner, "SET marker_form = :legacy", &values).await.map(drop)
     }
 
     async fn extend(
@@ -344,9 +344,8 @@ impl IssueLedger for DynamoStore {
         item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        // Taken over meanwhile (a condition failure): the completion's own owner condition will
-        // refuse our record.
+    ) -> Result<bool, StoreError> {
+        // Taken over meanwhile (a condition failure): answered as not ours.
         let values = [(":until", AttributeValue::N(ms(until).to_string()))];
         self.settle(tenant, item_id, owner, "SET lease_until_ms = :until", &values).await
     }
@@ -389,7 +388,7 @@ impl DynamoStore {
         owner: &str,
         update: &str,
         values: &[(&str, AttributeValue)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut request = self
             .client
             .update_item()
@@ -407,8 +406,8 @@ impl DynamoStore {
             request = request.expression_attribute_values(*name, value.clone());
         }
         match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(service_error(e)),
         }
     }

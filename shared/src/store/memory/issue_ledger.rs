@@ -122,13 +122,15 @@ impl MemoryIssueLedger {
         item_id: &str,
         owner: &str,
         update: impl FnOnce(&mut Action),
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut items = lock(&self.items);
-        if let Some(action) = items.actions.get_mut(&key(tenant, item_id)).filter(|a| a.owner.as_deref() == Some(owner))
-        {
-            update(action);
+        match items.actions.get_mut(&key(tenant, item_id)).filter(|a| a.owner.as_deref() == Some(owner)) {
+            Some(action) => {
+                update(action);
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(())
     }
 }
 
@@ -218,6 +220,7 @@ impl IssueLedger for MemoryIssueLedger {
             action.message = Some(message.to_owned());
             action.lease_until_ms = Some(0);
         })
+        .map(drop)
     }
 
     async fn release(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
@@ -225,13 +228,13 @@ impl IssueLedger for MemoryIssueLedger {
         self.faults.check("IssueLedger::release")?;
         // Stamps when we gave up: what we may have created was sent before then.
         let now = self.clock.now_ms();
-        self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(now))
+        self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(now)).map(drop)
     }
 
     async fn mark_legacy_marker(&self, tenant: &TenantId, item_id: &ItemId, owner: &str) -> Result<(), StoreError> {
         let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::mark_legacy_marker")?;
-        self.settle(tenant, item_id.as_str(), owner, |action| action.marker_form = Some(MarkerForm::Legacy))
+        self.settle(tenant, item_id.as_str(), owner, |action| action.marker_form = Some(MarkerForm::Legacy)).map(drop)
     }
 
     async fn extend(
@@ -240,7 +243,7 @@ impl IssueLedger for MemoryIssueLedger {
         item_id: &ItemId,
         owner: &str,
         until: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let _trip = self.round_trips.go().await;
         self.faults.check("IssueLedger::extend")?;
         self.settle(tenant, item_id.as_str(), owner, |action| action.lease_until_ms = Some(ms(until)))
