@@ -96,6 +96,7 @@ package: $(VENV)/.stamp-package
 # Latency of the release builds through the local stack; the table is written into the README.
 bench: $(VENV)/.stamp-test
 	cargo build --release --workspace --bins
+	cargo build --release -p bridge-shared --example render_report
 	$(PY) -m tests.bench --write-readme
 
 # Fuzzing (fuzz/): libFuzzer through cargo fuzz. Its sanitizer flags are unstable; the one stable

@@ -32,10 +32,12 @@ What is timed, and how — read this before quoting a figure:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -327,6 +329,40 @@ def cold_starts(stack, bridge, tenant, project, rounds=COLD_ROUNDS) -> list[dict
     return rows
 
 
+def big_report() -> dict:
+    """The same 1,000-item retrospective as `shared/examples/render_report.rs`: ten sections of
+    95 long items and 50 action items."""
+    sentence = ("The release train slipped because the integration environment was shared by three teams, "
+                "and nobody owned the schedule; we agreed to publish a calendar and to rotate ownership weekly.")
+    report = jobs.retrospective(report_id="bench-" + uuid.uuid4().hex[:8])
+    report["sections"] = [{"title": f"Section {s}: what we saw",
+                           "items": [{"text": f"{sentence} (section {s}, item {i})", "votes": (i * 7 + s) % 13,
+                                      "author": "Ben"} for i in range(95)]} for s in range(10)]
+    report["action_items"] = [{"id": f"a-{i}", "title": f"Follow up on item {i}: {sentence}", "due_date": "2026-12-31"}
+                              for i in range(50)]
+    return report
+
+
+def reports(stack, bridge, tenant) -> dict:
+    """Issue 12's reports at size: the renderers' time and CPU on a 1,000-item report (the example
+    binary, release build), and publish-page publishing it through the gateway — page and PDF —
+    from a fresh instance, with that instance's peak RSS."""
+    example = BIN_DIR / "examples" / "render_report"
+    rendered = json.loads(subprocess.run([str(example)], check=True, capture_output=True, text=True)
+                          .stdout.strip().splitlines()[-1])
+    gateway = stack.gateway_url + "/_gateway/functions"
+    latencies, peaks = [], []
+    for _ in range(3):
+        stack.recycle("publish-page")
+        start = time.perf_counter()
+        ok(bridge.call("POST", f"/v1/tenants/{tenant}/pages", tenant, json_body=big_report(),
+                       headers={"Idempotency-Key": uuid.uuid4().hex}))
+        latencies.append(time.perf_counter() - start)
+        [inst] = bridge.http.get(gateway, timeout=10).json()["publish-page"]["instance_stats"]
+        peaks.append(inst["peak_rss_kib"])
+    return {**rendered, "publish_s": statistics.median(latencies), "peak_kib": max(peaks)}
+
+
 # ---------------------------------------------------------------------------- tables
 def mib(kib) -> str:
     return "—" if kib is None else f"{kib / 1024:.1f}"
@@ -351,8 +387,18 @@ def job_ratio(a: Run, b: Run) -> str:
     return "—"
 
 
-def render(basic, matrix, cache, storm_rows, cold) -> tuple[str, list[str]]:
+def render(basic, matrix, cache, storm_rows, cold, report=None) -> tuple[str, list[str]]:
     out, ratios = [], []
+    if report:
+        cpu = "—" if report["cpu_ms"] is None else f"{report['cpu_ms']:.0f}"
+        out += ["| 1,000-item retrospective (Latin script) | page ms | PDF ms | CPU ms, page + PDF | page KiB | PDF KiB | "
+                "publish through the gateway, cold instance, s | publish-page peak RSS MiB |",
+                "|---|---|---|---|---|---|---|---|",
+                f"| {report['items']} items | {report['page_ms']:.0f} | {report['pdf_ms']:.0f} | {cpu} | "
+                f"{report['page_bytes'] / 1024:.0f} | {report['pdf_bytes'] / 1024:.0f} | {report['publish_s']:.2f} | "
+                f"{mib(report['peak_kib'])} |", ""]
+        ratios.append(f"1,000-item report: {cpu} ms of CPU for page + PDF (target < 100), "
+                      f"publish-page peak RSS {mib(report['peak_kib'])} MiB (target < 64)")
     if basic:
         out += ["| operation (through the local gateway) | p50 ms | p95 ms | max ms |", "|---|---|---|---|"]
         out += [f"| {name} | {p50:.0f} | {p95:.0f} | {worst:.0f} |" for name, p50, p95, worst in basic]
@@ -405,8 +451,8 @@ def render(basic, matrix, cache, storm_rows, cold) -> tuple[str, list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description="make bench: the bridge side by side with Python peers")
     parser.add_argument("--write-readme", action="store_true", help="write the tables into README.md")
-    parser.add_argument("--sections", default="basic,jobs,cache,storm,cold",
-                        help="comma-separated subset of basic,jobs,cache,storm,cold (default: all)")
+    parser.add_argument("--sections", default="basic,reports,jobs,cache,storm,cold",
+                        help="comma-separated subset of basic,reports,jobs,cache,storm,cold (default: all)")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="job sizes (default 50,200,500)")
     parser.add_argument("--latencies", default=f"0,{LATENCY_MS}", help="injected latencies, ms (default 0,50)")
     parser.add_argument("--cold-rounds", type=int, default=COLD_ROUNDS)
@@ -414,7 +460,7 @@ def main() -> int:
     sections = set(args.sections.split(","))
     started = time.monotonic()
 
-    basic, matrix, cache, storm_rows, cold = [], [], {}, {}, []
+    basic, matrix, cache, storm_rows, cold, report = [], [], {}, {}, [], None
     with Stack(REPO, Path(tempfile.mkdtemp(prefix="bridge-bench-")), BIN_DIR) as stack:
         bridge = Bridge(stack)
         stack.register_client()
@@ -426,6 +472,9 @@ def main() -> int:
         if "basic" in sections:
             print("basic operations", file=sys.stderr)
             basic = basic_operations(stack, bridge, tenant, project)
+        if "reports" in sections:
+            print("reports at size: 1,000 items", file=sys.stderr)
+            report = reports(stack, bridge, tenant)
         if "jobs" in sections:
             print("create-issue jobs: bridge, sequential peer, bulk peer", file=sys.stderr)
             matrix = job_matrix(bench, [int(s) for s in args.sizes.split(",")],
@@ -442,7 +491,7 @@ def main() -> int:
             cold = cold_starts(stack, bridge, tenant, project, args.cold_rounds)
         stats = bridge.http.get(stack.gateway_url + "/_gateway/functions", timeout=10).json()
 
-    table, ratios = render(basic, matrix, cache, storm_rows, cold)
+    table, ratios = render(basic, matrix, cache, storm_rows, cold, report)
     print(table)
     print("ratios:")
     for line in ratios:
