@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
 
-    stack = Stack(REPO, logs_dir, args.bin_dir, consent_page=True)
+    stack = Stack(REPO, logs_dir, args.bin_dir, consent_page=True, deliver_own_events=True)
     print("starting moto, the Atlassian simulator and the gateway ...", flush=True)
     try:
         stack.start()

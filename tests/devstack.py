@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,12 +53,18 @@ class StackError(RuntimeError):
 
 class Stack:
     def __init__(self, repo_root, logs_dir, bin_dir=None, *, consent_page: bool = False,
-                 env_overrides: dict | None = None):
+                 env_overrides: dict | None = None, deliver_own_events: bool = False):
         self.repo_root = Path(repo_root).resolve()
         self.logs_dir = Path(logs_dir).resolve()
         self.bin_dir = Path(bin_dir).resolve() if bin_dir else self.repo_root / "target" / "debug"
         self.consent_page = consent_page
         self.env_overrides = dict(env_overrides or {})
+        # Deliver the bridge's own events (routes.json rules with "own": the rest of a 202 issue
+        # job) back to their function, as the deployed EventBridge rule does. Off for the
+        # integration tests, which deliver them themselves to check each step.
+        self.deliver_own_events = deliver_own_events
+        self._pump: threading.Thread | None = None
+        self._pump_stop = threading.Event()
         self.routes_file = self.repo_root / "shared" / "routes.json"
         self.specs_dir = default_specs_dir()
 
@@ -116,6 +123,8 @@ class Stack:
             self._start_sim()
             self._start_gateway()
             self.register_client()
+            if self.deliver_own_events:
+                self._start_own_event_pump()
         except BaseException:
             self.stop()
             raise
@@ -123,6 +132,10 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything (gateway first: it stops the function instances). Idempotent."""
+        self._pump_stop.set()
+        if self._pump is not None:
+            self._pump.join(timeout=10)
+            self._pump = None
         for child in reversed(self._children):
             try:
                 child.stop()
@@ -201,6 +214,42 @@ class Stack:
                         EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
         events.put_targets(Rule="bridge-events-out", EventBusName=EVENT_BUS,
                            Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    def _start_own_event_pump(self) -> None:
+        """A rule for our own event types into a queue of their own, and a thread that hands each
+        to the gateway's EventBridge delivery (which matches it to its "own" rule)."""
+        own = [r["detail_type"] for r in json.loads(self.routes_file.read_text()).get("events", []) if r.get("own")]
+        if not own:
+            return
+        events, sqs = self.aws("events"), self.aws("sqs")
+        queue_url = sqs.create_queue(QueueName="bridge-own-events")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="bridge-own-events", EventBusName=EVENT_BUS,
+                        EventPattern=json.dumps({"source": [EVENT_SOURCE], "detail-type": own}))
+        events.put_targets(Rule="bridge-own-events", EventBusName=EVENT_BUS, Targets=[{"Id": "own", "Arn": queue_arn}])
+
+        def pump() -> None:
+            while not self._pump_stop.is_set():
+                try:
+                    # No long poll: moto serves one request at a time (tests/moto_serial.py), and
+                    # a waiting receive would hold every other request behind it.
+                    batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                                WaitTimeSeconds=0).get("Messages", [])
+                    if not batch:
+                        self._pump_stop.wait(0.25)
+                    for message in batch:
+                        event = json.loads(message["Body"])
+                        requests.post(f"{self.gateway_url}/_gateway/events", timeout=300, json={
+                            "Source": event["source"], "DetailType": event["detail-type"],
+                            "Detail": json.dumps(event["detail"])})
+                        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                except Exception as exc:  # noqa: BLE001 - keep pumping; the message is redelivered
+                    if not self._pump_stop.is_set():
+                        print(f"devstack: delivering our own event failed: {exc}", file=sys.stderr)
+                        self._pump_stop.wait(1)
+
+        self._pump = threading.Thread(target=pump, name="own-event-pump", daemon=True)
+        self._pump.start()
 
     def published_events(self) -> list[dict]:
         """Drains the queue of outgoing events (the bus's rule copies each one there)."""
