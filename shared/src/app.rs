@@ -265,9 +265,10 @@ where
             code: error.code,
             reason: error.message,
         };
-        let detail: T = match serde_json::from_value(envelope.detail.clone()) {
+        let detail: T = match crate::http::json_value(envelope.detail.clone()) {
             Ok(detail) => detail,
             Err(e) => {
+                // Never the value itself: a secret in the wrong field must not reach an event.
                 let error = ApiError::new(ErrorCode::InvalidRequest, format!("the event is malformed: {e}"));
                 return publish_failed(bus, failed(error)).await;
             }
