@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
 
-use super::{DynamoStore, corrupt, is_condition_failure, ms, service_error};
+use super::{DynamoStore, corrupt, ms, unless_condition_failed};
 use crate::domain::TenantId;
 use crate::store::{Destination, DestinationFailureStore, FailureTally, StoreError};
 
@@ -71,52 +71,41 @@ impl DestinationFailureStore for DynamoStore {
         now: OffsetDateTime,
         window: std::time::Duration,
     ) -> Result<FailureTally, StoreError> {
-        let floor = ms(now - window);
         let tenant = AttributeValue::Ss(vec![tenant.to_string()]);
-        for _ in 0..ROUNDS {
-            // The common case: the window is open, one more refusal in it.
-            let added = self
-                .client
+        let count = || {
+            // Both writes below: this destination's count, the window's floor, this refusal.
+            self.client
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", destination_pk(destination))
                 .key("sk", AttributeValue::S(FAILURES.into()))
-                .condition_expression("window_start_ms > :floor")
-                .update_expression("ADD failures :one, tenants :tenant")
-                .expression_attribute_values(":floor", AttributeValue::N(floor.to_string()))
+                .expression_attribute_values(":floor", AttributeValue::N(ms(now - window).to_string()))
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
                 .expression_attribute_values(":tenant", tenant.clone())
                 .return_values(ReturnValue::AllNew)
+        };
+        for _ in 0..ROUNDS {
+            // The common case: the window is open, one more refusal in it.
+            let added = count()
+                .condition_expression("window_start_ms > :floor")
+                .update_expression("ADD failures :one, tenants :tenant")
                 .send()
                 .await;
-            match added {
-                Ok(out) => return tally(out.attributes().unwrap_or(&HashMap::new())),
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(service_error(e)),
+            if let Some(out) = unless_condition_failed(added)? {
+                return tally(out.attributes().unwrap_or(&HashMap::new()));
             }
             // No window, or it ended: this refusal starts one, unless another caller just did
             // (then the next round adds to theirs).
-            let started = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", destination_pk(destination))
-                .key("sk", AttributeValue::S(FAILURES.into()))
+            let started = count()
                 .condition_expression("attribute_not_exists(window_start_ms) OR window_start_ms <= :floor")
                 .update_expression("SET window_start_ms = :now, failures = :one, tenants = :tenant, #ttl = :ttl")
                 .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":floor", AttributeValue::N(floor.to_string()))
                 .expression_attribute_values(":now", AttributeValue::N(ms(now).to_string()))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                .expression_attribute_values(":tenant", tenant.clone())
                 .expression_attribute_values(":ttl", ttl_of(now + window))
-                .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
-            match started {
-                Ok(out) => return tally(out.attributes().unwrap_or(&HashMap::new())),
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(service_error(e)),
+            if let Some(out) = unless_condition_failed(started)? {
+                return tally(out.attributes().unwrap_or(&HashMap::new()));
             }
         }
         Err(StoreError::Service {
@@ -143,10 +132,6 @@ impl DestinationFailureStore for DynamoStore {
             .expression_attribute_values(":now", AttributeValue::N(ms(now).to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(service_error(e)),
-        }
+        Ok(unless_condition_failed(result)?.is_some())
     }
 }

@@ -87,6 +87,17 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool 
     e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's answer: `None` when its condition failed (someone else's write won).
+fn unless_condition_failed<T, E: ProvideErrorMetadata, R>(
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if is_condition_failure(&e) => Ok(None),
+        Err(e) => Err(service_error(e)),
+    }
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
