@@ -220,3 +220,55 @@ async fn a_refused_oidc_client_counts_against_the_token_endpoint_and_a_captcha_c
     assert_eq!(answer.code, ErrorCode::InsufficientPermissions);
     assert_eq!(h.stores.destinations.failures(&Destination::host_of(&base).unwrap()), 0);
 }
+
+/// `POST .../verify` of stored connections: a Basic connection whose password the server now
+/// refuses counts against its host; an OAuth connection is neither checked nor counted (its token
+/// came from Atlassian's consent, nothing a tenant could guess), even on a locked site.
+#[tokio::test]
+async fn a_refused_verification_counts_against_the_host_and_oauth_verifications_are_left_alone() {
+    use bridge::domain::{AuthType, ConnectionStatus};
+    use bridge::store::{ConnectionStore, CredentialStore, DestinationFailureStore};
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/dc/jira/rest/api/2/myself"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errorMessages": ["not authenticated"]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/ex/jira/{CLOUD_ID}/rest/api/3/myself")))
+        .and(header("authorization", "Bearer access-1"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"accountId": "a-1", "displayName": "Acme Admin"})),
+        )
+        .mount(&server)
+        .await;
+    let h = harness(&server, 5);
+    let base = format!("{}/dc/jira", server.uri());
+    let dc = bridge::domain::Connection {
+        deployment: Deployment::Datacenter,
+        auth_type: AuthType::Basic,
+        site: None,
+        base_url: Some(base.clone()),
+        scopes: vec![],
+        secret_name: "bridge/acme/dc-jira".into(),
+        ..oauth::connection()
+    };
+    h.stores.connections.put_all(std::slice::from_ref(&dc)).await.unwrap();
+    let password: ConnectionAuth =
+        serde_json::from_value(json!({"type": "basic", "username": "bot", "password": "changed-since"})).unwrap();
+    h.stores.credentials.put(&dc.secret_name, &password.to_secret()).await.unwrap();
+    let answer = h.lockout.verify(&h.connector, &dc).await.unwrap_err();
+    assert_eq!(answer.code, ErrorCode::InvalidCredentials);
+    let host = Destination::host_of(&Url::parse(&base).unwrap()).unwrap();
+    assert_eq!(h.stores.destinations.failures(&host), 1);
+    let stored = h.stores.connections.get(&tenant(), Product::Jira).await.unwrap().unwrap();
+    assert_eq!(stored.status, ConnectionStatus::InvalidCredentials);
+
+    // The OAuth connection's site is locked; its verification still goes ahead, uncounted.
+    let now = time::OffsetDateTime::now_utc();
+    assert!(h.stores.destinations.lock(&site(), now, now + Duration::from_secs(900)).await.unwrap());
+    let connection = oauth::connect(&h.stores, &oauth::tokens("access-1", "refresh-1", time::Duration::hours(1))).await;
+    assert_eq!(h.lockout.verify(&h.connector, &connection).await.unwrap().as_deref(), Some("Acme Admin"));
+    assert_eq!(h.stores.destinations.failures(&site()), 0);
+}
