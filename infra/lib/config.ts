@@ -11,8 +11,12 @@ import * as path from 'node:path';
 export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish-page', 'create-issue'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
 
-/** Functions that publish the outgoing events (Page Published, Issues Created, Publish Failed). */
-export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
+/** Functions that publish outgoing events: Page Published, Issues Created, Publish Failed (the
+ *  jobs); Egress Abuse Suspected (connections, when a destination is locked). */
+export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue', 'connections'];
+
+/** Functions that run jobs from events, holding a lease on each item (BRIDGE_JOB_LEASE_SECONDS). */
+export const JOB_RUNNERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
 
 /** Placeholder account for offline synth (tests, CI); cdk.json holds its AZ context. */
 export const PLACEHOLDER_ACCOUNT = '123456789012';

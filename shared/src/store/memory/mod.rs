@@ -31,6 +31,7 @@ use crate::domain::TenantId;
 
 mod connections;
 mod credentials;
+mod destination_failures;
 mod issue_jobs;
 mod issue_ledger;
 mod lookup_cache;
@@ -41,6 +42,7 @@ mod settings;
 
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
+pub use destination_failures::MemoryDestinationFailures;
 pub use issue_jobs::MemoryIssueJobs;
 pub use issue_ledger::MemoryIssueLedger;
 pub use lookup_cache::MemoryLookupCache;
@@ -67,6 +69,8 @@ pub struct MemoryStore {
     pub leases: Arc<MemoryLeases>,
     pub credentials: Arc<MemoryCredentials>,
     pub lookups: Arc<MemoryLookupCache>,
+    /// Refused credential checks per destination, and destination locks.
+    pub destinations: Arc<MemoryDestinationFailures>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -88,6 +92,7 @@ impl MemoryStore {
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
             lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
+            destinations: Arc::new(MemoryDestinationFailures::sharing(&faults)),
             clock,
             faults,
             round_trips,
