@@ -38,6 +38,7 @@ mod oauth_states;
 mod publications;
 mod refresh_leases;
 mod settings;
+mod tenant_slots;
 
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
@@ -48,6 +49,7 @@ pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
 pub use refresh_leases::MemoryLeases;
 pub use settings::MemorySettings;
+pub use tenant_slots::MemoryTenantSlots;
 
 /// The map key of a record that belongs to one tenant.
 fn key(tenant: &TenantId, id: &str) -> (String, String) {
@@ -67,6 +69,8 @@ pub struct MemoryStore {
     pub leases: Arc<MemoryLeases>,
     pub credentials: Arc<MemoryCredentials>,
     pub lookups: Arc<MemoryLookupCache>,
+    /// Fair-share slots per tenant and function.
+    pub slots: Arc<MemoryTenantSlots>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -88,6 +92,7 @@ impl MemoryStore {
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
             lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
+            slots: Arc::new(MemoryTenantSlots::sharing(&clock, &faults)),
             clock,
             faults,
             round_trips,
