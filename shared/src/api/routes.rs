@@ -621,10 +621,10 @@ pub const ROUTES: &[&Spec] = &[
 /// The routes whose handlers reach Atlassian for the caller's tenant: each request is admitted
 /// into one of the tenant's fair-share slots of its function before the handler runs, and may be
 /// answered `429 tenant_rate_limited` (`atlassian::governor::FairShares`). Reads of our own
-/// records (publications, jobs, settings, connections) are not: they cost no Atlassian work.
+/// records (publications, jobs, settings, connections) are not: they cost no Atlassian work. Nor
+/// are registering and verifying a connection: an admin's occasional check, bounded per
+/// destination by its own lockout, and a refused registration leaves nothing stored for the tenant.
 pub const FAIR_SHARE_ROUTES: &[&Spec] = &[
-    &REGISTER_CONNECTION.spec,
-    &VERIFY_CONNECTION.spec,
     &LIST_SPACES.spec,
     &FIND_PAGES.spec,
     &LIST_PROJECTS.spec,

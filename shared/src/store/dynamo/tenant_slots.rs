@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
@@ -58,6 +60,27 @@ fn from_ms(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+impl DynamoStore {
+    /// An update of `holder`'s place in the pool's item (`#h` names the holder).
+    fn slot_update(&self, tenant: &TenantId, pool: &str, holder: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(sk(pool)))
+            .expression_attribute_names("#h", holder)
+    }
+}
+
+/// Whether a conditional write went through (`false`: its condition did not hold).
+fn went_through<T, E: ProvideErrorMetadata, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(service_error(e)),
+    }
+}
+
 /// The pause part of an acquire's condition.
 const NOT_PAUSED: &str = "(attribute_not_exists(paused_until_ms) OR paused_until_ms <= :wait)";
 
@@ -75,14 +98,9 @@ impl TenantSlots for DynamoStore {
         let key = || (AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(sk(pool)));
         // The common case: a place is free and no lapsed lease is in the way.
         let first = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key().0)
-            .key("sk", key().1)
+            .slot_update(tenant, pool, holder)
             .update_expression("SET holders.#h = :until, #ttl = :ttl")
             .condition_expression(format!("attribute_exists(holders) AND size(holders) < :slots AND {NOT_PAUSED}"))
-            .expression_attribute_names("#h", holder)
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":until", n(ms(until)))
             .expression_attribute_values(":ttl", ttl(until))
@@ -90,10 +108,8 @@ impl TenantSlots for DynamoStore {
             .expression_attribute_values(":wait", n(ms(may_wait_until)))
             .send()
             .await;
-        match first {
-            Ok(_) => return Ok(SlotClaim::Granted),
-            Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(service_error(e)),
+        if went_through(first)? {
+            return Ok(SlotClaim::Granted);
         }
         for _ in 0..ATTEMPTS {
             let item = self.get(key()).await?.item.unwrap_or_default();
@@ -113,11 +129,10 @@ impl TenantSlots for DynamoStore {
                     .condition_expression("attribute_not_exists(holders)")
                     .send()
                     .await;
-                match created {
-                    Ok(_) => return Ok(SlotClaim::Granted),
-                    Err(e) if is_condition_failure(&e) => continue,
-                    Err(e) => return Err(service_error(e)),
+                if went_through(created)? {
+                    return Ok(SlotClaim::Granted);
                 }
+                continue;
             };
             let now = now_ms();
             let lapsed: Vec<(&String, &i64)> = held.iter().filter(|(_, end)| **end < now).take(SWEEP).collect();
@@ -125,12 +140,7 @@ impl TenantSlots for DynamoStore {
                 return Ok(SlotClaim::Full);
             }
             let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", key().0)
-                .key("sk", key().1)
-                .expression_attribute_names("#h", holder)
+                .slot_update(tenant, pool, holder)
                 .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":until", n(ms(until)))
                 .expression_attribute_values(":ttl", ttl(until))
@@ -149,11 +159,9 @@ impl TenantSlots for DynamoStore {
             if !removes.is_empty() {
                 expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
             }
-            match update.update_expression(expression).condition_expression(condition).send().await {
-                Ok(_) => return Ok(SlotClaim::Granted),
-                // Someone else took a place or swept first: look again.
-                Err(e) if is_condition_failure(&e) => continue,
-                Err(e) => return Err(service_error(e)),
+            // Not held: someone else took a place or swept first; look again.
+            if went_through(update.update_expression(expression).condition_expression(condition).send().await)? {
+                return Ok(SlotClaim::Granted);
             }
         }
         Ok(SlotClaim::Full)
@@ -166,25 +174,16 @@ impl TenantSlots for DynamoStore {
         holder: &str,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(sk(pool)))
+        let renewed = self
+            .slot_update(tenant, pool, holder)
             .update_expression("SET holders.#h = :until, #ttl = :ttl")
             .condition_expression("attribute_exists(holders.#h)")
-            .expression_attribute_names("#h", holder)
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":until", n(ms(until)))
             .expression_attribute_values(":ttl", ttl(until))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(service_error(e)),
-        }
+        went_through(renewed)
     }
 
     async fn release(
@@ -195,14 +194,9 @@ impl TenantSlots for DynamoStore {
         paused_until: Option<OffsetDateTime>,
     ) -> Result<(), StoreError> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(sk(pool)))
+            .slot_update(tenant, pool, holder)
             // Only an existing pool: an update would otherwise create an item without holders.
-            .condition_expression("attribute_exists(holders)")
-            .expression_attribute_names("#h", holder);
+            .condition_expression("attribute_exists(holders)");
         let expression = match paused_until {
             Some(until) => {
                 update = update.expression_attribute_values(":paused", n(ms(until)));
@@ -210,10 +204,7 @@ impl TenantSlots for DynamoStore {
             }
             None => "REMOVE holders.#h",
         };
-        match update.update_expression(expression).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(service_error(e)),
-        }
+        // Not held: there was no pool, so nothing to give back.
+        went_through(update.update_expression(expression).send().await).map(|_| ())
     }
 }
