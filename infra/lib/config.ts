@@ -11,8 +11,12 @@ import * as path from 'node:path';
 export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish-page', 'create-issue'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
 
-/** Functions that publish the outgoing events (Page Published, Issues Created, Publish Failed). */
-export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
+/** Functions that publish outgoing events: Page Published, Issues Created, Publish Failed (the
+ *  jobs); Egress Abuse Suspected (connections, when a destination is locked). */
+export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue', 'connections'];
+
+/** Functions that run jobs from events, holding a lease on each item (BRIDGE_JOB_LEASE_SECONDS). */
+export const JOB_RUNNERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
 
 /** Placeholder account for offline synth (tests, CI); cdk.json holds its AZ context. */
 export const PLACEHOLDER_ACCOUNT = '123456789012';
@@ -56,6 +60,8 @@ export interface RegionConfig {
   readonly customDomainCertificateArn?: string;
   readonly logRetentionDays: number;
   readonly rustLog: string;
+  /** A production stack (the default) logs at info, warn or error only; see `rustLog` in README. */
+  readonly production: boolean;
   readonly eventBusName: string;
   readonly eventSource: string;
   readonly apiThrottle: Throttle;
@@ -87,6 +93,9 @@ export const DEFAULT_RESERVED_CONCURRENCY: Partial<Record<FunctionName, number>>
   'create-issue': 10,
 };
 
+/** The log levels a production stack may run at (`rustLog`). */
+export const PRODUCTION_LOG_LEVELS = ['info', 'warn', 'error'];
+
 /** CloudWatch Logs accepts only these retention periods. */
 const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
   3288, 3653];
@@ -97,7 +106,7 @@ const REGIONAL_KEYS = ['egressIpAllocations', 'alarmTopicArn', 'existingKmsKeyAr
 
 export const KNOWN_KEYS = ['account', 'regions', 'configFile', 'regionOverrides', 'deploymentName', 'functionsDir',
   'routesFile', 'azCount', 'vpcCidr', 'extraEgressPorts', 'jwtIssuer', 'jwtAudience', 'oauthClientId',
-  'oauthClientSecretName', 'allowedReturnUrls', 'tenantClaim', 'secretPrefix', 'logRetentionDays', 'rustLog',
+  'oauthClientSecretName', 'allowedReturnUrls', 'tenantClaim', 'secretPrefix', 'logRetentionDays', 'rustLog', 'production',
   'eventBusName', 'eventSource', 'apiThrottle', 'publicRouteThrottle', 'reservedConcurrency', 'memoryMb',
   ...REGIONAL_KEYS];
 
@@ -218,6 +227,15 @@ function regionConfig(region: string, account: string, placeholderAccount: boole
   if (customDomainCertificateArn !== undefined) checkArn(customDomainCertificateArn, 'acm', region, account,
     where('customDomainCertificateArn'), problems);
 
+  const production = asBool(get('production'), where('production'), problems) ?? true;
+  const rustLog = asString(get('rustLog'), where('rustLog'), problems) ?? 'info';
+  // debug and trace filters switch on the HTTP libraries' own logs, which print request headers
+  // (Authorization among them) and bodies: a production stack takes a plain level only.
+  if (production && !PRODUCTION_LOG_LEVELS.includes(rustLog)) {
+    problems.push(`${where('rustLog')}: "${rustLog}" is not allowed in a production stack; use one of ` +
+      `${PRODUCTION_LOG_LEVELS.join(', ')} (set production: false for a test stack)`);
+  }
+
   const logRetentionDays = asInt(get('logRetentionDays'), where('logRetentionDays'), problems) ?? 365;
   if (!RETENTION_DAYS.includes(logRetentionDays)) {
     problems.push(`${where('logRetentionDays')} must be one of ${RETENTION_DAYS.join(', ')}`);
@@ -270,7 +288,7 @@ function regionConfig(region: string, account: string, placeholderAccount: boole
     azCount, vpcCidr, egressIpAllocations, extraEgressPorts: [...new Set(extraEgressPorts)].filter((p) => p !== 443),
     jwtIssuer, jwtAudience, oauthClientId, oauthClientSecretName, allowedReturnUrls, tenantClaim, secretPrefix,
     customDomainName, customDomainCertificateArn, logRetentionDays,
-    rustLog: asString(get('rustLog'), where('rustLog'), problems) ?? 'info',
+    rustLog, production,
     eventBusName, eventSource, apiThrottle, publicRouteThrottle, reservedConcurrency, memoryMb, alarmTopicArn,
     existingKmsKeyArn, existingTableName,
   };
@@ -312,6 +330,14 @@ function asString(v: unknown, key: string, problems: string[]): string | undefin
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string' && v.trim() !== '') return v.trim();
   problems.push(`${key} must be a non-empty string`);
+  return undefined;
+}
+
+function asBool(v: unknown, key: string, problems: string[]): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 'false') return v === 'true';
+  problems.push(`${key} must be true or false`);
   return undefined;
 }
 

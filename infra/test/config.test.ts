@@ -167,6 +167,38 @@ describe('optional settings', () => {
     const env = resources(t)[functionId(t, 'oauth-callback')].Properties.Environment.Variables;
     assert.equal(env.BRIDGE_OAUTH_REDIRECT_URI, 'https://bridge-eu.example.test/v1/oauth/callback');
     assert.equal(t.toJSON().Outputs.ApiUrl.Value, 'https://bridge-eu.example.test/');
+    // The execute-api URL would be a second way in, around the domain: off.
+    t.hasResourceProperties('AWS::ApiGatewayV2::Api', { DisableExecuteApiEndpoint: true });
+  });
+
+  it('without a custom domain the execute-api URL is the API URL, so it stays on', () => {
+    const t = synth({ regions: 'eu-central-1' }).templates.get('eu-central-1')!;
+    const [[, api]] = ofType(t, 'AWS::ApiGatewayV2::Api');
+    assert.equal(api.Properties.DisableExecuteApiEndpoint, false);
+  });
+
+  it('a production stack logs at info, warn or error only; a test stack may log more', () => {
+    for (const level of ['info', 'warn', 'error']) assert.equal(config({ ...REQUIRED, rustLog: level })[0].rustLog, level);
+    for (const level of ['debug', 'trace', 'info,reqwest=trace', 'bridge=debug']) {
+      assert.ok(problems({ ...REQUIRED, rustLog: level }).some((p) => p.includes('not allowed in a production stack')),
+        level);
+    }
+    assert.equal(config({ ...REQUIRED, rustLog: 'debug', production: 'false' })[0].rustLog, 'debug');
+    assert.ok(problems({ ...REQUIRED, production: 'maybe' }).some((p) => p.includes('production (us-east-1) must be true or false')));
+  });
+
+  it('the KMS key lets CloudWatch Logs use it for this deployment\'s log groups only', () => {
+    const t = synth({ regions: 'us-east-1', deploymentName: 'acme-bridge' }).templates.get('us-east-1')!;
+    const [[, key]] = ofType(t, 'AWS::KMS::Key');
+    const logs = key.Properties.KeyPolicy.Statement.find((s: any) => s.Sid === 'CloudWatchLogsForThisDeploymentsLogGroups');
+    assert.equal(flatten(logs.Condition.ArnLike['kms:EncryptionContext:aws:logs:arn']),
+      'arn:${AWS::Partition}:logs:us-east-1:123456789012:log-group:/acme-bridge/*');
+    const groups = ofType(t, 'AWS::Logs::LogGroup');
+    assert.ok(groups.length >= 6);
+    for (const [id, group] of groups) {
+      assert.ok(String(group.Properties.LogGroupName).startsWith('/acme-bridge/'), id);
+      assert.ok(group.Properties.KmsKeyId, id);
+    }
   });
 
   it('an SNS topic from context receives every alarm', () => {

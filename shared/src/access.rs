@@ -163,16 +163,11 @@ impl Connector {
             };
             return Ok(self.governed(session, connection));
         }
-        let stored = self
-            .credentials
-            .get(&connection.secret_name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("secret {} is missing", connection.secret_name)))?;
-        let auth = ConnectionAuth::from_secret(&stored.value).map_err(StoreError::Corrupt)?;
+        let (auth, version) = self.stored_credentials(connection).await?;
         let base_url =
             connection.base_url.as_deref().ok_or_else(|| StoreError::Corrupt("connection has no base URL".into()))?;
         let base = Url::parse(base_url).map_err(|e| StoreError::Corrupt(format!("base URL: {e}")))?;
-        let cache_key = format!("{}#{}", connection.secret_name, stored.version);
+        let cache_key = format!("{}#{}", connection.secret_name, version);
         let session = match (&connection.site, connection.scoped_token) {
             (Some(site), true) => self.gateway_session(connection.product, site, &auth)?,
             _ => self.session_with(connection.deployment, connection.product, base, &auth, Some(cache_key)).await?,
@@ -182,6 +177,22 @@ impl Connector {
             None => session,
         };
         Ok(self.governed(session.with_watch(self.watch(connection)), connection))
+    }
+
+    /// A stored token, Basic, PAT or OIDC connection's credentials (what registration stored),
+    /// read from Secrets Manager.
+    pub async fn stored_auth(&self, connection: &Connection) -> Result<ConnectionAuth, AccessError> {
+        Ok(self.stored_credentials(connection).await?.0)
+    }
+
+    async fn stored_credentials(&self, connection: &Connection) -> Result<(ConnectionAuth, String), AccessError> {
+        let stored = self
+            .credentials
+            .get(&connection.secret_name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("secret {} is missing", connection.secret_name)))?;
+        let auth = ConnectionAuth::from_secret(&stored.value).map_err(StoreError::Corrupt)?;
+        Ok((auth, stored.version))
     }
 
     /// Every session of a tenant's stored connection shares the tenant's rate governor for
@@ -221,6 +232,18 @@ impl Connector {
         auth: &ConnectionAuth,
     ) -> Result<TokenProbe, AtlassianError> {
         let site = self.tenant_info(site_url).await?;
+        self.probe_cloud_token_on(product, site_url, site, auth).await
+    }
+
+    /// [`probe_cloud_token`](Self::probe_cloud_token) with the site already looked up by
+    /// [`tenant_info`](Self::tenant_info) (registration checks the site's lock in between).
+    pub async fn probe_cloud_token_on(
+        &self,
+        product: Product,
+        site_url: &Url,
+        site: Option<Site>,
+        auth: &ConnectionAuth,
+    ) -> Result<TokenProbe, AtlassianError> {
         if let Some(site) = &site {
             let session =
                 self.gateway_session(product, site, auth).map_err(|e| AtlassianError::Decode(e.to_string()))?;
@@ -243,7 +266,7 @@ impl Connector {
 
     /// The site's cloudId from its public `/_edge/tenant_info` (no credentials sent); `None` when
     /// the URL is no Cloud site that answers it.
-    async fn tenant_info(&self, site_url: &Url) -> Result<Option<Site>, AtlassianError> {
+    pub async fn tenant_info(&self, site_url: &Url) -> Result<Option<Site>, AtlassianError> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct TenantInfo {

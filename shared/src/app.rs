@@ -25,8 +25,8 @@ use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
-    ConnectionStore, CredentialStore, IssueJobStore, IssueLedger, LookupCache, OAuthStateStore, PublicationStore,
-    SettingsStore, StoreError,
+    ConnectionStore, CredentialStore, DestinationFailureStore, IssueJobStore, IssueLedger, LookupCache,
+    OAuthStateStore, PublicationStore, SettingsStore, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,8 @@ pub struct App {
     pub publications: Arc<dyn PublicationStore>,
     /// Assignee lookups and create screens remembered between issue jobs.
     pub lookups: Arc<dyn LookupCache>,
+    /// Refused credential checks per destination, across tenants (`lockout.rs`).
+    pub destinations: Arc<dyn DestinationFailureStore>,
     pub connector: Arc<Connector>,
     /// Each tenant's fair share of every function (`atlassian::governor`), admitting HTTP
     /// requests (in the router) and events (in [`serve_with_events`]).
@@ -133,6 +135,7 @@ impl App {
             issues: dynamo.clone(),
             jobs: dynamo.clone(),
             lookups: dynamo.clone(),
+            destinations: dynamo.clone(),
             publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {
                 Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))
@@ -195,10 +198,23 @@ where
     C: Send + Sync + 'static,
     M: FnOnce(&App) -> C,
 {
+    serve_checked(|app| Ok(context(app)), router).await
+}
+
+/// [`serve`] for a function whose context needs something the App may lack (the connections
+/// function needs the bus): an error from `context` is logged and fails the cold start.
+pub async fn serve_checked<C, M>(context: M, router: Router<C>) -> Result<(), lambda_http::Error>
+where
+    C: Send + Sync + 'static,
+    M: FnOnce(&App) -> Result<C, String>,
+{
     let app = start(&router).await?;
     let router = router.with_fair_shares(app.fair_shares.clone());
     let tenant_claim = app.config.tenant_claim.clone();
-    let context = Arc::new(context(&app));
+    let context = Arc::new(context(&app).map_err(|e| {
+        tracing::error!(error = %e, "cold start failed");
+        e
+    })?);
     drop(app);
     let (router, tenant_claim) = (&router, tenant_claim.as_str());
     lambda_http::run(service_fn(move |req: Request| {
@@ -277,9 +293,10 @@ where
             code: error.code,
             reason: error.message,
         };
-        let detail: T = match serde_json::from_value(envelope.detail.clone()) {
+        let detail: T = match crate::http::json_value(envelope.detail.clone()) {
             Ok(detail) => detail,
             Err(e) => {
+                // Never the value itself: a secret in the wrong field must not reach an event.
                 let error = ApiError::new(ErrorCode::InvalidRequest, format!("the event is malformed: {e}"));
                 return publish_failed(bus, failed(error)).await;
             }

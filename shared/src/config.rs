@@ -45,6 +45,21 @@ pub struct Config {
     /// one function, across all its instances: the tenant's fair share of the function's reserved
     /// concurrency (README, "Fair shares").
     pub tenant_slots: u32,
+    /// When refused credential checks lock a destination (see `lockout.rs`).
+    pub lockout: DestinationLockout,
+}
+
+/// How many refused credential checks against one destination, across all tenants, within
+/// `window` lock it, and for how long: our egress IPs must not serve as a platform for guessing
+/// passwords at servers that allow-list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestinationLockout {
+    /// Refusals within the window that lock the destination (the one that reaches it included).
+    pub threshold: u32,
+    /// The counting window, from the first refusal in it.
+    pub window: Duration,
+    /// How long a lock holds.
+    pub cool_down: Duration,
 }
 
 /// Jira's search is eventually consistent (Cloud v3 `search/jql`: "Recent updates might not be
@@ -154,6 +169,11 @@ impl Config {
                 reason: "must be between 1 and 1000".into(),
             });
         }
+        let lockout = DestinationLockout {
+            threshold: env.positive("BRIDGE_DESTINATION_LOCKOUT_THRESHOLD", 5)?,
+            window: Duration::from_secs(env.positive("BRIDGE_DESTINATION_LOCKOUT_WINDOW_SECONDS", 900)?.into()),
+            cool_down: Duration::from_secs(env.positive("BRIDGE_DESTINATION_LOCKOUT_COOL_DOWN_SECONDS", 900)?.into()),
+        };
         Ok(Self {
             table_name: env.required("BRIDGE_TABLE_NAME")?,
             secret_prefix: env.required("BRIDGE_SECRET_PREFIX")?,
@@ -191,6 +211,7 @@ impl Config {
                 allow_http: env.flag("BRIDGE_EGRESS_ALLOW_HTTP")?,
                 allow_loopback: env.flag("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS")?,
             },
+            lockout,
         })
     }
 }
@@ -213,6 +234,15 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                 .parse()
                 .map_err(|_| ConfigError::Malformed { name, reason: format!("expected a whole number, got {v:?}") }),
         }
+    }
+
+    /// A whole number from 1 to `u32::MAX` (a zero threshold or window would lock everything).
+    fn positive(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+        let value = self.number(name, u64::from(default))?;
+        u32::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| ConfigError::Malformed {
+            name,
+            reason: format!("must be a whole number from 1 to {}, got {value}", u32::MAX),
+        })
     }
 
     fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
@@ -285,6 +315,11 @@ mod tests {
         // The egress guard is strict unless the operator (http) or a test stack (loopback) says so.
         assert_eq!(config.egress, EgressPolicy::default());
         assert!(!config.egress.allow_loopback && !config.egress.allow_http);
+        // Five refusals in 15 minutes lock a destination for 15 minutes.
+        assert_eq!(
+            config.lockout,
+            DestinationLockout { threshold: 5, window: Duration::from_secs(900), cool_down: Duration::from_secs(900) }
+        );
     }
 
     #[test]
@@ -308,6 +343,10 @@ mod tests {
             ("BRIDGE_HTTP_FIRST_BYTE_TIMEOUT_MS", "10001"),
             ("BRIDGE_HTTP_MAX_BODY_BYTES", "1000"),
             ("BRIDGE_TENANT_SLOTS", "0"),
+            ("BRIDGE_DESTINATION_LOCKOUT_THRESHOLD", "0"),
+            ("BRIDGE_DESTINATION_LOCKOUT_WINDOW_SECONDS", "0"),
+            ("BRIDGE_DESTINATION_LOCKOUT_COOL_DOWN_SECONDS", "-5"),
+            ("BRIDGE_DESTINATION_LOCKOUT_THRESHOLD", "99999999999"),
         ] {
             let mut vars = base();
             vars.insert(name, value);

@@ -88,6 +88,7 @@ error_codes! {
     TlsError = ("tls_error", 422, false), "TLS with the product failed (certificate or protocol).";
     Unreachable = ("unreachable", 422, false), "The product could not be reached at that URL.";
     IdentityProviderError = ("identity_provider_error", 422, false), "The customer's identity provider refused or failed the client-credentials grant.";
+    DestinationLocked = ("destination_locked", 429, false), "Too many refused credential checks against this destination (server host, Cloud site or token endpoint), from all tenants: new registrations and verifications against it are refused, whatever the credentials, until Retry-After; existing connections keep working.";
     PublishFailed = ("publish_failed", 422, false), "The publication failed for good; the message says why.";
     // Atlassian's answers, classified once in the transport and session.
     AtlassianPermissionDenied = ("atlassian_permission_denied", 403, false), "The connected user may not do this in Atlassian (403); the connection stays connected.";

@@ -1,6 +1,7 @@
 //! EventBridge in and out. In: `Report Ready` and `Action Items Ready`, delivered by a rule
 //! straight to the function (Lambda retries a failed delivery, then parks it in a dead-letter
-//! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, through the [`EventBus`] port.
+//! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, and `Egress Abuse Suspected`
+//! (connections, see `lockout.rs`), through the [`EventBus`] port.
 //!
 //! Every event type names its `detail-type` ([`DetailType`]); each event's JSON Schema is
 //! generated from these types into `shared/events/` (see the test).
@@ -41,6 +42,10 @@ impl DetailType for crate::issues::IssuesCreated {
 
 impl DetailType for PublishFailed {
     const DETAIL_TYPE: &'static str = "Publish Failed";
+}
+
+impl DetailType for crate::lockout::EgressAbuseSuspected {
+    const DETAIL_TYPE: &'static str = "Egress Abuse Suspected";
 }
 
 /// An EventBridge event as a rule delivers it; its `detail` is read by the job its type names.
@@ -113,6 +118,36 @@ impl EventBus for EventBridgeBus {
     }
 }
 
+/// An [`EventBus`] that keeps what is published, for tests; [`fail_next`](Self::fail_next) makes
+/// the next publish fail as a refused `PutEvents` would.
+#[derive(Default)]
+pub struct RecordingBus {
+    published: std::sync::Mutex<Vec<(String, Value)>>,
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+impl RecordingBus {
+    pub fn fail_next(&self) {
+        self.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every event published so far, as (detail-type, detail).
+    pub fn published(&self) -> Vec<(String, Value)> {
+        self.published.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl EventBus for RecordingBus {
+    async fn publish(&self, detail_type: &str, detail: &Value) -> Result<(), String> {
+        if self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err("PutEvents failed: injected".into());
+        }
+        self.published.lock().unwrap_or_else(|p| p.into_inner()).push((detail_type.to_owned(), detail.clone()));
+        Ok(())
+    }
+}
+
 /// `Publish Failed`: a job that will not complete, or will be retried (`retryable`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PublishFailed {
@@ -155,6 +190,7 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
         schema_of::<PublishFailed>("publish-failed"),
         schema_of::<crate::reports::ReportReady>("report-ready"),
         schema_of::<crate::reports::PagePublished>("page-published"),
+        schema_of::<crate::lockout::EgressAbuseSuspected>("egress-abuse-suspected"),
     ]
 }
 

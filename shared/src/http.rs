@@ -62,13 +62,126 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 }
 
 /// Parses a JSON body, refusing unknown fields (the types say `deny_unknown_fields`) with a
-/// message that names what to fix.
+/// message that names what to fix: the field's path and what it should hold, never the value
+/// sent (an API token pasted into the wrong field must not come back in a 400 or a log).
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.is_empty() {
         return Err(ApiError::new(ErrorCode::InvalidRequest, "a JSON request body is required"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("request body: {e}")))
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (plain_path(e.path()), e.into_inner()))
+        .and_then(|value| de.end().map(|()| value).map_err(|e| (".".to_owned(), e)))
+        .map_err(|(path, e)| {
+            ApiError::new(ErrorCode::InvalidRequest, format!("request body: {}", json_error(&path, &e)))
+        })
+}
+
+/// Parses an event's JSON detail like [`json_body`], with the same value-free message.
+pub fn json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| json_error(&plain_path(e.path()), e.inner()))
+}
+
+/// The field's path (`auth.email`, `items[3].title`); a key that is not a plain identifier is
+/// the caller's data, not a field name, and is left out.
+fn plain_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } if plain(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Map { .. } | Segment::Enum { .. } | Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    out
+}
+
+/// Our field names are short snake_case words; anything else (mixed case, punctuation, long)
+/// may be a secret used as a key by mistake.
+fn plain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// What is wrong with a JSON document, without any value from it: serde's messages quote the
+/// offending value (`invalid type: string "ATATT3x…", expected a boolean`), so they are rebuilt
+/// from the error's kind, the field's path and what the field expects.
+pub fn json_error(path: &str, e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = if path.is_empty() || path == "." { String::new() } else { format!("{path}: ") };
+    match e.classify() {
+        Category::Syntax => format!("is not valid JSON (line {}, column {})", e.line(), e.column()),
+        Category::Eof => "ends before the JSON document does".to_owned(),
+        Category::Io => "could not be read".to_owned(),
+        Category::Data => {
+            let text = e.to_string();
+            // serde_json appends " at line L column C"; the message proper is before it.
+            let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m);
+            format!("{at}{}", value_free(message))
+        }
+    }
+}
+
+/// serde's data-error message with the value it quotes replaced by the value's kind.
+fn value_free(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (unexpected, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, ""));
+            let kind = unexpected.split([' ', '`', '"', '\'']).next().unwrap_or_default();
+            let kind = match kind {
+                "string" => "a string",
+                "integer" => "an integer",
+                "floating" => "a number",
+                "boolean" => "a boolean",
+                "char" => "a character",
+                "map" => "an object",
+                "sequence" => "an array",
+                "null" | "unit" => "null",
+                "byte" | "bytes" => "bytes",
+                _ => "a value",
+            };
+            let what = prefix.trim_end_matches(": ");
+            return if expected.is_empty() {
+                format!("{what}: {kind}")
+            } else {
+                format!("{what}: {kind}, expected {expected}")
+            };
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let expected = rest.split_once(", expected ").map_or("", |(_, e)| e);
+        return format!("unknown variant, expected {expected}");
+    }
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        // A field's name is the caller's key, not a value; still, only a plain identifier is echoed.
+        let (name, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let name = name.trim_matches('`');
+        let name = if plain(name) { format!(" `{name}`") } else { String::new() };
+        let expected = if expected.is_empty() { String::new() } else { format!(", expected {expected}") };
+        return format!("unknown field{name}{expected}");
+    }
+    if message.starts_with("invalid length ")
+        || message.starts_with("missing field ")
+        || message.starts_with("duplicate field ")
+    {
+        // Lengths and our own field names only.
+        return message.to_owned();
+    }
+    // Our own messages (newtypes that validate on parse) name the rule, not the value.
+    message.to_owned()
 }
 
 /// A route that takes no request body.
@@ -208,6 +321,54 @@ pub fn to_gateway_response(response: HttpResponse) -> ApiGatewayV2httpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bodies that carry a secret in the wrong place: the 400 names the field and what it needs,
+    /// never the value.
+    #[test]
+    fn a_body_error_never_echoes_the_value_sent() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Sample {
+            enabled: bool,
+            count: Option<u8>,
+            kind: Option<crate::domain::Product>,
+            tenant: Option<crate::domain::TenantId>,
+            list: Option<Vec<u32>>,
+        }
+        let secret = "ATATT3xFfGF0-secret-token";
+        let cases = [
+            (
+                format!(r#"{{"enabled": "{secret}"}}"#),
+                "request body: enabled: invalid type: a string, expected a boolean",
+            ),
+            (
+                format!(r#"{{"enabled": true, "count": "{secret}"}}"#),
+                "request body: count: invalid type: a string, expected u8",
+            ),
+            (format!(r#"{{"enabled": true, "kind": "{secret}"}}"#), "request body: kind: unknown variant, expected"),
+            (format!(r#"{{"enabled": true, "tenant": "{secret}!"}}"#), "request body: tenant: tenant id must be"),
+            (
+                format!(r#"{{"enabled": true, "list": [1, "{secret}"]}}"#),
+                "request body: list[1]: invalid type: a string",
+            ),
+            (format!(r#"{{"enabled": true, "{secret}": 1}}"#), "request body: ?: unknown field, expected one of"),
+            (r#"{"enabled": true, "count": 99999999}"#.to_owned(), "request body: count: invalid value: an integer"),
+            (format!(r#"{{"enabled": true}} "{secret}""#), "request body: is not valid JSON"),
+            (format!(r#"{{"enabled": {secret}}}"#), "request body: is not valid JSON (line 1, column"),
+            (format!(r#"{{"enabled": "{secret}"#), "request body: ends before the JSON document does"),
+        ];
+        for (body, expected) in cases {
+            let req = lambda_http::http::Request::builder().body(Body::from(body.clone())).unwrap();
+            let err = json_body::<Sample>(&req).unwrap_err();
+            assert!(!err.message.contains("secret-token"), "{body} -> {}", err.message);
+            assert!(err.message.starts_with(expected), "{body} -> {}", err.message);
+            assert_eq!(err.code, "invalid_request");
+        }
+        let value = serde_json::json!({"enabled": secret});
+        let message = json_value::<Sample>(value).unwrap_err();
+        assert_eq!(message, "enabled: invalid type: a string, expected a boolean");
+    }
 
     /// The fuzzer's find (fuzz/artifacts/caller_claims): an error, not a panic.
     #[test]

@@ -21,6 +21,7 @@ pub mod http;
 pub mod ids;
 pub mod issues;
 pub mod jobs;
+pub mod lockout;
 pub mod markers;
 pub mod oauth;
 pub mod reports;

@@ -26,7 +26,11 @@ ALL_SCOPES = "bridge:admin bridge:read bridge:publish"
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
-    s = Stack(REPO, logs, REPO / "target" / "debug")
+    # The suite registers wrong credentials against the simulator's one host (and one Cloud site)
+    # on purpose, many times: a production threshold would lock them for every later test.
+    # test_destination_lockout.py runs its own stack with the production policy.
+    s = Stack(REPO, logs, REPO / "target" / "debug",
+              env_overrides={"BRIDGE_DESTINATION_LOCKOUT_THRESHOLD": "100000"})
     s.start()
     yield s
     s.stop()

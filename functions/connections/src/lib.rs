@@ -1,5 +1,9 @@
 //! `connections`: register Server/DC and API-token connections, and for every connection its
 //! status, site selection, verification and disconnect; tenant settings.
+//!
+//! Registration and verification send credentials a tenant chose to a destination it chose, so
+//! they go through the destination lockout (`bridge::lockout`): refused checks are counted per
+//! destination across all tenants, and a locked destination is refused before anything is sent.
 
 use std::sync::Arc;
 
@@ -12,9 +16,10 @@ use bridge::app::App;
 use bridge::atlassian::{EgressError, EgressPolicy, Session};
 use bridge::caller::Caller;
 use bridge::credentials::ConnectionAuth;
-use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site};
+use bridge::domain::{Connection, ConnectionStatus, ConsentTarget, Deployment, Product};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::http::{self, HttpResponse, Input, Json};
+use bridge::lockout::{CheckedCredentials, Lockout};
 use bridge::settings::{ConfluenceSettings, JiraSettings};
 use bridge::store::{ConnectionStore, CredentialStore, SettingsStore, Verification};
 use lambda_http::http::StatusCode;
@@ -27,20 +32,24 @@ pub struct Context {
     credentials: Arc<dyn CredentialStore>,
     settings: Arc<dyn SettingsStore>,
     connector: Arc<Connector>,
+    lockout: Lockout,
     egress: EgressPolicy,
     secret_prefix: String,
 }
 
 impl Context {
-    pub fn new(app: &App) -> Self {
-        Self {
+    /// Refuses to start without the bus: a destination lock must be reported.
+    pub fn new(app: &App) -> Result<Self, String> {
+        let bus = app.events.clone().ok_or("BRIDGE_EVENT_BUS_NAME is required by this function")?;
+        Ok(Self {
             connections: app.connections.clone(),
             credentials: app.credentials.clone(),
             settings: app.settings.clone(),
             connector: app.connector.clone(),
+            lockout: Lockout::new(app.destinations.clone(), bus, app.config.lockout),
             egress: app.config.egress.clone(),
             secret_prefix: app.config.secret_prefix.clone(),
-        }
+        })
     }
 }
 
@@ -63,7 +72,7 @@ pub fn router() -> Router<Context> {
                 credentials: cx.credentials.as_ref(),
                 secret_prefix: &cx.secret_prefix,
             };
-            register(&registry, &cx.connector, &cx.egress, &caller, product, input.body()?).await
+            register(&registry, &cx.connector, &cx.lockout, &cx.egress, &caller, product, input.body()?).await
         })
         .route(&routes::DELETE_CONNECTION, |cx: Arc<Context>, caller, input| async move {
             delete(cx.connections.as_ref(), cx.credentials.as_ref(), &caller, product(&input)?).await
@@ -75,7 +84,7 @@ pub fn router() -> Router<Context> {
             select_site(cx.connections.as_ref(), &caller, target, input.body()?).await
         })
         .route(&routes::VERIFY_CONNECTION, |cx: Arc<Context>, caller, input| async move {
-            verify(cx.connections.as_ref(), &cx.connector, &caller, product(&input)?).await
+            verify(cx.connections.as_ref(), &cx.connector, &cx.lockout, &caller, product(&input)?).await
         })
         .route(&routes::GET_SETTINGS, |cx: Arc<Context>, caller, input| async move {
             get_settings(cx.settings.as_ref(), &caller, product(&input)?).await
@@ -164,14 +173,15 @@ async fn select_site(
 async fn verify(
     connections: &dyn ConnectionStore,
     connector: &Connector,
+    lockout: &Lockout,
     caller: &Caller,
     product: Product,
 ) -> Result<HttpResponse, ApiError> {
     let connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
     // The session records a persisting 401 on the connection itself (as on every route); a
-    // 403 is the user lacking a permission and leaves the status alone.
-    let session = connector.session_for(&connection).await?;
-    match bridge::verify::whoami(&session, connection.auth_type, connection.scoped_token).await {
+    // 403 is the user lacking a permission and leaves the status alone. The lockout refuses a
+    // locked destination first and counts a refusal.
+    match lockout.verify(connector, &connection).await {
         Ok(acting_as) => {
             let verification = Verification {
                 at: OffsetDateTime::now_utc(),
@@ -185,7 +195,7 @@ async fn verify(
         }
         Err(e) => {
             tracing::warn!(error = %e, "verification failed");
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -196,6 +206,7 @@ async fn verify(
 async fn register(
     registry: &Registry<'_>,
     connector: &Connector,
+    lockout: &Lockout,
     egress: &EgressPolicy,
     caller: &Caller,
     product: Product,
@@ -218,7 +229,9 @@ async fn register(
         egress.parse(token_url).map_err(|e| ApiError::new(ErrorCode::EgressRefused, format!("auth.token_url: {e}")))?;
     }
 
-    let (acting_as, site, scoped_token) = check_credentials(connector, product, &body, &base_url).await?;
+    let CheckedCredentials { acting_as, site, scoped: scoped_token } = lockout
+        .check_new_credentials(connector, &caller.tenant, product, body.deployment, &base_url, &body.auth)
+        .await?;
     let now = OffsetDateTime::now_utc();
     let previous = registry.connections.get(&caller.tenant, product).await?;
     let grant_id = format!("conn-{product}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -258,30 +271,6 @@ async fn register(
     }
     tracing::info!(product = %product, auth = ?connection.auth_type, "connection registered");
     Ok(http::json(StatusCode::OK, &ConnectionView::from(&connection)))
-}
-
-/// Proves the credentials work before anything is stored: who they act as, and for Cloud API
-/// tokens the site and whether the token is a scoped one (through `api.atlassian.com` only).
-async fn check_credentials(
-    connector: &Connector,
-    product: Product,
-    body: &ConnectionRequest,
-    base_url: &Url,
-) -> Result<(Option<String>, Option<Site>, bool), ApiError> {
-    let failure = |e| bridge::verify::failure(product, e);
-    if body.deployment == Deployment::Cloud && body.auth.auth_type() == AuthType::ApiToken {
-        let probe = connector.probe_cloud_token(product, base_url, &body.auth).await.map_err(failure)?;
-        tracing::info!(product = %product, scoped = probe.scoped, "API token verified");
-        return Ok((probe.acting_as, probe.site, probe.scoped));
-    }
-    let session = connector.session_with(body.deployment, product, base_url.clone(), &body.auth, None).await.map_err(
-        |e| match e {
-            AccessError::Upstream(e) => failure(e),
-            other => other.into(),
-        },
-    )?;
-    let acting_as = bridge::verify::whoami(&session, body.auth.auth_type(), false).await.map_err(failure)?;
-    Ok((acting_as, None, false))
 }
 
 /// The base URL as given (context path kept), checked by the egress guard.

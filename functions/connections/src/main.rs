@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    bridge::app::serve(connections::Context::new, connections::router()).await
+    bridge::app::serve_checked(connections::Context::new, connections::router()).await
 }

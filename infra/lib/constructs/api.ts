@@ -27,6 +27,9 @@ export class Api {
       apiName: cfg.stackName,
       description: `${cfg.deploymentName} (${stack.region}): tenant connections, discovery, publishing`,
       createDefaultStage: false,
+      // With a custom domain, the default execute-api URL would be a second way in that skips
+      // whatever the domain adds (WAF, mTLS, logging at the edge): switch it off.
+      disableExecuteApiEndpoint: cfg.customDomainName !== undefined,
     });
     if (cfg.customDomainName) {
       this.apiUrl = `https://${cfg.customDomainName}/`;

@@ -14,9 +14,16 @@ export function arn(stack: Stack, service: string, resource: string): string {
   return `arn:${stack.partition}:${service}:${stack.region}:${stack.account}:${resource}`;
 }
 
+/** Every log group of the deployment is named under this prefix, so the KMS key policy can name
+ * them (and only them) in its `aws:logs:arn` encryption-context condition. */
+export function logGroupPrefix(config: RegionConfig): string {
+  return `/${config.deploymentName}/`;
+}
+
 /** A log group encrypted with the deployment's key, kept on tear-down. */
 export function logGroup(stack: Stack, id: string, config: RegionConfig, key: kms.IKey): logs.LogGroup {
   return new logs.LogGroup(stack, id, {
+    logGroupName: `${logGroupPrefix(config)}${id}`,
     retention: config.logRetentionDays as logs.RetentionDays,
     encryptionKey: key,
     removalPolicy: RemovalPolicy.RETAIN,

@@ -7,7 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { RegionConfig } from '../config';
 import { acknowledge } from '../nag';
-import { arn } from './common';
+import { arn, logGroupPrefix } from './common';
 
 export class Data {
   readonly key: kms.IKey;
@@ -83,15 +83,16 @@ function buildKey(stack: Stack, cfg: RegionConfig): kms.IKey {
     // The table and the tenants' secrets are encrypted with it: it outlives the stack.
     removalPolicy: RemovalPolicy.RETAIN,
   });
-  // CloudWatch Logs encrypts this deployment's log groups with the key.
+  // CloudWatch Logs encrypts this deployment's log groups with the key, and no other log group of
+  // the account (their names all start with the deployment's prefix, see logGroup()).
   key.addToResourcePolicy(new iam.PolicyStatement({
-    sid: 'CloudWatchLogsForThisAccountsLogGroups',
+    sid: 'CloudWatchLogsForThisDeploymentsLogGroups',
     principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
     actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey',
       'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
     resources: ['*'],
     conditions: {
-      ArnLike: { 'kms:EncryptionContext:aws:logs:arn': arn(stack, 'logs', 'log-group:*') },
+      ArnLike: { 'kms:EncryptionContext:aws:logs:arn': arn(stack, 'logs', `log-group:${logGroupPrefix(cfg)}*`) },
     },
   }));
   // EventBridge writes undeliverable events to the (encrypted) dead-letter queues.

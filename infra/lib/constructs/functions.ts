@@ -8,7 +8,7 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { ConfigError, EVENT_PUBLISHERS, FUNCTIONS, FunctionName, RegionConfig } from '../config';
+import { ConfigError, EVENT_PUBLISHERS, FUNCTIONS, FunctionName, JOB_RUNNERS, RegionConfig } from '../config';
 import { checkEnvironment, loadEnvList } from '../env';
 import { acknowledge } from '../nag';
 import { arn, logGroup, pascal } from './common';
@@ -137,14 +137,16 @@ export class Functions {
       if (EVENT_PUBLISHERS.includes(name)) {
         environment.BRIDGE_EVENT_BUS_NAME = events.bus.eventBusName;
         environment.BRIDGE_EVENT_SOURCE = cfg.eventSource;
-        // A job's claim on an item outlasts any invocation that holds it: a redelivery never takes over
-        // an item that a still-running invocation is creating.
-        environment.BRIDGE_JOB_LEASE_SECONDS = String(TIMEOUT_SECONDS[name]);
         role.addToPrincipalPolicy(new iam.PolicyStatement({
           sid: 'PublishEvents',
           actions: ['events:PutEvents'],
           resources: [events.bus.eventBusArn],
         }));
+      }
+      if (JOB_RUNNERS.includes(name)) {
+        // A job's claim on an item outlasts any invocation that holds it: a redelivery never takes over
+        // an item that a still-running invocation is creating.
+        environment.BRIDGE_JOB_LEASE_SECONDS = String(TIMEOUT_SECONDS[name]);
       }
       checkEnvironment(envList, name, environment);
 

@@ -218,6 +218,8 @@ use Method::{Delete, Get, Post, Put};
 
 /// What a route that calls Atlassian may answer besides its success.
 const UPSTREAM: &[u16] = &[400, 401, 403, 404, 409, 413, 422, 502, 503];
+/// Registration and verification also answer `429 destination_locked` (see `lockout.rs`).
+const CREDENTIAL_CHECK: &[u16] = &[400, 401, 403, 404, 409, 413, 422, 429, 502, 503];
 
 const fn ok(status: u16, description: &'static str, schema: Option<SchemaOf>) -> Answer {
     Answer { status, description, schema }
@@ -287,10 +289,10 @@ pub const REGISTER_CONNECTION: Route<Json<ConnectionRequest>> = Route::jwt(
     Admin,
     Doc {
         id: "registerConnection",
-        summary: "Register or replace a Server/DC or Cloud API-token connection. The credentials are verified against the product before anything is saved; a failed replacement leaves the old connection working. `base_url` passes the egress guard.",
+        summary: "Register or replace a Server/DC or Cloud API-token connection. The credentials are verified against the product before anything is saved; a failed replacement leaves the old connection working. `base_url` passes the egress guard. Refused credentials are counted per destination (server host, Cloud site, token endpoint) across all tenants; too many lock it for a while: `429 destination_locked` with `Retry-After`, before anything is sent to it.",
         query: &[],
         ok: ok(200, "The connection (never the credentials)", json::<ConnectionView>()),
-        errors: UPSTREAM,
+        errors: CREDENTIAL_CHECK,
     },
 );
 
@@ -329,10 +331,10 @@ pub const VERIFY_CONNECTION: Route<NoBody> = Route::jwt(
     Admin,
     Doc {
         id: "verifyConnection",
-        summary: "Re-check a connection against the product (refreshing the token when due) and record last_verified_at.",
+        summary: "Re-check a connection against the product (refreshing the token when due) and record last_verified_at. Token, Basic, PAT and OIDC connections are refused with `429 destination_locked` while their destination is locked (see registration).",
         query: &[],
         ok: ok(200, "The connection and who it acts as", json::<VerifyResponse>()),
-        errors: UPSTREAM,
+        errors: CREDENTIAL_CHECK,
     },
 );
 

@@ -137,6 +137,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only 100::/64
         || (s[0] == 0x2002) // 6to4: embeds an IPv4 address we would not otherwise check
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32: tunnels to an (obfuscated) IPv4 address
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48 (RFC 8215)
+        || s[..6] == [0, 0, 0, 0, 0xffff, 0] // IPv4-translated ::ffff:0:a.b.c.d (RFC 2765 SIIT)
         || s[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible ::a.b.c.d (deprecated)
 }
 
@@ -204,6 +207,12 @@ mod tests {
             "https://[::ffff:169.254.169.254]/",
             "https://[64:ff9b::a9fe:a9fe]/",
             "https://[2002:7f00:1::]/",
+            "https://[2001::1]/",
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "https://[64:ff9b:1::a00:1]/",
+            "https://[64:ff9b:1:ffff::808:808]/",
+            "https://[::ffff:0:7f00:1]/",
+            "https://[::ffff:0:808:808]/",
             "https://2130706433/",
             "https://0x7f000001/",
             "https://0177.0.0.1/",
@@ -229,7 +238,12 @@ mod tests {
     #[test]
     fn public_https_urls_pass_with_context_paths() {
         let policy = EgressPolicy::default();
-        for url in ["https://jira.example.com/jira", "https://8.8.8.8/", "https://[2606:4700::1111]/confluence"] {
+        for url in [
+            "https://jira.example.com/jira",
+            "https://8.8.8.8/",
+            "https://[2606:4700::1111]/confluence",
+            "https://[2001:4860:4860::8888]/",
+        ] {
             assert!(policy.parse(url).is_ok(), "{url}");
         }
     }

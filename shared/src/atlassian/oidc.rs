@@ -77,9 +77,33 @@ impl OidcClient {
             }
             oauth2::RequestTokenError::Other(e) => AtlassianError::IdentityProvider(e),
         })?;
-        Ok(OidcToken {
-            access_token: SecretString::from(response.access_token().secret().to_owned()),
-            expires_at: OffsetDateTime::now_utc() + response.expires_in().unwrap_or(DEFAULT_LIFETIME),
-        })
+        token_from(&response, OffsetDateTime::now_utc())
+    }
+}
+
+fn token_from(response: &oauth2::basic::BasicTokenResponse, now: OffsetDateTime) -> Result<OidcToken, AtlassianError> {
+    let expires_at = super::token_http::expiry(now, response.expires_in().unwrap_or(DEFAULT_LIFETIME))
+        .ok_or_else(|| AtlassianError::IdentityProvider("its token's expires_in is out of range".into()))?;
+    Ok(OidcToken { access_token: SecretString::from(response.access_token().secret().to_owned()), expires_at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(expires_in: &str) -> oauth2::basic::BasicTokenResponse {
+        serde_json::from_str(&format!(r#"{{"access_token":"t","token_type":"bearer"{expires_in}}}"#)).unwrap()
+    }
+
+    #[test]
+    fn an_expires_in_that_overflows_a_date_is_refused_not_a_panic() {
+        let now = OffsetDateTime::now_utc();
+        for huge in [u64::MAX.to_string(), (i64::MAX as u64).to_string(), "99999999999999".to_owned()] {
+            let err = token_from(&response(&format!(r#","expires_in":{huge}"#)), now).expect_err("refused");
+            assert!(err.to_string().contains("expires_in is out of range"), "{err}");
+        }
+        let token = token_from(&response(r#","expires_in":3600"#), now).unwrap();
+        assert_eq!(token.expires_at, now + time::Duration::hours(1));
+        assert_eq!(token_from(&response(""), now).unwrap().expires_at, now + DEFAULT_LIFETIME);
     }
 }

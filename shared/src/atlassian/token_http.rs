@@ -9,6 +9,12 @@ use url::Url;
 
 use super::Transport;
 
+/// When a token issued at `now` and living `expires_in` expires; `None` when the provider's
+/// number does not fit a date (a hostile or broken `expires_in` is refused, never a panic).
+pub(crate) fn expiry(now: time::OffsetDateTime, expires_in: std::time::Duration) -> Option<time::OffsetDateTime> {
+    now.checked_add(time::Duration::try_from(expires_in).ok()?)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenBody {
     Form,

@@ -96,10 +96,12 @@ impl TokenSet {
             }
         };
         let expires_in = response.expires_in().unwrap_or(Duration::from_secs(3600));
+        let expires_at = crate::atlassian::token_http::expiry(OffsetDateTime::now_utc(), expires_in)
+            .ok_or_else(|| OAuthError::Decode("the token's expires_in is out of range".into()))?;
         Ok(Self {
             access_token: SecretString::from(response.access_token().secret().to_owned()),
             refresh_token,
-            expires_at: OffsetDateTime::now_utc() + expires_in,
+            expires_at,
             scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
         })
     }
@@ -243,6 +245,20 @@ mod tests {
         assert_eq!(back.access_token.expose_secret(), "at-123");
         assert_eq!(back.refresh_token.expose_secret(), "rt-456");
         assert_eq!(back.expires_at, set.expires_at);
+    }
+
+    #[test]
+    fn an_expires_in_that_overflows_a_date_is_refused_not_a_panic() {
+        let response = |expires_in: &str| -> oauth2::basic::BasicTokenResponse {
+            serde_json::from_str(&format!(
+                r#"{{"access_token":"a","token_type":"bearer","refresh_token":"r","expires_in":{expires_in}}}"#
+            ))
+            .unwrap()
+        };
+        let err = TokenSet::from_response(&response(&u64::MAX.to_string()), None).expect_err("refused");
+        assert!(matches!(&err, OAuthError::Decode(m) if m.contains("expires_in is out of range")), "{err}");
+        let ok = TokenSet::from_response(&response("3600"), None).unwrap();
+        assert!(ok.expires_at > OffsetDateTime::now_utc() + time::Duration::minutes(59));
     }
 
     #[test]

@@ -640,6 +640,67 @@ pub async fn lookup_cache_in_batches(cache: &dyn LookupCache) {
     }
 }
 
+fn destination(kind: DestinationKind) -> Destination {
+    Destination { kind, key: unique("jira.corp.example") }
+}
+
+/// Refusals count per destination across tenants, in a window that starts at the first one and
+/// starts over once it has passed; a lock holds until its end, and only one caller locks.
+pub async fn destination_failures(store: &dyn DestinationFailureStore) {
+    let host = destination(DestinationKind::Host);
+    let window = std::time::Duration::from_secs(900);
+    let start = to_ms(OffsetDateTime::now_utc());
+    let (a, b) = (tenant(), tenant());
+    assert_eq!(store.locked_until(&host, start).await.unwrap(), None);
+    let counted = |failures, tenants, window_started| FailureTally { failures, tenants, window_started };
+    assert_eq!(store.add_failure(&host, &a, start, window).await.unwrap(), counted(1, 1, start));
+    let later = start + Duration::seconds(30);
+    assert_eq!(store.add_failure(&host, &a, later, window).await.unwrap(), counted(2, 1, start));
+    assert_eq!(store.add_failure(&host, &b, later, window).await.unwrap(), counted(3, 2, start));
+    // Per destination (and per kind: the same key as a site is another destination).
+    let site = Destination { kind: DestinationKind::Site, key: host.key.clone() };
+    assert_eq!(store.add_failure(&site, &a, later, window).await.unwrap(), counted(1, 1, later));
+    // The window has passed: the count starts over, from this refusal.
+    let next = start + Duration::seconds(900);
+    assert_eq!(store.add_failure(&host, &b, next, window).await.unwrap(), counted(1, 1, next));
+    assert_eq!(store.add_failure(&host, &a, next, window).await.unwrap(), counted(2, 2, next));
+
+    let until = next + Duration::minutes(15);
+    assert!(store.lock(&host, next, until).await.unwrap());
+    assert!(!store.lock(&host, next + Duration::minutes(1), until + Duration::minutes(1)).await.unwrap());
+    assert_eq!(store.locked_until(&host, next).await.unwrap(), Some(until));
+    assert_eq!(store.locked_until(&host, until - Duration::milliseconds(1)).await.unwrap(), Some(until));
+    assert_eq!(store.locked_until(&site, next).await.unwrap(), None);
+    // At its end the lock is over, and a new one may be taken.
+    assert_eq!(store.locked_until(&host, until).await.unwrap(), None);
+    let again = until + Duration::minutes(15);
+    assert!(store.lock(&host, until, again).await.unwrap());
+    assert_eq!(store.locked_until(&host, until).await.unwrap(), Some(again));
+}
+
+/// Concurrent refusals are all counted; of concurrent lockers exactly one locks.
+pub async fn destination_failures_race(store: Arc<dyn DestinationFailureStore>) {
+    let host = destination(DestinationKind::TokenUrl);
+    let window = std::time::Duration::from_secs(900);
+    let now = OffsetDateTime::now_utc();
+    let tallies = race(20, |_| {
+        let (store, host) = (store.clone(), host.clone());
+        async move { store.add_failure(&host, &tenant(), now, window).await.unwrap() }
+    })
+    .await;
+    let mut counts: Vec<u32> = tallies.iter().map(|t| t.failures).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<_>>());
+    assert_eq!(tallies.iter().map(|t| t.tenants).max(), Some(20));
+    let until = now + Duration::minutes(15);
+    let locked = race(20, |_| {
+        let (store, host) = (store.clone(), host.clone());
+        async move { store.lock(&host, now, until).await.unwrap() }
+    })
+    .await;
+    assert_eq!(locked.iter().filter(|l| **l).count(), 1);
+}
+
 mod memory {
     use super::*;
     use crate::store::memory::MemoryStore;
@@ -670,6 +731,7 @@ mod memory {
         lookup_cache(&*store.lookups).await;
         lookup_cache_in_batches(&*store.lookups).await;
         tenant_slots(&*store.slots).await;
+        destination_failures(&*store.destinations).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -679,6 +741,7 @@ mod memory {
         publications_race(store.publications.clone()).await;
         refresh_leases_race(store.leases.clone()).await;
         tenant_slots_race(store.slots.clone()).await;
+        destination_failures_race(store.destinations.clone()).await;
     }
 }
 
@@ -738,6 +801,8 @@ mod dynamodb {
         lookup_cache_in_batches(&*store).await;
         tenant_slots(&*store).await;
         tenant_slots_race(store.clone()).await;
+        destination_failures(&*store).await;
+        destination_failures_race(store.clone()).await;
         issue_ledger_race(store.clone()).await;
         publications_race(store.clone()).await;
         refresh_leases_race(store).await;

@@ -8,6 +8,7 @@ pub mod connections;
 #[cfg(test)]
 mod contract;
 pub mod credentials;
+pub mod destination_failures;
 pub mod dynamo;
 pub mod issue_jobs;
 pub mod issue_ledger;
@@ -23,6 +24,7 @@ pub mod tenant_slots;
 
 pub use connections::{ConnectionStore, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
+pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
 pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
 pub use lookup_cache::{CacheEntry, LookupCache, LookupKey};

@@ -15,10 +15,16 @@
 //! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
 //! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
 //! | fair-share slots of a function (`holders` map holder → lease end ms, `paused_until_ms`, `ttl` a day after the last lease) | `TENANT#{tenant}` | `SLOTS#{function}` |
+//! | refused credential checks per destination, all tenants (`window_start_ms`, `failures`, `tenants` set, `ttl` the window's end) | `DESTINATION#{host\|site\|token_url}#{key}` | `FAILURES` |
+//! | destination lock (`locked_until_ms`, `ttl` its end) | `DESTINATION#{host\|site\|token_url}#{key}` | `LOCK` |
 //!
 //! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
 //! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones
 //! themselves, since DynamoDB deletes them only some time after they expire.
+//!
+//! A destination's `key` is a lower-cased host without port, a cloudId, or a token endpoint's
+//! host and path (see `lockout.rs`); its items belong to no tenant, on purpose: they count across
+//! all of them. Lock checks read them themselves against their end, like the cache.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -29,6 +35,7 @@ use super::StoreError;
 use crate::domain::TenantId;
 
 mod connections;
+mod destination_failures;
 mod issue_jobs;
 mod issue_ledger;
 mod lookup_cache;
@@ -80,6 +87,17 @@ fn service_error<E: ProvideErrorMetadata, R>(e: SdkError<E, R>) -> StoreError {
 
 fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// A conditional write's answer: `None` when its condition failed (someone else's write won).
+fn unless_condition_failed<T, E: ProvideErrorMetadata, R>(
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if is_condition_failure(&e) => Ok(None),
+        Err(e) => Err(service_error(e)),
+    }
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {

@@ -31,6 +31,7 @@ use crate::domain::TenantId;
 
 mod connections;
 mod credentials;
+mod destination_failures;
 mod issue_jobs;
 mod issue_ledger;
 mod lookup_cache;
@@ -42,6 +43,7 @@ mod tenant_slots;
 
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
+pub use destination_failures::MemoryDestinationFailures;
 pub use issue_jobs::MemoryIssueJobs;
 pub use issue_ledger::MemoryIssueLedger;
 pub use lookup_cache::MemoryLookupCache;
@@ -71,6 +73,8 @@ pub struct MemoryStore {
     pub lookups: Arc<MemoryLookupCache>,
     /// Fair-share slots per tenant and function.
     pub slots: Arc<MemoryTenantSlots>,
+    /// Refused credential checks per destination, and destination locks.
+    pub destinations: Arc<MemoryDestinationFailures>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -93,6 +97,7 @@ impl MemoryStore {
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
             lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
             slots: Arc::new(MemoryTenantSlots::sharing(&clock, &faults)),
+            destinations: Arc::new(MemoryDestinationFailures::sharing(&faults)),
             clock,
             faults,
             round_trips,
