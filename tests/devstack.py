@@ -53,12 +53,16 @@ class StackError(RuntimeError):
 
 class Stack:
     def __init__(self, repo_root, logs_dir, bin_dir=None, *, consent_page: bool = False,
-                 env_overrides: dict | None = None, deliver_own_events: bool = False):
+                 env_overrides: dict | None = None, deliver_own_events: bool = False,
+                 max_concurrency: dict[str, int] | None = None):
         self.repo_root = Path(repo_root).resolve()
         self.logs_dir = Path(logs_dir).resolve()
         self.bin_dir = Path(bin_dir).resolve() if bin_dir else self.repo_root / "target" / "debug"
         self.consent_page = consent_page
         self.env_overrides = dict(env_overrides or {})
+        # Per function, Lambda's concurrency limit as the gateway plays it (64 unless given): a
+        # function's reserved concurrency, for the fair-share tests.
+        self.max_concurrency = dict(max_concurrency or {})
         # Deliver the bridge's own events (routes.json rules with "own": the rest of a 202 issue
         # job) back to their function, as the deployed EventBridge rule does. Off for the
         # integration tests, which deliver them themselves to check each step.
@@ -321,6 +325,10 @@ class Stack:
             # Above the simulator's search lag (Cloud 3 s, DC 1 s), as production's default is
             # above Jira's: a marker search is trusted only after it.
             "BRIDGE_JIRA_INDEX_DELAY_SECONDS": "4",
+            # The suite races one tenant's requests and deliveries against each other on purpose
+            # (50 verifies at once, 5 deliveries of one event); fair shares are tested with a
+            # small share of their own in test_fair_shares.py.
+            "BRIDGE_TENANT_SLOTS": "64",
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
         try:
@@ -339,7 +347,7 @@ class Stack:
             config = {
                 "host": "127.0.0.1", "port": port, "routes_file": str(self.routes_file),
                 "functions": {name: {"command": [str(self.bin_dir / name)], "env": self.function_env,
-                                     "timeout_seconds": 30, "max_concurrency": 64}
+                                     "timeout_seconds": 30, "max_concurrency": self.max_concurrency.get(name, 64)}
                               for name in self.functions},
                 "jwt": {"secret": self.jwt_secret, "issuer": JWT_ISSUER, "audience": JWT_AUDIENCE},
                 "logs_dir": str(self.logs_dir),

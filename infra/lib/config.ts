@@ -85,7 +85,9 @@ export const DEFAULT_MEMORY_MB: Record<FunctionName, number> = {
   'create-issue': 256,
 };
 
-/** Reserved concurrency where it protects Atlassian's rate limits (the bulk writers). */
+/** Reserved concurrency where it protects Atlassian's rate limits (the bulk writers). Each tenant may hold at most
+ *  BRIDGE_TENANT_SLOTS (default 4) of a function's instances at once (the fair share), so R reserved
+ *  instances serve at least R / S tenants at full share; README.md ("Fair shares") has the arithmetic. */
 export const DEFAULT_RESERVED_CONCURRENCY: Partial<Record<FunctionName, number>> = {
   'publish-page': 10,
   'create-issue': 10,

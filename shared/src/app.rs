@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::access::Connector;
 use crate::api::Router;
 use crate::atlassian::Transport;
+use crate::atlassian::governor::FairShares;
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
@@ -68,6 +69,9 @@ pub struct App {
     /// Refused credential checks per destination, across tenants (`lockout.rs`).
     pub destinations: Arc<dyn DestinationFailureStore>,
     pub connector: Arc<Connector>,
+    /// Each tenant's fair share of every function (`atlassian::governor`), admitting HTTP
+    /// requests (in the router) and events (in [`serve_with_events`]).
+    pub fair_shares: Arc<FairShares>,
     /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
     /// refuse to start without it).
     pub events: Option<Arc<dyn EventBus>>,
@@ -107,6 +111,12 @@ impl App {
             oauth.clone(),
             config.oauth.refresh_leeway,
         );
+        let fair_shares = Arc::new(FairShares::new(
+            dynamo.clone(),
+            transport.governors().clone(),
+            config.tenant_slots,
+            config.http.max_retry_wait,
+        ));
         let connector = Connector::new(
             transport.clone(),
             config.oauth.api_base_url.clone(),
@@ -133,6 +143,7 @@ impl App {
             }),
             credentials,
             connector: Arc::new(connector),
+            fair_shares,
             config,
         })
     }
@@ -198,6 +209,7 @@ where
     M: FnOnce(&App) -> Result<C, String>,
 {
     let app = start(&router).await?;
+    let router = router.with_fair_shares(app.fair_shares.clone());
     let tenant_claim = app.config.tenant_claim.clone();
     let context = Arc::new(context(&app).map_err(|e| {
         tracing::error!(error = %e, "cold start failed");
@@ -321,9 +333,11 @@ where
         tracing::error!("cold start failed: BRIDGE_EVENT_BUS_NAME is required by this function");
         return Err("BRIDGE_EVENT_BUS_NAME is required".into());
     };
+    let router = router.with_fair_shares(app.fair_shares.clone());
+    let fair_shares = app.fair_shares.clone();
     let http = (Arc::new(context(&app)), app.config.tenant_claim.clone());
     drop(app);
-    let (router, http, event_handler) = (&router, &http, &event_handler);
+    let (router, http, event_handler, fair_shares) = (&router, &http, &event_handler, &fair_shares);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let bus = bus.clone();
         async move {
@@ -334,14 +348,49 @@ where
                     let response = traced(request, |req| router.dispatch(context, tenant_claim, req)).await;
                     Ok(Reply::Http(Box::new(crate::http::to_gateway_response(response))))
                 }
-                Trigger::EventBridge(delivery) => match event_handler(http.0.clone(), bus, *delivery).await {
-                    JobOutcome::Done(()) | JobOutcome::Failed(()) => Ok(Reply::Event {}),
-                    JobOutcome::Stopped(error) => Err(lambda_runtime::Error::from(error.message)),
-                },
+                Trigger::EventBridge(delivery) => {
+                    match admit_event(fair_shares, router.function().name(), *delivery, |delivery| {
+                        event_handler(http.0.clone(), bus, delivery)
+                    })
+                    .await
+                    {
+                        JobOutcome::Done(()) | JobOutcome::Failed(()) => Ok(Reply::Event {}),
+                        JobOutcome::Stopped(error) => Err(lambda_runtime::Error::from(error.message)),
+                    }
+                }
             }
         }
     }))
     .await
+}
+
+/// One event's job inside a fair-share slot of its tenant in `pool` (the function). A refusal
+/// (every slot taken, or Atlassian pausing the tenant past what a job waits) stops the delivery
+/// before the job starts and emits nothing: the invocation fails, so Lambda delivers the event
+/// again later (twice, minutes apart, then to the dead-letter queue), and no `Publish Failed`
+/// says that a job failed which never began — its own outcome is emitted once it runs. An event
+/// without a valid `tenant_id` goes straight to the handler, which refuses it for good.
+pub async fn admit_event<F, Fut>(fair_shares: &FairShares, pool: &str, delivery: Delivery, handle: F) -> JobOutcome<()>
+where
+    F: FnOnce(Delivery) -> Fut,
+    Fut: Future<Output = JobOutcome<()>>,
+{
+    let tenant = delivery
+        .event
+        .as_ref()
+        .ok()
+        .and_then(|envelope| envelope.detail.get("tenant_id"))
+        .and_then(|tenant| tenant.as_str())
+        .and_then(|tenant| TenantId::parse(tenant).ok());
+    let Some(tenant) = tenant else { return handle(delivery).await };
+    let id = delivery.id.clone();
+    match fair_shares.run(&tenant, pool, handle(delivery)).await {
+        Ok(outcome) => outcome,
+        Err(refused) => {
+            tracing::warn!(tenant = %tenant, delivery = %id, code = %refused.code, retry_after = refused.retry_after, "event not admitted; it is delivered again later");
+            JobOutcome::Stopped(refused)
+        }
+    }
 }
 
 /// What an invocation of [`serve_with_events`] answers: the HTTP response, or an empty object
@@ -356,6 +405,64 @@ enum Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod admission {
+        use super::*;
+        use crate::atlassian::governor::Governors;
+        use crate::store::TenantSlots;
+        use crate::store::memory::MemoryStore;
+
+        fn delivery(tenant: &str) -> Delivery {
+            let event = serde_json::json!({
+                "version": "0", "id": "e-1", "detail-type": "Report Ready", "source": "saas.retro",
+                "account": "1", "time": "2026-12-01T00:00:00Z", "region": "us-east-1", "resources": [],
+                "detail": {"tenant_id": tenant, "idempotency_key": "k-1"}
+            });
+            Delivery { id: "e-1".into(), event: Ok(serde_json::from_value(event).unwrap()) }
+        }
+
+        /// The tenant's one slot is taken (a job elsewhere): the next event of the tenant is
+        /// stopped before its job runs, so it emits nothing (no `Publish Failed`) and the
+        /// invocation fails — Lambda delivers it again later.
+        #[tokio::test]
+        async fn a_refused_event_is_delivered_again_and_its_job_never_runs() {
+            let store = MemoryStore::new();
+            let shares =
+                FairShares::new(store.slots.clone(), Governors::default(), 1, std::time::Duration::from_secs(5));
+            let acme = TenantId::parse("acme").unwrap();
+            let now = time::OffsetDateTime::now_utc();
+            let until = now + time::Duration::minutes(1);
+            store.slots.acquire(&acme, "publish-page", "elsewhere", 1, until, now).await.unwrap();
+            let ran = std::sync::atomic::AtomicBool::new(false);
+            let outcome = admit_event(&shares, "publish-page", delivery("acme"), |_| async {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                JobOutcome::Done(())
+            })
+            .await;
+            let JobOutcome::Stopped(error) = outcome else { panic!("the delivery must be stopped") };
+            assert_eq!(error.code, ErrorCode::TenantRateLimited);
+            assert!(error.retried());
+            assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "the job ran unadmitted");
+            // Another tenant's event runs, inside a slot it gives back.
+            let outcome =
+                admit_event(&shares, "publish-page", delivery("globex"), |_| async { JobOutcome::Done(()) }).await;
+            assert!(matches!(outcome, JobOutcome::Done(())));
+            assert!(store.slots.holders(&TenantId::parse("globex").unwrap(), "publish-page").is_empty());
+        }
+
+        /// An event whose tenant is no tenant id is the handler's to refuse for good.
+        #[tokio::test]
+        async fn an_event_without_a_valid_tenant_goes_straight_to_the_handler() {
+            let store = MemoryStore::new();
+            store.faults.fail_next("TenantSlots::acquire");
+            let shares =
+                FairShares::new(store.slots.clone(), Governors::default(), 1, std::time::Duration::from_secs(5));
+            let outcome =
+                admit_event(&shares, "publish-page", delivery("not a tenant!"), |_| async { JobOutcome::Failed(()) })
+                    .await;
+            assert!(matches!(outcome, JobOutcome::Failed(())));
+        }
+    }
 
     #[test]
     fn an_event_is_answered_with_an_empty_object() {

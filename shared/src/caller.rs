@@ -39,6 +39,11 @@ pub struct Caller {
 pub trait Access: Sized + Send + 'static {
     /// `scope` is the route's, from the table (`None` for a public route).
     fn extract(req: &Request, tenant_claim: &str, scope: Option<BridgeScope>) -> Result<Self, ApiError>;
+
+    /// The tenant the caller was authorized for, if any: whose fair share a request uses.
+    fn tenant(&self) -> Option<&TenantId> {
+        None
+    }
 }
 
 /// The caller of a scoped route: authorized for the path's `{tenant}` and the route's scope.
@@ -50,6 +55,10 @@ impl Access for Caller {
         };
         let tenant = crate::http::path_param(req, "tenant")?;
         authorize(req, tenant_claim, &tenant, scope)
+    }
+
+    fn tenant(&self) -> Option<&TenantId> {
+        Some(&self.tenant)
     }
 }
 

@@ -41,6 +41,10 @@ pub struct Config {
     /// How long an HTTP issue job may run before the rest of it is accepted with `202` and
     /// finished through events (API Gateway ends every request at 30 s).
     pub issue_job_budget: Duration,
+    /// How many jobs (requests and events that reach Atlassian) of one tenant may run at once in
+    /// one function, across all its instances: the tenant's fair share of the function's reserved
+    /// concurrency (README, "Fair shares").
+    pub tenant_slots: u32,
     /// When refused credential checks lock a destination (see `lockout.rs`).
     pub lockout: DestinationLockout,
 }
@@ -96,6 +100,12 @@ pub struct HttpConfig {
     /// Longest time one request may take with all its retries, so an HTTP function answers
     /// inside API Gateway's 30 s limit.
     pub retry_budget: Duration,
+    /// Longest wait for a response's headers (the first byte), per attempt: a server that accepts
+    /// and never answers costs this, not the whole `timeout`.
+    pub first_byte_timeout: Duration,
+    /// Largest response body read; a larger one is refused (by Content-Length before reading,
+    /// else as soon as the stream passes it).
+    pub max_body_bytes: usize,
 }
 
 /// Upper bound on the OAuth state lifetime: Atlassian's consent screen is interactive, but a state
@@ -137,6 +147,28 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let timeout = Duration::from_millis(env.number("BRIDGE_HTTP_TIMEOUT_MS", 10_000)?);
+        let first_byte_timeout = Duration::from_millis(env.number("BRIDGE_HTTP_FIRST_BYTE_TIMEOUT_MS", 5_000)?);
+        if first_byte_timeout.is_zero() || first_byte_timeout > timeout {
+            return Err(ConfigError::Malformed {
+                name: "BRIDGE_HTTP_FIRST_BYTE_TIMEOUT_MS",
+                reason: "must be at least 1 and at most BRIDGE_HTTP_TIMEOUT_MS".into(),
+            });
+        }
+        let max_body_bytes = env.number("BRIDGE_HTTP_MAX_BODY_BYTES", 10 * 1024 * 1024)?;
+        if max_body_bytes < 64 * 1024 {
+            return Err(ConfigError::Malformed {
+                name: "BRIDGE_HTTP_MAX_BODY_BYTES",
+                reason: "must be at least 65536 (Atlassian's ordinary answers are up to a few MB)".into(),
+            });
+        }
+        let tenant_slots = env.number("BRIDGE_TENANT_SLOTS", 4)?;
+        if !(1..=1000).contains(&tenant_slots) {
+            return Err(ConfigError::Malformed {
+                name: "BRIDGE_TENANT_SLOTS",
+                reason: "must be between 1 and 1000".into(),
+            });
+        }
         let lockout = DestinationLockout {
             threshold: env.positive("BRIDGE_DESTINATION_LOCKOUT_THRESHOLD", 5)?,
             window: Duration::from_secs(env.positive("BRIDGE_DESTINATION_LOCKOUT_WINDOW_SECONDS", 900)?.into()),
@@ -158,16 +190,19 @@ impl Config {
             },
             tenant_claim: env.optional("BRIDGE_TENANT_CLAIM").unwrap_or_else(|| "tenant_id".into()),
             http: HttpConfig {
-                timeout: Duration::from_millis(env.number("BRIDGE_HTTP_TIMEOUT_MS", 10_000)?),
+                timeout,
                 connect_timeout: Duration::from_millis(env.number("BRIDGE_HTTP_CONNECT_TIMEOUT_MS", 3_000)?),
                 max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
                 max_retry_wait: env.seconds("BRIDGE_HTTP_MAX_RETRY_WAIT_SECONDS", 20)?,
                 retry_budget: env.seconds("BRIDGE_HTTP_RETRY_BUDGET_SECONDS", 20)?,
+                first_byte_timeout,
+                max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             },
             event_bus: env.optional("BRIDGE_EVENT_BUS_NAME"),
             event_source: env.optional("BRIDGE_EVENT_SOURCE").unwrap_or_else(|| "atlassian-bridge".into()),
             job_lease: env.seconds("BRIDGE_JOB_LEASE_SECONDS", 60)?,
             issue_job_budget: env.seconds("BRIDGE_ISSUE_JOB_BUDGET_SECONDS", 20)?,
+            tenant_slots: u32::try_from(tenant_slots).unwrap_or(u32::MAX),
             search_index: SearchIndex {
                 delay: env.seconds("BRIDGE_JIRA_INDEX_DELAY_SECONDS", 5)?,
                 max_wait: env.seconds("BRIDGE_JIRA_INDEX_MAX_WAIT_SECONDS", 10)?,
@@ -273,6 +308,10 @@ mod tests {
         assert_eq!(config.oauth.state_ttl, Duration::from_secs(600));
         assert_eq!(config.tenant_claim, "tenant_id");
         assert_eq!(config.http.max_attempts, 4);
+        assert_eq!(config.http.first_byte_timeout, Duration::from_secs(5));
+        assert!(config.http.first_byte_timeout < config.http.timeout);
+        assert_eq!(config.http.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(config.tenant_slots, 4);
         // The egress guard is strict unless the operator (http) or a test stack (loopback) says so.
         assert_eq!(config.egress, EgressPolicy::default());
         assert!(!config.egress.allow_loopback && !config.egress.allow_http);
@@ -300,6 +339,10 @@ mod tests {
             ("BRIDGE_HTTP_TIMEOUT_MS", "ten"),
             ("BRIDGE_HTTP_MAX_ATTEMPTS", "0"),
             ("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS", "yes"),
+            ("BRIDGE_HTTP_FIRST_BYTE_TIMEOUT_MS", "0"),
+            ("BRIDGE_HTTP_FIRST_BYTE_TIMEOUT_MS", "10001"),
+            ("BRIDGE_HTTP_MAX_BODY_BYTES", "1000"),
+            ("BRIDGE_TENANT_SLOTS", "0"),
             ("BRIDGE_DESTINATION_LOCKOUT_THRESHOLD", "0"),
             ("BRIDGE_DESTINATION_LOCKOUT_WINDOW_SECONDS", "0"),
             ("BRIDGE_DESTINATION_LOCKOUT_COOL_DOWN_SECONDS", "-5"),

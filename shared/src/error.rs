@@ -101,6 +101,9 @@ error_codes! {
     UpstreamInvalidResponse = ("upstream_invalid_response", 502, false), "Atlassian's answer was not what the product sends (or a redirect, never followed).";
     UpstreamRateLimited = ("upstream_rate_limited", 503, true), "Atlassian is rate limiting this tenant; retry after Retry-After.";
     UpstreamUnavailable = ("upstream_unavailable", 503, true), "The token refresh is busy or failed for a while; retry after Retry-After.";
+    UpstreamTooLarge = ("upstream_response_too_large", 502, false), "The product's answer was larger than the bridge reads (a body past the cap, or a list past the page cap).";
+    // Fair shares across tenants.
+    TenantRateLimited = ("tenant_rate_limited", 429, true), "The tenant has as much Atlassian work in flight as its fair share allows, or Atlassian paused it for longer than a request waits; retry after Retry-After.";
     // Ours.
     Internal = ("internal", 500, true), "An internal failure (see the function's logs); retried.";
 }
@@ -261,12 +264,16 @@ mod tests {
                 "upstream_error",
                 "upstream_rate_limited",
                 "upstream_unavailable",
+                "tenant_rate_limited",
                 "internal"
             ]
         );
-        // Nothing a caller must fix is retried, whatever its status.
+        // Nothing a caller must fix is retried, whatever its status: the retried 4xx say "later".
         let retried_client_errors: Vec<_> =
             ErrorCode::ALL.iter().filter(|c| c.status().is_client_error() && c.retried()).collect();
-        assert_eq!(retried_client_errors, [&ErrorCode::JobInProgress, &ErrorCode::UpstreamConflict]);
+        assert_eq!(
+            retried_client_errors,
+            [&ErrorCode::JobInProgress, &ErrorCode::UpstreamConflict, &ErrorCode::TenantRateLimited]
+        );
     }
 }

@@ -28,10 +28,14 @@ from .util import json_response
 
 log = logging.getLogger("sim.faults")
 
-KINDS = {"status", "rate_limit", "latency", "timeout", "drop", "commit_then_drop", "commit_then_status"}
+KINDS = {"status", "rate_limit", "latency", "timeout", "drop", "commit_then_drop", "commit_then_status", "oversize"}
 # kinds that let the request be handled for real (the product commits) and then spoil the answer
 COMMIT_KINDS = {"commit_then_drop", "commit_then_status"}
 DEFAULT_TIMEOUT_HOLD_MS = 60_000
+# What an `oversize` answer streams by default: a server that answers far more than any client
+# should read (a broken proxy's error page loop, an export endpoint, a hostile server).
+DEFAULT_OVERSIZE_BYTES = 50 * 1024 * 1024
+OVERSIZE_CHUNK = 64 * 1024
 _ids = itertools.count(1)
 
 
@@ -72,12 +76,19 @@ def parse_fault(body: dict) -> Fault:
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise ValueError("'reason' must be a string")
+    size_bytes = body.get("size_bytes")
+    if size_bytes is not None and (not isinstance(size_bytes, int) or isinstance(size_bytes, bool) or size_bytes < 1):
+        raise ValueError("'size_bytes' must be a positive integer")
+    with_length = body.get("content_length", False)
+    if not isinstance(with_length, bool):
+        raise ValueError("'content_length' must be true or false")
     every = body.get("every", 1)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ValueError("'every' must be a positive integer")
     return Fault(id=f"f{next(_ids)}", route=route, kind=kind, status=status,
                  retry_after=retry_after, headers={k: str(v) for k, v in headers.items()},
-                 body=body.get("body"), latency_ms=latency, times=times, reason=reason, every=every)
+                 body=body.get("body"), latency_ms=latency, times=times, reason=reason, every=every,
+                 size_bytes=size_bytes, content_length=with_length)
 
 
 def _matches(fault: Fault, route: str | None) -> bool:
@@ -173,12 +184,44 @@ async def apply(request: web.Request, fault: Fault, route: str | None, call: dic
                 raise Dropped()
             await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         return _body_response(fault.status or 504, fault.body, dict(fault.headers))
+    if fault.kind == "oversize":
+        return await _oversize(request, fault, call)
     if fault.kind == "drop":
         t = request.transport
         if t is not None:
             t.close()
         raise Dropped()
     raise AssertionError(fault.kind)
+
+
+async def _oversize(request: web.Request, fault: Fault, call: dict) -> web.StreamResponse:
+    """A 200 JSON answer of `size_bytes` (default 50 MB): a JSON string of spaces, streamed in
+    64 KB chunks, chunked unless `content_length` (then the length is announced up front). The
+    call log's `sent_bytes` says how much went out before the client hung up."""
+    size = fault.size_bytes or DEFAULT_OVERSIZE_BYTES
+    resp = web.StreamResponse(status=fault.status or 200, headers={"Content-Type": "application/json", **fault.headers})
+    if fault.content_length:
+        resp.content_length = size
+    else:
+        resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    sent = 0
+    try:
+        body_start, chunk = b'"', b" " * OVERSIZE_CHUNK
+        await resp.write(body_start)
+        sent = 1
+        while sent < size - 1:
+            piece = chunk[: min(OVERSIZE_CHUNK, size - 1 - sent)]
+            await resp.write(piece)
+            sent += len(piece)
+        await resp.write(b'"')
+        sent += 1
+        await resp.write_eof()
+    except (ConnectionResetError, ConnectionError, RuntimeError):
+        call["sent_bytes"] = sent
+        raise Dropped() from None
+    call["sent_bytes"] = sent
+    return resp
 
 
 async def after_commit(request: web.Request, fault: Fault, committed: web.StreamResponse,

@@ -156,13 +156,15 @@ class Fault:
     times: int | None = 1                      # None = forever
     reason: str | None = None                  # RateLimit-Reason override
     every: int = 1                             # applies to every Nth matching request (1 = each)
+    size_bytes: int | None = None              # `oversize`: how much to stream
+    content_length: bool = False               # `oversize`: announce the length up front
     seen: int = 0                              # matching requests counted for `every`
     hits: int = 0
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in (
             "id", "route", "kind", "status", "retry_after", "headers", "body",
-            "latency_ms", "times", "reason", "every", "seen", "hits")}
+            "latency_ms", "times", "reason", "every", "size_bytes", "content_length", "seen", "hits")}
 
 
 @dataclass

@@ -472,6 +472,25 @@ def test_latency_fault(sim):
     assert time.monotonic() - t0 < 0.3
 
 
+def test_oversize_fault_streams_the_size_asked_and_notes_what_went_out(sim):
+    at = tokens(sim)["access_token"]
+    size = 3 * 1024 * 1024 + 5
+    sim.fault(route=MYSELF_ROUTE, kind="oversize", size_bytes=size, times=1)
+    r = requests.get(sim.url + MYSELF.format(SITE), headers={"Authorization": f"Bearer {at}"}, timeout=30)
+    assert (r.status_code, r.headers.get("Transfer-Encoding"), len(r.content)) == (200, "chunked", size)
+    assert r.json().strip() == ""
+    sim.fault(route=MYSELF_ROUTE, kind="oversize", size_bytes=size, content_length=True, times=1)
+    with requests.get(sim.url + MYSELF.format(SITE), headers={"Authorization": f"Bearer {at}"}, timeout=30,
+                      stream=True) as r:
+        assert int(r.headers["Content-Length"]) == size
+        r.raw.read(1024)  # and hang up: the simulator notes how much it got to send
+    oversize = [c for c in sim.calls()["calls"] if c.get("fault") == "oversize"]
+    assert oversize[0]["sent_bytes"] == size
+    with pytest.raises(ValueError):
+        from .faults import parse_fault
+        parse_fault({"route": "*", "kind": "oversize", "size_bytes": 0})
+
+
 def test_timeout_and_drop_faults(sim):
     at = tokens(sim)["access_token"]
     sim.fault(route=MYSELF_ROUTE, kind="timeout", times=1)

@@ -95,7 +95,9 @@ pub fn document() -> OpenApi {
             }
             operation = operation.response(accepted.status.to_string(), answer.build());
         }
-        for status in doc.errors {
+        // A route admitted by the tenant's fair share may also answer 429 (with Retry-After).
+        let fair_share: &[u16] = if route.fair_share() && !doc.errors.contains(&429) { &[429] } else { &[] };
+        for status in doc.errors.iter().chain(fair_share) {
             operation = operation.response(
                 status.to_string(),
                 ResponseBuilder::new()

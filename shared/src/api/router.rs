@@ -10,12 +10,13 @@ use std::sync::Arc;
 use lambda_http::Request;
 
 use super::routes::{Body, Function, ROUTES, Route, Spec};
+use crate::atlassian::governor::FairShares;
 use crate::caller::Access;
 use crate::error::ApiError;
 use crate::http::{self, HttpResponse, Input};
 
 type Answer = Pin<Box<dyn Future<Output = Result<HttpResponse, ApiError>> + Send>>;
-type Handler<C> = Box<dyn Fn(Arc<C>, &str, Request) -> Answer + Send + Sync>;
+type Handler<C> = Box<dyn Fn(Arc<C>, &str, Request, Option<Arc<FairShares>>) -> Answer + Send + Sync>;
 
 struct Bound<C> {
     key: String,
@@ -28,11 +29,26 @@ struct Bound<C> {
 pub struct Router<C> {
     function: Function,
     routes: Vec<Bound<C>>,
+    /// Admits the requests of the routes that reach Atlassian (`Spec::fair_share`).
+    fair_shares: Option<Arc<FairShares>>,
 }
 
 impl<C: Send + Sync + 'static> Router<C> {
     pub fn new(function: Function) -> Self {
-        Self { function, routes: Vec::new() }
+        Self { function, routes: Vec::new(), fair_shares: None }
+    }
+
+    /// The function this router serves.
+    pub fn function(&self) -> Function {
+        self.function
+    }
+
+    /// Every request of a route that reaches Atlassian runs inside one of its tenant's fair-share
+    /// slots of this function, taken after the caller is authorized and before the handler runs
+    /// (the one place admission happens for HTTP; `app::serve_with_events` for events).
+    pub fn with_fair_shares(mut self, fair_shares: Arc<FairShares>) -> Self {
+        self.fair_shares = Some(fair_shares);
+        self
     }
 
     /// Binds `handler` to `route`. It gets the context, the caller as the route's type says
@@ -45,13 +61,22 @@ impl<C: Send + Sync + 'static> Router<C> {
         Fut: Future<Output = Result<HttpResponse, ApiError>> + Send + 'static,
     {
         let spec = &route.spec;
-        let handler: Handler<C> = Box::new(move |context, tenant_claim, req| {
+        let handler: Handler<C> = Box::new(move |context, tenant_claim, req, fair_shares| {
             let extracted = A::extract(&req, tenant_claim, spec.scope).and_then(|caller| {
                 let key = if spec.idempotent { Some(http::idempotency_key(&req)?) } else { None };
                 Ok((caller, key))
             });
             match extracted {
-                Ok((caller, key)) => Box::pin(handler(context, caller, Input::new(req, key))),
+                Ok((caller, key)) => {
+                    let admitted = fair_shares.filter(|_| spec.fair_share()).zip(caller.tenant().cloned());
+                    let work = handler(context, caller, Input::new(req, key));
+                    match admitted {
+                        Some((shares, tenant)) => {
+                            Box::pin(async move { shares.run(&tenant, spec.function.name(), work).await? })
+                        }
+                        None => Box::pin(work),
+                    }
+                }
                 Err(e) => Box::pin(std::future::ready(Err(e))),
             }
         });
@@ -96,13 +121,14 @@ impl<C: Send + Sync + 'static> Router<C> {
         let bound = http::route_key(&req)
             .and_then(|key| self.routes.iter().find(|b| b.key == key))
             .ok_or_else(http::unknown_route)?;
-        (bound.handler)(context, tenant_claim, req).await
+        (bound.handler)(context, tenant_claim, req, self.fair_shares.clone()).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     use lambda_http::http::StatusCode;
 
@@ -190,6 +216,45 @@ mod tests {
         let (result, calls) = call(event(route, "/v1/tenants/acme/jira/projects", "", &claims("bridge:read"))).await;
         assert_eq!(result.err().map(|e| e.code), Some(crate::error::ErrorCode::UnknownRoute));
         assert_eq!(calls, 0);
+    }
+
+    /// The tenant's one slot of publish-page is held elsewhere: a publish is refused with 429
+    /// before its handler runs; a read of our own records is not admitted at all, and a caller
+    /// who is not authorized never takes a slot.
+    #[tokio::test]
+    async fn a_route_that_reaches_atlassian_runs_only_inside_a_fair_share_slot() {
+        use crate::atlassian::governor::{FairShares, Governors};
+        use crate::store::TenantSlots;
+        use crate::store::memory::MemoryStore;
+
+        let store = MemoryStore::new();
+        let shares = Arc::new(FairShares::new(store.slots.clone(), Governors::default(), 1, Duration::from_secs(5)));
+        let router = router().with_fair_shares(shares);
+        let acme = crate::domain::TenantId::parse("acme").unwrap();
+        let calls = Arc::new(Calls::default());
+        let key = r#""idempotency-key":"k-1""#;
+
+        let req = event(PAGES, "/v1/tenants/acme/pages", key, "");
+        let result = router.dispatch(calls.clone(), "tenant_id", req).await;
+        assert_eq!(result.err().map(|e| e.status()), Some(StatusCode::UNAUTHORIZED));
+        assert!(store.slots.holders(&acme, "publish-page").is_empty());
+
+        let now = time::OffsetDateTime::now_utc();
+        store
+            .slots
+            .acquire(&acme, "publish-page", "elsewhere", 1, now + time::Duration::minutes(1), now)
+            .await
+            .unwrap();
+        let req = event(PAGES, "/v1/tenants/acme/pages", key, &claims("bridge:publish"));
+        let refused = router.dispatch(calls.clone(), "tenant_id", req).await.err().unwrap();
+        assert_eq!((refused.status(), refused.retry_after), (StatusCode::TOO_MANY_REQUESTS, Some(2)));
+        assert_eq!(calls.0.load(Ordering::SeqCst), 0);
+
+        let get = "GET /v1/tenants/{tenant}/publications/{id}";
+        let req = event(get, "/v1/tenants/acme/publications/p-1", "", &claims("bridge:read"));
+        assert!(router.dispatch(calls.clone(), "tenant_id", req).await.is_ok());
+        assert_eq!(calls.0.load(Ordering::SeqCst), 1);
+        assert!(routes::PUBLISH_PAGE.spec.fair_share() && !routes::GET_PUBLICATION.spec.fair_share());
     }
 
     #[test]

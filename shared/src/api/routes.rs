@@ -134,6 +134,11 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// Whether each request runs inside a fair-share slot of its tenant ([`FAIR_SHARE_ROUTES`]).
+    pub fn fair_share(&self) -> bool {
+        FAIR_SHARE_ROUTES.iter().any(|r| r.method == self.method && r.path == self.path)
+    }
+
     /// The API Gateway route key, `"GET /v1/..."`.
     pub fn key(&self) -> String {
         format!("{} {}", self.method.as_str(), self.path)
@@ -613,6 +618,28 @@ pub const ROUTES: &[&Spec] = &[
     &GET_ISSUE_JOB.spec,
     &PUBLISH_PAGE.spec,
     &GET_PUBLICATION.spec,
+];
+
+/// The routes whose handlers reach Atlassian for the caller's tenant: each request is admitted
+/// into one of the tenant's fair-share slots of its function before the handler runs, and may be
+/// answered `429 tenant_rate_limited` (`atlassian::governor::FairShares`). Reads of our own
+/// records (publications, jobs, settings, connections) are not: they cost no Atlassian work. Nor
+/// are registering and verifying a connection: an admin's occasional check, bounded per
+/// destination by its own lockout, and a refused registration leaves nothing stored for the tenant.
+pub const FAIR_SHARE_ROUTES: &[&Spec] = &[
+    &LIST_SPACES.spec,
+    &FIND_PAGES.spec,
+    &LIST_PROJECTS.spec,
+    &GET_PROJECT.spec,
+    &LIST_ISSUE_TYPES.spec,
+    &LIST_FIELDS.spec,
+    &LIST_COMPONENTS.spec,
+    &LIST_ASSIGNABLE_USERS.spec,
+    &PICK_USERS.spec,
+    &LIST_PRIORITIES.spec,
+    &CREATE_ISSUES.spec,
+    &DELETE_ISSUE.spec,
+    &PUBLISH_PAGE.spec,
 ];
 
 /// `shared/routes.json`: the routes (`auth` is `jwt` where a scope is needed, `none` for public

@@ -130,6 +130,9 @@ pub enum AtlassianError {
     Unreachable(String),
     #[error("unexpected response from Atlassian: {0}")]
     Decode(String),
+    /// An answer past the body cap, or a list past the page cap: refused, never read to the end.
+    #[error("the answer is too large: {0}")]
+    TooLarge(String),
     #[error("the server answered {status} redirecting to {location:?}; redirects are not followed")]
     Redirected { status: u16, location: String },
     #[error("refused by the egress guard: {0}")]
@@ -192,6 +195,7 @@ impl AtlassianError {
             Self::RateLimited { .. } => ErrorCode::UpstreamRateLimited,
             Self::Timeout | Self::Unreachable(_) => ErrorCode::UpstreamError,
             Self::Decode(_) | Self::Redirected { .. } => ErrorCode::UpstreamInvalidResponse,
+            Self::TooLarge(_) => ErrorCode::UpstreamTooLarge,
             Self::Egress(_) => ErrorCode::EgressRefused,
             Self::IdentityProvider(_) => ErrorCode::IdentityProviderError,
             Self::RefreshFailed(_) => ErrorCode::UpstreamUnavailable,

@@ -13,13 +13,27 @@
 //! before a 429 comes at all: the page's "balance your load" half.
 //!
 //! The limits ([`START`], [`CEILING`]) and why are in the README ("Rate limits we keep").
+//!
+//! Its state is per Lambda instance, and an instance serves one invocation at a time, so no
+//! per-instance limit can stop one tenant from occupying every instance of a function. The
+//! governor's second stage, [`FairShares`], admits each job of a tenant (an HTTP request or an
+//! event that reaches Atlassian) into one of the tenant's few slots per function, leased in
+//! DynamoDB across instances, and refuses it — with the wait — when they are all taken or when
+//! Atlassian paused the tenant for longer than a request waits. The arithmetic of what that
+//! leaves for other tenants is in the README ("Fair shares").
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::domain::TenantId;
+use crate::error::{ApiError, ErrorCode};
+use crate::store::{SlotClaim, TenantSlots};
 
 /// Requests of one tenant in flight at first: the issue job's four bulk chunks.
 pub const START: f64 = 4.0;
@@ -45,6 +59,14 @@ impl Governors {
     pub fn of(&self, tenant: &str, site: &str) -> Arc<Governor> {
         let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
         by_key.entry(format!("{tenant}\0{site}")).or_insert_with(|| Arc::new(Governor::new(START))).clone()
+    }
+
+    /// How long the longest pause of `tenant` on any site still runs on this instance (a 429's
+    /// wait), if one does.
+    pub fn paused(&self, tenant: &str) -> Option<Duration> {
+        let prefix = format!("{tenant}\0");
+        let by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        by_key.iter().filter(|(key, _)| key.starts_with(&prefix)).filter_map(|(_, g)| g.paused_for()).max()
     }
 }
 
@@ -170,6 +192,117 @@ impl Governor {
     pub fn throttled_count(&self) -> u64 {
         self.lock().throttled
     }
+
+    /// How long the tenant's pause still runs, if it is paused.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = self.lock().paused_until?;
+        let now = Instant::now();
+        (until > now).then(|| until - now)
+    }
+}
+
+/// How long a slot's lease runs before it must be renewed: renewals (every third of it) stay few,
+/// and the slot of an instance that crashed or timed out is free again within this.
+pub const SLOT_LEASE: Duration = Duration::from_secs(30);
+/// The `Retry-After` of a refusal because the tenant's slots are all taken: a slot frees when one
+/// of its jobs ends, and a page publish or a slice of bulk creates takes a few seconds.
+pub const FULL_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The cross-instance stage of the governor: at most `per_tenant` jobs of one tenant per
+/// function at once, whichever instances run them. See the module documentation.
+pub struct FairShares {
+    slots: Arc<dyn TenantSlots>,
+    governors: Governors,
+    per_tenant: u32,
+    /// The longest Atlassian pause a job waits out instead of being refused.
+    max_wait: Duration,
+    lease: Duration,
+}
+
+impl FairShares {
+    /// `governors` are the instance's (the transport's), whose pauses the admission reads and
+    /// records; `max_wait` is `BRIDGE_HTTP_MAX_RETRY_WAIT_SECONDS`, the longest wait a request
+    /// sits out inside an invocation.
+    pub fn new(slots: Arc<dyn TenantSlots>, governors: Governors, per_tenant: u32, max_wait: Duration) -> Self {
+        Self { slots, governors, per_tenant: per_tenant.max(1), max_wait, lease: SLOT_LEASE }
+    }
+
+    /// A shorter lease (tests: renewals without waiting 10 s).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Runs `work`, one job of `tenant` in `pool` (the function), inside one of the tenant's
+    /// slots: taken before the work starts, renewed every third of a lease while it runs, given
+    /// back when it ends, with the tenant's Atlassian pause (if the work met a 429) recorded for
+    /// the other instances. Refused with `429 tenant_rate_limited` and the wait when every slot is
+    /// taken, or when Atlassian paused the tenant longer than a request waits — before anything
+    /// is sent. A store failure is an internal (retried) error: the work does not run unadmitted.
+    pub async fn run<T>(&self, tenant: &TenantId, pool: &str, work: impl Future<Output = T>) -> Result<T, ApiError> {
+        if let Some(remaining) = self.governors.paused(tenant.as_str()).filter(|r| *r > self.max_wait) {
+            return Err(paused(remaining));
+        }
+        let holder = uuid::Uuid::new_v4().to_string();
+        let now = OffsetDateTime::now_utc();
+        let claim =
+            self.slots.acquire(tenant, pool, &holder, self.per_tenant, now + self.lease, now + self.max_wait).await?;
+        match claim {
+            SlotClaim::Granted => {}
+            SlotClaim::Full => {
+                tracing::warn!(pool, slots = self.per_tenant, "fair share: every slot of the tenant is taken");
+                return Err(ApiError::new(
+                    ErrorCode::TenantRateLimited,
+                    format!(
+                        "this tenant already has {} jobs reaching Atlassian in {pool}, its fair share; retry after Retry-After",
+                        self.per_tenant
+                    ),
+                )
+                .with_retry_after(FULL_RETRY_AFTER.as_secs()));
+            }
+            SlotClaim::Paused { until } => {
+                let remaining = (until - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+                return Err(paused(Duration::from_millis(remaining.whole_milliseconds() as u64)));
+            }
+        }
+        let outcome = self.holding(tenant, pool, &holder, work).await;
+        let paused_until = self.governors.paused(tenant.as_str()).map(|r| OffsetDateTime::now_utc() + r);
+        if let Err(e) = self.slots.release(tenant, pool, &holder, paused_until).await {
+            // The lease lapses on its own; until then the tenant has one slot fewer.
+            tracing::warn!(error = %e, pool, "fair share: the slot could not be given back");
+        }
+        Ok(outcome)
+    }
+
+    /// Runs `work`, renewing the slot's lease every third of a lease until it is done. A lost or
+    /// failed renewal is logged and the work goes on: a slot is a share, not a lock, and the
+    /// work's own records (ledger, publications) guard its correctness.
+    async fn holding<T>(&self, tenant: &TenantId, pool: &str, holder: &str, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        let beat = self.lease / 3;
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tokio::time::sleep(beat) => {
+                    match self.slots.renew(tenant, pool, holder, OffsetDateTime::now_utc() + self.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(pool, "fair share: the slot's lease lapsed before it was renewed"),
+                        Err(e) => tracing::warn!(error = %e, pool, "fair share: the slot's lease could not be renewed"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The refusal of a job of a tenant Atlassian paused for `remaining`.
+fn paused(remaining: Duration) -> ApiError {
+    let seconds = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+    ApiError::new(
+        ErrorCode::TenantRateLimited,
+        format!("Atlassian is rate limiting this tenant for another {seconds} s; retry after Retry-After"),
+    )
+    .with_retry_after(seconds.max(1))
 }
 
 #[cfg(test)]
@@ -238,6 +371,105 @@ mod tests {
             governor.near_limit();
         }
         assert_eq!(governor.limit(), 1);
+    }
+
+    mod fair_shares {
+        use super::*;
+        use crate::store::memory::MemoryStore;
+
+        fn tenant(name: &str) -> TenantId {
+            TenantId::parse(name).unwrap()
+        }
+
+        fn shares(store: &MemoryStore, governors: &Governors, per_tenant: u32) -> FairShares {
+            FairShares::new(store.slots.clone(), governors.clone(), per_tenant, Duration::from_secs(5))
+        }
+
+        #[tokio::test]
+        async fn a_tenant_runs_no_more_jobs_than_its_slots_and_others_are_unaffected() {
+            let store = MemoryStore::new();
+            let shares = shares(&store, &Governors::default(), 2);
+            let (acme, globex) = (tenant("acme"), tenant("globex"));
+            let (release, held) = tokio::sync::watch::channel(false);
+            let hold = || {
+                let mut held = held.clone();
+                async move {
+                    let _ = held.wait_for(|go| *go).await;
+                }
+            };
+            let first = shares.run(&acme, "publish-page", hold());
+            let second = shares.run(&acme, "publish-page", hold());
+            tokio::pin!(first, second);
+            assert!(futures::poll!(first.as_mut()).is_pending());
+            assert!(futures::poll!(second.as_mut()).is_pending());
+            assert_eq!(store.slots.holders(&acme, "publish-page").len(), 2);
+
+            let refused = shares.run(&acme, "publish-page", async { unreachable!("not admitted") }).await.unwrap_err();
+            assert_eq!((refused.code, refused.retry_after), (ErrorCode::TenantRateLimited, Some(2)));
+            assert_eq!(refused.status().as_u16(), 429);
+            // Another tenant, and the same tenant in another function, have slots of their own.
+            assert_eq!(shares.run(&globex, "publish-page", async { 7 }).await.unwrap(), 7);
+            assert_eq!(shares.run(&acme, "create-issue", async { 8 }).await.unwrap(), 8);
+
+            release.send(true).unwrap();
+            first.await.unwrap();
+            second.await.unwrap();
+            assert!(store.slots.holders(&acme, "publish-page").is_empty(), "slots are given back");
+            assert_eq!(shares.run(&acme, "publish-page", async { 9 }).await.unwrap(), 9);
+        }
+
+        #[tokio::test]
+        async fn a_tenant_atlassian_paused_past_the_wait_is_refused_before_it_sends() {
+            let store = MemoryStore::new();
+            let governors = Governors::default();
+            let shares = shares(&store, &governors, 2);
+            let acme = tenant("acme");
+            governors.of("acme", "cloud-1").throttled(Duration::from_secs(30));
+            let refused = shares.run(&acme, "publish-page", async { unreachable!("not admitted") }).await.unwrap_err();
+            assert_eq!(refused.code, ErrorCode::TenantRateLimited);
+            assert!(refused.retry_after.is_some_and(|s| (29..=30).contains(&s)), "{refused:?}");
+            // A pause the job can wait out is not a refusal; another tenant is not paused.
+            governors.of("globex", "cloud-2").throttled(Duration::from_secs(2));
+            assert!(shares.run(&tenant("globex"), "publish-page", async {}).await.is_ok());
+        }
+
+        #[tokio::test]
+        async fn a_pause_the_work_met_is_recorded_for_the_other_instances() {
+            let store = MemoryStore::new();
+            let (here, there) = (Governors::default(), Governors::default());
+            let acme = tenant("acme");
+            let work = async { here.of("acme", "cloud-1").throttled(Duration::from_secs(30)) };
+            shares(&store, &here, 2).run(&acme, "publish-page", work).await.unwrap();
+            // Another instance has never seen the 429, and is refused all the same.
+            let refused = shares(&store, &there, 2).run(&acme, "publish-page", async {}).await.unwrap_err();
+            assert_eq!(refused.code, ErrorCode::TenantRateLimited);
+            assert!(refused.message.contains("Atlassian is rate limiting"), "{}", refused.message);
+        }
+
+        #[tokio::test]
+        async fn a_job_longer_than_the_lease_keeps_its_slot_by_renewing_it() {
+            let store = MemoryStore::new();
+            let shares = shares(&store, &Governors::default(), 1).with_lease(Duration::from_millis(300));
+            let acme = tenant("acme");
+            // The work outlives two leases; at its end the slot is still held (renewed).
+            let held = shares
+                .run(&acme, "publish-page", async {
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                    store.slots.holders(&acme, "publish-page").len()
+                })
+                .await
+                .unwrap();
+            assert_eq!(held, 1);
+        }
+
+        #[tokio::test]
+        async fn a_store_failure_is_a_retried_error_and_the_work_does_not_run() {
+            let store = MemoryStore::new();
+            store.faults.fail_next("TenantSlots::acquire");
+            let shares = shares(&store, &Governors::default(), 2);
+            let error = shares.run(&tenant("acme"), "publish-page", async { unreachable!() }).await.unwrap_err();
+            assert!(error.retried(), "{error:?}");
+        }
     }
 
     #[test]

@@ -32,7 +32,10 @@ pub(in crate::atlassian) async fn answer<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
     what: &str,
 ) -> Result<T, AtlassianError> {
-    let bytes = response.bytes().await.map_err(|e| AtlassianError::Decode(format!("{what}{}", e.without_url())))?;
+    let bytes = transport::read_body(response).await.map_err(|e| match e {
+        AtlassianError::Decode(reason) => AtlassianError::Decode(format!("{what}{reason}")),
+        other => other,
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| AtlassianError::Decode(format!("{what}{e}")))
 }
 

@@ -121,6 +121,11 @@ impl Session {
         self
     }
 
+    /// The longest one request of this session may take (see [`Transport::budget`]).
+    pub(in crate::atlassian) fn budget(&self) -> std::time::Duration {
+        self.transport.budget()
+    }
+
     pub fn site_id(&self) -> &str {
         &self.site_id
     }
@@ -162,7 +167,7 @@ impl Session {
 
     pub(in crate::atlassian) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, AtlassianError> {
         let response = self.send(Method::GET, path, Payload::None).await?;
-        let bytes = response.bytes().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
+        let bytes = super::transport::read_body(response).await?;
         serde_json::from_slice(&bytes).map_err(|_| {
             AtlassianError::Decode(format!(
                 "the answer to {} is not the JSON the product sends",

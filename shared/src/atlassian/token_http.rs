@@ -60,7 +60,12 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
                     builder.json(&form)
                 }
             };
-            let response = builder.send().await.map_err(|e| TokenHttpError(e.without_url().to_string()))?;
+            // A customer's identity provider is any server: the transport's first-byte timeout and
+            // body cap bound it as they bound the products.
+            let response = tokio::time::timeout(self.transport.first_byte_timeout(), builder.send())
+                .await
+                .map_err(|_| TokenHttpError("it did not answer in time".into()))?
+                .map_err(|e| TokenHttpError(e.without_url().to_string()))?;
             let status = response.status();
             if status.is_redirection() {
                 // Never followed (the transport's policy); say so instead of a parse error.
@@ -71,12 +76,14 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
                 )));
             }
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| TokenHttpError(e.without_url().to_string()))?;
+            let body = super::transport::read_capped(response, self.transport.max_body())
+                .await
+                .map_err(|e| TokenHttpError(e.to_string()))?;
             let mut out = oauth2::http::Response::builder().status(status.as_u16());
             for (name, value) in &headers {
                 out = out.header(name.as_str(), value.as_bytes());
             }
-            out.body(body.to_vec()).map_err(|e| TokenHttpError(e.to_string()))
+            out.body(body).map_err(|e| TokenHttpError(e.to_string()))
         })
     }
 }

@@ -1,6 +1,12 @@
 //! The one HTTP stack every Atlassian request goes through: a reqwest client built once per
 //! instance, per-connection credentials, timeouts, and retries with exponential backoff and
 //! jitter that honour `Retry-After` and repeat only what is safe to repeat.
+//!
+//! A customer's Server/DC is any server on the internet, so a slow or hostile one (a tarpit) must
+//! cost bounded time and memory: each attempt waits at most the first-byte timeout for headers
+//! and at most what is left of the request's retry budget in all; a body is read only up to the
+//! cap (`BRIDGE_HTTP_MAX_BODY_BYTES`), refused by its Content-Length before reading, else as soon
+//! as the stream passes it ([`read_body`]).
 
 use std::time::Duration;
 
@@ -71,7 +77,21 @@ pub struct Transport {
     egress: EgressPolicy,
     /// The instance's per-tenant rate governors, shared by every clone of this transport.
     governors: Governors,
+    /// Per attempt: for the headers, and for the whole exchange body included.
+    first_byte_timeout: Duration,
+    timeout: Duration,
+    max_body: usize,
 }
+
+/// The body cap of the transport that answered a response, carried in the response's extensions
+/// so that every reader of it ([`read_body`]) applies the configured cap.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit(usize);
+
+/// The cap for a response that did not come through [`Transport::send_governed`].
+const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
+/// An error answer is read only this far: its message is kept to 2 KB anyway.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 impl Transport {
     pub fn new(config: &HttpConfig, egress: &EgressPolicy) -> Result<Self, reqwest::Error> {
@@ -80,6 +100,9 @@ impl Transport {
             .user_agent(concat!("atlassian-bridge/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
+            // HTTP(S)_PROXY / ALL_PROXY would send requests to a proxy that resolves the host
+            // itself, around the egress guard's resolver: never use one.
+            .no_proxy()
             // A redirect could carry the Authorization header to another host: follow none.
             .redirect(reqwest::redirect::Policy::none())
             .https_only(false)
@@ -91,7 +114,31 @@ impl Transport {
             max_retry_wait: config.max_retry_wait,
             budget: config.retry_budget,
         };
-        Ok(Self { client, retry, egress: egress.clone(), governors: Governors::default() })
+        Ok(Self {
+            client,
+            retry,
+            egress: egress.clone(),
+            governors: Governors::default(),
+            first_byte_timeout: config.first_byte_timeout.min(config.timeout),
+            timeout: config.timeout,
+            max_body: config.max_body_bytes,
+        })
+    }
+
+    /// The largest response body this transport reads.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    /// The longest one request may take with all its retries; a walk over a list's pages is
+    /// held to it too (it is one answer to the caller, who has the same deadline).
+    pub fn budget(&self) -> Duration {
+        self.retry.budget
+    }
+
+    /// The longest wait for a response's headers.
+    pub fn first_byte_timeout(&self) -> Duration {
+        self.first_byte_timeout
     }
 
     /// The per-tenant rate governors every session of this instance shares.
@@ -115,7 +162,7 @@ impl Transport {
         credentials: &Credentials,
     ) -> Result<T, AtlassianError> {
         let response = self.send(Method::GET, url, credentials, Payload::None).await?;
-        let bytes = response.bytes().await.map_err(|e| AtlassianError::Decode(e.without_url().to_string()))?;
+        let bytes = read_body(response).await?;
         serde_json::from_slice(&bytes).map_err(|e| AtlassianError::Decode(e.to_string()))
     }
 
@@ -184,8 +231,39 @@ impl Transport {
                 }
                 None => None,
             };
-            let (error, wait) = match request.send().await {
-                Ok(response) if response.status().is_success() => {
+            // No attempt outlives the request's budget: a tarpit costs the budget, not
+            // attempts × timeout. The floor keeps a last attempt meaningful.
+            let left = self.retry.budget.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+            let request = request.timeout(self.timeout.min(left));
+            let first_byte = self.first_byte_timeout.min(left);
+            let sent = match tokio::time::timeout(first_byte, request.send()).await {
+                Ok(sent) => sent,
+                // No headers in time: a server that accepted and does not answer (or one far
+                // too slow to wait for). Retried like any timeout.
+                Err(_) => {
+                    tracing::info!(
+                        first_byte_ms = first_byte.as_millis() as u64,
+                        host = url.host_str().unwrap_or(""),
+                        "no response headers in time"
+                    );
+                    if !idempotent || last {
+                        return Err(AtlassianError::Timeout);
+                    }
+                    drop(permit);
+                    let wait = self.retry.backoff(attempt);
+                    if started.elapsed() + wait > self.retry.budget {
+                        return Err(AtlassianError::Timeout);
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            };
+            let (error, wait) = match sent {
+                Ok(mut response) if response.status().is_success() => {
+                    if let Some(length) = response.content_length().filter(|n| *n > self.max_body as u64) {
+                        return Err(too_large(self.max_body, Some(length)));
+                    }
+                    response.extensions_mut().insert(BodyLimit(self.max_body));
                     if let Some(governor) = governor {
                         governor.succeeded();
                         if header_str(response.headers(), "X-RateLimit-NearLimit").is_some_and(|v| v == "true") {
@@ -210,7 +288,7 @@ impl Transport {
                         retry_after(response.headers())
                     };
                     let reason = header_str(response.headers(), "RateLimit-Reason");
-                    let payload = ErrorPayload::from_bytes(&response.bytes().await.unwrap_or_default());
+                    let payload = ErrorPayload::from_bytes(&read_prefix(response, ERROR_BODY_LIMIT).await);
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         // Retry-After is a minimum and at least a second; jittered backoff on top.
                         let wait = retry_after
@@ -264,6 +342,52 @@ impl Transport {
             }
         }
     }
+}
+
+/// Reads a successful answer's body, at most the cap of the transport that answered it: a larger
+/// one is refused as soon as the stream passes the cap, so no more than the cap and one chunk is
+/// ever held (the connection is dropped with the rest unread).
+pub(crate) async fn read_body(response: Response) -> Result<Vec<u8>, AtlassianError> {
+    let limit = response.extensions().get::<BodyLimit>().map_or(DEFAULT_MAX_BODY, |l| l.0);
+    read_capped(response, limit).await
+}
+
+/// [`read_body`] with an explicit cap (for responses the transport's retry loop did not answer).
+pub(crate) async fn read_capped(mut response: Response, limit: usize) -> Result<Vec<u8>, AtlassianError> {
+    if let Some(length) = response.content_length().filter(|n| *n > limit as u64) {
+        return Err(too_large(limit, Some(length)));
+    }
+    let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n as usize).min(limit));
+    while let Some(chunk) = response.chunk().await.map_err(body_error)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit, None));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The first `limit` bytes of an error answer (the rest is not read); empty if it fails.
+async fn read_prefix(mut response: Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]),
+            _ => break,
+        }
+    }
+    body
+}
+
+fn body_error(e: reqwest::Error) -> AtlassianError {
+    if e.is_timeout() { AtlassianError::Timeout } else { AtlassianError::Decode(e.without_url().to_string()) }
+}
+
+fn too_large(limit: usize, length: Option<u64>) -> AtlassianError {
+    AtlassianError::TooLarge(match length {
+        Some(length) => format!("the answer announces {length} bytes; the bridge reads at most {limit}"),
+        None => format!("the answer is larger than {limit} bytes, the most the bridge reads"),
+    })
 }
 
 /// The egress guard's refusal inside a client error (it surfaces from the DNS resolver).

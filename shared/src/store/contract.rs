@@ -403,6 +403,60 @@ pub async fn refresh_leases_race(leases: Arc<dyn RefreshLeaseStore>) {
     assert_eq!(won.iter().filter(|w| **w).count(), 1);
 }
 
+/// A tenant holds at most `slots` places per pool; a released or lapsed place is free again (a
+/// crashed holder never leaks one), a lapsed holder can't renew, and a pause recorded at a
+/// release refuses the acquires that can't wait that long.
+pub async fn tenant_slots(slots: &dyn TenantSlots) {
+    let t = tenant();
+    let pool = "publish-page";
+    let now = OffsetDateTime::now_utc();
+    let acquire = |tenant: TenantId, pool: &'static str, holder: &'static str, until: OffsetDateTime| async move {
+        slots.acquire(&tenant, pool, holder, 2, until, now).await.unwrap()
+    };
+    assert_eq!(acquire(t.clone(), pool, "a", soon()).await, SlotClaim::Granted);
+    assert_eq!(acquire(t.clone(), pool, "b", soon()).await, SlotClaim::Granted);
+    assert_eq!(acquire(t.clone(), pool, "c", soon()).await, SlotClaim::Full);
+    // Another function, another tenant: places of their own.
+    assert_eq!(acquire(t.clone(), "create-issue", "c", soon()).await, SlotClaim::Granted);
+    assert_eq!(acquire(tenant(), pool, "c", soon()).await, SlotClaim::Granted);
+    // A released place is free again; giving back one not held changes nothing.
+    slots.release(&t, pool, "a", None).await.unwrap();
+    slots.release(&t, pool, "nobody", None).await.unwrap();
+    assert_eq!(acquire(t.clone(), pool, "c", soon()).await, SlotClaim::Granted);
+    assert_eq!(acquire(t.clone(), pool, "d", soon()).await, SlotClaim::Full);
+    // A holder that crashed: its lease lapses and its place goes to the next acquire.
+    slots.release(&t, pool, "c", None).await.unwrap();
+    assert_eq!(acquire(t.clone(), pool, "crashed", lapsed()).await, SlotClaim::Granted);
+    assert_eq!(acquire(t.clone(), pool, "e", soon()).await, SlotClaim::Granted);
+    assert_eq!(acquire(t.clone(), pool, "f", soon()).await, SlotClaim::Full);
+    assert!(!slots.renew(&t, pool, "crashed", soon()).await.unwrap());
+    // A renewal moves the lease's end: to the past here, so the place is free.
+    assert!(slots.renew(&t, pool, "b", lapsed()).await.unwrap());
+    assert_eq!(acquire(t.clone(), pool, "g", soon()).await, SlotClaim::Granted);
+    // A pause recorded at a release: refused to those who can't wait until it ends.
+    let pause_end = now + Duration::seconds(30);
+    slots.release(&t, pool, "e", Some(pause_end)).await.unwrap();
+    assert_eq!(
+        slots.acquire(&t, pool, "h", 2, soon(), now).await.unwrap(),
+        SlotClaim::Paused { until: to_ms(pause_end) }
+    );
+    assert_eq!(slots.acquire(&t, pool, "h", 2, soon(), now + Duration::seconds(60)).await.unwrap(), SlotClaim::Granted);
+}
+
+/// Many instances asking at once for the last places: never more holders than slots.
+pub async fn tenant_slots_race(slots: Arc<dyn TenantSlots>) {
+    let t = tenant();
+    let now = OffsetDateTime::now_utc();
+    slots.acquire(&t, "pool", "first", 3, soon(), now).await.unwrap();
+    slots.release(&t, "pool", "first", None).await.unwrap();
+    let claims = race(50, |n| {
+        let (slots, t) = (slots.clone(), t.clone());
+        async move { slots.acquire(&t, "pool", &format!("holder-{n}"), 3, soon(), now).await.unwrap() }
+    })
+    .await;
+    assert_eq!(claims.iter().filter(|c| **c == SlotClaim::Granted).count(), 3);
+}
+
 pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
     let pending = PendingAuthorization {
         id: unique("state"),
@@ -676,6 +730,7 @@ mod memory {
         issue_jobs(&*store.jobs).await;
         lookup_cache(&*store.lookups).await;
         lookup_cache_in_batches(&*store.lookups).await;
+        tenant_slots(&*store.slots).await;
         destination_failures(&*store.destinations).await;
     }
 
@@ -685,6 +740,7 @@ mod memory {
         issue_ledger_race(store.ledger.clone()).await;
         publications_race(store.publications.clone()).await;
         refresh_leases_race(store.leases.clone()).await;
+        tenant_slots_race(store.slots.clone()).await;
         destination_failures_race(store.destinations.clone()).await;
     }
 }
@@ -743,6 +799,8 @@ mod dynamodb {
         issue_jobs(&*store).await;
         lookup_cache(&*store).await;
         lookup_cache_in_batches(&*store).await;
+        tenant_slots(&*store).await;
+        tenant_slots_race(store.clone()).await;
         destination_failures(&*store).await;
         destination_failures_race(store.clone()).await;
         issue_ledger_race(store.clone()).await;

@@ -20,6 +20,7 @@ pub mod publications;
 pub mod refresh_leases;
 pub mod secrets;
 pub mod settings;
+pub mod tenant_slots;
 
 pub use connections::{ConnectionStore, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
@@ -31,6 +32,7 @@ pub use oauth_states::{OAuthStateStore, PendingAuthorization};
 pub use publications::{PublicationStore, ReportPage};
 pub use refresh_leases::RefreshLeaseStore;
 pub use settings::SettingsStore;
+pub use tenant_slots::{SlotClaim, TenantSlots};
 
 /// What a store's conditional claim on a job's record found (see [`crate::jobs::lease`]): `W`
 /// to work from, or `D` when it is finished already.

@@ -51,6 +51,8 @@ pub fn http_config() -> HttpConfig {
         max_attempts: 3,
         max_retry_wait: Duration::from_secs(5),
         retry_budget: Duration::from_secs(20),
+        first_byte_timeout: Duration::from_secs(5),
+        max_body_bytes: 10 * 1024 * 1024,
     }
 }
 

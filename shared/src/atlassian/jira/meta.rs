@@ -80,8 +80,16 @@ enum CloudList {
     Fields,
 }
 
+/// The most pages [`all_pages`] follows: 100 pages of 200 are 20,000 issue types or fields on one
+/// create screen, far past any real project; a server that still answers full pages after that
+/// is broken or hostile (a list that never ends), and the walk is refused instead of running to
+/// the Lambda's timeout.
+pub const MAX_PAGES: usize = 100;
+
 /// Follows `startAt`/`maxResults` pages to the end. Cloud lists under `list_key_cloud`, DC under
-/// `values`; `isLast` is not always present, so an empty or short page ends the walk too.
+/// `values`; `isLast` is not always present, so an empty or short page ends the walk too. At most
+/// [`MAX_PAGES`] pages, and no longer than one request's budget in all (set below the function's
+/// timeout), so the walk ends before the Lambda deadline.
 async fn all_pages<T: for<'de> Deserialize<'de>>(
     session: &Session,
     path: &str,
@@ -90,7 +98,11 @@ async fn all_pages<T: for<'de> Deserialize<'de>>(
 ) -> Result<Vec<T>, AtlassianError> {
     let separator = if path.contains('?') { '&' } else { '?' };
     let mut items = Vec::new();
-    loop {
+    let started = std::time::Instant::now();
+    for pages in 0..MAX_PAGES {
+        if pages > 0 && started.elapsed() > session.budget() {
+            return Err(AtlassianError::Timeout);
+        }
         let page: MetaPage<T> =
             session.get_json(&format!("{path}{separator}startAt={}&maxResults={page_size}", items.len())).await?;
         let list = match (session.flavour(), list_key_cloud) {
@@ -111,6 +123,10 @@ async fn all_pages<T: for<'de> Deserialize<'de>>(
             return Ok(items);
         }
     }
+    Err(AtlassianError::TooLarge(format!(
+        "{} did not end within {MAX_PAGES} pages",
+        path.split('?').next().unwrap_or(path)
+    )))
 }
 
 /// The issue types that can be created in the project.

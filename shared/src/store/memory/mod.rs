@@ -39,6 +39,7 @@ mod oauth_states;
 mod publications;
 mod refresh_leases;
 mod settings;
+mod tenant_slots;
 
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
@@ -50,6 +51,7 @@ pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
 pub use refresh_leases::MemoryLeases;
 pub use settings::MemorySettings;
+pub use tenant_slots::MemoryTenantSlots;
 
 /// The map key of a record that belongs to one tenant.
 fn key(tenant: &TenantId, id: &str) -> (String, String) {
@@ -69,6 +71,8 @@ pub struct MemoryStore {
     pub leases: Arc<MemoryLeases>,
     pub credentials: Arc<MemoryCredentials>,
     pub lookups: Arc<MemoryLookupCache>,
+    /// Fair-share slots per tenant and function.
+    pub slots: Arc<MemoryTenantSlots>,
     /// Refused credential checks per destination, and destination locks.
     pub destinations: Arc<MemoryDestinationFailures>,
     pub clock: Clock,
@@ -92,6 +96,7 @@ impl MemoryStore {
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
             lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
+            slots: Arc::new(MemoryTenantSlots::sharing(&clock, &faults)),
             destinations: Arc::new(MemoryDestinationFailures::sharing(&faults)),
             clock,
             faults,
