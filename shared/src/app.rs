@@ -95,7 +95,8 @@ impl App {
 
         let oauth = Arc::new(
             AtlassianOAuth::new(&config.oauth, app_secret.client_secret, transport.clone())
-                .map_err(|e| InitError::Http(e.to_string()))?,
+                .map_err(|e| InitError::Http(e.to_string()))?
+                .with_clock(config.clock),
         );
         let dynamo = Arc::new(dynamo);
         let tokens = TokenProvider::new(
@@ -104,7 +105,8 @@ impl App {
             dynamo.clone(),
             oauth.clone(),
             config.oauth.refresh_leeway,
-        );
+        )
+        .with_clock(config.clock);
         let connector = Connector::new(
             transport.clone(),
             config.oauth.api_base_url.clone(),

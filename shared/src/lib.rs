@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod atlassian;
 pub mod caller;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod discovery;

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod dynamo;
 pub mod issue_jobs;
 pub mod issue_ledger;
+pub mod keep_alive;
 pub mod lookup_cache;
 /// Always compiled (they are small): the tests of every crate build on them.
 pub mod memory;
@@ -20,9 +21,10 @@ pub mod refresh_leases;
 pub mod secrets;
 pub mod settings;
 
-pub use connections::{ConnectionStore, Verification};
+pub use connections::{ConnectionStore, SweepPage, Verification, sweep_key};
 pub use credentials::{CredentialStore, StoredSecret};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
+pub use keep_alive::{KeepAliveStore, SweepRound};
 pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
 pub use lookup_cache::{CacheEntry, LookupCache, LookupKey};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{DynamoStore, corrupt, is_condition_failure, service_error, tenant_pk};
 use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site, TenantId};
-use crate::store::{ConnectionStore, StoreError, Verification};
+use crate::store::{ConnectionStore, StoreError, SweepPage, Verification, sweep_key};
 
 fn connection_sk(product: Product) -> String {
     format!("CONNECTION#{product}")
@@ -41,7 +41,17 @@ struct ConnectionItem {
     updated_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     last_verified_at: Option<OffsetDateTime>,
+    /// The sparse `sweep` index's keys (only connection items carry them): the keep-alive sweep
+    /// pages every tenant's connections through it instead of scanning the table.
+    #[serde(default)]
+    sweep_pk: Option<String>,
+    #[serde(default)]
+    sweep_sk: Option<String>,
 }
+
+/// The `sweep` index (a GSI: `sweep_pk` hash, `sweep_sk` range, all attributes projected).
+pub(super) const SWEEP_INDEX: &str = "sweep";
+const SWEEP_PK: &str = "CONNECTION";
 
 impl From<&Connection> for ConnectionItem {
     fn from(c: &Connection) -> Self {
@@ -64,6 +74,8 @@ impl From<&Connection> for ConnectionItem {
             created_at: c.created_at,
             updated_at: c.updated_at,
             last_verified_at: c.last_verified_at,
+            sweep_pk: Some(SWEEP_PK.into()),
+            sweep_sk: Some(sweep_key(c)),
         }
     }
 }
@@ -174,6 +186,35 @@ impl ConnectionStore for DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(service_error(e)),
         }
+    }
+
+    async fn sweep_page(&self, after: Option<&str>, limit: usize) -> Result<SweepPage, StoreError> {
+        let limit = i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SWEEP_INDEX)
+            .expression_attribute_values(":pk", AttributeValue::S(SWEEP_PK.into()))
+            .limit(limit);
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("sweep_pk = :pk AND sweep_sk > :after")
+                .expression_attribute_values(":after", AttributeValue::S(after.to_owned())),
+            None => query.key_condition_expression("sweep_pk = :pk"),
+        };
+        let out = query.send().await.map_err(service_error)?;
+        let connections = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, ConnectionItem>(item).map_err(corrupt)?.try_into())
+            .collect::<Result<Vec<Connection>, StoreError>>()?;
+        let next = match out.last_evaluated_key {
+            Some(_) => connections.last().map(sweep_key),
+            None => None,
+        };
+        Ok(SweepPage { connections, next })
     }
 
     async fn mark_reconnect_required(

@@ -14,6 +14,14 @@
 //! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
 //! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
 //! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
+//! | keep-alive notice sent (`ttl`: until it can't matter) | `TENANT#{tenant}` | `NOTICE#{kind}#…` (see `keep_alive`) |
+//! | keep-alive round (`started_at`, `after`) | `KEEP_ALIVE` | `ROUND` |
+//!
+//! One sparse global secondary index, `sweep` (hash `sweep_pk`, range `sweep_sk`, all attributes
+//! projected): only connection items carry its keys, `CONNECTION` and `{tenant}#{product}`, so
+//! the keep-alive sweep pages through every tenant's connections in that order (resuming after
+//! the last key it did) without scanning the ledger, cache and job items. Connection items
+//! written before the index existed lack the keys until they are written again.
 //!
 //! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
 //! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones
@@ -30,6 +38,7 @@ use crate::domain::TenantId;
 mod connections;
 mod issue_jobs;
 mod issue_ledger;
+mod keep_alive;
 mod lookup_cache;
 mod oauth_states;
 mod publications;

@@ -33,6 +33,7 @@ mod connections;
 mod credentials;
 mod issue_jobs;
 mod issue_ledger;
+mod keep_alive;
 mod lookup_cache;
 mod oauth_states;
 mod publications;
@@ -43,6 +44,7 @@ pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
 pub use issue_jobs::MemoryIssueJobs;
 pub use issue_ledger::MemoryIssueLedger;
+pub use keep_alive::MemoryKeepAlive;
 pub use lookup_cache::MemoryLookupCache;
 pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
@@ -67,6 +69,7 @@ pub struct MemoryStore {
     pub leases: Arc<MemoryLeases>,
     pub credentials: Arc<MemoryCredentials>,
     pub lookups: Arc<MemoryLookupCache>,
+    pub keep_alive: Arc<MemoryKeepAlive>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -88,6 +91,7 @@ impl MemoryStore {
             leases: Arc::new(MemoryLeases::sharing(&clock, &faults)),
             credentials: Arc::new(MemoryCredentials::sharing(&faults)),
             lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
+            keep_alive: Arc::new(MemoryKeepAlive::sharing(&faults)),
             clock,
             faults,
             round_trips,
