@@ -24,8 +24,8 @@ use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
-    ConnectionStore, CredentialStore, IssueJobStore, IssueLedger, LookupCache, OAuthStateStore, PublicationStore,
-    SettingsStore, StoreError,
+    ConnectionStore, CredentialStore, IssueJobStore, IssueLedger, KeepAliveStore, LookupCache, OAuthStateStore,
+    PublicationStore, RefreshLeaseStore, SettingsStore, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,10 @@ pub struct App {
     pub publications: Arc<dyn PublicationStore>,
     /// Assignee lookups and create screens remembered between issue jobs.
     pub lookups: Arc<dyn LookupCache>,
+    /// The keep-alive sweep's rounds and sent notices.
+    pub keep_alive: Arc<dyn KeepAliveStore>,
+    /// The refresh leases (the keep-alive sweep also elects its one run with one).
+    pub leases: Arc<dyn RefreshLeaseStore>,
     pub connector: Arc<Connector>,
     /// Outgoing events; `None` when BRIDGE_EVENT_BUS_NAME is unset (functions that publish
     /// refuse to start without it).
@@ -125,6 +129,8 @@ impl App {
             issues: dynamo.clone(),
             jobs: dynamo.clone(),
             lookups: dynamo.clone(),
+            keep_alive: dynamo.clone(),
+            leases: dynamo.clone(),
             publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {
                 Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))

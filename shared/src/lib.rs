@@ -21,6 +21,7 @@ pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod issues;
+pub mod keep_alive;
 pub mod jobs;
 pub mod markers;
 pub mod oauth;

@@ -567,10 +567,10 @@ pub async fn keep_alive(store: &dyn KeepAliveStore) {
     store.forget_notice(&t, "never-claimed").await.unwrap();
 
     let started_at = to_ms(OffsetDateTime::now_utc()).replace_millisecond(0).unwrap();
-    let round = SweepRound { started_at, after: Some("acme#jira".into()) };
+    let round = SweepRound { started_at, after: Some("acme#jira".into()), completed_at: None };
     store.save_sweep_round(&round).await.unwrap();
     assert_eq!(store.sweep_round().await.unwrap(), Some(round.clone()));
-    let done = SweepRound { after: None, ..round };
+    let done = SweepRound { completed_at: Some(started_at + Duration::minutes(3)), ..round };
     store.save_sweep_round(&done).await.unwrap();
     assert_eq!(store.sweep_round().await.unwrap(), Some(done));
 }

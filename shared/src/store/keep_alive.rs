@@ -13,8 +13,10 @@ pub struct SweepRound {
     /// When the round began (the business clock): a new one begins a day after it.
     pub started_at: OffsetDateTime,
     /// The sweep key ([`ConnectionStore::sweep_page`](super::ConnectionStore::sweep_page)) of
-    /// the last connection done; `None` once the round is complete.
+    /// the last connection done; `None` before the first.
     pub after: Option<String>,
+    /// When the round's last connection was done; `None` while it is in progress.
+    pub completed_at: Option<OffsetDateTime>,
 }
 
 #[async_trait]

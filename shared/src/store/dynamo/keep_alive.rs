@@ -60,6 +60,11 @@ impl KeepAliveStore for DynamoStore {
         Ok(Some(SweepRound {
             started_at: OffsetDateTime::parse(started, &Rfc3339).map_err(corrupt)?,
             after: item.get("after").and_then(|v| v.as_s().ok()).cloned(),
+            completed_at: item
+                .get("completed_at")
+                .and_then(|v| v.as_s().ok())
+                .map(|at| OffsetDateTime::parse(at, &Rfc3339).map_err(corrupt))
+                .transpose()?,
         }))
     }
 
@@ -73,6 +78,9 @@ impl KeepAliveStore for DynamoStore {
             .item("started_at", AttributeValue::S(round.started_at.format(&Rfc3339).map_err(corrupt)?));
         if let Some(after) = &round.after {
             put = put.item("after", AttributeValue::S(after.clone()));
+        }
+        if let Some(at) = round.completed_at {
+            put = put.item("completed_at", AttributeValue::S(at.format(&Rfc3339).map_err(corrupt)?));
         }
         put.send().await.map_err(service_error)?;
         Ok(())

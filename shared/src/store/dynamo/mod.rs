@@ -14,8 +14,8 @@
 //! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
 //! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
 //! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
-//! | keep-alive notice sent (`ttl`: until it can't matter) | `TENANT#{tenant}` | `NOTICE#{kind}#…` (see `keep_alive`) |
-//! | keep-alive round (`started_at`, `after`) | `KEEP_ALIVE` | `ROUND` |
+//! | keep-alive notice sent (`ttl`: until it can't matter) | `TENANT#{tenant}` | `NOTICE#EXPIRING#{grant}#{consent epoch}#{30 or 7}`, `NOTICE#BROKEN#{product}#{created epoch}` |
+//! | keep-alive round (`started_at`, `after`, `completed_at`) | `KEEP_ALIVE` | `ROUND` |
 //!
 //! One sparse global secondary index, `sweep` (hash `sweep_pk`, range `sweep_sk`, all attributes
 //! projected): only connection items carry its keys, `CONNECTION` and `{tenant}#{product}`, so
