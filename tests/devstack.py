@@ -43,6 +43,9 @@ CLIENT_ID = "bridge-local-client"
 JWT_ISSUER = "atlassian-bridge-local"
 JWT_AUDIENCE = "atlassian-bridge"
 TENANT_CLAIM = "tenant_id"
+# As infra/lib/config.ts deploys them: HTTP functions stop at API Gateway's 30 s; the scheduled
+# sweep runs a slice of up to five minutes.
+FUNCTION_TIMEOUTS = {"keep-alive": 300}
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                      "AWS_SESSION_TOKEN": "testing"}
 
@@ -349,7 +352,7 @@ class Stack:
             config = {
                 "host": "127.0.0.1", "port": port, "routes_file": str(self.routes_file),
                 "functions": {name: {"command": [str(self.bin_dir / name)], "env": self.function_env,
-                                     "timeout_seconds": 30, "max_concurrency": 64}
+                                     "timeout_seconds": FUNCTION_TIMEOUTS.get(name, 30), "max_concurrency": 64}
                               for name in self.functions},
                 "jwt": {"secret": self.jwt_secret, "issuer": JWT_ISSUER, "audience": JWT_AUDIENCE},
                 "logs_dir": str(self.logs_dir),
