@@ -7,12 +7,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** The five Lambda functions, one crate (and one `make package` zip) each. */
-export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish-page', 'create-issue'] as const;
+/** The six Lambda functions, one crate (and one `make package` zip) each. */
+export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish-page', 'create-issue',
+  'keep-alive'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
 
-/** Functions that publish the outgoing events (Page Published, Issues Created, Publish Failed). */
-export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
+/** Functions that publish the outgoing events (Page Published, Issues Created, Publish Failed;
+ *  Connection Expiring and Connection Broken from keep-alive). */
+export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue', 'keep-alive'];
 
 /** Placeholder account for offline synth (tests, CI); cdk.json holds its AZ context. */
 export const PLACEHOLDER_ACCOUNT = '123456789012';
@@ -77,12 +79,16 @@ export const DEFAULT_MEMORY_MB: Record<FunctionName, number> = {
   discovery: 256,
   'publish-page': 512,
   'create-issue': 256,
+  'keep-alive': 256,
 };
 
 /** Reserved concurrency where it protects Atlassian's rate limits (the bulk writers). */
 export const DEFAULT_RESERVED_CONCURRENCY: Partial<Record<FunctionName, number>> = {
   'publish-page': 10,
   'create-issue': 10,
+  // One run at a time: the hourly schedule's runs are slices of one round (shared/src/keep_alive.rs),
+  // and a second concurrent run would only find the run lease taken.
+  'keep-alive': 1,
 };
 
 /** CloudWatch Logs accepts only these retention periods. */
