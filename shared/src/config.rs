@@ -311,7 +311,10 @@ mod tests {
         if cfg!(feature = "fault-injection") {
             assert_eq!(offset, time::Duration::days(60));
             vars.insert("BRIDGE_TEST_CLOCK_OFFSET_SECONDS", "-5");
-            assert!(matches!(load(&vars), Err(ConfigError::Malformed { name: "BRIDGE_TEST_CLOCK_OFFSET_SECONDS", .. })));
+            assert!(matches!(
+                load(&vars),
+                Err(ConfigError::Malformed { name: "BRIDGE_TEST_CLOCK_OFFSET_SECONDS", .. })
+            ));
         } else {
             assert_eq!(offset, time::Duration::ZERO);
         }

@@ -273,7 +273,11 @@ async fn a_grant_atlassian_refuses_asks_for_a_new_consent_once() {
     w.checks.dead_grants.lock().unwrap().push("gone".into());
     w.run(RunKind::Restart).await;
     // The token provider marks the connection; a request may too, before the next round.
-    w.store.connections.mark_reconnect_required(&tenant("gone"), "oauth-gone", OffsetDateTime::now_utc()).await.unwrap();
+    w.store
+        .connections
+        .mark_reconnect_required(&tenant("gone"), "oauth-gone", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     w.run(RunKind::Restart).await;
     let broken = w.bus.of(ConnectionBroken::DETAIL_TYPE);
     assert_eq!(broken.len(), 1, "{broken:?}");

@@ -23,8 +23,7 @@ pub struct SweepRound {
 pub trait KeepAliveStore: Send + Sync {
     /// Records that the notice `key` went out to `tenant`; `false` when it was recorded
     /// already (then it must not go out again). Kept until `keep_until` (a TTL).
-    async fn claim_notice(&self, tenant: &TenantId, key: &str, keep_until: OffsetDateTime)
-    -> Result<bool, StoreError>;
+    async fn claim_notice(&self, tenant: &TenantId, key: &str, keep_until: OffsetDateTime) -> Result<bool, StoreError>;
     /// Forgets a notice: it could not be sent (the next run tries again), or what it said no
     /// longer holds (a broken connection works again).
     async fn forget_notice(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError>;

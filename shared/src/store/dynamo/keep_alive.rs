@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{DynamoStore, corrupt, is_condition_failure, service_error, tenant_pk};
+use super::{DynamoStore, conditional, corrupt, service_error, tenant_pk};
 use crate::domain::TenantId;
 use crate::store::{KeepAliveStore, StoreError, SweepRound};
 
@@ -34,11 +34,7 @@ impl KeepAliveStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(service_error(e)),
-        }
+        conditional(result)
     }
 
     async fn forget_notice(&self, tenant: &TenantId, notice: &str) -> Result<(), StoreError> {
