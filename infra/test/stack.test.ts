@@ -275,6 +275,10 @@ describe('IAM', () => {
     }
   }));
 
+  it('lets only keep-alive scan the table (the sweep index\'s one-off backfill)', () => each((_, t) => {
+    for (const name of FUNCTIONS) assert.equal(actionsOf(t, name).includes('dynamodb:Scan'), name === 'keep-alive', name);
+  }));
+
   it('lets only create-issue batch-read and batch-write the table (its lookup cache)', () => each((_, t) => {
     for (const name of FUNCTIONS) {
       const actions = actionsOf(t, name);

@@ -136,6 +136,20 @@ pub trait Chore: Send + Sync {
     fn run(&self, now: OffsetDateTime) -> Pin<Box<dyn Future<Output = Result<usize, StoreError>> + Send + '_>>;
 }
 
+/// Gives connections stored before the sweep's index existed their index keys (a one-off,
+/// resumable table scan, a few pages a run; nothing once it is complete).
+pub struct BackfillSweepIndex(pub Arc<dyn ConnectionStore>);
+
+impl Chore for BackfillSweepIndex {
+    fn name(&self) -> &'static str {
+        "backfill-sweep-index"
+    }
+
+    fn run(&self, _now: OffsetDateTime) -> Pin<Box<dyn Future<Output = Result<usize, StoreError>> + Send + '_>> {
+        Box::pin(async move { self.0.backfill_sweep_index(5).await.map(usize::from) })
+    }
+}
+
 pub struct Sweep {
     pub connections: Arc<dyn ConnectionStore>,
     pub credentials: Arc<dyn CredentialStore>,

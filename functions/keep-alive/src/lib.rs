@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bridge::app::App;
 use bridge::events::EventBus;
-use bridge::keep_alive::{CHECK_TIMEOUT, Chore, ConnectorChecks, PAGE_SIZE, RunReport, RunRequest, Sweep};
+use bridge::keep_alive::{
+    BackfillSweepIndex, CHECK_TIMEOUT, Chore, ConnectorChecks, PAGE_SIZE, RunReport, RunRequest, Sweep,
+};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -54,8 +56,8 @@ pub fn sweep(app: &App, events: Arc<dyn EventBus>) -> Sweep {
 /// The periodic chores that run before each sweep (each failure is logged and reported, and
 /// the sweep runs anyway): the place for housekeeping that needs no schedule of its own, such
 /// as deleting consents that were never confirmed.
-pub fn chores(_app: &App) -> Vec<Arc<dyn Chore>> {
-    Vec::new()
+pub fn chores(app: &App) -> Vec<Arc<dyn Chore>> {
+    vec![Arc::new(BackfillSweepIndex(app.connections.clone()))]
 }
 
 /// One invocation: the schedule's input, run until shortly before the invocation's deadline.

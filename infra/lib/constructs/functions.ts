@@ -107,6 +107,9 @@ export class Functions {
       const tableActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
         'dynamodb:Query', 'dynamodb:ConditionCheckItem'];
       if (name === 'create-issue') tableActions.push('dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem');
+      // keep-alive backfills the sweep index once per deployment with a resumable scan (connection
+      // items written before the index existed); nothing else scans the table.
+      if (name === 'keep-alive') tableActions.push('dynamodb:Scan');
       role.addToPrincipalPolicy(new iam.PolicyStatement({
         sid: 'Table',
         actions: tableActions,

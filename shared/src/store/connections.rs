@@ -32,6 +32,12 @@ pub trait ConnectionStore: Send + Sync {
     /// the start when `None`), for the keep-alive sweep. Read from an index, so eventually
     /// consistent: a connection written a moment ago may first show up in the next round.
     async fn sweep_page(&self, after: Option<&str>, limit: usize) -> Result<SweepPage, StoreError>;
+    /// Puts connections stored before [`sweep_page`](Self::sweep_page)'s index existed into it:
+    /// at most `pages` pages of a one-off, resumable pass per call; `true` once it is complete.
+    /// Stores without such an index have nothing to do.
+    async fn backfill_sweep_index(&self, _pages: usize) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 }
 
 /// One page of [`ConnectionStore::sweep_page`].

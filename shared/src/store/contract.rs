@@ -760,6 +760,29 @@ mod dynamodb {
         Some(Arc::new(DynamoStore::new(client, table)))
     }
 
+    /// A connection item from before the sweep index existed (no index keys) is found by the
+    /// sweep once the backfill ran; the backfill then is done, and stays done.
+    async fn backfill_sweep_index(store: &DynamoStore) {
+        let t = tenant();
+        let old = connection(&t, Product::Jira, "g1");
+        store.put_all(std::slice::from_ref(&old)).await.unwrap();
+        store.strip_sweep_keys(&t, Product::Jira).await;
+        let at = sweep_key(&old);
+        // Just before the tenant's keys: `!` sorts below `#`.
+        let before = format!("{t}!");
+        let found = |page: SweepPage| page.connections.iter().any(|c| sweep_key(c) == at);
+        assert!(!found(store.sweep_page(Some(&before), 5).await.unwrap()));
+        // One page a call: the table holds the whole suite's items, so this takes a few calls.
+        let mut calls = 0;
+        while !ConnectionStore::backfill_sweep_index(store, 1).await.unwrap() {
+            calls += 1;
+            assert!(calls < 1000);
+        }
+        assert!(found(store.sweep_page(Some(&before), 5).await.unwrap()));
+        assert!(ConnectionStore::backfill_sweep_index(store, 1).await.unwrap());
+        assert_eq!(store.get(&t, Product::Jira).await.unwrap(), Some(old));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_dynamodb_adapter_keeps_every_contract() {
         let Some(store) = store().await else {
@@ -777,6 +800,7 @@ mod dynamodb {
         issue_jobs(&*store).await;
         lookup_cache(&*store).await;
         lookup_cache_in_batches(&*store).await;
+        backfill_sweep_index(&store).await;
         issue_ledger_race(store.clone()).await;
         publications_race(store.clone()).await;
         refresh_leases_race(store).await;

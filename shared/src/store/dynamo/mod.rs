@@ -16,12 +16,14 @@
 //! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
 //! | keep-alive notice sent (`ttl`: until it can't matter) | `TENANT#{tenant}` | `NOTICE#EXPIRING#{grant}#{consent epoch}#{30 or 7}`, `NOTICE#BROKEN#{product}#{created epoch}` |
 //! | keep-alive round (`started_at`, `after`, `completed_at`) | `KEEP_ALIVE` | `ROUND` |
+//! | the `sweep` index's one-off backfill (`after_pk`, `after_sk`, or `done`) | `KEEP_ALIVE` | `BACKFILL` |
 //!
 //! One sparse global secondary index, `sweep` (hash `sweep_pk`, range `sweep_sk`, all attributes
 //! projected): only connection items carry its keys, `CONNECTION` and `{tenant}#{product}`, so
 //! the keep-alive sweep pages through every tenant's connections in that order (resuming after
 //! the last key it did) without scanning the ledger, cache and job items. Connection items
-//! written before the index existed lack the keys until they are written again.
+//! written before the index existed get the keys once, from a resumable one-off scan
+//! (`DynamoStore::backfill_sweep_index`, a chore of the keep-alive function).
 //!
 //! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
 //! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones
