@@ -43,6 +43,9 @@ CLIENT_ID = "bridge-local-client"
 JWT_ISSUER = "atlassian-bridge-local"
 JWT_AUDIENCE = "atlassian-bridge"
 TENANT_CLAIM = "tenant_id"
+# As infra/lib/config.ts deploys them: HTTP functions stop at API Gateway's 30 s; the scheduled
+# sweep runs a slice of up to five minutes.
+FUNCTION_TIMEOUTS = {"keep-alive": 300}
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                      "AWS_SESSION_TOKEN": "testing"}
 
@@ -106,6 +109,7 @@ class Stack:
         doc = json.loads(self.routes_file.read_text())
         names = {r["function"] for r in doc.get("routes", [])}
         names |= {r["function"] for r in doc.get("events", [])}
+        names |= {s["function"] for s in doc.get("schedules", [])}
         return sorted(names)
 
     # ------------------------------------------------------------------ start / stop
@@ -195,7 +199,16 @@ class Stack:
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                        {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}])
+                                  {"AttributeName": "sk", "AttributeType": "S"},
+                                  {"AttributeName": "sweep_pk", "AttributeType": "S"},
+                                  {"AttributeName": "sweep_sk", "AttributeType": "S"}],
+            # The sparse index the keep-alive sweep pages every tenant's connections through
+            # (shared/src/store/dynamo/mod.rs), as infra creates it.
+            GlobalSecondaryIndexes=[{
+                "IndexName": "sweep",
+                "KeySchema": [{"AttributeName": "sweep_pk", "KeyType": "HASH"},
+                              {"AttributeName": "sweep_sk", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"}}])
         ddb.get_waiter("table_exists").wait(TableName=self.table_name,
                                             WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         ddb.update_time_to_live(TableName=self.table_name, TimeToLiveSpecification={
@@ -347,7 +360,7 @@ class Stack:
             config = {
                 "host": "127.0.0.1", "port": port, "routes_file": str(self.routes_file),
                 "functions": {name: {"command": [str(self.bin_dir / name)], "env": self.function_env,
-                                     "timeout_seconds": 30, "max_concurrency": self.max_concurrency.get(name, 64)}
+                                     "timeout_seconds": FUNCTION_TIMEOUTS.get(name, 30), "max_concurrency": self.max_concurrency.get(name, 64)}
                               for name in self.functions},
                 "jwt": {"secret": self.jwt_secret, "issuer": JWT_ISSUER, "audience": JWT_AUDIENCE},
                 "logs_dir": str(self.logs_dir),
@@ -370,6 +383,19 @@ class Stack:
             self._children.append(child)
             self._gateway = child
             return
+
+    def fire_schedule(self, name: str) -> dict:
+        """Fires a schedule (routes.json `schedules`) now: its function runs with its input, as
+        EventBridge Scheduler would invoke it. Returns how the invocation ended."""
+        resp = requests.post(f"{self.gateway_url}/_gateway/schedules/{name}", timeout=300)
+        resp.raise_for_status()
+        return resp.json()
+
+    def invoke(self, function: str, payload: dict) -> dict:
+        """Invokes a function directly with ``payload`` (Lambda's Invoke); how it ended."""
+        resp = requests.post(f"{self.gateway_url}/_gateway/functions/{function}/invoke", json=payload, timeout=300)
+        resp.raise_for_status()
+        return resp.json()
 
     def recycle(self, function: str) -> None:
         """Stop every instance of ``function``: its next invocation cold-starts."""

@@ -1,6 +1,6 @@
 // One regional deployment of the Atlassian Bridge, composed of its parts (lib/constructs/): data
 // (key, table, app secret), network with fixed egress IPs, events (bus, rules, dead-letter queues),
-// the HTTP API, the five functions and the alarms. Nothing here refers to another region.
+// the HTTP API, the six functions, the schedules and the alarms. Nothing here refers to another region.
 //
 // Every part builds into this stack's own scope, so the logical ids are those of the one-file stack
 // it was split from (constructs/common.ts; test/logical-ids.test.ts keeps them).
@@ -13,6 +13,7 @@ import { Data } from './constructs/data';
 import { Events } from './constructs/events';
 import { Functions } from './constructs/functions';
 import { Network } from './constructs/network';
+import { Schedules } from './constructs/schedules';
 import { Routes } from './routes';
 
 export { ASYNC_MAX_EVENT_AGE, ASYNC_RETRY_ATTEMPTS, TIMEOUT_SECONDS } from './constructs/functions';
@@ -52,6 +53,10 @@ export class BridgeStack extends Stack {
     });
     this.api.addRoutes(props.routes, this.functions.functions);
     this.events.addRules(this.functions.functions);
+    new Schedules(this, {
+      config: cfg, routes: props.routes, functions: this.functions.functions,
+      deadLetterQueues: this.events.deadLetterQueues, key: this.data.key,
+    });
     new Alarms(this, {
       config: cfg, functions: this.functions.functions, deadLetterQueues: this.events.deadLetterQueues,
       api: this.api.api,

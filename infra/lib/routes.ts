@@ -1,4 +1,4 @@
-// shared/routes.json: the HTTP routes and EventBridge rules. The local gateway (tests/gateway) routes
+// shared/routes.json: the HTTP routes, EventBridge rules and EventBridge Scheduler schedules. The local gateway (tests/gateway) routes
 // from the same file, so the deployed API and the local one cannot drift apart.
 import * as fs from 'node:fs';
 import { FUNCTIONS, FunctionName } from './config';
@@ -23,9 +23,18 @@ export interface EventRule {
   readonly own?: boolean;
 }
 
+/** An EventBridge Scheduler schedule: invokes `function` with `input` at `expression`. */
+export interface Schedule {
+  readonly name: string;
+  readonly function: FunctionName;
+  readonly expression: string;
+  readonly input: Record<string, unknown>;
+}
+
 export interface Routes {
   readonly routes: Route[];
   readonly events: EventRule[];
+  readonly schedules: Schedule[];
 }
 
 export function loadRoutes(file: string): Routes {
@@ -40,7 +49,7 @@ export function loadRoutes(file: string): Routes {
 
 export function parseRoutes(doc: unknown, file = 'routes.json'): Routes {
   const problems: string[] = [];
-  const d = (doc ?? {}) as { routes?: unknown; events?: unknown };
+  const d = (doc ?? {}) as { routes?: unknown; events?: unknown; schedules?: unknown };
   const isFunction = (f: unknown): f is FunctionName => (FUNCTIONS as readonly unknown[]).includes(f);
 
   const routes: Route[] = [];
@@ -80,6 +89,25 @@ export function parseRoutes(doc: unknown, file = 'routes.json'): Routes {
   }
   if (d.events !== undefined && !Array.isArray(d.events)) problems.push('"events" must be a list');
 
+  const schedules: Schedule[] = [];
+  const names = new Set<string>();
+  for (const [i, raw] of (Array.isArray(d.schedules) ? d.schedules : []).entries()) {
+    const s = (raw ?? {}) as Record<string, unknown>;
+    const at = `schedules[${i}]`;
+    if (typeof s.name !== 'string' || !/^[a-z0-9-]{1,40}$/.test(s.name)) problems.push(`${at}: name ${String(s.name)}`);
+    if (!isFunction(s.function)) problems.push(`${at}: function ${String(s.function)} is not one of ${FUNCTIONS.join(', ')}`);
+    // EventBridge Scheduler's rate() and cron() forms (at() is one-off: not a schedule of ours).
+    if (typeof s.expression !== 'string' || !/^(rate|cron)\(.+\)$/.test(s.expression)) {
+      problems.push(`${at}: expression ${String(s.expression)} must be rate(...) or cron(...)`);
+    }
+    if (s.input === null || typeof s.input !== 'object' || Array.isArray(s.input)) problems.push(`${at}: input must be an object`);
+    if (names.has(String(s.name))) problems.push(`${at}: ${String(s.name)} is listed twice`);
+    names.add(String(s.name));
+    schedules.push({ name: s.name as string, function: s.function as FunctionName, expression: s.expression as string,
+      input: (s.input ?? {}) as Record<string, unknown> });
+  }
+  if (d.schedules !== undefined && !Array.isArray(d.schedules)) problems.push('"schedules" must be a list');
+
   if (problems.length > 0) throw new Error(`${file} is malformed:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  return { routes, events };
+  return { routes, events, schedules };
 }

@@ -50,7 +50,7 @@ describe('context parsing', () => {
       regionOverrides: '{"eu-central-1": {"oauthClientId": "eu-client"}}',
     });
     assert.deepEqual([c.region, c.azCount, c.extraEgressPorts, c.jwtAudience], ['eu-central-1', 3, [8443, 8090], ['a', 'b']]);
-    assert.deepEqual(c.reservedConcurrency, { 'publish-page': 10, discovery: 4 }, '0 removes a reservation');
+    assert.deepEqual(c.reservedConcurrency, { 'publish-page': 10, 'keep-alive': 1, discovery: 4 }, '0 removes a reservation');
     assert.equal(c.oauthClientId, 'eu-client');
   });
 
@@ -150,7 +150,9 @@ describe('optional settings', () => {
     const resourcesOf = (prefix: string) => iamStatements(t).filter(({ statement }) => asList<string>(statement.Action)
       .some((a) => a.startsWith(prefix))).flatMap(({ statement }) => asList<any>(statement.Resource).map(flatten));
     assert.deepEqual([...new Set(resourcesOf('kms:'))], [key]);
-    assert.deepEqual([...new Set(resourcesOf('dynamodb:'))], ['arn:${AWS::Partition}:dynamodb:us-east-1:123456789012:table/kept-table']);
+    // The kept table and (for the keep-alive sweep only) its sweep index.
+    assert.deepEqual([...new Set(resourcesOf('dynamodb:'))], ['arn:${AWS::Partition}:dynamodb:us-east-1:123456789012:table/kept-table',
+      'arn:${AWS::Partition}:dynamodb:us-east-1:123456789012:table/kept-table/index/sweep']);
     assert.ok(resourcesOf('secretsmanager:').includes(
       'arn:${AWS::Partition}:secretsmanager:us-east-1:123456789012:secret:atlassian-bridge/app/oauth-client-??????'));
   });

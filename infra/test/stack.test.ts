@@ -165,8 +165,9 @@ describe('functions', () => {
       assert.equal(env.BRIDGE_TENANT_CLAIM, 'tenant_id');
       assert.equal(env.RUST_LOG, 'info');
       const jobs = name === 'publish-page' || name === 'create-issue';
-      // connections reports a locked destination (Egress Abuse Suspected).
-      const publisher = jobs || name === 'connections';
+      // connections reports a locked destination (Egress Abuse Suspected); keep-alive expiring and
+      // broken connections.
+      const publisher = jobs || name === 'connections' || name === 'keep-alive';
       assert.equal(env.BRIDGE_EVENT_BUS_NAME !== undefined, publisher, `${name}: BRIDGE_EVENT_BUS_NAME`);
       assert.equal(env.BRIDGE_EVENT_SOURCE, publisher ? 'atlassian-bridge' : undefined);
       if (publisher) {
@@ -202,7 +203,12 @@ describe('data', () => {
     assert.equal(refTarget(p.SSESpecification.KMSMasterKeyId), ofType(t, 'AWS::KMS::Key')[0][0]);
     assert.deepEqual(p.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
     assert.deepEqual(p.KeySchema, [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }]);
-    assert.deepEqual(p.AttributeDefinitions, [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }]);
+    assert.deepEqual(p.AttributeDefinitions, [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' },
+      { AttributeName: 'sweep_pk', AttributeType: 'S' }, { AttributeName: 'sweep_sk', AttributeType: 'S' }]);
+    // The keep-alive sweep's sparse index (shared/src/store/dynamo/mod.rs).
+    assert.deepEqual(p.GlobalSecondaryIndexes, [{ IndexName: 'sweep',
+      KeySchema: [{ AttributeName: 'sweep_pk', KeyType: 'HASH' }, { AttributeName: 'sweep_sk', KeyType: 'RANGE' }],
+      Projection: { ProjectionType: 'ALL' } }]);
     assert.equal(table.DeletionPolicy, 'Retain');
   }));
 
@@ -238,7 +244,12 @@ describe('IAM', () => {
       }
       if (touches('dynamodb')) {
         checked++;
-        for (const r of res) assert.equal(refTarget(r), tableId, `${holder}: table resource ${flatten(r)}`);
+        for (const r of res) {
+          // The table, or (only for the keep-alive sweep's Query) its sweep index.
+          const index = flatten(r) === `\${${tableId}.Arn}/index/sweep` && holder.startsWith('KeepAlive') &&
+            asList<string>(statement.Action).join() === 'dynamodb:Query';
+          assert.ok(index || refTarget(r) === tableId, `${holder}: table resource ${flatten(r)}`);
+        }
       }
       if (touches('kms')) {
         checked++;
@@ -264,8 +275,12 @@ describe('IAM', () => {
       assert.equal(actions.includes('secretsmanager:DeleteSecret'), name === 'oauth-callback' || name === 'connections', name);
       assert.ok(actions.includes('secretsmanager:GetSecretValue'), `${name} reads the app secret at cold start`);
       assert.equal(actions.includes('events:PutEvents'),
-        name === 'publish-page' || name === 'create-issue' || name === 'connections', name);
+        ['publish-page', 'create-issue', 'connections', 'keep-alive'].includes(name), name);
     }
+  }));
+
+  it('lets only keep-alive scan the table (the sweep index\'s one-off backfill)', () => each((_, t) => {
+    for (const name of FUNCTIONS) assert.equal(actionsOf(t, name).includes('dynamodb:Scan'), name === 'keep-alive', name);
   }));
 
   it('lets only create-issue batch-read and batch-write the table (its lookup cache)', () => each((_, t) => {
@@ -371,6 +386,42 @@ describe('events', () => {
   }
 });
 
+describe('schedules', () => {
+  it('runs the keep-alive sweep hourly through EventBridge Scheduler, with retries and a dead-letter queue', () => each((region, t) => {
+    const res = resources(t);
+    const schedules = ofType(t, 'AWS::Scheduler::Schedule');
+    assert.equal(schedules.length, 1);
+    const [[, schedule]] = schedules;
+    const p = schedule.Properties;
+    assert.equal(p.Name, 'atlassian-bridge-keep-alive');
+    assert.equal(p.ScheduleExpression, 'rate(1 hour)');
+    assert.deepEqual(p.FlexibleTimeWindow, { Mode: 'OFF' });
+    assert.equal(p.State, 'ENABLED');
+    const fnId = functionId(t, 'keep-alive');
+    assert.equal(refTarget(p.Target.Arn), fnId);
+    assert.deepEqual(JSON.parse(p.Target.Input), { sweep: 'scheduled' });
+    assert.deepEqual(p.Target.RetryPolicy, { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3300 });
+    const dlqId = refTarget(p.Target.DeadLetterConfig.Arn)!;
+    assert.equal(res[dlqId].Type, 'AWS::SQS::Queue');
+    assert.equal(refTarget(res[dlqId].Properties.KmsMasterKeyId), ofType(t, 'AWS::KMS::Key')[0][0]);
+    assert.equal(refTarget(res[fnId].Properties.DeadLetterConfig.TargetArn), dlqId, 'failed runs land there too');
+    assert.equal(res[fnId].Properties.ReservedConcurrentExecutions, 1, 'one run at a time');
+    assert.equal(res[fnId].Properties.Timeout, 300);
+
+    // Its own role: only the scheduler of this account and schedule may assume it ...
+    const roleId = refTarget(p.Target.RoleArn)!;
+    const [trust] = res[roleId].Properties.AssumeRolePolicyDocument.Statement;
+    assert.deepEqual(trust.Principal, { Service: 'scheduler.amazonaws.com' });
+    assert.equal(trust.Condition.StringEquals['aws:SourceAccount'], '123456789012');
+    assert.ok(flatten(trust.Condition.ArnEquals['aws:SourceArn']).endsWith(`:scheduler:${region}:123456789012:schedule/default/atlassian-bridge-keep-alive`));
+    // ... and it may invoke that one function and write that one queue (through the key), nothing else.
+    const granted = iamStatements(t).filter(({ holder }) => refTarget(res[holder]?.Properties?.Roles?.[0]) === roleId)
+      .map(({ statement }) => [asList<string>(statement.Action).join(','), asList<any>(statement.Resource).map(refTarget).join(',')]);
+    assert.deepEqual(granted, [['lambda:InvokeFunction', fnId], ['sqs:SendMessage', dlqId],
+      ['kms:GenerateDataKey,kms:Decrypt', ofType(t, 'AWS::KMS::Key')[0][0]]]);
+  }));
+});
+
 describe('alarms', () => {
   const alarms = (t: any) => ofType(t, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
   it('alarm on each function\'s errors and throttles, and on 5xx at the API', () => each((_, t) => {
@@ -390,7 +441,7 @@ describe('alarms', () => {
   it('alarm on each dead-letter queue\'s depth', () => {
     const t = withEvents.templates.get('eu-central-1')!;
     const queues = ofType(t, 'AWS::SQS::Queue').map(([id]) => id);
-    assert.equal(queues.length, 2);
+    assert.equal(queues.length, 3, 'publish-page, create-issue, keep-alive');
     for (const q of queues) {
       assert.ok(alarms(t).some((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' &&
         a.Dimensions.some((d: any) => flatten(d.Value).includes(q)) && a.Threshold === 1));

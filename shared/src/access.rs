@@ -195,6 +195,12 @@ impl Connector {
         Ok((auth, stored.version))
     }
 
+    /// Refreshes an OAuth connection's grant now, under the one refresh lease (the keep-alive
+    /// sweep: Atlassian retires a refresh token unused for 90 days).
+    pub async fn keep_alive(&self, connection: &Connection) -> Result<(), TokenError> {
+        self.tokens.keep_alive(connection).await
+    }
+
     /// Every session of a tenant's stored connection shares the tenant's rate governor for
     /// its site (`shared/src/atlassian/governor.rs`).
     fn governed(&self, session: Session, connection: &Connection) -> Session {

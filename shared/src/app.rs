@@ -25,8 +25,8 @@ use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
-    ConnectionStore, CredentialStore, DestinationFailureStore, IssueJobStore, IssueLedger, LookupCache,
-    OAuthStateStore, PublicationStore, SettingsStore, StoreError,
+    ConnectionStore, CredentialStore, DestinationFailureStore, IssueJobStore, IssueLedger, KeepAliveStore,
+    LookupCache, OAuthStateStore, PublicationStore, RefreshLeaseStore, SettingsStore, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,10 @@ pub struct App {
     pub lookups: Arc<dyn LookupCache>,
     /// Refused credential checks per destination, across tenants (`lockout.rs`).
     pub destinations: Arc<dyn DestinationFailureStore>,
+    /// The keep-alive sweep's rounds and sent notices.
+    pub keep_alive: Arc<dyn KeepAliveStore>,
+    /// The refresh leases (the keep-alive sweep also elects its one run with one).
+    pub leases: Arc<dyn RefreshLeaseStore>,
     pub connector: Arc<Connector>,
     /// Each tenant's fair share of every function (`atlassian::governor`), admitting HTTP
     /// requests (in the router) and events (in [`serve_with_events`]).
@@ -101,7 +105,8 @@ impl App {
 
         let oauth = Arc::new(
             AtlassianOAuth::new(&config.oauth, app_secret.client_secret, transport.clone())
-                .map_err(|e| InitError::Http(e.to_string()))?,
+                .map_err(|e| InitError::Http(e.to_string()))?
+                .with_clock(config.clock),
         );
         let dynamo = Arc::new(dynamo);
         let tokens = TokenProvider::new(
@@ -110,7 +115,8 @@ impl App {
             dynamo.clone(),
             oauth.clone(),
             config.oauth.refresh_leeway,
-        );
+        )
+        .with_clock(config.clock);
         let fair_shares = Arc::new(FairShares::new(
             dynamo.clone(),
             transport.governors().clone(),
@@ -136,6 +142,8 @@ impl App {
             jobs: dynamo.clone(),
             lookups: dynamo.clone(),
             destinations: dynamo.clone(),
+            keep_alive: dynamo.clone(),
+            leases: dynamo.clone(),
             publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {
                 Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))

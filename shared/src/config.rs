@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::atlassian::EgressPolicy;
+use crate::clock::Clock;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -47,6 +48,9 @@ pub struct Config {
     pub tenant_slots: u32,
     /// When refused credential checks lock a destination (see `lockout.rs`).
     pub lockout: DestinationLockout,
+    /// The business clock (token expiry, grant ages): the system clock, shifted only in test
+    /// builds by `BRIDGE_TEST_CLOCK_OFFSET_SECONDS` (see `clock`).
+    pub clock: Clock,
 }
 
 /// How many refused credential checks against one destination, across all tenants, within
@@ -212,8 +216,31 @@ impl Config {
                 allow_loopback: env.flag("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS")?,
             },
             lockout,
+            clock: test_clock(&env)?,
         })
     }
+}
+
+/// Longest clock shift a test may ask for: ten years, beyond any grant's life.
+const MAX_TEST_CLOCK_OFFSET_SECONDS: u64 = 10 * 366 * 24 * 3600;
+
+/// Test builds: the clock shifted by `BRIDGE_TEST_CLOCK_OFFSET_SECONDS` (whole seconds, ahead).
+#[cfg(feature = "fault-injection")]
+fn test_clock<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Clock, ConfigError> {
+    let name = "BRIDGE_TEST_CLOCK_OFFSET_SECONDS";
+    let seconds = env.number(name, 0)?;
+    if seconds > MAX_TEST_CLOCK_OFFSET_SECONDS {
+        return Err(ConfigError::Malformed { name, reason: "must be at most ten years".into() });
+    }
+    Ok(Clock::shifted(time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX))))
+}
+
+/// Release builds never shift the clock: the variable is not even read, so setting it in a
+/// deployment by mistake changes nothing.
+#[cfg(not(feature = "fault-injection"))]
+fn test_clock<F: Fn(&str) -> Option<String>>(_env: &Env<'_, F>) -> Result<Clock, ConfigError> {
+    let _ = MAX_TEST_CLOCK_OFFSET_SECONDS;
+    Ok(Clock::system())
 }
 
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
@@ -355,6 +382,25 @@ mod tests {
                 other => panic!("{name}={value} gave {other:?}"),
             }
         }
+    }
+
+    /// Only a test build shifts the clock; a release build ignores the variable.
+    #[test]
+    fn the_test_clock_offset_applies_only_to_test_builds() {
+        let mut vars = base();
+        vars.insert("BRIDGE_TEST_CLOCK_OFFSET_SECONDS", "5184000");
+        let offset = load(&vars).unwrap().clock.offset();
+        if cfg!(feature = "fault-injection") {
+            assert_eq!(offset, time::Duration::days(60));
+            vars.insert("BRIDGE_TEST_CLOCK_OFFSET_SECONDS", "-5");
+            assert!(matches!(
+                load(&vars),
+                Err(ConfigError::Malformed { name: "BRIDGE_TEST_CLOCK_OFFSET_SECONDS", .. })
+            ));
+        } else {
+            assert_eq!(offset, time::Duration::ZERO);
+        }
+        assert_eq!(load(&base()).unwrap().clock, Clock::system());
     }
 
     /// The `"BRIDGE_..."` string literals in Rust source.

@@ -1,7 +1,8 @@
 //! EventBridge in and out. In: `Report Ready` and `Action Items Ready`, delivered by a rule
 //! straight to the function (Lambda retries a failed delivery, then parks it in a dead-letter
-//! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, and `Egress Abuse Suspected`
-//! (connections, see `lockout.rs`), through the [`EventBus`] port.
+//! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, `Egress Abuse Suspected`
+//! (connections, see `lockout.rs`), and from the keep-alive sweep `Connection Expiring` and
+//! `Connection Broken`, through the [`EventBus`] port.
 //!
 //! Every event type names its `detail-type` ([`DetailType`]); each event's JSON Schema is
 //! generated from these types into `shared/events/` (see the test).
@@ -46,6 +47,14 @@ impl DetailType for PublishFailed {
 
 impl DetailType for crate::lockout::EgressAbuseSuspected {
     const DETAIL_TYPE: &'static str = "Egress Abuse Suspected";
+}
+
+impl DetailType for ConnectionExpiring {
+    const DETAIL_TYPE: &'static str = "Connection Expiring";
+}
+
+impl DetailType for ConnectionBroken {
+    const DETAIL_TYPE: &'static str = "Connection Broken";
 }
 
 /// An EventBridge event as a rule delivers it; its `detail` is read by the job its type names.
@@ -163,6 +172,40 @@ pub struct PublishFailed {
     pub reason: String,
 }
 
+/// `Connection Expiring`: an OAuth consent nears Atlassian's absolute limit (365 days, however
+/// often it is refreshed); sent 30 and 7 days before, once each per consent, by the keep-alive
+/// sweep. Only a new consent (connect again) gives another year.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionExpiring {
+    pub tenant_id: String,
+    /// The connections the consent serves (one consent may cover Jira and Confluence).
+    pub products: Vec<crate::domain::Product>,
+    /// When Atlassian stops accepting the consent's refresh token.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: time::OffsetDateTime,
+    /// The notice: `30` or `7` (days before `expires_at`, at most).
+    pub days_left: u32,
+    /// What to do, for a person.
+    pub reason: String,
+}
+
+/// `Connection Broken`: a stored connection stopped working (found by the keep-alive sweep's
+/// check, or by a request before it); sent once until the connection works again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionBroken {
+    pub tenant_id: String,
+    pub product: crate::domain::Product,
+    pub auth_type: crate::domain::AuthType,
+    /// The connection's status now: `reconnect_required` or `invalid_credentials`.
+    pub status: crate::domain::ConnectionStatus,
+    /// What happened and what to do, for a person.
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub detected_at: time::OffsetDateTime,
+}
+
 /// JSON Schemas (2020-12) of every event in and out, generated from the types above and the job
 /// modules. A test keeps `shared/events/*.schema.json` equal to them; `make openapi` rewrites them.
 pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
@@ -188,6 +231,8 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
         schema_of::<crate::issues::ActionItemsDeferred>("action-items-deferred"),
         schema_of::<crate::issues::IssuesCreated>("issues-created"),
         schema_of::<PublishFailed>("publish-failed"),
+        schema_of::<ConnectionExpiring>("connection-expiring"),
+        schema_of::<ConnectionBroken>("connection-broken"),
         schema_of::<crate::reports::ReportReady>("report-ready"),
         schema_of::<crate::reports::PagePublished>("page-published"),
         schema_of::<crate::lockout::EgressAbuseSuspected>("egress-abuse-suspected"),

@@ -60,6 +60,8 @@ class Gateway:
         app.router.add_post("/_gateway/functions/{name}/recycle", self.recycle)
         app.router.add_put("/_gateway/functions/{name}/env", self.update_env)
         app.router.add_put("/_gateway/functions/{name}/code", self.update_code)
+        app.router.add_post("/_gateway/functions/{name}/invoke", self.invoke_function)
+        app.router.add_post("/_gateway/schedules/{name}", self.fire_schedule)
         app.router.add_post("/_gateway/events", self.put_events)
         app.router.add_get("/_dev/return", self.dev_return)
         for path, page in self.config.static_routes.items():
@@ -176,20 +178,47 @@ class Gateway:
         targets = [(rule.function, event) for event in events for rule in self.config.event_rules
                    if rule.matches(event["source"], event["detail-type"], self._own_source(rule.function))]
         results = await asyncio.gather(*(self.invoke(fn, event) for fn, event in targets))
-        invocations = []
-        for (function, event), result in zip(targets, results):
-            item = {"function": function, "event_id": event["id"]}
-            if result.ok:
-                item["status"] = "ok"
-                try:
-                    item["response"] = json.loads(result.payload) if result.payload else None
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    item["response"] = result.payload.decode("utf-8", "replace")
-            else:
-                item["status"] = "error"
-                item["error"] = {**(result.error or {}), "kind": result.status}
-            invocations.append(item)
+        invocations = [{"event_id": event["id"], **self._invocation(function, result)}
+                       for (function, event), result in zip(targets, results)]
         return web.json_response({"invocations": invocations})
+
+    @staticmethod
+    def _invocation(function: str, result: InvocationResult) -> dict:
+        """How an invocation ended, as /_gateway/events and the invoke endpoints answer it."""
+        item = {"function": function}
+        if result.ok:
+            item["status"] = "ok"
+            try:
+                item["response"] = json.loads(result.payload) if result.payload else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                item["response"] = result.payload.decode("utf-8", "replace")
+        else:
+            item["status"] = "error"
+            item["error"] = {**(result.error or {}), "kind": result.status}
+        return item
+
+    # ------------------------------------------------------------------ direct invocation
+    async def invoke_function(self, request: web.Request) -> web.Response:
+        """Lambda's Invoke (RequestResponse): the body is the payload, the answer how it ended."""
+        name = request.match_info["name"]
+        if name not in self.pools:
+            return _message(404, f"no function named {name}")
+        try:
+            payload = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _message(400, "body must be the JSON payload to invoke the function with")
+        return web.json_response(self._invocation(name, await self.invoke(name, payload)))
+
+    async def fire_schedule(self, request: web.Request) -> web.Response:
+        """An EventBridge Scheduler schedule (routes.json `schedules`) fires now: its function is
+        invoked with its input, as the Scheduler's templated Lambda target does. A failure is
+        reported, not retried (the deployed schedule's retry policy and dead-letter queue do that)."""
+        name = request.match_info["name"]
+        schedule = next((s for s in self.config.schedules if s.name == name), None)
+        if schedule is None:
+            return _message(404, f"no schedule named {name}")
+        result = await self.invoke(schedule.function, schedule.input)
+        return web.json_response({"schedule": name, **self._invocation(schedule.function, result)})
 
     # ------------------------------------------------------------------ control and dev pages
     async def health(self, request: web.Request) -> web.Response:

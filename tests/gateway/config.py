@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import envlist
-from .routing import EventRule, Router, load_routes
+from .routing import EventRule, Router, Schedule, load_routes, load_schedules
 from .runtime import FunctionConfig
 
 
@@ -35,6 +35,7 @@ class GatewayConfig:
     static_routes: dict[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
     integration_timeout_seconds: float = 30.0
+    schedules: list[Schedule] = field(default_factory=list)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -49,6 +50,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError("config lacks routes_file")
     routes_file = (path.parent / routes_file) if not os.path.isabs(routes_file) else Path(routes_file)
     router, rules = load_routes(routes_file)
+    schedules = load_schedules(routes_file)
 
     functions: dict[str, FunctionConfig] = {}
     for name, raw in (doc.get("functions") or {}).items():
@@ -71,7 +73,7 @@ def load_config(path: str | Path) -> GatewayConfig:
             init_timeout_seconds=float(raw.get("init_timeout_seconds", 10)),
             memory_mb=int(raw.get("memory_mb", 256)))
 
-    wanted = {r.function for r in router.routes} | {r.function for r in rules}
+    wanted = {r.function for r in router.routes} | {r.function for r in rules} | {s.function for s in schedules}
     missing = sorted(wanted - functions.keys())
     if missing:
         raise ConfigError(f"routes file names functions the config does not define: {missing}")
@@ -96,4 +98,5 @@ def load_config(path: str | Path) -> GatewayConfig:
         logs_dir=Path(doc.get("logs_dir") or "."),
         static_routes=dict(doc.get("static_routes") or {}),
         region=region,
-        integration_timeout_seconds=float(doc.get("integration_timeout_seconds", 30)))
+        integration_timeout_seconds=float(doc.get("integration_timeout_seconds", 30)),
+        schedules=schedules)

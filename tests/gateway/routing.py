@@ -130,6 +130,38 @@ def _match_segments(segments, parts) -> dict[str, str] | None:
     return params if len(parts) == len(segments) else None
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """An EventBridge Scheduler schedule: invokes ``function`` with ``input`` (the payload, as
+    the Scheduler's templated Lambda target sends it) at ``expression``. The gateway keeps no
+    timer: a test fires a schedule with ``POST /_gateway/schedules/{name}``."""
+    name: str
+    function: str
+    expression: str
+    input: dict = field(default_factory=dict, compare=False)
+
+
+def load_schedules(path: str | Path) -> list[Schedule]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RoutesError(f"cannot read routes file {path}: {exc}") from None
+    schedules = []
+    for raw in doc.get("schedules", []):
+        try:
+            schedule = Schedule(name=str(raw["name"]), function=str(raw["function"]),
+                                expression=str(raw["expression"]), input=raw.get("input", {}))
+        except KeyError as exc:
+            raise RoutesError(f"schedule {raw!r} lacks {exc.args[0]!r}") from None
+        if not isinstance(schedule.input, dict):
+            raise RoutesError(f"schedule {schedule.name}: input must be a JSON object")
+        schedules.append(schedule)
+    names = [s.name for s in schedules]
+    if len(set(names)) != len(names):
+        raise RoutesError(f"duplicate schedules: {sorted(n for n in names if names.count(n) > 1)}")
+    return schedules
+
+
 def load_routes(path: str | Path) -> tuple[Router, list[EventRule]]:
     try:
         doc = json.loads(Path(path).read_text())

@@ -32,7 +32,8 @@ def fake_bin_dir(tmp: Path, names) -> Path:
 
 def project_functions() -> list[str]:
     doc = json.loads((REPO / "shared" / "routes.json").read_text())
-    return sorted({r["function"] for r in doc["routes"]} | {r["function"] for r in doc["events"]})
+    return sorted({r["function"] for r in doc["routes"]} | {r["function"] for r in doc["events"]}
+                  | {s["function"] for s in doc.get("schedules", [])})
 
 
 def alive(pid: int) -> bool:

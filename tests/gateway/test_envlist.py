@@ -25,7 +25,8 @@ def test_readme_table_is_generated_from_the_list():
 
 
 def test_every_entry_is_complete():
-    functions = {r["function"] for r in json.loads((REPO / "shared" / "routes.json").read_text())["routes"]}
+    doc = json.loads((REPO / "shared" / "routes.json").read_text())
+    functions = {r["function"] for r in doc["routes"]} | {s["function"] for s in doc.get("schedules", [])}
     for v in envlist.variables():
         assert set(v) == {"name", "required", "default", "functions", "set_by_infra", "description"}, v
         assert isinstance(v["required"], bool) and isinstance(v["set_by_infra"], bool), v["name"]

@@ -43,6 +43,9 @@ ROUTES = {
         {"detail_type": "Thing Happened", "function": "fake"},
         {"detail_type": "Thing Happened", "source": "other.source", "function": "poolfn"},
     ],
+    "schedules": [
+        {"name": "tick", "function": "ticker", "expression": "rate(1 hour)", "input": {"fake": "echo", "tick": 1}},
+    ],
 }
 
 
@@ -60,6 +63,7 @@ def start_gateway(tmp: Path) -> ChildProcess:
             "slowfn": _function(timeout=1, FAKE_EXTENSION="1"),
             "poolfn": _function(timeout=10, max_concurrency=4),
             "initfail": _function(FAKE_INIT="error"),
+            "ticker": _function(),
         },
         "jwt": {"secret": SECRET, "issuer": ISSUER, "audience": AUDIENCE},
         "logs_dir": str(tmp / "logs"),
@@ -531,6 +535,36 @@ def test_eventbridge_function_error_is_reported(gw):
 ])
 def test_eventbridge_rejects_malformed_entries(gw, entry):
     assert put_events(gw, entry).status_code == 400
+
+
+# ---------------------------------------------------------------------------- invoke and schedules
+
+
+def test_a_schedule_fires_its_function_with_its_input(gw):
+    before = stats(gw)["ticker"]["invocations"]
+    resp = requests.post(gw.url + "/_gateway/schedules/tick", timeout=30)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["schedule"], body["function"], body["status"]) == ("tick", "ticker", "ok")
+    # The payload is the schedule's input itself, as the Scheduler's Lambda target sends it.
+    assert body["response"]["event"] == {"fake": "echo", "tick": 1}
+    assert stats(gw)["ticker"]["invocations"] == before + 1
+
+
+def test_an_unknown_schedule_is_404(gw):
+    resp = requests.post(gw.url + "/_gateway/schedules/nope", timeout=10)
+    assert resp.status_code == 404 and "nope" in resp.json()["message"]
+
+
+def test_invoke_runs_a_function_with_any_payload_and_reports_errors(gw):
+    ok = requests.post(gw.url + "/_gateway/functions/fake/invoke", json={"anything": [1, 2]}, timeout=30).json()
+    assert ok["status"] == "ok" and ok["response"]["event"] == {"anything": [1, 2]}
+    failed = requests.post(gw.url + "/_gateway/functions/fake/invoke", json={"detail": {"fake": "error"}},
+                           timeout=30).json()
+    assert failed["status"] == "error" and failed["error"]["errorMessage"] == "fake failure"
+    assert requests.post(gw.url + "/_gateway/functions/nope/invoke", json={}, timeout=10).status_code == 404
+    bad = requests.post(gw.url + "/_gateway/functions/fake/invoke", data=b"not json", timeout=10)
+    assert bad.status_code == 400
 
 
 # ---------------------------------------------------------------------------- logs and pages

@@ -824,9 +824,18 @@ async def issued(request):
 async def grants(request):
     st = _state(request)
     out = []
+    cfg = st.config
     for g in st.grants.values():
+        # The refresh token still unused (the newest), and when it dies: 90 days after it was
+        # issued (its last use) or 365 days after the consent, whichever comes first.
+        unused = [r for r in st.refresh_tokens.values() if r.grant_id == g.id and r.first_used_at is None]
+        newest = max(unused, key=lambda r: r.created_at, default=None)
+        absolute = g.created_at + cfg["refresh_absolute_seconds"]
         out.append({"id": g.id, "client_id": g.client_id, "scopes": g.scopes, "sites": g.sites,
-                    "account_id": g.account_id, "revoked": g.revoked,
+                    "account_id": g.account_id, "revoked": g.revoked, "created_at": g.created_at,
+                    "absolute_expires_at": absolute,
+                    "refresh_expires_at": (min(newest.created_at + cfg["refresh_inactivity_seconds"], absolute)
+                                           if newest else None),
                     "refresh_tokens": sum(1 for r in st.refresh_tokens.values() if r.grant_id == g.id),
                     "access_tokens": sum(1 for a in st.access_tokens.values() if a.grant_id == g.id)})
     return json_response({"grants": out})
@@ -839,11 +848,17 @@ async def get_clock(request):
 
 
 async def advance_clock(request):
+    """{"seconds": n} or {"days": n} (or both, added): moves the clock forward."""
     st = _state(request)
     body = await _json(request, {})
-    secs = body.get("seconds") if isinstance(body, dict) else None
-    if not isinstance(secs, (int, float)) or isinstance(secs, bool) or secs < 0:
-        return sim_error("seconds must be a non-negative number")
+    if not isinstance(body, dict) or not body or set(body) - {"seconds", "days"}:
+        return sim_error("give seconds and/or days (non-negative numbers)")
+    secs = 0.0
+    for key, unit in (("seconds", 1), ("days", 86400)):
+        value = body.get(key, 0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            return sim_error(f"{key} must be a non-negative number")
+        secs += value * unit
     st.clock_offset += secs
     return json_response({"now": st.now(), "offset_seconds": st.clock_offset})
 

@@ -523,6 +523,36 @@ def test_call_log(sim):
     assert sim.calls() == {"calls": [], "counts": {}}
 
 
+def test_refreshing_within_90_days_keeps_a_grant_alive_until_365_days_after_consent(sim):
+    """Atlassian: each refresh issues a new refresh token whose 90-day inactivity countdown
+    starts anew; the 365-day limit counts from the consent however often it is refreshed."""
+    tok = tokens(sim)
+    (grant,) = sim.control("GET", "/oauth/grants", expect=200)["grants"]
+    day = 86400
+    assert grant["refresh_expires_at"] == pytest.approx(grant["created_at"] + 90 * day, abs=1)
+    assert grant["absolute_expires_at"] == grant["created_at"] + 365 * day
+    rt = tok["refresh_token"]
+    for _ in range(4):                                    # days 89, 178, 267, 356
+        sim.control("POST", "/clock/advance", {"days": 89}, expect=200)
+        r = refresh(sim, rt)
+        assert r.status_code == 200, r.text
+        rt = r.json()["refresh_token"]
+        (grant,) = sim.control("GET", "/oauth/grants", expect=200)["grants"]
+        now = sim.control("GET", "/clock", expect=200)["now"]
+        assert grant["refresh_expires_at"] == pytest.approx(min(now + 90 * day, grant["absolute_expires_at"]), abs=1)
+    sim.control("POST", "/clock/advance", {"days": 9}, expect=200)      # day 365
+    r = refresh(sim, rt)
+    assert (r.status_code, r.json()) == (403, INVALID_REFRESH)
+
+
+def test_the_clock_advances_by_days_or_seconds_and_refuses_nonsense(sim):
+    before = sim.control("GET", "/clock", expect=200)["offset_seconds"]
+    after = sim.control("POST", "/clock/advance", {"days": 2, "seconds": 5}, expect=200)["offset_seconds"]
+    assert after - before == 2 * 86400 + 5
+    for bad in ({}, {"days": -1}, {"weeks": 1}, {"days": "2"}):
+        sim.control("POST", "/clock/advance", bad, expect=400)
+
+
 def test_concurrent_refreshes(sim):
     """50 refreshes of one token at once: within the leeway all succeed with distinct new
     pairs; with no leeway exactly one wins."""

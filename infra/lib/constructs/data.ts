@@ -9,6 +9,9 @@ import { RegionConfig } from '../config';
 import { acknowledge } from '../nag';
 import { arn, logGroupPrefix } from './common';
 
+/** The sparse index the keep-alive sweep pages connections through (shared/src/store/dynamo/mod.rs). */
+export const SWEEP_INDEX = 'sweep';
+
 export class Data {
   readonly key: kms.IKey;
   readonly table: dynamodb.ITable;
@@ -21,12 +24,14 @@ export class Data {
 
     const cfg = config;
     if (cfg.existingTableName) {
+      // A kept table must carry the `sweep` index already (README: tear-down and rebuild).
       this.table = dynamodb.Table.fromTableAttributes(stack, 'Table', {
         tableName: cfg.existingTableName,
         encryptionKey: this.key,
+        globalIndexes: [SWEEP_INDEX],
       });
     } else {
-      this.table = new dynamodb.Table(stack, 'Table', {
+      const table = new dynamodb.Table(stack, 'Table', {
         partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
         sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -37,6 +42,15 @@ export class Data {
         timeToLiveAttribute: 'ttl',
         removalPolicy: RemovalPolicy.RETAIN,
       });
+      // The keep-alive sweep's sparse index: only connection items carry its keys
+      // (shared/src/store/dynamo/mod.rs), so it pages every tenant's connections without a scan.
+      table.addGlobalSecondaryIndex({
+        indexName: SWEEP_INDEX,
+        partitionKey: { name: 'sweep_pk', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'sweep_sk', type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+      this.table = table;
     }
 
     // The app secret: {"client_secret": <from Atlassian's developer console>, "state_signing_key":

@@ -23,7 +23,9 @@ export class Events {
       eventBusName: config.eventBusName,
       description: `${config.deploymentName}: Report Ready / Action Items Ready in, Page Published / Issues Created / Publish Failed out`,
     });
-    for (const name of new Set(routes.events.map((e) => e.function))) {
+    // Event consumers, and scheduled functions (the Scheduler's undeliverable invocations and the
+    // function's failed asynchronous ones land in the same queue).
+    for (const name of new Set([...routes.events.map((e) => e.function), ...routes.schedules.map((s) => s.function)])) {
       // Events that fail after Lambda's retries (and events EventBridge cannot deliver) land here.
       this.deadLetterQueues.set(name, new sqs.Queue(stack, `${pascal(name)}DeadLetterQueue`, {
         queueName: `${config.deploymentName}-${name}-dlq`,

@@ -1,4 +1,4 @@
-// The five functions: one execution role each (its own log group, the table, the app secret, the
+// The six functions: one execution role each (its own log group, the table, the app secret, the
 // tenants' secrets, the key only through Secrets Manager and DynamoDB), in the private subnets, with
 // the environment shared/env.json lists for them. Event consumers get a dead-letter queue and
 // Lambda's async retry policy.
@@ -12,7 +12,7 @@ import { ConfigError, EVENT_PUBLISHERS, FUNCTIONS, FunctionName, JOB_RUNNERS, Re
 import { checkEnvironment, loadEnvList } from '../env';
 import { acknowledge } from '../nag';
 import { arn, logGroup, pascal } from './common';
-import { Data } from './data';
+import { Data, SWEEP_INDEX } from './data';
 import { Events } from './events';
 import { Network } from './network';
 
@@ -27,6 +27,9 @@ export const TIMEOUT_SECONDS: Record<FunctionName, number> = {
   discovery: 29,
   'publish-page': 120,
   'create-issue': 120,
+  // The keep-alive sweep runs a slice of the day's round for up to five minutes each hour (each
+  // connection's check takes at most 30 s; eight run at once): see README "Keep-alive sweep".
+  'keep-alive': 300,
 };
 
 /** Async (EventBridge) invocations: Lambda retries a failed event twice, for up to 6 hours. */
@@ -104,11 +107,22 @@ export class Functions {
       const tableActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
         'dynamodb:Query', 'dynamodb:ConditionCheckItem'];
       if (name === 'create-issue') tableActions.push('dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem');
+      // keep-alive backfills the sweep index once per deployment with a resumable scan (connection
+      // items written before the index existed); nothing else scans the table.
+      if (name === 'keep-alive') tableActions.push('dynamodb:Scan');
       role.addToPrincipalPolicy(new iam.PolicyStatement({
         sid: 'Table',
         actions: tableActions,
         resources: [data.table.tableArn],
       }));
+      if (name === 'keep-alive') {
+        // Only the sweep pages every tenant's connections, through the sparse `sweep` index.
+        role.addToPrincipalPolicy(new iam.PolicyStatement({
+          sid: 'SweepIndex',
+          actions: ['dynamodb:Query'],
+          resources: [`${data.table.tableArn}/index/${SWEEP_INDEX}`],
+        }));
+      }
       // Secrets: read the app secret (at cold start); the tenants' grants under <prefix>tenants/.
       // Every function may refresh a token pair (store = CreateSecret, else PutSecretValue); only the
       // functions that connect and disconnect delete.

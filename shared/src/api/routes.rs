@@ -27,6 +27,8 @@ pub enum Function {
     Discovery,
     PublishPage,
     CreateIssue,
+    /// No HTTP route and no rule: the keep-alive sweep, run by a schedule ([`SCHEDULES`]).
+    KeepAlive,
 }
 
 impl Function {
@@ -37,6 +39,7 @@ impl Function {
             Self::Discovery => "discovery",
             Self::PublishPage => "publish-page",
             Self::CreateIssue => "create-issue",
+            Self::KeepAlive => "keep-alive",
         }
     }
 }
@@ -210,6 +213,26 @@ pub const EVENT_RULES: &[EventRule] = &[
     EventRule { detail_type: "Action Items Ready", function: Function::CreateIssue, own: false },
     // The rest of an issue job that was answered with 202 (`POST /v1/tenants/{tenant}/issues`).
     EventRule { detail_type: "Action Items Deferred", function: Function::CreateIssue, own: true },
+];
+
+/// An EventBridge Scheduler schedule: it invokes `function` with `input` (a JSON object) at
+/// `expression`.
+pub struct Schedule {
+    pub name: &'static str,
+    pub function: Function,
+    pub expression: &'static str,
+    pub input: &'static str,
+}
+
+pub const SCHEDULES: &[Schedule] = &[
+    // Hourly slices of a daily round (shared/src/keep_alive.rs): every connection is visited
+    // at least once a day, and a run cut short leaves the rest to the next hour.
+    Schedule {
+        name: "keep-alive",
+        function: Function::KeepAlive,
+        expression: "rate(1 hour)",
+        input: r#"{"sweep": "scheduled"}"#,
+    },
 ];
 
 use BridgeScope::{Admin, Publish, Read};
@@ -675,14 +698,28 @@ pub fn routes_json() -> String {
             )
         })
         .collect();
-    let comment = "Generated from shared/src/api/routes.rs (make openapi); do not edit. The HTTP API's routes and the \
-                   EventBridge rules: one source read by the local gateway (tests/gateway) and by the CDK app (infra). \
-                   Method + API Gateway path template -> function; auth is 'jwt' (JWT authorizer) or 'none' (public).";
+    let schedules: Vec<String> = SCHEDULES
+        .iter()
+        .map(|s| {
+            format!(
+                r#"    {{"name": {}, "function": {}, "expression": {}, "input": {}}}"#,
+                quoted(s.name),
+                quoted(s.function.name()),
+                quoted(s.expression),
+                s.input
+            )
+        })
+        .collect();
+    let comment = "Generated from shared/src/api/routes.rs (make openapi); do not edit. The HTTP API's routes, the \
+                   EventBridge rules and the EventBridge Scheduler schedules: one source read by the local gateway \
+                   (tests/gateway) and by the CDK app (infra). Method + API Gateway path template -> function; auth \
+                   is 'jwt' (JWT authorizer) or 'none' (public). A schedule invokes its function with its input.";
     format!(
-        "{{\n  \"_comment\": {},\n  \"routes\": [\n{}\n  ],\n  \"events\": [\n{}\n  ]\n}}\n",
+        "{{\n  \"_comment\": {},\n  \"routes\": [\n{}\n  ],\n  \"events\": [\n{}\n  ],\n  \"schedules\": [\n{}\n  ]\n}}\n",
         quoted(comment),
         routes.join(",\n"),
-        events.join(",\n")
+        events.join(",\n"),
+        schedules.join(",\n")
     )
 }
 
@@ -710,6 +747,21 @@ mod tests {
             serde_json::json!({"method": "GET", "path": "/v1/oauth/callback", "function": "oauth-callback", "auth": "none"})
         );
         assert_eq!(doc["events"][0], serde_json::json!({"detail_type": "Report Ready", "function": "publish-page"}));
+        assert_eq!(
+            doc["schedules"][0],
+            serde_json::json!({"name": "keep-alive", "function": "keep-alive", "expression": "rate(1 hour)",
+                "input": {"sweep": "scheduled"}})
+        );
+    }
+
+    /// A schedule's input is what its function reads: the keep-alive sweep's request.
+    #[test]
+    fn every_schedule_input_is_a_request_its_function_reads() {
+        for schedule in SCHEDULES {
+            assert_eq!(schedule.function, Function::KeepAlive);
+            let request: crate::keep_alive::RunRequest = serde_json::from_str(schedule.input).unwrap();
+            assert_eq!(request.sweep, crate::keep_alive::RunKind::Scheduled);
+        }
     }
 
     #[test]

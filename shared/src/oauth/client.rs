@@ -19,6 +19,7 @@ use url::Url;
 
 use crate::atlassian::token_http::{TokenBody, TokenHttp, TokenHttpError};
 use crate::atlassian::{AtlassianError, Credentials, Transport};
+use crate::clock::Clock;
 use crate::config::OAuthConfig;
 
 /// Atlassian's `audience` for 3LO apps.
@@ -46,6 +47,10 @@ pub struct TokenSet {
     pub refresh_token: SecretString,
     pub expires_at: OffsetDateTime,
     pub scopes: Vec<String>,
+    /// When Atlassian issued this pair (the consent or the last refresh), on the business clock;
+    /// `None` in secrets stored before it was recorded. The keep-alive sweep refreshes a grant
+    /// idle for 30 days by it: Atlassian retires a refresh token unused for 90.
+    pub issued_at: Option<OffsetDateTime>,
 }
 
 /// The stored JSON form. Private, so exposing the secrets happens only here.
@@ -56,6 +61,8 @@ struct StoredTokens {
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
     scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    issued_at: Option<OffsetDateTime>,
 }
 
 impl TokenSet {
@@ -65,6 +72,7 @@ impl TokenSet {
             refresh_token: self.refresh_token.expose_secret().to_owned(),
             expires_at: self.expires_at,
             scopes: self.scopes.clone(),
+            issued_at: self.issued_at,
         };
         SecretString::from(serde_json::to_string(&stored).unwrap_or_default())
     }
@@ -79,12 +87,14 @@ impl TokenSet {
             refresh_token: SecretString::from(stored.refresh_token),
             expires_at: stored.expires_at,
             scopes: stored.scopes,
+            issued_at: stored.issued_at,
         })
     }
 
     fn from_response(
         response: &BasicTokenResponse,
         previous_refresh: Option<&SecretString>,
+        now: OffsetDateTime,
     ) -> Result<Self, OAuthError> {
         // Without offline_access there is no refresh token; we always ask for it, so its absence
         // on a code exchange is an error. On a refresh Atlassian always rotates it.
@@ -96,13 +106,14 @@ impl TokenSet {
             }
         };
         let expires_in = response.expires_in().unwrap_or(Duration::from_secs(3600));
-        let expires_at = crate::atlassian::token_http::expiry(OffsetDateTime::now_utc(), expires_in)
+        let expires_at = crate::atlassian::token_http::expiry(now, expires_in)
             .ok_or_else(|| OAuthError::Decode("the token's expires_in is out of range".into()))?;
         Ok(Self {
             access_token: SecretString::from(response.access_token().secret().to_owned()),
             refresh_token,
             expires_at,
             scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+            issued_at: Some(now),
         })
     }
 }
@@ -130,6 +141,7 @@ pub struct AtlassianOAuth {
     http: TokenHttp,
     transport: Transport,
     api_base: Url,
+    clock: Clock,
 }
 
 impl AtlassianOAuth {
@@ -150,7 +162,14 @@ impl AtlassianOAuth {
             http: TokenHttp::new(transport.clone(), TokenBody::Json),
             transport,
             api_base: config.api_base_url.clone(),
+            clock: Clock::system(),
         })
+    }
+
+    /// Token expiry and issue times on `clock` (the configured one; shifted only in test builds).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The consent URL: `audience`, `prompt=consent`, the scopes, and our signed `state`.
@@ -173,7 +192,7 @@ impl AtlassianOAuth {
             .request_async(&self.http)
             .await
             .map_err(token_error)?;
-        TokenSet::from_response(&response, None)
+        TokenSet::from_response(&response, None, self.clock.now())
     }
 
     /// The sites this access token reaches, one entry per site with the scopes of every product
@@ -206,7 +225,7 @@ impl TokenEndpoint for AtlassianOAuth {
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let response =
             self.client.exchange_refresh_token(&token).request_async(&self.http).await.map_err(token_error)?;
-        TokenSet::from_response(&response, Some(refresh_token))
+        TokenSet::from_response(&response, Some(refresh_token), self.clock.now())
     }
 }
 
@@ -238,6 +257,7 @@ mod tests {
             refresh_token: SecretString::from("rt-456"),
             expires_at: OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap(),
             scopes: vec!["read:jira-work".into()],
+            issued_at: Some(OffsetDateTime::from_unix_timestamp(1_999_996_400).unwrap()),
         };
         let debug = format!("{set:?}");
         assert!(!debug.contains("at-123") && !debug.contains("rt-456"), "{debug}");
@@ -245,6 +265,14 @@ mod tests {
         assert_eq!(back.access_token.expose_secret(), "at-123");
         assert_eq!(back.refresh_token.expose_secret(), "rt-456");
         assert_eq!(back.expires_at, set.expires_at);
+        assert_eq!(back.issued_at, set.issued_at);
+    }
+
+    /// Secrets written before the issue time was recorded still read, without one.
+    #[test]
+    fn a_secret_without_an_issue_time_reads_as_unknown() {
+        let old = r#"{"access_token":"a","refresh_token":"r","expires_at":"2026-01-01T00:00:00Z","scopes":[]}"#;
+        assert_eq!(TokenSet::from_secret(&SecretString::from(old)).unwrap().issued_at, None);
     }
 
     #[test]

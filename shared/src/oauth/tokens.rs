@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
 use super::client::{OAuthError, TokenEndpoint, TokenSet};
+use crate::clock::Clock;
 use crate::domain::{Connection, ConnectionStatus, Product};
 use crate::store::{ConnectionStore, CredentialStore, RefreshLeaseStore, StoreError, StoredSecret};
 
@@ -37,6 +38,8 @@ pub struct TokenProvider {
     lease_duration: Duration,
     /// How often a waiter re-reads the secret.
     poll_interval: Duration,
+    /// Token expiry is judged on this clock; leases stay on the system clock (see `clock`).
+    clock: Clock,
 }
 
 impl TokenProvider {
@@ -55,7 +58,24 @@ impl TokenProvider {
             leeway,
             lease_duration: Duration::from_secs(20),
             poll_interval: Duration::from_millis(100),
+            clock: Clock::system(),
         }
+    }
+
+    /// Judges token expiry on `clock` (the configured one; shifted only in test builds).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Keeps an idle grant alive: a refresh now, under the same single-refresher lease as
+    /// every refresh, even though the access token may still be valid. Atlassian retires a
+    /// rotating refresh token unused for 90 days; each refresh issues a new one with the
+    /// inactivity countdown reset. When another instance refreshed meanwhile, its refresh
+    /// counts: the grant was used just now, and no second refresh runs.
+    pub async fn keep_alive(&self, connection: &Connection) -> Result<(), TokenError> {
+        let (_, current) = self.read(connection).await?;
+        self.token(connection, Some(current.access_token.expose_secret())).await.map(drop)
     }
 
     /// A valid access token for an OAuth connection, refreshed when it is due.
@@ -97,7 +117,7 @@ impl TokenProvider {
             }
             tokio::time::sleep(self.poll_interval).await;
             let latest = self.read(connection).await?;
-            if latest.0 != seen.0 && latest.1.expires_at > OffsetDateTime::now_utc() {
+            if latest.0 != seen.0 && latest.1.expires_at > self.clock.now() {
                 tracing::info!(grant = %connection.grant_id, "using the token another instance refreshed");
                 return Ok(latest.1.access_token);
             }
@@ -117,7 +137,7 @@ impl TokenProvider {
     ) -> Result<SecretString, TokenError> {
         // Between our first read and the lease, another instance may have refreshed already.
         let (version, current) = self.read(connection).await?;
-        if version != seen_version && current.expires_at > OffsetDateTime::now_utc() {
+        if version != seen_version && current.expires_at > self.clock.now() {
             tracing::info!(grant = %connection.grant_id, "another instance refreshed first; using its token");
             return Ok(current.access_token);
         }
@@ -135,7 +155,7 @@ impl TokenProvider {
             Err(OAuthError::InvalidGrant) => {
                 tracing::warn!(grant = %connection.grant_id, "refresh token refused (invalid_grant); connection needs a new consent");
                 self.connections
-                    .mark_reconnect_required(&connection.tenant, &connection.grant_id, OffsetDateTime::now_utc())
+                    .mark_reconnect_required(&connection.tenant, &connection.grant_id, self.clock.now())
                     .await?;
                 Err(TokenError::ReconnectRequired(connection.product))
             }
@@ -144,7 +164,7 @@ impl TokenProvider {
     }
 
     fn needs_refresh(&self, tokens: &TokenSet) -> bool {
-        tokens.expires_at - self.leeway <= OffsetDateTime::now_utc()
+        tokens.expires_at - self.leeway <= self.clock.now()
     }
 
     async fn status(&self, connection: &Connection) -> Result<Option<ConnectionStatus>, TokenError> {
@@ -198,6 +218,7 @@ mod tests {
             refresh_token: SecretString::from(format!("refresh-for-{access}")),
             expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(expires_in),
             scopes: vec![],
+            issued_at: None,
         }
     }
 
@@ -269,6 +290,51 @@ mod tests {
         let stored = connections.get(&tenant, Product::Jira).await.unwrap().unwrap();
         assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
         assert!(matches!(provider.access_token(&first).await, Err(TokenError::ReconnectRequired(_))));
+        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn keep_alive_refreshes_a_valid_token_once_under_the_lease() {
+        let (provider, endpoint, connections) = setup(false, 3600).await;
+        let connection = connection(&connections).await;
+        // Ten sweeps (duplicate deliveries) and ten requests at once: one refresh between them.
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let provider = provider.clone();
+                let connection = connection.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        provider.keep_alive(&connection).await.map(|()| None)
+                    } else {
+                        provider.access_token(&connection).await.map(Some)
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+        let token = provider.access_token(&connection).await.unwrap();
+        assert_eq!(token.expose_secret(), "fresh-0");
+    }
+
+    #[tokio::test]
+    async fn keep_alive_of_a_refused_grant_asks_for_a_new_consent() {
+        let (provider, _, connections) = setup(true, 3600).await;
+        let first = connection(&connections).await;
+        assert!(matches!(provider.keep_alive(&first).await, Err(TokenError::ReconnectRequired(Product::Jira))));
+        let stored = connections.get(&first.tenant, Product::Jira).await.unwrap().unwrap();
+        assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
+    }
+
+    /// Expiry is judged on the configured clock: a token valid for an hour is due on a clock
+    /// two hours ahead.
+    #[tokio::test]
+    async fn a_shifted_clock_makes_a_valid_token_due() {
+        let (provider, endpoint, connections) = setup(false, 3600).await;
+        let provider = Arc::try_unwrap(provider).ok().unwrap().with_clock(Clock::shifted(time::Duration::hours(2)));
+        provider.access_token(&connection(&connections).await).await.unwrap();
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
     }
 }

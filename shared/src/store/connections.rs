@@ -28,6 +28,30 @@ pub trait ConnectionStore: Send + Sync {
         grant_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Every tenant's connections in [`sweep_key`] order: the first `limit` after `after` (from
+    /// the start when `None`), for the keep-alive sweep. Read from an index, so eventually
+    /// consistent: a connection written a moment ago may first show up in the next round.
+    async fn sweep_page(&self, after: Option<&str>, limit: usize) -> Result<SweepPage, StoreError>;
+    /// Puts connections stored before [`sweep_page`](Self::sweep_page)'s index existed into it:
+    /// at most `pages` pages of a one-off, resumable pass per call; `true` once it is complete.
+    /// Stores without such an index have nothing to do.
+    async fn backfill_sweep_index(&self, _pages: usize) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+}
+
+/// One page of [`ConnectionStore::sweep_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepPage {
+    pub connections: Vec<Connection>,
+    /// Where the next page starts (the last connection's [`sweep_key`]); `None` after the last.
+    pub next: Option<String>,
+}
+
+/// A connection's place in the sweep: `{tenant}#{product}`. `#` sorts below every character a
+/// tenant id may hold, so this orders like (tenant, product).
+pub fn sweep_key(connection: &Connection) -> String {
+    format!("{}#{}", connection.tenant, connection.product)
 }
 
 /// What a verification found: applied only while the connection still uses `secret_name`.

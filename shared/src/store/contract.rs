@@ -551,6 +551,84 @@ pub async fn connections(store: &dyn ConnectionStore) {
     assert_eq!(store.get(&t, Product::Jira).await.unwrap(), None);
 }
 
+/// Paging every tenant's connections: in (tenant, product) order, resuming after any key, with
+/// nothing skipped or repeated and an end that says so.
+pub async fn sweep_pages(store: &dyn ConnectionStore) {
+    // Tenants of their own that sort together: the table may hold other tests' connections.
+    let prefix = format!("s{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let tenants: Vec<TenantId> =
+        ["b", "a-2", "a", "c_1"].iter().map(|t| TenantId::parse(&format!("{prefix}{t}")).unwrap()).collect();
+    for t in &tenants {
+        let jira = connection(t, Product::Jira, "g1");
+        let confluence = connection(t, Product::Confluence, "g1");
+        store.put_all(&[jira, confluence]).await.unwrap();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut after = Some(prefix.clone());
+    let mut pages = 0;
+    'paging: while let Some(from) = after {
+        let page = store.sweep_page(Some(&from), 3).await.unwrap();
+        assert!(page.connections.len() <= 3);
+        pages += 1;
+        for c in &page.connections {
+            if !c.tenant.as_str().starts_with(&prefix) {
+                break 'paging;
+            }
+            seen.push(sweep_key(c));
+        }
+        if let Some(next) = &page.next {
+            assert_eq!(Some(next), page.connections.last().map(sweep_key).as_ref());
+        }
+        after = page.next;
+    }
+    let p = &prefix;
+    assert_eq!(
+        seen,
+        [
+            format!("{p}a#confluence"),
+            format!("{p}a#jira"),
+            format!("{p}a-2#confluence"),
+            format!("{p}a-2#jira"),
+            format!("{p}b#confluence"),
+            format!("{p}b#jira"),
+            format!("{p}c_1#confluence"),
+            format!("{p}c_1#jira"),
+        ]
+    );
+    assert!(pages >= 3, "{pages} pages");
+    // A page holds whole connections as stored.
+    let first = store.sweep_page(Some(&prefix), 1).await.unwrap();
+    assert_eq!(first.connections, vec![store.get(&tenants[2], Product::Confluence).await.unwrap().unwrap()]);
+    // A deleted connection leaves the index with it.
+    store.delete(&tenants[2], Product::Confluence).await.unwrap();
+    let first = store.sweep_page(Some(&prefix), 1).await.unwrap();
+    assert_eq!(sweep_key(&first.connections[0]), format!("{p}a#jira"));
+    // Past the last key there is nothing, and no next page.
+    let end = store.sweep_page(Some("~"), 5).await.unwrap();
+    assert_eq!(end, SweepPage { connections: vec![], next: None });
+}
+
+pub async fn keep_alive(store: &dyn KeepAliveStore) {
+    let t = tenant();
+    assert!(store.claim_notice(&t, "EXPIRING#g1#30", soon()).await.unwrap());
+    // Once only, per tenant and key.
+    assert!(!store.claim_notice(&t, "EXPIRING#g1#30", soon()).await.unwrap());
+    assert!(store.claim_notice(&t, "EXPIRING#g1#7", soon()).await.unwrap());
+    assert!(store.claim_notice(&tenant(), "EXPIRING#g1#30", soon()).await.unwrap());
+    // Forgotten, it may go out again.
+    store.forget_notice(&t, "EXPIRING#g1#30").await.unwrap();
+    assert!(store.claim_notice(&t, "EXPIRING#g1#30", soon()).await.unwrap());
+    store.forget_notice(&t, "never-claimed").await.unwrap();
+
+    let started_at = to_ms(OffsetDateTime::now_utc()).replace_millisecond(0).unwrap();
+    let round = SweepRound { started_at, after: Some("acme#jira".into()), completed_at: None };
+    store.save_sweep_round(&round).await.unwrap();
+    assert_eq!(store.sweep_round().await.unwrap(), Some(round.clone()));
+    let done = SweepRound { completed_at: Some(started_at + Duration::minutes(3)), ..round };
+    store.save_sweep_round(&done).await.unwrap();
+    assert_eq!(store.sweep_round().await.unwrap(), Some(done));
+}
+
 pub async fn settings(store: &dyn SettingsStore) {
     let t = tenant();
     assert_eq!(store.get_settings(&t, Product::Jira).await.unwrap(), None);
@@ -725,6 +803,8 @@ mod memory {
         refresh_leases(&*ports.leases).await;
         oauth_states(ports.states.clone()).await;
         connections(&*ports.connections).await;
+        sweep_pages(&*ports.connections).await;
+        keep_alive(&*store.keep_alive).await;
         settings(&*ports.settings).await;
         credentials(&*store.credentials).await;
         issue_jobs(&*store.jobs).await;
@@ -751,7 +831,10 @@ mod memory {
 /// Without it the test passes vacuously: the unit suite needs no services.
 mod dynamodb {
     use aws_sdk_dynamodb::config::{Credentials, Region};
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType,
+    };
 
     use super::*;
     use crate::store::dynamo::DynamoStore;
@@ -778,10 +861,45 @@ mod dynamodb {
             .key_schema(key("sk", KeyType::Range).unwrap())
             .attribute_definitions(attribute("pk").unwrap())
             .attribute_definitions(attribute("sk").unwrap())
+            .attribute_definitions(attribute("sweep_pk").unwrap())
+            .attribute_definitions(attribute("sweep_sk").unwrap())
+            // The sparse index the keep-alive sweep pages through (see the schema in dynamo/mod.rs).
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("sweep")
+                    .key_schema(key("sweep_pk", KeyType::Hash).unwrap())
+                    .key_schema(key("sweep_sk", KeyType::Range).unwrap())
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .unwrap();
         Some(Arc::new(DynamoStore::new(client, table)))
+    }
+
+    /// A connection item from before the sweep index existed (no index keys) is found by the
+    /// sweep once the backfill ran; the backfill then is done, and stays done.
+    async fn backfill_sweep_index(store: &DynamoStore) {
+        let t = tenant();
+        let old = connection(&t, Product::Jira, "g1");
+        store.put_all(std::slice::from_ref(&old)).await.unwrap();
+        store.strip_sweep_keys(&t, Product::Jira).await;
+        let at = sweep_key(&old);
+        // Just before the tenant's keys: `!` sorts below `#`.
+        let before = format!("{t}!");
+        let found = |page: SweepPage| page.connections.iter().any(|c| sweep_key(c) == at);
+        assert!(!found(store.sweep_page(Some(&before), 5).await.unwrap()));
+        // One page a call: the table holds the whole suite's items, so this takes a few calls.
+        let mut calls = 0;
+        while !ConnectionStore::backfill_sweep_index(store, 1).await.unwrap() {
+            calls += 1;
+            assert!(calls < 1000);
+        }
+        assert!(found(store.sweep_page(Some(&before), 5).await.unwrap()));
+        assert!(ConnectionStore::backfill_sweep_index(store, 1).await.unwrap());
+        assert_eq!(store.get(&t, Product::Jira).await.unwrap(), Some(old));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -795,6 +913,8 @@ mod dynamodb {
         refresh_leases(&*store).await;
         oauth_states(store.clone()).await;
         connections(&*store).await;
+        sweep_pages(&*store).await;
+        keep_alive(&*store).await;
         settings(&*store).await;
         issue_jobs(&*store).await;
         lookup_cache(&*store).await;
@@ -803,6 +923,7 @@ mod dynamodb {
         tenant_slots_race(store.clone()).await;
         destination_failures(&*store).await;
         destination_failures_race(store.clone()).await;
+        backfill_sweep_index(&store).await;
         issue_ledger_race(store.clone()).await;
         publications_race(store.clone()).await;
         refresh_leases_race(store).await;

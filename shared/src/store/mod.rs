@@ -12,6 +12,7 @@ pub mod destination_failures;
 pub mod dynamo;
 pub mod issue_jobs;
 pub mod issue_ledger;
+pub mod keep_alive;
 pub mod lookup_cache;
 /// Always compiled (they are small): the tests of every crate build on them.
 pub mod memory;
@@ -22,11 +23,12 @@ pub mod secrets;
 pub mod settings;
 pub mod tenant_slots;
 
-pub use connections::{ConnectionStore, Verification};
+pub use connections::{ConnectionStore, SweepPage, Verification, sweep_key};
 pub use credentials::{CredentialStore, StoredSecret};
 pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
 pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
+pub use keep_alive::{KeepAliveStore, SweepRound};
 pub use lookup_cache::{CacheEntry, LookupCache, LookupKey};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};
 pub use publications::{PublicationStore, ReportPage};

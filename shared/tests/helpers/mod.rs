@@ -346,6 +346,7 @@ pub mod oauth {
             refresh_token: SecretString::from(refresh.to_owned()),
             expires_at: OffsetDateTime::now_utc() + expires_in,
             scopes: vec![],
+            issued_at: None,
         }
     }
 

@@ -5,9 +5,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{DynamoStore, corrupt, is_condition_failure, service_error, tenant_pk};
+use std::collections::HashMap;
+
+use super::{DynamoStore, conditional, corrupt, is_condition_failure, service_error, tenant_pk};
 use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site, TenantId};
-use crate::store::{ConnectionStore, StoreError, Verification};
+use crate::store::{ConnectionStore, StoreError, SweepPage, Verification, sweep_key};
 
 fn connection_sk(product: Product) -> String {
     format!("CONNECTION#{product}")
@@ -41,7 +43,17 @@ struct ConnectionItem {
     updated_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     last_verified_at: Option<OffsetDateTime>,
+    /// The sparse `sweep` index's keys (only connection items carry them): the keep-alive sweep
+    /// pages every tenant's connections through it instead of scanning the table.
+    #[serde(default)]
+    sweep_pk: Option<String>,
+    #[serde(default)]
+    sweep_sk: Option<String>,
 }
+
+/// The `sweep` index (a GSI: `sweep_pk` hash, `sweep_sk` range, all attributes projected).
+pub(super) const SWEEP_INDEX: &str = "sweep";
+const SWEEP_PK: &str = "CONNECTION";
 
 impl From<&Connection> for ConnectionItem {
     fn from(c: &Connection) -> Self {
@@ -64,6 +76,8 @@ impl From<&Connection> for ConnectionItem {
             created_at: c.created_at,
             updated_at: c.updated_at,
             last_verified_at: c.last_verified_at,
+            sweep_pk: Some(SWEEP_PK.into()),
+            sweep_sk: Some(sweep_key(c)),
         }
     }
 }
@@ -176,6 +190,39 @@ impl ConnectionStore for DynamoStore {
         }
     }
 
+    async fn sweep_page(&self, after: Option<&str>, limit: usize) -> Result<SweepPage, StoreError> {
+        let limit = i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SWEEP_INDEX)
+            .expression_attribute_values(":pk", AttributeValue::S(SWEEP_PK.into()))
+            .limit(limit);
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("sweep_pk = :pk AND sweep_sk > :after")
+                .expression_attribute_values(":after", AttributeValue::S(after.to_owned())),
+            None => query.key_condition_expression("sweep_pk = :pk"),
+        };
+        let out = query.send().await.map_err(service_error)?;
+        let connections = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, ConnectionItem>(item).map_err(corrupt)?.try_into())
+            .collect::<Result<Vec<Connection>, StoreError>>()?;
+        let next = match out.last_evaluated_key {
+            Some(_) => connections.last().map(sweep_key),
+            None => None,
+        };
+        Ok(SweepPage { connections, next })
+    }
+
+    async fn backfill_sweep_index(&self, pages: usize) -> Result<bool, StoreError> {
+        self.backfill_sweep_keys(pages).await
+    }
+
     async fn mark_reconnect_required(
         &self,
         tenant: &TenantId,
@@ -206,5 +253,88 @@ impl ConnectionStore for DynamoStore {
             }
         }
         Ok(())
+    }
+}
+
+/// Where the one-off backfill of the `sweep` index stopped (`KEEP_ALIVE` / `BACKFILL`).
+const BACKFILL_SK: &str = "BACKFILL";
+
+impl DynamoStore {
+    /// Gives connection items written before the `sweep` index existed its keys, so the
+    /// keep-alive sweep finds them. A table scan, so it runs once per deployment: up to `pages`
+    /// scan pages a call, resuming where the last call stopped, and answers `true` (at once, on
+    /// every later call) once the whole table was done. Items written since carry the keys.
+    async fn backfill_sweep_keys(&self, pages: usize) -> Result<bool, StoreError> {
+        let marker = (AttributeValue::S("KEEP_ALIVE".into()), AttributeValue::S(BACKFILL_SK.into()));
+        let state = self.get(marker.clone()).await?.item.unwrap_or_default();
+        if state.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
+            return Ok(true);
+        }
+        let mut start = match (state.get("after_pk"), state.get("after_sk")) {
+            (Some(pk), Some(sk)) => Some(HashMap::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())])),
+            _ => None,
+        };
+        for _ in 0..pages {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :c) AND attribute_not_exists(sweep_pk)")
+                .expression_attribute_values(":c", AttributeValue::S("CONNECTION#".into()))
+                .projection_expression("pk, sk, tenant_id, product")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(service_error)?;
+            for item in out.items.unwrap_or_default() {
+                let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(field("pk")))
+                    .key("sk", AttributeValue::S(field("sk")))
+                    .update_expression("SET sweep_pk = :pk, sweep_sk = :sk")
+                    // Deleted or rewritten meanwhile: nothing to do.
+                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(sweep_pk)")
+                    .expression_attribute_values(":pk", AttributeValue::S(SWEEP_PK.into()))
+                    .expression_attribute_values(
+                        ":sk",
+                        AttributeValue::S(format!("{}#{}", field("tenant_id"), field("product"))),
+                    )
+                    .send()
+                    .await;
+                conditional(result)?;
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut put = self.client.put_item().table_name(&self.table).item("pk", marker.0).item("sk", marker.1);
+        put = match &start {
+            Some(key) => put
+                .item("after_pk", key.get("pk").cloned().unwrap_or(AttributeValue::Null(true)))
+                .item("after_sk", key.get("sk").cloned().unwrap_or(AttributeValue::Null(true))),
+            None => put.item("done", AttributeValue::Bool(true)),
+        };
+        put.send().await.map_err(service_error)?;
+        Ok(start.is_none())
+    }
+}
+
+#[cfg(test)]
+impl DynamoStore {
+    /// Makes a connection item look like one written before the `sweep` index existed.
+    pub(crate) async fn strip_sweep_keys(&self, tenant: &TenantId, product: Product) {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(connection_sk(product)))
+            .update_expression("REMOVE sweep_pk, sweep_sk")
+            .send()
+            .await
+            .unwrap();
     }
 }

@@ -17,6 +17,16 @@
 //! | fair-share slots of a function (`holders` map holder → lease end ms, `paused_until_ms`, `ttl` a day after the last lease) | `TENANT#{tenant}` | `SLOTS#{function}` |
 //! | refused credential checks per destination, all tenants (`window_start_ms`, `failures`, `tenants` set, `ttl` the window's end) | `DESTINATION#{host\|site\|token_url}#{key}` | `FAILURES` |
 //! | destination lock (`locked_until_ms`, `ttl` its end) | `DESTINATION#{host\|site\|token_url}#{key}` | `LOCK` |
+//! | keep-alive notice sent (`ttl`: until it can't matter) | `TENANT#{tenant}` | `NOTICE#EXPIRING#{grant}#{consent epoch}#{30 or 7}`, `NOTICE#BROKEN#{product}#{created epoch}` |
+//! | keep-alive round (`started_at`, `after`, `completed_at`) | `KEEP_ALIVE` | `ROUND` |
+//! | the `sweep` index's one-off backfill (`after_pk`, `after_sk`, or `done`) | `KEEP_ALIVE` | `BACKFILL` |
+//!
+//! One sparse global secondary index, `sweep` (hash `sweep_pk`, range `sweep_sk`, all attributes
+//! projected): only connection items carry its keys, `CONNECTION` and `{tenant}#{product}`, so
+//! the keep-alive sweep pages through every tenant's connections in that order (resuming after
+//! the last key it did) without scanning the ledger, cache and job items. Connection items
+//! written before the index existed get the keys once, from a resumable one-off scan
+//! (`DynamoStore::backfill_sweep_index`, a chore of the keep-alive function).
 //!
 //! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
 //! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones
@@ -38,6 +48,7 @@ mod connections;
 mod destination_failures;
 mod issue_jobs;
 mod issue_ledger;
+mod keep_alive;
 mod lookup_cache;
 mod oauth_states;
 mod publications;
@@ -98,6 +109,11 @@ fn unless_condition_failed<T, E: ProvideErrorMetadata, R>(
         Err(e) if is_condition_failure(&e) => Ok(None),
         Err(e) => Err(service_error(e)),
     }
+}
+
+/// A conditional write's answer: `true` when it was made, `false` when its condition refused it.
+fn conditional<T, E: ProvideErrorMetadata, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError> {
+    unless_condition_failed(result).map(|made| made.is_some())
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use super::{DynamoStore, is_condition_failure, service_error};
+use super::{DynamoStore, conditional, is_condition_failure, service_error};
 use crate::store::{RefreshLeaseStore, StoreError};
 
 #[async_trait]
@@ -26,11 +26,7 @@ impl RefreshLeaseStore for DynamoStore {
             .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(service_error(e)),
-        }
+        conditional(result)
     }
 
     async fn release(&self, lease_key: &str, owner: &str) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{Faults, lock};
 use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
-use crate::store::{ConnectionStore, StoreError, Verification};
+use crate::store::{ConnectionStore, StoreError, SweepPage, Verification, sweep_key};
 
 /// Keyed like the table (`TENANT#…`, `CONNECTION#{product}`), so `list` answers in the order a
 /// DynamoDB query does: by sort key.
@@ -93,5 +93,18 @@ impl ConnectionStore for MemoryConnections {
             c.updated_at = at;
         }
         Ok(())
+    }
+
+    async fn sweep_page(&self, after: Option<&str>, limit: usize) -> Result<SweepPage, StoreError> {
+        self.faults.check("ConnectionStore::sweep_page")?;
+        // The map's (tenant, product) order is the sweep key's order.
+        let items = lock(&self.items);
+        let mut rest = items.values().filter(|c| after.is_none_or(|a| sweep_key(c).as_str() > a));
+        let connections: Vec<Connection> = rest.by_ref().take(limit).cloned().collect();
+        let next = match rest.next() {
+            Some(_) => connections.last().map(sweep_key),
+            None => None,
+        };
+        Ok(SweepPage { connections, next })
     }
 }

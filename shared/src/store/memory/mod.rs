@@ -34,6 +34,7 @@ mod credentials;
 mod destination_failures;
 mod issue_jobs;
 mod issue_ledger;
+mod keep_alive;
 mod lookup_cache;
 mod oauth_states;
 mod publications;
@@ -46,6 +47,7 @@ pub use credentials::MemoryCredentials;
 pub use destination_failures::MemoryDestinationFailures;
 pub use issue_jobs::MemoryIssueJobs;
 pub use issue_ledger::MemoryIssueLedger;
+pub use keep_alive::MemoryKeepAlive;
 pub use lookup_cache::MemoryLookupCache;
 pub use oauth_states::MemoryStates;
 pub use publications::MemoryPublications;
@@ -75,6 +77,7 @@ pub struct MemoryStore {
     pub slots: Arc<MemoryTenantSlots>,
     /// Refused credential checks per destination, and destination locks.
     pub destinations: Arc<MemoryDestinationFailures>,
+    pub keep_alive: Arc<MemoryKeepAlive>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -98,6 +101,7 @@ impl MemoryStore {
             lookups: Arc::new(MemoryLookupCache::sharing(&clock, &faults)),
             slots: Arc::new(MemoryTenantSlots::sharing(&clock, &faults)),
             destinations: Arc::new(MemoryDestinationFailures::sharing(&faults)),
+            keep_alive: Arc::new(MemoryKeepAlive::sharing(&faults)),
             clock,
             faults,
             round_trips,
