@@ -11,6 +11,7 @@ pub mod app;
 pub mod atlassian;
 pub mod caller;
 pub mod config;
+pub mod consent;
 pub mod credentials;
 pub mod discovery;
 pub mod domain;

@@ -20,7 +20,7 @@ pub mod refresh_leases;
 pub mod secrets;
 pub mod settings;
 
-pub use connections::{ConnectionStore, Verification};
+pub use connections::{ConnectionStore, PendingConsent, Verification};
 pub use credentials::{CredentialStore, StoredSecret};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
 pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | connection | `TENANT#{tenant}` | `CONNECTION#{product}` |
 //! | OAuth state | `OAUTH_STATE#{id}` | `STATE` |
+//! | OAuth consent waiting for its confirmation (grant, secret name, code digest, `expires_at_ms`, the connections it becomes; `ttl` a week later as a backstop) | `CONSENT_PENDING` | `TENANT#{tenant}#{target}` |
 //! | refresh lease | `LEASE#{key}` | `LEASE` |
 //! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
 //! | action item → issue (+ `site` it was written to) | `TENANT#{tenant}` | `ACTION#{item id}` |
@@ -14,6 +15,11 @@
 //! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
 //! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
 //! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
+//!
+//! Pending consents share one partition on purpose: each lives at most the confirmation window
+//! (10 minutes) unless nobody confirms it, so the partition stays small, and the scheduled sweep
+//! (`consent::expire_pending`) finds every tenant's expired ones, and deletes their secrets,
+//! with a single query.
 //!
 //! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
 //! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones
