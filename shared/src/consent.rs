@@ -299,15 +299,21 @@ mod tests {
         (hold(stores(store), &signer(), consent, now, WINDOW).await.unwrap(), secret_name)
     }
 
+    /// A fresh store in which acme's consent for `target` came back now: (store, acme, now, code, secret).
+    async fn acme_came_back(target: ConsentTarget) -> (MemoryStore, TenantId, OffsetDateTime, String, String) {
+        let store = MemoryStore::new();
+        let (acme, now) = (tenant("acme"), OffsetDateTime::now_utc());
+        let (code, secret) = came_back(&store, &acme, target, now).await;
+        (store, acme, now, code, secret)
+    }
+
     async fn has_secret(store: &MemoryStore, name: &str) -> bool {
         store.credentials.get(name).await.unwrap().is_some()
     }
 
     #[tokio::test]
     async fn the_right_code_from_the_right_tenant_in_time_makes_the_connection() {
-        let store = MemoryStore::new();
-        let (acme, now) = (tenant("acme"), OffsetDateTime::now_utc());
-        let (code, secret) = came_back(&store, &acme, ConsentTarget::Jira, now).await;
+        let (store, acme, now, code, secret) = acme_came_back(ConsentTarget::Jira).await;
         // Until confirmed, there is no connection, only a pending consent.
         assert!(store.connections.get(&acme, Product::Jira).await.unwrap().is_none());
         let waiting = waiting(stores(&store), &acme, Product::Jira, now).await.unwrap().unwrap();
@@ -325,9 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_ten_minute_window_is_exact_and_an_expired_confirmation_deletes_the_grant() {
-        let store = MemoryStore::new();
-        let (acme, now) = (tenant("acme"), OffsetDateTime::now_utc());
-        let (code, secret) = came_back(&store, &acme, ConsentTarget::Jira, now).await;
+        let (store, acme, now, code, secret) = acme_came_back(ConsentTarget::Jira).await;
         let late = now + Duration::from_secs(600);
         let err = confirm(stores(&store), &signer(), &acme, ConsentTarget::Jira, &code, late).await.unwrap_err();
         assert!(matches!(err, ConsentError::Expired("jira")), "{err:?}");
@@ -339,9 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_code_works_once() {
-        let store = MemoryStore::new();
-        let (acme, now) = (tenant("acme"), OffsetDateTime::now_utc());
-        let (code, secret) = came_back(&store, &acme, ConsentTarget::Jira, now).await;
+        let (store, acme, now, code, secret) = acme_came_back(ConsentTarget::Jira).await;
         confirm(stores(&store), &signer(), &acme, ConsentTarget::Jira, &code, now).await.unwrap();
         let again = confirm(stores(&store), &signer(), &acme, ConsentTarget::Jira, &code, now).await.unwrap_err();
         assert_eq!(ApiError::from(again).code, "invalid_confirmation");
@@ -407,9 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupted_discard_is_finished_by_the_sweep_and_never_confirmed() {
-        let store = MemoryStore::new();
-        let (acme, now) = (tenant("acme"), OffsetDateTime::now_utc());
-        let (code, secret) = came_back(&store, &acme, ConsentTarget::Jira, now).await;
+        let (store, acme, now, code, secret) = acme_came_back(ConsentTarget::Jira).await;
         let [pending] = store.connections.pending(&acme).await.unwrap().try_into().unwrap();
         store.faults.fail_next("CredentialStore::delete");
         assert!(discard(stores(&store), &pending).await.is_err());
@@ -441,9 +441,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_combined_consent_confirms_both_products_under_one_grant() {
-        let store = MemoryStore::new();
-        let (acme, now) = (tenant("acme"), OffsetDateTime::now_utc());
-        let (code, secret) = came_back(&store, &acme, ConsentTarget::Atlassian, now).await;
+        let (store, acme, now, code, secret) = acme_came_back(ConsentTarget::Atlassian).await;
         for product in Product::ALL {
             assert!(waiting(stores(&store), &acme, product, now).await.unwrap().is_some());
         }

@@ -323,11 +323,14 @@ mod tests {
         }
     }
 
+    /// What runs just before a write lands.
+    type Interleaved = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
     /// A Secrets Manager whose next write lands just after `before_put` ran (the interleaving
     /// where a disconnect slips between the refresh's check and its write).
     struct InterleavedCredentials {
         inner: Arc<MemoryCredentials>,
-        before_put: std::sync::Mutex<Option<Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>>>,
+        before_put: std::sync::Mutex<Option<Interleaved>>,
     }
 
     #[async_trait]

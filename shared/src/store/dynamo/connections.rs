@@ -1,6 +1,9 @@
 //! [`ConnectionStore`](crate::store::ConnectionStore) on the table; its keys are in the schema table in `mod.rs`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
@@ -192,11 +195,20 @@ impl DynamoStore {
         Ok(found)
     }
 
-    fn pending_key(tenant: &TenantId, target: ConsentTarget) -> [(String, AttributeValue); 2] {
-        [
-            ("pk".into(), AttributeValue::S(PENDING_PK.into())),
-            ("sk".into(), AttributeValue::S(pending_sk(tenant, target))),
-        ]
+    fn pending_key(tenant: &TenantId, target: ConsentTarget) -> Option<HashMap<String, AttributeValue>> {
+        Some(HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(PENDING_PK.into())),
+            ("sk".to_owned(), AttributeValue::S(pending_sk(tenant, target))),
+        ]))
+    }
+}
+
+/// Whether a conditional write applied (`false`: its condition did not hold).
+fn applied<O, E: ProvideErrorMetadata, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(service_error(e)),
     }
 }
 
@@ -341,11 +353,9 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn confirm_pending(&self, pending: &PendingConsent) -> Result<bool, StoreError> {
-        let [pk, sk] = Self::pending_key(&pending.tenant, pending.target);
         let delete = Delete::builder()
             .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
+            .set_key(Self::pending_key(&pending.tenant, pending.target))
             .condition_expression("grant_id = :grant AND discarding = :no")
             .expression_attribute_values(":grant", AttributeValue::S(pending.grant_id.clone()))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
@@ -380,42 +390,28 @@ impl ConnectionStore for DynamoStore {
         target: ConsentTarget,
         grant_id: &str,
     ) -> Result<bool, StoreError> {
-        let [pk, sk] = Self::pending_key(tenant, target);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
-            .update_expression("SET discarding = :yes")
-            .condition_expression("grant_id = :grant")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(service_error(e)),
-        }
+        let marked = self.client.update_item().table_name(&self.table).set_key(Self::pending_key(tenant, target));
+        applied(
+            marked
+                .update_expression("SET discarding = :yes")
+                .condition_expression("grant_id = :grant")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
+                .send()
+                .await,
+        )
     }
 
     async fn remove_pending(&self, tenant: &TenantId, target: ConsentTarget, grant_id: &str) -> Result<(), StoreError> {
-        let [pk, sk] = Self::pending_key(tenant, target);
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
-            .condition_expression("grant_id = :grant")
-            .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(service_error(e)),
-        }
+        let removed = self.client.delete_item().table_name(&self.table).set_key(Self::pending_key(tenant, target));
+        // Gone already, or replaced by a newer consent: nothing of this grant's is left to remove.
+        applied(
+            removed
+                .condition_expression("grant_id = :grant")
+                .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
+                .send()
+                .await,
+        )?;
+        Ok(())
     }
 }
