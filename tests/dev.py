@@ -53,7 +53,12 @@ def walkthrough(stack: Stack, token: str) -> str:
 
  3. Open the authorize_url in a browser: the simulator's consent page shows the requested
     permissions and sites; choose Accept. The browser goes back through {gw}/v1/oauth/callback
-    and lands on {gw}/_dev/return?...status=connected
+    and lands on {gw}/_dev/return?...status=pending_confirmation&confirmation=CODE
+
+    Nothing is connected yet: the SaaS backend confirms the consent under the tenant's token
+    within 10 minutes (a consent link forwarded to another company's admin is never confirmed):
+
+    curl -s -X POST $GW/v1/tenants/{TENANT}/connections/atlassian/oauth/confirm -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"confirmation":"CODE"}}'
 
     Without a browser, follow the same steps by hand:
 
@@ -62,7 +67,8 @@ def walkthrough(stack: Stack, token: str) -> str:
     SITES=$(echo "$PAGE" | grep -o 'name="site" value="[^"]*"' | sed 's/.*value="/-d site=/; s/"$//' | tr '\\n' ' ')
     curl -si -X POST {stack.sim_url}/authorize/decision -d request_id=$REQ -d decision=accept $SITES | grep -i '^location'
     curl -si "<the Location above: {gw}/v1/oauth/callback?code=...&state=...>" | grep -i '^location'
-                                                 # -> {gw}/_dev/return?...status=connected
+                                                 # -> {gw}/_dev/return?...status=pending_confirmation&confirmation=CODE
+    # then confirm with CODE as above
 
  4. The connection's status:
 

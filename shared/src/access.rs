@@ -28,6 +28,10 @@ pub enum AccessError {
     ReconnectRequired(Product),
     #[error("the {0} connection's credentials were refused; register new ones")]
     InvalidCredentials(Product),
+    #[error(
+        "the {0} consent waits for its confirmation: POST .../connections/{{product}}/oauth/confirm with the code from the redirect, or start the connection again"
+    )]
+    ConfirmationRequired(Product),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
@@ -45,6 +49,8 @@ impl From<AccessError> for ApiError {
                 ErrorCode::ReconnectRequired
             }
             AccessError::InvalidCredentials(_) => ErrorCode::InvalidCredentials,
+            AccessError::ConfirmationRequired(_) => ErrorCode::ConfirmationRequired,
+            AccessError::Token(TokenError::Disconnected(_)) => ErrorCode::NotConnected,
             AccessError::Token(TokenError::RefreshFailed(_)) => {
                 return ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string()).with_retry_after(5);
             }
@@ -125,17 +131,35 @@ impl Connector {
 
     /// A session for a connected product; other statuses are refused with what to do.
     pub async fn session(&self, tenant: &TenantId, product: Product) -> Result<Session, AccessError> {
-        let connection = self.connections.get(tenant, product).await?.ok_or(AccessError::NotConnected(product))?;
+        let Some(connection) = self.connections.get(tenant, product).await? else {
+            return Err(self.not_connected(tenant, product).await?);
+        };
         match connection.status {
             ConnectionStatus::Connected => self.session_for(&connection).await,
             ConnectionStatus::SiteSelectionRequired => Err(AccessError::SiteSelectionRequired(product)),
             ConnectionStatus::ReconnectRequired => Err(AccessError::ReconnectRequired(product)),
             ConnectionStatus::InvalidCredentials => Err(AccessError::InvalidCredentials(product)),
+            ConnectionStatus::PendingConfirmation => Err(AccessError::ConfirmationRequired(product)),
         }
     }
 
-    /// A session for a stored connection whatever its status (verification re-checks failed ones).
+    /// Why a product without a connection record has none: a consent that waits for its
+    /// confirmation (which nothing may use), or none at all.
+    pub async fn not_connected(&self, tenant: &TenantId, product: Product) -> Result<AccessError, AccessError> {
+        let stores =
+            crate::consent::Stores { connections: self.connections.as_ref(), credentials: self.credentials.as_ref() };
+        Ok(match crate::consent::waiting(stores, tenant, product, OffsetDateTime::now_utc()).await? {
+            Some(_) => AccessError::ConfirmationRequired(product),
+            None => AccessError::NotConnected(product),
+        })
+    }
+
+    /// A session for a stored connection whatever its status (verification re-checks failed ones),
+    /// except an unconfirmed consent, which nothing uses.
     pub async fn session_for(&self, connection: &Connection) -> Result<Session, AccessError> {
+        if connection.status == ConnectionStatus::PendingConfirmation {
+            return Err(AccessError::ConfirmationRequired(connection.product));
+        }
         if connection.auth_type == AuthType::Oauth2 {
             if connection.status == ConnectionStatus::ReconnectRequired {
                 return Err(AccessError::ReconnectRequired(connection.product));

@@ -25,8 +25,8 @@ use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
-    ConnectionStore, CredentialStore, DestinationFailureStore, IssueJobStore, IssueLedger, KeepAliveStore,
-    LookupCache, OAuthStateStore, PublicationStore, RefreshLeaseStore, SettingsStore, StoreError,
+    ConnectionStore, CredentialStore, DestinationFailureStore, IssueJobStore, IssueLedger, KeepAliveStore, LookupCache,
+    OAuthStateStore, PublicationStore, RefreshLeaseStore, SettingsStore, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]

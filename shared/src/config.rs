@@ -89,6 +89,8 @@ pub struct OAuthConfig {
     pub api_base_url: Url,
     pub allowed_return_urls: Vec<Url>,
     pub state_ttl: Duration,
+    /// How long a consent that came back waits for its confirmation before its grant is deleted.
+    pub confirm_ttl: Duration,
     /// Refresh an access token this long before it expires.
     pub refresh_leeway: Duration,
 }
@@ -116,6 +118,11 @@ pub struct HttpConfig {
 /// that lives longer than this only widens the window for a stolen link.
 pub const MAX_STATE_TTL: Duration = Duration::from_secs(600);
 
+/// Upper bound on how long a consent waits for its confirmation: the SaaS backend confirms as
+/// soon as the admin's browser lands on the return URL, so minutes are plenty, and a grant that
+/// nobody confirms (a forwarded consent link) should not linger.
+pub const MAX_CONFIRM_TTL: Duration = Duration::from_secs(600);
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -128,6 +135,13 @@ impl Config {
         if state_ttl.is_zero() || state_ttl > MAX_STATE_TTL {
             return Err(ConfigError::Malformed {
                 name: "BRIDGE_OAUTH_STATE_TTL_SECONDS",
+                reason: "must be between 1 and 600 seconds".into(),
+            });
+        }
+        let confirm_ttl = env.seconds("BRIDGE_OAUTH_CONFIRM_TTL_SECONDS", 600)?;
+        if confirm_ttl.is_zero() || confirm_ttl > MAX_CONFIRM_TTL {
+            return Err(ConfigError::Malformed {
+                name: "BRIDGE_OAUTH_CONFIRM_TTL_SECONDS",
                 reason: "must be between 1 and 600 seconds".into(),
             });
         }
@@ -190,6 +204,7 @@ impl Config {
                 api_base_url: env.url("BRIDGE_ATLASSIAN_API_URL", Some("https://api.atlassian.com"))?,
                 allowed_return_urls,
                 state_ttl,
+                confirm_ttl,
                 refresh_leeway: env.seconds("BRIDGE_TOKEN_REFRESH_LEEWAY_SECONDS", 300)?,
             },
             tenant_claim: env.optional("BRIDGE_TENANT_CLAIM").unwrap_or_else(|| "tenant_id".into()),
@@ -333,6 +348,7 @@ mod tests {
         assert_eq!(config.oauth.api_base_url.as_str(), "https://api.atlassian.com/");
         assert_eq!(config.oauth.allowed_return_urls.len(), 2);
         assert_eq!(config.oauth.state_ttl, Duration::from_secs(600));
+        assert_eq!(config.oauth.confirm_ttl, Duration::from_secs(600));
         assert_eq!(config.tenant_claim, "tenant_id");
         assert_eq!(config.http.max_attempts, 4);
         assert_eq!(config.http.first_byte_timeout, Duration::from_secs(5));
@@ -363,6 +379,8 @@ mod tests {
             ("BRIDGE_ALLOWED_RETURN_URLS", "ftp://x.example.com/"),
             ("BRIDGE_OAUTH_STATE_TTL_SECONDS", "601"),
             ("BRIDGE_OAUTH_STATE_TTL_SECONDS", "0"),
+            ("BRIDGE_OAUTH_CONFIRM_TTL_SECONDS", "601"),
+            ("BRIDGE_OAUTH_CONFIRM_TTL_SECONDS", "0"),
             ("BRIDGE_HTTP_TIMEOUT_MS", "ten"),
             ("BRIDGE_HTTP_MAX_ATTEMPTS", "0"),
             ("BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS", "yes"),

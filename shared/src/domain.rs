@@ -136,9 +136,20 @@ impl ConsentTarget {
         scopes
     }
 
-    /// One grant (and so one secret) per tenant and consent target.
-    pub fn grant_id(self) -> String {
-        format!("oauth-{}", self.as_str())
+    /// A fresh grant id for one consent: `oauth-{target}-{random}`. Each consent gets its own
+    /// (and so its own secret, named after it), so a refresh still in flight for an older grant
+    /// can never overwrite the token pair of a newer consent; a combined consent's two
+    /// connections share theirs.
+    pub fn new_grant_id(self) -> String {
+        format!("oauth-{}-{}", self.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..16])
+    }
+
+    /// The consent target a grant id was made for: `oauth-{target}-{random}`, or the fixed
+    /// `oauth-{target}` of grants stored before grant ids were random.
+    pub fn of_grant(grant_id: &str) -> Option<Self> {
+        let rest = grant_id.strip_prefix("oauth-")?;
+        let target = rest.split_once('-').map_or(rest, |(target, _)| target);
+        Self::parse(target)
     }
 }
 
@@ -175,6 +186,10 @@ pub enum ConnectionStatus {
     ReconnectRequired,
     /// The product answered 401/403 to the stored credentials at the last verification.
     InvalidCredentials,
+    /// An OAuth consent came back but its confirmation (`POST .../oauth/confirm` with the
+    /// one-time code from the redirect, under the tenant's token) has not arrived yet; nothing
+    /// uses the grant until then, and it is deleted when the confirmation does not come in time.
+    PendingConfirmation,
 }
 
 /// An Atlassian Cloud site (a `cloudId`) a grant can reach.
@@ -232,5 +247,18 @@ mod tests {
         assert!(scopes.contains(&"write:page:confluence"));
         assert_eq!(scopes.iter().filter(|s| **s == "offline_access").count(), 1);
         assert_eq!(ConsentTarget::Jira.scopes().last(), Some(&"offline_access"));
+    }
+
+    #[test]
+    fn each_consent_gets_its_own_grant_id_that_names_its_target() {
+        for target in [ConsentTarget::Jira, ConsentTarget::Confluence, ConsentTarget::Atlassian] {
+            let (a, b) = (target.new_grant_id(), target.new_grant_id());
+            assert_ne!(a, b);
+            assert_eq!(ConsentTarget::of_grant(&a), Some(target));
+            assert!(a.starts_with(&format!("oauth-{}-", target.as_str())), "{a}");
+        }
+        // Grants stored before ids were random keep working.
+        assert_eq!(ConsentTarget::of_grant("oauth-atlassian"), Some(ConsentTarget::Atlassian));
+        assert_eq!(ConsentTarget::of_grant("conn-jira-abc"), None);
     }
 }

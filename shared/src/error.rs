@@ -59,6 +59,7 @@ error_codes! {
     IdempotencyKeyRequired = ("idempotency_key_required", 400, false), "Send an Idempotency-Key header.";
     InvalidState = ("invalid_state", 400, false), "The OAuth state is missing, forged, expired or used.";
     ReturnUrlNotAllowed = ("return_url_not_allowed", 400, false), "The return URL is not on the deployment's allow-list.";
+    InvalidConfirmation = ("invalid_confirmation", 400, false), "No OAuth consent of this tenant waits for that confirmation code (wrong, already used, or another tenant's); the consent it named is discarded: start the connection again.";
     UnknownSite = ("unknown_site", 400, false), "The cloud id is not one of the connection's candidate sites.";
     AuthDoesNotFitDeployment = ("auth_does_not_fit_deployment", 400, false), "That auth type is not offered for that deployment.";
     EgressRefused = ("egress_refused", 400, false), "The URL is refused by the egress rules (scheme, private or reserved address).";
@@ -78,6 +79,8 @@ error_codes! {
     ReconnectRequired = ("reconnect_required", 409, false), "Atlassian refused the OAuth grant; an admin must connect again.";
     InvalidCredentials = ("invalid_credentials", 409, false), "The product refused the stored credentials; register new ones.";
     NotOneConsent = ("not_one_consent", 409, false), "The connections were not made by one combined consent.";
+    ConfirmationRequired = ("confirmation_required", 409, false), "The OAuth consent waits for its confirmation (`POST .../oauth/confirm`); nothing uses it until then.";
+    ConfirmationExpired = ("confirmation_expired", 410, false), "The OAuth consent was not confirmed in time; its grant was deleted: start the connection again.";
     HasSubtasks = ("has_subtasks", 409, false), "Jira refused to delete an issue with subtasks; pass delete_subtasks=true.";
     // Registration and verification of new credentials.
     CredentialsRejected = ("credentials_rejected", 422, false), "The product refused the credentials given (401).";

@@ -150,6 +150,31 @@ impl Chore for BackfillSweepIndex {
     }
 }
 
+/// Deletes OAuth consents nobody confirmed within their window, with their secrets
+/// (`crate::consent`): the tenant that started one may never come back to confirm or restart it.
+pub struct ExpirePendingConsents {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub credentials: Arc<dyn CredentialStore>,
+}
+
+impl Chore for ExpirePendingConsents {
+    fn name(&self) -> &'static str {
+        "expire-pending-consents"
+    }
+
+    /// On the wall clock, as the callback and the confirm set and judge the window (a shifted
+    /// test clock must not end other consents early).
+    fn run(&self, _now: OffsetDateTime) -> Pin<Box<dyn Future<Output = Result<usize, StoreError>> + Send + '_>> {
+        Box::pin(async move {
+            let stores = crate::consent::Stores {
+                connections: self.connections.as_ref(),
+                credentials: self.credentials.as_ref(),
+            };
+            crate::consent::expire_pending(stores, OffsetDateTime::now_utc()).await
+        })
+    }
+}
+
 pub struct Sweep {
     pub connections: Arc<dyn ConnectionStore>,
     pub credentials: Arc<dyn CredentialStore>,
@@ -294,6 +319,8 @@ impl Sweep {
                     return Ok(());
                 }
                 Err(TokenError::Store(e)) => return Err(e),
+                // Disconnected while we refreshed: the token provider left no secret behind.
+                Err(TokenError::Disconnected(_)) => return Ok(()),
                 Err(e @ TokenError::RefreshFailed(_)) => {
                     tracing::warn!(tenant = %connection.tenant, error = %e, "idle grant not refreshed; next round tries again");
                     visit.deferred = true;

@@ -88,13 +88,35 @@ class Bridge:
     def callback(self, callback_url: str) -> requests.Response:
         return self.http.get(callback_url, allow_redirects=False, timeout=60)
 
-    def connect(self, tenant: str, product: str) -> dict[str, str]:
-        """The whole flow; returns the query the admin's browser lands on."""
+    def land(self, tenant: str, product: str) -> dict[str, str]:
+        """Start → consent → callback; returns the query the admin's browser lands on (with
+        `status=pending_confirmation` and the one-time `confirmation` code on success)."""
         r = self.callback(self.authorize(self.start(tenant, product)))
         assert r.status_code == 302, r.text
         location = r.headers["location"]
         assert location.startswith(RETURN_URL), location
-        return query(location)
+        landing = query(location)
+        if landing.get("confirmation"):
+            self.secrets_seen.append(landing["confirmation"])
+        return landing
+
+    def confirm(self, tenant: str, product: str, code: str) -> requests.Response:
+        """What the SaaS backend does when its logged-in user's browser lands with the code."""
+        return self.call("POST", f"/v1/tenants/{tenant}/connections/{product}/oauth/confirm", tenant,
+                         json_body={"confirmation": code})
+
+    def connect(self, tenant: str, product: str) -> dict[str, str]:
+        """The whole flow, confirmed as the SaaS backend does; returns the landing query with
+        `status` as the confirmation left it (`connected` or `site_selection_required`), or the
+        error the browser landed with."""
+        landing = self.land(tenant, product)
+        if landing.get("status") != "pending_confirmation":
+            return landing
+        r = self.confirm(tenant, product, landing["confirmation"])
+        assert r.status_code == 200, r.text
+        statuses = {c["status"] for c in r.json()["connections"]}
+        status = "connected" if statuses == {"connected"} else "site_selection_required"
+        return {"product": landing["product"], "status": status}
 
     def connection(self, tenant: str, product: str) -> requests.Response:
         return self.call("GET", f"/v1/tenants/{tenant}/connections/{product}", tenant)
@@ -114,6 +136,14 @@ class Bridge:
         payload = b64url(json.dumps(claims).encode())
         sig = hmac.new(key, payload.encode(), hashlib.sha256).digest()
         return f"{payload}.{b64url(sig)}"
+
+    def grant_secret(self, tenant: str, target: str) -> str:
+        """The one secret of the tenant's `target` grant (`oauth-{target}-{random}`: a new grant
+        per consent)."""
+        names = [n for n in self.secret_names(tenant)
+                 if n.startswith(f"atlassian-bridge/tenants/{tenant}/oauth-{target}-")]
+        assert len(names) == 1, self.secret_names(tenant)
+        return names[0]
 
     def secret_names(self, tenant: str) -> list[str]:
         sm = self.stack.aws("secretsmanager")

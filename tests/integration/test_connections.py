@@ -28,7 +28,7 @@ def test_a_shared_grant_is_kept_until_its_last_connection_goes(bridge):
     tenant = bridge.tenant()
     bridge.connect(tenant, "atlassian")
     assert bridge.call("DELETE", f"/v1/tenants/{tenant}/connections/jira", tenant).status_code == 204
-    assert bridge.secret_names(tenant) == [f"atlassian-bridge/tenants/{tenant}/oauth-atlassian"]
+    assert bridge.secret_names(tenant) == [bridge.grant_secret(tenant, "atlassian")]
     verify = bridge.call("POST", f"/v1/tenants/{tenant}/connections/confluence/verify", tenant)
     assert verify.status_code == 200, verify.text
     assert bridge.call("DELETE", f"/v1/tenants/{tenant}/connections/confluence", tenant).status_code == 204

@@ -648,7 +648,7 @@ def swap_in_a_grant(bridge, tenant, scopes: list[str]) -> None:
     assert tokens.status_code == 200, tokens.text
     tokens = tokens.json()
     sm = stack.aws("secretsmanager")
-    name = f"atlassian-bridge/tenants/{tenant}/oauth-atlassian"
+    name = bridge.grant_secret(tenant, "atlassian")
     stored = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
     stored.update(access_token=tokens["access_token"], refresh_token=tokens["refresh_token"], scopes=scopes)
     sm.put_secret_value(SecretId=name, SecretString=json.dumps(stored))

@@ -47,7 +47,7 @@ def test_connect_one_product(bridge, product, scopes):
     # The token pair is in Secrets Manager under the deployment's KMS key; DynamoDB holds only
     # the secret's name.
     names = bridge.secret_names(tenant)
-    assert names == [f"atlassian-bridge/tenants/{tenant}/oauth-{product}"]
+    assert names == [bridge.grant_secret(tenant, product)]
     sm = bridge.stack.aws("secretsmanager")
     assert sm.describe_secret(SecretId=names[0])["KmsKeyId"] == bridge.stack.kms_key_id
     stored = json.loads(sm.get_secret_value(SecretId=names[0])["SecretString"])
@@ -63,7 +63,7 @@ def test_connect_both_products_in_one_consent(bridge):
     assert jira["status"] == confluence["status"] == "connected"
     assert jira["site"] == confluence["site"]
     # One consent, one grant, one secret.
-    assert bridge.secret_names(tenant) == [f"atlassian-bridge/tenants/{tenant}/oauth-atlassian"]
+    assert bridge.secret_names(tenant) == [bridge.grant_secret(tenant, "atlassian")]
     assert bridge.token_calls("authorization_code") == 1
     # Both connections work with the one grant.
     for product in ("jira", "confluence"):
@@ -137,7 +137,7 @@ def test_reconnecting_moves_a_product_to_its_new_grant_and_retires_the_unused_se
     tenant = bridge.tenant()
     bridge.connect(tenant, "jira")
     bridge.connect(tenant, "atlassian")
-    assert bridge.secret_names(tenant) == [f"atlassian-bridge/tenants/{tenant}/oauth-atlassian"]
+    assert bridge.secret_names(tenant) == [bridge.grant_secret(tenant, "atlassian")]
 
 
 def test_return_url_must_be_allow_listed(bridge):

@@ -48,7 +48,9 @@ def test_replayed_state_is_refused(bridge):
     tenant = bridge.tenant()
     callback = bridge.authorize(bridge.start(tenant, "jira"))
     first = bridge.callback(callback)
-    assert first.status_code == 302 and query(first.headers["location"])["status"] == "connected"
+    landing = query(first.headers["location"])
+    bridge.secrets_seen.append(landing.get("confirmation", ""))
+    assert first.status_code == 302 and landing["status"] == "pending_confirmation"
     before = bridge.items(tenant)
     again = bridge.callback(callback)
     assert (again.status_code, again.json()["error"]["code"]) == (400, "invalid_state")

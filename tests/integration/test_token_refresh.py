@@ -38,7 +38,7 @@ def test_the_rotated_refresh_token_is_stored_before_use(bridge):
     tenant = bridge.tenant()
     connect_with_short_lived_token(bridge, tenant)
     sm = bridge.stack.aws("secretsmanager")
-    name = f"atlassian-bridge/tenants/{tenant}/oauth-jira"
+    name = bridge.grant_secret(tenant, "jira")
     before = sm.get_secret_value(SecretId=name)["SecretString"]
     assert verify(bridge, tenant).status_code == 200
     after = sm.get_secret_value(SecretId=name)["SecretString"]
@@ -93,3 +93,24 @@ def test_atlassian_rate_limit_is_retried_after_retry_after(bridge):
     assert r.status_code == 200, r.text
     statuses = [c["status"] for c in bridge.sim("GET", "/_sim/calls").json()["calls"] if c["path"].endswith("/myself")]
     assert statuses == [429, 200]
+
+
+def test_a_refresh_racing_a_disconnect_leaves_no_secret_behind(bridge):
+    tenant = bridge.tenant()
+    connect_with_short_lived_token(bridge, tenant)
+    assert len(bridge.secret_names(tenant)) == 1
+    # Atlassian's token endpoint holds the refresh until the disconnect has happened.
+    fault = bridge.sim("POST", "/_sim/faults", {"route": "POST /oauth/token", "kind": "hold", "times": 1}).json()["id"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        refreshing = pool.submit(verify, bridge, tenant)
+        assert bridge.sim("GET", f"/_sim/faults/{fault}/held?timeout_ms=30000").json()["held"]
+        r = bridge.call("DELETE", f"/v1/tenants/{tenant}/connections/jira", tenant)
+        assert r.status_code == 204
+        assert bridge.secret_names(tenant) == []
+        bridge.sim("POST", f"/_sim/faults/{fault}/release")
+        late = refreshing.result(timeout=60)
+    # Atlassian did rotate the pair, but it was not stored for a connection that is gone.
+    assert bridge.token_calls("refresh_token") == 1
+    assert (late.status_code, late.json()["error"]["code"]) == (404, "not_connected"), late.text
+    assert bridge.secret_names(tenant) == [], "the refresh resurrected the disconnected grant's secret"
+    assert bridge.connection(tenant, "jira").status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -10,7 +11,7 @@ import re
 from aiohttp import web
 
 from . import data, faults, permissions
-from .state import State, default_config, default_oidc_config, default_quirks
+from .state import Fault, State, default_config, default_oidc_config, default_quirks
 from .util import json_response, sim_error
 
 UUIDISH = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -911,6 +912,35 @@ async def delete_fault(request):
     return json_response({"ok": True})
 
 
+def _fault(request) -> Fault | None:
+    fid = request.match_info["id"]
+    return next((f for f in _state(request).faults if f.id == fid), None)
+
+
+async def wait_held(request):
+    """Answers once a `hold` fault holds a request (or 408 after `timeout_ms`, default 10 000)."""
+    f = _fault(request)
+    if f is None:
+        return sim_error("no such fault", 404)
+    try:
+        timeout = float(request.query.get("timeout_ms", "10000")) / 1000
+    except ValueError:
+        return sim_error("'timeout_ms' must be a number")
+    try:
+        await asyncio.wait_for(f.arrived.wait(), timeout)
+    except asyncio.TimeoutError:
+        return sim_error("no request was held in time", 408)
+    return json_response({"held": True, "fault": f.to_json()})
+
+
+async def release_fault(request):
+    f = _fault(request)
+    if f is None:
+        return sim_error("no such fault", 404)
+    f.released.set()
+    return json_response({"released": True})
+
+
 def routes() -> list[web.RouteDef]:
     p = "/_sim"
     return [
@@ -962,4 +992,6 @@ def routes() -> list[web.RouteDef]:
         web.get(p + "/faults", list_faults),
         web.delete(p + "/faults", clear_faults),
         web.delete(p + "/faults/{id}", delete_fault),
+        web.get(p + "/faults/{id}/held", wait_held),
+        web.post(p + "/faults/{id}/release", release_fault),
     ]

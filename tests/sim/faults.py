@@ -28,7 +28,7 @@ from .util import json_response
 
 log = logging.getLogger("sim.faults")
 
-KINDS = {"status", "rate_limit", "latency", "timeout", "drop", "commit_then_drop", "commit_then_status", "oversize"}
+KINDS = {"status", "rate_limit", "latency", "timeout", "drop", "commit_then_drop", "commit_then_status", "oversize", "hold"}
 # kinds that let the request be handled for real (the product commits) and then spoil the answer
 COMMIT_KINDS = {"commit_then_drop", "commit_then_status"}
 DEFAULT_TIMEOUT_HOLD_MS = 60_000
@@ -36,6 +36,7 @@ DEFAULT_TIMEOUT_HOLD_MS = 60_000
 # should read (a broken proxy's error page loop, an export endpoint, a hostile server).
 DEFAULT_OVERSIZE_BYTES = 50 * 1024 * 1024
 OVERSIZE_CHUNK = 64 * 1024
+DEFAULT_HOLD_MS = 30_000
 _ids = itertools.count(1)
 
 
@@ -163,6 +164,16 @@ async def apply(request: web.Request, fault: Fault, route: str | None, call: dic
         return None                       # handled for real first, see after_commit
     if fault.kind == "latency":
         await asyncio.sleep((fault.latency_ms or 0) / 1000)
+        return None
+    if fault.kind == "hold":
+        # A test switch, not Atlassian behaviour: the request waits (as a slow answer would)
+        # until the test releases it, so the test can act while it is in flight without sleeping.
+        fault.arrived.set()
+        hold = (fault.latency_ms if fault.latency_ms is not None else DEFAULT_HOLD_MS) / 1000
+        try:
+            await asyncio.wait_for(fault.released.wait(), hold)
+        except asyncio.TimeoutError:
+            log.warning("fault %s: held request never released; serving it", fault.id)
         return None
     if fault.kind == "status":
         headers = dict(fault.headers)

@@ -6,6 +6,8 @@ Everything runs on one asyncio thread: code that checks and then changes state m
 
 from __future__ import annotations
 
+import asyncio
+
 import datetime as _dt
 import secrets
 import time
@@ -160,6 +162,9 @@ class Fault:
     content_length: bool = False               # `oversize`: announce the length up front
     seen: int = 0                              # matching requests counted for `every`
     hits: int = 0
+    # kind=hold: set when a request is held, and by POST /_sim/faults/{id}/release
+    arrived: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in (

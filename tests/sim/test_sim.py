@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
@@ -489,6 +490,20 @@ def test_oversize_fault_streams_the_size_asked_and_notes_what_went_out(sim):
     with pytest.raises(ValueError):
         from .faults import parse_fault
         parse_fault({"route": "*", "kind": "oversize", "size_bytes": 0})
+
+
+def test_hold_fault_keeps_a_request_in_flight_until_released(sim):
+    at = tokens(sim)["access_token"]
+    fid = sim.fault(route=MYSELF_ROUTE, kind="hold", times=1)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(api, sim, MYSELF.format(SITE), at)
+        assert sim.control("GET", f"/faults/{fid}/held?timeout_ms=5000", expect=200)["held"] is True
+        assert not pending.done()
+        sim.control("POST", f"/faults/{fid}/release", expect=200)
+        assert pending.result(timeout=10).status_code == 200
+    # Nothing held: the wait answers 408 instead of hanging.
+    other = sim.fault(route=MYSELF_ROUTE, kind="hold", times=1)
+    assert sim.control("GET", f"/faults/{other}/held?timeout_ms=50", expect=408)
 
 
 def test_timeout_and_drop_faults(sim):

@@ -15,6 +15,7 @@ use bridge::api::{
 use bridge::app::App;
 use bridge::atlassian::{EgressError, EgressPolicy, Session};
 use bridge::caller::Caller;
+use bridge::consent::Stores;
 use bridge::credentials::ConnectionAuth;
 use bridge::domain::{Connection, ConnectionStatus, ConsentTarget, Deployment, Product};
 use bridge::error::{ApiError, ErrorCode};
@@ -53,6 +54,12 @@ impl Context {
     }
 }
 
+impl Context {
+    fn stores(&self) -> Stores<'_> {
+        Stores { connections: self.connections.as_ref(), credentials: self.credentials.as_ref() }
+    }
+}
+
 /// The stores a registration writes, and where its secret goes.
 struct Registry<'a> {
     connections: &'a dyn ConnectionStore,
@@ -63,7 +70,7 @@ struct Registry<'a> {
 pub fn router() -> Router<Context> {
     Router::new(Function::Connections)
         .route(&routes::GET_CONNECTION, |cx: Arc<Context>, caller, input| async move {
-            get(cx.connections.as_ref(), &caller, product(&input)?).await
+            get(cx.stores(), &caller, product(&input)?).await
         })
         .route(&routes::REGISTER_CONNECTION, |cx: Arc<Context>, caller, input| async move {
             let product = product(&input)?;
@@ -75,13 +82,13 @@ pub fn router() -> Router<Context> {
             register(&registry, &cx.connector, &cx.lockout, &cx.egress, &caller, product, input.body()?).await
         })
         .route(&routes::DELETE_CONNECTION, |cx: Arc<Context>, caller, input| async move {
-            delete(cx.connections.as_ref(), cx.credentials.as_ref(), &caller, product(&input)?).await
+            delete(cx.stores(), &caller, product(&input)?).await
         })
         .route(&routes::SELECT_SITE, |cx: Arc<Context>, caller, input: Input<Json<SelectSiteRequest>>| async move {
             let target = ConsentTarget::parse(&input.path("product")?).ok_or_else(|| {
                 ApiError::new(ErrorCode::InvalidProduct, "product must be jira, confluence, or atlassian")
             })?;
-            select_site(cx.connections.as_ref(), &caller, target, input.body()?).await
+            select_site(cx.connections.as_ref(), &cx.connector, &caller, target, input.body()?).await
         })
         .route(&routes::VERIFY_CONNECTION, |cx: Arc<Context>, caller, input| async move {
             verify(cx.connections.as_ref(), &cx.connector, &cx.lockout, &caller, product(&input)?).await
@@ -104,42 +111,64 @@ fn not_connected(product: Product) -> ApiError {
     AccessError::NotConnected(product).into()
 }
 
-async fn get(connections: &dyn ConnectionStore, caller: &Caller, product: Product) -> Result<HttpResponse, ApiError> {
-    let connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
-    Ok(http::json(StatusCode::OK, &ConnectionView::from(&connection)))
+async fn get(stores: Stores<'_>, caller: &Caller, product: Product) -> Result<HttpResponse, ApiError> {
+    if let Some(connection) = stores.connections.get(&caller.tenant, product).await? {
+        return Ok(http::json(StatusCode::OK, &ConnectionView::from(&connection)));
+    }
+    // No connection yet, but perhaps a consent waiting for its confirmation (shown without the
+    // site it reached: a forwarded consent link may have reached another company's).
+    let now = OffsetDateTime::now_utc();
+    match bridge::consent::waiting(stores, &caller.tenant, product, now).await? {
+        Some(pending) => {
+            let view = bridge::consent::pending_view(&pending, product).ok_or_else(|| not_connected(product))?;
+            Ok(http::json(StatusCode::OK, &ConnectionView::from(&view)))
+        }
+        None => Err(not_connected(product)),
+    }
 }
 
-async fn delete(
-    connections: &dyn ConnectionStore,
-    credentials: &dyn CredentialStore,
-    caller: &Caller,
-    product: Product,
-) -> Result<HttpResponse, ApiError> {
-    let all = connections.list(&caller.tenant).await?;
+/// Disconnect. The record goes before the secret, and the secret is deleted again after the
+/// record: a token refresh in flight writes its new pair only while a record names its grant
+/// and re-checks after writing (`oauth::TokenProvider`), so whichever of the two lands last,
+/// no secret is left behind. Nothing is revoked at Atlassian: 3LO has no revocation endpoint.
+async fn delete(stores: Stores<'_>, caller: &Caller, product: Product) -> Result<HttpResponse, ApiError> {
+    // A consent of the product still waiting for its confirmation goes too, with its secret.
+    bridge::consent::discard_covering(stores, &caller.tenant, product).await?;
+    let all = stores.connections.list(&caller.tenant).await?;
     let Some(connection) = all.iter().find(|c| c.product == product) else {
         return Ok(http::no_content());
     };
-    // The secret first (when no other connection shares it): a retried DELETE still finds the
-    // record and finishes the job, and no record is left pointing at a deleted secret for long.
     let shared = all.iter().any(|c| c.product != product && c.secret_name == connection.secret_name);
+    // The secret first as well, so that a retried DELETE (after a failure below) still finds
+    // the record and finishes the job.
     if !shared {
-        credentials.delete(&connection.secret_name).await?;
+        stores.credentials.delete(&connection.secret_name).await?;
     }
-    connections.delete(&caller.tenant, product).await?;
+    stores.connections.delete(&caller.tenant, product).await?;
+    if !shared {
+        stores.credentials.delete(&connection.secret_name).await?;
+    }
     tracing::info!(product = %product, secret_deleted = !shared, "connection removed");
     Ok(http::no_content())
 }
 
 async fn select_site(
     connections: &dyn ConnectionStore,
+    connector: &Connector,
     caller: &Caller,
     target: ConsentTarget,
     body: SelectSiteRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut updated = Vec::new();
     for &product in target.products() {
-        let mut connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
-        if target == ConsentTarget::Atlassian && connection.grant_id != target.grant_id() {
+        let Some(mut connection) = connections.get(&caller.tenant, product).await? else {
+            // A consent waiting for its confirmation has no site to choose yet.
+            return Err(connector.not_connected(&caller.tenant, product).await?.into());
+        };
+        if connection.status == ConnectionStatus::PendingConfirmation {
+            return Err(AccessError::ConfirmationRequired(product).into());
+        }
+        if target == ConsentTarget::Atlassian && ConsentTarget::of_grant(&connection.grant_id) != Some(target) {
             return Err(ApiError::new(
                 ErrorCode::NotOneConsent,
                 format!(
@@ -177,7 +206,9 @@ async fn verify(
     caller: &Caller,
     product: Product,
 ) -> Result<HttpResponse, ApiError> {
-    let connection = connections.get(&caller.tenant, product).await?.ok_or_else(|| not_connected(product))?;
+    let Some(connection) = connections.get(&caller.tenant, product).await? else {
+        return Err(connector.not_connected(&caller.tenant, product).await?.into());
+    };
     // The session records a persisting 401 on the connection itself (as on every route); a
     // 403 is the user lacking a permission and leaves the status alone. The lockout refuses a
     // locked destination first and counts a refusal.

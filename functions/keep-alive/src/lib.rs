@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bridge::app::App;
 use bridge::events::EventBus;
 use bridge::keep_alive::{
-    BackfillSweepIndex, CHECK_TIMEOUT, Chore, ConnectorChecks, PAGE_SIZE, RunReport, RunRequest, Sweep,
+    BackfillSweepIndex, CHECK_TIMEOUT, Chore, ConnectorChecks, ExpirePendingConsents, PAGE_SIZE, RunReport, RunRequest,
+    Sweep,
 };
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -57,7 +58,10 @@ pub fn sweep(app: &App, events: Arc<dyn EventBus>) -> Sweep {
 /// the sweep runs anyway): the place for housekeeping that needs no schedule of its own, such
 /// as deleting consents that were never confirmed.
 pub fn chores(app: &App) -> Vec<Arc<dyn Chore>> {
-    vec![Arc::new(BackfillSweepIndex(app.connections.clone()))]
+    vec![
+        Arc::new(BackfillSweepIndex(app.connections.clone())),
+        Arc::new(ExpirePendingConsents { connections: app.connections.clone(), credentials: app.credentials.clone() }),
+    ]
 }
 
 /// One invocation: the schedule's input, run until shortly before the invocation's deadline.

@@ -2,15 +2,21 @@
 //!
 //! `POST /v1/tenants/{tenant}/connections/{product}/oauth/start` issues a signed, single-use state
 //! and the consent URL; `GET /v1/oauth/callback` (public) checks the state, exchanges the code,
-//! finds the sites the grant reaches, stores the token pair in Secrets Manager and the
-//! connection(s) in DynamoDB, and sends the admin's browser back to the return URL.
+//! finds the sites the grant reaches, stores the token pair in Secrets Manager and holds the
+//! connection(s) as a pending consent (`bridge::consent`), and sends the admin's browser back to
+//! the return URL with a one-time confirmation code; `POST .../oauth/confirm`, under the
+//! tenant's token, turns the pending consent into its connections.
 
 use std::sync::Arc;
 
-use bridge::api::{Function, Router, StartOAuthRequest, StartOAuthResponse, routes};
+use bridge::api::{
+    ConfirmOAuthRequest, ConfirmOAuthResponse, ConnectionView, Function, Router, StartOAuthRequest, StartOAuthResponse,
+    routes,
+};
 use bridge::app::App;
 use bridge::caller::Caller;
 use bridge::config::OAuthConfig;
+use bridge::consent::{NewConsent, Stores};
 use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Site, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::http::{self, HttpResponse, Input};
@@ -39,17 +45,28 @@ impl Context {
                 connections: app.connections.clone(),
                 credentials: app.credentials.clone(),
                 secret_prefix: app.config.secret_prefix.clone(),
+                signer: app.state_signer.clone(),
+                confirm_ttl: app.config.oauth.confirm_ttl,
             },
         }
     }
 }
 
-/// What completing a consent uses: the token endpoint, and where the grant is stored.
+/// What completing a consent uses: the token endpoint, where the grant is stored, and how its
+/// confirmation code is digested and how long it is good for.
 struct Grants {
     oauth: Arc<AtlassianOAuth>,
     connections: Arc<dyn ConnectionStore>,
     credentials: Arc<dyn CredentialStore>,
     secret_prefix: String,
+    signer: Arc<StateSigner>,
+    confirm_ttl: std::time::Duration,
+}
+
+impl Grants {
+    fn stores(&self) -> Stores<'_> {
+        Stores { connections: self.connections.as_ref(), credentials: self.credentials.as_ref() }
+    }
 }
 
 pub fn router() -> Router<Context> {
@@ -63,7 +80,17 @@ pub fn router() -> Router<Context> {
                 )
             })?;
             let consent = Consent { config: &cx.config, signer: &cx.signer, oauth: &cx.grants.oauth };
-            start(&consent, cx.states.as_ref(), caller, target, input.body()?).await
+            let tenant = caller.tenant.clone();
+            let started = start(&consent, cx.states.as_ref(), caller, target, input.body()?).await;
+            bridge::consent::expire_tenant(cx.grants.stores(), &tenant, OffsetDateTime::now_utc()).await;
+            started
+        })
+        .route(&routes::CONFIRM_OAUTH, |cx: Arc<Context>, caller, input| async move {
+            let product = input.path("product")?;
+            let target = ConsentTarget::parse(&product).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidProduct, "product must be jira, confluence, or atlassian")
+            })?;
+            confirm(&cx.grants, &caller, target, input.body()?).await
         })
         .route(&routes::OAUTH_CALLBACK, |cx: Arc<Context>, _, input| async move {
             callback(&cx.signer, cx.states.as_ref(), &cx.grants, &input).await
@@ -107,6 +134,29 @@ async fn start(
     let authorize_url = consent.oauth.authorize_url(&target.scopes(), &state);
     tracing::info!(target = target.as_str(), "OAuth consent started");
     Ok(http::json(StatusCode::OK, &StartOAuthResponse { authorize_url: authorize_url.to_string(), expires_at }))
+}
+
+/// The SaaS backend confirms the consent its logged-in user's browser came back with.
+async fn confirm(
+    grants: &Grants,
+    caller: &Caller,
+    target: ConsentTarget,
+    body: ConfirmOAuthRequest,
+) -> Result<HttpResponse, ApiError> {
+    // Never echoed: a malformed code is refused without its value.
+    let code = body.confirmation.trim();
+    if code.is_empty() || code.len() > 128 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "confirmation must be the code from the redirect's confirmation parameter",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let made = bridge::consent::confirm(grants.stores(), &grants.signer, &caller.tenant, target, code, now).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &ConfirmOAuthResponse { connections: made.iter().map(ConnectionView::from).collect() },
+    ))
 }
 
 /// A return URL must be absolute, carry no credentials, and sit under an allow-listed URL
@@ -170,34 +220,36 @@ async fn callback(
     Ok(back(return_url, pending.target, outcome))
 }
 
+/// A consent that came back: held until confirmed, with the code for the redirect.
+struct Held {
+    confirmation: String,
+}
+
 /// Keeps an error code from the query to a short `[a-z_]` word before it is logged or echoed.
 fn sanitize(value: &str) -> String {
     let cleaned: String = value.chars().filter(|c| c.is_ascii_lowercase() || *c == '_').take(64).collect();
     if cleaned.is_empty() { "authorization_failed".into() } else { cleaned }
 }
 
-/// The redirect back to the SaaS: `status=connected`, `status=site_selection_required`, or
-/// `status=error&reason=...`.
-fn back(mut url: Url, target: ConsentTarget, outcome: Result<ConnectionStatus, String>) -> HttpResponse {
+/// The redirect back to the SaaS: `status=pending_confirmation&confirmation=...` (the backend
+/// confirms with that code; nothing is usable before), or `status=error&reason=...`.
+fn back(mut url: Url, target: ConsentTarget, outcome: Result<Held, String>) -> HttpResponse {
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("product", target.as_str());
         match &outcome {
-            Ok(ConnectionStatus::SiteSelectionRequired) => query.append_pair("status", "site_selection_required"),
-            Ok(_) => query.append_pair("status", "connected"),
+            Ok(held) => {
+                query.append_pair("status", "pending_confirmation").append_pair("confirmation", &held.confirmation)
+            }
             Err(reason) => query.append_pair("status", "error").append_pair("reason", reason),
         };
     }
     http::redirect(url.as_str())
 }
 
-/// Exchanges the code and stores the grant; the error is a reason code for the redirect.
-async fn complete(
-    grants: &Grants,
-    tenant: &TenantId,
-    target: ConsentTarget,
-    code: &str,
-) -> Result<ConnectionStatus, String> {
+/// Exchanges the code and holds the grant for its confirmation; the error is a reason code
+/// for the redirect. Nothing changes for the tenant's existing connections until the confirm.
+async fn complete(grants: &Grants, tenant: &TenantId, target: ConsentTarget, code: &str) -> Result<Held, String> {
     let tokens = grants.oauth.exchange_code(code).await.map_err(|e| {
         tracing::warn!(error = %e, "code exchange failed");
         "token_exchange_failed".to_owned()
@@ -208,7 +260,9 @@ async fn complete(
     })?;
 
     let now = OffsetDateTime::now_utc();
-    let grant_id = target.grant_id();
+    // A new grant (and secret) per consent: a refresh of an older grant still in flight can
+    // never overwrite this one's token pair.
+    let grant_id = target.new_grant_id();
     let secret_name = bridge::app::secret_name(&grants.secret_prefix, tenant, &grant_id);
     let mut connections = Vec::new();
     for &product in target.products() {
@@ -241,19 +295,22 @@ async fn complete(
         });
     }
 
-    let previous = grants.connections.list(tenant).await.map_err(store_failed)?;
-    // The secret first: a connection must never point at a secret that does not exist yet.
+    // The secret first: a pending consent must never point at a secret that does not exist yet.
     grants.credentials.put(&secret_name, &tokens.to_secret()).await.map_err(store_failed)?;
-    grants.connections.put_all(&connections).await.map_err(store_failed)?;
-    retire_unused_secrets(grants, tenant, previous).await;
-
-    let status = if connections.iter().all(|c| c.status == ConnectionStatus::Connected) {
-        ConnectionStatus::Connected
-    } else {
-        ConnectionStatus::SiteSelectionRequired
-    };
-    tracing::info!(target = target.as_str(), status = ?status, sites = sites.len(), "OAuth grant stored");
-    Ok(status)
+    let consent =
+        NewConsent { tenant: tenant.clone(), target, grant_id, secret_name: secret_name.clone(), connections };
+    let confirmation =
+        match bridge::consent::hold(grants.stores(), &grants.signer, consent, now, grants.confirm_ttl).await {
+            Ok(code) => code,
+            Err(e) => {
+                if let Err(cleanup) = grants.credentials.delete(&secret_name).await {
+                    tracing::warn!(error = %cleanup, "could not delete the secret of a consent that was not stored");
+                }
+                return Err(store_failed(e));
+            }
+        };
+    tracing::info!(target = target.as_str(), sites = sites.len(), "OAuth grant stored; waiting for its confirmation");
+    Ok(Held { confirmation })
 }
 
 fn store_failed(e: bridge::store::StoreError) -> String {
@@ -268,24 +325,6 @@ fn sites_with_scopes(sites: &[AccessibleSite], needed: &[&str]) -> Vec<Site> {
         .filter(|s| needed.iter().all(|n| s.scopes.iter().any(|g| g == n)))
         .map(|s| Site { cloud_id: s.id.clone(), url: s.url.clone(), name: s.name.clone() })
         .collect()
-}
-
-/// A re-consent can move a product to another grant; the old grant's secret goes once no
-/// connection uses it.
-async fn retire_unused_secrets(grants: &Grants, tenant: &TenantId, previous: Vec<Connection>) {
-    let current = match grants.connections.list(tenant).await {
-        Ok(current) => current,
-        Err(e) => {
-            return tracing::warn!(error = %e, "could not list connections to retire old secrets");
-        }
-    };
-    for old in previous {
-        if current.iter().all(|c| c.secret_name != old.secret_name) {
-            if let Err(e) = grants.credentials.delete(&old.secret_name).await {
-                tracing::warn!(error = %e, "could not delete a secret no connection uses");
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -345,9 +384,12 @@ mod tests {
     #[test]
     fn the_redirect_carries_status_and_keeps_existing_query() {
         let url = Url::parse("https://app.example.com/i?tab=x").unwrap();
-        let resp = back(url.clone(), ConsentTarget::Jira, Ok(ConnectionStatus::Connected));
+        let resp = back(url.clone(), ConsentTarget::Jira, Ok(Held { confirmation: "c0de".into() }));
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
-        assert_eq!(location, "https://app.example.com/i?tab=x&product=jira&status=connected");
+        assert_eq!(
+            location,
+            "https://app.example.com/i?tab=x&product=jira&status=pending_confirmation&confirmation=c0de"
+        );
         let resp = back(url, ConsentTarget::Atlassian, Err("access_denied".into()));
         assert!(resp.headers()["location"].to_str().unwrap().ends_with("status=error&reason=access_denied"));
     }

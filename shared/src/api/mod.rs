@@ -65,6 +65,21 @@ pub struct StartOAuthResponse {
     pub expires_at: OffsetDateTime,
 }
 
+/// `POST /v1/tenants/{tenant}/connections/{product}/oauth/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmOAuthRequest {
+    /// The `confirmation` parameter of the redirect to the return URL (one-time, 10 minutes).
+    pub confirmation: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmOAuthResponse {
+    /// Every connection the consent made (both for `atlassian`): `connected`, or
+    /// `site_selection_required` when the consent covered several sites.
+    pub connections: Vec<ConnectionView>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelectSiteRequest {

@@ -10,8 +10,8 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::{
-    ConnectionRequest, ConnectionView, SelectSiteRequest, SettingsBody, SiteSelectionResponse, StartOAuthRequest,
-    StartOAuthResponse, VerifyResponse,
+    ConfirmOAuthRequest, ConfirmOAuthResponse, ConnectionRequest, ConnectionView, SelectSiteRequest, SettingsBody,
+    SiteSelectionResponse, StartOAuthRequest, StartOAuthResponse, VerifyResponse,
 };
 use crate::caller::{BridgeScope, Caller, Public};
 use crate::discovery as find;
@@ -278,7 +278,7 @@ pub const OAUTH_CALLBACK: Route<NoBody, Public> = Route::public(
     OAuthCallback,
     Doc {
         id: "oauthCallback",
-        summary: "Atlassian's redirect after consent (public; trusts only its signed, single-use state). Redirects to the return URL with status=connected, status=site_selection_required or status=error&reason=...",
+        summary: "Atlassian's redirect after consent (public; trusts only its signed, single-use state). Stores the grant as pending and redirects to the return URL with status=pending_confirmation&confirmation=CODE (confirm it with confirmOAuth within 10 minutes), or status=error&reason=...",
         query: &[
             ("state", "The signed state from startOAuth"),
             ("code", "The authorization code"),
@@ -286,6 +286,20 @@ pub const OAUTH_CALLBACK: Route<NoBody, Public> = Route::public(
         ],
         ok: ok(302, "Redirect to the return URL", None),
         errors: &[400],
+    },
+);
+
+pub const CONFIRM_OAUTH: Route<Json<ConfirmOAuthRequest>> = Route::jwt(
+    Post,
+    "/v1/tenants/{tenant}/connections/{product}/oauth/confirm",
+    OAuthCallback,
+    Admin,
+    Doc {
+        id: "confirmOAuth",
+        summary: "Confirm a consent that came back: the SaaS backend sends the `confirmation` code from the redirect, under the token of the tenant whose user is logged in on that browser, within 10 minutes of the callback. Only then does the connection exist (`connected`, or `site_selection_required`), replacing the product's earlier connection. A wrong, reused or other tenant's code (400 invalid_confirmation) or a late one (410 confirmation_expired) deletes the pending grant: start again. This is what keeps a consent link forwarded to another company's admin from connecting that company's site to the tenant that sent it.",
+        query: &[],
+        ok: ok(200, "The connections the consent made", json::<ConfirmOAuthResponse>()),
+        errors: &[400, 401, 403, 410],
     },
 );
 
@@ -298,7 +312,7 @@ pub const GET_CONNECTION: Route<NoBody> = Route::jwt(
     Read,
     Doc {
         id: "getConnection",
-        summary: "A connection's status, deployment, site, scopes and timestamps (never a credential).",
+        summary: "A connection's status, deployment, site, scopes and timestamps (never a credential). A consent that waits for its confirmation shows as status pending_confirmation, without its site, when the product has no connection yet.",
         query: &[],
         ok: ok(200, "The connection", json::<ConnectionView>()),
         errors: &[400, 401, 403, 404],
@@ -326,7 +340,7 @@ pub const DELETE_CONNECTION: Route<NoBody> = Route::jwt(
     Admin,
     Doc {
         id: "deleteConnection",
-        summary: "Disconnect: removes the connection and, when no other connection shares it, its secret.",
+        summary: "Disconnect: removes the connection, a consent of it still waiting for confirmation, and, when no other connection shares it, its secret. Nothing is revoked at Atlassian: OAuth 2.0 (3LO) has no revocation endpoint, so the grant stays listed under the user's connected apps (where the user or a site admin removes it) and simply goes unused; for API tokens and PATs, revoke them where they were created.",
         query: &[],
         ok: ok(204, "Removed (or there was nothing to remove)", None),
         errors: &[400, 401, 403],
@@ -619,6 +633,7 @@ pub const GET_PUBLICATION: Route<NoBody> = Route::jwt(
 pub const ROUTES: &[&Spec] = &[
     &START_OAUTH.spec,
     &OAUTH_CALLBACK.spec,
+    &CONFIRM_OAUTH.spec,
     &GET_CONNECTION.spec,
     &REGISTER_CONNECTION.spec,
     &DELETE_CONNECTION.spec,

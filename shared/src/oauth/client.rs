@@ -283,9 +283,10 @@ mod tests {
             ))
             .unwrap()
         };
-        let err = TokenSet::from_response(&response(&u64::MAX.to_string()), None).expect_err("refused");
+        let err = TokenSet::from_response(&response(&u64::MAX.to_string()), None, OffsetDateTime::now_utc())
+            .expect_err("refused");
         assert!(matches!(&err, OAuthError::Decode(m) if m.contains("expires_in is out of range")), "{err}");
-        let ok = TokenSet::from_response(&response("3600"), None).unwrap();
+        let ok = TokenSet::from_response(&response("3600"), None, OffsetDateTime::now_utc()).unwrap();
         assert!(ok.expires_at > OffsetDateTime::now_utc() + time::Duration::minutes(59));
     }
 

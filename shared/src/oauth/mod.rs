@@ -6,5 +6,5 @@ mod state;
 mod tokens;
 
 pub use client::{AccessibleSite, AtlassianOAuth, OAuthError, TokenEndpoint, TokenSet};
-pub use state::{StateClaims, StateError, StateSigner, new_state_id};
+pub use state::{StateClaims, StateError, StateSigner, new_confirmation_code, new_state_id};
 pub use tokens::{TokenError, TokenProvider};

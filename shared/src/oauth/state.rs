@@ -70,6 +70,31 @@ impl StateSigner {
     }
 }
 
+impl StateSigner {
+    /// The digest a consent's confirmation code is stored as: HMAC-SHA256 under the
+    /// deployment's key, over a prefix no state payload has (`:` is not base64url), so a code's
+    /// digest is never a valid state signature and the table never holds the code itself.
+    pub fn confirmation_digest(&self, code: &str) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(b"consent-confirmation:");
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `code` is the one `digest` was made from, compared in constant time.
+    pub fn confirmation_matches(&self, code: &str, digest: &[u8]) -> bool {
+        let mut mac = self.mac();
+        mac.update(b"consent-confirmation:");
+        mac.update(code.as_bytes());
+        mac.verify_slice(digest).is_ok()
+    }
+}
+
+/// A fresh one-time confirmation code for a consent (256 random bits, base64url).
+pub fn new_confirmation_code() -> String {
+    B64.encode(rand::random::<[u8; 32]>())
+}
+
 /// A fresh random id for a pending authorization (128 bits).
 pub fn new_state_id() -> String {
     B64.encode(rand::random::<[u8; 16]>())
@@ -111,5 +136,19 @@ mod tests {
         for junk in ["", "abc", "a.b.c", "!!.??"] {
             assert!(signer.verify(junk, now).is_err(), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn a_confirmation_code_matches_only_its_own_digest_under_the_same_key() {
+        let signer = StateSigner::new(b"k".repeat(32));
+        let code = new_confirmation_code();
+        assert!(code.len() >= 43, "256 bits in base64url");
+        assert_ne!(code, new_confirmation_code());
+        let digest = signer.confirmation_digest(&code);
+        assert!(!digest.windows(code.len()).any(|w| w == code.as_bytes()));
+        assert!(signer.confirmation_matches(&code, &digest));
+        assert!(!signer.confirmation_matches(&new_confirmation_code(), &digest));
+        assert!(!signer.confirmation_matches("", &digest));
+        assert!(!StateSigner::new(b"x".repeat(32)).confirmation_matches(&code, &digest));
     }
 }

@@ -23,6 +23,9 @@ pub enum TokenError {
     ReconnectRequired(Product),
     #[error("could not refresh the access token: {0}")]
     RefreshFailed(String),
+    /// The grant was disconnected or replaced by a new consent while we refreshed it.
+    #[error("the {0} connection was removed or connected again meanwhile")]
+    Disconnected(Product),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -145,10 +148,15 @@ impl TokenProvider {
         if self.status(connection).await? == Some(ConnectionStatus::ReconnectRequired) {
             return Err(TokenError::ReconnectRequired(connection.product));
         }
+        // Disconnected or re-consented since the caller read the record: don't spend the
+        // grant's refresh token, and never write its secret again.
+        if !self.grant_in_use(connection).await? {
+            return Err(TokenError::Disconnected(connection.product));
+        }
         match self.endpoint.refresh(&current.refresh_token).await {
             Ok(fresh) => {
                 // Stored before use: the old refresh token is retired now.
-                self.credentials.put(&connection.secret_name, &fresh.to_secret()).await?;
+                self.store_refreshed(connection, &fresh).await?;
                 tracing::info!(grant = %connection.grant_id, "access token refreshed");
                 Ok(fresh.access_token)
             }
@@ -161,6 +169,32 @@ impl TokenProvider {
             }
             Err(e) => Err(TokenError::RefreshFailed(e.to_string())),
         }
+    }
+
+    /// Writes a refreshed pair only while a connection record still names its grant, so a
+    /// refresh that finishes after a disconnect (or after a re-consent moved the products to a
+    /// new grant) never resurrects the old secret. Secrets Manager has no conditional write, so
+    /// the record is checked before the write and again after it: a disconnect deletes the
+    /// record before (and again after) the secret, so whichever lands last, the second check
+    /// sees the record gone and deletes the orphan.
+    async fn store_refreshed(&self, connection: &Connection, fresh: &TokenSet) -> Result<(), TokenError> {
+        if !self.grant_in_use(connection).await? {
+            tracing::info!(grant = %connection.grant_id, "grant disconnected during its refresh; new pair dropped");
+            return Err(TokenError::Disconnected(connection.product));
+        }
+        self.credentials.put(&connection.secret_name, &fresh.to_secret()).await?;
+        if !self.grant_in_use(connection).await? {
+            tracing::info!(grant = %connection.grant_id, "grant disconnected while its refresh was stored; secret deleted");
+            self.credentials.delete(&connection.secret_name).await?;
+            return Err(TokenError::Disconnected(connection.product));
+        }
+        Ok(())
+    }
+
+    /// Whether a connection of the tenant still uses this grant's secret.
+    async fn grant_in_use(&self, connection: &Connection) -> Result<bool, TokenError> {
+        let all = self.connections.list(&connection.tenant).await?;
+        Ok(all.iter().any(|c| c.grant_id == connection.grant_id && c.secret_name == connection.secret_name))
     }
 
     fn needs_refresh(&self, tokens: &TokenSet) -> bool {
@@ -336,5 +370,138 @@ mod tests {
         let provider = Arc::try_unwrap(provider).ok().unwrap().with_clock(Clock::shifted(time::Duration::hours(2)));
         provider.access_token(&connection(&connections).await).await.unwrap();
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// A token endpoint that holds one refresh until the test releases it, so that a test can
+    /// land a disconnect or a re-consent while the refresh is in flight.
+    #[derive(Default)]
+    struct GatedEndpoint {
+        arrived: tokio::sync::Notify,
+        release: tokio::sync::Notify,
+    }
+
+    #[async_trait]
+    impl TokenEndpoint for GatedEndpoint {
+        async fn refresh(&self, _: &SecretString) -> Result<TokenSet, OAuthError> {
+            self.arrived.notify_one();
+            self.release.notified().await;
+            Ok(tokens("fresh", 3600))
+        }
+    }
+
+    /// What runs just before a write lands.
+    type Interleaved = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
+    /// A Secrets Manager whose next write lands just after `before_put` ran (the interleaving
+    /// where a disconnect slips between the refresh's check and its write).
+    struct InterleavedCredentials {
+        inner: Arc<MemoryCredentials>,
+        before_put: std::sync::Mutex<Option<Interleaved>>,
+    }
+
+    #[async_trait]
+    impl CredentialStore for InterleavedCredentials {
+        async fn get(&self, name: &str) -> Result<Option<StoredSecret>, StoreError> {
+            self.inner.get(name).await
+        }
+        async fn put(&self, name: &str, value: &SecretString) -> Result<(), StoreError> {
+            let hook = self.before_put.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook().await;
+            }
+            self.inner.put(name, value).await
+        }
+        async fn delete(&self, name: &str) -> Result<(), StoreError> {
+            self.inner.delete(name).await
+        }
+    }
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    /// An expired Jira connection on grant `g1` (secret `s/acme/g1`), refreshed through `endpoint`.
+    async fn expired_grant(
+        credentials: Arc<dyn CredentialStore>,
+        endpoint: Arc<dyn TokenEndpoint>,
+    ) -> (Arc<TokenProvider>, Arc<MemoryConnections>, Connection) {
+        let connections = Arc::new(MemoryConnections::default());
+        let connection = oauth_connection(&acme(), Product::Jira, "g1");
+        connections.put_all(std::slice::from_ref(&connection)).await.unwrap();
+        credentials.put("s/acme/g1", &tokens("old", 60).to_secret()).await.unwrap();
+        let provider = TokenProvider::new(
+            connections.clone(),
+            credentials,
+            Arc::new(MemoryLeases::default()),
+            endpoint,
+            Duration::from_secs(300),
+        );
+        (Arc::new(provider), connections, connection)
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_finishes_after_a_disconnect_leaves_no_secret() {
+        let credentials = Arc::new(MemoryCredentials::default());
+        let gate = Arc::new(GatedEndpoint::default());
+        let (provider, connections, connection) = expired_grant(credentials.clone(), gate.clone()).await;
+        let refresh = tokio::spawn({
+            let (provider, connection) = (provider.clone(), connection.clone());
+            async move { provider.access_token(&connection).await }
+        });
+        gate.arrived.notified().await;
+        // The disconnect, as `DELETE .../connections/jira` does it, while the refresh is in flight.
+        credentials.delete("s/acme/g1").await.unwrap();
+        connections.delete(&acme(), Product::Jira).await.unwrap();
+        credentials.delete("s/acme/g1").await.unwrap();
+        gate.release.notify_one();
+        assert!(matches!(refresh.await.unwrap(), Err(TokenError::Disconnected(Product::Jira))));
+        assert!(credentials.get("s/acme/g1").await.unwrap().is_none(), "the refresh resurrected the secret");
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_between_the_check_and_the_write_has_its_orphan_deleted() {
+        let inner = Arc::new(MemoryCredentials::default());
+        let credentials =
+            Arc::new(InterleavedCredentials { inner: inner.clone(), before_put: std::sync::Mutex::new(None) });
+        let endpoint = Arc::new(CountingEndpoint { calls: AtomicUsize::new(0), invalid_grant: false });
+        let (provider, connections, connection) = expired_grant(credentials.clone(), endpoint).await;
+        let disconnect = {
+            let (connections, inner) = (connections.clone(), inner.clone());
+            move || -> futures::future::BoxFuture<'static, ()> {
+                Box::pin(async move {
+                    inner.delete("s/acme/g1").await.unwrap();
+                    connections.delete(&acme(), Product::Jira).await.unwrap();
+                    inner.delete("s/acme/g1").await.unwrap();
+                })
+            }
+        };
+        *credentials.before_put.lock().unwrap() = Some(Box::new(disconnect));
+        assert!(matches!(provider.access_token(&connection).await, Err(TokenError::Disconnected(_))));
+        assert!(inner.get("s/acme/g1").await.unwrap().is_none(), "an orphaned secret was left behind");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_of_an_old_grant_racing_a_re_consent_leaves_the_new_secret_alone() {
+        let credentials = Arc::new(MemoryCredentials::default());
+        let gate = Arc::new(GatedEndpoint::default());
+        let (provider, connections, old) = expired_grant(credentials.clone(), gate.clone()).await;
+        let refresh = tokio::spawn({
+            let (provider, old) = (provider.clone(), old.clone());
+            async move { provider.access_token(&old).await }
+        });
+        gate.arrived.notified().await;
+        // A confirmed re-consent: a new grant and secret, the old secret retired.
+        let new = oauth_connection(&acme(), Product::Jira, "g2");
+        credentials.put(&new.secret_name, &tokens("re-consented", 3600).to_secret()).await.unwrap();
+        connections.put_all(std::slice::from_ref(&new)).await.unwrap();
+        credentials.delete(&old.secret_name).await.unwrap();
+        gate.release.notify_one();
+        assert!(matches!(refresh.await.unwrap(), Err(TokenError::Disconnected(_))));
+
+        let stored = credentials.get(&new.secret_name).await.unwrap().unwrap();
+        let stored = TokenSet::from_secret(&stored.value).unwrap();
+        assert_eq!(stored.access_token.expose_secret(), "re-consented");
+        assert!(credentials.get(&old.secret_name).await.unwrap().is_none(), "the old grant's secret came back");
+        assert_eq!(provider.access_token(&new).await.unwrap().expose_secret(), "re-consented");
     }
 }

@@ -629,6 +629,69 @@ pub async fn keep_alive(store: &dyn KeepAliveStore) {
     assert_eq!(store.sweep_round().await.unwrap(), Some(done));
 }
 
+fn pending(tenant: &TenantId, target: ConsentTarget, grant: &str, expires_at: OffsetDateTime) -> PendingConsent {
+    PendingConsent {
+        tenant: tenant.clone(),
+        target,
+        grant_id: grant.into(),
+        secret_name: format!("s/{tenant}/{grant}"),
+        digest: vec![7; 32],
+        created_at: OffsetDateTime::now_utc(),
+        expires_at: to_ms(expires_at),
+        connections: target.products().iter().map(|&p| connection(tenant, p, grant)).collect(),
+        discarding: false,
+    }
+}
+
+/// Pending consents: one per tenant and target, apart from the connections; a confirm installs
+/// them atomically and only once, never after a discard began or a newer consent replaced it.
+pub async fn pending_consents(store: &dyn ConnectionStore) {
+    let (t, other) = (tenant(), tenant());
+    let working = connection(&t, Product::Jira, "old");
+    store.put_all(std::slice::from_ref(&working)).await.unwrap();
+    let first = pending(&t, ConsentTarget::Jira, "p1", soon());
+    assert_eq!(store.put_pending(&first).await.unwrap(), None);
+    assert_eq!(store.pending(&t).await.unwrap(), vec![first.clone()]);
+    assert_eq!(store.pending(&other).await.unwrap(), vec![]);
+    // Pending consents are not connections, and leave the working one alone.
+    assert_eq!(store.list(&t).await.unwrap(), vec![working.clone()]);
+
+    // A newer consent for the same target replaces the first, which can no longer be confirmed.
+    let second = pending(&t, ConsentTarget::Jira, "p2", soon());
+    assert_eq!(store.put_pending(&second).await.unwrap(), Some(first.clone()));
+    assert!(!store.confirm_pending(&first).await.unwrap());
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap(), Some(working.clone()));
+
+    // Confirmed once: the connections replace the working one, the pending consent is gone.
+    assert!(store.confirm_pending(&second).await.unwrap());
+    assert_eq!(store.get(&t, Product::Jira).await.unwrap(), Some(second.connections[0].clone()));
+    assert_eq!(store.pending(&t).await.unwrap(), vec![]);
+    assert!(!store.confirm_pending(&second).await.unwrap());
+
+    // A discard that began wins over a later confirm; it touches only its own grant.
+    let combined = pending(&t, ConsentTarget::Atlassian, "p3", lapsed());
+    store.put_pending(&combined).await.unwrap();
+    assert!(!store.discard_pending(&t, ConsentTarget::Atlassian, "another").await.unwrap());
+    assert!(store.discard_pending(&t, ConsentTarget::Atlassian, "p3").await.unwrap());
+    assert!(!store.confirm_pending(&combined).await.unwrap());
+    assert_eq!(store.get(&t, Product::Confluence).await.unwrap(), None);
+    let [marked] = store.pending(&t).await.unwrap().try_into().unwrap();
+    assert!(marked.discarding);
+
+    // Expired ones of every tenant, for the sweep; fresh ones are not listed.
+    let fresh = pending(&other, ConsentTarget::Confluence, "p4", soon());
+    store.put_pending(&fresh).await.unwrap();
+    let expired = store.expired_pending(OffsetDateTime::now_utc()).await.unwrap();
+    assert!(expired.iter().any(|p| p.grant_id == "p3" && p.tenant == t));
+    assert!(expired.iter().all(|p| p.grant_id != "p4"));
+
+    store.remove_pending(&t, ConsentTarget::Atlassian, "another").await.unwrap();
+    assert_eq!(store.pending(&t).await.unwrap().len(), 1);
+    store.remove_pending(&t, ConsentTarget::Atlassian, "p3").await.unwrap();
+    assert_eq!(store.pending(&t).await.unwrap(), vec![]);
+    assert_eq!(store.pending(&other).await.unwrap(), vec![fresh]);
+}
+
 pub async fn settings(store: &dyn SettingsStore) {
     let t = tenant();
     assert_eq!(store.get_settings(&t, Product::Jira).await.unwrap(), None);
@@ -805,6 +868,7 @@ mod memory {
         connections(&*ports.connections).await;
         sweep_pages(&*ports.connections).await;
         keep_alive(&*store.keep_alive).await;
+        pending_consents(&*ports.connections).await;
         settings(&*ports.settings).await;
         credentials(&*store.credentials).await;
         issue_jobs(&*store.jobs).await;
@@ -915,6 +979,7 @@ mod dynamodb {
         connections(&*store).await;
         sweep_pages(&*store).await;
         keep_alive(&*store).await;
+        pending_consents(&*store).await;
         settings(&*store).await;
         issue_jobs(&*store).await;
         lookup_cache(&*store).await;

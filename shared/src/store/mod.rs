@@ -23,7 +23,7 @@ pub mod secrets;
 pub mod settings;
 pub mod tenant_slots;
 
-pub use connections::{ConnectionStore, SweepPage, Verification, sweep_key};
+pub use connections::{ConnectionStore, PendingConsent, SweepPage, Verification, sweep_key};
 pub use credentials::{CredentialStore, StoredSecret};
 pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};

@@ -328,6 +328,7 @@ pub mod oauth {
             api_base_url: base,
             allowed_return_urls: vec![],
             state_ttl: Duration::from_secs(600),
+            confirm_ttl: Duration::from_secs(600),
             refresh_leeway: LEEWAY,
         }
     }

@@ -1,15 +1,17 @@
 //! [`ConnectionStore`](crate::store::ConnectionStore) on the table; its keys are in the schema table in `mod.rs`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use std::collections::HashMap;
-
-use super::{DynamoStore, conditional, corrupt, is_condition_failure, service_error, tenant_pk};
-use crate::domain::{AuthType, Connection, ConnectionStatus, Deployment, Product, Site, TenantId};
-use crate::store::{ConnectionStore, StoreError, SweepPage, Verification, sweep_key};
+use super::{DynamoStore, conditional, corrupt, is_condition_failure, ms, service_error, tenant_pk};
+use crate::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
+use crate::store::{ConnectionStore, PendingConsent, StoreError, SweepPage, Verification, sweep_key};
 
 fn connection_sk(product: Product) -> String {
     format!("CONNECTION#{product}")
@@ -103,6 +105,122 @@ impl TryFrom<ConnectionItem> for Connection {
             updated_at: i.updated_at,
             last_verified_at: i.last_verified_at,
         })
+    }
+}
+
+/// All pending consents share one partition: each lives minutes (until confirmed or expired),
+/// so it stays small, and the sweep finds every tenant's expired ones with one query.
+const PENDING_PK: &str = "CONSENT_PENDING";
+
+/// DynamoDB's TTL is only a backstop, long after the sweep (which deletes the grant's secret
+/// before its record) has run: an item it deletes would leave its secret behind.
+const PENDING_TTL_GRACE: time::Duration = time::Duration::days(7);
+
+fn pending_sk(tenant: &TenantId, target: ConsentTarget) -> String {
+    format!("TENANT#{tenant}#{}", target.as_str())
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingItem {
+    pk: String,
+    sk: String,
+    tenant_id: String,
+    target: ConsentTarget,
+    grant_id: String,
+    secret_name: String,
+    /// base64 of the HMAC of the confirmation code.
+    digest: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    expires_at_ms: i64,
+    connections: Vec<ConnectionItem>,
+    #[serde(default)]
+    discarding: bool,
+    ttl: i64,
+}
+
+impl PendingItem {
+    fn from_pending(p: &PendingConsent) -> Self {
+        use base64::Engine;
+        Self {
+            pk: PENDING_PK.into(),
+            sk: pending_sk(&p.tenant, p.target),
+            tenant_id: p.tenant.to_string(),
+            target: p.target,
+            grant_id: p.grant_id.clone(),
+            secret_name: p.secret_name.clone(),
+            digest: base64::engine::general_purpose::STANDARD.encode(&p.digest),
+            created_at: p.created_at,
+            expires_at_ms: ms(p.expires_at),
+            connections: p.connections.iter().map(ConnectionItem::from).collect(),
+            discarding: p.discarding,
+            ttl: (p.expires_at + PENDING_TTL_GRACE).unix_timestamp(),
+        }
+    }
+
+    fn into_pending(self) -> Result<PendingConsent, StoreError> {
+        use base64::Engine;
+        Ok(PendingConsent {
+            tenant: TenantId::parse(&self.tenant_id).map_err(corrupt)?,
+            target: self.target,
+            grant_id: self.grant_id,
+            secret_name: self.secret_name,
+            digest: base64::engine::general_purpose::STANDARD.decode(&self.digest).map_err(corrupt)?,
+            created_at: self.created_at,
+            expires_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.expires_at_ms) * 1_000_000)
+                .map_err(corrupt)?,
+            connections: self.connections.into_iter().map(Connection::try_from).collect::<Result<_, _>>()?,
+            discarding: self.discarding,
+        })
+    }
+}
+
+impl DynamoStore {
+    async fn query_pending(
+        &self,
+        prefix: Option<String>,
+        before: Option<OffsetDateTime>,
+    ) -> Result<Vec<PendingConsent>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(PENDING_PK.into()))
+            .consistent_read(true);
+        query = match prefix {
+            Some(prefix) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        if let Some(before) = before {
+            query = query
+                .filter_expression("expires_at_ms < :before")
+                .expression_attribute_values(":before", AttributeValue::N(ms(before).to_string()));
+        }
+        let mut found = Vec::new();
+        let mut pages = query.into_paginator().items().send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(service_error)?;
+            found.push(serde_dynamo::from_item::<_, PendingItem>(item).map_err(corrupt)?.into_pending()?);
+        }
+        Ok(found)
+    }
+
+    fn pending_key(tenant: &TenantId, target: ConsentTarget) -> Option<HashMap<String, AttributeValue>> {
+        Some(HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(PENDING_PK.into())),
+            ("sk".to_owned(), AttributeValue::S(pending_sk(tenant, target))),
+        ]))
+    }
+}
+
+/// Whether a conditional write applied (`false`: its condition did not hold).
+fn applied<O, E: ProvideErrorMetadata, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(service_error(e)),
     }
 }
 
@@ -252,6 +370,93 @@ impl ConnectionStore for DynamoStore {
                 Err(e) => return Err(service_error(e)),
             }
         }
+        Ok(())
+    }
+
+    async fn put_pending(&self, pending: &PendingConsent) -> Result<Option<PendingConsent>, StoreError> {
+        let item = serde_dynamo::to_item(PendingItem::from_pending(pending)).map_err(corrupt)?;
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(service_error)?;
+        out.attributes
+            .map(|old| serde_dynamo::from_item::<_, PendingItem>(old).map_err(corrupt)?.into_pending())
+            .transpose()
+    }
+
+    async fn pending(&self, tenant: &TenantId) -> Result<Vec<PendingConsent>, StoreError> {
+        self.query_pending(Some(format!("TENANT#{tenant}#")), None).await
+    }
+
+    async fn expired_pending(&self, before: OffsetDateTime) -> Result<Vec<PendingConsent>, StoreError> {
+        self.query_pending(None, Some(before)).await
+    }
+
+    async fn confirm_pending(&self, pending: &PendingConsent) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Self::pending_key(&pending.tenant, pending.target))
+            .condition_expression("grant_id = :grant AND discarding = :no")
+            .expression_attribute_values(":grant", AttributeValue::S(pending.grant_id.clone()))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()
+            .map_err(corrupt)?;
+        let mut request =
+            self.client.transact_write_items().transact_items(TransactWriteItem::builder().delete(delete).build());
+        for connection in &pending.connections {
+            let item = serde_dynamo::to_item(ConnectionItem::from(connection)).map_err(corrupt)?;
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(corrupt)?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                // The only condition is the pending item's: it was confirmed, replaced or discarded.
+                let refused = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        cancelled.cancellation_reasons().first().and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                    }
+                    _ => false,
+                };
+                if refused { Ok(false) } else { Err(service_error(e)) }
+            }
+        }
+    }
+
+    async fn discard_pending(
+        &self,
+        tenant: &TenantId,
+        target: ConsentTarget,
+        grant_id: &str,
+    ) -> Result<bool, StoreError> {
+        let marked = self.client.update_item().table_name(&self.table).set_key(Self::pending_key(tenant, target));
+        applied(
+            marked
+                .update_expression("SET discarding = :yes")
+                .condition_expression("grant_id = :grant")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
+                .send()
+                .await,
+        )
+    }
+
+    async fn remove_pending(&self, tenant: &TenantId, target: ConsentTarget, grant_id: &str) -> Result<(), StoreError> {
+        let removed = self.client.delete_item().table_name(&self.table).set_key(Self::pending_key(tenant, target));
+        // Gone already, or replaced by a newer consent: nothing of this grant's is left to remove.
+        applied(
+            removed
+                .condition_expression("grant_id = :grant")
+                .expression_attribute_values(":grant", AttributeValue::S(grant_id.into()))
+                .send()
+                .await,
+        )?;
         Ok(())
     }
 }

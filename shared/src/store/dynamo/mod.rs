@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | connection | `TENANT#{tenant}` | `CONNECTION#{product}` |
 //! | OAuth state | `OAUTH_STATE#{id}` | `STATE` |
+//! | OAuth consent waiting for its confirmation (grant, secret name, code digest, `expires_at_ms`, the connections it becomes; `ttl` a week later as a backstop) | `CONSENT_PENDING` | `TENANT#{tenant}#{target}` |
 //! | refresh lease | `LEASE#{key}` | `LEASE` |
 //! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
 //! | action item → issue (+ `site` it was written to) | `TENANT#{tenant}` | `ACTION#{item id}` |
@@ -27,6 +28,11 @@
 //! the last key it did) without scanning the ledger, cache and job items. Connection items
 //! written before the index existed get the keys once, from a resumable one-off scan
 //! (`DynamoStore::backfill_sweep_index`, a chore of the keep-alive function).
+//!
+//! Pending consents share one partition on purpose: each lives at most the confirmation window
+//! (10 minutes) unless nobody confirms it, so the partition stays small, and the scheduled sweep
+//! (`consent::expire_pending`) finds every tenant's expired ones, and deletes their secrets,
+//! with a single query.
 //!
 //! `site` is the session's site id: the cloudId on Cloud, the base URL on Server/DC (what the
 //! ledger records too). Cache items carry `ttl` in epoch seconds; reads skip expired ones

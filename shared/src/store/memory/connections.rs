@@ -4,16 +4,22 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Faults, lock};
-use crate::domain::{Connection, ConnectionStatus, Product, TenantId};
-use crate::store::{ConnectionStore, StoreError, SweepPage, Verification, sweep_key};
+use super::{Faults, from_ms, lock, ms};
+use crate::domain::{Connection, ConnectionStatus, ConsentTarget, Product, TenantId};
+use crate::store::{ConnectionStore, PendingConsent, StoreError, SweepPage, Verification, sweep_key};
 
 /// Keyed like the table (`TENANT#…`, `CONNECTION#{product}`), so `list` answers in the order a
 /// DynamoDB query does: by sort key.
 #[derive(Default)]
 pub struct MemoryConnections {
     items: Mutex<BTreeMap<(String, String), Connection>>,
+    /// Pending consents by (tenant, target). Locked after `items` where both are needed.
+    pending: Mutex<BTreeMap<(String, &'static str), PendingConsent>>,
     faults: Faults,
+}
+
+fn pending_key(tenant: &TenantId, target: ConsentTarget) -> (String, &'static str) {
+    (tenant.to_string(), target.as_str())
 }
 
 fn key(tenant: &TenantId, product: Product) -> (String, String) {
@@ -106,5 +112,63 @@ impl ConnectionStore for MemoryConnections {
             None => None,
         };
         Ok(SweepPage { connections, next })
+    }
+
+    async fn put_pending(&self, pending: &PendingConsent) -> Result<Option<PendingConsent>, StoreError> {
+        self.faults.check("ConnectionStore::put_pending")?;
+        // The adapter keeps the expiry in milliseconds.
+        let stored = PendingConsent { expires_at: from_ms(ms(pending.expires_at)), ..pending.clone() };
+        Ok(lock(&self.pending).insert(pending_key(&pending.tenant, pending.target), stored))
+    }
+
+    async fn pending(&self, tenant: &TenantId) -> Result<Vec<PendingConsent>, StoreError> {
+        self.faults.check("ConnectionStore::pending")?;
+        Ok(lock(&self.pending).values().filter(|p| &p.tenant == tenant).cloned().collect())
+    }
+
+    async fn expired_pending(&self, before: OffsetDateTime) -> Result<Vec<PendingConsent>, StoreError> {
+        self.faults.check("ConnectionStore::expired_pending")?;
+        Ok(lock(&self.pending).values().filter(|p| p.expires_at < before).cloned().collect())
+    }
+
+    async fn confirm_pending(&self, pending: &PendingConsent) -> Result<bool, StoreError> {
+        self.faults.check("ConnectionStore::confirm_pending")?;
+        let mut items = lock(&self.items);
+        let mut all = lock(&self.pending);
+        let key = pending_key(&pending.tenant, pending.target);
+        match all.get(&key) {
+            Some(p) if p.grant_id == pending.grant_id && !p.discarding => {}
+            _ => return Ok(false),
+        }
+        all.remove(&key);
+        for c in &pending.connections {
+            items.insert(self::key(&c.tenant, c.product), c.clone());
+        }
+        Ok(true)
+    }
+
+    async fn discard_pending(
+        &self,
+        tenant: &TenantId,
+        target: ConsentTarget,
+        grant_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.faults.check("ConnectionStore::discard_pending")?;
+        match lock(&self.pending).get_mut(&pending_key(tenant, target)) {
+            Some(p) if p.grant_id == grant_id => {
+                p.discarding = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn remove_pending(&self, tenant: &TenantId, target: ConsentTarget, grant_id: &str) -> Result<(), StoreError> {
+        self.faults.check("ConnectionStore::remove_pending")?;
+        let mut all = lock(&self.pending);
+        if all.get(&pending_key(tenant, target)).is_some_and(|p| p.grant_id == grant_id) {
+            all.remove(&pending_key(tenant, target));
+        }
+        Ok(())
     }
 }
