@@ -717,6 +717,22 @@ class JiraStore:
         self.by_key: dict[str, str] = {}           # KEY-1 -> id
         self.counters: dict[str, int] = {}         # project key -> last number
         self._next_id = 10000
+        # Called as `listener(store, kind, issue, changed_fields)` after every change made
+        # through the REST API or the control API: kind "created" | "updated" | "deleted".
+        # Dynamic webhook deliveries subscribe here; everything that changes an issue calls
+        # `changed` (or `delete`), so `updated` and the listeners never miss an edit.
+        self.listeners: list = []
+
+    def notify(self, kind: str, issue: dict, changed_fields: list[str]) -> None:
+        for listener in list(self.listeners):
+            listener(self, kind, issue, changed_fields)
+
+    def changed(self, issue: dict, changed_fields: list[str]) -> None:
+        """Records an edit or transition of `issue` (by the API or by "a person in Jira"): Jira
+        sets `updated` on every change, which JQL `updated >=` and `ORDER BY updated` read."""
+        issue["updated"] = jira_ts(self.state.now())
+        issue["updated_at"] = self.state.now()
+        self.notify("updated", issue, changed_fields)
 
     def find(self, id_or_key: str) -> dict | None:
         if id_or_key.isdigit():
@@ -735,11 +751,12 @@ class JiraStore:
                  "issueTypeId": issuetype["id"], "fields": fields, "values": values,
                  "parent": parent["key"] if parent else None, "subtasks": [],
                  "created": now, "updated": now, "creator": creator,
-                 "created_at": self.state.now()}
+                 "created_at": self.state.now(), "updated_at": self.state.now()}
         self.issues[issue["id"]] = issue
         self.by_key[issue["key"]] = issue["id"]
         if parent is not None:
             parent["subtasks"].append(issue["key"])
+        self.notify("created", issue, [])
         return issue
 
     def indexed(self, issue: dict) -> bool:
@@ -762,4 +779,5 @@ class JiraStore:
                 parent["subtasks"].remove(issue["key"])
         self.issues.pop(issue["id"], None)
         self.by_key.pop(issue["key"], None)
+        self.notify("deleted", issue, [])
         return gone

@@ -12,6 +12,7 @@
 mod job;
 pub mod lookups;
 pub mod markup;
+pub mod state;
 
 pub use job::{BULK_IN_FLIGHT, IssueJob, LEDGER_IN_FLIGHT};
 pub use lookups::{Lookups, create_screen};
