@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use super::{Claim, StoreError};
 use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+use crate::issues::state::JiraState;
 
 /// An issue as the ledger records it: where it was written, so that a key is never taken for
 /// another site's issue after the tenant connects another site.
@@ -117,4 +118,15 @@ pub trait IssueLedger: Send + Sync {
     /// The action item an issue key was created for, if this system created it for this tenant.
     async fn item_for_key(&self, tenant: &TenantId, key: &IssueKey) -> Result<Option<KeyRecord>, StoreError>;
     async fn mark_deleted(&self, tenant: &TenantId, key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError>;
+    /// Records an issue's state as seen in Jira when its `updated` is newer than the one
+    /// recorded (or none is), on a created item; answers whether it was. No outbox entry: the
+    /// sync records through [`IssueSyncStore::stage`](crate::store::IssueSyncStore::stage),
+    /// under the same condition, so both agree on what "newer" means.
+    async fn record_state(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        state: &JiraState,
+        synced_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
