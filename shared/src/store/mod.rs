@@ -27,7 +27,10 @@ pub use connections::{ConnectionStore, PendingConsent, SweepPage, Verification, 
 pub use credentials::{CredentialStore, StoredSecret};
 pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
-pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
+pub use issue_ledger::{
+    CreatedItem, IssueLedger, ItemDone, ItemFilter, ItemPage, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, LIST_SCAN,
+    RecordedIssue,
+};
 pub use keep_alive::{KeepAliveStore, SweepRound};
 pub use lookup_cache::{CacheEntry, LookupCache, LookupKey};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};

@@ -6,8 +6,12 @@ use time::OffsetDateTime;
 
 use super::{Clock, Faults, RoundTrips, from_ms, key, lock, ms};
 use crate::domain::TenantId;
-use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
-use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, RecordedIssue, StoreError};
+use crate::ids::{IssueId, IssueKey, ItemId, ReportId, SiteId};
+use crate::issues::state::JiraState;
+use crate::store::{
+    Claim, CreatedItem, IssueLedger, ItemDone, ItemFilter, ItemPage, ItemStart, KeyRecord, LIST_SCAN, RecordedIssue,
+    StoreError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -36,6 +40,10 @@ struct Action {
     issue_id: Option<String>,
     site: Option<String>,
     message: Option<String>,
+    report_id: Option<ReportId>,
+    /// The last Jira state the sync recorded, and when it saw it.
+    jira_state: Option<JiraState>,
+    synced_at_ms: Option<i64>,
 }
 
 impl Action {
@@ -49,7 +57,27 @@ impl Action {
             issue_id: None,
             site: None,
             message: None,
+            report_id: None,
+            jira_state: None,
+            synced_at_ms: None,
         }
+    }
+
+    /// The read model's view of a record, for those whose issue was created.
+    fn created(&self, item_id: &str) -> Option<CreatedItem> {
+        if !matches!(self.state, State::Created | State::Deleted) {
+            return None;
+        }
+        Some(CreatedItem {
+            item_id: ItemId::new(item_id),
+            key: IssueKey::new(self.issue_key.clone().unwrap_or_default()),
+            id: IssueId::new(self.issue_id.clone().unwrap_or_default()),
+            site: self.site.clone().filter(|s| !s.is_empty()).map(SiteId::new),
+            report_id: self.report_id.clone(),
+            deleted: self.state == State::Deleted,
+            state: self.jira_state.clone(),
+            synced_at: self.synced_at_ms.map(from_ms),
+        })
     }
 }
 
@@ -102,6 +130,15 @@ impl MemoryIssueLedger {
         items.actions.insert(key(tenant, item_id.as_str()), action);
         let reverse = KeyItem { state: State::Created, item_id: Some(item_id.to_string()), site: None };
         items.keys.insert(key(tenant, issue_key.as_str()), reverse);
+    }
+
+    /// Plants the state the sync would record for a created item (until the sync's own write is
+    /// there to call): what the read model's tests list and filter by.
+    pub fn seed_state(&self, tenant: &TenantId, item_id: &ItemId, state: JiraState, synced_at: OffsetDateTime) {
+        if let Some(action) = lock(&self.items).actions.get_mut(&key(tenant, item_id.as_str())) {
+            action.jira_state = Some(state);
+            action.synced_at_ms = Some(ms(synced_at));
+        }
     }
 
     /// The message `fail` recorded for an item, if it is failed.
@@ -204,6 +241,7 @@ impl IssueLedger for MemoryIssueLedger {
         action.issue_key = Some(issue.key.to_string());
         action.issue_id = Some(issue.id.to_string());
         action.site = Some(issue.site.to_string());
+        action.report_id = issue.report_id.clone();
         action.owner = None;
         action.lease_until_ms = None;
         let reverse =
@@ -274,5 +312,77 @@ impl IssueLedger for MemoryIssueLedger {
         items.actions.entry(key(tenant, item_id.as_str())).or_insert_with(|| Action::bare(State::Deleted)).state =
             State::Deleted;
         Ok(())
+    }
+
+    async fn list_items(
+        &self,
+        tenant: &TenantId,
+        filter: &ItemFilter,
+        after: Option<&ItemId>,
+        limit: usize,
+    ) -> Result<ItemPage, StoreError> {
+        let _trip = self.round_trips.go().await;
+        self.faults.check("IssueLedger::list_items")?;
+        let items = lock(&self.items);
+        let mut ids: Vec<&str> = items
+            .actions
+            .keys()
+            .filter(|(t, id)| t == tenant.as_str() && after.is_none_or(|a| id.as_str() > a.as_str()))
+            .map(|(_, id)| id.as_str())
+            .collect();
+        ids.sort_unstable();
+        // As the DynamoDB Query: at most LIST_SCAN records looked at, and "there may be more"
+        // whenever that many were.
+        let looked = &ids[..ids.len().min(LIST_SCAN)];
+        let admitted: Vec<CreatedItem> = looked
+            .iter()
+            .filter_map(|id| items.actions.get(&key(tenant, id))?.created(id))
+            .filter(|item| filter.admits(item))
+            .collect();
+        let more = looked.last().filter(|_| looked.len() == LIST_SCAN).map(|id| ItemId::new(*id));
+        Ok(ItemPage::cut(admitted, more, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issues::state::{StatusCategory, parse_jira_time};
+
+    fn state(category: StatusCategory) -> JiraState {
+        JiraState {
+            status: "S".into(),
+            status_category: category,
+            resolution: None,
+            assignee: None,
+            summary: "s".into(),
+            due_date: None,
+            updated: parse_jira_time("2026-12-02T18:40:12.345+0000").unwrap(),
+        }
+    }
+
+    /// The status filter reads the recorded state: done ones only, never-synced ones never.
+    #[tokio::test]
+    async fn the_status_filter_admits_only_items_whose_last_state_is_in_the_category() {
+        let ledger = MemoryIssueLedger::default();
+        let t = TenantId::parse("acme").unwrap();
+        let until = OffsetDateTime::now_utc() + time::Duration::minutes(5);
+        for (n, category) in [(1, Some(StatusCategory::Done)), (2, Some(StatusCategory::New)), (3, None)] {
+            let id = ItemId::new(format!("ai-{n}"));
+            ledger.claim(&t, &id, "o", until).await.unwrap();
+            let issue =
+                RecordedIssue { key: format!("P-{n}").into(), id: "1".into(), site: "s".into(), report_id: None };
+            ledger.complete(&t, &id, "o", &issue).await.unwrap();
+            if let Some(category) = category {
+                ledger.seed_state(&t, &id, state(category), OffsetDateTime::now_utc());
+            }
+        }
+        let done = ItemFilter { report_id: None, status_category: Some(StatusCategory::Done) };
+        let page = ledger.list_items(&t, &done, None, 10).await.unwrap();
+        assert_eq!(page.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(), ["ai-1"]);
+        assert!(page.items[0].synced_at.is_some());
+        let all = ledger.list_items(&t, &ItemFilter::default(), None, 2).await.unwrap();
+        assert_eq!(all.items.len(), 2);
+        assert_eq!(all.resume_after, Some(ItemId::new("ai-2")));
     }
 }
