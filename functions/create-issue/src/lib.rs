@@ -44,6 +44,7 @@ pub struct Context {
     settings: Arc<dyn SettingsStore>,
     connector: Arc<Connector>,
     issues: Arc<dyn IssueLedger>,
+    sync: Arc<dyn bridge::store::IssueSyncStore>,
     lookups: Arc<dyn LookupCache>,
     lease: Duration,
     search_index: SearchIndex,
@@ -59,6 +60,7 @@ impl Context {
             settings: app.settings.clone(),
             connector: app.connector.clone(),
             issues: app.issues.clone(),
+            sync: app.sync.clone(),
             lookups: app.lookups.clone(),
             lease: app.config.job_lease,
             search_index: app.config.search_index,
@@ -74,6 +76,7 @@ impl Context {
             settings: self.settings.as_ref(),
             connector: &self.connector,
             issues: self.issues.as_ref(),
+            sync: self.sync.as_ref(),
             lookups: self.lookups.as_ref(),
             lease: self.lease,
             search_index: self.search_index,
@@ -87,6 +90,7 @@ struct Issuer<'a> {
     settings: &'a dyn SettingsStore,
     connector: &'a Connector,
     issues: &'a dyn IssueLedger,
+    sync: &'a dyn bridge::store::IssueSyncStore,
     lookups: &'a dyn LookupCache,
     lease: Duration,
     search_index: SearchIndex,
@@ -334,6 +338,8 @@ async fn prepare(issuer: &Issuer<'_>, tenant: &TenantId, request: &IssuesRequest
     };
     settings.validate()?;
     let session = issuer.connector.session(tenant, Product::Jira).await?;
+    // Before any issue exists: the issue sync then follows every issue this job creates.
+    issuer.sync.enroll(tenant).await?;
     let (project, issue_type) = (ProjectKey::new(&settings.project_key), IssueTypeId::new(&settings.issue_type_id));
     // Settings are read fresh above on every job (a saved change applies to the next one); the
     // create screen may come from an earlier job's answer, minutes old at most.

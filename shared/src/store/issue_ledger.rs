@@ -192,4 +192,15 @@ pub trait IssueLedger: Send + Sync {
         after: Option<&ItemId>,
         limit: usize,
     ) -> Result<ItemPage, StoreError>;
+    /// Records an issue's state as seen in Jira when its `updated` is newer than the one
+    /// recorded (or none is), on a created item; answers whether it was. No outbox entry: the
+    /// sync records through [`IssueSyncStore::stage`](crate::store::IssueSyncStore::stage),
+    /// under the same condition, so both agree on what "newer" means.
+    async fn record_state(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        state: &JiraState,
+        synced_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
