@@ -1,6 +1,7 @@
 //! `create-issue`: action items → Jira issues (HTTP `POST /v1/tenants/{tenant}/issues` and the
 //! `Action Items Ready` event), `DELETE /v1/tenants/{tenant}/issues/{key}` for issues this
-//! system created for the tenant, and the jobs an HTTP request could not finish in its budget
+//! system created for the tenant, the read model of what it created
+//! (`GET /v1/tenants/{tenant}/action-items`, from the ledger it already holds), and the jobs an HTTP request could not finish in its budget
 //! (`202`, `Action Items Deferred` parts, `GET /v1/tenants/{tenant}/jobs/{job}`).
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use bridge::error::{ApiError, ErrorCode};
 use bridge::events::{Delivery, EventBus};
 use bridge::http::{self, HttpResponse, Input};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
+use bridge::issues::read::Listing;
 use bridge::issues::{
     ActionItem, ActionItemsDeferred, ActionItemsReady, BULK_CHUNK, BULK_IN_FLIGHT, CreateContext, IssueJob,
     IssuesCreated, IssuesJob, IssuesRequest, ItemResult, JobStatus, Lookups, create_screen,
@@ -105,6 +107,9 @@ pub fn router() -> Router<Context> {
         })
         .route(&routes::DELETE_ISSUE, |cx: Arc<Context>, caller, input| async move {
             delete(cx.issues.as_ref(), &cx.connector, &caller, &input).await
+        })
+        .route(&routes::LIST_ACTION_ITEMS, |cx: Arc<Context>, caller, input| async move {
+            list_items(&cx, &caller, &input).await
         })
 }
 
@@ -395,6 +400,22 @@ async fn delete(
     ledger.mark_deleted(&caller.tenant, &key, &item.item_id).await?;
     tracing::info!(key = %key, "issue deleted");
     Ok(http::no_content())
+}
+
+/// `GET /v1/tenants/{tenant}/action-items`: one page of the ledger's created items.
+async fn list_items(cx: &Context, caller: &Caller, input: &Input) -> Result<HttpResponse, ApiError> {
+    let q = |name: &str| input.query(name);
+    let (report, category, cursor, limit) = (q("report_id"), q("status_category"), q("cursor"), q("limit"));
+    let listing = Listing::parse(
+        &cx.markers,
+        &caller.tenant,
+        report.as_deref(),
+        category.as_deref(),
+        cursor.as_deref(),
+        limit.as_deref(),
+    )?;
+    let page = cx.issues.list_items(&caller.tenant, &listing.filter, listing.after.as_ref(), listing.limit).await?;
+    Ok(http::json(StatusCode::OK, &listing.answer(&cx.markers, &caller.tenant, page)))
 }
 
 /// `Action Items Ready`: creates the issues, emits `Issues Created`; emits `Publish Failed` and

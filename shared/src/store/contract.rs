@@ -56,7 +56,74 @@ fn key(key: &str) -> IssueKey {
 }
 
 fn recorded(key: &str) -> RecordedIssue {
-    RecordedIssue { key: key.into(), id: IssueId::new(format!("id-{key}")), site: "cloud-1".into() }
+    RecordedIssue { key: key.into(), id: IssueId::new(format!("id-{key}")), site: "cloud-1".into(), report_id: None }
+}
+
+fn report(id: &str) -> crate::ids::ReportId {
+    crate::ids::ReportId::parse(id).unwrap()
+}
+
+/// Every page of a listing, followed to its end.
+async fn all_pages(ledger: &dyn IssueLedger, t: &TenantId, filter: &ItemFilter, limit: usize) -> Vec<ItemPage> {
+    let mut pages: Vec<ItemPage> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ledger.list_items(t, filter, after.as_ref(), limit).await.unwrap();
+        assert!(page.items.len() <= limit);
+        after = page.resume_after.clone();
+        pages.push(page);
+        if after.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 100, "the listing does not end");
+    }
+}
+
+/// The read model: created (and deleted) items in id order with their report, never pending or
+/// failed ones; pages of at most `limit`; a sparse filter answers short pages that go on, never
+/// one read of the whole ledger; another tenant sees nothing.
+async fn created_items_are_listed_in_pages(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    let names: Vec<String> = (0..230).map(|i| format!("i-{i:03}")).collect();
+    let ids: Vec<ItemId> = names.iter().map(|n| item(n)).collect();
+    ledger.claim_all(&t, "one", soon(), &ids).await.unwrap();
+    let sparse = ["i-005", "i-150", "i-220"];
+    let issues: Vec<(ItemId, RecordedIssue)> = names
+        .iter()
+        .filter(|n| n.as_str() != "i-100" && n.as_str() != "i-101")
+        .map(|n| {
+            let on = if sparse.contains(&n.as_str()) { "r-sparse" } else { "r-main" };
+            (item(n), RecordedIssue { report_id: Some(report(on)), ..recorded(&format!("ENG-{n}")) })
+        })
+        .collect();
+    ledger.complete_all(&t, "one", &issues).await.unwrap();
+    // i-100 stays pending, i-101 failed: neither has an issue to list.
+    ledger.fail(&t, &item("i-101"), "one", "refused").await.unwrap();
+    ledger.mark_deleted(&t, &key("ENG-i-007"), &item("i-007")).await.unwrap();
+
+    let every = all_pages(ledger, &t, &ItemFilter::default(), 100).await;
+    let listed: Vec<&CreatedItem> = every.iter().flat_map(|p| &p.items).collect();
+    let expected: Vec<&str> = names.iter().map(String::as_str).filter(|n| !["i-100", "i-101"].contains(n)).collect();
+    assert_eq!(listed.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(), expected);
+    let first = listed[0];
+    assert_eq!((first.key.as_str(), first.id.as_str()), ("ENG-i-000", "id-ENG-i-000"));
+    assert_eq!(first.report_id, Some(report("r-main")));
+    assert_eq!(first.site, Some("cloud-1".into()));
+    assert_eq!((first.state.as_ref(), first.synced_at, first.deleted), (None, None, false));
+    assert!(listed.iter().find(|i| i.item_id == "i-007").unwrap().deleted);
+
+    let filter = ItemFilter { report_id: Some(report("r-sparse")), status_category: None };
+    let pages = all_pages(ledger, &t, &filter, 50).await;
+    let found: Vec<&str> = pages.iter().flat_map(|p| &p.items).map(|i| i.item_id.as_str()).collect();
+    assert_eq!(found, sparse);
+    // More records than one page looks at: the filter's first page is short and goes on.
+    assert!(pages.len() >= 2 && pages[0].items.len() < 50 && pages[0].resume_after.is_some(), "{pages:?}");
+
+    let category = ItemFilter { report_id: None, status_category: Some(crate::issues::state::StatusCategory::Done) };
+    let none_synced = all_pages(ledger, &t, &category, 100).await;
+    assert!(none_synced.iter().all(|p| p.items.is_empty()), "no item has a state yet");
+    let stranger = ledger.list_items(&tenant(), &ItemFilter::default(), None, 100).await.unwrap();
+    assert_eq!(stranger, ItemPage { items: Vec::new(), resume_after: None });
 }
 
 pub async fn issue_ledger(ledger: &dyn IssueLedger) {
@@ -71,6 +138,7 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     a_deleted_issue_is_done_and_no_longer_ours(ledger).await;
     completing_many_keeps_each_items_condition(ledger).await;
     claiming_many_answers_as_claiming_each(ledger).await;
+    created_items_are_listed_in_pages(ledger).await;
 }
 
 /// `claim_all` answers for each item what `claim` would: fresh ones taken (past one batch too),

@@ -28,7 +28,10 @@ pub use connections::{ConnectionStore, PendingConsent, SweepPage, Verification, 
 pub use credentials::{CredentialStore, StoredSecret};
 pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
-pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
+pub use issue_ledger::{
+    CreatedItem, IssueLedger, ItemDone, ItemFilter, ItemPage, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, LIST_SCAN,
+    RecordedIssue,
+};
 pub use issue_sync::{
     CreatedIssue, CreatedPage, EnrolledPage, IssueSyncStore, KnownIssue, OutboxEntry, Staging, StateWrite, SyncCursor,
     SyncRound,

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::events::RecordingBus;
+#[cfg(feature = "fault-injection")]
 use crate::faults::CrashSwitch;
 use crate::ids::{IssueId, ItemId};
 use crate::issues::state::parse_jira_time;
@@ -40,8 +41,12 @@ async fn created(n: usize) -> MemoryStore {
         let item = ItemId::new(format!("item-{i}"));
         let until = OffsetDateTime::now_utc() + time::Duration::minutes(5);
         store.ledger.claim(&tenant(), &item, "job", until).await.unwrap();
-        let issue =
-            RecordedIssue { key: IssueKey::new(format!("ENG-{i}")), id: IssueId::new(format!("{i}")), site: site() };
+        let issue = RecordedIssue {
+            key: IssueKey::new(format!("ENG-{i}")),
+            id: IssueId::new(format!("{i}")),
+            site: site(),
+            report_id: None,
+        };
         store.ledger.complete(&tenant(), &item, "job", &issue).await.unwrap();
     }
     store
@@ -133,6 +138,7 @@ async fn a_deleted_issue_is_announced_once_and_its_states_ignored_after() {
     assert_eq!(r.record(&tenant(), &site(), late, Source::Poll).await.unwrap(), 0);
 }
 
+#[cfg(feature = "fault-injection")]
 /// A crash after the transaction and before the events: the changes wait in the outbox, the
 /// next call publishes them once, and seeing them again adds nothing.
 #[tokio::test]

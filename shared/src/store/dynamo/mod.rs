@@ -7,7 +7,7 @@
 //! | OAuth consent waiting for its confirmation (grant, secret name, code digest, `expires_at_ms`, the connections it becomes; `ttl` a week later as a backstop) | `CONSENT_PENDING` | `TENANT#{tenant}#{target}` |
 //! | refresh lease | `LEASE#{key}` | `LEASE` |
 //! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
-//! | action item → issue (+ `site` it was written to) | `TENANT#{tenant}` | `ACTION#{item id}` |
+//! | action item → issue (+ `site` it was written to, `report_id` when the item named one; listed in item-id order by `GET .../action-items`, a Query of `begins_with(sk, ACTION#)` at most 200 records a page) | `TENANT#{tenant}` | `ACTION#{item id}` |
 //! | issue → action item (+ `site`) | `TENANT#{tenant}` | `ISSUE#{key}` |
 //! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
 //! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |

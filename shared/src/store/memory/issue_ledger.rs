@@ -6,11 +6,12 @@ use time::OffsetDateTime;
 
 use super::{Clock, Faults, RoundTrips, from_ms, key, lock, ms};
 use crate::domain::TenantId;
-use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+use crate::ids::{IssueId, IssueKey, ItemId, ReportId, SiteId};
 use crate::issues::state::JiraState;
 use crate::store::{
-    Claim, CreatedIssue, CreatedPage, EnrolledPage, IssueLedger, IssueSyncStore, ItemDone, ItemStart, KeyRecord,
-    KnownIssue, OutboxEntry, RecordedIssue, Staging, StateWrite, StoreError, SyncCursor, SyncRound,
+    Claim, CreatedIssue, CreatedItem, CreatedPage, EnrolledPage, IssueLedger, IssueSyncStore, ItemDone, ItemFilter,
+    ItemPage, ItemStart, KeyRecord, KnownIssue, LIST_SCAN, OutboxEntry, RecordedIssue, Staging, StateWrite, StoreError,
+    SyncCursor, SyncRound,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,10 @@ struct Action {
     issue_id: Option<String>,
     site: Option<String>,
     message: Option<String>,
+    report_id: Option<ReportId>,
+    /// When the sync (or an edit's read-back) last recorded the issue's state, which itself is
+    /// in `SyncItems::states`.
+    synced_at_ms: Option<i64>,
 }
 
 impl Action {
@@ -53,7 +58,26 @@ impl Action {
             issue_id: None,
             site: None,
             message: None,
+            report_id: None,
+            synced_at_ms: None,
         }
+    }
+
+    /// The read model's view of a record, for those whose issue was created.
+    fn created(&self, item_id: &str, state: Option<&JiraState>) -> Option<CreatedItem> {
+        if !matches!(self.state, State::Created | State::Deleted) {
+            return None;
+        }
+        Some(CreatedItem {
+            item_id: ItemId::new(item_id),
+            key: IssueKey::new(self.issue_key.clone().unwrap_or_default()),
+            id: IssueId::new(self.issue_id.clone().unwrap_or_default()),
+            site: self.site.clone().filter(|s| !s.is_empty()).map(SiteId::new),
+            report_id: self.report_id.clone(),
+            deleted: self.state == State::Deleted,
+            state: state.cloned(),
+            synced_at: self.synced_at_ms.map(from_ms),
+        })
     }
 }
 
@@ -224,6 +248,7 @@ impl IssueLedger for MemoryIssueLedger {
         action.issue_key = Some(issue.key.to_string());
         action.issue_id = Some(issue.id.to_string());
         action.site = Some(issue.site.to_string());
+        action.report_id = issue.report_id.clone();
         action.owner = None;
         action.lease_until_ms = None;
         let reverse =
@@ -296,22 +321,60 @@ impl IssueLedger for MemoryIssueLedger {
         Ok(())
     }
 
+    async fn list_items(
+        &self,
+        tenant: &TenantId,
+        filter: &ItemFilter,
+        after: Option<&ItemId>,
+        limit: usize,
+    ) -> Result<ItemPage, StoreError> {
+        let _trip = self.round_trips.go().await;
+        self.faults.check("IssueLedger::list_items")?;
+        let items = lock(&self.items);
+        let mut ids: Vec<&str> = items
+            .actions
+            .keys()
+            .filter(|(t, id)| t == tenant.as_str() && after.is_none_or(|a| id.as_str() > a.as_str()))
+            .map(|(_, id)| id.as_str())
+            .collect();
+        ids.sort_unstable();
+        // As the DynamoDB Query: at most LIST_SCAN records looked at, and "there may be more"
+        // whenever that many were.
+        let looked = &ids[..ids.len().min(LIST_SCAN)];
+        let admitted: Vec<CreatedItem> = looked
+            .iter()
+            .filter_map(|id| {
+                let at = key(tenant, id);
+                items.actions.get(&at)?.created(id, items.sync.states.get(&at).map(|(state, _)| state))
+            })
+            .filter(|item| filter.admits(item))
+            .collect();
+        let more = looked.last().filter(|_| looked.len() == LIST_SCAN).map(|id| ItemId::new(*id));
+        Ok(ItemPage::cut(admitted, more, limit))
+    }
+
     async fn record_state(
         &self,
         tenant: &TenantId,
         item_id: &ItemId,
         state: &JiraState,
-        _synced_at: OffsetDateTime,
+        synced_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.faults.check("IssueLedger::record_state")?;
         let mut items = lock(&self.items);
-        Ok(items.write_state(tenant, item_id, state))
+        Ok(items.write_state(tenant, item_id, state, synced_at))
     }
 }
 
 impl Items {
     /// The adapter's "only newer `updated`" condition on a created item, and the write.
-    fn write_state(&mut self, tenant: &TenantId, item_id: &ItemId, state: &JiraState) -> bool {
+    fn write_state(
+        &mut self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        state: &JiraState,
+        synced_at: OffsetDateTime,
+    ) -> bool {
         let at = key(tenant, item_id.as_str());
         if self.actions.get(&at).is_none_or(|a| a.state != State::Created) {
             return false;
@@ -319,6 +382,9 @@ impl Items {
         let updated = ms(state.updated);
         if self.sync.states.get(&at).is_some_and(|(_, recorded)| *recorded >= updated) {
             return false;
+        }
+        if let Some(action) = self.actions.get_mut(&at) {
+            action.synced_at_ms = Some(ms(synced_at));
         }
         self.sync.states.insert(at, (state.clone(), updated));
         true
@@ -406,7 +472,7 @@ impl IssueSyncStore for MemoryIssueLedger {
                 Some(KnownIssue {
                     key: issue_key.clone(),
                     site: reverse.site.clone().map(SiteId::new),
-                    report_id: None,
+                    report_id: action.and_then(|a| a.report_id.as_ref()).map(ToString::to_string),
                     jira_updated_ms: items.sync.states.get(&at).map(|(_, updated)| *updated),
                     deleted: reverse.state == State::Deleted || action.is_some_and(|a| a.state == State::Deleted),
                     item_id: ItemId::new(item_id),
@@ -458,7 +524,9 @@ impl IssueSyncStore for MemoryIssueLedger {
             .iter()
             .map(|change| {
                 let new = match &change.write {
-                    StateWrite::Seen { state, .. } => items.write_state(tenant, &change.item_id, state),
+                    StateWrite::Seen { state, synced_at } => {
+                        items.write_state(tenant, &change.item_id, state, *synced_at)
+                    }
                     StateWrite::Deleted => items.write_deleted(tenant, &change.key, &change.item_id),
                 };
                 if new {
@@ -500,5 +568,48 @@ impl IssueSyncStore for MemoryIssueLedger {
             items.sync.backfilled = true;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issues::state::{StatusCategory, parse_jira_time};
+
+    fn state(category: StatusCategory) -> JiraState {
+        JiraState {
+            status: "S".into(),
+            status_category: category,
+            resolution: None,
+            assignee: None,
+            summary: "s".into(),
+            due_date: None,
+            updated: parse_jira_time("2026-12-02T18:40:12.345+0000").unwrap(),
+        }
+    }
+
+    /// The status filter reads the recorded state: done ones only, never-synced ones never.
+    #[tokio::test]
+    async fn the_status_filter_admits_only_items_whose_last_state_is_in_the_category() {
+        let ledger = MemoryIssueLedger::default();
+        let t = TenantId::parse("acme").unwrap();
+        let until = OffsetDateTime::now_utc() + time::Duration::minutes(5);
+        for (n, category) in [(1, Some(StatusCategory::Done)), (2, Some(StatusCategory::New)), (3, None)] {
+            let id = ItemId::new(format!("ai-{n}"));
+            ledger.claim(&t, &id, "o", until).await.unwrap();
+            let issue =
+                RecordedIssue { key: format!("P-{n}").into(), id: "1".into(), site: "s".into(), report_id: None };
+            ledger.complete(&t, &id, "o", &issue).await.unwrap();
+            if let Some(category) = category {
+                assert!(ledger.record_state(&t, &id, &state(category), OffsetDateTime::now_utc()).await.unwrap());
+            }
+        }
+        let done = ItemFilter { report_id: None, status_category: Some(StatusCategory::Done) };
+        let page = ledger.list_items(&t, &done, None, 10).await.unwrap();
+        assert_eq!(page.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(), ["ai-1"]);
+        assert!(page.items[0].synced_at.is_some());
+        let all = ledger.list_items(&t, &ItemFilter::default(), None, 2).await.unwrap();
+        assert_eq!(all.items.len(), 2);
+        assert_eq!(all.resume_after, Some(ItemId::new("ai-2")));
     }
 }

@@ -107,6 +107,7 @@ async fn world(tenants: &[&str], issues: usize) -> World {
                 key: IssueKey::new(format!("ENG-{i}")),
                 id: IssueId::new(format!("{}", 10_000 + i)),
                 site: SiteId::new(SITE),
+                report_id: None,
             };
             store.ledger.complete(&tenant, &item, "job", &recorded).await.unwrap();
         }
