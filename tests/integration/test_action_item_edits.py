@@ -148,6 +148,10 @@ def test_a_field_a_person_changed_since_we_last_saw_it_is_not_overwritten(jira):
     bridge.sim("POST", f"/_sim/jira/issues/{key}/transition?flavour={flavour}", {"status": "In Progress"})
     r = patch(bridge, tenant, "c-1", {"due_date": "2026-12-31"})
     assert r.status_code == 200 and r.json()["changed"] == ["due_date"], r.text
+    # The state read back after the edit is the read model's: filtered by its status category.
+    listed = bridge.call("GET", f"/v1/tenants/{tenant}/action-items", tenant,
+                         params={"status_category": "indeterminate"}).json()["items"]
+    assert [i["action_item_id"] for i in listed] == ["c-1"] and listed[0]["state"]["status"] == "In Progress"
     # That edit read the issue again: the person's summary is now the known one, and may be changed.
     assert patch(bridge, tenant, "c-1", {"summary": "Ours again"}).status_code == 200
     # The description is not in the known state: any change since blocks an edit of it.

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::events::RecordingBus;
+#[cfg(feature = "fault-injection")]
 use crate::faults::CrashSwitch;
 use crate::ids::{IssueId, ItemId};
 use crate::issues::state::parse_jira_time;
@@ -137,6 +138,7 @@ async fn a_deleted_issue_is_announced_once_and_its_states_ignored_after() {
     assert_eq!(r.record(&tenant(), &site(), late, Source::Poll).await.unwrap(), 0);
 }
 
+#[cfg(feature = "fault-injection")]
 /// A crash after the transaction and before the events: the changes wait in the outbox, the
 /// next call publishes them once, and seeing them again adds nothing.
 #[tokio::test]
