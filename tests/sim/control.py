@@ -446,6 +446,29 @@ async def plant_issues(request):
     return json_response({"issues": planted}, status=201)
 
 
+async def put_edit_screen(request):
+    """`PUT /_sim/jira/edit-screen?flavour=&site=` `{"project": "ENG", "fields": ["summary", ...]}`:
+    the project's edit screen holds only those fields (`"fields": null`: the create screen's
+    again, Jira's default)."""
+    st = _state(request)
+    flavour, site_id = _deployment(st, request.query)
+    body = await _json(request, {})
+    if not isinstance(body, dict) or set(body) - {"project", "fields"}:
+        return sim_error("body must be {\"project\": KEY, \"fields\": [field ids] | null}")
+    project = st.jira_store(flavour, site_id).ds.project(str(body.get("project", "")))
+    if project is None:
+        return sim_error("'project' must be an existing project key", 404)
+    fields = body.get("fields")
+    at = (site_id or "dc", project["key"])
+    if fields is None:
+        st.edit_screens.pop(at, None)
+    elif isinstance(fields, list) and all(isinstance(f, str) for f in fields):
+        st.edit_screens[at] = list(fields)
+    else:
+        return sim_error("'fields' must be a list of field ids or null")
+    return json_response({"project": project["key"], "fields": st.edit_screens.get(at)})
+
+
 async def jira_searches(request):
     """`GET /_sim/jira/searches[?label=L]`: the JQL searches served so far (`DELETE` forgets
     them), those naming label `L` only when given."""
@@ -1066,6 +1089,7 @@ def routes() -> list[web.RouteDef]:
         web.patch(p + "/jira/issues/{key}", edit_issue),
         web.delete(p + "/jira/issues/{key}", remove_issue),
         web.get(p + "/jira/searches", jira_searches),
+        web.put(p + "/jira/edit-screen", put_edit_screen),
         web.delete(p + "/jira/searches", clear_jira_searches),
         web.get(p + "/quirks", get_quirks),
         web.put(p + "/quirks", put_quirks),

@@ -295,6 +295,9 @@ class State:
         # Per-element failures for the next bulk creates (a fault switch: Jira-side rules such as
         # workflow validators refuse single elements of a bulk request).
         self.element_faults: dict[str, Any] | None = None
+        # (deployment: cloudId | "dc", project key) -> the field ids of its edit screen, where the
+        # control API set one (`PUT /_sim/jira/edit-screen`); otherwise the create screen's.
+        self.edit_screens: dict[tuple[str, str], list[str]] = {}
         # Every JQL search served (`GET /_sim/jira/searches`): flavour, the JQL, its labels.
         self.jira_searches: list[dict] = []
         # generated product data: sizes per Cloud site / for DC, datasets built on first use

@@ -16,6 +16,7 @@ use super::{
 use crate::caller::{BridgeScope, Caller, Public};
 use crate::discovery as find;
 use crate::http::{Json, NoBody};
+use crate::issues::edit::{ActionItemEdit, ActionItemEdited};
 use crate::issues::read::ActionItemList;
 use crate::issues::{IssuesCreated, IssuesJob, IssuesRequest};
 use crate::reports::{Publication, Report};
@@ -53,6 +54,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -62,6 +64,7 @@ impl Method {
             Self::Get => "GET",
             Self::Post => "POST",
             Self::Put => "PUT",
+            Self::Patch => "PATCH",
             Self::Delete => "DELETE",
         }
     }
@@ -217,6 +220,8 @@ pub const EVENT_RULES: &[EventRule] = &[
     EventRule { detail_type: "Action Items Ready", function: Function::CreateIssue, own: false },
     // The rest of an issue job that was answered with 202 (`POST /v1/tenants/{tenant}/issues`).
     EventRule { detail_type: "Action Items Deferred", function: Function::CreateIssue, own: true },
+    // Edits of action items whose issues we created (`PATCH .../action-items/{id}` as an event).
+    EventRule { detail_type: "Action Items Changed", function: Function::CreateIssue, own: false },
 ];
 
 /// An EventBridge Scheduler schedule: it invokes `function` with `input` (a JSON object) at
@@ -249,7 +254,7 @@ pub const SCHEDULES: &[Schedule] = &[
 
 use BridgeScope::{Admin, Publish, Read};
 use Function::{Connections, CreateIssue, Discovery, OAuthCallback, PublishPage};
-use Method::{Delete, Get, Post, Put};
+use Method::{Delete, Get, Patch, Post, Put};
 
 /// What a route that calls Atlassian may answer besides its success.
 const UPSTREAM: &[u16] = &[400, 401, 403, 404, 409, 413, 422, 502, 503];
@@ -629,6 +634,20 @@ pub const LIST_ACTION_ITEMS: Route<NoBody> = Route::jwt(
     },
 );
 
+pub const EDIT_ACTION_ITEM: Route<Json<ActionItemEdit>> = Route::jwt(
+    Patch,
+    "/v1/tenants/{tenant}/action-items/{id}",
+    CreateIssue,
+    Publish,
+    Doc {
+        id: "editActionItem",
+        summary: "Change the summary, description, assignee (by the same email matching as creation) or due date of the issue created for action item `id`: exactly the fields sent, and of those only the ones whose value differs from Jira's. A field not on the issue's edit screen answers 422 field_not_editable and nothing is changed; an email that matches nobody leaves the assignee as it is, with a note. Optimistic: when the issue changed in Jira since its last known state (GET .../action-items) in a field the edit would overwrite (the description: any change), 409 issue_changed and nothing is changed. An item never created answers 404 action_item_not_found; a deleted issue 410 issue_deleted (and the item is marked deleted). The answer carries the issue's state after the edit, which the read model shows at once. The same edits come as the `Action Items Changed` event.",
+        query: &[],
+        ok: ok(200, "What was changed, with notes and the state after the edit", json::<ActionItemEdited>()),
+        errors: &[400, 401, 403, 404, 409, 410, 422, 429, 502, 503],
+    },
+);
+
 // publish-page
 
 pub const PUBLISH_PAGE: Route<Json<Report>> = Route::jwt(
@@ -686,6 +705,7 @@ pub const ROUTES: &[&Spec] = &[
     &DELETE_ISSUE.spec,
     &GET_ISSUE_JOB.spec,
     &LIST_ACTION_ITEMS.spec,
+    &EDIT_ACTION_ITEM.spec,
     &PUBLISH_PAGE.spec,
     &GET_PUBLICATION.spec,
 ];
@@ -709,6 +729,7 @@ pub const FAIR_SHARE_ROUTES: &[&Spec] = &[
     &LIST_PRIORITIES.spec,
     &CREATE_ISSUES.spec,
     &DELETE_ISSUE.spec,
+    &EDIT_ACTION_ITEM.spec,
     &PUBLISH_PAGE.spec,
 ];
 

@@ -126,6 +126,39 @@ async fn created_items_are_listed_in_pages(ledger: &dyn IssueLedger) {
     assert_eq!(stranger, ItemPage { items: Vec::new(), resume_after: None });
 }
 
+/// One item by id, as the edits read it: created (with its report and, once recorded, its state
+/// and when it was seen), deleted, or none for pending, failed, unknown and another tenant's.
+async fn an_item_is_found_by_id_with_its_last_state(ledger: &dyn IssueLedger) {
+    use crate::issues::state::{JiraState, StatusCategory};
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    let issue = RecordedIssue { report_id: Some(report("r-1")), ..recorded("ENG-1") };
+    ledger.complete(&t, &item("a"), "one", &issue).await.unwrap();
+    ledger.claim(&t, &item("pending"), "one", soon()).await.unwrap();
+    let found = ledger.issue_for_item(&t, &item("a")).await.unwrap().unwrap();
+    assert_eq!((found.key.as_str(), found.report_id.clone(), found.deleted), ("ENG-1", Some(report("r-1")), false));
+    assert_eq!((found.state, found.synced_at), (None, None));
+    let seen = JiraState {
+        status: "Done".into(),
+        status_category: StatusCategory::Done,
+        resolution: Some("Done".into()),
+        assignee: None,
+        summary: "s".into(),
+        due_date: None,
+        updated: to_ms(OffsetDateTime::now_utc()),
+    };
+    let at = to_ms(OffsetDateTime::now_utc());
+    assert!(ledger.record_state(&t, &item("a"), &seen, at).await.unwrap());
+    let found = ledger.issue_for_item(&t, &item("a")).await.unwrap().unwrap();
+    assert_eq!((found.state, found.synced_at), (Some(seen), Some(at)));
+    for missing in ["pending", "never"] {
+        assert_eq!(ledger.issue_for_item(&t, &item(missing)).await.unwrap(), None, "{missing}");
+    }
+    assert_eq!(ledger.issue_for_item(&tenant(), &item("a")).await.unwrap(), None);
+    ledger.mark_deleted(&t, &key("ENG-1"), &item("a")).await.unwrap();
+    assert!(ledger.issue_for_item(&t, &item("a")).await.unwrap().unwrap().deleted);
+}
+
 pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     a_fresh_item_is_claimed_once(ledger).await;
     a_lapsed_claim_is_resumed_and_its_old_holder_changes_nothing(ledger).await;
@@ -139,6 +172,7 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     completing_many_keeps_each_items_condition(ledger).await;
     claiming_many_answers_as_claiming_each(ledger).await;
     created_items_are_listed_in_pages(ledger).await;
+    an_item_is_found_by_id_with_its_last_state(ledger).await;
 }
 
 /// `claim_all` answers for each item what `claim` would: fresh ones taken (past one batch too),

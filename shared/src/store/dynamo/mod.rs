@@ -15,6 +15,8 @@
 //! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
 //! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
 //! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
+//! | an issue's edit screen, the field ids the connected user may edit (`value`, `ttl` 10 min) | `TENANT#{tenant}` | `CACHE#EDITMETA#{site}#{issue key}` |
+//! | an `Action Items Changed` event's results, once per idempotency key (an issue-job record, `ttl` a week) | `TENANT#{tenant}` | `JOB#EDITS-{keyed hash of the idempotency key}`, `…#PART#00000` |
 //! | fair-share slots of a function (`holders` map holder → lease end ms, `paused_until_ms`, `ttl` a day after the last lease) | `TENANT#{tenant}` | `SLOTS#{function}` |
 //! | refused credential checks per destination, all tenants (`window_start_ms`, `failures`, `tenants` set, `ttl` the window's end) | `DESTINATION#{host\|site\|token_url}#{key}` | `FAILURES` |
 //! | destination lock (`locked_until_ms`, `ttl` its end) | `DESTINATION#{host\|site\|token_url}#{key}` | `LOCK` |
