@@ -34,5 +34,6 @@ pub mod telemetry;
 #[cfg(test)]
 mod testing;
 pub mod verify;
+pub mod webhook_jwt;
 
 pub use secrecy::{ExposeSecret, SecretString};
