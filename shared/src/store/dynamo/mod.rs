@@ -21,6 +21,9 @@
 //! | keep-alive notice sent (`ttl`: until it can't matter) | `TENANT#{tenant}` | `NOTICE#EXPIRING#{grant}#{consent epoch}#{30 or 7}`, `NOTICE#BROKEN#{product}#{created epoch}` |
 //! | keep-alive round (`started_at`, `after`, `completed_at`) | `KEEP_ALIVE` | `ROUND` |
 //! | the `sweep` index's one-off backfill (`after_pk`, `after_sk`, or `done`) | `KEEP_ALIVE` | `BACKFILL` |
+//! | dynamic Jira webhook registration (`tenant`, `cloud_id`, `site_url`, `webhook_ids`, `projects`, `expires_at_ms`, `registered_at_ms`); all in one partition, so the refresh step finds the expiring ones with one query | `JIRA_WEBHOOKS` | `TENANT#{tenant}` |
+//! | the same registration, found by a webhook id a delivery names (`matchedWebhookIds`; ids are per site, so several tenants may share one) | `JIRA_WEBHOOK#{webhook id}` | `TENANT#{tenant}` |
+//! | a handled webhook delivery (`until_ms`, `ttl` three days: Jira retries for hours) | `JIRA_DELIVERY#{cloudId}#{X-Atlassian-Webhook-Identifier}` | `DELIVERY` |
 //!
 //! One sparse global secondary index, `sweep` (hash `sweep_pk`, range `sweep_sk`, all attributes
 //! projected): only connection items carry its keys, `CONNECTION` and `{tenant}#{product}`, so
@@ -61,6 +64,7 @@ mod publications;
 mod refresh_leases;
 mod settings;
 mod tenant_slots;
+mod webhooks;
 
 #[derive(Clone)]
 pub struct DynamoStore {
