@@ -35,5 +35,6 @@ pub mod telemetry;
 mod testing;
 pub mod verify;
 pub mod webhook_jwt;
+pub mod webhooks;
 
 pub use secrecy::{ExposeSecret, SecretString};
