@@ -18,10 +18,11 @@
 //! safety net (deliveries are best effort).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::access::{AccessError, Connector};
 use crate::atlassian::jira::webhooks::{self as api, Registered};
@@ -89,17 +90,64 @@ pub struct RefreshReport {
 }
 
 /// Registration, refresh and removal of tenants' webhooks.
-pub struct Webhooks<'a> {
-    pub connector: &'a Connector,
-    pub connections: &'a dyn ConnectionStore,
-    pub settings: &'a dyn SettingsStore,
-    pub store: &'a dyn WebhookStore,
+pub struct Webhooks {
+    pub connector: Arc<Connector>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub settings: Arc<dyn SettingsStore>,
+    pub store: Arc<dyn WebhookStore>,
     /// Where Jira delivers: the public `POST /v1/webhooks/jira` of this deployment.
-    pub url: &'a str,
+    pub url: String,
     pub clock: Clock,
 }
 
-impl Webhooks<'_> {
+impl Webhooks {
+    /// The deployment's registrar; `None` when `BRIDGE_JIRA_WEBHOOK_URL` is unset (no webhooks).
+    pub fn from_app(app: &crate::app::App) -> Option<Self> {
+        Some(Self {
+            connector: app.connector.clone(),
+            connections: app.connections.clone(),
+            settings: app.settings.clone(),
+            store: app.webhooks.clone(),
+            url: app.config.jira_webhook_url.as_ref()?.to_string(),
+            clock: app.config.clock,
+        })
+    }
+
+    /// [`ensure`](Self::ensure) for a request that just changed what it depends on (a confirmed
+    /// consent, saved settings): a failure is logged, never the request's answer; the scheduled
+    /// run tries again.
+    pub async fn ensure_logged(&self, tenant: &TenantId) {
+        match self.ensure(tenant).await {
+            Ok(outcome) => tracing::debug!(?outcome, "webhook registration checked"),
+            Err(e) => tracing::warn!(error = %e, "webhook registration failed; the scheduled run retries"),
+        }
+    }
+
+    /// The scheduled run's catch-up: every connection that allows webhooks and has no
+    /// registration yet gets one (a consent whose registration failed, a project configured
+    /// later). Pages through every tenant's connections (the sweep index), at most `pages` pages.
+    pub async fn ensure_missing(&self, pages: usize) -> Result<usize, WebhookError> {
+        let (mut after, mut registered) = (None::<String>, 0);
+        for _ in 0..pages {
+            let page = self.connections.sweep_page(after.as_deref(), 100).await?;
+            for connection in page.connections.iter().filter(|c| allows_webhooks(c)) {
+                if self.store.registration(&connection.tenant).await?.is_some() {
+                    continue;
+                }
+                match self.ensure(&connection.tenant).await {
+                    Ok(Ensured::Registered(_)) => registered += 1,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(tenant = %connection.tenant, error = %e, "webhook registration failed"),
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(registered)
+    }
+
     /// Registers the tenant's webhook if it opted in and has none for its current project(s).
     pub async fn ensure(&self, tenant: &TenantId) -> Result<Ensured, WebhookError> {
         let Some(connection) = self.connections.get(tenant, Product::Jira).await? else {
@@ -161,7 +209,7 @@ impl Webhooks<'_> {
         site_url: &str,
         projects: Vec<String>,
     ) -> Result<WebhookRegistration, WebhookError> {
-        let id = match api::register(session, self.url, &projects).await? {
+        let id = match api::register(session, &self.url, &projects).await? {
             Registered::Created(id) => id,
             Registered::Refused(errors) => return Err(WebhookError::Refused(errors.join("; "))),
         };
@@ -398,6 +446,7 @@ mod tests {
     use crate::ids::{IssueId, ItemId};
     use crate::store::memory::MemoryStore;
     use crate::store::{Claim, RecordedIssue};
+    use time::OffsetDateTime;
 
     #[derive(Default)]
     struct Seen(Mutex<Vec<(String, String, Option<String>)>>);
