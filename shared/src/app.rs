@@ -61,6 +61,8 @@ pub struct App {
     pub credentials: Arc<dyn CredentialStore>,
     pub settings: Arc<dyn SettingsStore>,
     pub issues: Arc<dyn IssueLedger>,
+    /// The two-way sync's enrolled tenants, cursors and outbox (`crate::sync`).
+    pub sync: Arc<dyn crate::store::IssueSyncStore>,
     /// Issue jobs accepted with 202.
     pub jobs: Arc<dyn IssueJobStore>,
     pub publications: Arc<dyn PublicationStore>,
@@ -144,6 +146,7 @@ impl App {
             states: dynamo.clone(),
             settings: dynamo.clone(),
             issues: dynamo.clone(),
+            sync: dynamo.clone(),
             jobs: dynamo.clone(),
             lookups: dynamo.clone(),
             destinations: dynamo.clone(),

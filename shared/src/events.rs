@@ -2,7 +2,8 @@
 //! straight to the function (Lambda retries a failed delivery, then parks it in a dead-letter
 //! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, `Egress Abuse Suspected`
 //! (connections, see `lockout.rs`), and from the keep-alive sweep `Connection Expiring` and
-//! `Connection Broken`, through the [`EventBus`] port.
+//! `Connection Broken`, and from the issue sync (`crate::sync`) `Issues Updated` and `Issue
+//! Deleted`, through the [`EventBus`] port.
 //!
 //! Every event type names its `detail-type` ([`DetailType`]); each event's JSON Schema is
 //! generated from these types into `shared/events/` (see the test).
@@ -236,6 +237,8 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
         schema_of::<crate::reports::ReportReady>("report-ready"),
         schema_of::<crate::reports::PagePublished>("page-published"),
         schema_of::<crate::lockout::EgressAbuseSuspected>("egress-abuse-suspected"),
+        schema_of::<crate::sync::IssuesUpdated>("issues-updated"),
+        schema_of::<crate::sync::IssueDeleted>("issue-deleted"),
     ]
 }
 

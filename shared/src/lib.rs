@@ -30,6 +30,7 @@ pub mod oauth;
 pub mod reports;
 pub mod settings;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;

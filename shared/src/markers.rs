@@ -74,6 +74,19 @@ impl Markers {
         hex(&self.mac(&all), 32)
     }
 
+    /// The tag of an opaque page token (`purpose` names the listing) for `tenant`: a cursor is
+    /// ours and the tenant's only if it carries this, so a cursor edited by hand, or taken from
+    /// another tenant's listing, is refused instead of read.
+    pub fn cursor_tag(&self, purpose: &str, tenant: &str, payload: &str) -> String {
+        hex(&self.mac(&["cursor", purpose, tenant, payload]), 16)
+    }
+
+    /// Whether `tag` is [`cursor_tag`](Self::cursor_tag)'s, compared in constant time.
+    pub fn cursor_tag_matches(&self, purpose: &str, tenant: &str, payload: &str, tag: &str) -> bool {
+        let expected = self.cursor_tag(purpose, tenant, payload);
+        expected.len() == tag.len() && expected.bytes().zip(tag.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
     /// Both forms an issue of this item may carry: the keyed one, and the one written before.
     pub fn issue_forms(&self, tenant: &str, item_id: &str) -> [String; 2] {
         [self.issue(tenant, item_id), legacy_issue(tenant, item_id)]

@@ -360,6 +360,106 @@ async def jira_issues(request):
     return json_response({"flavour": flavour, "total": len(items), "issues": items})
 
 
+# ---- "a person in Jira": workflow transitions, edits, deletions, planted issues ----------
+def _issue_of(request):
+    st = _state(request)
+    flavour, site_id = _deployment(st, request.query)
+    store = st.jira_store(flavour, site_id)
+    issue = store.find(request.match_info["key"])
+    if issue is None:
+        raise web.HTTPNotFound(text=json.dumps({"error": f"no issue {request.match_info['key']!r}"}),
+                               content_type="application/json")
+    return store, issue
+
+
+async def transition_issue(request):
+    """`POST /_sim/jira/issues/{key}/transition?flavour=&site=` `{"status": "Done"}` (a status
+    name or id): moves the issue as a person would; `updated` moves, listeners hear of it."""
+    from .products import jira_issues
+    store, issue = _issue_of(request)
+    body = await _json(request, {})
+    status = jira_issues.find_status(body.get("status", "")) if isinstance(body, dict) else None
+    if status is None:
+        names = ", ".join(s["name"] for s in jira_issues.STATUSES)
+        return sim_error(f"'status' must be one of: {names}")
+    issue["values"]["status"] = status["id"]
+    store.changed(issue, ["status", "resolution"])
+    return json_response({"key": issue["key"], "status": status["name"], "updated": issue["updated"]})
+
+
+EDITABLE = {"summary", "duedate", "assignee", "description", "labels"}
+
+
+async def edit_issue(request):
+    """`PATCH /_sim/jira/issues/{key}?flavour=&site=` `{"fields": {"summary": ...}}`: an edit in
+    Jira's UI (summary, duedate, assignee as an accountId / user name or null, description,
+    labels); `updated` moves."""
+    store, issue = _issue_of(request)
+    body = await _json(request, {})
+    fields = body.get("fields") if isinstance(body, dict) else None
+    if not isinstance(fields, dict) or not fields:
+        return sim_error("'fields' must be a non-empty object")
+    unknown = sorted(set(fields) - EDITABLE)
+    if unknown:
+        return sim_error(f"cannot edit {unknown}; editable: {sorted(EDITABLE)}")
+    issue["values"].update(fields)
+    store.changed(issue, sorted(fields))
+    return json_response({"key": issue["key"], "updated": issue["updated"]})
+
+
+async def remove_issue(request):
+    """`DELETE /_sim/jira/issues/{key}?flavour=&site=`: someone deleted it in Jira (subtasks
+    too)."""
+    store, issue = _issue_of(request)
+    return json_response({"deleted": store.delete(issue)})
+
+
+async def plant_issues(request):
+    """`POST /_sim/jira/issues?flavour=&site=` `{"project": "ENG", "count": 5000,
+    "labels": [...], "summary": "..."}`: issues that exist in Jira already (as if created by a
+    client earlier), To Do, in the project's first issue type. Answers their keys and ids."""
+    st = _state(request)
+    flavour, site_id = _deployment(st, request.query)
+    store = st.jira_store(flavour, site_id)
+    body = await _json(request, {})
+    if not isinstance(body, dict):
+        return sim_error("body must be an object")
+    project = store.ds.project(str(body.get("project", "")))
+    count = body.get("count", 1)
+    labels = body.get("labels", [])
+    if project is None:
+        return sim_error("'project' must be an existing project key", 404)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 20000:
+        return sim_error("'count' must be an integer from 1 to 20000")
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x and " " not in x for x in labels):
+        return sim_error("'labels' must be a list of labels without spaces")
+    issuetype = project["issue_types"][0]
+    creator = st.current_account_id if flavour == "cloud" else "admin"
+    planted = []
+    for n in range(count):
+        summary = f"{body.get('summary', 'Planted issue')} {n + 1}"
+        fields = {"project": {"key": project["key"]}, "issuetype": {"id": issuetype["id"]},
+                  "summary": summary, "labels": list(labels)}
+        values = {"summary": summary, "labels": list(labels)}
+        issue = store.create(project, issuetype, fields, values, None, creator)
+        planted.append({"key": issue["key"], "id": issue["id"]})
+    return json_response({"issues": planted}, status=201)
+
+
+async def jira_searches(request):
+    """`GET /_sim/jira/searches[?label=L]`: the JQL searches served so far (`DELETE` forgets
+    them), those naming label `L` only when given."""
+    st = _state(request)
+    label = request.query.get("label")
+    found = [s for s in st.jira_searches if label is None or label in s["labels"]]
+    return json_response({"count": len(found), "searches": found})
+
+
+async def clear_jira_searches(request):
+    _state(request).jira_searches.clear()
+    return json_response({"ok": True})
+
+
 # ---- per-element bulk failures ---------------------------------------------------------
 async def put_element_faults(request):
     """`{"elements": [i, ...], "status": 400, "errors": {field: message}, "messages": [...],
@@ -961,6 +1061,12 @@ def routes() -> list[web.RouteDef]:
         web.get(p + "/confluence/pages", confluence_pages),
         web.get(p + "/confluence/attachments", confluence_attachments),
         web.get(p + "/jira/issues", jira_issues),
+        web.post(p + "/jira/issues", plant_issues),
+        web.post(p + "/jira/issues/{key}/transition", transition_issue),
+        web.patch(p + "/jira/issues/{key}", edit_issue),
+        web.delete(p + "/jira/issues/{key}", remove_issue),
+        web.get(p + "/jira/searches", jira_searches),
+        web.delete(p + "/jira/searches", clear_jira_searches),
         web.get(p + "/quirks", get_quirks),
         web.put(p + "/quirks", put_quirks),
         web.put(p + "/jira/element-faults", put_element_faults),

@@ -295,6 +295,8 @@ class State:
         # Per-element failures for the next bulk creates (a fault switch: Jira-side rules such as
         # workflow validators refuse single elements of a bulk request).
         self.element_faults: dict[str, Any] | None = None
+        # Every JQL search served (`GET /_sim/jira/searches`): flavour, the JQL, its labels.
+        self.jira_searches: list[dict] = []
         # generated product data: sizes per Cloud site / for DC, datasets built on first use
         self.cloud_sizes: dict[str, dict[str, int]] = {}
         self.dc_sizes: dict[str, int] = dict(DEFAULT_SIZES)

@@ -1,6 +1,7 @@
 //! `create-issue`: action items → Jira issues (HTTP `POST /v1/tenants/{tenant}/issues` and the
 //! `Action Items Ready` event), `DELETE /v1/tenants/{tenant}/issues/{key}` for issues this
-//! system created for the tenant, and the jobs an HTTP request could not finish in its budget
+//! system created for the tenant, the read model of what it created
+//! (`GET /v1/tenants/{tenant}/action-items`, from the ledger it already holds), and the jobs an HTTP request could not finish in its budget
 //! (`202`, `Action Items Deferred` parts, `GET /v1/tenants/{tenant}/jobs/{job}`).
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use bridge::error::{ApiError, ErrorCode};
 use bridge::events::{Delivery, EventBus};
 use bridge::http::{self, HttpResponse, Input};
 use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
+use bridge::issues::read::Listing;
 use bridge::issues::{
     ActionItem, ActionItemsDeferred, ActionItemsReady, BULK_CHUNK, BULK_IN_FLIGHT, CreateContext, IssueJob,
     IssuesCreated, IssuesJob, IssuesRequest, ItemResult, JobStatus, Lookups, create_screen,
@@ -42,6 +44,7 @@ pub struct Context {
     settings: Arc<dyn SettingsStore>,
     connector: Arc<Connector>,
     issues: Arc<dyn IssueLedger>,
+    sync: Arc<dyn bridge::store::IssueSyncStore>,
     lookups: Arc<dyn LookupCache>,
     lease: Duration,
     search_index: SearchIndex,
@@ -57,6 +60,7 @@ impl Context {
             settings: app.settings.clone(),
             connector: app.connector.clone(),
             issues: app.issues.clone(),
+            sync: app.sync.clone(),
             lookups: app.lookups.clone(),
             lease: app.config.job_lease,
             search_index: app.config.search_index,
@@ -72,6 +76,7 @@ impl Context {
             settings: self.settings.as_ref(),
             connector: &self.connector,
             issues: self.issues.as_ref(),
+            sync: self.sync.as_ref(),
             lookups: self.lookups.as_ref(),
             lease: self.lease,
             search_index: self.search_index,
@@ -85,6 +90,7 @@ struct Issuer<'a> {
     settings: &'a dyn SettingsStore,
     connector: &'a Connector,
     issues: &'a dyn IssueLedger,
+    sync: &'a dyn bridge::store::IssueSyncStore,
     lookups: &'a dyn LookupCache,
     lease: Duration,
     search_index: SearchIndex,
@@ -101,6 +107,9 @@ pub fn router() -> Router<Context> {
         })
         .route(&routes::DELETE_ISSUE, |cx: Arc<Context>, caller, input| async move {
             delete(cx.issues.as_ref(), &cx.connector, &caller, &input).await
+        })
+        .route(&routes::LIST_ACTION_ITEMS, |cx: Arc<Context>, caller, input| async move {
+            list_items(&cx, &caller, &input).await
         })
 }
 
@@ -329,6 +338,8 @@ async fn prepare(issuer: &Issuer<'_>, tenant: &TenantId, request: &IssuesRequest
     };
     settings.validate()?;
     let session = issuer.connector.session(tenant, Product::Jira).await?;
+    // Before any issue exists: the issue sync then follows every issue this job creates.
+    issuer.sync.enroll(tenant).await?;
     let (project, issue_type) = (ProjectKey::new(&settings.project_key), IssueTypeId::new(&settings.issue_type_id));
     // Settings are read fresh above on every job (a saved change applies to the next one); the
     // create screen may come from an earlier job's answer, minutes old at most.
@@ -389,6 +400,22 @@ async fn delete(
     ledger.mark_deleted(&caller.tenant, &key, &item.item_id).await?;
     tracing::info!(key = %key, "issue deleted");
     Ok(http::no_content())
+}
+
+/// `GET /v1/tenants/{tenant}/action-items`: one page of the ledger's created items.
+async fn list_items(cx: &Context, caller: &Caller, input: &Input) -> Result<HttpResponse, ApiError> {
+    let q = |name: &str| input.query(name);
+    let (report, category, cursor, limit) = (q("report_id"), q("status_category"), q("cursor"), q("limit"));
+    let listing = Listing::parse(
+        &cx.markers,
+        &caller.tenant,
+        report.as_deref(),
+        category.as_deref(),
+        cursor.as_deref(),
+        limit.as_deref(),
+    )?;
+    let page = cx.issues.list_items(&caller.tenant, &listing.filter, listing.after.as_ref(), listing.limit).await?;
+    Ok(http::json(StatusCode::OK, &listing.answer(&cx.markers, &caller.tenant, page)))
 }
 
 /// `Action Items Ready`: creates the issues, emits `Issues Created`; emits `Publish Failed` and

@@ -16,6 +16,7 @@ use super::{
 use crate::caller::{BridgeScope, Caller, Public};
 use crate::discovery as find;
 use crate::http::{Json, NoBody};
+use crate::issues::read::ActionItemList;
 use crate::issues::{IssuesCreated, IssuesJob, IssuesRequest};
 use crate::reports::{Publication, Report};
 
@@ -598,6 +599,25 @@ pub const DELETE_ISSUE: Route<NoBody> = Route::jwt(
     },
 );
 
+pub const LIST_ACTION_ITEMS: Route<NoBody> = Route::jwt(
+    Get,
+    "/v1/tenants/{tenant}/action-items",
+    CreateIssue,
+    Read,
+    Doc {
+        id: "listActionItems",
+        summary: "The action items this integration created issues for (deleted ones too, marked), in action-item-id order: issue key and id, site, report_id, the issue's last known Jira state (null until the sync first saw it) and synced_at. Read from our records only (no Jira call). Each page looks at a bounded slice of the records, so with a sparse filter a page may be short or empty and still carry next_cursor: follow it until it is null. A cursor carries its filters; an edited or another tenant's cursor answers 400 invalid_cursor.",
+        query: &[
+            ("report_id", "Only the items sent with this report_id"),
+            ("status_category", "Only items whose last known status category is new, indeterminate, done or unknown"),
+            ("cursor", "next_cursor of the previous page"),
+            ("limit", "Items per page, 1 to 100 (default 50)"),
+        ],
+        ok: answer::<ActionItemList>(),
+        errors: &[400, 401, 403],
+    },
+);
+
 // publish-page
 
 pub const PUBLISH_PAGE: Route<Json<Report>> = Route::jwt(
@@ -654,6 +674,7 @@ pub const ROUTES: &[&Spec] = &[
     &CREATE_ISSUES.spec,
     &DELETE_ISSUE.spec,
     &GET_ISSUE_JOB.spec,
+    &LIST_ACTION_ITEMS.spec,
     &PUBLISH_PAGE.spec,
     &GET_PUBLICATION.spec,
 ];

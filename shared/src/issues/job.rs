@@ -58,11 +58,12 @@ struct Pending<'i> {
 }
 
 impl IssueJob<'_> {
-    fn recorded(&self, issue: &super::CreatedIssue) -> RecordedIssue {
+    fn recorded(&self, item: &ActionItem, issue: &super::CreatedIssue) -> RecordedIssue {
         RecordedIssue {
             key: IssueKey::new(issue.key.clone()),
             id: IssueId::new(issue.id.clone()),
             site: SiteId::new(self.ctx.session.site_id()),
+            report_id: item.report_id.clone(),
         }
     }
 
@@ -85,6 +86,7 @@ impl IssueJob<'_> {
             url: key.map(|k| self.url(k)),
             message,
             retryable,
+            report_id: item.report_id.clone(),
         }
     }
 
@@ -263,7 +265,7 @@ impl IssueJob<'_> {
                                     prepared.note.clone(),
                                     false,
                                 );
-                                (pending.index, item, Record::Complete(self.recorded(&issue)), result)
+                                (pending.index, item, Record::Complete(self.recorded(item, &issue)), result)
                             }
                             BulkOutcome::Failed { message, retryable } => {
                                 let result = self.result(item, ItemStatus::Failed, None, Some(message.clone()), retryable);
@@ -392,7 +394,7 @@ impl IssueJob<'_> {
             match find_by_marker(self.ctx.session, &self.ctx.settings.project_key, &markers).await {
                 Ok(Some(found)) => {
                     tracing::info!(item = %item.id, key = %found.key, "found the issue an interrupted attempt created");
-                    self.ledger.complete(self.tenant, &item_id(item), owner, &self.recorded(&found)).await?;
+                    self.ledger.complete(self.tenant, &item_id(item), owner, &self.recorded(item, &found)).await?;
                     results[pending.index] =
                         Some(self.result(item, ItemStatus::Existing, Some(&found.key), None, false));
                 }

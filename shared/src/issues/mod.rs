@@ -12,6 +12,7 @@
 mod job;
 pub mod lookups;
 pub mod markup;
+pub mod read;
 pub mod state;
 
 pub use job::{BULK_IN_FLIGHT, IssueJob, LEDGER_IN_FLIGHT};
@@ -28,7 +29,7 @@ use crate::atlassian::jira::users::UserQuery;
 use crate::atlassian::jira::{self, CreateMetaField, FIELDS_WE_ALWAYS_SET};
 use crate::atlassian::{AtlassianError, ErrorPayload, Flavour, Session};
 use crate::error::{ApiError, ErrorCode};
-use crate::ids::{AccountId, ProjectKey};
+use crate::ids::{AccountId, ProjectKey, ReportId};
 use crate::markers::Markers;
 use crate::settings::JiraSettings;
 use markup::BackLink;
@@ -75,6 +76,10 @@ pub struct ActionItem {
     /// Component names.
     #[serde(default)]
     pub components: Vec<String>,
+    /// The report (page) this action item came from, if any: recorded with its issue, echoed in
+    /// its result, and a filter of `GET /v1/tenants/{tenant}/action-items`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_id: Option<ReportId>,
 }
 
 /// Where the action items came from, linked from every issue's description.
@@ -202,6 +207,9 @@ pub struct ItemResult {
     pub message: Option<String>,
     /// For failures: whether trying again may succeed.
     pub retryable: bool,
+    /// The item's `report_id`, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_id: Option<ReportId>,
 }
 
 /// `Issues Created` (and the HTTP answer): one result per action item, in request order.

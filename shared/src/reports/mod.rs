@@ -125,10 +125,8 @@ impl Report {
     /// Every check a person can fix, with the path of what is wrong.
     pub fn validate(&self) -> Result<(), ApiError> {
         let c = self.common();
-        let id_ok = (1..=128).contains(&c.report_id.len())
-            && c.report_id.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | ':'));
-        if !id_ok {
-            return Err(invalid("report_id must be 1 to 128 characters of letters, digits, '-', '_', '.' or ':'"));
+        if let Err(rule) = crate::ids::ReportId::parse(c.report_id.as_str()) {
+            return Err(invalid(format!("report_id {rule}")));
         }
         text("title", &c.title, MAX_TITLE)?;
         text("team", &c.team, MAX_TITLE)?;

@@ -56,7 +56,74 @@ fn key(key: &str) -> IssueKey {
 }
 
 fn recorded(key: &str) -> RecordedIssue {
-    RecordedIssue { key: key.into(), id: IssueId::new(format!("id-{key}")), site: "cloud-1".into() }
+    RecordedIssue { key: key.into(), id: IssueId::new(format!("id-{key}")), site: "cloud-1".into(), report_id: None }
+}
+
+fn report(id: &str) -> crate::ids::ReportId {
+    crate::ids::ReportId::parse(id).unwrap()
+}
+
+/// Every page of a listing, followed to its end.
+async fn all_pages(ledger: &dyn IssueLedger, t: &TenantId, filter: &ItemFilter, limit: usize) -> Vec<ItemPage> {
+    let mut pages: Vec<ItemPage> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ledger.list_items(t, filter, after.as_ref(), limit).await.unwrap();
+        assert!(page.items.len() <= limit);
+        after = page.resume_after.clone();
+        pages.push(page);
+        if after.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 100, "the listing does not end");
+    }
+}
+
+/// The read model: created (and deleted) items in id order with their report, never pending or
+/// failed ones; pages of at most `limit`; a sparse filter answers short pages that go on, never
+/// one read of the whole ledger; another tenant sees nothing.
+async fn created_items_are_listed_in_pages(ledger: &dyn IssueLedger) {
+    let t = tenant();
+    let names: Vec<String> = (0..230).map(|i| format!("i-{i:03}")).collect();
+    let ids: Vec<ItemId> = names.iter().map(|n| item(n)).collect();
+    ledger.claim_all(&t, "one", soon(), &ids).await.unwrap();
+    let sparse = ["i-005", "i-150", "i-220"];
+    let issues: Vec<(ItemId, RecordedIssue)> = names
+        .iter()
+        .filter(|n| n.as_str() != "i-100" && n.as_str() != "i-101")
+        .map(|n| {
+            let on = if sparse.contains(&n.as_str()) { "r-sparse" } else { "r-main" };
+            (item(n), RecordedIssue { report_id: Some(report(on)), ..recorded(&format!("ENG-{n}")) })
+        })
+        .collect();
+    ledger.complete_all(&t, "one", &issues).await.unwrap();
+    // i-100 stays pending, i-101 failed: neither has an issue to list.
+    ledger.fail(&t, &item("i-101"), "one", "refused").await.unwrap();
+    ledger.mark_deleted(&t, &key("ENG-i-007"), &item("i-007")).await.unwrap();
+
+    let every = all_pages(ledger, &t, &ItemFilter::default(), 100).await;
+    let listed: Vec<&CreatedItem> = every.iter().flat_map(|p| &p.items).collect();
+    let expected: Vec<&str> = names.iter().map(String::as_str).filter(|n| !["i-100", "i-101"].contains(n)).collect();
+    assert_eq!(listed.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(), expected);
+    let first = listed[0];
+    assert_eq!((first.key.as_str(), first.id.as_str()), ("ENG-i-000", "id-ENG-i-000"));
+    assert_eq!(first.report_id, Some(report("r-main")));
+    assert_eq!(first.site, Some("cloud-1".into()));
+    assert_eq!((first.state.as_ref(), first.synced_at, first.deleted), (None, None, false));
+    assert!(listed.iter().find(|i| i.item_id == "i-007").unwrap().deleted);
+
+    let filter = ItemFilter { report_id: Some(report("r-sparse")), status_category: None };
+    let pages = all_pages(ledger, &t, &filter, 50).await;
+    let found: Vec<&str> = pages.iter().flat_map(|p| &p.items).map(|i| i.item_id.as_str()).collect();
+    assert_eq!(found, sparse);
+    // More records than one page looks at: the filter's first page is short and goes on.
+    assert!(pages.len() >= 2 && pages[0].items.len() < 50 && pages[0].resume_after.is_some(), "{pages:?}");
+
+    let category = ItemFilter { report_id: None, status_category: Some(crate::issues::state::StatusCategory::Done) };
+    let none_synced = all_pages(ledger, &t, &category, 100).await;
+    assert!(none_synced.iter().all(|p| p.items.is_empty()), "no item has a state yet");
+    let stranger = ledger.list_items(&tenant(), &ItemFilter::default(), None, 100).await.unwrap();
+    assert_eq!(stranger, ItemPage { items: Vec::new(), resume_after: None });
 }
 
 pub async fn issue_ledger(ledger: &dyn IssueLedger) {
@@ -71,6 +138,7 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     a_deleted_issue_is_done_and_no_longer_ours(ledger).await;
     completing_many_keeps_each_items_condition(ledger).await;
     claiming_many_answers_as_claiming_each(ledger).await;
+    created_items_are_listed_in_pages(ledger).await;
 }
 
 /// `claim_all` answers for each item what `claim` would: fresh ones taken (past one batch too),
@@ -895,6 +963,146 @@ pub async fn webhooks(store: &dyn WebhookStore) {
     assert!(!store.delivery_seen("site-a", &id, later).await.unwrap());
 }
 
+fn seen(updated_ms: i64) -> crate::issues::state::JiraState {
+    crate::issues::state::JiraState {
+        status: "Done".into(),
+        status_category: crate::issues::state::StatusCategory::Done,
+        resolution: Some("Done".into()),
+        assignee: None,
+        summary: "s".into(),
+        due_date: None,
+        updated: OffsetDateTime::from_unix_timestamp_nanos(i128::from(updated_ms) * 1_000_000).unwrap(),
+    }
+}
+
+fn staging(item_id: &str, issue_key: &str, write: StateWrite, change_id: &str) -> Staging {
+    Staging {
+        item_id: item(item_id),
+        key: key(issue_key),
+        write,
+        change_id: change_id.into(),
+        site: "cloud-1".into(),
+        payload: format!("{{\"change\":\"{change_id}\"}}"),
+    }
+}
+
+/// The sync's store: the "only newer `updated`" condition (staged and plain), the outbox written
+/// with it and nothing without it, bulk key lookups, the created-issue listing, cursors, rounds
+/// and enrolled tenants.
+pub async fn issue_sync<S: IssueLedger + IssueSyncStore + ?Sized>(store: &S) {
+    let t = tenant();
+    for (id, k) in [("a", "ENG-1"), ("b", "ENG-2"), ("c", "ENG-3")] {
+        store.claim(&t, &item(id), "one", soon()).await.unwrap();
+        store.complete(&t, &item(id), "one", &recorded(k)).await.unwrap();
+    }
+    // A pending item is not created: no state is written on it.
+    store.claim(&t, &item("p"), "one", soon()).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let at = |ms: i64| StateWrite::Seen { state: seen(ms), synced_at: now };
+
+    // Only newer: the first sighting and a newer one are new; the same and an older one are not.
+    let first = [staging("a", "ENG-1", at(2_000), "ENG-1@2000"), staging("b", "ENG-2", at(2_000), "ENG-2@2000")];
+    assert_eq!(store.stage(&t, &first).await.unwrap(), vec![true, true]);
+    let again = [
+        staging("a", "ENG-1", at(2_000), "ENG-1@2000"),
+        staging("b", "ENG-2", at(1_000), "ENG-2@1000"),
+        staging("c", "ENG-3", at(1_000), "ENG-3@1000"),
+        staging("p", "ENG-9", at(1_000), "ENG-9@1000"),
+    ];
+    assert_eq!(store.stage(&t, &again).await.unwrap(), vec![false, false, true, false]);
+    let ids: Vec<String> = store.outbox(&t).await.unwrap().into_iter().map(|e| e.change_id).collect();
+    assert_eq!(ids, vec!["ENG-1@2000", "ENG-2@2000", "ENG-3@1000"]);
+    let entry = store.outbox(&t).await.unwrap().remove(0);
+    assert_eq!(entry.payload, "{\"change\":\"ENG-1@2000\"}");
+    assert_eq!(entry.site.as_str(), "cloud-1");
+    assert!(!entry.deleted);
+    assert!(store.outbox(&tenant()).await.unwrap().is_empty());
+
+    // The plain write keeps the same condition.
+    assert!(!store.record_state(&t, &item("a"), &seen(2_000), now).await.unwrap());
+    assert!(store.record_state(&t, &item("a"), &seen(3_000), now).await.unwrap());
+    assert!(!store.record_state(&t, &item("p"), &seen(3_000), now).await.unwrap());
+    assert!(!store.record_state(&t, &item("never"), &seen(3_000), now).await.unwrap());
+
+    // Bulk lookup: only our keys, with what was recorded.
+    let known = store.known(&t, &[key("ENG-2"), key("ENG-1"), key("OPS-1"), key("ENG-1")]).await.unwrap();
+    assert_eq!(known.len(), 2);
+    assert_eq!((known[0].key.as_str(), known[0].item_id.as_str()), ("ENG-1", "a"));
+    assert_eq!(known[0].jira_updated_ms, Some(3_000));
+    assert_eq!(known[1].jira_updated_ms, Some(2_000));
+    assert_eq!(known[1].site.as_ref().map(|s| s.as_str()), Some("cloud-1"));
+    assert!(!known[1].deleted);
+    assert!(store.known(&tenant(), &[key("ENG-1")]).await.unwrap().is_empty());
+    let many: Vec<IssueKey> = (0..250).map(|i| key(&format!("X-{i}"))).chain([key("ENG-3")]).collect();
+    assert_eq!(store.known(&t, &many).await.unwrap().len(), 1, "past one BatchGetItem");
+
+    // A deletion is new once, with its entry; the record is no longer a created one.
+    let gone = [staging("b", "ENG-2", StateWrite::Deleted, "ENG-2@deleted")];
+    assert_eq!(store.stage(&t, &gone).await.unwrap(), vec![true]);
+    assert_eq!(store.stage(&t, &gone).await.unwrap(), vec![false]);
+    assert!(store.outbox(&t).await.unwrap().iter().any(|e| e.change_id == "ENG-2@deleted" && e.deleted));
+    assert!(store.known(&t, &[key("ENG-2")]).await.unwrap()[0].deleted);
+    assert_eq!(store.item_for_key(&t, &key("ENG-2")).await.unwrap(), None);
+    assert_eq!(store.stage(&t, &[staging("b", "ENG-2", at(9_000), "ENG-2@9000")]).await.unwrap(), vec![false]);
+
+    // Published entries go.
+    let all: Vec<String> = store.outbox(&t).await.unwrap().into_iter().map(|e| e.change_id).collect();
+    store.clear_outbox(&t, &all).await.unwrap();
+    assert!(store.outbox(&t).await.unwrap().is_empty());
+
+    // The created issues, a page at a time, without the deleted or pending ones.
+    let mut listed = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let page = store.created_issues(&t, after.as_deref(), 1).await.unwrap();
+        listed.extend(page.issues.into_iter().map(|i| (i.key.to_string(), i.id.to_string(), i.item_id.to_string())));
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        listed,
+        vec![("ENG-1".into(), "id-ENG-1".into(), "a".into()), ("ENG-3".into(), "id-ENG-3".into(), "c".into())]
+    );
+
+    // Cursors per tenant and site; rounds; enrolled tenants in order.
+    assert_eq!(store.cursor(&t, &"cloud-1".into()).await.unwrap(), SyncCursor::default());
+    let cursor = SyncCursor {
+        updated_since: Some(to_ms(now)),
+        deletion_after: Some("ACTION#a".into()),
+        deletion_pass_done: Some(to_ms(now)),
+    };
+    store.save_cursor(&t, &"cloud-1".into(), &cursor).await.unwrap();
+    assert_eq!(store.cursor(&t, &"cloud-1".into()).await.unwrap(), cursor);
+    assert_eq!(store.cursor(&t, &"other".into()).await.unwrap(), SyncCursor::default());
+    let round = SyncRound { after: Some(t.to_string()), started_at: Some(to_ms(now)) };
+    store.save_sync_round(&round).await.unwrap();
+    assert_eq!(store.sync_round().await.unwrap(), round);
+    store.enroll(&t).await.unwrap();
+    store.enroll(&t).await.unwrap();
+    let before = &t.as_str()[..t.as_str().len() - 1];
+    let page = store.enrolled(Some(before), 5).await.unwrap();
+    assert_eq!(page.tenants.first(), Some(&t));
+    assert!(!store.enrolled(Some(t.as_str()), 5).await.unwrap().tenants.contains(&t));
+}
+
+/// A tenant that created issues before enrollment existed is enrolled by the backfill.
+pub async fn issue_sync_backfill<S: IssueLedger + IssueSyncStore + ?Sized>(store: &S) {
+    let t = tenant();
+    store.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    store.complete(&t, &item("a"), "one", &recorded("ENG-1")).await.unwrap();
+    let before = &t.as_str()[..t.as_str().len() - 1];
+    assert!(!store.enrolled(Some(before), 5).await.unwrap().tenants.contains(&t));
+    let mut calls = 0;
+    while !store.backfill_enrollment(1).await.unwrap() {
+        calls += 1;
+        assert!(calls < 1000);
+    }
+    assert_eq!(store.enrolled(Some(before), 5).await.unwrap().tenants.first(), Some(&t));
+    assert!(store.backfill_enrollment(1).await.unwrap());
+}
+
 mod memory {
     use super::*;
     use crate::store::memory::MemoryStore;
@@ -930,6 +1138,8 @@ mod memory {
         tenant_slots(&*store.slots).await;
         destination_failures(&*store.destinations).await;
         webhooks(&*store.webhooks).await;
+        issue_sync(&*store.ledger).await;
+        issue_sync_backfill(&*store.ledger).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1044,6 +1254,8 @@ mod dynamodb {
         destination_failures_race(store.clone()).await;
         webhooks(&*store).await;
         backfill_sweep_index(&store).await;
+        issue_sync(&*store).await;
+        issue_sync_backfill(&*store).await;
         issue_ledger_race(store.clone()).await;
         publications_race(store.clone()).await;
         refresh_leases_race(store).await;

@@ -12,6 +12,7 @@ pub mod destination_failures;
 pub mod dynamo;
 pub mod issue_jobs;
 pub mod issue_ledger;
+pub mod issue_sync;
 pub mod keep_alive;
 pub mod lookup_cache;
 /// Always compiled (they are small): the tests of every crate build on them.
@@ -28,7 +29,14 @@ pub use connections::{ConnectionStore, PendingConsent, SweepPage, Verification, 
 pub use credentials::{CredentialStore, StoredSecret};
 pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
-pub use issue_ledger::{IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue};
+pub use issue_ledger::{
+    CreatedItem, IssueLedger, ItemDone, ItemFilter, ItemPage, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, LIST_SCAN,
+    RecordedIssue,
+};
+pub use issue_sync::{
+    CreatedIssue, CreatedPage, EnrolledPage, IssueSyncStore, KnownIssue, OutboxEntry, Staging, StateWrite, SyncCursor,
+    SyncRound,
+};
 pub use keep_alive::{KeepAliveStore, SweepRound};
 pub use lookup_cache::{CacheEntry, LookupCache, LookupKey};
 pub use oauth_states::{OAuthStateStore, PendingAuthorization};

@@ -54,6 +54,28 @@ SEARCH_MAX_CLOUD_IDS = 5000
 SEARCH_MAX_DC = 1000
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 STATUS_TODO = {"id": "10000", "name": "To Do"}
+# The default workflow's statuses (`status.id` -> name, category key); an issue starts in To Do.
+# A status in the `done` category carries resolution Done, the others none (Jira's simplified
+# workflow sets and clears the resolution on its transitions).
+STATUSES = [
+    {"id": "10000", "name": "To Do", "category": "new"},
+    {"id": "3", "name": "In Progress", "category": "indeterminate"},
+    {"id": "10001", "name": "Done", "category": "done"},
+]
+CATEGORIES = {"new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},
+              "indeterminate": {"id": 4, "key": "indeterminate", "colorName": "yellow", "name": "In Progress"},
+              "done": {"id": 3, "key": "done", "colorName": "green", "name": "Done"}}
+RESOLUTION_DONE = {"id": "10000", "name": "Done", "description": "Work has been completed on this issue."}
+
+
+def status_of(issue: dict | None) -> dict:
+    sid = (issue or {}).get("values", {}).get("status") or STATUS_TODO["id"]
+    return next((s for s in STATUSES if s["id"] == sid), STATUSES[0])
+
+
+def find_status(name_or_id: str) -> dict | None:
+    v = (name_or_id or "").lower()
+    return next((s for s in STATUSES if s["name"].lower() == v or s["id"] == name_or_id), None)
 
 
 class Invalid(Exception):
@@ -365,13 +387,14 @@ def created_json(ctx: Ctx, issue: dict) -> dict:
 
 
 # =========================================================================== rendering
-def status_json(ctx: Ctx) -> dict:
+def status_json(ctx: Ctx, issue: dict | None = None) -> dict:
     icon_base = ctx.site_url if ctx.flavour == "cloud" else ctx.base
-    return {"self": f"{api(ctx)}/status/{STATUS_TODO['id']}", "description": "",
-            "iconUrl": f"{icon_base}/images/icons/statuses/open.png", "name": STATUS_TODO["name"],
-            "id": STATUS_TODO["id"],
-            "statusCategory": {"self": f"{api(ctx)}/statuscategory/2", "id": 2, "key": "new",
-                               "colorName": "blue-gray", "name": "To Do"}}
+    s = status_of(issue)
+    cat = CATEGORIES[s["category"]]
+    return {"self": f"{api(ctx)}/status/{s['id']}", "description": "",
+            "iconUrl": f"{icon_base}/images/icons/statuses/open.png", "name": s["name"],
+            "id": s["id"],
+            "statusCategory": {"self": f"{api(ctx)}/statuscategory/{cat['id']}", **cat}}
 
 
 def _user_or_none(ctx: Ctx, ref):
@@ -385,7 +408,7 @@ def _brief(ctx: Ctx, issue: dict) -> dict:
     it = issue_type(p, issue["issueTypeId"])
     pr = next(x for x in PRIORITIES if x["id"] == issue["values"].get("priority", "3"))
     return {"id": issue["id"], "key": issue["key"], "self": f"{api(ctx)}/issue/{issue['id']}",
-            "fields": {"summary": issue["values"].get("summary"), "status": status_json(ctx),
+            "fields": {"summary": issue["values"].get("summary"), "status": status_json(ctx, issue),
                        "priority": priority_json(ctx, pr), "issuetype": issuetype_json(ctx, p, it)}}
 
 
@@ -398,7 +421,9 @@ def all_fields(ctx: Ctx, store, issue: dict) -> dict:
         "summary": v.get("summary"),
         "issuetype": issuetype_json(ctx, p, it),
         "project": _allowed(ctx, p, "project", [p])[0],
-        "status": status_json(ctx),
+        "status": status_json(ctx, issue),
+        "resolution": (dict(RESOLUTION_DONE, self=f"{api(ctx)}/resolution/{RESOLUTION_DONE['id']}")
+                       if status_of(issue)["category"] == "done" else None),
         "created": issue["created"],
         "updated": issue["updated"],
         "creator": _user_or_none(ctx, issue["creator"]),
@@ -565,7 +590,9 @@ async def delete_issue(ctx: Ctx):
 
 # --------------------------------------------------------------------------- search
 def run_jql(ctx: Ctx, store, text: str) -> list[dict]:
-    """The store's issues matching the JQL, ordered; raises jql.JqlError/JqlUnsupported."""
+    """The store's issues matching the JQL, ordered; raises jql.JqlError/JqlUnsupported. Every
+    search is counted (`GET /_sim/jira/searches`), refused ones too."""
+    ctx.state.jira_searches.append({"flavour": ctx.flavour, "jql": text, "labels": _labels_in(text)})
     expr, order = jql.parse(text)
     ds = ctx.data
 
@@ -584,6 +611,19 @@ def run_jql(ctx: Ctx, store, text: str) -> list[dict]:
                     raise jql.JqlError(f"An issue with key '{value}' does not exist for field '{label}'.")
                 return None
             return issue["key"]
+        if field == "status":
+            s = find_status(value)
+            if s is None:
+                raise jql.JqlError(f"The value '{value}' does not exist for the field '{label}'.")
+            return s["id"]
+        if field == "statuscategory":
+            v = value.lower()
+            c = next((k for k, c in CATEGORIES.items() if v in (k, c["name"].lower(), str(c["id"]))), None)
+            if c is None:
+                raise jql.JqlError(f"The value '{value}' does not exist for the field '{label}'.")
+            return c
+        if field in jql.DATE_FIELDS:
+            return jql.parse_date(value, label, ctx.state.now())
         if field == "issuetype":
             names = {t["name"].lower(): t["name"] for p in ds.projects for t in p["issue_types"]}
             ids = {t["id"]: t["name"] for p in ds.projects for t in p["issue_types"]}
@@ -609,6 +649,12 @@ def run_jql(ctx: Ctx, store, text: str) -> list[dict]:
                 return {issue["parent"]} if issue["parent"] else set()
             if field == "issuetype":
                 return {issue_type(p, issue["issueTypeId"])["name"].lower()}
+            if field == "status":
+                return {status_of(issue)["id"]}
+            if field == "statuscategory":
+                return {status_of(issue)["category"]}
+            if field in jql.DATE_FIELDS:
+                return {issue[f"{field}_at"]}
             raise AssertionError(field)
         return facts
 
@@ -626,6 +672,13 @@ def run_jql(ctx: Ctx, store, text: str) -> list[dict]:
             keyf = lambda i: (i["values"].get("summary") or "").lower()  # noqa: E731
         hits.sort(key=keyf, reverse=desc)
     return hits
+
+
+def _labels_in(text: str) -> list[str]:
+    try:
+        return jql.labels_of(jql.parse(text)[0])
+    except (jql.JqlError, jql.JqlUnsupported):
+        return []
 
 
 def _jql_refusal(e: Exception):

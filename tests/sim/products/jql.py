@@ -11,9 +11,14 @@ quoted strings ("..." or '...', backslash escapes).
 | `key` / `issuekey` / `id` | `=`, `!=`, `in`, `not in` | an issue key or id |
 | `issuetype` / `type` | `=`, `!=`, `in`, `not in` | name (any case) or id |
 | `parent` | `=`, `in` | an issue key or id |
+| `status` | `=`, `!=`, `in`, `not in` | a status name (any case) or id |
+| `statusCategory` / `category` | `=`, `!=`, `in`, `not in` | a category key, name or id |
+| `updated` / `created` (and `…Date`) | `=`, `!=`, `<`, `>`, `<=`, `>=` | `"yyyy/MM/dd HH:mm"`, `"yyyy-MM-dd HH:mm"`, `"yyyy/MM/dd"`, `"yyyy-MM-dd"` (in the user's time zone: UTC here), or relative `"-5m"`, `"-2h"`, `"-1d"`, `"-1w"` (from now, on the sim clock) |
 
-ORDER BY: `key`, `id`, `created`, `updated`, `summary`. Other fields Jira knows (status,
-assignee, text, ...) and JQL functions raise `JqlUnsupported` (the handlers answer 501); unknown
+Dates compare at the minute, as Jira's do: an absolute value is the start of its minute.
+
+ORDER BY: `key`, `id`, `created`, `updated`, `summary`. Other fields Jira knows (assignee,
+text, ...) and JQL functions raise `JqlUnsupported` (the handlers answer 501); unknown
 fields and syntax errors raise `JqlError` with Jira's kind of message (400).
 """
 
@@ -24,12 +29,16 @@ from dataclasses import dataclass
 
 KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
 SUPPORTED = {"project": "project", "labels": "labels", "key": "key", "issuekey": "key",
-             "id": "key", "issuetype": "issuetype", "type": "issuetype", "parent": "parent"}
-KNOWN_UNSUPPORTED = {"status", "assignee", "reporter", "creator", "summary", "description", "text",
-                     "created", "updated", "priority", "component", "resolution", "fixversion",
-                     "affectedversion", "duedate", "due", "sprint", "epic link", "statuscategory",
+             "id": "key", "issuetype": "issuetype", "type": "issuetype", "parent": "parent",
+             "status": "status", "statuscategory": "statuscategory", "category": "statuscategory",
+             "updated": "updated", "updateddate": "updated", "created": "created",
+             "createddate": "created"}
+DATE_FIELDS = {"updated", "created"}
+KNOWN_UNSUPPORTED = {"assignee", "reporter", "creator", "summary", "description", "text",
+                     "priority", "component", "resolution", "fixversion",
+                     "affectedversion", "duedate", "due", "sprint", "epic link",
                      "watcher", "comment", "environment", "resolved", "labels_old", "filter",
-                     "level", "votes", "category", "createddate", "updateddate", "lastviewed"}
+                     "level", "votes", "lastviewed"}
 ORDERABLE = {"key": "key", "issuekey": "key", "id": "key", "created": "created",
              "createddate": "created", "updated": "updated", "updateddate": "updated",
              "summary": "summary"}
@@ -188,6 +197,10 @@ class Parser:
         op_tok = self.take()
         if op_tok.kind == "op":
             op = op_tok.value
+            if field in DATE_FIELDS and op in ("=", "!=", "<", ">", "<=", ">="):
+                return ("cmp", field, op, [self.value()], t.value)
+            if op in ("<", ">", "<=", ">=") and field not in DATE_FIELDS:
+                raise JqlError(f"The operator '{op}' is not supported by the '{t.value}' field.")
             if op not in ("=", "!="):
                 raise JqlUnsupported(f"operator '{op}' on '{t.value}'")
             return ("cmp", field, op, [self.value()], t.value)
@@ -295,6 +308,12 @@ def matches(expr, facts) -> bool:
         return not matches(expr[1], facts)
     _, field, op, values, _ = expr
     have = facts(field)
+    if field in DATE_FIELDS:
+        # one timestamp; the bound value is the minute it names
+        (at,) = have
+        bound = values[0]
+        return {"=": at // 60 == bound // 60, "!=": at // 60 != bound // 60, "<": at < bound,
+                ">": at >= bound + 60, "<=": at < bound + 60, ">=": at >= bound}[op]
     wanted = set(values)
     if op in ("=", "in"):
         return bool(have & wanted)
@@ -306,3 +325,38 @@ def matches(expr, facts) -> bool:
     if op == "is not empty":
         return bool(have)
     raise AssertionError(op)
+
+
+_RELATIVE = re.compile(r"^([+-]?)(\d+)([mhdw])$")
+_ABSOLUTE = (("%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d", "%Y-%m-%d"))
+
+
+def parse_date(value: str, label: str, now: float) -> float:
+    """A JQL date value -> epoch seconds at the start of its minute (UTC, the sim user's zone);
+    relative values count from `now`. Anything else is Jira's 400."""
+    import datetime as _dt
+    m = _RELATIVE.match(value.strip())
+    if m:
+        unit = {"m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(3)]
+        delta = int(m.group(2)) * unit
+        return now - delta if m.group(1) != "+" else now + delta
+    for form in _ABSOLUTE:
+        try:
+            d = _dt.datetime.strptime(value.strip(), form).replace(tzinfo=_dt.timezone.utc)
+            return d.timestamp()
+        except ValueError:
+            continue
+    raise JqlError(f"Date value '{value}' for field '{label}' is invalid. Valid formats include: "
+                   "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period "
+                   "format e.g. '-5d', '4w 2d'.")
+
+
+def labels_of(expr) -> list[str]:
+    """The labels a parsed expression names (for the search counter)."""
+    if expr is None:
+        return []
+    if expr[0] in ("and", "or"):
+        return [v for e in expr[1] for v in labels_of(e)]
+    if expr[0] == "not":
+        return labels_of(expr[1])
+    return list(expr[3]) if expr[1] == "labels" else []

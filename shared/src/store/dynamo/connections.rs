@@ -470,61 +470,37 @@ impl DynamoStore {
     /// scan pages a call, resuming where the last call stopped, and answers `true` (at once, on
     /// every later call) once the whole table was done. Items written since carry the keys.
     async fn backfill_sweep_keys(&self, pages: usize) -> Result<bool, StoreError> {
-        let marker = (AttributeValue::S("KEEP_ALIVE".into()), AttributeValue::S(BACKFILL_SK.into()));
-        let state = self.get(marker.clone()).await?.item.unwrap_or_default();
-        if state.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
-            return Ok(true);
-        }
-        let mut start = match (state.get("after_pk"), state.get("after_sk")) {
-            (Some(pk), Some(sk)) => Some(HashMap::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())])),
-            _ => None,
-        };
-        for _ in 0..pages {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(sk, :c) AND attribute_not_exists(sweep_pk)")
+        let scan = |scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder| {
+            scan.filter_expression("begins_with(sk, :c) AND attribute_not_exists(sweep_pk)")
                 .expression_attribute_values(":c", AttributeValue::S("CONNECTION#".into()))
                 .projection_expression("pk, sk, tenant_id, product")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(service_error)?;
-            for item in out.items.unwrap_or_default() {
-                let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let result = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key("pk", AttributeValue::S(field("pk")))
-                    .key("sk", AttributeValue::S(field("sk")))
-                    .update_expression("SET sweep_pk = :pk, sweep_sk = :sk")
-                    // Deleted or rewritten meanwhile: nothing to do.
-                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(sweep_pk)")
-                    .expression_attribute_values(":pk", AttributeValue::S(SWEEP_PK.into()))
-                    .expression_attribute_values(
-                        ":sk",
-                        AttributeValue::S(format!("{}#{}", field("tenant_id"), field("product"))),
-                    )
-                    .send()
-                    .await;
-                conditional(result)?;
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        let mut put = self.client.put_item().table_name(&self.table).item("pk", marker.0).item("sk", marker.1);
-        put = match &start {
-            Some(key) => put
-                .item("after_pk", key.get("pk").cloned().unwrap_or(AttributeValue::Null(true)))
-                .item("after_sk", key.get("sk").cloned().unwrap_or(AttributeValue::Null(true))),
-            None => put.item("done", AttributeValue::Bool(true)),
         };
-        put.send().await.map_err(service_error)?;
-        Ok(start.is_none())
+        self.resumable_scan(("KEEP_ALIVE", BACKFILL_SK), pages, scan, |items| {
+            Box::pin(async move {
+                for item in &items {
+                    let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    let result = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .key("pk", AttributeValue::S(field("pk")))
+                        .key("sk", AttributeValue::S(field("sk")))
+                        .update_expression("SET sweep_pk = :pk, sweep_sk = :sk")
+                        // Deleted or rewritten meanwhile: nothing to do.
+                        .condition_expression("attribute_exists(pk) AND attribute_not_exists(sweep_pk)")
+                        .expression_attribute_values(":pk", AttributeValue::S(SWEEP_PK.into()))
+                        .expression_attribute_values(
+                            ":sk",
+                            AttributeValue::S(format!("{}#{}", field("tenant_id"), field("product"))),
+                        )
+                        .send()
+                        .await;
+                    conditional(result)?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }
 

@@ -12,12 +12,43 @@ use time::OffsetDateTime;
 
 use super::{DynamoStore, corrupt, is_condition_failure, lease_until, ms, now_ms, service_error, tenant_pk};
 use crate::domain::TenantId;
-use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
+use crate::ids::{IssueId, IssueKey, ItemId, ReportId, SiteId};
+use crate::issues::state::JiraState;
 use crate::jobs::bounded;
-use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, RecordedIssue, StoreError};
+use crate::store::{
+    Claim, CreatedItem, IssueLedger, ItemDone, ItemFilter, ItemPage, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, LIST_SCAN,
+    RecordedIssue, StoreError,
+};
 
 fn action_sk(item_id: &ItemId) -> String {
     format!("ACTION#{item_id}")
+}
+
+/// The read model's view of an `ACTION#` record whose issue was created (or deleted since).
+/// A stored state that does not read (written by a newer version, say) counts as none yet.
+fn created_item(item: &HashMap<String, AttributeValue>) -> Option<CreatedItem> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let number = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let done = done(item)?;
+    let item_id = ItemId::new(text("sk")?.strip_prefix("ACTION#")?);
+    let state = text("jira_state").and_then(|json| match serde_json::from_str::<JiraState>(&json) {
+        Ok(state) => Some(state),
+        Err(e) => {
+            tracing::warn!(item = %item_id, error = %e, "stored Jira state unreadable; listed as not synced");
+            None
+        }
+    });
+    Some(CreatedItem {
+        item_id,
+        key: done.key,
+        id: done.id,
+        site: done.site,
+        report_id: text("report_id").and_then(|r| ReportId::parse(r).ok()),
+        deleted: done.deleted,
+        state,
+        synced_at: number("synced_at_ms")
+            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()),
+    })
 }
 
 /// Completions written in one transaction: two actions each, DynamoDB takes 100 per transaction.
@@ -57,14 +88,20 @@ impl DynamoStore {
         owner: &str,
         issue: &RecordedIssue,
     ) -> Result<[TransactWriteItem; 2], StoreError> {
-        let RecordedIssue { key, id, site } = issue;
+        let RecordedIssue { key, id, site, report_id } = issue;
+        // The report id only where the item named one, so records stay as they were without.
+        let (set_report, report) = match report_id {
+            Some(report) => (", report_id = :report", Some(AttributeValue::S(report.to_string()))),
+            None => ("", None),
+        };
         let record = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(tenant_pk(tenant)))
             .key("sk", AttributeValue::S(action_sk(item_id)))
-            .update_expression(
-                "SET #state = :created, issue_key = :key, issue_id = :id, site = :site REMOVE #owner, lease_until_ms",
-            )
+            .update_expression(format!(
+                "SET #state = :created, issue_key = :key, issue_id = :id, site = :site{set_report} REMOVE #owner, lease_until_ms"
+            ))
+            .set_expression_attribute_values(report.map(|r| HashMap::from([(":report".to_owned(), r)])))
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#owner", "owner")
@@ -376,6 +413,79 @@ impl IssueLedger for DynamoStore {
                 .map_err(service_error)?;
         }
         Ok(())
+    }
+
+    async fn record_state(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        state: &crate::issues::state::JiraState,
+        synced_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(state).map_err(corrupt)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression("SET jira_state = :state, jira_updated_ms = :updated, synced_at_ms = :at")
+            // The same condition as the sync's staging (store/dynamo/issue_sync.rs).
+            .condition_expression(
+                "#state = :created AND (attribute_not_exists(jira_updated_ms) OR jira_updated_ms < :updated)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":created", AttributeValue::S("created".into()))
+            .expression_attribute_values(":state", AttributeValue::S(json))
+            .expression_attribute_values(":updated", AttributeValue::N(ms(state.updated).to_string()))
+            .expression_attribute_values(":at", AttributeValue::N(ms(synced_at).to_string()))
+            .send()
+            .await;
+        super::conditional(result)
+    }
+
+    /// One Query of the tenant's `ACTION#` records after `after`, at most [`LIST_SCAN`] looked
+    /// at; created and deleted ones (and the report, when filtered by one) are kept by the
+    /// Query's filter, the status category by [`ItemFilter::admits`] after it.
+    async fn list_items(
+        &self,
+        tenant: &TenantId,
+        filter: &ItemFilter,
+        after: Option<&ItemId>,
+        limit: usize,
+    ) -> Result<ItemPage, StoreError> {
+        let mut filter_expression = "#state IN (:created, :deleted)".to_owned();
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :action)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pk", AttributeValue::S(tenant_pk(tenant)))
+            .expression_attribute_values(":action", AttributeValue::S("ACTION#".into()))
+            .expression_attribute_values(":created", AttributeValue::S("created".into()))
+            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+            .limit(LIST_SCAN as i32)
+            .consistent_read(true);
+        if let Some(report) = &filter.report_id {
+            filter_expression.push_str(" AND report_id = :report");
+            request = request.expression_attribute_values(":report", AttributeValue::S(report.to_string()));
+        }
+        if let Some(after) = after {
+            request = request
+                .exclusive_start_key("pk", AttributeValue::S(tenant_pk(tenant)))
+                .exclusive_start_key("sk", AttributeValue::S(action_sk(after)));
+        }
+        let out = request.filter_expression(filter_expression).send().await.map_err(service_error)?;
+        let admitted: Vec<CreatedItem> =
+            out.items().iter().filter_map(created_item).filter(|item| filter.admits(item)).collect();
+        let stopped_after = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("sk"))
+            .and_then(|sk| sk.as_s().ok())
+            .and_then(|sk| sk.strip_prefix("ACTION#"))
+            .map(ItemId::new);
+        Ok(ItemPage::cut(admitted, stopped_after, limit))
     }
 }
 

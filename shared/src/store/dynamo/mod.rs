@@ -7,7 +7,7 @@
 //! | OAuth consent waiting for its confirmation (grant, secret name, code digest, `expires_at_ms`, the connections it becomes; `ttl` a week later as a backstop) | `CONSENT_PENDING` | `TENANT#{tenant}#{target}` |
 //! | refresh lease | `LEASE#{key}` | `LEASE` |
 //! | settings | `TENANT#{tenant}` | `SETTINGS#{product}` |
-//! | action item → issue (+ `site` it was written to) | `TENANT#{tenant}` | `ACTION#{item id}` |
+//! | action item → issue (+ `site` it was written to, `report_id` when the item named one; listed in item-id order by `GET .../action-items`, a Query of `begins_with(sk, ACTION#)` at most 200 records a page) | `TENANT#{tenant}` | `ACTION#{item id}` |
 //! | issue → action item (+ `site`) | `TENANT#{tenant}` | `ISSUE#{key}` |
 //! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
 //! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
@@ -24,9 +24,16 @@
 //! | dynamic Jira webhook registration (`tenant`, `cloud_id`, `site_url`, `webhook_ids`, `projects`, `expires_at_ms`, `registered_at_ms`); all in one partition, so the refresh step finds the expiring ones with one query | `JIRA_WEBHOOKS` | `TENANT#{tenant}` |
 //! | the same registration, found by a webhook id a delivery names (`matchedWebhookIds`; ids are per site, so several tenants may share one) | `JIRA_WEBHOOK#{webhook id}` | `TENANT#{tenant}` |
 //! | a handled webhook delivery (`until_ms`, `ttl` three days: Jira retries for hours) | `JIRA_DELIVERY#{cloudId}#{X-Atlassian-Webhook-Identifier}` | `DELIVERY` |
+//! | last known Jira state of an item's issue (on the item above: `jira_state` JSON, `jira_updated_ms`, `synced_at_ms`) | `TENANT#{tenant}` | `ACTION#{item id}` |
+//! | tenant followed by the issue sync (`tenant_id`; `sweep_pk` `SYNC`, `sweep_sk` `{tenant}`) | `TENANT#{tenant}` | `SYNC` |
+//! | issue sync cursor of a site (`updated_since_ms`, `deletion_after`, `deletion_pass_done_ms`) | `TENANT#{tenant}` | `SYNC_CURSOR#{site}` |
+//! | change recorded, not yet published (`change_id`, `site`, `kind`, `payload`) | `TENANT#{tenant}` | `SYNC_OUTBOX#{key}@{updated ms or deleted}` |
+//! | issue sync round (`after`, `started_at_ms`) | `ISSUE_SYNC` | `ROUND` |
+//! | the sync enrollment's one-off backfill (`after_pk`, `after_sk`, or `done`) | `ISSUE_SYNC` | `BACKFILL` |
 //!
 //! One sparse global secondary index, `sweep` (hash `sweep_pk`, range `sweep_sk`, all attributes
-//! projected): only connection items carry its keys, `CONNECTION` and `{tenant}#{product}`, so
+//! projected): connection items carry its keys, `CONNECTION` and `{tenant}#{product}` (and the
+//! sync's `SYNC` items `SYNC` and `{tenant}`, so the issue sync walks its tenants the same way), so
 //! the keep-alive sweep pages through every tenant's connections in that order (resuming after
 //! the last key it did) without scanning the ledger, cache and job items. Connection items
 //! written before the index existed get the keys once, from a resumable one-off scan
@@ -57,6 +64,7 @@ mod connections;
 mod destination_failures;
 mod issue_jobs;
 mod issue_ledger;
+mod issue_sync;
 mod keep_alive;
 mod lookup_cache;
 mod oauth_states;
@@ -91,6 +99,60 @@ impl DynamoStore {
 
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+}
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+impl DynamoStore {
+    /// A one-off table scan that resumes across calls (the backfills): up to `pages` scan pages
+    /// a call, each page's items handed to `visit`, from where the last call stopped (kept in the
+    /// `marker` item as `after_pk`/`after_sk`, then `done`). Answers `true` once the whole table
+    /// was done, at once on every later call.
+    // `'s` ties the visits' futures to the store they borrow.
+    #[allow(clippy::needless_lifetimes)]
+    async fn resumable_scan<'s, V>(
+        &'s self,
+        marker: (&str, &str),
+        pages: usize,
+        scan: impl Fn(
+            aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+        mut visit: V,
+    ) -> Result<bool, StoreError>
+    where
+        V: FnMut(Vec<Item>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 's>>,
+    {
+        let marker = (AttributeValue::S(marker.0.into()), AttributeValue::S(marker.1.into()));
+        let state = self.get(marker.clone()).await?.item.unwrap_or_default();
+        if state.get("done").and_then(|v| v.as_bool().ok()).copied() == Some(true) {
+            return Ok(true);
+        }
+        let mut start = match (state.get("after_pk"), state.get("after_sk")) {
+            (Some(pk), Some(sk)) => Some(Item::from([("pk".to_owned(), pk.clone()), ("sk".to_owned(), sk.clone())])),
+            _ => None,
+        };
+        for _ in 0..pages {
+            let out = scan(self.client.scan().table_name(&self.table))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(service_error)?;
+            visit(out.items.unwrap_or_default()).await?;
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut put = self.client.put_item().table_name(&self.table).item("pk", marker.0).item("sk", marker.1);
+        put = match &start {
+            Some(key) => put
+                .item("after_pk", key.get("pk").cloned().unwrap_or(AttributeValue::Null(true)))
+                .item("after_sk", key.get("sk").cloned().unwrap_or(AttributeValue::Null(true))),
+            None => put.item("done", AttributeValue::Bool(true)),
+        };
+        put.send().await.map_err(service_error)?;
+        Ok(start.is_none())
     }
 }
 

@@ -1,0 +1,1 @@
+//! The scheduled poll (filled in below).
