@@ -318,6 +318,70 @@ pub trait Sightings: Send + Sync {
     async fn deleted(&self, tenant: &TenantId, site: &SiteId, keys: Vec<IssueKey>) -> Result<usize, String>;
 }
 
+/// The sync recorder takes webhook sightings as it takes the poll's.
+#[async_trait]
+impl Sightings for crate::sync::Recorder<'_> {
+    async fn updated(
+        &self,
+        tenant: &TenantId,
+        site: &SiteId,
+        seen: Vec<(IssueKey, JiraState)>,
+    ) -> Result<usize, String> {
+        self.record(tenant, site, seen, crate::sync::Source::Webhook).await.map_err(|e| e.to_string())
+    }
+
+    async fn deleted(&self, tenant: &TenantId, site: &SiteId, keys: Vec<IssueKey>) -> Result<usize, String> {
+        self.record_deleted(tenant, site, keys, crate::sync::Source::Webhook).await.map_err(|e| e.to_string())
+    }
+}
+
+/// The keep-alive run's webhook chore (hourly): refresh what expires within [`REFRESH_AHEAD`],
+/// register what is missing.
+pub struct RefreshWebhooks(pub Arc<Webhooks>);
+
+impl crate::keep_alive::Chore for RefreshWebhooks {
+    fn name(&self) -> &'static str {
+        "refresh-jira-webhooks"
+    }
+
+    fn run(
+        &self,
+        _now: time::OffsetDateTime,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, StoreError>> + Send + '_>> {
+        Box::pin(async move {
+            let failed = |e: WebhookError| match e {
+                WebhookError::Store(e) => e,
+                other => StoreError::Service { service: "Jira webhooks", message: other.to_string() },
+            };
+            let report = self.0.refresh_due().await.map_err(failed)?;
+            let registered = self.0.ensure_missing(20).await.map_err(failed)?;
+            tracing::info!(?report, registered, "Jira webhooks refreshed");
+            Ok(report.refreshed + report.reregistered + registered)
+        })
+    }
+}
+
+/// A Jira webhook delivery as the receiver reads it (Jira sends more; it is ignored).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JiraWebhookDelivery {
+    /// `jira:issue_updated` or `jira:issue_deleted` (anything else is acknowledged and ignored).
+    pub webhook_event: String,
+    /// The registrations this delivery matched.
+    #[serde(default)]
+    pub matched_webhook_ids: Vec<i64>,
+    /// The issue: `key`, `self`, `fields`.
+    #[schema(value_type = Object)]
+    pub issue: Option<Value>,
+}
+
+/// The receiver's answer: Jira only needs the 2xx.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookAccepted {
+    /// `recorded`, `repeated` (a retry of a delivery handled before) or `ignored`.
+    pub outcome: String,
+}
+
 /// What a verified delivery came to (the answer is 2xx whatever it is, except `Failed`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
@@ -478,7 +542,8 @@ mod tests {
         let item = ItemId::new(format!("item-{key}"));
         let until = OffsetDateTime::now_utc() + Duration::minutes(1);
         assert!(matches!(store.ledger.claim(tenant, &item, "o", until).await.unwrap(), Claim::Ours(_)));
-        let issue = RecordedIssue { key: IssueKey::new(key), id: IssueId::new("1"), site: SiteId::new(site) };
+        let issue =
+            RecordedIssue { key: IssueKey::new(key), id: IssueId::new("1"), site: SiteId::new(site), report_id: None };
         store.ledger.complete(tenant, &item, "o", &issue).await.unwrap();
     }
 
