@@ -45,7 +45,7 @@ JWT_AUDIENCE = "atlassian-bridge"
 TENANT_CLAIM = "tenant_id"
 # As infra/lib/config.ts deploys them: HTTP functions stop at API Gateway's 30 s; the scheduled
 # sweep runs a slice of up to five minutes.
-FUNCTION_TIMEOUTS = {"keep-alive": 300}
+FUNCTION_TIMEOUTS = {"keep-alive": 300, "issue-sync": 300}
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                      "AWS_SESSION_TOKEN": "testing"}
 

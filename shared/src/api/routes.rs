@@ -32,6 +32,8 @@ pub enum Function {
     KeepAlive,
     /// The public receiver of Jira's dynamic webhook deliveries.
     IssueWebhook,
+    /// No HTTP route and no rule: the issue sync's poll, run by a schedule ([`SCHEDULES`]).
+    IssueSync,
 }
 
 impl Function {
@@ -44,6 +46,7 @@ impl Function {
             Self::CreateIssue => "create-issue",
             Self::KeepAlive => "keep-alive",
             Self::IssueWebhook => "issue-webhook",
+            Self::IssueSync => "issue-sync",
         }
     }
 }
@@ -236,6 +239,14 @@ pub const SCHEDULES: &[Schedule] = &[
         function: Function::KeepAlive,
         expression: "rate(1 hour)",
         input: r#"{"sweep": "scheduled"}"#,
+    },
+    // Status back by polling (shared/src/sync/poll.rs): a slice of the enrolled tenants per run,
+    // each tenant's changes since its cursor.
+    Schedule {
+        name: "issue-sync",
+        function: Function::IssueSync,
+        expression: crate::sync::poll::SCHEDULE,
+        input: r#"{"sync": "scheduled"}"#,
     },
 ];
 
@@ -809,13 +820,22 @@ mod tests {
         );
     }
 
-    /// A schedule's input is what its function reads: the keep-alive sweep's request.
+    /// A schedule's input is what its function reads: the keep-alive sweep's or the poll's
+    /// request.
     #[test]
     fn every_schedule_input_is_a_request_its_function_reads() {
         for schedule in SCHEDULES {
-            assert_eq!(schedule.function, Function::KeepAlive);
-            let request: crate::keep_alive::RunRequest = serde_json::from_str(schedule.input).unwrap();
-            assert_eq!(request.sweep, crate::keep_alive::RunKind::Scheduled);
+            match schedule.function {
+                Function::KeepAlive => {
+                    let request: crate::keep_alive::RunRequest = serde_json::from_str(schedule.input).unwrap();
+                    assert_eq!(request.sweep, crate::keep_alive::RunKind::Scheduled);
+                }
+                Function::IssueSync => {
+                    let request: crate::sync::poll::RunRequest = serde_json::from_str(schedule.input).unwrap();
+                    assert_eq!(request.sync, crate::sync::poll::RunKind::Scheduled);
+                }
+                other => panic!("{} has no schedule", other.name()),
+            }
         }
     }
 

@@ -183,6 +183,15 @@ pub trait IssueLedger: Send + Sync {
     /// The action item an issue key was created for, if this system created it for this tenant.
     async fn item_for_key(&self, tenant: &TenantId, key: &IssueKey) -> Result<Option<KeyRecord>, StoreError>;
     async fn mark_deleted(&self, tenant: &TenantId, key: &IssueKey, item_id: &ItemId) -> Result<(), StoreError>;
+    /// The items whose issue was created (deleted since or not) that `filter` admits, in item-id
+    /// order, after `after`, at most `limit` of them; see [`ItemPage`].
+    async fn list_items(
+        &self,
+        tenant: &TenantId,
+        filter: &ItemFilter,
+        after: Option<&ItemId>,
+        limit: usize,
+    ) -> Result<ItemPage, StoreError>;
     /// Records an issue's state as seen in Jira when its `updated` is newer than the one
     /// recorded (or none is), on a created item; answers whether it was. No outbox entry: the
     /// sync records through [`IssueSyncStore::stage`](crate::store::IssueSyncStore::stage),
@@ -194,13 +203,4 @@ pub trait IssueLedger: Send + Sync {
         state: &JiraState,
         synced_at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-    /// The items whose issue was created (deleted since or not) that `filter` admits, in item-id
-    /// order, after `after`, at most `limit` of them; see [`ItemPage`].
-    async fn list_items(
-        &self,
-        tenant: &TenantId,
-        filter: &ItemFilter,
-        after: Option<&ItemId>,
-        limit: usize,
-    ) -> Result<ItemPage, StoreError>;
 }

@@ -84,3 +84,16 @@ pub async fn delete(session: &Session, key: &IssueKey, delete_subtasks: bool) ->
     session.send(Method::DELETE, &path, Payload::None).await?;
     Ok(())
 }
+
+/// Whether the issue `id` exists and the connected user can see it: `GET issue/{id}` (only its
+/// key). A search runs on an index that lags behind writes; this read does not, so the issue
+/// sync confirms here that an issue missing from a search is really gone. Jira answers 404 both
+/// for a deleted issue and for one the user may no longer browse.
+pub async fn exists(session: &Session, id: &IssueId) -> Result<bool, AtlassianError> {
+    let path = session.jira_path(&format!("issue/{}?fields=key", encode(id.as_str())));
+    match session.get_json::<IssueRef>(&path).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.class() == Some(Class::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -415,35 +415,6 @@ impl IssueLedger for DynamoStore {
         Ok(())
     }
 
-    async fn record_state(
-        &self,
-        tenant: &TenantId,
-        item_id: &ItemId,
-        state: &crate::issues::state::JiraState,
-        synced_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(state).map_err(corrupt)?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(tenant_pk(tenant)))
-            .key("sk", AttributeValue::S(action_sk(item_id)))
-            .update_expression("SET jira_state = :state, jira_updated_ms = :updated, synced_at_ms = :at")
-            // The same condition as the sync's staging (store/dynamo/issue_sync.rs).
-            .condition_expression(
-                "#state = :created AND (attribute_not_exists(jira_updated_ms) OR jira_updated_ms < :updated)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":created", AttributeValue::S("created".into()))
-            .expression_attribute_values(":state", AttributeValue::S(json))
-            .expression_attribute_values(":updated", AttributeValue::N(ms(state.updated).to_string()))
-            .expression_attribute_values(":at", AttributeValue::N(ms(synced_at).to_string()))
-            .send()
-            .await;
-        super::conditional(result)
-    }
-
     /// One Query of the tenant's `ACTION#` records after `after`, at most [`LIST_SCAN`] looked
     /// at; created and deleted ones (and the report, when filtered by one) are kept by the
     /// Query's filter, the status category by [`ItemFilter::admits`] after it.
@@ -486,6 +457,35 @@ impl IssueLedger for DynamoStore {
             .and_then(|sk| sk.strip_prefix("ACTION#"))
             .map(ItemId::new);
         Ok(ItemPage::cut(admitted, stopped_after, limit))
+    }
+
+    async fn record_state(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        state: &crate::issues::state::JiraState,
+        synced_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(state).map_err(corrupt)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(tenant_pk(tenant)))
+            .key("sk", AttributeValue::S(action_sk(item_id)))
+            .update_expression("SET jira_state = :state, jira_updated_ms = :updated, synced_at_ms = :at")
+            // The same condition as the sync's staging (store/dynamo/issue_sync.rs).
+            .condition_expression(
+                "#state = :created AND (attribute_not_exists(jira_updated_ms) OR jira_updated_ms < :updated)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":created", AttributeValue::S("created".into()))
+            .expression_attribute_values(":state", AttributeValue::S(json))
+            .expression_attribute_values(":updated", AttributeValue::N(ms(state.updated).to_string()))
+            .expression_attribute_values(":at", AttributeValue::N(ms(synced_at).to_string()))
+            .send()
+            .await;
+        super::conditional(result)
     }
 }
 

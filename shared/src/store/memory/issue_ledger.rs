@@ -42,8 +42,8 @@ struct Action {
     site: Option<String>,
     message: Option<String>,
     report_id: Option<ReportId>,
-    /// The last Jira state the sync recorded, and when it saw it.
-    jira_state: Option<JiraState>,
+    /// When the sync (or an edit's read-back) last recorded the issue's state, which itself is
+    /// in `SyncItems::states`.
     synced_at_ms: Option<i64>,
 }
 
@@ -59,13 +59,12 @@ impl Action {
             site: None,
             message: None,
             report_id: None,
-            jira_state: None,
             synced_at_ms: None,
         }
     }
 
     /// The read model's view of a record, for those whose issue was created.
-    fn created(&self, item_id: &str) -> Option<CreatedItem> {
+    fn created(&self, item_id: &str, state: Option<&JiraState>) -> Option<CreatedItem> {
         if !matches!(self.state, State::Created | State::Deleted) {
             return None;
         }
@@ -76,7 +75,7 @@ impl Action {
             site: self.site.clone().filter(|s| !s.is_empty()).map(SiteId::new),
             report_id: self.report_id.clone(),
             deleted: self.state == State::Deleted,
-            state: self.jira_state.clone(),
+            state: state.cloned(),
             synced_at: self.synced_at_ms.map(from_ms),
         })
     }
@@ -99,10 +98,11 @@ struct Items {
     sync: SyncItems,
 }
 
-/// What the sync keeps besides the last seen state (which sits on [`Action`], as on the
-/// adapter's `ACTION#` item): enrolled tenants, cursors, rounds, outbox.
+/// What the sync keeps: the last seen state per action item (`jira_state`, `jira_updated_ms`,
+/// `synced_at_ms` on the adapter's `ACTION#` item), enrolled tenants, cursors, rounds, outbox.
 #[derive(Default)]
 struct SyncItems {
+    states: HashMap<(String, String), (JiraState, i64)>,
     enrolled: std::collections::BTreeSet<String>,
     cursors: HashMap<(String, String), SyncCursor>,
     round: SyncRound,
@@ -146,15 +146,6 @@ impl MemoryIssueLedger {
         items.actions.insert(key(tenant, item_id.as_str()), action);
         let reverse = KeyItem { state: State::Created, item_id: Some(item_id.to_string()), site: None };
         items.keys.insert(key(tenant, issue_key.as_str()), reverse);
-    }
-
-    /// Plants the state the sync would record for a created item (until the sync's own write is
-    /// there to call): what the read model's tests list and filter by.
-    pub fn seed_state(&self, tenant: &TenantId, item_id: &ItemId, state: JiraState, synced_at: OffsetDateTime) {
-        if let Some(action) = lock(&self.items).actions.get_mut(&key(tenant, item_id.as_str())) {
-            action.jira_state = Some(state);
-            action.synced_at_ms = Some(ms(synced_at));
-        }
     }
 
     /// The message `fail` recorded for an item, if it is failed.
@@ -330,18 +321,6 @@ impl IssueLedger for MemoryIssueLedger {
         Ok(())
     }
 
-    async fn record_state(
-        &self,
-        tenant: &TenantId,
-        item_id: &ItemId,
-        state: &JiraState,
-        synced_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.faults.check("IssueLedger::record_state")?;
-        let mut items = lock(&self.items);
-        Ok(items.write_state(tenant, item_id, state, synced_at))
-    }
-
     async fn list_items(
         &self,
         tenant: &TenantId,
@@ -364,11 +343,26 @@ impl IssueLedger for MemoryIssueLedger {
         let looked = &ids[..ids.len().min(LIST_SCAN)];
         let admitted: Vec<CreatedItem> = looked
             .iter()
-            .filter_map(|id| items.actions.get(&key(tenant, id))?.created(id))
+            .filter_map(|id| {
+                let at = key(tenant, id);
+                items.actions.get(&at)?.created(id, items.sync.states.get(&at).map(|(state, _)| state))
+            })
             .filter(|item| filter.admits(item))
             .collect();
         let more = looked.last().filter(|_| looked.len() == LIST_SCAN).map(|id| ItemId::new(*id));
         Ok(ItemPage::cut(admitted, more, limit))
+    }
+
+    async fn record_state(
+        &self,
+        tenant: &TenantId,
+        item_id: &ItemId,
+        state: &JiraState,
+        synced_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.faults.check("IssueLedger::record_state")?;
+        let mut items = lock(&self.items);
+        Ok(items.write_state(tenant, item_id, state, synced_at))
     }
 }
 
@@ -381,16 +375,18 @@ impl Items {
         state: &JiraState,
         synced_at: OffsetDateTime,
     ) -> bool {
-        let Some(action) = self.actions.get_mut(&key(tenant, item_id.as_str())).filter(|a| a.state == State::Created)
-        else {
-            return false;
-        };
-        // `jira_updated_ms` on the adapter's item is the recorded state's `updated`.
-        if action.jira_state.as_ref().is_some_and(|recorded| ms(recorded.updated) >= ms(state.updated)) {
+        let at = key(tenant, item_id.as_str());
+        if self.actions.get(&at).is_none_or(|a| a.state != State::Created) {
             return false;
         }
-        action.jira_state = Some(state.clone());
-        action.synced_at_ms = Some(ms(synced_at));
+        let updated = ms(state.updated);
+        if self.sync.states.get(&at).is_some_and(|(_, recorded)| *recorded >= updated) {
+            return false;
+        }
+        if let Some(action) = self.actions.get_mut(&at) {
+            action.synced_at_ms = Some(ms(synced_at));
+        }
+        self.sync.states.insert(at, (state.clone(), updated));
         true
     }
 
@@ -409,7 +405,7 @@ impl Items {
 impl MemoryIssueLedger {
     /// The last state recorded for an item, as the sync wrote it.
     pub fn recorded_state(&self, tenant: &TenantId, item_id: &ItemId) -> Option<JiraState> {
-        lock(&self.items).actions.get(&key(tenant, item_id.as_str()))?.jira_state.clone()
+        lock(&self.items).sync.states.get(&key(tenant, item_id.as_str())).map(|(state, _)| state.clone())
     }
 }
 
@@ -477,7 +473,7 @@ impl IssueSyncStore for MemoryIssueLedger {
                     key: issue_key.clone(),
                     site: reverse.site.clone().map(SiteId::new),
                     report_id: action.and_then(|a| a.report_id.as_ref()).map(ToString::to_string),
-                    jira_updated_ms: action.and_then(|a| a.jira_state.as_ref()).map(|s| ms(s.updated)),
+                    jira_updated_ms: items.sync.states.get(&at).map(|(_, updated)| *updated),
                     deleted: reverse.state == State::Deleted || action.is_some_and(|a| a.state == State::Deleted),
                     item_id: ItemId::new(item_id),
                 })
@@ -605,7 +601,7 @@ mod tests {
                 RecordedIssue { key: format!("P-{n}").into(), id: "1".into(), site: "s".into(), report_id: None };
             ledger.complete(&t, &id, "o", &issue).await.unwrap();
             if let Some(category) = category {
-                ledger.seed_state(&t, &id, state(category), OffsetDateTime::now_utc());
+                assert!(ledger.record_state(&t, &id, &state(category), OffsetDateTime::now_utc()).await.unwrap());
             }
         }
         let done = ItemFilter { report_id: None, status_category: Some(StatusCategory::Done) };
