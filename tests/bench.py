@@ -24,6 +24,11 @@ What is timed, and how — read this before quoting a figure:
   peak RSS (`VmHWM`). The Python equivalent (tests/peers/pyfunction) is put behind the same routes
   with the gateway's code swap and timed the same way: same gateway, same Runtime API, same env,
   same secret read, same first request and answer.
+- The issue sync (`sync`): 200 tenants, each connected to DC and with a few issues created
+  through the API (so enrolled, as in production), two of each moved to Done by "a person in
+  Jira"; then one `issue-sync` run fired as its schedule, timed client side (gateway to answer),
+  against the function's 300 s timeout. One run must visit every tenant: the row says whether the
+  round completed, and how many searches it took.
 - The 429 storm: every 3rd `POST issue/bulk` is answered 429 `Retry-After: 1` (simulator fault
   `every: 3`) with the latency on everything else. With an every-Nth storm a client's 429 count
   grows only with the calls it makes: for 500 items (10 bulk calls) a client that retries each
@@ -280,6 +285,37 @@ def storm(bench: Bench) -> dict:
     return out
 
 
+SYNC_TENANTS = 200
+SYNC_ISSUES = 3                     # created per tenant
+SYNC_CHANGED = 2                    # of them moved to Done before the run
+SYNC_TIMEOUT_S = 300                # infra/lib/constructs/functions.ts TIMEOUT_SECONDS['issue-sync']
+
+
+def sync(bench: Bench, tenants: int = SYNC_TENANTS) -> dict:
+    """One issue-sync run over `tenants` tenants with issues (see the module docstring)."""
+    bench.latency(0)
+    project = bench.project()
+    keys = []
+    for n in range(tenants):
+        tenant = bench.tenant(project)
+        r = bench.bridge.call("POST", f"/v1/tenants/{tenant}/issues", tenant,
+                              json_body={"action_items": bench.items(f"sync-{n}", SYNC_ISSUES, [])},
+                              headers={"Idempotency-Key": uuid.uuid4().hex})
+        ok(r)
+        keys += [x["key"] for x in r.json()["results"][:SYNC_CHANGED]]
+    bench.stack.sim("POST", "/_sim/clock/advance", {"seconds": 60})
+    for key in keys:
+        bench.stack.sim("POST", f"/_sim/jira/issues/{key}/transition?flavour=dc", {"status": "Done"})
+    bench.stack.sim("DELETE", "/_sim/jira/searches")
+    started = time.monotonic()
+    result = bench.stack.fire_schedule("issue-sync")
+    seconds = time.monotonic() - started
+    report = result.get("response") or {}
+    searches = bench.stack.sim("GET", "/_sim/jira/searches").json()["count"]
+    return {"tenants": tenants, "seconds": seconds, "status": result.get("status"), "report": report,
+            "searches": searches, "changed": len(keys)}
+
+
 def first_requests(tenant: str, project: str) -> dict:
     return {
         "connections": ("GET", f"/v1/tenants/{tenant}/connections/jira", None, "status"),
@@ -388,8 +424,18 @@ def job_ratio(a: Run, b: Run) -> str:
     return "—"
 
 
-def render(basic, matrix, cache, storm_rows, cold, report=None) -> tuple[str, list[str]]:
+def render(basic, matrix, cache, storm_rows, cold, report=None, sync_row=None) -> tuple[str, list[str]]:
     out, ratios = [], []
+    if sync_row:
+        r = sync_row["report"]
+        out += ["| issue sync: one scheduled run | tenants visited | round complete | changes announced | "
+                "Jira searches | run s | ÷ the 300 s timeout |", "|---|---|---|---|---|---|---|",
+                f"| {sync_row['tenants']} tenants, {SYNC_ISSUES} issues each, {SYNC_CHANGED} each moved to Done (DC) | "
+                f"{r.get('tenants_visited', '—')} | {'yes' if r.get('round_complete') else 'no'} | "
+                f"{r.get('changes', '—')} | {sync_row['searches']} | {sync_row['seconds']:.1f} | "
+                f"{ratio(sync_row['seconds'], SYNC_TIMEOUT_S)} |", ""]
+        ratios.append(f"issue sync: {sync_row['tenants']} tenants in one run took {sync_row['seconds']:.1f} s "
+                      f"({ratio(sync_row['seconds'], SYNC_TIMEOUT_S)} of the timeout), status {sync_row['status']}")
     if report:
         cpu = "—" if report["cpu_ms"] is None else f"{report['cpu_ms']:.0f}"
         out += ["| 1,000-item retrospective (Latin script) | page ms | PDF ms | CPU ms, page + PDF | page KiB | PDF KiB | "
@@ -452,8 +498,9 @@ def render(basic, matrix, cache, storm_rows, cold, report=None) -> tuple[str, li
 def main() -> int:
     parser = argparse.ArgumentParser(description="make bench: the bridge side by side with Python peers")
     parser.add_argument("--write-readme", action="store_true", help="write the tables into README.md")
-    parser.add_argument("--sections", default="basic,reports,jobs,cache,storm,cold",
-                        help="comma-separated subset of basic,reports,jobs,cache,storm,cold (default: all)")
+    parser.add_argument("--sections", default="basic,reports,jobs,cache,storm,sync,cold",
+                        help="comma-separated subset of basic,reports,jobs,cache,storm,sync,cold (default: all)")
+    parser.add_argument("--sync-tenants", type=int, default=SYNC_TENANTS)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="job sizes (default 50,200,500)")
     parser.add_argument("--latencies", default=f"0,{LATENCY_MS}", help="injected latencies, ms (default 0,50)")
     parser.add_argument("--cold-rounds", type=int, default=COLD_ROUNDS)
@@ -461,7 +508,7 @@ def main() -> int:
     sections = set(args.sections.split(","))
     started = time.monotonic()
 
-    basic, matrix, cache, storm_rows, cold, report = [], [], {}, {}, [], None
+    basic, matrix, cache, storm_rows, cold, report, sync_row = [], [], {}, {}, [], None, None
     with Stack(REPO, Path(tempfile.mkdtemp(prefix="bridge-bench-")), BIN_DIR, deliver_own_events=True) as stack:
         bridge = Bridge(stack)
         stack.register_client()
@@ -486,13 +533,16 @@ def main() -> int:
         if "storm" in sections:
             print("429 storm", file=sys.stderr)
             storm_rows = storm(bench)
+        if "sync" in sections:
+            print(f"issue sync: {args.sync_tenants} tenants in one run", file=sys.stderr)
+            sync_row = sync(bench, args.sync_tenants)
         if "cold" in sections:
             # Last: our peak RSS over the bench is read before the Python code takes the functions' place.
             print("cold starts: bridge, Python", file=sys.stderr)
             cold = cold_starts(stack, bridge, tenant, project, args.cold_rounds)
         stats = bridge.http.get(stack.gateway_url + "/_gateway/functions", timeout=10).json()
 
-    table, ratios = render(basic, matrix, cache, storm_rows, cold, report)
+    table, ratios = render(basic, matrix, cache, storm_rows, cold, report, sync_row)
     print(table)
     print("ratios:")
     for line in ratios:

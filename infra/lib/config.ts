@@ -7,16 +7,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** The Lambda functions, one crate (and one `make package` zip) each. */
+/** The eight Lambda functions, one crate (and one `make package` zip) each. */
 export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish-page', 'create-issue',
-  'keep-alive', 'issue-webhook'] as const;
+  'keep-alive', 'issue-sync', 'issue-webhook'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
 
 /** Functions that publish outgoing events: Page Published, Issues Created, Publish Failed (the
  *  jobs); Egress Abuse Suspected (connections, when a destination is locked); Connection Expiring
- *  and Connection Broken (keep-alive); Issues Updated and Issue Deleted (issue-webhook, from Jira's deliveries). */
+ *  and Connection Broken (keep-alive); Issues Updated and Issue Deleted (issue-sync, and issue-webhook from Jira's deliveries). */
 export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue', 'connections', 'keep-alive',
-  'issue-webhook'];
+  'issue-sync', 'issue-webhook'];
 
 /** Functions that run jobs from events, holding a lease on each item (BRIDGE_JOB_LEASE_SECONDS). */
 export const JOB_RUNNERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
@@ -87,6 +87,7 @@ export const DEFAULT_MEMORY_MB: Record<FunctionName, number> = {
   'publish-page': 512,
   'create-issue': 256,
   'keep-alive': 256,
+  'issue-sync': 256,
   'issue-webhook': 256,
 };
 
@@ -99,6 +100,8 @@ export const DEFAULT_RESERVED_CONCURRENCY: Partial<Record<FunctionName, number>>
   // One run at a time: the hourly schedule's runs are slices of one round (shared/src/keep_alive.rs),
   // and a second concurrent run would only find the run lease taken.
   'keep-alive': 1,
+  // Likewise the issue sync: each run resumes the round where the last stopped (shared/src/sync/poll.rs).
+  'issue-sync': 1,
 };
 
 /** The log levels a production stack may run at (`rustLog`). */

@@ -50,7 +50,8 @@ describe('context parsing', () => {
       regionOverrides: '{"eu-central-1": {"oauthClientId": "eu-client"}}',
     });
     assert.deepEqual([c.region, c.azCount, c.extraEgressPorts, c.jwtAudience], ['eu-central-1', 3, [8443, 8090], ['a', 'b']]);
-    assert.deepEqual(c.reservedConcurrency, { 'publish-page': 10, 'keep-alive': 1, discovery: 4 }, '0 removes a reservation');
+    assert.deepEqual(c.reservedConcurrency, { 'publish-page': 10, 'keep-alive': 1, 'issue-sync': 1, discovery: 4 },
+      '0 removes a reservation');
     assert.equal(c.oauthClientId, 'eu-client');
   });
 

@@ -166,8 +166,8 @@ describe('functions', () => {
       assert.equal(env.RUST_LOG, 'info');
       const jobs = name === 'publish-page' || name === 'create-issue';
       // connections reports a locked destination (Egress Abuse Suspected); keep-alive expiring and
-      // broken connections.
-      const publisher = jobs || name === 'connections' || name === 'keep-alive';
+      // broken connections; issue-sync the issues' states.
+      const publisher = jobs || name === 'connections' || name === 'keep-alive' || name === 'issue-sync';
       assert.equal(env.BRIDGE_EVENT_BUS_NAME !== undefined, publisher, `${name}: BRIDGE_EVENT_BUS_NAME`);
       assert.equal(env.BRIDGE_EVENT_SOURCE, publisher ? 'atlassian-bridge' : undefined);
       if (publisher) {
@@ -245,8 +245,9 @@ describe('IAM', () => {
       if (touches('dynamodb')) {
         checked++;
         for (const r of res) {
-          // The table, or (only for the keep-alive sweep's Query) its sweep index.
-          const index = flatten(r) === `\${${tableId}.Arn}/index/sweep` && holder.startsWith('KeepAlive') &&
+          // The table, or (only for the sweeps' Query: keep-alive, issue-sync) its sweep index.
+          const index = flatten(r) === `\${${tableId}.Arn}/index/sweep` &&
+            (holder.startsWith('KeepAlive') || holder.startsWith('IssueSync')) &&
             asList<string>(statement.Action).join() === 'dynamodb:Query';
           assert.ok(index || refTarget(r) === tableId, `${holder}: table resource ${flatten(r)}`);
         }
@@ -275,19 +276,21 @@ describe('IAM', () => {
       assert.equal(actions.includes('secretsmanager:DeleteSecret'), name === 'oauth-callback' || name === 'connections', name);
       assert.ok(actions.includes('secretsmanager:GetSecretValue'), `${name} reads the app secret at cold start`);
       assert.equal(actions.includes('events:PutEvents'),
-        ['publish-page', 'create-issue', 'connections', 'keep-alive'].includes(name), name);
+        ['publish-page', 'create-issue', 'connections', 'keep-alive', 'issue-sync'].includes(name), name);
     }
   }));
 
-  it('lets only keep-alive scan the table (the sweep index\'s one-off backfill)', () => each((_, t) => {
-    for (const name of FUNCTIONS) assert.equal(actionsOf(t, name).includes('dynamodb:Scan'), name === 'keep-alive', name);
+  it('lets only keep-alive and issue-sync scan the table (their one-off backfills)', () => each((_, t) => {
+    for (const name of FUNCTIONS) {
+      assert.equal(actionsOf(t, name).includes('dynamodb:Scan'), name === 'keep-alive' || name === 'issue-sync', name);
+    }
   }));
 
-  it('lets only create-issue batch-read and batch-write the table (its lookup cache)', () => each((_, t) => {
+  it('lets only create-issue (its lookup cache) and issue-sync (keys to items, the outbox) batch-read and batch-write the table', () => each((_, t) => {
     for (const name of FUNCTIONS) {
       const actions = actionsOf(t, name);
       for (const batch of ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem']) {
-        assert.equal(actions.includes(batch), name === 'create-issue', `${name}: ${batch}`);
+        assert.equal(actions.includes(batch), name === 'create-issue' || name === 'issue-sync', `${name}: ${batch}`);
       }
     }
   }));
@@ -390,8 +393,8 @@ describe('schedules', () => {
   it('runs the keep-alive sweep hourly through EventBridge Scheduler, with retries and a dead-letter queue', () => each((region, t) => {
     const res = resources(t);
     const schedules = ofType(t, 'AWS::Scheduler::Schedule');
-    assert.equal(schedules.length, 1);
-    const [[, schedule]] = schedules;
+    assert.equal(schedules.length, 2, 'keep-alive, issue-sync');
+    const [, schedule] = schedules.find(([, s]) => s.Properties.Name === 'atlassian-bridge-keep-alive')!;
     const p = schedule.Properties;
     assert.equal(p.Name, 'atlassian-bridge-keep-alive');
     assert.equal(p.ScheduleExpression, 'rate(1 hour)');
@@ -420,6 +423,34 @@ describe('schedules', () => {
     assert.deepEqual(granted, [['lambda:InvokeFunction', fnId], ['sqs:SendMessage', dlqId],
       ['kms:GenerateDataKey,kms:Decrypt', ofType(t, 'AWS::KMS::Key')[0][0]]]);
   }));
+
+  it('runs the issue sync every five minutes, one run at a time, deliveries older than four minutes dropped to its queue', () => each((_, t) => {
+    const res = resources(t);
+    const [, schedule] = ofType(t, 'AWS::Scheduler::Schedule').find(([, s]) => s.Properties.Name === 'atlassian-bridge-issue-sync')!;
+    const p = schedule.Properties;
+    assert.equal(p.ScheduleExpression, 'rate(5 minutes)');
+    assert.deepEqual(JSON.parse(p.Target.Input), { sync: 'scheduled' });
+    assert.deepEqual(p.Target.RetryPolicy, { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 240 });
+    const fnId = functionId(t, 'issue-sync');
+    assert.equal(refTarget(p.Target.Arn), fnId);
+    const dlqId = refTarget(p.Target.DeadLetterConfig.Arn)!;
+    assert.equal(refTarget(res[fnId].Properties.DeadLetterConfig.TargetArn), dlqId, 'failed runs land there too');
+    assert.equal(res[fnId].Properties.ReservedConcurrentExecutions, 1, 'one run at a time');
+    assert.equal(res[fnId].Properties.Timeout, 300);
+    // Alarms on its failed runs and on its queue.
+    const alarms = ofType(t, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    assert.ok(alarms.some((a) => a.MetricName === 'Errors' && refTarget(a.Dimensions[0].Value) === fnId));
+    assert.ok(alarms.some((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' &&
+      a.Dimensions.some((d: any) => flatten(d.Value).includes(dlqId))));
+    // Its table access: the sweep index's Query, batch reads and writes, the backfill's Scan.
+    const role = refTarget(res[fnId].Properties.Role);
+    const actions = iamStatements(t).filter(({ holder }) => asList<any>(res[holder]?.Properties?.Roles).some((r) => refTarget(r) === role))
+      .flatMap(({ statement }) => asList<string>(statement.Action));
+    for (const action of ['dynamodb:Query', 'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Scan',
+      'dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:ConditionCheckItem', 'events:PutEvents']) {
+      assert.ok(actions.includes(action), action);
+    }
+  }));
 });
 
 describe('alarms', () => {
@@ -441,7 +472,7 @@ describe('alarms', () => {
   it('alarm on each dead-letter queue\'s depth', () => {
     const t = withEvents.templates.get('eu-central-1')!;
     const queues = ofType(t, 'AWS::SQS::Queue').map(([id]) => id);
-    assert.equal(queues.length, 3, 'publish-page, create-issue, keep-alive');
+    assert.equal(queues.length, 4, 'publish-page, create-issue, keep-alive, issue-sync');
     for (const q of queues) {
       assert.ok(alarms(t).some((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' &&
         a.Dimensions.some((d: any) => flatten(d.Value).includes(q)) && a.Threshold === 1));

@@ -30,6 +30,9 @@ export const TIMEOUT_SECONDS: Record<FunctionName, number> = {
   // The keep-alive sweep runs a slice of the day's round for up to five minutes each hour (each
   // connection's check takes at most 30 s; eight run at once): see README "Keep-alive sweep".
   'keep-alive': 300,
+  // The issue sync visits tenants for up to five minutes every five minutes (each visit at most
+  // 60 s, eight at once), resuming where the last run stopped: see README "Issue sync".
+  'issue-sync': 300,
   // Jira's webhook deliveries: verify, look up, record; Jira waits for the answer and retries a failure.
   'issue-webhook': 29,
 };
@@ -113,17 +116,20 @@ export class Functions {
       // create-issue also reads and writes its lookup cache in batches (BatchGetItem/BatchWriteItem).
       const tableActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
         'dynamodb:Query', 'dynamodb:ConditionCheckItem'];
-      if (name === 'create-issue') tableActions.push('dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem');
-      // keep-alive backfills the sweep index once per deployment with a resumable scan (connection
-      // items written before the index existed); nothing else scans the table.
-      if (name === 'keep-alive') tableActions.push('dynamodb:Scan');
+      // The issue sync maps issue keys to items (BatchGetItem) and deletes published outbox entries
+      // (BatchWriteItem); its state-and-outbox transactions need only the item actions above.
+      if (name === 'create-issue' || name === 'issue-sync') tableActions.push('dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem');
+      // keep-alive backfills the sweep index, and issue-sync the tenants it follows, once per deployment
+      // with a resumable scan (items written before the index existed); nothing else scans the table.
+      if (name === 'keep-alive' || name === 'issue-sync') tableActions.push('dynamodb:Scan');
       role.addToPrincipalPolicy(new iam.PolicyStatement({
         sid: 'Table',
         actions: tableActions,
         resources: [data.table.tableArn],
       }));
-      if (name === 'keep-alive') {
-        // Only the sweep pages every tenant's connections, through the sparse `sweep` index.
+      if (name === 'keep-alive' || name === 'issue-sync') {
+        // Only the sweeps page every tenant's connections (keep-alive) or enrolled tenants (issue-sync),
+        // through the sparse `sweep` index.
         role.addToPrincipalPolicy(new iam.PolicyStatement({
           sid: 'SweepIndex',
           actions: ['dynamodb:Query'],

@@ -1,4 +1,5 @@
-// The EventBridge Scheduler schedules of routes.json (the keep-alive sweep, hourly): each with its
+// The EventBridge Scheduler schedules of routes.json (the keep-alive sweep, hourly; the issue sync,
+// every five minutes): each with its
 // own execution role that may invoke only its function and write only its dead-letter queue, a
 // retry policy, and that queue for invocations the Scheduler could not deliver.
 import { Stack } from 'aws-cdk-lib';
@@ -11,10 +12,26 @@ import { FunctionName, RegionConfig } from '../config';
 import { Routes } from '../routes';
 import { arn, pascal } from './common';
 
-/** Delivery retries: a schedule fires hourly, so an invocation older than 55 minutes is dropped
- *  (to the queue) rather than run on top of the next one. Each run resumes the round anyway. */
+/** Delivery retries: an invocation older than its schedule's period less a minute (55 minutes for an
+ *  hourly one) is dropped (to the queue) rather than run on top of the next one. Each run resumes
+ *  its round anyway. */
 export const SCHEDULE_RETRY_ATTEMPTS = 3;
 export const SCHEDULE_MAX_EVENT_AGE_SECONDS = 55 * 60;
+
+/** The period of a `rate(N unit)` expression in seconds (`undefined` for cron expressions). */
+export function ratePeriodSeconds(expression: string): number | undefined {
+  const m = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
+  if (!m) return undefined;
+  const unit = m[2].startsWith('minute') ? 60 : m[2].startsWith('hour') ? 3600 : 86400;
+  return Number(m[1]) * unit;
+}
+
+/** The oldest a delivery may be: the period less a minute, at least a minute, at most 55 minutes. */
+export function maxEventAgeSeconds(expression: string): number {
+  const period = ratePeriodSeconds(expression);
+  if (period === undefined) return SCHEDULE_MAX_EVENT_AGE_SECONDS;
+  return Math.max(60, Math.min(SCHEDULE_MAX_EVENT_AGE_SECONDS, period - 60));
+}
 
 export interface SchedulesProps {
   readonly config: RegionConfig;
@@ -71,7 +88,7 @@ export class Schedules {
           input: JSON.stringify(schedule.input),
           retryPolicy: {
             maximumRetryAttempts: SCHEDULE_RETRY_ATTEMPTS,
-            maximumEventAgeInSeconds: SCHEDULE_MAX_EVENT_AGE_SECONDS,
+            maximumEventAgeInSeconds: maxEventAgeSeconds(schedule.expression),
           },
           deadLetterConfig: { arn: dlq.queueArn },
         },

@@ -65,8 +65,8 @@ pub struct IssuesUpdated {
     pub changes: Vec<IssueChange>,
 }
 
-/// `Issue Deleted`: an issue we created is gone from Jira (deleted, or no longer visible to the
-/// connection's user, which Jira answers the same way).
+/// `Issue Deleted`: an issue we created is gone from Jira — deleted, or no longer visible to the
+/// connection's user: Jira answers both with 404, so they cannot be told apart.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IssueDeleted {
     pub tenant_id: String,
