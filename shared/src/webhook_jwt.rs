@@ -119,17 +119,14 @@ pub fn verify_bytes(token: &[u8], secret: &[u8], client_id: &str, now: i64) -> R
         return Err(JwtRejection::Malformed);
     };
     // The algorithm first: the token never chooses how it is checked.
-    let header: Header = B64
-        .decode(header)
-        .ok()
-        .and_then(|raw| serde_json::from_slice(&raw).ok())
-        .ok_or(JwtRejection::Malformed)?;
+    let header: Header =
+        B64.decode(header).ok().and_then(|raw| serde_json::from_slice(&raw).ok()).ok_or(JwtRejection::Malformed)?;
     if header.alg != "HS256" {
         return Err(JwtRejection::WrongAlgorithm);
     }
     let signature = B64.decode(signature).map_err(|_| JwtRejection::Malformed)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| JwtRejection::BadSignature)?;
-    mac.update(text[..text.len() - signature_len(text)].as_bytes());
+    mac.update(&text.as_bytes()[..text.len() - signature_len(text)]);
     mac.verify_slice(&signature).map_err(|_| JwtRejection::BadSignature)?;
 
     // Signed by the holder of the client secret: now the claims may be read.

@@ -161,7 +161,7 @@ impl Webhooks {
         if projects.is_empty() {
             return Ok(Ensured::NoProject);
         }
-        let site = connection.site.clone().unwrap_or_else(|| unreachable_site());
+        let site = connection.site.clone().unwrap_or_else(unreachable_site);
         if let Some(current) = &existing
             && current.cloud_id == site.cloud_id
             && current.projects == projects
@@ -260,14 +260,13 @@ impl Webhooks {
         let session = self.connector.session_for(&connection).await?;
         let listed: BTreeSet<i64> = api::list(&session).await?.into_iter().map(|w| w.id).collect();
         let alive: Vec<i64> = registration.webhook_ids.iter().copied().filter(|id| listed.contains(id)).collect();
-        let site = connection.site.clone().unwrap_or_else(|| unreachable_site());
+        let site = connection.site.clone().unwrap_or_else(unreachable_site);
         if alive.is_empty() || site.cloud_id != registration.cloud_id {
             tracing::info!("the tenant's webhook is gone from Jira; registering it again");
             self.register(&session, tenant, &site.cloud_id, &site.url, registration.projects.clone()).await?;
             return Ok(Refresh::Reregistered);
         }
-        let expires_at =
-            api::refresh(&session, &alive).await?.unwrap_or_else(|| self.clock.now() + Duration::days(30));
+        let expires_at = api::refresh(&session, &alive).await?.unwrap_or_else(|| self.clock.now() + Duration::days(30));
         let mut refreshed = registration.clone();
         refreshed.webhook_ids = alive;
         refreshed.expires_at = expires_at;
@@ -313,8 +312,12 @@ fn unreachable_site() -> crate::domain::Site {
 /// emits only what is newer than the ledger's.
 #[async_trait]
 pub trait Sightings: Send + Sync {
-    async fn updated(&self, tenant: &TenantId, site: &SiteId, seen: Vec<(IssueKey, JiraState)>)
-    -> Result<usize, String>;
+    async fn updated(
+        &self,
+        tenant: &TenantId,
+        site: &SiteId,
+        seen: Vec<(IssueKey, JiraState)>,
+    ) -> Result<usize, String>;
     async fn deleted(&self, tenant: &TenantId, site: &SiteId, keys: Vec<IssueKey>) -> Result<usize, String>;
 }
 
@@ -455,8 +458,7 @@ impl Receiver<'_> {
         let (mut tenants, mut new) = (0, 0);
         for registration in &candidates {
             let site = SiteId::new(registration.cloud_id.clone());
-            let Some(record) =
-                self.ledger.item_for_key(&registration.tenant, &key).await.map_err(|e| e.to_string())?
+            let Some(record) = self.ledger.item_for_key(&registration.tenant, &key).await.map_err(|e| e.to_string())?
             else {
                 continue;
             };
@@ -597,7 +599,8 @@ mod tests {
         let got = receiver.receive(Delivery { body: &elsewhere, identifier: None }).await.unwrap();
         assert_eq!(got, Received::Ignored("no registration"));
 
-        let gone = body("jira:issue_deleted", "OPS-1", "https://api.atlassian.com/ex/jira/c-globex/rest/api/3/issue/9", &[7]);
+        let gone =
+            body("jira:issue_deleted", "OPS-1", "https://api.atlassian.com/ex/jira/c-globex/rest/api/3/issue/9", &[7]);
         let got = receiver.receive(Delivery { body: &gone, identifier: Some("d-3") }).await.unwrap();
         assert_eq!(got, Received::Recorded { tenants: 1, new: 1 });
         assert_eq!(seen.0.lock().unwrap()[1], ("globex".into(), "OPS-1".into(), None));

@@ -53,12 +53,7 @@ pub fn router() -> Router<Context> {
         let token = webhook_jwt::bearer(input.header("authorization"));
         let now = cx.clock.now().unix_timestamp();
         let verified = token.and_then(|token| {
-            webhook_jwt::verify_bytes(
-                token.as_bytes(),
-                cx.client_secret.expose_secret().as_bytes(),
-                &cx.client_id,
-                now,
-            )
+            webhook_jwt::verify_bytes(token.as_bytes(), cx.client_secret.expose_secret().as_bytes(), &cx.client_id, now)
         });
         if let Err(reason) = verified {
             // The reason only: never the token, never the body.

@@ -75,9 +75,9 @@ struct Refreshed {
 /// `"2019-06-01T12:42:30.000+0000"`; both are read.
 fn expiration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
     Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()),
+        Value::Number(n) => {
+            n.as_i64().and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        }
         Value::String(s) => crate::issues::state::parse_jira_time(&s),
         _ => None,
     })

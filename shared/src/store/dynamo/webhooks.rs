@@ -138,8 +138,10 @@ impl WebhookStore for DynamoStore {
 
     async fn delete_registration(&self, tenant: &TenantId) -> Result<Option<WebhookRegistration>, StoreError> {
         let Some(old) = self.registration(tenant).await? else { return Ok(None) };
-        let mut request =
-            self.client.transact_write_items().transact_items(self.delete_of(REGISTRATIONS_PK.into(), tenant_sk(tenant))?);
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(self.delete_of(REGISTRATIONS_PK.into(), tenant_sk(tenant))?);
         for id in &old.webhook_ids {
             request = request.transact_items(self.delete_of(lookup_pk(*id), tenant_sk(tenant))?);
         }

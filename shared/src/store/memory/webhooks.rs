@@ -51,8 +51,7 @@ impl WebhookStore for MemoryWebhooks {
 
     async fn expiring(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<WebhookRegistration>, StoreError> {
         self.faults.check("WebhookStore::expiring")?;
-        let mut found: Vec<_> =
-            lock(&self.registrations).values().filter(|r| r.expires_at < before).cloned().collect();
+        let mut found: Vec<_> = lock(&self.registrations).values().filter(|r| r.expires_at < before).cloned().collect();
         found.sort_by_key(|r| (r.expires_at, r.tenant.to_string()));
         found.truncate(limit);
         Ok(found)
