@@ -30,3 +30,26 @@ pub async fn bounded<F: std::future::Future>(tasks: Vec<F>, in_flight: usize) ->
     use futures::stream::{self, StreamExt};
     stream::iter(tasks).buffered(in_flight.max(1)).collect().await
 }
+
+/// Runs `work` as the only run of a scheduled function at a time (EventBridge Scheduler delivers
+/// at least once; reserved concurrency 1 is no lock across retries): under the lease `name` of
+/// the refresh-lease store, held until 30 s past `deadline` so a dead instance's lease lapses by
+/// itself. `Ok(None)` when another run holds it, and then `work` never runs.
+pub async fn single_run<T>(
+    leases: &dyn crate::store::RefreshLeaseStore,
+    name: &str,
+    deadline: tokio::time::Instant,
+    work: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<Option<T>, crate::store::StoreError> {
+    let owner = uuid::Uuid::new_v4().to_string();
+    let hold = deadline.saturating_duration_since(tokio::time::Instant::now()) + std::time::Duration::from_secs(30);
+    if !leases.try_acquire(name, &owner, time::OffsetDateTime::now_utc() + hold).await? {
+        tracing::info!(lease = name, "another run is in progress; this one does nothing");
+        return Ok(None);
+    }
+    let result = work.await;
+    if let Err(e) = leases.release(name, &owner).await {
+        tracing::warn!(lease = name, error = %e, "could not release the run lease; it lapses by itself");
+    }
+    result.map(Some)
+}

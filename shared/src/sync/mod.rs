@@ -230,8 +230,12 @@ impl Recorder<'_> {
         let mut published = 0;
         for (site, (updates, deletions)) in by_site {
             for batch in split(&updates, EVENT_BYTES) {
-                let changes: Vec<serde_json::Value> =
-                    batch.iter().filter_map(|e| serde_json::from_str(&e.payload).ok()).collect();
+                // An unreadable entry stops the flush (and stays): never cleared unpublished.
+                let changes = batch
+                    .iter()
+                    .map(|e| serde_json::from_str::<serde_json::Value>(&e.payload))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))?;
                 let detail =
                     serde_json::json!({"tenant_id": tenant.as_str(), "site": site.as_str(), "changes": changes});
                 self.events.publish(IssuesUpdated::DETAIL_TYPE, &detail).await.map_err(SyncError::Publish)?;

@@ -208,18 +208,10 @@ impl Poller {
     /// One run, ending before `deadline` (leave room to answer).
     pub async fn run(&self, _request: &RunRequest, deadline: Instant) -> Result<RunReport, StoreError> {
         let mut report = RunReport::default();
-        let owner = uuid::Uuid::new_v4().to_string();
-        let hold = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
-        if !self.leases.try_acquire(RUN_LEASE, &owner, OffsetDateTime::now_utc() + hold).await? {
-            tracing::info!("another issue-sync run is in progress; this one does nothing");
-            report.busy = true;
-            return Ok(report);
-        }
-        let result = self.run_holding_lease(deadline, &mut report).await;
-        if let Err(e) = self.leases.release(RUN_LEASE, &owner).await {
-            tracing::warn!(error = %e, "could not release the issue-sync run lease; it lapses by itself");
-        }
-        result.map(|()| report)
+        let work = self.run_holding_lease(deadline, &mut report);
+        let ran = crate::jobs::single_run(self.leases.as_ref(), RUN_LEASE, deadline, work).await?;
+        report.busy = ran.is_none();
+        Ok(report)
     }
 
     async fn run_holding_lease(&self, deadline: Instant, report: &mut RunReport) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::atlassian::jira::issues::IssueRef;
 use crate::events::RecordingBus;
+#[cfg(feature = "fault-injection")]
 use crate::faults::CrashSwitch;
 use crate::ids::ItemId;
 use crate::store::memory::{MemoryStore, oauth_connection};
@@ -201,6 +202,7 @@ async fn a_tenant_that_must_reconnect_is_skipped_and_counted() {
     assert_eq!(events[0]["tenant_id"], "acme");
 }
 
+#[cfg(feature = "fault-injection")]
 #[tokio::test]
 async fn a_crash_after_the_search_still_publishes_exactly_once() {
     let w = world(&["acme"], 3).await;
