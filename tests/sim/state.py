@@ -66,6 +66,7 @@ def default_quirks() -> dict[str, Any]:
         "cloud_search_index_delay_seconds": 3.0,  # Cloud JQL sees a new issue after this (sim clock)
         "dc_search_index_delay_seconds": 1.0,     # DC JQL likewise (cluster index replication)
         "confluence_max_body_bytes": CONFLUENCE_MAX_BODY_BYTES,  # Cloud v2 creates: larger -> 413 (0 = no limit)
+        "webhooks_allow_http_loopback": False,    # dynamic webhooks may deliver to http://127.0.0.1 (test stacks)
     }
 
 
@@ -316,6 +317,11 @@ class State:
         self.oidc_tokens: dict[str, OidcToken] = {}
         # Cloud API tokens
         self.api_tokens: list[ApiToken] = []
+        # Dynamic webhooks (products/jira_webhooks.py): registrations per site, deliveries made
+        self.webhooks: dict[str, dict] = {}
+        self.webhook_deliveries: list[dict] = []
+        self.webhook_drop = 0
+        self.webhook_tasks: set = getattr(self, "webhook_tasks", set())
         data.seed_defaults(self)
         self.set_sites([DEFAULT_SITE])
         self.set_dc_instances(DEFAULT_DC_INSTANCES)

@@ -31,6 +31,8 @@ pub enum Function {
     CreateIssue,
     /// No HTTP route and no rule: the keep-alive sweep, run by a schedule ([`SCHEDULES`]).
     KeepAlive,
+    /// The public receiver of Jira's dynamic webhook deliveries.
+    IssueWebhook,
     /// No HTTP route and no rule: the issue sync's poll, run by a schedule ([`SCHEDULES`]).
     IssueSync,
 }
@@ -44,6 +46,7 @@ impl Function {
             Self::PublishPage => "publish-page",
             Self::CreateIssue => "create-issue",
             Self::KeepAlive => "keep-alive",
+            Self::IssueWebhook => "issue-webhook",
             Self::IssueSync => "issue-sync",
         }
     }
@@ -679,6 +682,21 @@ pub const GET_PUBLICATION: Route<NoBody> = Route::jwt(
     },
 );
 
+// issue-webhook
+
+pub const JIRA_WEBHOOK: Route<Json<crate::webhooks::JiraWebhookDelivery>, Public> = Route::public(
+    Post,
+    "/v1/webhooks/jira",
+    Function::IssueWebhook,
+    Doc {
+        id: "receiveJiraWebhook",
+        summary: "Jira's dynamic webhook deliveries (public; for Atlassian, not for the SaaS backend): issue updated or deleted, for tenants who consented to manage:jira-webhook. Trusts only a bearer JWT signed with this app's OAuth client secret (HS256; exp checked): anything else is 401 and logged without its body. A delivery for an issue the bridge did not create is acknowledged and ignored; a change already recorded (a retry, or the poll saw it first) emits nothing again.",
+        query: &[],
+        ok: ok(200, "Acknowledged", json::<crate::webhooks::WebhookAccepted>()),
+        errors: &[400, 401],
+    },
+);
+
 /// The table, in the order of routes.json and the document.
 pub const ROUTES: &[&Spec] = &[
     &START_OAUTH.spec,
@@ -708,6 +726,7 @@ pub const ROUTES: &[&Spec] = &[
     &EDIT_ACTION_ITEM.spec,
     &PUBLISH_PAGE.spec,
     &GET_PUBLICATION.spec,
+    &JIRA_WEBHOOK.spec,
 ];
 
 /// The routes whose handlers reach Atlassian for the caller's tenant: each request is admitted
@@ -847,15 +866,16 @@ mod tests {
         assert_eq!(keys.len(), ROUTES.len());
     }
 
-    /// Every route but the public callback is a tenant's: the caller extractor checks the
+    /// Every route but the public ones (the OAuth callback, Jira's webhook deliveries, each
+    /// trusting only what it verifies itself) is a tenant's: the caller extractor checks the
     /// token's tenant against `{tenant}`.
     #[test]
-    fn every_scoped_route_has_a_tenant_and_only_the_callback_is_public() {
+    fn every_scoped_route_has_a_tenant_and_only_the_callback_and_the_webhook_are_public() {
         for route in ROUTES {
             let has_tenant = route.path_params().any(|p| p == "tenant");
             assert_eq!(route.scope.is_some(), has_tenant, "{}", route.key());
         }
         let public: Vec<String> = ROUTES.iter().filter(|r| r.scope.is_none()).map(|r| r.key()).collect();
-        assert_eq!(public, ["GET /v1/oauth/callback"]);
+        assert_eq!(public, ["GET /v1/oauth/callback", "POST /v1/webhooks/jira"]);
     }
 }

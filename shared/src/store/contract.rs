@@ -944,6 +944,59 @@ pub async fn destination_failures_race(store: Arc<dyn DestinationFailureStore>) 
     assert_eq!(locked.iter().filter(|l| **l).count(), 1);
 }
 
+fn registration(t: &TenantId, cloud_id: &str, ids: &[i64], expires_at: OffsetDateTime) -> WebhookRegistration {
+    WebhookRegistration {
+        tenant: t.clone(),
+        cloud_id: cloud_id.into(),
+        site_url: format!("https://{cloud_id}.example.net"),
+        webhook_ids: ids.to_vec(),
+        projects: vec!["OPS".into(), "RETRO".into()],
+        expires_at: to_ms(expires_at),
+        registered_at: to_ms(OffsetDateTime::now_utc()),
+    }
+}
+
+/// A registration is found by tenant, by each of its webhook ids (several sites may hold the same
+/// id), and among the expiring ones; replacing it drops the lookups of ids it no longer holds;
+/// deleting it removes everything. A delivery identifier is handled once per site.
+pub async fn webhooks(store: &dyn WebhookStore) {
+    let (a, b) = (tenant(), tenant());
+    // Ids from a range of their own, so the suite can share a table with earlier runs.
+    let base = i64::from(uuid::Uuid::new_v4().as_u128() as u32) * 10;
+    let far = OffsetDateTime::now_utc() + Duration::days(300_000);
+    let ra = registration(&a, "site-a", &[base, base + 1], far + Duration::days(1));
+    let rb = registration(&b, "site-b", &[base], far + Duration::days(2));
+    store.put_registration(&ra).await.unwrap();
+    store.put_registration(&rb).await.unwrap();
+    assert_eq!(store.registration(&a).await.unwrap(), Some(ra.clone()));
+    assert_eq!(store.registrations_with(base).await.unwrap().len(), 2);
+    assert_eq!(store.registrations_with(base + 1).await.unwrap(), vec![ra.clone()]);
+    let expiring = store.expiring(far + Duration::days(3), 10_000).await.unwrap();
+    let ours: Vec<_> = expiring.iter().filter(|r| r.tenant == a || r.tenant == b).collect();
+    assert_eq!(ours, vec![&ra, &rb], "soonest first");
+    assert!(!store.expiring(far, 10_000).await.unwrap().iter().any(|r| r.tenant == a || r.tenant == b));
+
+    // Re-registered under a new id: the old id no longer finds it.
+    let moved = registration(&a, "site-a", &[base + 2], far + Duration::days(5));
+    store.put_registration(&moved).await.unwrap();
+    assert!(store.registrations_with(base + 1).await.unwrap().is_empty());
+    assert_eq!(store.registrations_with(base + 2).await.unwrap(), vec![moved.clone()]);
+    assert_eq!(store.delete_registration(&a).await.unwrap(), Some(moved));
+    assert_eq!(store.registration(&a).await.unwrap(), None);
+    assert!(store.registrations_with(base + 2).await.unwrap().is_empty());
+    assert_eq!(store.delete_registration(&a).await.unwrap(), None);
+    assert_eq!(store.registrations_with(base).await.unwrap(), vec![rb]);
+
+    let (now, id) = (OffsetDateTime::now_utc(), unique("delivery"));
+    assert!(!store.delivery_seen("site-a", &id, now).await.unwrap());
+    assert!(store.delivery_handled("site-a", &id, now).await.unwrap());
+    assert!(!store.delivery_handled("site-a", &id, now).await.unwrap(), "a retry is handled once");
+    assert!(store.delivery_seen("site-a", &id, now).await.unwrap());
+    assert!(store.delivery_handled("site-b", &id, now).await.unwrap(), "identifiers are per site");
+    let later = now + webhooks::DELIVERY_MEMORY + Duration::minutes(1);
+    assert!(!store.delivery_seen("site-a", &id, later).await.unwrap());
+}
+
 fn seen(updated_ms: i64) -> crate::issues::state::JiraState {
     crate::issues::state::JiraState {
         status: "Done".into(),
@@ -1118,6 +1171,7 @@ mod memory {
         lookup_cache_in_batches(&*store.lookups).await;
         tenant_slots(&*store.slots).await;
         destination_failures(&*store.destinations).await;
+        webhooks(&*store.webhooks).await;
         issue_sync(&*store.ledger).await;
         issue_sync_backfill(&*store.ledger).await;
     }
@@ -1232,6 +1286,7 @@ mod dynamodb {
         tenant_slots_race(store.clone()).await;
         destination_failures(&*store).await;
         destination_failures_race(store.clone()).await;
+        webhooks(&*store).await;
         backfill_sweep_index(&store).await;
         issue_sync(&*store).await;
         issue_sync_backfill(&*store).await;
