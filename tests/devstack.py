@@ -310,6 +310,10 @@ class Stack:
         if not resp.ok:
             raise StackError(f"registering the OAuth client with the simulator failed: "
                              f"{resp.status_code} {resp.text}")
+        # The local gateway listens on plain http at loopback; real Jira delivers to HTTPS only.
+        resp = self.sim("PUT", "/_sim/quirks", json={"webhooks_allow_http_loopback": True})
+        if not resp.ok:
+            raise StackError(f"configuring the simulator's webhooks failed: {resp.status_code} {resp.text}")
 
     # ------------------------------------------------------------------ gateway
     def _build_function_env(self) -> dict[str, str]:
@@ -325,6 +329,8 @@ class Stack:
             "BRIDGE_OAUTH_CLIENT_ID": self.client_id,
             "BRIDGE_OAUTH_CLIENT_SECRET_NAME": self.client_secret_name,
             "BRIDGE_OAUTH_REDIRECT_URI": self.gateway_url + "/v1/oauth/callback",
+            # Where the simulator delivers the dynamic webhooks of tenants who opted in.
+            "BRIDGE_JIRA_WEBHOOK_URL": self.gateway_url + "/v1/webhooks/jira",
             "BRIDGE_ALLOWED_RETURN_URLS": f"{self.gateway_url}/_dev/return,https://app.example.test/",
             "BRIDGE_ATLASSIAN_AUTH_URL": self.sim_url,
             "BRIDGE_ATLASSIAN_API_URL": self.sim_url,

@@ -50,6 +50,7 @@ export class BridgeStack extends Stack {
     this.api = new Api(this, cfg, this.data.key);
     this.functions = new Functions(this, {
       config: cfg, network: this.network, data: this.data, events: this.events, redirectUri: this.api.redirectUri,
+      webhookUrl: this.api.webhookUrl,
     });
     this.api.addRoutes(props.routes, this.functions.functions);
     this.events.addRules(this.functions.functions);

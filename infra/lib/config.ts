@@ -7,16 +7,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** The seven Lambda functions, one crate (and one `make package` zip) each. */
+/** The eight Lambda functions, one crate (and one `make package` zip) each. */
 export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish-page', 'create-issue',
-  'keep-alive', 'issue-sync'] as const;
+  'keep-alive', 'issue-sync', 'issue-webhook'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
 
 /** Functions that publish outgoing events: Page Published, Issues Created, Publish Failed (the
  *  jobs); Egress Abuse Suspected (connections, when a destination is locked); Connection Expiring
- *  and Connection Broken (keep-alive); Issues Updated and Issue Deleted (issue-sync). */
+ *  and Connection Broken (keep-alive); Issues Updated and Issue Deleted (issue-sync, and issue-webhook from Jira's deliveries). */
 export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue', 'connections', 'keep-alive',
-  'issue-sync'];
+  'issue-sync', 'issue-webhook'];
 
 /** Functions that run jobs from events, holding a lease on each item (BRIDGE_JOB_LEASE_SECONDS). */
 export const JOB_RUNNERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
@@ -88,6 +88,7 @@ export const DEFAULT_MEMORY_MB: Record<FunctionName, number> = {
   'create-issue': 256,
   'keep-alive': 256,
   'issue-sync': 256,
+  'issue-webhook': 256,
 };
 
 /** Reserved concurrency where it protects Atlassian's rate limits (the bulk writers). Each tenant may hold at most

@@ -166,8 +166,13 @@ describe('functions', () => {
       assert.equal(env.RUST_LOG, 'info');
       const jobs = name === 'publish-page' || name === 'create-issue';
       // connections reports a locked destination (Egress Abuse Suspected); keep-alive expiring and
-      // broken connections; issue-sync the issues' states.
-      const publisher = jobs || name === 'connections' || name === 'keep-alive' || name === 'issue-sync';
+      // broken connections; issue-sync and issue-webhook the issues' states.
+      const publisher = jobs || name === 'connections' || name === 'keep-alive' || name === 'issue-sync' ||
+        name === 'issue-webhook';
+      // The functions that register, refresh or receive Jira's dynamic webhooks know the receiver's URL.
+      const hooks = ['oauth-callback', 'connections', 'keep-alive', 'issue-webhook'].includes(name);
+      assert.equal(env.BRIDGE_JIRA_WEBHOOK_URL === undefined ? undefined : flatten(env.BRIDGE_JIRA_WEBHOOK_URL),
+        hooks ? `\${${apiId}.ApiEndpoint}/v1/webhooks/jira` : undefined, `${name}: BRIDGE_JIRA_WEBHOOK_URL`);
       assert.equal(env.BRIDGE_EVENT_BUS_NAME !== undefined, publisher, `${name}: BRIDGE_EVENT_BUS_NAME`);
       assert.equal(env.BRIDGE_EVENT_SOURCE, publisher ? 'atlassian-bridge' : undefined);
       if (publisher) {
@@ -276,7 +281,7 @@ describe('IAM', () => {
       assert.equal(actions.includes('secretsmanager:DeleteSecret'), name === 'oauth-callback' || name === 'connections', name);
       assert.ok(actions.includes('secretsmanager:GetSecretValue'), `${name} reads the app secret at cold start`);
       assert.equal(actions.includes('events:PutEvents'),
-        ['publish-page', 'create-issue', 'connections', 'keep-alive', 'issue-sync'].includes(name), name);
+        ['publish-page', 'create-issue', 'connections', 'keep-alive', 'issue-sync', 'issue-webhook'].includes(name), name);
     }
   }));
 
@@ -319,21 +324,24 @@ describe('HTTP API', () => {
     assert.deepEqual(actual, expected);
   }));
 
-  it('leaves the OAuth callback route, and only it, unauthenticated', () => each((_, t) => {
+  it('leaves the OAuth callback and the Jira webhook receiver, and only them, unauthenticated', () => each((_, t) => {
     const routes = ofType(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
-    const open = routes.filter((r) => r.AuthorizationType !== 'JWT').map((r) => r.RouteKey);
-    assert.deepEqual(open, ['GET /v1/oauth/callback']);
-    assert.equal(routes.find((r) => r.RouteKey === 'GET /v1/oauth/callback').AuthorizationType, 'NONE');
+    const open = routes.filter((r) => r.AuthorizationType !== 'JWT').map((r) => r.RouteKey).sort();
+    assert.deepEqual(open, ['GET /v1/oauth/callback', 'POST /v1/webhooks/jira']);
+    for (const key of open) assert.equal(routes.find((r) => r.RouteKey === key).AuthorizationType, 'NONE');
     const authorizer = ofType(t, 'AWS::ApiGatewayV2::Authorizer')[0][0];
     for (const r of routes.filter((x) => x.AuthorizationType === 'JWT')) assert.equal(refTarget(r.AuthorizerId), authorizer);
   }));
 
-  it('throttles (tighter on the public route) and writes JSON access logs without query strings', () => each((_, t) => {
+  it('throttles (tighter on the public routes) and writes JSON access logs without query strings', () => each((_, t) => {
     const [[, stage]] = ofType(t, 'AWS::ApiGatewayV2::Stage');
     const p = stage.Properties;
     assert.equal(p.StageName, '$default');
     assert.deepEqual(p.DefaultRouteSettings, { ThrottlingBurstLimit: 100, ThrottlingRateLimit: 50 });
-    assert.deepEqual(p.RouteSettings, { 'GET /v1/oauth/callback': { ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5 } });
+    assert.deepEqual(p.RouteSettings, {
+      'GET /v1/oauth/callback': { ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5 },
+      'POST /v1/webhooks/jira': { ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5 },
+    });
     const logGroup = resources(t)[refTarget(p.AccessLogSettings.DestinationArn)!];
     assert.equal(logGroup.Type, 'AWS::Logs::LogGroup');
     const format = JSON.parse(p.AccessLogSettings.Format);

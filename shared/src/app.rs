@@ -26,7 +26,7 @@ use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
     ConnectionStore, CredentialStore, DestinationFailureStore, IssueJobStore, IssueLedger, KeepAliveStore, LookupCache,
-    OAuthStateStore, PublicationStore, RefreshLeaseStore, SettingsStore, StoreError,
+    OAuthStateStore, PublicationStore, RefreshLeaseStore, SettingsStore, StoreError, WebhookStore,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,10 @@ pub struct App {
     pub keep_alive: Arc<dyn KeepAliveStore>,
     /// The refresh leases (the keep-alive sweep also elects its one run with one).
     pub leases: Arc<dyn RefreshLeaseStore>,
+    /// Dynamic Jira webhook registrations and handled deliveries.
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// The OAuth app's client secret: Jira signs webhook deliveries with it (`webhook_jwt`).
+    pub client_secret: SecretString,
     pub connector: Arc<Connector>,
     /// Each tenant's fair share of every function (`atlassian::governor`), admitting HTTP
     /// requests (in the router) and events (in [`serve_with_events`]).
@@ -105,6 +109,7 @@ impl App {
             return Err(unusable("state_signing_key must hold at least 32 bytes"));
         }
 
+        let client_secret = app_secret.client_secret.clone();
         let oauth = Arc::new(
             AtlassianOAuth::new(&config.oauth, app_secret.client_secret, transport.clone())
                 .map_err(|e| InitError::Http(e.to_string()))?
@@ -147,6 +152,8 @@ impl App {
             destinations: dynamo.clone(),
             keep_alive: dynamo.clone(),
             leases: dynamo.clone(),
+            webhooks: dynamo.clone(),
+            client_secret,
             publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {
                 Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), bus, &config.event_source))

@@ -51,6 +51,9 @@ pub struct Config {
     /// The business clock (token expiry, grant ages): the system clock, shifted only in test
     /// builds by `BRIDGE_TEST_CLOCK_OFFSET_SECONDS` (see `clock`).
     pub clock: Clock,
+    /// Where Jira delivers the dynamic webhooks of tenants who opted in: this deployment's public
+    /// `POST /v1/webhooks/jira`. Unset: no webhook is registered (polling still runs).
+    pub jira_webhook_url: Option<Url>,
 }
 
 /// How many refused credential checks against one destination, across all tenants, within
@@ -232,6 +235,10 @@ impl Config {
             },
             lockout,
             clock: test_clock(&env)?,
+            jira_webhook_url: match env.optional("BRIDGE_JIRA_WEBHOOK_URL") {
+                None => None,
+                Some(url) => Some(parse_url("BRIDGE_JIRA_WEBHOOK_URL", &url)?),
+            },
         })
     }
 }

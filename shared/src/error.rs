@@ -70,6 +70,10 @@ error_codes! {
     NotFound = ("not_found", 404, false), "No such record for this tenant.";
     UnknownRoute = ("unknown_route", 404, false), "The function does not serve that route (a deployment mistake).";
     NotOurs = ("not_ours", 404, false), "The issue was not created by this integration for this tenant.";
+    ActionItemNotFound = ("action_item_not_found", 404, false), "No issue was created for this action item for this tenant.";
+    IssueDeleted = ("issue_deleted", 410, false), "The issue of this action item was deleted in Jira (or the connected user can no longer see it).";
+    IssueChanged = ("issue_changed", 409, false), "The issue changed in Jira since it was last seen, in a field the edit would overwrite; read it again and send the edit again.";
+    FieldNotEditable = ("field_not_editable", 422, false), "A field of the edit is not on the issue's edit screen for the connected user; nothing was changed.";
     IssueOnAnotherSite = ("issue_on_another_site", 409, false), "The issue was created on a site other than the one connected now; it is left alone.";
     JobInProgress = ("job_in_progress", 409, true), "Another delivery of the same idempotency key is still running; retry later.";
     // The connection's state.

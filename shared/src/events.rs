@@ -1,4 +1,5 @@
-//! EventBridge in and out. In: `Report Ready` and `Action Items Ready`, delivered by a rule
+//! EventBridge in and out. In: `Report Ready`, `Action Items Ready` and `Action Items Changed`
+//! (edits of created issues, answered with `Action Items Edited`), delivered by a rule
 //! straight to the function (Lambda retries a failed delivery, then parks it in a dead-letter
 //! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, `Egress Abuse Suspected`
 //! (connections, see `lockout.rs`), and from the keep-alive sweep `Connection Expiring` and
@@ -32,6 +33,14 @@ impl DetailType for crate::reports::PagePublished {
 
 impl DetailType for crate::issues::ActionItemsReady {
     const DETAIL_TYPE: &'static str = "Action Items Ready";
+}
+
+impl DetailType for crate::issues::edit::ActionItemsChanged {
+    const DETAIL_TYPE: &'static str = "Action Items Changed";
+}
+
+impl DetailType for crate::issues::edit::ActionItemsEdited {
+    const DETAIL_TYPE: &'static str = "Action Items Edited";
 }
 
 impl DetailType for crate::issues::ActionItemsDeferred {
@@ -231,6 +240,8 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
         schema_of::<crate::issues::ActionItemsReady>("action-items-ready"),
         schema_of::<crate::issues::ActionItemsDeferred>("action-items-deferred"),
         schema_of::<crate::issues::IssuesCreated>("issues-created"),
+        schema_of::<crate::issues::edit::ActionItemsChanged>("action-items-changed"),
+        schema_of::<crate::issues::edit::ActionItemsEdited>("action-items-edited"),
         schema_of::<PublishFailed>("publish-failed"),
         schema_of::<ConnectionExpiring>("connection-expiring"),
         schema_of::<ConnectionBroken>("connection-broken"),

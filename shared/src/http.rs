@@ -218,6 +218,16 @@ impl<B> Input<B> {
         query_param(&self.request, name)
     }
 
+    /// A request header's value, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The request body as sent (a public route verifies a signature over it before parsing).
+    pub fn raw_body(&self) -> &[u8] {
+        self.request.body().as_ref()
+    }
+
     /// The Idempotency-Key of a route the table marks idempotent (checked before the handler).
     pub fn idempotency_key(&self) -> Result<String, ApiError> {
         self.idempotency_key.clone().ok_or_else(|| {

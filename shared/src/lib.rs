@@ -35,5 +35,7 @@ pub mod telemetry;
 #[cfg(test)]
 mod testing;
 pub mod verify;
+pub mod webhook_jwt;
+pub mod webhooks;
 
 pub use secrecy::{ExposeSecret, SecretString};

@@ -446,6 +446,29 @@ async def plant_issues(request):
     return json_response({"issues": planted}, status=201)
 
 
+async def put_edit_screen(request):
+    """`PUT /_sim/jira/edit-screen?flavour=&site=` `{"project": "ENG", "fields": ["summary", ...]}`:
+    the project's edit screen holds only those fields (`"fields": null`: the create screen's
+    again, Jira's default)."""
+    st = _state(request)
+    flavour, site_id = _deployment(st, request.query)
+    body = await _json(request, {})
+    if not isinstance(body, dict) or set(body) - {"project", "fields"}:
+        return sim_error("body must be {\"project\": KEY, \"fields\": [field ids] | null}")
+    project = st.jira_store(flavour, site_id).ds.project(str(body.get("project", "")))
+    if project is None:
+        return sim_error("'project' must be an existing project key", 404)
+    fields = body.get("fields")
+    at = (site_id or "dc", project["key"])
+    if fields is None:
+        st.edit_screens.pop(at, None)
+    elif isinstance(fields, list) and all(isinstance(f, str) for f in fields):
+        st.edit_screens[at] = list(fields)
+    else:
+        return sim_error("'fields' must be a list of field ids or null")
+    return json_response({"project": project["key"], "fields": st.edit_screens.get(at)})
+
+
 async def jira_searches(request):
     """`GET /_sim/jira/searches[?label=L]`: the JQL searches served so far (`DELETE` forgets
     them), those naming label `L` only when given."""
@@ -1041,6 +1064,55 @@ async def release_fault(request):
     return json_response({"released": True})
 
 
+# ---- dynamic webhooks (products/jira_webhooks.py) -------------------------------------------
+def _delivery_json(d: dict) -> dict:
+    return {k: d[k] for k in ("id", "identifier", "url", "site", "event", "key", "attempts", "dropped")} | {
+        "matchedWebhookIds": d["body"]["matchedWebhookIds"]}
+
+
+async def get_webhooks(request):
+    """`GET /_sim/webhooks`: every site's registrations (with `expired`) and the deliveries made."""
+    from .products import jira_webhooks as jw
+    st = _state(request)
+    regs = [{k: v for k, v in wh.items() if k != "groups"} | {"expired": not jw.live(st, wh)}
+            for site in jw.hooks(st).values() for wh in site["by_id"].values()]
+    return json_response({"webhooks": regs, "deliveries": [_delivery_json(d) for d in jw.deliveries(st)]})
+
+
+async def flush_webhooks(request):
+    """`POST /_sim/webhooks/flush`: waits for every delivery in flight; answers them all."""
+    from .products import jira_webhooks as jw
+    st = _state(request)
+    await jw.flush(st)
+    return json_response({"deliveries": [_delivery_json(d) for d in jw.deliveries(st)]})
+
+
+async def drop_webhooks(request):
+    """`POST /_sim/webhooks/drop` `{"count": n}`: the next n deliveries are never sent (lost)."""
+    from .products import jira_webhooks as jw
+    st = _state(request)
+    body = await _json(request, {})
+    count = body.get("count") if isinstance(body, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        return sim_error("'count' must be a whole number")
+    jw.deliveries(st)
+    st.webhook_drop = count
+    return json_response({"drop": count})
+
+
+async def redeliver_webhook(request):
+    """`POST /_sim/webhooks/deliveries/{id}/redeliver`: Jira's retry of a delivery: the same body
+    and X-Atlassian-Webhook-Identifier, a fresh token; waits for the answer."""
+    from .products import jira_webhooks as jw
+    st = _state(request)
+    d = next((d for d in jw.deliveries(st) if str(d["id"]) == request.match_info["id"]), None)
+    if d is None:
+        return sim_error("no such delivery", status=404)
+    jw.send(st, d)
+    await jw.flush(st)
+    return json_response(_delivery_json(d))
+
+
 def routes() -> list[web.RouteDef]:
     p = "/_sim"
     return [
@@ -1066,6 +1138,11 @@ def routes() -> list[web.RouteDef]:
         web.patch(p + "/jira/issues/{key}", edit_issue),
         web.delete(p + "/jira/issues/{key}", remove_issue),
         web.get(p + "/jira/searches", jira_searches),
+        web.put(p + "/jira/edit-screen", put_edit_screen),
+        web.get(p + "/webhooks", get_webhooks),
+        web.post(p + "/webhooks/flush", flush_webhooks),
+        web.post(p + "/webhooks/drop", drop_webhooks),
+        web.post(p + "/webhooks/deliveries/{id}/redeliver", redeliver_webhook),
         web.delete(p + "/jira/searches", clear_jira_searches),
         web.get(p + "/quirks", get_quirks),
         web.put(p + "/quirks", put_quirks),

@@ -66,6 +66,7 @@ def default_quirks() -> dict[str, Any]:
         "cloud_search_index_delay_seconds": 3.0,  # Cloud JQL sees a new issue after this (sim clock)
         "dc_search_index_delay_seconds": 1.0,     # DC JQL likewise (cluster index replication)
         "confluence_max_body_bytes": CONFLUENCE_MAX_BODY_BYTES,  # Cloud v2 creates: larger -> 413 (0 = no limit)
+        "webhooks_allow_http_loopback": False,    # dynamic webhooks may deliver to http://127.0.0.1 (test stacks)
     }
 
 
@@ -295,6 +296,9 @@ class State:
         # Per-element failures for the next bulk creates (a fault switch: Jira-side rules such as
         # workflow validators refuse single elements of a bulk request).
         self.element_faults: dict[str, Any] | None = None
+        # (deployment: cloudId | "dc", project key) -> the field ids of its edit screen, where the
+        # control API set one (`PUT /_sim/jira/edit-screen`); otherwise the create screen's.
+        self.edit_screens: dict[tuple[str, str], list[str]] = {}
         # Every JQL search served (`GET /_sim/jira/searches`): flavour, the JQL, its labels.
         self.jira_searches: list[dict] = []
         # generated product data: sizes per Cloud site / for DC, datasets built on first use
@@ -313,6 +317,11 @@ class State:
         self.oidc_tokens: dict[str, OidcToken] = {}
         # Cloud API tokens
         self.api_tokens: list[ApiToken] = []
+        # Dynamic webhooks (products/jira_webhooks.py): registrations per site, deliveries made
+        self.webhooks: dict[str, dict] = {}
+        self.webhook_deliveries: list[dict] = []
+        self.webhook_drop = 0
+        self.webhook_tasks: set = getattr(self, "webhook_tasks", set())
         data.seed_defaults(self)
         self.set_sites([DEFAULT_SITE])
         self.set_dc_instances(DEFAULT_DC_INSTANCES)

@@ -36,6 +36,8 @@ pub struct Context {
     lockout: Lockout,
     egress: EgressPolicy,
     secret_prefix: String,
+    /// Dynamic webhooks of tenants who opted in; `None` when the deployment has no webhook URL.
+    webhooks: Option<bridge::webhooks::Webhooks>,
 }
 
 impl Context {
@@ -50,6 +52,7 @@ impl Context {
             lockout: Lockout::new(app.destinations.clone(), bus, app.config.lockout),
             egress: app.config.egress.clone(),
             secret_prefix: app.config.secret_prefix.clone(),
+            webhooks: bridge::webhooks::Webhooks::from_app(app),
         })
     }
 }
@@ -82,7 +85,14 @@ pub fn router() -> Router<Context> {
             register(&registry, &cx.connector, &cx.lockout, &cx.egress, &caller, product, input.body()?).await
         })
         .route(&routes::DELETE_CONNECTION, |cx: Arc<Context>, caller, input| async move {
-            delete(cx.stores(), &caller, product(&input)?).await
+            let product = product(&input)?;
+            // While the connection still works: Jira deletes the webhook only for its app's token.
+            if product == Product::Jira
+                && let Some(webhooks) = &cx.webhooks
+            {
+                webhooks.deregister(&caller.tenant).await?;
+            }
+            delete(cx.stores(), &caller, product).await
         })
         .route(&routes::SELECT_SITE, |cx: Arc<Context>, caller, input: Input<Json<SelectSiteRequest>>| async move {
             let target = ConsentTarget::parse(&input.path("product")?).ok_or_else(|| {
@@ -98,7 +108,14 @@ pub fn router() -> Router<Context> {
         })
         .route(&routes::PUT_SETTINGS, |cx: Arc<Context>, caller, input| async move {
             let product = product(&input)?;
-            put_settings(cx.settings.as_ref(), &cx.connector, &caller, product, &input).await
+            let saved = put_settings(cx.settings.as_ref(), &cx.connector, &caller, product, &input).await?;
+            // A new project: the webhook's filter follows it.
+            if product == Product::Jira
+                && let Some(webhooks) = &cx.webhooks
+            {
+                webhooks.ensure_logged(&caller.tenant).await;
+            }
+            Ok(saved)
         })
 }
 

@@ -1,7 +1,8 @@
 //! `create-issue`: action items → Jira issues (HTTP `POST /v1/tenants/{tenant}/issues` and the
 //! `Action Items Ready` event), `DELETE /v1/tenants/{tenant}/issues/{key}` for issues this
 //! system created for the tenant, the read model of what it created
-//! (`GET /v1/tenants/{tenant}/action-items`, from the ledger it already holds), and the jobs an HTTP request could not finish in its budget
+//! (`GET /v1/tenants/{tenant}/action-items`, from the ledger it already holds), the edits forward
+//! (`PATCH /v1/tenants/{tenant}/action-items/{id}` and the `Action Items Changed` event), and the jobs an HTTP request could not finish in its budget
 //! (`202`, `Action Items Deferred` parts, `GET /v1/tenants/{tenant}/jobs/{job}`).
 
 use std::sync::Arc;
@@ -16,9 +17,12 @@ use bridge::caller::Caller;
 use bridge::config::SearchIndex;
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
-use bridge::events::{Delivery, EventBus};
+use bridge::events::{Delivery, DetailType, EventBus};
 use bridge::http::{self, HttpResponse, Input};
-use bridge::ids::{IssueKey, IssueTypeId, ProjectKey};
+use bridge::ids::{IssueKey, IssueTypeId, ItemId, ProjectKey};
+use bridge::issues::edit::{
+    self, ActionItemEdit, ActionItemsChanged, ActionItemsEdited, ChangeResult, EditStatus, Editor,
+};
 use bridge::issues::read::Listing;
 use bridge::issues::{
     ActionItem, ActionItemsDeferred, ActionItemsReady, BULK_CHUNK, BULK_IN_FLIGHT, CreateContext, IssueJob,
@@ -26,7 +30,7 @@ use bridge::issues::{
 };
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
-use bridge::settings::JiraSettings;
+use bridge::settings::{AssigneeMatching, JiraSettings};
 use bridge::store::{IssueJobStore, IssueLedger, LookupCache, SettingsStore};
 use lambda_http::http::{StatusCode, header};
 
@@ -110,6 +114,10 @@ pub fn router() -> Router<Context> {
         })
         .route(&routes::LIST_ACTION_ITEMS, |cx: Arc<Context>, caller, input| async move {
             list_items(&cx, &caller, &input).await
+        })
+        .route(&routes::EDIT_ACTION_ITEM, |cx: Arc<Context>, caller, input| async move {
+            let item_id = ItemId::new(input.path("id")?);
+            edit_item(&cx, &caller.tenant, &item_id, input.body()?).await
         })
 }
 
@@ -418,10 +426,119 @@ async fn list_items(cx: &Context, caller: &Caller, input: &Input) -> Result<Http
     Ok(http::json(StatusCode::OK, &listing.answer(&cx.markers, &caller.tenant, page)))
 }
 
+/// `PATCH /v1/tenants/{tenant}/action-items/{id}`: one edit (see `bridge::issues::edit`).
+async fn edit_item(
+    cx: &Context,
+    tenant: &TenantId,
+    item_id: &ItemId,
+    edit: ActionItemEdit,
+) -> Result<HttpResponse, ApiError> {
+    edit.validate()?;
+    // Our records first: an item we never created needs no connection to be answered.
+    let item = edit::created_item(cx.issues.as_ref(), tenant, item_id).await?;
+    let (session, match_emails) = edit_session(cx, tenant).await?;
+    let edited = editor(cx, tenant, &session, match_emails).apply(&item, &edit).await?;
+    Ok(http::json(StatusCode::OK, &edited))
+}
+
+/// The session edits run in, and whether the tenant's settings match assignees by email.
+async fn edit_session(cx: &Context, tenant: &TenantId) -> Result<(bridge::atlassian::Session, bool), ApiError> {
+    let settings: Option<JiraSettings> = match cx.settings.get_settings(tenant, Product::Jira).await? {
+        Some(stored) => Some(serde_json::from_value(stored).map_err(|_| ApiError::internal())?),
+        None => None,
+    };
+    let match_emails = settings.is_some_and(|s| s.assignee_matching == AssigneeMatching::Email);
+    Ok((cx.connector.session(tenant, Product::Jira).await?, match_emails))
+}
+
+fn editor<'a>(
+    cx: &'a Context,
+    tenant: &'a TenantId,
+    session: &'a bridge::atlassian::Session,
+    match_emails: bool,
+) -> Editor<'a> {
+    Editor {
+        session,
+        ledger: cx.issues.as_ref(),
+        lookups: Lookups { cache: cx.lookups.as_ref(), tenant, markers: &cx.markers },
+        match_emails,
+    }
+}
+
+/// `Action Items Changed`: each change as the `PATCH` route would apply it, in order, answered
+/// with one `Action Items Edited`. Once per idempotency key: the results are kept (a week, as
+/// issue jobs are) and a redelivery answers them without asking Jira. A retryable failure (Jira
+/// busy) asks for a redelivery before anything is kept; the changes applied already are then
+/// found unchanged (an edit sends only what differs from Jira), so nothing is written twice.
+async fn edit_for_event(
+    cx: &Context,
+    tenant: &TenantId,
+    idempotency_key: &str,
+    changed: ActionItemsChanged,
+) -> JobOutcome<ActionItemsEdited, ApiError> {
+    if let Err(e) = changed.validate() {
+        return JobOutcome::Failed(e);
+    }
+    // Named by a keyed digest: the key is the caller's, any characters and length.
+    let record = format!("EDITS-{}", cx.markers.lookup_digest(&["edits", idempotency_key]));
+    let answer = |results| ActionItemsEdited {
+        tenant_id: tenant.to_string(),
+        idempotency_key: idempotency_key.to_owned(),
+        results,
+    };
+    match cx.jobs.job(tenant, &record).await {
+        Ok(Some(done)) => {
+            let stored = done.results.get(&0).map(|r| serde_json::from_str::<Vec<ChangeResult>>(r));
+            match stored {
+                Some(Ok(results)) => {
+                    tracing::info!(changes = results.len(), "edits answered from the first delivery");
+                    return JobOutcome::Done(answer(results));
+                }
+                _ => return JobOutcome::Stopped(ApiError::internal()),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return JobOutcome::Stopped(e.into()),
+    }
+    let (session, match_emails) = match edit_session(cx, tenant).await {
+        Ok(found) => found,
+        Err(e) => return JobOutcome::Stopped(e),
+    };
+    let editor = editor(cx, tenant, &session, match_emails);
+    let mut results = Vec::with_capacity(changed.changes.len());
+    for change in &changed.changes {
+        let item_id = ItemId::new(change.action_item_id.clone());
+        let outcome = match edit::created_item(cx.issues.as_ref(), tenant, &item_id).await {
+            Ok(item) => editor.apply(&item, &change.edit()).await,
+            Err(e) => Err(e),
+        };
+        results.push(ChangeResult::of(&change.action_item_id, outcome));
+    }
+    let retry = results.iter().filter(|r| r.retryable).count();
+    if retry > 0 {
+        let reason = format!("{retry} change(s) hit a temporary failure and will be retried");
+        return JobOutcome::Stopped(ApiError::new(ErrorCode::UpstreamError, reason));
+    }
+    let Ok(kept) = serde_json::to_string(&results) else { return JobOutcome::Stopped(ApiError::internal()) };
+    if let Err(e) = cx.jobs.accept_job(tenant, &record, idempotency_key, 1, &kept).await {
+        return JobOutcome::Stopped(e.into());
+    }
+    let edited = results.iter().filter(|r| r.status == EditStatus::Edited).count();
+    tracing::info!(changes = results.len(), edited, "action item edits applied");
+    JobOutcome::Done(answer(results))
+}
+
 /// `Action Items Ready`: creates the issues, emits `Issues Created`; emits `Publish Failed` and
 /// asks for a redelivery when a retryable failure remains. `Action Items Deferred` (a part of a
 /// job answered with 202): the same, and the part's final results go into the job.
 pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delivery) -> JobOutcome<()> {
+    let edits = matches!(&delivery.event, Ok(envelope) if envelope.detail_type == ActionItemsChanged::DETAIL_TYPE);
+    if edits {
+        return bridge::app::run_event(bus.as_ref(), delivery, "edits", |job: Job<ActionItemsChanged>| async move {
+            edit_for_event(&cx, &job.tenant, &job.idempotency_key, job.detail).await
+        })
+        .await;
+    }
     let deferred = matches!(&delivery.event, Ok(envelope) if envelope.detail_type == "Action Items Deferred");
     if deferred {
         return bridge::app::run_event(bus.as_ref(), delivery, "issues", |job: Job<ActionItemsDeferred>| async move {

@@ -58,10 +58,16 @@ pub fn sweep(app: &App, events: Arc<dyn EventBus>) -> Sweep {
 /// the sweep runs anyway): the place for housekeeping that needs no schedule of its own, such
 /// as deleting consents that were never confirmed.
 pub fn chores(app: &App) -> Vec<Arc<dyn Chore>> {
-    vec![
+    let mut chores: Vec<Arc<dyn Chore>> = vec![
         Arc::new(BackfillSweepIndex(app.connections.clone())),
         Arc::new(ExpirePendingConsents { connections: app.connections.clone(), credentials: app.credentials.clone() }),
-    ]
+    ];
+    // Dynamic Jira webhooks expire 30 days after their last refresh: each hourly run refreshes
+    // those due within a week and registers any an opted-in tenant lacks.
+    if let Some(webhooks) = bridge::webhooks::Webhooks::from_app(app) {
+        chores.push(Arc::new(bridge::webhooks::RefreshWebhooks(Arc::new(webhooks))));
+    }
+    chores
 }
 
 /// One invocation: the schedule's input, run until shortly before the invocation's deadline.

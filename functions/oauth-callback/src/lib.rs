@@ -17,7 +17,7 @@ use bridge::app::App;
 use bridge::caller::Caller;
 use bridge::config::OAuthConfig;
 use bridge::consent::{NewConsent, Stores};
-use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Site, TenantId};
+use bridge::domain::{AuthType, Connection, ConnectionStatus, ConsentTarget, Deployment, Product, Site, TenantId};
 use bridge::error::{ApiError, ErrorCode};
 use bridge::http::{self, HttpResponse, Input};
 use bridge::oauth::{AccessibleSite, AtlassianOAuth, StateClaims, StateError, StateSigner};
@@ -47,6 +47,7 @@ impl Context {
                 secret_prefix: app.config.secret_prefix.clone(),
                 signer: app.state_signer.clone(),
                 confirm_ttl: app.config.oauth.confirm_ttl,
+                webhooks: bridge::webhooks::Webhooks::from_app(app),
             },
         }
     }
@@ -61,6 +62,8 @@ struct Grants {
     secret_prefix: String,
     signer: Arc<StateSigner>,
     confirm_ttl: std::time::Duration,
+    /// Registers the webhook of a consent that granted `manage:jira-webhook`.
+    webhooks: Option<bridge::webhooks::Webhooks>,
 }
 
 impl Grants {
@@ -112,6 +115,12 @@ async fn start(
     body: StartOAuthRequest,
 ) -> Result<HttpResponse, ApiError> {
     let return_url = allowed_return_url(&consent.config.allowed_return_urls, &body.return_url)?;
+    if body.status_webhooks && !target.products().contains(&Product::Jira) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "status_webhooks needs a Jira consent: use product jira or atlassian",
+        ));
+    }
 
     let now = OffsetDateTime::now_utc();
     let expires_at = now + consent.config.state_ttl;
@@ -131,8 +140,12 @@ async fn start(
         })
         .await?;
     let state = consent.signer.sign(&claims);
-    let authorize_url = consent.oauth.authorize_url(&target.scopes(), &state);
-    tracing::info!(target = target.as_str(), "OAuth consent started");
+    let mut scopes = target.scopes();
+    if body.status_webhooks {
+        scopes.push(bridge::webhooks::SCOPE);
+    }
+    let authorize_url = consent.oauth.authorize_url(&scopes, &state);
+    tracing::info!(target = target.as_str(), status_webhooks = body.status_webhooks, "OAuth consent started");
     Ok(http::json(StatusCode::OK, &StartOAuthResponse { authorize_url: authorize_url.to_string(), expires_at }))
 }
 
@@ -153,6 +166,11 @@ async fn confirm(
     }
     let now = OffsetDateTime::now_utc();
     let made = bridge::consent::confirm(grants.stores(), &grants.signer, &caller.tenant, target, code, now).await?;
+    if let Some(webhooks) = &grants.webhooks
+        && made.iter().any(bridge::webhooks::allows_webhooks)
+    {
+        webhooks.ensure_logged(&caller.tenant).await;
+    }
     Ok(http::json(
         StatusCode::OK,
         &ConfirmOAuthResponse { connections: made.iter().map(ConnectionView::from).collect() },

@@ -19,6 +19,8 @@ export class Api {
   readonly apiUrl: string;
   /** The OAuth callback URL, a function setting: the API exists before the functions. */
   readonly redirectUri: string;
+  /** Where Jira delivers dynamic webhooks (the public `POST /v1/webhooks/jira`). */
+  readonly webhookUrl: string;
 
   /** Resources go into `stack`'s own scope (see common.ts: logical ids). */
   constructor(private readonly stack: Stack, private readonly config: RegionConfig, private readonly key: kms.IKey) {
@@ -34,9 +36,11 @@ export class Api {
     if (cfg.customDomainName) {
       this.apiUrl = `https://${cfg.customDomainName}/`;
       this.redirectUri = `https://${cfg.customDomainName}/v1/oauth/callback`;
+      this.webhookUrl = `https://${cfg.customDomainName}/v1/webhooks/jira`;
     } else {
       this.apiUrl = `${this.api.apiEndpoint}/`;
       this.redirectUri = `${this.api.apiEndpoint}/v1/oauth/callback`;
+      this.webhookUrl = `${this.api.apiEndpoint}/v1/webhooks/jira`;
     }
   }
 
@@ -73,10 +77,13 @@ export class Api {
       createdRoutes.push(route);
       if (r.auth === 'none') {
         publicRouteKeys.push(`${r.method} ${r.path}`);
-        acknowledge(route, 'AwsSolutions-APIG4',
-          'Public by design (DESIGN.md): Atlassian\'s consent screen redirects the tenant\'s browser here with no ' +
-          'bearer token. The function trusts only its HMAC-signed, expiring, single-use state parameter, and the ' +
-          'route has its own tighter throttle.');
+        acknowledge(route, 'AwsSolutions-APIG4', r.path === '/v1/webhooks/jira'
+          ? 'Public by design: Jira delivers dynamic webhooks with its own bearer JWT, which no authorizer of ours ' +
+            'can check. The function verifies it (HS256 with the OAuth client secret, expiry) before reading the ' +
+            'body, and the route has its own tighter throttle.'
+          : 'Public by design (DESIGN.md): Atlassian\'s consent screen redirects the tenant\'s browser here with no ' +
+            'bearer token. The function trusts only its HMAC-signed, expiring, single-use state parameter, and the ' +
+            'route has its own tighter throttle.');
       }
     }
 

@@ -1,4 +1,4 @@
-// The six functions: one execution role each (its own log group, the table, the app secret, the
+// The functions: one execution role each (its own log group, the table, the app secret, the
 // tenants' secrets, the key only through Secrets Manager and DynamoDB), in the private subnets, with
 // the environment shared/env.json lists for them. Event consumers get a dead-letter queue and
 // Lambda's async retry policy.
@@ -33,7 +33,12 @@ export const TIMEOUT_SECONDS: Record<FunctionName, number> = {
   // The issue sync visits tenants for up to five minutes every five minutes (each visit at most
   // 60 s, eight at once), resuming where the last run stopped: see README "Issue sync".
   'issue-sync': 300,
+  // Jira's webhook deliveries: verify, look up, record; Jira waits for the answer and retries a failure.
+  'issue-webhook': 29,
 };
+
+/** Functions that register, refresh or receive Jira's dynamic webhooks (shared/env.json). */
+const WEBHOOK_USERS: readonly FunctionName[] = ['oauth-callback', 'connections', 'keep-alive', 'issue-webhook'];
 
 /** Async (EventBridge) invocations: Lambda retries a failed event twice, for up to 6 hours. */
 export const ASYNC_RETRY_ATTEMPTS = 2;
@@ -46,6 +51,8 @@ export interface FunctionsProps {
   readonly events: Events;
   /** The API's OAuth callback URL (`BRIDGE_OAUTH_REDIRECT_URI`). */
   readonly redirectUri: string;
+  /** The API's public receiver of Jira's dynamic webhooks (`BRIDGE_JIRA_WEBHOOK_URL`). */
+  readonly webhookUrl: string;
 }
 
 export class Functions {
@@ -162,6 +169,11 @@ export class Functions {
           actions: ['events:PutEvents'],
           resources: [events.bus.eventBusArn],
         }));
+      }
+      if (WEBHOOK_USERS.includes(name)) {
+        // Where Jira delivers the webhooks these functions register (consent, settings, the hourly
+        // refresh) and the one that receives them.
+        environment.BRIDGE_JIRA_WEBHOOK_URL = props.webhookUrl;
       }
       if (JOB_RUNNERS.includes(name)) {
         // A job's claim on an item outlasts any invocation that holds it: a redelivery never takes over

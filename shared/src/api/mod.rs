@@ -53,6 +53,11 @@ impl crate::http::Input<SettingsBody> {
 pub struct StartOAuthRequest {
     /// Where the admin's browser goes after the consent; must be on the deployment's allow-list.
     pub return_url: String,
+    /// Also ask for `manage:jira-webhook`, so Jira pushes issue changes to the bridge (status
+    /// back within seconds instead of the next poll). Jira and atlassian consents only; off by
+    /// default, which asks for the fewest scopes. Polling runs either way.
+    #[serde(default)]
+    pub status_webhooks: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

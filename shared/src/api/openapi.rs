@@ -27,6 +27,7 @@ fn http_method(method: Method) -> HttpMethod {
     match method {
         Method::Get => HttpMethod::Get,
         Method::Put => HttpMethod::Put,
+        Method::Patch => HttpMethod::Patch,
         Method::Delete => HttpMethod::Delete,
         Method::Post => HttpMethod::Post,
     }

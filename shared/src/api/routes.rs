@@ -16,6 +16,7 @@ use super::{
 use crate::caller::{BridgeScope, Caller, Public};
 use crate::discovery as find;
 use crate::http::{Json, NoBody};
+use crate::issues::edit::{ActionItemEdit, ActionItemEdited};
 use crate::issues::read::ActionItemList;
 use crate::issues::{IssuesCreated, IssuesJob, IssuesRequest};
 use crate::reports::{Publication, Report};
@@ -30,6 +31,8 @@ pub enum Function {
     CreateIssue,
     /// No HTTP route and no rule: the keep-alive sweep, run by a schedule ([`SCHEDULES`]).
     KeepAlive,
+    /// The public receiver of Jira's dynamic webhook deliveries.
+    IssueWebhook,
     /// No HTTP route and no rule: the issue sync's poll, run by a schedule ([`SCHEDULES`]).
     IssueSync,
 }
@@ -43,6 +46,7 @@ impl Function {
             Self::PublishPage => "publish-page",
             Self::CreateIssue => "create-issue",
             Self::KeepAlive => "keep-alive",
+            Self::IssueWebhook => "issue-webhook",
             Self::IssueSync => "issue-sync",
         }
     }
@@ -53,6 +57,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -62,6 +67,7 @@ impl Method {
             Self::Get => "GET",
             Self::Post => "POST",
             Self::Put => "PUT",
+            Self::Patch => "PATCH",
             Self::Delete => "DELETE",
         }
     }
@@ -217,6 +223,8 @@ pub const EVENT_RULES: &[EventRule] = &[
     EventRule { detail_type: "Action Items Ready", function: Function::CreateIssue, own: false },
     // The rest of an issue job that was answered with 202 (`POST /v1/tenants/{tenant}/issues`).
     EventRule { detail_type: "Action Items Deferred", function: Function::CreateIssue, own: true },
+    // Edits of action items whose issues we created (`PATCH .../action-items/{id}` as an event).
+    EventRule { detail_type: "Action Items Changed", function: Function::CreateIssue, own: false },
 ];
 
 /// An EventBridge Scheduler schedule: it invokes `function` with `input` (a JSON object) at
@@ -249,7 +257,7 @@ pub const SCHEDULES: &[Schedule] = &[
 
 use BridgeScope::{Admin, Publish, Read};
 use Function::{Connections, CreateIssue, Discovery, OAuthCallback, PublishPage};
-use Method::{Delete, Get, Post, Put};
+use Method::{Delete, Get, Patch, Post, Put};
 
 /// What a route that calls Atlassian may answer besides its success.
 const UPSTREAM: &[u16] = &[400, 401, 403, 404, 409, 413, 422, 502, 503];
@@ -629,6 +637,20 @@ pub const LIST_ACTION_ITEMS: Route<NoBody> = Route::jwt(
     },
 );
 
+pub const EDIT_ACTION_ITEM: Route<Json<ActionItemEdit>> = Route::jwt(
+    Patch,
+    "/v1/tenants/{tenant}/action-items/{id}",
+    CreateIssue,
+    Publish,
+    Doc {
+        id: "editActionItem",
+        summary: "Change the summary, description, assignee (by the same email matching as creation) or due date of the issue created for action item `id`: exactly the fields sent, and of those only the ones whose value differs from Jira's. A field not on the issue's edit screen answers 422 field_not_editable and nothing is changed; an email that matches nobody leaves the assignee as it is, with a note. Optimistic: when the issue changed in Jira since its last known state (GET .../action-items) in a field the edit would overwrite (the description: any change), 409 issue_changed and nothing is changed. An item never created answers 404 action_item_not_found; a deleted issue 410 issue_deleted (and the item is marked deleted). The answer carries the issue's state after the edit, which the read model shows at once. The same edits come as the `Action Items Changed` event.",
+        query: &[],
+        ok: ok(200, "What was changed, with notes and the state after the edit", json::<ActionItemEdited>()),
+        errors: &[400, 401, 403, 404, 409, 410, 422, 429, 502, 503],
+    },
+);
+
 // publish-page
 
 pub const PUBLISH_PAGE: Route<Json<Report>> = Route::jwt(
@@ -660,6 +682,21 @@ pub const GET_PUBLICATION: Route<NoBody> = Route::jwt(
     },
 );
 
+// issue-webhook
+
+pub const JIRA_WEBHOOK: Route<Json<crate::webhooks::JiraWebhookDelivery>, Public> = Route::public(
+    Post,
+    "/v1/webhooks/jira",
+    Function::IssueWebhook,
+    Doc {
+        id: "receiveJiraWebhook",
+        summary: "Jira's dynamic webhook deliveries (public; for Atlassian, not for the SaaS backend): issue updated or deleted, for tenants who consented to manage:jira-webhook. Trusts only a bearer JWT signed with this app's OAuth client secret (HS256; exp checked): anything else is 401 and logged without its body. A delivery for an issue the bridge did not create is acknowledged and ignored; a change already recorded (a retry, or the poll saw it first) emits nothing again.",
+        query: &[],
+        ok: ok(200, "Acknowledged", json::<crate::webhooks::WebhookAccepted>()),
+        errors: &[400, 401],
+    },
+);
+
 /// The table, in the order of routes.json and the document.
 pub const ROUTES: &[&Spec] = &[
     &START_OAUTH.spec,
@@ -686,8 +723,10 @@ pub const ROUTES: &[&Spec] = &[
     &DELETE_ISSUE.spec,
     &GET_ISSUE_JOB.spec,
     &LIST_ACTION_ITEMS.spec,
+    &EDIT_ACTION_ITEM.spec,
     &PUBLISH_PAGE.spec,
     &GET_PUBLICATION.spec,
+    &JIRA_WEBHOOK.spec,
 ];
 
 /// The routes whose handlers reach Atlassian for the caller's tenant: each request is admitted
@@ -709,6 +748,7 @@ pub const FAIR_SHARE_ROUTES: &[&Spec] = &[
     &LIST_PRIORITIES.spec,
     &CREATE_ISSUES.spec,
     &DELETE_ISSUE.spec,
+    &EDIT_ACTION_ITEM.spec,
     &PUBLISH_PAGE.spec,
 ];
 
@@ -826,15 +866,16 @@ mod tests {
         assert_eq!(keys.len(), ROUTES.len());
     }
 
-    /// Every route but the public callback is a tenant's: the caller extractor checks the
+    /// Every route but the public ones (the OAuth callback, Jira's webhook deliveries, each
+    /// trusting only what it verifies itself) is a tenant's: the caller extractor checks the
     /// token's tenant against `{tenant}`.
     #[test]
-    fn every_scoped_route_has_a_tenant_and_only_the_callback_is_public() {
+    fn every_scoped_route_has_a_tenant_and_only_the_callback_and_the_webhook_are_public() {
         for route in ROUTES {
             let has_tenant = route.path_params().any(|p| p == "tenant");
             assert_eq!(route.scope.is_some(), has_tenant, "{}", route.key());
         }
         let public: Vec<String> = ROUTES.iter().filter(|r| r.scope.is_none()).map(|r| r.key()).collect();
-        assert_eq!(public, ["GET /v1/oauth/callback"]);
+        assert_eq!(public, ["GET /v1/oauth/callback", "POST /v1/webhooks/jira"]);
     }
 }

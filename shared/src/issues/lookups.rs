@@ -1,5 +1,5 @@
 //! What an issue job remembers from Jira for the next job of the same tenant and site: assignee
-//! lookups and the create screen, in the [`LookupCache`] (README, "Assignees" and "How a big issue
+//! lookups, the create screen and an issue's edit screen, in the [`LookupCache`] (README, "Assignees" and "How a big issue
 //! job runs"). Settings are never cached: a saved change applies to the next job.
 //!
 //! The cache only ever saves Jira requests. Every failure of it is logged and answered as a miss,
@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::Assignee;
-use crate::atlassian::jira::{CreateMetaField, meta};
+use crate::atlassian::jira::{CreateMetaField, issues, meta};
 use crate::atlassian::{AtlassianError, Session};
 use crate::domain::TenantId;
-use crate::ids::{IssueTypeId, ProjectKey};
+use crate::ids::{IssueKey, IssueTypeId, ProjectKey};
 use crate::markers::Markers;
 use crate::store::{CacheEntry, LookupCache, LookupKey};
 
@@ -166,6 +166,38 @@ pub async fn create_screen(
         }
         Ok(value) => tracing::info!(bytes = value.len(), "create screen too large to cache"),
         Err(e) => tracing::warn!(error = %e, "create screen not serializable; not cached"),
+    }
+    Ok(fields)
+}
+
+/// How long an issue's edit screen is remembered: as long as a create screen, for the same
+/// reason (an admin's change applies within minutes, a burst of edits asks once). A field the
+/// remembered screen lacks is asked again before an edit is refused for it
+/// ([`edit_screen`]'s `fresh`), and again after Jira refused an edit (a field taken off the
+/// screen since), so a stale entry costs one refused request, never a wrong answer.
+pub const EDIT_SCREEN_TTL: Duration = CREATE_SCREEN_TTL;
+
+/// The ids of the fields the connected user may edit on `key`'s edit screen: remembered for
+/// [`EDIT_SCREEN_TTL`] per tenant, site and issue unless `fresh` (then asked, and remembered).
+pub async fn edit_screen(
+    session: &Session,
+    lookups: &Lookups<'_>,
+    key: &IssueKey,
+    fresh: bool,
+) -> Result<Vec<String>, AtlassianError> {
+    let cache_key = LookupKey::edit_meta(session.site_id(), key.as_str());
+    if !fresh {
+        if let Some(fields) = lookups.get(std::slice::from_ref(&cache_key)).await.remove(&cache_key) {
+            match serde_json::from_str(&fields) {
+                Ok(fields) => return Ok(fields),
+                Err(e) => tracing::warn!(error = %e, "cached edit screen unreadable; asking Jira"),
+            }
+        }
+    }
+    let fields = issues::editable_fields(session, key).await?;
+    if let Ok(value) = serde_json::to_string(&fields) {
+        let expires_at = OffsetDateTime::now_utc() + EDIT_SCREEN_TTL;
+        lookups.put(&[CacheEntry { key: cache_key, value, expires_at }]).await;
     }
     Ok(fields)
 }

@@ -9,6 +9,7 @@
 //! creating again. Labels are the one creation-time attribute both deployments index for search
 //! without an app descriptor; issue properties are not searchable for OAuth or token clients.
 
+pub mod edit;
 mod job;
 pub mod lookups;
 pub mod markup;

@@ -126,6 +126,39 @@ async fn created_items_are_listed_in_pages(ledger: &dyn IssueLedger) {
     assert_eq!(stranger, ItemPage { items: Vec::new(), resume_after: None });
 }
 
+/// One item by id, as the edits read it: created (with its report and, once recorded, its state
+/// and when it was seen), deleted, or none for pending, failed, unknown and another tenant's.
+async fn an_item_is_found_by_id_with_its_last_state(ledger: &dyn IssueLedger) {
+    use crate::issues::state::{JiraState, StatusCategory};
+    let t = tenant();
+    ledger.claim(&t, &item("a"), "one", soon()).await.unwrap();
+    let issue = RecordedIssue { report_id: Some(report("r-1")), ..recorded("ENG-1") };
+    ledger.complete(&t, &item("a"), "one", &issue).await.unwrap();
+    ledger.claim(&t, &item("pending"), "one", soon()).await.unwrap();
+    let found = ledger.issue_for_item(&t, &item("a")).await.unwrap().unwrap();
+    assert_eq!((found.key.as_str(), found.report_id.clone(), found.deleted), ("ENG-1", Some(report("r-1")), false));
+    assert_eq!((found.state, found.synced_at), (None, None));
+    let seen = JiraState {
+        status: "Done".into(),
+        status_category: StatusCategory::Done,
+        resolution: Some("Done".into()),
+        assignee: None,
+        summary: "s".into(),
+        due_date: None,
+        updated: to_ms(OffsetDateTime::now_utc()),
+    };
+    let at = to_ms(OffsetDateTime::now_utc());
+    assert!(ledger.record_state(&t, &item("a"), &seen, at).await.unwrap());
+    let found = ledger.issue_for_item(&t, &item("a")).await.unwrap().unwrap();
+    assert_eq!((found.state, found.synced_at), (Some(seen), Some(at)));
+    for missing in ["pending", "never"] {
+        assert_eq!(ledger.issue_for_item(&t, &item(missing)).await.unwrap(), None, "{missing}");
+    }
+    assert_eq!(ledger.issue_for_item(&tenant(), &item("a")).await.unwrap(), None);
+    ledger.mark_deleted(&t, &key("ENG-1"), &item("a")).await.unwrap();
+    assert!(ledger.issue_for_item(&t, &item("a")).await.unwrap().unwrap().deleted);
+}
+
 pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     a_fresh_item_is_claimed_once(ledger).await;
     a_lapsed_claim_is_resumed_and_its_old_holder_changes_nothing(ledger).await;
@@ -139,6 +172,7 @@ pub async fn issue_ledger(ledger: &dyn IssueLedger) {
     completing_many_keeps_each_items_condition(ledger).await;
     claiming_many_answers_as_claiming_each(ledger).await;
     created_items_are_listed_in_pages(ledger).await;
+    an_item_is_found_by_id_with_its_last_state(ledger).await;
 }
 
 /// `claim_all` answers for each item what `claim` would: fresh ones taken (past one batch too),
@@ -910,6 +944,59 @@ pub async fn destination_failures_race(store: Arc<dyn DestinationFailureStore>) 
     assert_eq!(locked.iter().filter(|l| **l).count(), 1);
 }
 
+fn registration(t: &TenantId, cloud_id: &str, ids: &[i64], expires_at: OffsetDateTime) -> WebhookRegistration {
+    WebhookRegistration {
+        tenant: t.clone(),
+        cloud_id: cloud_id.into(),
+        site_url: format!("https://{cloud_id}.example.net"),
+        webhook_ids: ids.to_vec(),
+        projects: vec!["OPS".into(), "RETRO".into()],
+        expires_at: to_ms(expires_at),
+        registered_at: to_ms(OffsetDateTime::now_utc()),
+    }
+}
+
+/// A registration is found by tenant, by each of its webhook ids (several sites may hold the same
+/// id), and among the expiring ones; replacing it drops the lookups of ids it no longer holds;
+/// deleting it removes everything. A delivery identifier is handled once per site.
+pub async fn webhooks(store: &dyn WebhookStore) {
+    let (a, b) = (tenant(), tenant());
+    // Ids from a range of their own, so the suite can share a table with earlier runs.
+    let base = i64::from(uuid::Uuid::new_v4().as_u128() as u32) * 10;
+    let far = OffsetDateTime::now_utc() + Duration::days(300_000);
+    let ra = registration(&a, "site-a", &[base, base + 1], far + Duration::days(1));
+    let rb = registration(&b, "site-b", &[base], far + Duration::days(2));
+    store.put_registration(&ra).await.unwrap();
+    store.put_registration(&rb).await.unwrap();
+    assert_eq!(store.registration(&a).await.unwrap(), Some(ra.clone()));
+    assert_eq!(store.registrations_with(base).await.unwrap().len(), 2);
+    assert_eq!(store.registrations_with(base + 1).await.unwrap(), vec![ra.clone()]);
+    let expiring = store.expiring(far + Duration::days(3), 10_000).await.unwrap();
+    let ours: Vec<_> = expiring.iter().filter(|r| r.tenant == a || r.tenant == b).collect();
+    assert_eq!(ours, vec![&ra, &rb], "soonest first");
+    assert!(!store.expiring(far, 10_000).await.unwrap().iter().any(|r| r.tenant == a || r.tenant == b));
+
+    // Re-registered under a new id: the old id no longer finds it.
+    let moved = registration(&a, "site-a", &[base + 2], far + Duration::days(5));
+    store.put_registration(&moved).await.unwrap();
+    assert!(store.registrations_with(base + 1).await.unwrap().is_empty());
+    assert_eq!(store.registrations_with(base + 2).await.unwrap(), vec![moved.clone()]);
+    assert_eq!(store.delete_registration(&a).await.unwrap(), Some(moved));
+    assert_eq!(store.registration(&a).await.unwrap(), None);
+    assert!(store.registrations_with(base + 2).await.unwrap().is_empty());
+    assert_eq!(store.delete_registration(&a).await.unwrap(), None);
+    assert_eq!(store.registrations_with(base).await.unwrap(), vec![rb]);
+
+    let (now, id) = (OffsetDateTime::now_utc(), unique("delivery"));
+    assert!(!store.delivery_seen("site-a", &id, now).await.unwrap());
+    assert!(store.delivery_handled("site-a", &id, now).await.unwrap());
+    assert!(!store.delivery_handled("site-a", &id, now).await.unwrap(), "a retry is handled once");
+    assert!(store.delivery_seen("site-a", &id, now).await.unwrap());
+    assert!(store.delivery_handled("site-b", &id, now).await.unwrap(), "identifiers are per site");
+    let later = now + webhooks::DELIVERY_MEMORY + Duration::minutes(1);
+    assert!(!store.delivery_seen("site-a", &id, later).await.unwrap());
+}
+
 fn seen(updated_ms: i64) -> crate::issues::state::JiraState {
     crate::issues::state::JiraState {
         status: "Done".into(),
@@ -1084,6 +1171,7 @@ mod memory {
         lookup_cache_in_batches(&*store.lookups).await;
         tenant_slots(&*store.slots).await;
         destination_failures(&*store.destinations).await;
+        webhooks(&*store.webhooks).await;
         issue_sync(&*store.ledger).await;
         issue_sync_backfill(&*store.ledger).await;
     }
@@ -1198,6 +1286,7 @@ mod dynamodb {
         tenant_slots_race(store.clone()).await;
         destination_failures(&*store).await;
         destination_failures_race(store.clone()).await;
+        webhooks(&*store).await;
         backfill_sweep_index(&store).await;
         issue_sync(&*store).await;
         issue_sync_backfill(&*store).await;

@@ -192,6 +192,9 @@ pub trait IssueLedger: Send + Sync {
         after: Option<&ItemId>,
         limit: usize,
     ) -> Result<ItemPage, StoreError>;
+    /// The created item `item_id` (its issue deleted since or not); `None` for an item whose
+    /// issue was never created (no record, or still pending, or failed).
+    async fn issue_for_item(&self, tenant: &TenantId, item_id: &ItemId) -> Result<Option<CreatedItem>, StoreError>;
     /// Records an issue's state as seen in Jira when its `updated` is newer than the one
     /// recorded (or none is), on a created item; answers whether it was. No outbox entry: the
     /// sync records through [`IssueSyncStore::stage`](crate::store::IssueSyncStore::stage),

@@ -31,6 +31,13 @@ impl LookupKey {
         Self(format!("CREATEMETA#{site}#{project}#{issue_type}"))
     }
 
+    /// The edit screen (`editmeta`) of one issue on `site`: which fields the connected user may
+    /// edit there. Per issue, because Jira's edit screen follows the issue's project, type and
+    /// workflow status.
+    pub fn edit_meta(site: &str, issue_key: &str) -> Self {
+        Self(format!("EDITMETA#{site}#{issue_key}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

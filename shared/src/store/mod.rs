@@ -23,6 +23,7 @@ pub mod refresh_leases;
 pub mod secrets;
 pub mod settings;
 pub mod tenant_slots;
+pub mod webhooks;
 
 pub use connections::{ConnectionStore, PendingConsent, SweepPage, Verification, sweep_key};
 pub use credentials::{CredentialStore, StoredSecret};
@@ -43,6 +44,7 @@ pub use publications::{PublicationStore, ReportPage};
 pub use refresh_leases::RefreshLeaseStore;
 pub use settings::SettingsStore;
 pub use tenant_slots::{SlotClaim, TenantSlots};
+pub use webhooks::{WebhookRegistration, WebhookStore};
 
 /// What a store's conditional claim on a job's record found (see [`crate::jobs::lease`]): `W`
 /// to work from, or `D` when it is finished already.

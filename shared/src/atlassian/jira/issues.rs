@@ -1,4 +1,5 @@
-//! Issues: bulk create (`POST issue/bulk`, at most 50 per call) and delete (`DELETE issue/{key}`).
+//! Issues: bulk create (`POST issue/bulk`, at most 50 per call), delete (`DELETE issue/{key}`),
+//! and the edits forward: read some fields, the edit screen (`editmeta`), and `PUT issue/{key}`.
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -82,6 +83,40 @@ pub async fn bulk_create(session: &Session, fields: &[Value]) -> Result<BulkCrea
 pub async fn delete(session: &Session, key: &IssueKey, delete_subtasks: bool) -> Result<(), AtlassianError> {
     let path = session.jira_path(&format!("issue/{}?deleteSubtasks={delete_subtasks}", encode(key.as_str())));
     session.send(Method::DELETE, &path, Payload::None).await?;
+    Ok(())
+}
+
+/// `GET issue/{key}?fields=…`: the issue's `fields` object with only `fields` (comma-separated).
+/// Jira answers 404 for an issue that is gone and for one the user may no longer browse.
+pub async fn fields_of(session: &Session, key: &IssueKey, fields: &str) -> Result<Value, AtlassianError> {
+    #[derive(Deserialize)]
+    struct Issue {
+        #[serde(default)]
+        fields: Value,
+    }
+    let path = session.jira_path(&format!("issue/{}?fields={}", encode(key.as_str()), encode(fields)));
+    Ok(session.get_json::<Issue>(&path).await?.fields)
+}
+
+/// `GET issue/{key}/editmeta`: the ids of the fields on the issue's edit screen that the
+/// connected user may edit ("Fields not in the screen will not be in the editmeta", Jira's
+/// REST reference; a user without Edit Issues gets none).
+pub async fn editable_fields(session: &Session, key: &IssueKey) -> Result<Vec<String>, AtlassianError> {
+    #[derive(Deserialize)]
+    struct EditMeta {
+        #[serde(default)]
+        fields: serde_json::Map<String, Value>,
+    }
+    let path = session.jira_path(&format!("issue/{}/editmeta", encode(key.as_str())));
+    Ok(session.get_json::<EditMeta>(&path).await?.fields.into_iter().map(|(id, _)| id).collect())
+}
+
+/// `PUT issue/{key}` with `{"fields": fields}`: sets exactly those fields (Jira answers 204).
+/// No `notifyUsers=false`: turning watchers' mail off needs project admin, and an edit from the
+/// retro tool is news to the watchers like any other.
+pub async fn edit(session: &Session, key: &IssueKey, fields: &Value) -> Result<(), AtlassianError> {
+    let path = session.jira_path(&format!("issue/{}", encode(key.as_str())));
+    session.send(Method::PUT, &path, Payload::Json(&json!({ "fields": fields }))).await?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod meta;
 pub mod projects;
 pub mod search;
 pub mod users;
+pub mod webhooks;
 
 pub use meta::{CreateMetaField, CreateMetaIssueType, FIELDS_WE_ALWAYS_SET, FieldSchema, Priority};
 pub use projects::{Component, IssueTypeRef, Project};

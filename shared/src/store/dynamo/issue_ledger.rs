@@ -459,6 +459,11 @@ impl IssueLedger for DynamoStore {
         Ok(ItemPage::cut(admitted, stopped_after, limit))
     }
 
+    async fn issue_for_item(&self, tenant: &TenantId, item_id: &ItemId) -> Result<Option<CreatedItem>, StoreError> {
+        let out = self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(action_sk(item_id)))).await?;
+        Ok(out.item.as_ref().and_then(created_item))
+    }
+
     async fn record_state(
         &self,
         tenant: &TenantId,

@@ -15,12 +15,17 @@
 //! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
 //! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |
 //! | create screen (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#CREATEMETA#{site}#{project}#{issue type id}` |
+//! | an issue's edit screen, the field ids the connected user may edit (`value`, `ttl` 10 min) | `TENANT#{tenant}` | `CACHE#EDITMETA#{site}#{issue key}` |
+//! | an `Action Items Changed` event's results, once per idempotency key (an issue-job record, `ttl` a week) | `TENANT#{tenant}` | `JOB#EDITS-{keyed hash of the idempotency key}`, `…#PART#00000` |
 //! | fair-share slots of a function (`holders` map holder → lease end ms, `paused_until_ms`, `ttl` a day after the last lease) | `TENANT#{tenant}` | `SLOTS#{function}` |
 //! | refused credential checks per destination, all tenants (`window_start_ms`, `failures`, `tenants` set, `ttl` the window's end) | `DESTINATION#{host\|site\|token_url}#{key}` | `FAILURES` |
 //! | destination lock (`locked_until_ms`, `ttl` its end) | `DESTINATION#{host\|site\|token_url}#{key}` | `LOCK` |
 //! | keep-alive notice sent (`ttl`: until it can't matter) | `TENANT#{tenant}` | `NOTICE#EXPIRING#{grant}#{consent epoch}#{30 or 7}`, `NOTICE#BROKEN#{product}#{created epoch}` |
 //! | keep-alive round (`started_at`, `after`, `completed_at`) | `KEEP_ALIVE` | `ROUND` |
 //! | the `sweep` index's one-off backfill (`after_pk`, `after_sk`, or `done`) | `KEEP_ALIVE` | `BACKFILL` |
+//! | dynamic Jira webhook registration (`tenant`, `cloud_id`, `site_url`, `webhook_ids`, `projects`, `expires_at_ms`, `registered_at_ms`); all in one partition, so the refresh step finds the expiring ones with one query | `JIRA_WEBHOOKS` | `TENANT#{tenant}` |
+//! | the same registration, found by a webhook id a delivery names (`matchedWebhookIds`; ids are per site, so several tenants may share one) | `JIRA_WEBHOOK#{webhook id}` | `TENANT#{tenant}` |
+//! | a handled webhook delivery (`until_ms`, `ttl` three days: Jira retries for hours) | `JIRA_DELIVERY#{cloudId}#{X-Atlassian-Webhook-Identifier}` | `DELIVERY` |
 //! | last known Jira state of an item's issue (on the item above: `jira_state` JSON, `jira_updated_ms`, `synced_at_ms`) | `TENANT#{tenant}` | `ACTION#{item id}` |
 //! | tenant followed by the issue sync (`tenant_id`; `sweep_pk` `SYNC`, `sweep_sk` `{tenant}`) | `TENANT#{tenant}` | `SYNC` |
 //! | issue sync cursor of a site (`updated_since_ms`, `deletion_after`, `deletion_pass_done_ms`) | `TENANT#{tenant}` | `SYNC_CURSOR#{site}` |
@@ -69,6 +74,7 @@ mod publications;
 mod refresh_leases;
 mod settings;
 mod tenant_slots;
+mod webhooks;
 
 #[derive(Clone)]
 pub struct DynamoStore {

@@ -353,6 +353,17 @@ impl IssueLedger for MemoryIssueLedger {
         Ok(ItemPage::cut(admitted, more, limit))
     }
 
+    async fn issue_for_item(&self, tenant: &TenantId, item_id: &ItemId) -> Result<Option<CreatedItem>, StoreError> {
+        let _trip = self.round_trips.go().await;
+        self.faults.check("IssueLedger::issue_for_item")?;
+        let items = lock(&self.items);
+        let at = key(tenant, item_id.as_str());
+        Ok(items
+            .actions
+            .get(&at)
+            .and_then(|action| action.created(item_id.as_str(), items.sync.states.get(&at).map(|(state, _)| state))))
+    }
+
     async fn record_state(
         &self,
         tenant: &TenantId,

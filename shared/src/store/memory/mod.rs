@@ -41,6 +41,7 @@ mod publications;
 mod refresh_leases;
 mod settings;
 mod tenant_slots;
+mod webhooks;
 
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
@@ -54,6 +55,7 @@ pub use publications::MemoryPublications;
 pub use refresh_leases::MemoryLeases;
 pub use settings::MemorySettings;
 pub use tenant_slots::MemoryTenantSlots;
+pub use webhooks::MemoryWebhooks;
 
 /// The map key of a record that belongs to one tenant.
 fn key(tenant: &TenantId, id: &str) -> (String, String) {
@@ -78,6 +80,8 @@ pub struct MemoryStore {
     /// Refused credential checks per destination, and destination locks.
     pub destinations: Arc<MemoryDestinationFailures>,
     pub keep_alive: Arc<MemoryKeepAlive>,
+    /// Dynamic webhook registrations and handled deliveries.
+    pub webhooks: Arc<MemoryWebhooks>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -102,6 +106,7 @@ impl MemoryStore {
             slots: Arc::new(MemoryTenantSlots::sharing(&clock, &faults)),
             destinations: Arc::new(MemoryDestinationFailures::sharing(&faults)),
             keep_alive: Arc::new(MemoryKeepAlive::sharing(&faults)),
+            webhooks: Arc::new(MemoryWebhooks::sharing(&faults)),
             clock,
             faults,
             round_trips,
