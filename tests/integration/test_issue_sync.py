@@ -6,6 +6,7 @@ reads our outgoing events from the bus's tap queue and counts Jira searches in t
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 import pytest
@@ -215,9 +216,13 @@ def test_5000_issues_with_300_changed_take_one_search_per_page_of_changes(big_ji
     planted = bridge.sim("POST", f"/_sim/jira/issues?flavour={flavour}",
                          {"project": project, "count": 4999, "labels": [label]}).json()["issues"]
     seed_ledger(bridge, tenant, site, planted)
-    later(bridge)
-    first = sync(bridge)
-    assert first["changes"] >= 5000, first
+    # Where an earlier run left the tenant: its cursor at our "now", five minutes (on Jira's
+    # clock) after the issues last changed. Seeded rather than run: a first run records 5,000
+    # states and outbox entries, minutes of moto's serialized writes, and proves nothing asked here.
+    later(bridge, 300)
+    bridge.stack.aws("dynamodb").put_item(TableName=bridge.stack.table_name, Item={
+        "pk": {"S": f"TENANT#{tenant}"}, "sk": {"S": f"SYNC_CURSOR#{site}"},
+        "updated_since_ms": {"N": str(int(time.time() * 1000))}})
     # Ten minutes later (on Jira's clock) a person changes 300 of them.
     later(bridge, 600)
     for issue in planted[:300]:
