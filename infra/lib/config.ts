@@ -69,6 +69,8 @@ export interface RegionConfig {
   readonly eventSource: string;
   readonly apiThrottle: Throttle;
   readonly publicRouteThrottle: Throttle;
+  /** Jira's webhook deliveries: public too, but a bulk change in Jira sends one per issue at once. */
+  readonly webhookRouteThrottle: Throttle;
   readonly reservedConcurrency: Partial<Record<FunctionName, number>>;
   readonly memoryMb: Record<FunctionName, number>;
   readonly alarmTopicArn?: string;
@@ -118,7 +120,8 @@ const REGIONAL_KEYS = ['egressIpAllocations', 'alarmTopicArn', 'existingKmsKeyAr
 export const KNOWN_KEYS = ['account', 'regions', 'configFile', 'regionOverrides', 'deploymentName', 'functionsDir',
   'routesFile', 'azCount', 'vpcCidr', 'extraEgressPorts', 'jwtIssuer', 'jwtAudience', 'oauthClientId',
   'oauthClientSecretName', 'allowedReturnUrls', 'tenantClaim', 'secretPrefix', 'logRetentionDays', 'rustLog', 'production',
-  'eventBusName', 'eventSource', 'apiThrottle', 'publicRouteThrottle', 'reservedConcurrency', 'memoryMb',
+  'eventBusName', 'eventSource', 'apiThrottle', 'publicRouteThrottle', 'webhookRouteThrottle',
+  'reservedConcurrency', 'memoryMb',
   ...REGIONAL_KEYS];
 
 /** Anything that reads context: an App, or a plain lookup in tests. */
@@ -263,6 +266,12 @@ function regionConfig(region: string, account: string, placeholderAccount: boole
     { rateLimit: 50, burstLimit: 100 };
   const publicRouteThrottle = asThrottle(get('publicRouteThrottle'), where('publicRouteThrottle'), problems) ??
     { rateLimit: 5, burstLimit: 10 };
+  // A person bulk-editing 500 issues in Jira sets off 500 deliveries within seconds; each costs the
+  // receiver a JWT check and a few ledger reads. Half the API's own limit keeps a flood of forged
+  // posts from crowding out the authenticated API, while a bulk change mostly gets through (what
+  // is refused, Jira retries, and the poll catches the rest).
+  const webhookRouteThrottle = asThrottle(get('webhookRouteThrottle'), where('webhookRouteThrottle'), problems) ??
+    { rateLimit: 25, burstLimit: 50 };
 
   const reservedConcurrency = {
     ...DEFAULT_RESERVED_CONCURRENCY,
@@ -300,7 +309,8 @@ function regionConfig(region: string, account: string, placeholderAccount: boole
     jwtIssuer, jwtAudience, oauthClientId, oauthClientSecretName, allowedReturnUrls, tenantClaim, secretPrefix,
     customDomainName, customDomainCertificateArn, logRetentionDays,
     rustLog, production,
-    eventBusName, eventSource, apiThrottle, publicRouteThrottle, reservedConcurrency, memoryMb, alarmTopicArn,
+    eventBusName, eventSource, apiThrottle, publicRouteThrottle, webhookRouteThrottle, reservedConcurrency, memoryMb,
+    alarmTopicArn,
     existingKmsKeyArn, existingTableName,
   };
 }

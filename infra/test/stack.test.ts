@@ -340,7 +340,7 @@ describe('HTTP API', () => {
     assert.deepEqual(p.DefaultRouteSettings, { ThrottlingBurstLimit: 100, ThrottlingRateLimit: 50 });
     assert.deepEqual(p.RouteSettings, {
       'GET /v1/oauth/callback': { ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5 },
-      'POST /v1/webhooks/jira': { ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5 },
+      'POST /v1/webhooks/jira': { ThrottlingBurstLimit: 50, ThrottlingRateLimit: 25 },
     });
     const logGroup = resources(t)[refTarget(p.AccessLogSettings.DestinationArn)!];
     assert.equal(logGroup.Type, 'AWS::Logs::LogGroup');

@@ -80,7 +80,7 @@ export class Api {
         acknowledge(route, 'AwsSolutions-APIG4', r.path === '/v1/webhooks/jira'
           ? 'Public by design: Jira delivers dynamic webhooks with its own bearer JWT, which no authorizer of ours ' +
             'can check. The function verifies it (HS256 with the OAuth client secret, expiry) before reading the ' +
-            'body, and the route has its own tighter throttle.'
+            'body, and the route has its own throttle, below the API\'s.'
           : 'Public by design (DESIGN.md): Atlassian\'s consent screen redirects the tenant\'s browser here with no ' +
             'bearer token. The function trusts only its HMAC-signed, expiring, single-use state parameter, and the ' +
             'route has its own tighter throttle.');
@@ -127,9 +127,10 @@ export class Api {
     // The unauthenticated routes get a tighter throttle than the stage default. (An L1 property that
     // CDK passes through as is: CloudFormation's own capitalized keys.)
     if (publicRouteKeys.length > 0) {
+      const throttleOf = (key: string) => key === 'POST /v1/webhooks/jira' ? cfg.webhookRouteThrottle : cfg.publicRouteThrottle;
       (stage.node.defaultChild as apigwv2.CfnStage).routeSettings = Object.fromEntries(publicRouteKeys.map((k) => [k, {
-        ThrottlingRateLimit: cfg.publicRouteThrottle.rateLimit,
-        ThrottlingBurstLimit: cfg.publicRouteThrottle.burstLimit,
+        ThrottlingRateLimit: throttleOf(k).rateLimit,
+        ThrottlingBurstLimit: throttleOf(k).burstLimit,
       }]));
       for (const route of createdRoutes) stage.node.addDependency(route);
     }
