@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use bridge::reports::{Report, pdf, storage};
+use bridge::reports::{Rendering, Report, pdf, storage};
 use serde_json::json;
 
 const ROUNDS: usize = 9;
@@ -52,10 +52,11 @@ fn main() {
     for _ in 0..ROUNDS {
         let cpu = cpu_ns();
         let started = Instant::now();
-        let page = storage::render(&report, "bridge-bench").expect("under Confluence's body limit");
+        let page =
+            storage::render(&report, "bridge-bench", &Rendering::plain()).expect("under Confluence's body limit");
         page_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         let started = Instant::now();
-        let summary = pdf::render(&report).expect("a PDF");
+        let summary = pdf::render(&report, &Rendering::plain()).expect("a PDF");
         pdf_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         if let (Some(before), Some(after)) = (cpu, cpu_ns()) {
             cpu_ms.push((after - before) as f64 / 1e6);

@@ -1,16 +1,51 @@
 //! Retrospective and health-check reports: the model the SaaS sends, its validation, and its two
 //! renderings — a Confluence storage-format page and a PDF summary.
 
+pub mod labels;
 pub mod pdf;
 mod publish;
 pub mod storage;
+pub mod text;
 
 pub use publish::{Publication, PublicationState, PublishJob, publication_id};
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::atlassian::Flavour;
 use crate::error::{ApiError, ErrorCode};
+pub use labels::Locale;
+
+/// An action item's Jira issue, once created: what the page and the PDF link to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueLink {
+    pub key: String,
+    pub url: String,
+}
+
+/// What a rendering needs beyond the report itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Rendering<'a> {
+    /// The report's `locale`, else the tenant's, else English.
+    pub locale: Locale,
+    /// Action item id → its issue, for the items that have one.
+    pub issues: &'a BTreeMap<String, IssueLink>,
+    /// The PDF attachment's file name (the page shows it inline).
+    pub pdf_filename: &'a str,
+    /// Where the page is published: Cloud renders issue links as smart links, Data Center as
+    /// the `jira` macro when the tenant's settings name the application link.
+    pub flavour: Flavour,
+}
+
+impl Rendering<'static> {
+    /// English, no issues, Cloud: what tests and the benchmark render with.
+    pub fn plain() -> Self {
+        static NONE: BTreeMap<String, IssueLink> = BTreeMap::new();
+        Self { locale: Locale::En, issues: &NONE, pdf_filename: "report.pdf", flavour: Flavour::Cloud }
+    }
+}
 
 /// Limits that keep a report inside one invocation and Confluence's body limit.
 pub const MAX_TEXT: usize = 5_000;
@@ -39,6 +74,10 @@ pub struct Common {
     pub participants: Vec<String>,
     /// Link back to the report in the SaaS.
     pub link: String,
+    /// The language of the labels we write (`en`, `de`, `fr`, `es`, `pt`, `ja`); the tenant's
+    /// setting when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -103,6 +142,9 @@ pub struct Dimension {
     /// 0 to 10.
     pub score: f32,
     pub trend: Trend,
+    /// The score of the previous health check, 0 to 10, when the SaaS has it: drawn as a marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_score: Option<f32>,
     #[serde(default)]
     pub comments: Vec<String>,
 }
@@ -175,6 +217,9 @@ impl Report {
                     text(&format!("dimensions[{i}].name"), &d.name, MAX_TITLE)?;
                     if !(0.0..=10.0).contains(&d.score) {
                         return Err(invalid(format!("dimensions[{i}].score must be between 0 and 10")));
+                    }
+                    if d.previous_score.is_some_and(|p| !(0.0..=10.0).contains(&p)) {
+                        return Err(invalid(format!("dimensions[{i}].previous_score must be between 0 and 10")));
                     }
                     for (j, comment) in d.comments.iter().enumerate() {
                         text(&format!("dimensions[{i}].comments[{j}]"), comment, MAX_TEXT)?;

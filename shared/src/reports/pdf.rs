@@ -4,62 +4,12 @@
 //! maintained with typst, embeds and subsets OpenType fonts, and writes a correct ToUnicode map,
 //! so every item can be searched and extracted.
 
-use std::sync::LazyLock;
-
 use krilla::Document;
 use krilla::geom::Point;
 use krilla::page::PageSettings;
-use krilla::text::{Font, GlyphId, KrillaGlyph};
 
-use super::{Report, Trend};
-
-static REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-static BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
-
-/// Parsed once per instance; the font data is static.
-static FONTS: LazyLock<Option<(Font, Font)>> =
-    LazyLock::new(|| Some((Font::new(REGULAR.into(), 0)?, Font::new(BOLD.into(), 0)?)));
-
-/// The same fonts as the shaper sees them, parsed once per instance too: krilla's `draw_text`
-/// parses the font's tables again for every line it draws, which was most of the time a
-/// 1,000-item report took to render (`make bench`).
-static FACES: LazyLock<Option<(rustybuzz::Face<'static>, rustybuzz::Face<'static>)>> =
-    LazyLock::new(|| Some((rustybuzz::Face::from_slice(REGULAR, 0)?, rustybuzz::Face::from_slice(BOLD, 0)?)));
-
-/// One line shaped as krilla's `draw_text` shapes it (rustybuzz, direction and script guessed
-/// from the text), each glyph keeping the range of text it stands for (the PDF's text layer).
-fn shape_run(face: &rustybuzz::Face<'_>, font: &Font, text: &str) -> Vec<KrillaGlyph> {
-    let mut buffer = rustybuzz::UnicodeBuffer::new();
-    buffer.push_str(text);
-    buffer.guess_segment_properties();
-    let forward = matches!(buffer.direction(), rustybuzz::Direction::LeftToRight | rustybuzz::Direction::TopToBottom);
-    let output = rustybuzz::shape(face, &[], buffer);
-    let (infos, positions) = (output.glyph_infos(), output.glyph_positions());
-    let upem = font.units_per_em();
-    (0..infos.len())
-        .map(|i| {
-            let start = infos[i].cluster;
-            // A cluster ends where the next one in text order begins: after it in visual order
-            // for left-to-right text, before it for right-to-left.
-            let next = if forward {
-                infos[i..].iter().find(|info| info.cluster != start)
-            } else {
-                infos[..i].iter().rev().find(|info| info.cluster != start)
-            };
-            let end = next.map_or(text.len(), |info| info.cluster as usize);
-            let p = positions[i];
-            KrillaGlyph::new(
-                GlyphId::new(infos[i].glyph_id),
-                p.x_advance as f32 / upem,
-                p.x_offset as f32 / upem,
-                p.y_offset as f32 / upem,
-                p.y_advance as f32 / upem,
-                start as usize..end,
-                None,
-            )
-        })
-        .collect()
-}
+use super::text::{TextStyle, Typesetter};
+use super::{Rendering, Report, Trend};
 
 const PAGE_W: f32 = 595.0;
 const PAGE_H: f32 = 842.0;
@@ -68,6 +18,12 @@ const MARGIN: f32 = 56.0;
 #[derive(Debug, thiserror::Error)]
 #[error("the PDF summary could not be rendered: {0}")]
 pub struct PdfError(String);
+
+impl PdfError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Style {
@@ -86,111 +42,24 @@ impl Style {
             Style::Small => 9.0,
         }
     }
-
-    fn bold(self) -> bool {
-        matches!(self, Style::Title | Style::Heading)
-    }
 }
 
-/// Text whose glyphs depend only on each word (left to right, no joining or reordering across
-/// spaces): Latin, Greek, Cyrillic and Armenian with their marks, and the punctuation, arrows and
-/// symbols between U+2000 and U+2BFF. Anything else is shaped a whole line at a time.
-fn word_by_word(text: &str) -> bool {
-    text.chars().all(|c| c < '\u{0590}' || ('\u{2000}'..='\u{2BFF}').contains(&c))
-}
-
-/// Shapes the lines of one render, remembering each word it shaped: a report's words repeat
-/// (a 1,000-item report shaped line by line spent two thirds of its render time in rustybuzz).
-struct Shaper<'f> {
-    face: &'f rustybuzz::Face<'static>,
-    font: &'f Font,
-    words: std::collections::HashMap<String, Vec<KrillaGlyph>>,
-}
-
-impl<'f> Shaper<'f> {
-    fn new(face: &'f rustybuzz::Face<'static>, font: &'f Font) -> Self {
-        Self { face, font, words: std::collections::HashMap::new() }
-    }
-
-    fn shape(&mut self, text: &str) -> Vec<KrillaGlyph> {
-        if !word_by_word(text) {
-            return shape_run(self.face, self.font, text);
-        }
-        let mut glyphs = Vec::new();
-        let mut offset = 0;
-        for piece in text.split_inclusive(' ') {
-            let shaped = match self.words.get(piece) {
-                Some(shaped) => shaped,
-                None => self.words.entry(piece.to_owned()).or_insert_with(|| shape_run(self.face, self.font, piece)),
-            };
-            glyphs.extend(shaped.iter().map(|g| {
-                let mut g = g.clone();
-                g.text_range = g.text_range.start + offset..g.text_range.end + offset;
-                g
-            }));
-            offset += piece.len();
-        }
-        glyphs
+impl Style {
+    fn text(self) -> TextStyle {
+        TextStyle { size: self.size(), bold: matches!(self, Style::Title | Style::Heading) }
     }
 }
 
 /// Lines of text with their style and indent, laid out before any page is drawn.
 struct Layout {
     lines: Vec<(Style, f32, String)>,
-    regular: ttf_parser::Face<'static>,
-    bold: ttf_parser::Face<'static>,
+    typesetter: Typesetter,
 }
 
 impl Layout {
-    fn width(&self, style: Style, text: &str) -> f32 {
-        let face = if style.bold() { &self.bold } else { &self.regular };
-        let scale = style.size() / f32::from(face.units_per_em());
-        text.chars()
-            .map(|c| {
-                let glyph = face.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
-                f32::from(face.glyph_hor_advance(glyph).unwrap_or(0)) * scale
-            })
-            .sum()
-    }
-
-    fn char_width(&self, style: Style, c: char) -> f32 {
-        self.width(style, c.encode_utf8(&mut [0; 4]))
-    }
-
-    /// Wraps at spaces; a word wider than the line is split between characters. Each word is
-    /// measured once and the line's width kept as it grows (measuring the whole candidate line
-    /// again for every word made a 1,000-item report's layout quadratic in its line length).
     fn push(&mut self, style: Style, indent: f32, text: &str) {
         let max = PAGE_W - 2.0 * MARGIN - indent;
-        let space = self.width(style, " ");
-        for paragraph in text.lines() {
-            let mut line = String::new();
-            let mut line_width = 0.0;
-            for word in paragraph.split_whitespace() {
-                let word_width = self.width(style, word);
-                let with_word = if line.is_empty() { word_width } else { line_width + space + word_width };
-                if with_word <= max {
-                    if !line.is_empty() {
-                        line.push(' ');
-                    }
-                    line.push_str(word);
-                    line_width = with_word;
-                    continue;
-                }
-                if !line.is_empty() {
-                    self.lines.push((style, indent, std::mem::take(&mut line)));
-                }
-                line_width = 0.0;
-                for c in word.chars() {
-                    let width = self.char_width(style, c);
-                    if line_width + width > max && !line.is_empty() {
-                        self.lines.push((style, indent, std::mem::take(&mut line)));
-                        line_width = 0.0;
-                    }
-                    line.push(c);
-                    line_width += width;
-                }
-            }
+        for line in self.typesetter.wrap(text, style.text(), max) {
             self.lines.push((style, indent, line));
         }
     }
@@ -200,12 +69,8 @@ fn clean(text: &str) -> String {
     text.chars().filter(|c| !c.is_control() || *c == '\n').collect()
 }
 
-pub fn render(report: &Report) -> Result<Vec<u8>, PdfError> {
-    let (regular_font, bold_font) = FONTS.clone().ok_or_else(|| PdfError("the embedded font is unreadable".into()))?;
-    let (regular_face, bold_face) = FACES.as_ref().ok_or_else(|| PdfError("the embedded font is unreadable".into()))?;
-    let (mut regular, mut bold) = (Shaper::new(regular_face, &regular_font), Shaper::new(bold_face, &bold_font));
-    let face = |data| ttf_parser::Face::parse(data, 0).map_err(|e| PdfError(e.to_string()));
-    let mut layout = Layout { lines: Vec::new(), regular: face(REGULAR)?, bold: face(BOLD)? };
+pub fn render(report: &Report, _rendering: &Rendering<'_>) -> Result<Vec<u8>, PdfError> {
+    let mut layout = Layout { lines: Vec::new(), typesetter: Typesetter::new()? };
 
     let c = report.common();
     layout.push(Style::Title, 0.0, &clean(&c.title));
@@ -275,21 +140,11 @@ pub fn render(report: &Report) -> Result<Vec<u8>, PdfError> {
             }
             let (style, indent, text) = (*style, *indent, lines.next().map(|l| l.2).unwrap_or_default());
             y += advance;
-            let shaper = if style.bold() { &mut bold } else { &mut regular };
-            let glyphs = shaper.shape(&text);
-            surface.draw_glyphs(
-                Point::from_xy(MARGIN + indent, y),
-                &glyphs,
-                shaper.font.clone(),
-                &text,
-                style.size(),
-                false,
-            );
+            layout.typesetter.draw_text(&mut surface, Point::from_xy(MARGIN + indent, y), &text, style.text());
         }
         let footer = format!("{} — page {page_number}", clean(&c.title));
-        let glyphs = regular.shape(&footer);
         let at = Point::from_xy(MARGIN, PAGE_H - MARGIN / 2.0);
-        surface.draw_glyphs(at, &glyphs, regular_font.clone(), &footer, Style::Small.size(), false);
+        layout.typesetter.draw_text(&mut surface, at, &footer, Style::Small.text());
         surface.finish();
         page.finish();
     }
@@ -304,7 +159,8 @@ mod tests {
     #[test]
     fn a_retrospective_renders_to_a_pdf_over_several_pages() {
         let items: Vec<String> = (0..120).map(|i| format!("Item number {i} about Ελληνικά и кириллица")).collect();
-        let pdf = render(&retrospective(&items.iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+        let pdf =
+            render(&retrospective(&items.iter().map(String::as_str).collect::<Vec<_>>()), &Rendering::plain()).unwrap();
         assert!(pdf.starts_with(b"%PDF-"));
         let text = String::from_utf8_lossy(&pdf);
         assert!(
@@ -316,24 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn shaping_word_by_word_draws_the_glyphs_of_the_whole_line() {
-        let (font, _) = FONTS.clone().unwrap();
-        let (face, _) = FACES.as_ref().unwrap();
-        let mut shaper = Shaper::new(face, &font);
-        for line in
-            ["Quarantine the flaky tests — then fix them (3 votes, Chloé)", "a  b ", "", "Ελληνικά και кириллица"]
-        {
-            let whole: Vec<_> =
-                shape_run(face, &font, line).iter().map(|g| (g.glyph_id, g.text_range.clone())).collect();
-            let by_word: Vec<_> = shaper.shape(line).iter().map(|g| (g.glyph_id, g.text_range.clone())).collect();
-            assert_eq!(by_word, whole, "{line:?}");
-        }
-        // Other scripts are shaped a whole line at a time (joining, reordering).
-        assert!(!word_by_word("مرحبا بالعالم") && !word_by_word("日本語") && word_by_word("naïve → café"));
-    }
-
-    #[test]
     fn a_health_check_renders() {
-        assert!(render(&health_check()).unwrap().starts_with(b"%PDF-"));
+        assert!(render(&health_check(), &Rendering::plain()).unwrap().starts_with(b"%PDF-"));
     }
 }

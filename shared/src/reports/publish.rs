@@ -15,6 +15,7 @@
 //! - the PDF goes up with `PUT .../child/attachment` under a fixed file name, which adds a
 //!   version to the existing attachment instead of a second one.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::{Report, pdf, storage};
+use super::{Rendering, Report, pdf, storage};
 use crate::atlassian::confluence::{Page as PageInfo, Space as SpaceRef, attachments, is_title_taken, pages, spaces};
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
 use crate::domain::TenantId;
@@ -249,7 +250,14 @@ impl PublishJob<'_> {
         })?;
         // New pages carry the keyed marker; pages written before carry the old form, still ours.
         let [keyed, legacy] = self.markers.page_forms(self.tenant.as_str(), &c.report_id);
-        let body = storage::render(report, &keyed).map_err(|e| StepError::Permanent(e.to_string()))?;
+        let filename = format!("{}-{}.pdf", slug(report.kind_label()), slug(&c.report_id));
+        let rendering = Rendering {
+            locale: c.locale.unwrap_or_default(),
+            issues: &BTreeMap::new(),
+            pdf_filename: &filename,
+            flavour: self.session.flavour(),
+        };
+        let body = storage::render(report, &keyed, &rendering).map_err(|e| StepError::Permanent(e.to_string()))?;
         let markers = match publication.marker_form {
             MarkerForm::Keyed => vec![keyed],
             MarkerForm::Legacy => vec![keyed, legacy],
@@ -278,9 +286,9 @@ impl PublishJob<'_> {
         if publication.state == PublicationState::PageWritten {
             let page_id = publication.page_id.clone().unwrap_or_default();
             let file = FileUpload {
-                filename: format!("{}-{}.pdf", slug(report.kind_label()), slug(&c.report_id)),
+                filename: filename.clone(),
                 content_type: "application/pdf".into(),
-                bytes: pdf::render(report).map_err(|e| StepError::Permanent(e.to_string()))?,
+                bytes: pdf::render(report, &rendering).map_err(|e| StepError::Permanent(e.to_string()))?,
                 fields: vec![("minorEdit".into(), "true".into()), ("comment".into(), "PDF summary".into())],
             };
             publication.attachment_id =

@@ -3,7 +3,7 @@
 //! well-formed XML. Confluence refuses bodies over 5 MB; a report that would pass that limit is
 //! refused whole rather than truncated.
 
-use super::{Report, Trend};
+use super::{Rendering, Report, Trend};
 
 /// Confluence's page body limit.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
@@ -44,7 +44,7 @@ pub fn marker_macro(marker: &str) -> String {
     )
 }
 
-pub fn render(report: &Report, marker: &str) -> Result<String, TooLarge> {
+pub fn render(report: &Report, marker: &str, _rendering: &Rendering<'_>) -> Result<String, TooLarge> {
     let c = report.common();
     let mut out = String::new();
     out.push_str(&marker_macro(marker));
@@ -174,7 +174,7 @@ mod tests {
             "emoji 🎉🚀 and RTL שלום עולם مرحبا",
             "Ελληνικά и кириллица",
         ];
-        let body = render(&retrospective(&hostile), "bridge-report-x").unwrap();
+        let body = render(&retrospective(&hostile), "bridge-report-x", &Rendering::plain()).unwrap();
         let text = well_formed_text(&body);
         assert!(text.contains("<ac:structured-macro ac:name=\"html\">"), "macro shown as text");
         assert!(text.contains("]]> & <script>alert('x')</script>"));
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn retrospectives_have_sections_votes_and_a_task_list() {
-        let body = render(&retrospective(&["Good pairing", "Fast CI"]), "m").unwrap();
+        let body = render(&retrospective(&["Good pairing", "Fast CI"]), "m", &Rendering::plain()).unwrap();
         assert!(body.contains("<h2>Went well</h2>"));
         assert!(body.contains("3 votes, by Ben"));
         assert!(body.contains("<ac:task-list><ac:task><ac:task-id>1</ac:task-id>"));
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn health_checks_are_a_table_of_scores_and_trends() {
-        let body = render(&health_check(), "m").unwrap();
+        let body = render(&health_check(), "m", &Rendering::plain()).unwrap();
         assert!(body.contains("<td>Speed</td><td>7.5 / 10</td><td>↑ up</td><td><p>Faster builds</p></td>"));
         well_formed_text(&body);
     }
@@ -207,7 +207,7 @@ mod tests {
     fn a_report_over_the_body_limit_is_refused_not_truncated() {
         let big = "x".repeat(super::super::MAX_TEXT);
         let items: Vec<&str> = (0..1500).map(|_| big.as_str()).collect();
-        let err = render(&retrospective(&items), "m").unwrap_err();
+        let err = render(&retrospective(&items), "m", &Rendering::plain()).unwrap_err();
         assert!(err.size > MAX_BODY_BYTES);
     }
 }
