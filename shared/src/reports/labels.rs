@@ -60,8 +60,6 @@ pub struct Labels {
     /// "1 vote" / "{n} votes".
     pub vote_one: &'static str,
     pub vote_many: &'static str,
-    /// The health check's mean score, in its summary.
-    pub average: &'static str,
     /// "{n} more": the title of the collapsed rest of a long section or comment list.
     pub more_items: &'static str,
 }
@@ -101,7 +99,6 @@ const EN: Labels = Labels {
     page_of: "page {n} of {total}",
     vote_one: "1 vote",
     vote_many: "{n} votes",
-    average: "Average score",
     more_items: "{n} more",
 };
 
@@ -121,6 +118,7 @@ const DE: Labels = Labels {
     trend: "Trend",
     comments: "Kommentare",
     summary: "Zusammenfassung",
+    mean: "Durchschnitt",
     top_items: "Top-Themen",
     assignee: "Zuständig",
     due: "Fällig",
@@ -139,7 +137,6 @@ const DE: Labels = Labels {
     page_of: "Seite {n} von {total}",
     vote_one: "1 Stimme",
     vote_many: "{n} Stimmen",
-    average: "Durchschnitt",
     more_items: "{n} weitere",
 };
 
@@ -159,6 +156,7 @@ const FR: Labels = Labels {
     trend: "Tendance",
     comments: "Commentaires",
     summary: "Synthèse",
+    mean: "Moyenne",
     top_items: "Points les plus votés",
     assignee: "Responsable",
     due: "Échéance",
@@ -177,7 +175,6 @@ const FR: Labels = Labels {
     page_of: "page {n} sur {total}",
     vote_one: "1 vote",
     vote_many: "{n} votes",
-    average: "Note moyenne",
     more_items: "{n} de plus",
 };
 
@@ -197,6 +194,7 @@ const ES: Labels = Labels {
     trend: "Tendencia",
     comments: "Comentarios",
     summary: "Resumen",
+    mean: "Media",
     top_items: "Lo más votado",
     assignee: "Responsable",
     due: "Vence",
@@ -215,7 +213,6 @@ const ES: Labels = Labels {
     page_of: "página {n} de {total}",
     vote_one: "1 voto",
     vote_many: "{n} votos",
-    average: "Puntuación media",
     more_items: "{n} más",
 };
 
@@ -235,6 +232,7 @@ const PT: Labels = Labels {
     trend: "Tendência",
     comments: "Comentários",
     summary: "Resumo",
+    mean: "Média",
     top_items: "Mais votados",
     assignee: "Responsável",
     due: "Prazo",
@@ -253,7 +251,6 @@ const PT: Labels = Labels {
     page_of: "página {n} de {total}",
     vote_one: "1 voto",
     vote_many: "{n} votos",
-    average: "Nota média",
     more_items: "mais {n}",
 };
 
@@ -273,6 +270,7 @@ const JA: Labels = Labels {
     trend: "傾向",
     comments: "コメント",
     summary: "概要",
+    mean: "平均",
     top_items: "投票の多い項目",
     assignee: "担当者",
     due: "期限",
@@ -291,7 +289,6 @@ const JA: Labels = Labels {
     page_of: "{n} / {total} ページ",
     vote_one: "1 票",
     vote_many: "{n} 票",
-    average: "平均スコア",
     more_items: "他 {n} 件",
 };
 
@@ -414,6 +411,7 @@ mod tests {
             l.trend,
             l.comments,
             l.summary,
+            l.mean,
             l.top_items,
             l.assignee,
             l.due,
@@ -432,7 +430,6 @@ mod tests {
             l.page_of,
             l.vote_one,
             l.vote_many,
-            l.average,
             l.more_items,
         ]
     }

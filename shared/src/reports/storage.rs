@@ -122,7 +122,7 @@ pub fn render(report: &Report, marker: &str, rendering: &Rendering<'_>) -> Resul
                 let mean = h.dimensions.iter().map(|d| d.score).sum::<f32>() / h.dimensions.len() as f32;
                 summary.push_str(&format!(
                     "<p><strong>{}</strong> {}</p>",
-                    escape(l.average),
+                    escape(l.mean),
                     score_status(mean, rendering)
                 ));
             }
@@ -823,10 +823,8 @@ mod tests {
             lozenge("Yellow", "4.0 / 10 · Fair"),
             lozenge("Red", "↓ down")
         )));
-        // The summary's average (5.75) is a lozenge of its band too.
-        assert!(
-            body.contains(&format!("<p><strong>Average score</strong> {}</p>", lozenge("Yellow", "5.8 / 10 · Fair")))
-        );
+        // The summary's mean (5.75) is a lozenge of its band too.
+        assert!(body.contains(&format!("<p><strong>Mean</strong> {}</p>", lozenge("Yellow", "5.8 / 10 · Fair"))));
         let mut low = health_check();
         if let Report::HealthCheck(h) = &mut low {
             h.dimensions[0].score = 3.9;
