@@ -36,6 +36,8 @@ pub struct Labels {
     pub trend: &'static str,
     pub comments: &'static str,
     pub summary: &'static str,
+    /// Before the mean score in a health check's summary line: "Mean 6.2 / 10".
+    pub mean: &'static str,
     pub top_items: &'static str,
     pub assignee: &'static str,
     pub due: &'static str,
@@ -75,6 +77,7 @@ const EN: Labels = Labels {
     trend: "Trend",
     comments: "Comments",
     summary: "Summary",
+    mean: "Mean",
     top_items: "Top items",
     assignee: "Assignee",
     due: "Due",
