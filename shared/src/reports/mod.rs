@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use crate::atlassian::Flavour;
 use crate::error::{ApiError, ErrorCode};
 pub use labels::Locale;
+pub use text::FontBook;
 
 /// An action item's Jira issue, once created: what the page and the PDF link to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,13 +38,21 @@ pub struct Rendering<'a> {
     /// Where the page is published: Cloud renders issue links as smart links, Data Center as
     /// the `jira` macro when the tenant's settings name the application link.
     pub flavour: Flavour,
+    /// The fonts the PDF is drawn with (the instance's: the CJK font is read once per instance).
+    pub fonts: &'a FontBook,
 }
 
 impl Rendering<'static> {
-    /// English, no issues, Cloud: what tests and the benchmark render with.
+    /// English, no issues, Cloud, the checkout's fonts: what tests and the benchmark render with.
     pub fn plain() -> Self {
         static NONE: BTreeMap<String, IssueLink> = BTreeMap::new();
-        Self { locale: Locale::En, issues: &NONE, pdf_filename: "report.pdf", flavour: Flavour::Cloud }
+        Self {
+            locale: Locale::En,
+            issues: &NONE,
+            pdf_filename: "report.pdf",
+            flavour: Flavour::Cloud,
+            fonts: FontBook::local(),
+        }
     }
 }
 

@@ -69,8 +69,8 @@ fn clean(text: &str) -> String {
     text.chars().filter(|c| !c.is_control() || *c == '\n').collect()
 }
 
-pub fn render(report: &Report, _rendering: &Rendering<'_>) -> Result<Vec<u8>, PdfError> {
-    let mut layout = Layout { lines: Vec::new(), typesetter: Typesetter::new()? };
+pub fn render(report: &Report, rendering: &Rendering<'_>) -> Result<Vec<u8>, PdfError> {
+    let mut layout = Layout { lines: Vec::new(), typesetter: Typesetter::new(rendering.fonts)? };
 
     let c = report.common();
     layout.push(Style::Title, 0.0, &clean(&c.title));
