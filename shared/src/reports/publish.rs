@@ -340,16 +340,17 @@ impl PublishJob<'_> {
 
     /// How the page and the PDF render `report` here, linking `issues`.
     fn rendering<'r>(
-        &self,
+        &'r self,
         report: &Report,
         issues: &'r BTreeMap<String, IssueLink>,
         filename: &'r str,
     ) -> Rendering<'r> {
         Rendering {
-            locale: report.common().locale.unwrap_or_default(),
+            locale: report.common().locale.or(self.settings.locale).unwrap_or_default(),
             issues,
             pdf_filename: filename,
             flavour: self.session.flavour(),
+            jira_link: self.settings.jira_application_link.as_ref(),
         }
     }
 
