@@ -149,3 +149,39 @@ def test_a_new_set_of_issues_writes_the_page_once_more(linked):
     create_issues(bridge, tenant, items[2:], f"iss-{run}-2", False)
     own_events(bridge, True)
     assert_linked_both_ways(bridge, flavour, project, page_id, items, link_versions=2)
+
+
+@pytest.mark.parametrize("linked", ["dc"], indirect=True)
+def test_a_refused_remote_link_is_recorded_and_fails_nothing(linked):
+    """Without Link Issues the issues are still created, the page still links them, and the
+    refusal is noted on each item's result; the connection stays connected."""
+    bridge, tenant, flavour, project = linked
+    run = uuid.uuid4().hex[:8]
+    report, items = report_with_items(run)
+    publish(bridge, tenant, report, f"pub-{run}", False)
+    own_events(bridge, False)
+    page_id = jobs.publication_page(bridge, tenant, f"pub-{run}")
+    permit = {"flavour": "dc", "user": jobs.DC_USER, "project": project}
+    everything = ["browse", "create", "assign", "delete", "edit", "link"]
+    assert bridge.stack.sim("PUT", "/_sim/permissions", json=dict(permit, permissions=everything[:-1])).ok
+    try:
+        create_issues(bridge, tenant, items, f"iss-{run}", False)
+        sent = bridge.stack.published_events()
+    finally:
+        assert bridge.stack.sim("PUT", "/_sim/permissions", json=dict(permit, permissions=everything)).ok
+    [results] = [e["detail"]["results"] for e in sent if e["detail-type"] == "Issues Created"
+                 and e["detail"]["idempotency_key"] == f"iss-{run}"]
+    assert {r["status"] for r in results} == {"created"}
+    assert all("may not link issues (403)" in (r["message"] or "") for r in results), results
+    ours = {i["fields"]["summary"]: i for i in jobs.issues(bridge, flavour, project)}
+    assert all(not ours[item["title"]].get("remotelinks") for item in items)
+    connection = bridge.call("GET", f"/v1/tenants/{tenant}/connections/jira", tenant).json()
+    assert connection["status"] == "connected", connection
+    # The page still links them: publish-page needs no Jira permission for that.
+    [linking] = [e for e in sent if e["detail-type"] == "Report Issues Created"]
+    [outcome] = deliver(bridge, linking)
+    assert outcome["status"] == "ok", outcome
+    page = next(p for p in jobs.pages(bridge, SPACE, flavour) if str(p["id"]) == str(page_id))
+    assert page["version"] == 2
+    for item in items:
+        assert page["body"].count(f"/browse/{ours[item['title']]['key']}\"") == 1
