@@ -385,6 +385,14 @@ describe('events', () => {
     assert.equal(refTarget(rule.Properties.Targets[0].Arn), functionId(t, 'create-issue'));
     assert.ok(rule.Properties.Targets[0].DeadLetterConfig, 'a part that still fails lands in the DLQ');
   });
+  for (const [detailType, fn] of [['Report Issues Created', 'publish-page'], ['Page Published', 'create-issue']]) {
+    it(`delivers ${detailType} to ${fn} from our own source only (the links between a report's page and its issues)`, () => {
+      const [[, rule]] = ofType(t, 'AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern['detail-type'][0] === detailType);
+      assert.deepEqual(rule.Properties.EventPattern.source, ['atlassian-bridge']);
+      assert.equal(refTarget(rule.Properties.Targets[0].Arn), functionId(t, fn));
+      assert.ok(rule.Properties.Targets[0].DeadLetterConfig, 'a delivery that still fails lands in the DLQ');
+    });
+  }
   for (const [detailType, fn] of [['Report Ready', 'publish-page'], ['Action Items Ready', 'create-issue']]) {
     it(`delivers ${detailType} to ${fn}: retry policy and a KMS-encrypted DLQ on the rule and the function`, () => {
       const fnId = functionId(t, fn);

@@ -4,7 +4,10 @@
 //! queue). Out: `Page Published`, `Issues Created`, `Publish Failed`, `Egress Abuse Suspected`
 //! (connections, see `lockout.rs`), and from the keep-alive sweep `Connection Expiring` and
 //! `Connection Broken`, and from the issue sync (`crate::sync`) `Issues Updated` and `Issue
-//! Deleted`, through the [`EventBus`] port.
+//! Deleted`, through the [`EventBus`] port. Between our own functions (rules matching only our
+//! source): `Action Items Deferred`, `Report Issues Created` (create-issue → publish-page) and
+//! `Page Published` (publish-page → create-issue, for the remote links), answered with `Report
+//! Page Linked` and `Remote Links Added` (see `reports::links`).
 //!
 //! Every event type names its `detail-type` ([`DetailType`]); each event's JSON Schema is
 //! generated from these types into `shared/events/` (see the test).
@@ -250,6 +253,9 @@ pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
         schema_of::<crate::lockout::EgressAbuseSuspected>("egress-abuse-suspected"),
         schema_of::<crate::sync::IssuesUpdated>("issues-updated"),
         schema_of::<crate::sync::IssueDeleted>("issue-deleted"),
+        schema_of::<crate::reports::links::ReportIssuesCreated>("report-issues-created"),
+        schema_of::<crate::reports::links::ReportPageLinked>("report-page-linked"),
+        schema_of::<crate::reports::links::RemoteLinksAdded>("remote-links-added"),
     ]
 }
 

@@ -46,6 +46,16 @@ def publish(bridge, tenant: str, report: dict, key: str | None = None):
                        headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
 
+def publication_page(bridge, tenant: str, key: str) -> str:
+    """The page id of the publication of `key` (published: GET /publications/{id})."""
+    import hashlib
+    pid = hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()[:24]
+    r = bridge.call("GET", f"/v1/tenants/{tenant}/publications/{pid}", tenant)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "published", r.json()
+    return r.json()["page_id"]
+
+
 def retrospective(report_id: str | None = None, items: list[str] | None = None, title: str = "Sprint 42 retrospective") -> dict:
     items = items or ["Pairing on the release", "Faster CI"]
     return {

@@ -2,7 +2,7 @@
 the API token's user, the DC user).
 
 Per user, a permission set per Jira project (`browse`, `create`, `assign` = may be assigned
-issues, Jira's "Assignable User", `delete`, `edit` = Edit Issues) and per Confluence space (`view`, `add_page`,
+issues, Jira's "Assignable User", `delete`, `edit` = Edit Issues, `link` = Link Issues) and per Confluence space (`view`, `add_page`,
 `attach`), and per page a restriction (`restricted_to`: the users who may see it; None =
 unrestricted). No entry = every permission, so the default users can do everything; what is on by
 default is the *enforcement* (quirk `enforce_permissions`): a project the user cannot browse, a
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .cloud import Ctx
     from .state import State
 
-JIRA = ("browse", "create", "assign", "delete", "edit")
+JIRA = ("browse", "create", "assign", "delete", "edit", "link")
 CONFLUENCE = ("view", "add_page", "attach")
 ALL = {"project": JIRA, "space": CONFLUENCE}
 

@@ -3,7 +3,11 @@
 //! system created for the tenant, the read model of what it created
 //! (`GET /v1/tenants/{tenant}/action-items`, from the ledger it already holds), the edits forward
 //! (`PATCH /v1/tenants/{tenant}/action-items/{id}` and the `Action Items Changed` event), and the jobs an HTTP request could not finish in its budget
-//! (`202`, `Action Items Deferred` parts, `GET /v1/tenants/{tenant}/jobs/{job}`).
+//! (`202`, `Action Items Deferred` parts, `GET /v1/tenants/{tenant}/jobs/{job}`); and the links
+//! from issues to their report's page (`links.rs`: remote links, `Report Issues Created`, and the
+//! bridge's own `Page Published`).
+
+mod links;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,8 +34,9 @@ use bridge::issues::{
 };
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
+use bridge::reports::PagePublished;
 use bridge::settings::{AssigneeMatching, JiraSettings};
-use bridge::store::{IssueJobStore, IssueLedger, LookupCache, SettingsStore};
+use bridge::store::{ConnectionStore, IssueJobStore, IssueLedger, LookupCache, PublicationStore, SettingsStore};
 use lambda_http::http::{StatusCode, header};
 
 /// An HTTP job runs in slices of one round of bulk calls (4 × 50 items), and measures itself
@@ -56,6 +61,8 @@ pub struct Context {
     jobs: Arc<dyn IssueJobStore>,
     bus: Option<Arc<dyn EventBus>>,
     budget: Duration,
+    publications: Arc<dyn PublicationStore>,
+    connections: Arc<dyn ConnectionStore>,
 }
 
 impl Context {
@@ -72,6 +79,16 @@ impl Context {
             jobs: app.jobs.clone(),
             bus: app.events.clone(),
             budget: app.config.issue_job_budget,
+            publications: app.publications.clone(),
+            connections: app.connections.clone(),
+        }
+    }
+
+    fn linker(&self) -> links::Linker<'_> {
+        links::Linker {
+            publications: self.publications.as_ref(),
+            ledger: self.issues.as_ref(),
+            connections: self.connections.as_ref(),
         }
     }
 
@@ -143,6 +160,12 @@ async fn create(
         rest = after;
     }
     log_processed(&results);
+    // The links are extras: an HTTP answer reports the issues it created even when they failed.
+    if let Err(e) =
+        cx.linker().after_job(&prepared.session, cx.bus.as_deref(), &caller.tenant, idempotency_key, &mut results).await
+    {
+        tracing::warn!(error = %e, "the links between the issues and their report page were not all made");
+    }
     if rest.is_empty() {
         let created = IssuesCreated {
             tenant_id: caller.tenant.to_string(),
@@ -300,14 +323,17 @@ impl Prepared {
 /// whole timeout. Errors are for the whole job (not connected, no settings); per-item failures
 /// are in the results.
 async fn create_issues(
-    issuer: &Issuer<'_>,
+    cx: &Context,
+    bus: &dyn EventBus,
     tenant: &TenantId,
     idempotency_key: &str,
     request: IssuesRequest,
 ) -> Result<IssuesCreated, ApiError> {
-    let prepared = prepare(issuer, tenant, &request).await?;
-    let results = prepared.job(issuer, tenant, request.retrospective.as_ref()).run(&request.action_items).await?;
+    let issuer = cx.issuer();
+    let prepared = prepare(&issuer, tenant, &request).await?;
+    let mut results = prepared.job(&issuer, tenant, request.retrospective.as_ref()).run(&request.action_items).await?;
     log_processed(&results);
+    cx.linker().after_job(&prepared.session, Some(bus), tenant, idempotency_key, &mut results).await?;
     Ok(IssuesCreated {
         tenant_id: tenant.to_string(),
         idempotency_key: idempotency_key.to_owned(),
@@ -539,11 +565,21 @@ pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delive
         })
         .await;
     }
+    let published = matches!(&delivery.event, Ok(envelope) if envelope.detail_type == PagePublished::DETAIL_TYPE);
+    if published {
+        return bridge::app::run_event(bus.as_ref(), delivery, "links", |job: Job<PagePublished>| async move {
+            cx.linker().page_published(&cx.connector, &job.tenant, &job.idempotency_key, &job.detail).await
+        })
+        .await;
+    }
+    // What the jobs emit besides their outcome (`Report Issues Created`).
+    let out = bus.clone();
     let deferred = matches!(&delivery.event, Ok(envelope) if envelope.detail_type == "Action Items Deferred");
     if deferred {
         return bridge::app::run_event(bus.as_ref(), delivery, "issues", |job: Job<ActionItemsDeferred>| async move {
             let (job_id, part) = (job.detail.job_id.clone(), job.detail.part);
-            let outcome = create_for_event(&cx, &job.tenant, &job.idempotency_key, job.detail.request()).await;
+            let outcome =
+                create_for_event(&cx, out.as_ref(), &job.tenant, &job.idempotency_key, job.detail.request()).await;
             let JobOutcome::Done(mut created) = outcome else { return outcome };
             // Only final results are recorded (the first write wins); a retryable one was
             // answered with a redelivery above.
@@ -560,13 +596,14 @@ pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delive
         .await;
     }
     bridge::app::run_event(bus.as_ref(), delivery, "issues", |job: Job<ActionItemsReady>| async move {
-        create_for_event(&cx, &job.tenant, &job.idempotency_key, job.detail.request()).await
+        create_for_event(&cx, out.as_ref(), &job.tenant, &job.idempotency_key, job.detail.request()).await
     })
     .await
 }
 
 async fn create_for_event(
     cx: &Context,
+    bus: &dyn EventBus,
     tenant: &TenantId,
     idempotency_key: &str,
     request: IssuesRequest,
@@ -574,7 +611,7 @@ async fn create_for_event(
     if let Err(e) = request.validate() {
         return JobOutcome::Failed(e);
     }
-    match create_issues(&cx.issuer(), tenant, idempotency_key, request).await {
+    match create_issues(cx, bus, tenant, idempotency_key, request).await {
         Ok(created) => {
             let retry = created.results.iter().filter(|r| r.retryable).count();
             if retry > 0 {

@@ -1,6 +1,7 @@
 //! `publish-page`: a retrospective or health-check report → a Confluence page under its parent,
 //! with a PDF summary attached (HTTP `POST /v1/tenants/{tenant}/pages` and the `Report Ready`
-//! event), and `GET /v1/tenants/{tenant}/publications/{id}`.
+//! event), and `GET /v1/tenants/{tenant}/publications/{id}`; and, on the bridge's own
+//! `Report Issues Created`, the report's page written again to link its new issues.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +12,14 @@ use bridge::app::{App, Job};
 use bridge::caller::Caller;
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
-use bridge::events::{Delivery, EventBus};
+use bridge::events::{Delivery, DetailType, EventBus};
 use bridge::http::{self, HttpResponse};
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
-use bridge::reports::{FontBook, PagePublished, Publication, PublishJob, Report, ReportReady};
+use bridge::reports::links::{ReportIssuesCreated, ReportPageLinked};
+use bridge::reports::{FontBook, PagePublished, Publication, PublishJob, Relinked, Report, ReportReady};
 use bridge::settings::ConfluenceSettings;
-use bridge::store::{PublicationStore, SettingsStore};
+use bridge::store::{ConnectionStore, IssueLedger, PublicationStore, SettingsStore};
 use lambda_http::http::StatusCode;
 
 /// What the HTTP routes use, built once at cold start.
@@ -29,6 +31,8 @@ pub struct Context {
     markers: Arc<Markers>,
     /// The PDF's fonts: the CJK one is read from `BRIDGE_CJK_FONT_PATH` once per instance.
     fonts: FontBook,
+    ledger: Arc<dyn IssueLedger>,
+    connections: Arc<dyn ConnectionStore>,
 }
 
 impl Context {
@@ -40,6 +44,8 @@ impl Context {
             lease: app.config.job_lease,
             markers: app.markers.clone(),
             fonts: FontBook::new(&app.config.cjk_font_path),
+            ledger: app.issues.clone(),
+            connections: app.connections.clone(),
         }
     }
 
@@ -51,6 +57,8 @@ impl Context {
             lease: self.lease,
             markers: &self.markers,
             fonts: &self.fonts,
+            ledger: self.ledger.as_ref(),
+            connections: self.connections.as_ref(),
         }
     }
 }
@@ -63,6 +71,8 @@ struct Publisher<'a> {
     lease: Duration,
     markers: &'a Markers,
     fonts: &'a FontBook,
+    ledger: &'a dyn IssueLedger,
+    connections: &'a dyn ConnectionStore,
 }
 
 pub fn router() -> Router<Context> {
@@ -109,6 +119,16 @@ async fn get(publications: &dyn PublicationStore, caller: &Caller, id: &str) -> 
     Ok(http::json(StatusCode::OK, &publication))
 }
 
+/// The tenant's Confluence settings, or why nothing can be published.
+async fn confluence_settings(publisher: &Publisher<'_>, tenant: &TenantId) -> Result<ConfluenceSettings, ApiError> {
+    match publisher.settings.get_settings(tenant, Product::Confluence).await? {
+        Some(stored) => serde_json::from_value(stored).map_err(|_| ApiError::internal()),
+        None => {
+            Err(ApiError::new(ErrorCode::NoSettings, "save the Confluence settings (space and parent titles) first"))
+        }
+    }
+}
+
 /// Runs one publication. Errors are for the whole job before anything is written (no settings,
 /// not connected); everything after is in the outcome.
 async fn run(
@@ -117,16 +137,10 @@ async fn run(
     idempotency_key: &str,
     report: &Report,
 ) -> Result<JobOutcome<Publication>, ApiError> {
-    let settings: ConfluenceSettings = match publisher.settings.get_settings(tenant, Product::Confluence).await? {
-        Some(stored) => serde_json::from_value(stored).map_err(|_| ApiError::internal())?,
-        None => {
-            return Err(ApiError::new(
-                ErrorCode::NoSettings,
-                "save the Confluence settings (space and parent titles) first",
-            ));
-        }
-    };
+    let settings = confluence_settings(publisher, tenant).await?;
     let session = publisher.connector.session(tenant, Product::Confluence).await?;
+    // Where the tenant's Jira issues are opened, for the page's links to them.
+    let jira = publisher.connections.get(tenant, Product::Jira).await?;
     let job = PublishJob {
         session: &session,
         store: publisher.publications,
@@ -135,6 +149,8 @@ async fn run(
         lease: publisher.lease,
         markers: publisher.markers,
         fonts: publisher.fonts,
+        ledger: publisher.ledger,
+        jira: jira.as_ref(),
     };
     let outcome = job.run(report, idempotency_key).await?;
     match &outcome {
@@ -160,9 +176,69 @@ fn published(tenant: &TenantId, p: &Publication) -> PagePublished {
     }
 }
 
+/// `Report Issues Created`: the report's page written again when its set of issues changed since
+/// it was last written (see `bridge::reports::links`); answered with `Report Page Linked`.
+async fn relink(
+    publisher: &Publisher<'_>,
+    tenant: &TenantId,
+    idempotency_key: &str,
+    report_id: &str,
+) -> Result<ReportPageLinked, ApiError> {
+    let answer = |updated, page_id, page_url, version, issues, note: Option<&str>| ReportPageLinked {
+        tenant_id: tenant.to_string(),
+        idempotency_key: idempotency_key.to_owned(),
+        report_id: report_id.to_owned(),
+        updated,
+        page_id,
+        page_url,
+        version,
+        issues,
+        note: note.map(str::to_owned),
+    };
+    // No page yet: its first publication renders the links, and needs no Confluence session now.
+    if publisher.publications.report_page(tenant, report_id).await?.is_none() {
+        return Ok(answer(false, None, None, None, 0, Some("no page yet")));
+    }
+    let settings = confluence_settings(publisher, tenant).await?;
+    let session = publisher.connector.session(tenant, Product::Confluence).await?;
+    let jira = publisher.connections.get(tenant, Product::Jira).await?;
+    let job = PublishJob {
+        session: &session,
+        store: publisher.publications,
+        tenant,
+        settings: &settings,
+        lease: publisher.lease,
+        markers: publisher.markers,
+        fonts: publisher.fonts,
+        ledger: publisher.ledger,
+        jira: jira.as_ref(),
+    };
+    Ok(match job.relink(report_id).await? {
+        Relinked::Updated { page_id, page_url, version, issues } => {
+            answer(true, Some(page_id), page_url, Some(version), issues, None)
+        }
+        Relinked::Unchanged { page_id, page_url, issues } => answer(false, Some(page_id), page_url, None, issues, None),
+        Relinked::Skipped(why) => {
+            tracing::info!(report = %report_id, why, "report page not relinked");
+            answer(false, None, None, None, 0, Some(why))
+        }
+    })
+}
+
 /// `Report Ready`: publishes, then emits `Page Published` or `Publish Failed`; a temporary
-/// failure asks for a redelivery.
+/// failure asks for a redelivery. `Report Issues Created` (our own): [`relink`].
 pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delivery) -> JobOutcome<()> {
+    let links = matches!(&delivery.event, Ok(e) if e.detail_type == ReportIssuesCreated::DETAIL_TYPE);
+    if links {
+        return bridge::app::run_event(bus.as_ref(), delivery, "links", |job: Job<ReportIssuesCreated>| async move {
+            match relink(&cx.publisher(), &job.tenant, &job.idempotency_key, &job.detail.report_id).await {
+                Ok(linked) => JobOutcome::Done(linked),
+                Err(error) if error.retried() => JobOutcome::Stopped(error),
+                Err(error) => JobOutcome::Failed(error),
+            }
+        })
+        .await;
+    }
     bridge::app::run_event(bus.as_ref(), delivery, "page", |job: Job<ReportReady>| async move {
         if let Err(e) = job.detail.report.validate() {
             return JobOutcome::Failed(e);

@@ -225,6 +225,10 @@ pub const EVENT_RULES: &[EventRule] = &[
     EventRule { detail_type: "Action Items Deferred", function: Function::CreateIssue, own: true },
     // Edits of action items whose issues we created (`PATCH .../action-items/{id}` as an event).
     EventRule { detail_type: "Action Items Changed", function: Function::CreateIssue, own: false },
+    // Issues created for a report's action items: publish-page links them from the report's page.
+    EventRule { detail_type: "Report Issues Created", function: Function::PublishPage, own: true },
+    // A report's page published: create-issue adds remote links from the report's issues to it.
+    EventRule { detail_type: "Page Published", function: Function::CreateIssue, own: true },
 ];
 
 /// An EventBridge Scheduler schedule: it invokes `function` with `input` (a JSON object) at

@@ -2,12 +2,13 @@
 //! renderings — a Confluence storage-format page and a PDF summary.
 
 pub mod labels;
+pub mod links;
 pub mod pdf;
 mod publish;
 pub mod storage;
 pub mod text;
 
-pub use publish::{Publication, PublicationState, PublishJob, publication_id};
+pub use publish::{Publication, PublicationState, PublishJob, Relinked, publication_id};
 
 use std::collections::BTreeMap;
 

@@ -14,6 +14,10 @@
 //!   are not followed onto another one (the tenant may connect Confluence elsewhere);
 //! - the PDF goes up with `PUT .../child/attachment` under a fixed file name, which adds a
 //!   version to the existing attachment instead of a second one.
+//!
+//! Every write of a report's page — a publication's, or [`PublishJob::relink`]'s when the
+//! report's issues change — holds the report's links lease, renders the action items' issues
+//! from the ledger, and records the digest of those links with the page (see `links.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,17 +27,17 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::{Rendering, Report, pdf, storage};
+use super::{IssueLink, Rendering, Report, links, pdf, storage};
 use crate::atlassian::confluence::{Page as PageInfo, Space as SpaceRef, attachments, is_title_taken, pages, spaces};
 use crate::atlassian::{AtlassianError, Class, FileUpload, Flavour, Session};
-use crate::domain::TenantId;
+use crate::domain::{Connection, TenantId};
 use crate::error::{ApiError, ErrorCode};
-use crate::ids::{PageId, SiteId, SpaceKey};
+use crate::ids::{PageId, ReportId, SiteId, SpaceKey};
 use crate::jobs::JobOutcome;
 use crate::jobs::lease::Lease;
 use crate::markers::Markers;
 use crate::settings::ConfluenceSettings;
-use crate::store::{Claim, PublicationStore, ReportPage, StoreError};
+use crate::store::{Claim, IssueLedger, PublicationStore, ReportPage, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -109,6 +113,9 @@ enum StepError {
     Permanent(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another delivery holds the report's page (its links lease) past the wait.
+    #[error("another delivery is still writing this report's page")]
+    Busy,
 }
 
 pub struct PublishJob<'a> {
@@ -120,6 +127,23 @@ pub struct PublishJob<'a> {
     pub markers: &'a Markers,
     /// The instance's fonts for the PDF.
     pub fonts: &'a super::FontBook,
+    /// The issue ledger: which of the report's action items have issues, for the page's links.
+    pub ledger: &'a dyn IssueLedger,
+    /// The tenant's Jira connection, if any: where its issues are opened (`links::browse_root`).
+    pub jira: Option<&'a Connection>,
+}
+
+/// What [`PublishJob::relink`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relinked {
+    /// The page was written again with a new set of links (its new version).
+    Updated { page_id: String, page_url: Option<String>, version: u64, issues: usize },
+    /// The page already links exactly these issues.
+    Unchanged { page_id: String, page_url: Option<String>, issues: usize },
+    /// Nothing to write: no page yet (its first publication links the issues), the page is gone
+    /// or on another site, or its report was not kept (too large; its next publication links
+    /// them).
+    Skipped(&'static str),
 }
 
 impl PublishJob<'_> {
@@ -159,6 +183,7 @@ impl PublishJob<'_> {
                     self.fail(publication, ApiError::new(ErrorCode::PublishFailed, reason), &owner).await
                 }
                 Err(StepError::Upstream(e)) => self.fail(publication, e.into(), &owner).await,
+                Err(StepError::Busy) => self.fail(publication, busy(), &owner).await,
             };
             match outcome {
                 // A step outlasted our lease and another delivery took the job over: it finishes
@@ -252,15 +277,9 @@ impl PublishJob<'_> {
         })?;
         // New pages carry the keyed marker; pages written before carry the old form, still ours.
         let [keyed, legacy] = self.markers.page_forms(self.tenant.as_str(), &c.report_id);
-        let filename = format!("{}-{}.pdf", slug(report.kind_label()), slug(&c.report_id));
-        let rendering = Rendering {
-            locale: c.locale.or(self.settings.locale).unwrap_or_default(),
-            issues: &BTreeMap::new(),
-            pdf_filename: &filename,
-            flavour: self.session.flavour(),
-            jira_link: self.settings.jira_application_link.as_ref(),
-            fonts: self.fonts,
-        };
+        let filename = pdf_filename(report);
+        let issues = self.issues(&c.report_id).await?;
+        let rendering = self.rendering(report, &issues, &filename);
         let body = storage::render(report, &keyed, &rendering).map_err(|e| StepError::Permanent(e.to_string()))?;
         let markers = match publication.marker_form {
             MarkerForm::Keyed => vec![keyed],
@@ -274,11 +293,26 @@ impl PublishJob<'_> {
                 Report::HealthCheck(_) => &self.settings.parent_titles.health_check,
             };
             let parent = self.parent(&space, &title_candidates(parent_title, &c.date, &c.report_id)).await?;
-            let (id, version, title) = self.write_page(&space, &parent, c, marker, &body).await?;
+            // The page is written under the report's links lease, with the links read above.
+            let links_owner = self.claim_links(&c.report_id, owner).await?;
+            let written = self.write_page(&space, &parent, c, marker, &body).await;
+            let (id, version, title) = match written {
+                Ok(written) => written,
+                Err(e) => {
+                    self.store.release_report_links(self.tenant, &c.report_id, &links_owner).await?;
+                    return Err(e);
+                }
+            };
             crate::faults::crash_point("page_created").await;
             let site = self.session.site_id().to_owned();
-            let record = ReportPage { page_id: PageId::new(id.clone()), site: Some(SiteId::new(site.clone())) };
-            self.store.set_report_page(self.tenant, &c.report_id, &record).await?;
+            let record = ReportPage {
+                url: Some(self.page_url(&space, &id)),
+                title: Some(title.clone()),
+                links: Some(links::digest(&issues)),
+                report: links::keep(report),
+                ..ReportPage::at(PageId::new(id.clone()), Some(SiteId::new(site.clone())))
+            };
+            self.store.save_report_links(self.tenant, &c.report_id, &record, &links_owner).await?;
             publication.page_url = Some(self.page_url(&space, &id));
             publication.page_id = Some(id);
             publication.version = Some(version);
@@ -289,12 +323,7 @@ impl PublishJob<'_> {
 
         if publication.state == PublicationState::PageWritten {
             let page_id = publication.page_id.clone().unwrap_or_default();
-            let file = FileUpload {
-                filename: filename.clone(),
-                content_type: "application/pdf".into(),
-                bytes: pdf::render(report, &rendering).map_err(|e| StepError::Permanent(e.to_string()))?,
-                fields: vec![("minorEdit".into(), "true".into()), ("comment".into(), "PDF summary".into())],
-            };
+            let file = pdf_file(report, &rendering)?;
             publication.attachment_id =
                 Some(attachments::put(self.session, &PageId::new(page_id), &file).await?.into_string());
             crate::faults::crash_point("attachment_uploaded").await;
@@ -304,8 +333,116 @@ impl PublishJob<'_> {
         if publication.state == PublicationState::AttachmentUploaded {
             self.save(publication, owner, PublicationState::Published).await?;
             crate::faults::crash_point("record_written").await;
+            // Issues created while the page was being written (after it read the ledger, before
+            // create-issue could find the page) are linked now: at most one more version.
+            self.relink_steps(report, &c.report_id, owner).await?;
         }
         Ok(())
+    }
+
+    /// How the page and the PDF render `report` here, linking `issues`.
+    fn rendering<'r>(
+        &'r self,
+        report: &Report,
+        issues: &'r BTreeMap<String, IssueLink>,
+        filename: &'r str,
+    ) -> Rendering<'r> {
+        Rendering {
+            locale: report.common().locale.or(self.settings.locale).unwrap_or_default(),
+            issues,
+            pdf_filename: filename,
+            flavour: self.session.flavour(),
+            jira_link: self.settings.jira_application_link.as_ref(),
+            fonts: self.fonts,
+        }
+    }
+
+    /// The report's action items that have issues, as its page links them.
+    async fn issues(&self, report_id: &str) -> Result<BTreeMap<String, IssueLink>, StepError> {
+        let Ok(report_id) = ReportId::parse(report_id) else { return Ok(BTreeMap::new()) };
+        Ok(links::issues_for_report(self.ledger, self.tenant, &report_id, self.jira).await?)
+    }
+
+    /// Takes the report's links lease, waiting while another delivery writes the page; answers
+    /// the owner it was taken for.
+    async fn claim_links(&self, report_id: &str, owner: &str) -> Result<String, StepError> {
+        let links_owner = format!("{owner}#links");
+        let lease = Lease::new(self.lease);
+        let holder = links_owner.as_str();
+        let claim = lease
+            .claim(|until| async move {
+                Ok::<_, StoreError>(
+                    match self.store.claim_report_links(self.tenant, report_id, holder, until).await? {
+                        Claim::Ours(_) => Claim::Ours(()),
+                        Claim::Done(()) => Claim::Done(()),
+                        Claim::Held { until } => Claim::Held { until },
+                    },
+                )
+            })
+            .await?;
+        match claim {
+            Claim::Ours(()) | Claim::Done(()) => Ok(links_owner),
+            Claim::Held { .. } => Err(StepError::Busy),
+        }
+    }
+
+    /// `Report Issues Created`: writes the report's page again when the set of its issues changed
+    /// since the page was last written — once per new set, so redeliveries and repeats change
+    /// nothing — from the report kept with the page record. The PDF goes up again too (its
+    /// action-items table shows the keys).
+    pub async fn relink(&self, report_id: &str) -> Result<Relinked, ApiError> {
+        let owner = uuid::Uuid::new_v4().to_string();
+        let record = self.store.report_page(self.tenant, report_id).await?;
+        let Some(report) = record.as_ref().and_then(|r| r.report.as_deref()).and_then(links::kept) else {
+            return Ok(Relinked::Skipped(if record.is_some() { "report not kept" } else { "no page yet" }));
+        };
+        match self.relink_steps(&report, report_id, &owner).await {
+            Ok(relinked) => Ok(relinked),
+            Err(StepError::Store(e)) => Err(e.into()),
+            Err(StepError::Permanent(reason)) => Err(ApiError::new(ErrorCode::PublishFailed, reason)),
+            Err(StepError::Upstream(e)) => Err(e.into()),
+            Err(StepError::Busy) => Err(busy()),
+        }
+    }
+
+    async fn relink_steps(&self, report: &Report, report_id: &str, owner: &str) -> Result<Relinked, StepError> {
+        let links_owner = self.claim_links(report_id, owner).await?;
+        let outcome = self.relink_held(report, report_id, &links_owner).await;
+        if !matches!(outcome, Ok(Relinked::Updated { .. })) {
+            self.store.release_report_links(self.tenant, report_id, &links_owner).await?;
+        }
+        outcome
+    }
+
+    /// [`relink`](Self::relink)'s work under the links lease; an `Updated` answer has saved the
+    /// record and given the lease back.
+    async fn relink_held(&self, report: &Report, report_id: &str, links_owner: &str) -> Result<Relinked, StepError> {
+        let Some(record) = self.store.report_page(self.tenant, report_id).await? else {
+            return Ok(Relinked::Skipped("no page yet"));
+        };
+        if !self.on_this_site(record.site.as_ref().map(SiteId::as_str)) {
+            return Ok(Relinked::Skipped("the page is on another site"));
+        }
+        let issues = self.issues(report_id).await?;
+        let digest = links::digest(&issues);
+        let page_id = record.page_id.to_string();
+        if record.links.as_deref() == Some(digest.as_str()) {
+            return Ok(Relinked::Unchanged { page_id, page_url: record.url.clone(), issues: issues.len() });
+        }
+        let Some(page) = pages::get(self.session, &record.page_id).await? else {
+            return Ok(Relinked::Skipped("the page is gone"));
+        };
+        let c = report.common();
+        let [keyed, _] = self.markers.page_forms(self.tenant.as_str(), &c.report_id);
+        let filename = pdf_filename(report);
+        let rendering = self.rendering(report, &issues, &filename);
+        let body = storage::render(report, &keyed, &rendering).map_err(|e| StepError::Permanent(e.to_string()))?;
+        let version = self.update(&page, &page.title, &body).await?;
+        attachments::put(self.session, &record.page_id, &pdf_file(report, &rendering)?).await?;
+        let saved = ReportPage { links: Some(digest), title: Some(page.title.clone()), ..record };
+        self.store.save_report_links(self.tenant, report_id, &saved, links_owner).await?;
+        tracing::info!(page = %page_id, version, issues = issues.len(), "report page linked to its issues");
+        Ok(Relinked::Updated { page_id, page_url: saved.url, version, issues: issues.len() })
     }
 
     /// The parent page: the first candidate title under which a current page exists or can be
@@ -459,6 +596,24 @@ fn title_candidates(title: &str, date: &str, report_id: &str) -> Vec<String> {
 fn fit(title: &str, suffix: &str) -> String {
     let room = MAX_TITLE_CHARS.saturating_sub(suffix.chars().count());
     title.chars().take(room).chain(suffix.chars()).collect()
+}
+
+/// The PDF summary as the page's attachment (a new version of the one file name).
+fn pdf_file(report: &Report, rendering: &Rendering<'_>) -> Result<FileUpload, StepError> {
+    Ok(FileUpload {
+        filename: rendering.pdf_filename.to_owned(),
+        content_type: "application/pdf".into(),
+        bytes: pdf::render(report, rendering).map_err(|e| StepError::Permanent(e.to_string()))?,
+        fields: vec![("minorEdit".into(), "true".into()), ("comment".into(), "PDF summary".into())],
+    })
+}
+
+fn pdf_filename(report: &Report) -> String {
+    format!("{}-{}.pdf", slug(report.kind_label()), slug(&report.common().report_id))
+}
+
+fn busy() -> ApiError {
+    ApiError::new(ErrorCode::JobInProgress, "another delivery is still writing this report's page")
 }
 
 fn slug(text: &str) -> String {

@@ -460,12 +460,50 @@ pub async fn publications(store: &dyn PublicationStore) {
     assert!(store.get_publication(&tenant(), &fresh.id).await.unwrap().is_none());
 
     assert_eq!(store.report_page(&t, "r").await.unwrap(), None);
-    let page = ReportPage { page_id: "42".into(), site: Some("cloud-1".into()) };
+    let page = ReportPage::at("42", Some("cloud-1".into()));
     store.set_report_page(&t, "r", &page).await.unwrap();
     assert_eq!(store.report_page(&t, "r").await.unwrap(), Some(page));
-    let legacy = ReportPage { page_id: "43".into(), site: None };
+    let legacy = ReportPage::at("43", None);
     store.set_report_page(&t, "r", &legacy).await.unwrap();
     assert_eq!(store.report_page(&t, "r").await.unwrap(), Some(legacy));
+    report_links(store).await;
+}
+
+/// The report page's links lease: one holder at a time; its save writes every field (and
+/// removes the absent ones) and gives the lease back; a lapsed holder can no longer save.
+async fn report_links(store: &dyn PublicationStore) {
+    let t = tenant();
+    // Before any page: the lease is taken on a record that has no page yet.
+    assert_eq!(store.claim_report_links(&t, "r", "one", soon()).await.unwrap(), Claim::Ours(None));
+    assert_eq!(store.report_page(&t, "r").await.unwrap(), None);
+    assert!(matches!(store.claim_report_links(&t, "r", "two", soon()).await.unwrap(), Claim::Held { .. }));
+    let full = ReportPage {
+        url: Some("https://wiki.example.test/pages/42".into()),
+        title: Some("Sprint 42 retro".into()),
+        links: Some("d1".into()),
+        report: Some(vec![0x1f, 0x8b, 0, 255]),
+        ..ReportPage::at("42", Some("cloud-1".into()))
+    };
+    assert!(matches!(store.save_report_links(&t, "r", &full, "two").await, Err(StoreError::LeaseLost)));
+    store.save_report_links(&t, "r", &full, "one").await.unwrap();
+    assert_eq!(store.report_page(&t, "r").await.unwrap(), Some(full.clone()));
+    // Given back: the next one takes it, and sees the record.
+    assert_eq!(store.claim_report_links(&t, "r", "two", soon()).await.unwrap(), Claim::Ours(Some(full.clone())));
+    // The record's page fields change under the lease without touching it.
+    let moved = ReportPage { page_id: "44".into(), ..full.clone() };
+    store.set_report_page(&t, "r", &moved).await.unwrap();
+    assert!(matches!(store.claim_report_links(&t, "r", "three", soon()).await.unwrap(), Claim::Held { .. }));
+    // Released unchanged by its holder only.
+    store.release_report_links(&t, "r", "three").await.unwrap();
+    assert!(matches!(store.claim_report_links(&t, "r", "three", soon()).await.unwrap(), Claim::Held { .. }));
+    store.release_report_links(&t, "r", "two").await.unwrap();
+    assert_eq!(store.claim_report_links(&t, "r", "three", lapsed()).await.unwrap(), Claim::Ours(Some(moved)));
+    // "three"'s lease lapsed: "four" takes it over, and "three" can no longer save.
+    assert!(matches!(store.claim_report_links(&t, "r", "four", soon()).await.unwrap(), Claim::Ours(Some(_))));
+    assert!(matches!(store.save_report_links(&t, "r", &full, "three").await, Err(StoreError::LeaseLost)));
+    let bare = ReportPage::at("45", None);
+    store.save_report_links(&t, "r", &bare, "four").await.unwrap();
+    assert_eq!(store.report_page(&t, "r").await.unwrap(), Some(bare));
 }
 
 pub async fn publications_race(store: Arc<dyn PublicationStore>) {
@@ -474,6 +512,13 @@ pub async fn publications_race(store: Arc<dyn PublicationStore>) {
     let claims = race(50, |n| {
         let (store, t, fresh) = (store.clone(), t.clone(), fresh.clone());
         async move { store.claim_publication(&t, &fresh, &format!("owner-{n}"), soon()).await.unwrap() }
+    })
+    .await;
+    assert_eq!(claims.iter().filter(|c| matches!(c, Claim::Ours(_))).count(), 1);
+    let report = unique("r");
+    let claims = race(50, |n| {
+        let (store, t, report) = (store.clone(), t.clone(), report.clone());
+        async move { store.claim_report_links(&t, &report, &format!("owner-{n}"), soon()).await.unwrap() }
     })
     .await;
     assert_eq!(claims.iter().filter(|c| matches!(c, Claim::Ours(_))).count(), 1);

@@ -158,12 +158,31 @@ impl Publisher {
             lease: LEASE,
             markers: &self.markers,
             fonts: bridge::reports::FontBook::local(),
+            ledger: self.stores.ledger.as_ref(),
+            jira: None,
         };
         match job.run(report, key).await.expect("store") {
             JobOutcome::Done(p) => Ended::Published(p),
             JobOutcome::Failed(p) => Ended::Failed(p),
             JobOutcome::Stopped(error) => Ended::Stopped(error.code),
         }
+    }
+
+    /// One delivery of `Report Issues Created` for `report_id`: the page written again when its
+    /// set of issues changed.
+    pub async fn relink(&self, report_id: &str) -> bridge::reports::Relinked {
+        let job = PublishJob {
+            session: &self.session,
+            store: self.stores.publications.as_ref(),
+            tenant: &self.tenant,
+            settings: &self.settings,
+            lease: LEASE,
+            markers: &self.markers,
+            fonts: bridge::reports::FontBook::local(),
+            ledger: self.stores.ledger.as_ref(),
+            jira: None,
+        };
+        job.relink(report_id).await.expect("relink")
     }
 
     /// The stored record of the publication for `key`.

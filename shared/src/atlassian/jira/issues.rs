@@ -1,5 +1,6 @@
 //! Issues: bulk create (`POST issue/bulk`, at most 50 per call), delete (`DELETE issue/{key}`),
-//! and the edits forward: read some fields, the edit screen (`editmeta`), and `PUT issue/{key}`.
+//! the edits forward: read some fields, the edit screen (`editmeta`), and `PUT issue/{key}`;
+//! and remote links (`POST issue/{key}/remotelink`).
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -131,4 +132,38 @@ pub async fn exists(session: &Session, id: &IssueId) -> Result<bool, AtlassianEr
         Err(e) if e.class() == Some(Class::NotFound) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// A remote issue link: what an issue shows under "Links" for a page outside Jira.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteLink<'a> {
+    /// The link's identity in Jira: a second POST with the same one updates the link instead of
+    /// adding another (at most 255 characters).
+    pub global_id: &'a str,
+    pub url: &'a str,
+    pub title: &'a str,
+    /// The application the page is in, e.g. `com.atlassian.confluence` / `Confluence`.
+    pub application_type: &'a str,
+    pub application_name: &'a str,
+    /// How the issue relates to the page, e.g. `Wiki Page`.
+    pub relationship: &'a str,
+}
+
+/// `POST issue/{key}/remotelink` (Cloud v3, Server/DC v2; scope `write:jira-work`): creates the
+/// link, or updates the issue's link with the same `globalId` — "If a globalId is provided and a
+/// remote issue link with that global ID is found it is updated. Any fields without values in
+/// the request are set to null. Otherwise, the remote issue link is created."
+/// (developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-remote-links/, and the
+/// DC reference's createOrUpdateRemoteIssueLink), so sending it again never adds a second link.
+/// Jira answers 403 without Link Issues and 404 for an issue gone or not browsable.
+pub async fn put_remote_link(session: &Session, key: &IssueKey, link: &RemoteLink<'_>) -> Result<(), AtlassianError> {
+    let body = json!({
+        "globalId": link.global_id,
+        "application": {"type": link.application_type, "name": link.application_name},
+        "relationship": link.relationship,
+        "object": {"url": link.url, "title": link.title},
+    });
+    let path = session.jira_path(&format!("issue/{}/remotelink", encode(key.as_str())));
+    session.send(Method::POST, &path, Payload::Json(&body)).await?;
+    Ok(())
 }

@@ -10,7 +10,7 @@
 //! | action item → issue (+ `site` it was written to, `report_id` when the item named one; listed in item-id order by `GET .../action-items`, a Query of `begins_with(sk, ACTION#)` at most 200 records a page) | `TENANT#{tenant}` | `ACTION#{item id}` |
 //! | issue → action item (+ `site`) | `TENANT#{tenant}` | `ISSUE#{key}` |
 //! | publication | `TENANT#{tenant}` | `PUBLICATION#{id}` |
-//! | report → page | `TENANT#{tenant}` | `REPORT#{report id}` |
+//! | report → page (`page_id`, `page_site` (`site` on older records), `page_url`, `page_title`; `links_digest` of the issue links last written on the page; `report_gz`, the report as last published, gzip'd JSON, binary, ≤ 300 KiB or absent; the links lease `links_owner`, `links_until_ms`, held by every write of the page) | `TENANT#{tenant}` | `REPORT#{report id}` |
 //! | issue job accepted with 202 (+ `parts`; `ttl` a week) | `TENANT#{tenant}` | `JOB#{job id}` |
 //! | a part's results | `TENANT#{tenant}` | `JOB#{job id}#PART#{nnnnn}` |
 //! | assignee lookup (`value`, `ttl`) | `TENANT#{tenant}` | `CACHE#ASSIGNEE#{site}#{keyed hash of project + email or id}` |

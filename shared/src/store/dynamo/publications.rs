@@ -119,28 +119,162 @@ impl PublicationStore for DynamoStore {
     }
 
     async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<ReportPage>, StoreError> {
-        let out =
-            self.get((AttributeValue::S(tenant_pk(tenant)), AttributeValue::S(format!("REPORT#{report_id}")))).await?;
-        let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
-            item.get(name).and_then(|v| v.as_s().ok()).cloned()
-        };
-        Ok(out.item.and_then(|i| {
-            Some(ReportPage { page_id: PageId::new(text(&i, "page_id")?), site: text(&i, "site").map(SiteId::new) })
-        }))
+        let [pk, sk] = report_key(tenant, report_id);
+        Ok(self.get((pk.1, sk.1)).await?.item.as_ref().and_then(report_page_of))
     }
 
     async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page: &ReportPage) -> Result<(), StoreError> {
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(tenant_pk(tenant)))
-            .item("sk", AttributeValue::S(format!("REPORT#{report_id}")))
-            .item("page_id", AttributeValue::S(page.page_id.to_string()));
-        if let Some(site) = &page.site {
-            put = put.item("site", AttributeValue::S(site.to_string()));
+        let [pk, sk] = report_key(tenant, report_id);
+        let (update, values) = page_update(page);
+        let mut request =
+            self.client.update_item().table_name(&self.table).key(pk.0, pk.1).key(sk.0, sk.1).update_expression(update);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
         }
-        put.send().await.map_err(service_error)?;
+        request.send().await.map_err(service_error)?;
         Ok(())
     }
+
+    async fn claim_report_links(
+        &self,
+        tenant: &TenantId,
+        report_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim<Option<ReportPage>, ()>, StoreError> {
+        let [pk, sk] = report_key(tenant, report_id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression("SET links_owner = :owner, links_until_ms = :until")
+            .condition_expression("attribute_not_exists(links_until_ms) OR links_until_ms < :now")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":until", AttributeValue::N(ms(until).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Claim::Ours(out.attributes.as_ref().and_then(report_page_of))),
+            Err(e) if is_condition_failure(&e) => {
+                let [pk, sk] = report_key(tenant, report_id);
+                let item = self.get((pk.1, sk.1)).await?.item.unwrap_or_default();
+                let until_ms = item
+                    .get("links_until_ms")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .unwrap_or(0);
+                let until =
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).map_err(corrupt)?;
+                Ok(Claim::Held { until })
+            }
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn save_report_links(
+        &self,
+        tenant: &TenantId,
+        report_id: &str,
+        page: &ReportPage,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let [pk, sk] = report_key(tenant, report_id);
+        let (update, values) = page_update(page);
+        let update =
+            update.replacen("SET ", "SET links_until_ms = :zero, ", 1).replace(" REMOVE ", " REMOVE links_owner, ");
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression(update)
+            .condition_expression("links_owner = :owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::LeaseLost),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    async fn release_report_links(&self, tenant: &TenantId, report_id: &str, owner: &str) -> Result<(), StoreError> {
+        let [pk, sk] = report_key(tenant, report_id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
+            .update_expression("SET links_until_ms = :zero REMOVE links_owner")
+            .condition_expression("links_owner = :owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+}
+
+fn report_key(tenant: &TenantId, report_id: &str) -> [(&'static str, AttributeValue); 2] {
+    [("pk", AttributeValue::S(tenant_pk(tenant))), ("sk", AttributeValue::S(format!("REPORT#{report_id}")))]
+}
+
+/// The page record of a `REPORT#` item; `None` for an item that holds only a links lease.
+fn report_page_of(item: &std::collections::HashMap<String, AttributeValue>) -> Option<ReportPage> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(ReportPage {
+        page_id: PageId::new(text("page_id")?),
+        // `site` on records written before the page's fields were updated one by one.
+        site: text("page_site").or_else(|| text("site")).map(SiteId::new),
+        url: text("page_url"),
+        title: text("page_title"),
+        links: text("links_digest"),
+        report: item.get("report_gz").and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()),
+    })
+}
+
+/// `SET` for the record's fields that have a value, `REMOVE` for those that have none (an
+/// update, so the links lease attributes stay as they are).
+fn page_update(page: &ReportPage) -> (String, Vec<(&'static str, AttributeValue)>) {
+    let mut set = vec!["page_id = :page_id".to_owned()];
+    // The site as records before this one kept it: `page_site` replaces it.
+    let mut remove = vec!["site"];
+    let mut values = vec![(":page_id", AttributeValue::S(page.page_id.to_string()))];
+    let optional = [
+        ("page_site", ":site", page.site.as_ref().map(|s| AttributeValue::S(s.to_string()))),
+        ("page_url", ":url", page.url.clone().map(AttributeValue::S)),
+        ("page_title", ":title", page.title.clone().map(AttributeValue::S)),
+        ("links_digest", ":links", page.links.clone().map(AttributeValue::S)),
+        (
+            "report_gz",
+            ":report",
+            page.report.clone().map(|b| AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b))),
+        ),
+    ];
+    // Attribute names are spelled out as literals below: none is a DynamoDB reserved word
+    // (`url`, `title`, `site` and `report` would be, hence the prefixes).
+    for (name, placeholder, value) in optional {
+        match value {
+            Some(value) => {
+                set.push(format!("{name} = {placeholder}"));
+                values.push((placeholder, value));
+            }
+            None => remove.push(name),
+        }
+    }
+    let update = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
+    (update, values)
 }

@@ -18,10 +18,18 @@ struct Record {
     done: bool,
 }
 
+/// `REPORT#{report id}`: the page record and its links lease.
+#[derive(Default)]
+struct PageRecord {
+    page: Option<ReportPage>,
+    owner: Option<String>,
+    until_ms: i64,
+}
+
 #[derive(Default)]
 struct Items {
     publications: HashMap<(String, String), Record>,
-    pages: HashMap<(String, String), ReportPage>,
+    pages: HashMap<(String, String), PageRecord>,
 }
 
 #[derive(Default)]
@@ -111,12 +119,61 @@ impl PublicationStore for MemoryPublications {
 
     async fn report_page(&self, tenant: &TenantId, report_id: &str) -> Result<Option<ReportPage>, StoreError> {
         self.faults.check("PublicationStore::report_page")?;
-        Ok(lock(&self.items).pages.get(&key(tenant, report_id)).cloned())
+        Ok(lock(&self.items).pages.get(&key(tenant, report_id)).and_then(|r| r.page.clone()))
     }
 
     async fn set_report_page(&self, tenant: &TenantId, report_id: &str, page: &ReportPage) -> Result<(), StoreError> {
         self.faults.check("PublicationStore::set_report_page")?;
-        lock(&self.items).pages.insert(key(tenant, report_id), page.clone());
+        lock(&self.items).pages.entry(key(tenant, report_id)).or_default().page = Some(page.clone());
+        Ok(())
+    }
+
+    async fn claim_report_links(
+        &self,
+        tenant: &TenantId,
+        report_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<Claim<Option<ReportPage>, ()>, StoreError> {
+        self.faults.check("PublicationStore::claim_report_links")?;
+        let now = self.clock.now_ms();
+        let mut items = lock(&self.items);
+        let record = items.pages.entry(key(tenant, report_id)).or_default();
+        if record.owner.is_some() && record.until_ms >= now {
+            return Ok(Claim::Held { until: from_ms(record.until_ms) });
+        }
+        record.owner = Some(owner.to_owned());
+        record.until_ms = ms(until);
+        Ok(Claim::Ours(record.page.clone()))
+    }
+
+    async fn save_report_links(
+        &self,
+        tenant: &TenantId,
+        report_id: &str,
+        page: &ReportPage,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        self.faults.check("PublicationStore::save_report_links")?;
+        let mut items = lock(&self.items);
+        let Some(record) = items.pages.get_mut(&key(tenant, report_id)).filter(|r| r.owner.as_deref() == Some(owner))
+        else {
+            return Err(StoreError::LeaseLost);
+        };
+        record.page = Some(page.clone());
+        record.owner = None;
+        record.until_ms = 0;
+        Ok(())
+    }
+
+    async fn release_report_links(&self, tenant: &TenantId, report_id: &str, owner: &str) -> Result<(), StoreError> {
+        self.faults.check("PublicationStore::release_report_links")?;
+        let mut items = lock(&self.items);
+        if let Some(record) = items.pages.get_mut(&key(tenant, report_id)).filter(|r| r.owner.as_deref() == Some(owner))
+        {
+            record.owner = None;
+            record.until_ms = 0;
+        }
         Ok(())
     }
 }
