@@ -85,7 +85,7 @@ pub const GREEN: Rgb = Rgb(0x2e, 0x7d, 0x32);
 pub const TRACK: Rgb = Rgb(0xe3, 0xe6, 0xea);
 pub const MARKER: Rgb = Rgb(0x10, 0x10, 0x10);
 /// Vote bars, the top items' background, the table header's and the header block's background.
-pub const VOTE: Rgb = Rgb(0x15, 0x65, 0xc0);
+pub const VOTE: Rgb = Rgb(0x7b, 0x1f, 0xa2);
 pub const HIGHLIGHT: Rgb = Rgb(0xff, 0xf3, 0xc4);
 pub const SHADE: Rgb = Rgb(0xf1, 0xf3, 0xf5);
 const RULE: Rgb = Rgb(0xc8, 0xcc, 0xd0);
