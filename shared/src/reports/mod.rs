@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::atlassian::Flavour;
 use crate::error::{ApiError, ErrorCode};
-pub use labels::Locale;
+pub use labels::{Band, Locale};
 
 /// An action item's Jira issue, once created: what the page and the PDF link to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,13 +37,15 @@ pub struct Rendering<'a> {
     /// Where the page is published: Cloud renders issue links as smart links, Data Center as
     /// the `jira` macro when the tenant's settings name the application link.
     pub flavour: Flavour,
+    /// Data Center: the tenant's Jira application link (Confluence settings), for the `jira` macro.
+    pub jira_link: Option<&'a crate::settings::JiraApplicationLink>,
 }
 
 impl Rendering<'static> {
     /// English, no issues, Cloud: what tests and the benchmark render with.
     pub fn plain() -> Self {
         static NONE: BTreeMap<String, IssueLink> = BTreeMap::new();
-        Self { locale: Locale::En, issues: &NONE, pdf_filename: "report.pdf", flavour: Flavour::Cloud }
+        Self { locale: Locale::En, issues: &NONE, pdf_filename: "report.pdf", flavour: Flavour::Cloud, jira_link: None }
     }
 }
 
