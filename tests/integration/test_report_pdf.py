@@ -85,8 +85,16 @@ def runs(rows, color) -> list[tuple[int, int, int]]:
 
 
 def extent(row, colors) -> tuple[int, int]:
+    """The first stretch of pixels in `colors`, allowing 2-pixel gaps (anti-aliased edges)."""
     xs = [x for x, p in enumerate(row) if any(near(p, c) for c in colors)]
-    return (min(xs), max(xs)) if xs else (0, -1)
+    if not xs:
+        return (0, -1)
+    last = xs[0]
+    for x in xs[1:]:
+        if x - last > 3:
+            break
+        last = x
+    return (xs[0], last)
 
 
 def first_page_png(pdf: bytes, tmp_path: Path, name: str) -> Path:
