@@ -683,9 +683,14 @@ pub fn render(report: &Report, rendering: &Rendering<'_>) -> Result<Vec<u8>, Pdf
         match draw(&mut layout, report, rendering, configuration) {
             Ok(pdf) => return Ok(pdf),
             Err(KrillaError::Validation(errors)) => {
+                // The rule's name only: its details can quote the report's text.
                 let first = errors.first().map(|(e, _)| format!("{e:?}")).unwrap_or_default();
-                let first: String = first.chars().take(200).collect();
-                tracing::warn!(errors = errors.len(), first = %first, "the PDF summary is not PDF/A-2b and PDF/UA-1; rendering it without the validators");
+                let rule: String = first.chars().take_while(char::is_ascii_alphanumeric).collect();
+                tracing::warn!(
+                    errors = errors.len(),
+                    first = %rule,
+                    "the PDF summary is not PDF/A-2b and PDF/UA-1; rendering it without the validators"
+                );
             }
             Err(e) => return Err(PdfError(format!("{e:?}").chars().take(500).collect())),
         }
