@@ -17,7 +17,7 @@ INFRA    := infra
 # cfn-lint and checkov get their own venv: checkov pins a boto3 that moto's (in .venv) can't share.
 INFRA_VENV := $(INFRA)/.venv
 
-.PHONY: help dev test test-rust test-python test-infra build package bench openapi lint fmt clean fuzz
+.PHONY: help dev test test-rust test-python test-infra build package bench openapi lint fmt clean fuzz fonts
 
 help:
 	@echo "make dev      start moto, the Atlassian simulator and the local gateway; prints a walk-through"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench    latency of the release builds through the local stack"
 	@echo "make openapi  regenerate shared/openapi.json and shared/routes.json from the route table and the Rust types"
 	@echo "make lint     rustfmt and clippy"
+	@echo "make fonts    fetch the CJK font the PDF summaries use into target/fonts/ (pinned Debian package, sha256-checked)"
 	@echo "make fuzz     every fuzz target for FUZZ_SECONDS each (default 60; cargo fuzz, libFuzzer)"
 
 # The Python venv holds the local stack: moto, the simulator's and gateway's deps, pytest.
@@ -65,7 +66,17 @@ tests/adf/node_modules/.stamp: tests/adf/package.json tests/adf/package-lock.jso
 	cd tests/adf && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-build:
+# The CJK font (Noto Sans CJK, 19 MB) is too large to compile into publish-page: the functions
+# read it from a file (in Lambda the fonts layer, /opt/fonts). tools/fonts/fetch-cjk.sh takes it
+# from Debian's fonts-noto-cjk at a pinned version and checks its SHA-256 (tools/fonts/README.md).
+CJK_FONT := target/fonts/NotoSansCJK-Regular.ttc
+$(CJK_FONT): tools/fonts/fetch-cjk.sh
+	tools/fonts/fetch-cjk.sh $(dir $@)
+	touch $@
+
+fonts: $(CJK_FONT)
+
+build: fonts
 	cargo build --workspace --bins $(TEST_FEATURES)
 
 dev: $(VENV)/.stamp-test build
@@ -73,7 +84,7 @@ dev: $(VENV)/.stamp-test build
 
 test: lint test-rust test-python test-infra
 
-test-rust:
+test-rust: fonts
 	cargo test --workspace $(TEST_FEATURES)
 
 test-python: $(VENV)/.stamp-test test-tools build
@@ -92,9 +103,12 @@ package: $(VENV)/.stamp-package
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) --output-format zip --lambda-dir target/lambda-$(ARCH)
 	@for f in $(FUNCTIONS); do cp target/lambda-$(ARCH)/$$f/bootstrap.zip $(DIST)/$$f.zip; done
 	@ls -l $(DIST)/*.zip | awk '{printf "%-40s %8.1f KiB\n", $$9, $$5/1024}'
+	# The fonts layer (infra: FontsLayer, mounted at /opt): the CJK font and its licence.
+	tools/fonts/fetch-cjk.sh $(DIST)/fonts-layer/fonts
+	cp shared/assets/fonts/OFL.txt $(DIST)/fonts-layer/fonts/OFL.txt
 
 # Latency of the release builds through the local stack; the table is written into the README.
-bench: $(VENV)/.stamp-test
+bench: $(VENV)/.stamp-test fonts
 	cargo build --release --workspace --bins
 	cargo build --release -p bridge-shared --example render_report
 	$(PY) -m tests.bench --write-readme

@@ -348,6 +348,8 @@ class Stack:
             # (50 verifies at once, 5 deliveries of one event); fair shares are tested with a
             # small share of their own in test_fair_shares.py.
             "BRIDGE_TENANT_SLOTS": "64",
+            # The PDF's CJK font where `make fonts` puts it (in Lambda: the fonts layer).
+            "BRIDGE_CJK_FONT_PATH": str(self.repo_root / "target" / "fonts" / "NotoSansCJK-Regular.ttc"),
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
         try:

@@ -3,6 +3,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ASYNC_MAX_EVENT_AGE, ASYNC_RETRY_ATTEMPTS, TIMEOUT_SECONDS } from '../lib/bridge-stack';
+import { CJK_FONT_FILE } from '../lib/constructs/functions';
 import { DEFAULT_MEMORY_MB, DEFAULT_RESERVED_CONCURRENCY, FUNCTIONS } from '../lib/config';
 import {
   asList, flatten, functionId, iamStatements, ofType, realRoutes, refTarget, resources, routesWithDesignEvents, synth,
@@ -180,6 +181,22 @@ describe('functions', () => {
       }
       assert.equal(env.BRIDGE_JOB_LEASE_SECONDS, jobs ? String(TIMEOUT_SECONDS[name]) : undefined, name);
     }
+  }));
+
+  it('gives publish-page, and only it, the fonts layer (both architectures) and the CJK font\'s path in it', () => each((_, t) => {
+    const [[layerId, layer], ...others] = ofType(t, 'AWS::Lambda::LayerVersion');
+    assert.equal(others.length, 0, 'one layer');
+    assert.deepEqual(layer.Properties.CompatibleArchitectures, ['arm64', 'x86_64']);
+    assert.equal(layer.Properties.LicenseInfo, 'OFL-1.1');
+    for (const name of FUNCTIONS) {
+      const p = resources(t)[functionId(t, name)].Properties;
+      const fonts = name === 'publish-page';
+      assert.deepEqual((p.Layers ?? []).map(refTarget), fonts ? [layerId] : [], `${name}: layers`);
+      assert.equal(p.Environment.Variables.BRIDGE_CJK_FONT_PATH,
+        fonts ? `/opt/${CJK_FONT_FILE}` : undefined, `${name}: BRIDGE_CJK_FONT_PATH`);
+    }
+    // The path the Rust code falls back to is the same file.
+    assert.equal(`/opt/${CJK_FONT_FILE}`, '/opt/fonts/NotoSansCJK-Regular.ttc');
   }));
 
   it('reserves concurrency for the bulk writers to Atlassian only', () => each((_, t) => {

@@ -54,6 +54,9 @@ pub struct Config {
     /// Where Jira delivers the dynamic webhooks of tenants who opted in: this deployment's public
     /// `POST /v1/webhooks/jira`. Unset: no webhook is registered (polling still runs).
     pub jira_webhook_url: Option<Url>,
+    /// The CJK font collection the PDF summaries draw Chinese, Japanese and Korean with (the
+    /// fonts layer's file in Lambda); read on the first report that needs it.
+    pub cjk_font_path: std::path::PathBuf,
 }
 
 /// How many refused credential checks against one destination, across all tenants, within
@@ -239,6 +242,7 @@ impl Config {
                 None => None,
                 Some(url) => Some(parse_url("BRIDGE_JIRA_WEBHOOK_URL", &url)?),
             },
+            cjk_font_path: env.absolute_path("BRIDGE_CJK_FONT_PATH", crate::reports::text::LAYER_CJK_FONT)?,
         })
     }
 }
@@ -308,6 +312,16 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         self.number(name, default).map(Duration::from_secs)
     }
 
+    /// An absolute file path (relative ones would depend on the working directory).
+    fn absolute_path(&self, name: &'static str, default: &str) -> Result<std::path::PathBuf, ConfigError> {
+        let value = self.optional(name).unwrap_or_else(|| default.to_owned());
+        let path = std::path::PathBuf::from(&value);
+        if !path.is_absolute() {
+            return Err(ConfigError::Malformed { name, reason: format!("{value:?} must be an absolute path") });
+        }
+        Ok(path)
+    }
+
     fn url(&self, name: &'static str, default: Option<&str>) -> Result<Url, ConfigError> {
         match (self.optional(name), default) {
             (Some(v), _) => parse_url(name, &v),
@@ -362,6 +376,8 @@ mod tests {
         assert!(config.http.first_byte_timeout < config.http.timeout);
         assert_eq!(config.http.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(config.tenant_slots, 4);
+        // The PDF's CJK font is the fonts layer's file.
+        assert_eq!(config.cjk_font_path, std::path::Path::new("/opt/fonts/NotoSansCJK-Regular.ttc"));
         // The egress guard is strict unless the operator (http) or a test stack (loopback) says so.
         assert_eq!(config.egress, EgressPolicy::default());
         assert!(!config.egress.allow_loopback && !config.egress.allow_http);
@@ -399,6 +415,7 @@ mod tests {
             ("BRIDGE_DESTINATION_LOCKOUT_WINDOW_SECONDS", "0"),
             ("BRIDGE_DESTINATION_LOCKOUT_COOL_DOWN_SECONDS", "-5"),
             ("BRIDGE_DESTINATION_LOCKOUT_THRESHOLD", "99999999999"),
+            ("BRIDGE_CJK_FONT_PATH", "fonts/NotoSansCJK-Regular.ttc"),
         ] {
             let mut vars = base();
             vars.insert(name, value);

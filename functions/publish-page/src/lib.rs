@@ -15,7 +15,7 @@ use bridge::events::{Delivery, EventBus};
 use bridge::http::{self, HttpResponse};
 use bridge::jobs::JobOutcome;
 use bridge::markers::Markers;
-use bridge::reports::{PagePublished, Publication, PublishJob, Report, ReportReady};
+use bridge::reports::{FontBook, PagePublished, Publication, PublishJob, Report, ReportReady};
 use bridge::settings::ConfluenceSettings;
 use bridge::store::{PublicationStore, SettingsStore};
 use lambda_http::http::StatusCode;
@@ -27,6 +27,8 @@ pub struct Context {
     publications: Arc<dyn PublicationStore>,
     lease: Duration,
     markers: Arc<Markers>,
+    /// The PDF's fonts: the CJK one is read from `BRIDGE_CJK_FONT_PATH` once per instance.
+    fonts: FontBook,
 }
 
 impl Context {
@@ -37,6 +39,7 @@ impl Context {
             publications: app.publications.clone(),
             lease: app.config.job_lease,
             markers: app.markers.clone(),
+            fonts: FontBook::new(&app.config.cjk_font_path),
         }
     }
 
@@ -47,6 +50,7 @@ impl Context {
             publications: self.publications.as_ref(),
             lease: self.lease,
             markers: &self.markers,
+            fonts: &self.fonts,
         }
     }
 }
@@ -58,6 +62,7 @@ struct Publisher<'a> {
     publications: &'a dyn PublicationStore,
     lease: Duration,
     markers: &'a Markers,
+    fonts: &'a FontBook,
 }
 
 pub fn router() -> Router<Context> {
@@ -129,6 +134,7 @@ async fn run(
         settings: &settings,
         lease: publisher.lease,
         markers: publisher.markers,
+        fonts: publisher.fonts,
     };
     let outcome = job.run(report, idempotency_key).await?;
     match &outcome {

@@ -40,6 +40,14 @@ export const TIMEOUT_SECONDS: Record<FunctionName, number> = {
 /** Functions that register, refresh or receive Jira's dynamic webhooks (shared/env.json). */
 const WEBHOOK_USERS: readonly FunctionName[] = ['oauth-callback', 'connections', 'keep-alive', 'issue-webhook'];
 
+/** The fonts layer (a directory in functionsDir that `make package` fills): the CJK font collection
+ *  publish-page's PDF summaries draw Chinese, Japanese and Korean with, 19 MB, too large for the
+ *  function's zip (README "Fonts and scripts"). Lambda extracts a layer into /opt. */
+export const FONTS_LAYER_DIR = 'fonts-layer';
+export const CJK_FONT_FILE = 'fonts/NotoSansCJK-Regular.ttc';
+/** The functions that render PDFs, so get the layer and `BRIDGE_CJK_FONT_PATH`. */
+const FONT_USERS: readonly FunctionName[] = ['publish-page'];
+
 /** Async (EventBridge) invocations: Lambda retries a failed event twice, for up to 6 hours. */
 export const ASYNC_RETRY_ATTEMPTS = 2;
 export const ASYNC_MAX_EVENT_AGE = Duration.hours(6);
@@ -66,6 +74,20 @@ export class Functions {
       throw new ConfigError([`Lambda zips missing in ${cfg.functionsDir}: ${missing.map((f) => `${f}.zip`).join(', ')}. ` +
         'Build them with `make package` at the repository root (or point -c functionsDir=... at them).']);
     }
+    const fontsDir = path.join(cfg.functionsDir, FONTS_LAYER_DIR);
+    if (!fs.existsSync(path.join(fontsDir, CJK_FONT_FILE))) {
+      throw new ConfigError([`The fonts layer is missing: no ${CJK_FONT_FILE} in ${fontsDir}. ` +
+        'Build it with `make package` at the repository root (or point -c functionsDir=... at it).']);
+    }
+    // Architecture-independent data, one version per deployment and region.
+    const fontsLayer = new lambda.LayerVersion(stack, 'FontsLayer', {
+      layerVersionName: `${cfg.deploymentName}-fonts`,
+      description: 'Noto Sans CJK (SIL OFL 1.1): the CJK font of the PDF summaries',
+      code: lambda.Code.fromAsset(fontsDir),
+      compatibleArchitectures: [lambda.Architecture.ARM_64, lambda.Architecture.X86_64],
+      compatibleRuntimes: [lambda.Runtime.PROVIDED_AL2023],
+      license: 'OFL-1.1',
+    });
     const envList = loadEnvList();
 
     const baseEnvironment: Record<string, string> = {
@@ -180,6 +202,7 @@ export class Functions {
         // an item that a still-running invocation is creating.
         environment.BRIDGE_JOB_LEASE_SECONDS = String(TIMEOUT_SECONDS[name]);
       }
+      if (FONT_USERS.includes(name)) environment.BRIDGE_CJK_FONT_PATH = `/opt/${CJK_FONT_FILE}`;
       checkEnvironment(envList, name, environment);
 
       const fn = new lambda.Function(stack, `${id}Function`, {
@@ -189,6 +212,7 @@ export class Functions {
         architecture: lambda.Architecture.ARM_64,
         handler: 'bootstrap',
         code: lambda.Code.fromAsset(path.join(cfg.functionsDir, `${name}.zip`)),
+        layers: FONT_USERS.includes(name) ? [fontsLayer] : undefined,
         memorySize: cfg.memoryMb[name],
         timeout: Duration.seconds(TIMEOUT_SECONDS[name]),
         role,

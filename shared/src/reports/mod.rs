@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use crate::atlassian::Flavour;
 use crate::error::{ApiError, ErrorCode};
 pub use labels::{Band, Locale};
+pub use text::FontBook;
 
 /// An action item's Jira issue, once created: what the page and the PDF link to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,13 +40,22 @@ pub struct Rendering<'a> {
     pub flavour: Flavour,
     /// Data Center: the tenant's Jira application link (Confluence settings), for the `jira` macro.
     pub jira_link: Option<&'a crate::settings::JiraApplicationLink>,
+    /// The fonts the PDF is drawn with (the instance's: the CJK font is read once per instance).
+    pub fonts: &'a FontBook,
 }
 
 impl Rendering<'static> {
-    /// English, no issues, Cloud: what tests and the benchmark render with.
+    /// English, no issues, Cloud, the checkout's fonts: what tests and the benchmark render with.
     pub fn plain() -> Self {
         static NONE: BTreeMap<String, IssueLink> = BTreeMap::new();
-        Self { locale: Locale::En, issues: &NONE, pdf_filename: "report.pdf", flavour: Flavour::Cloud, jira_link: None }
+        Self {
+            locale: Locale::En,
+            issues: &NONE,
+            pdf_filename: "report.pdf",
+            flavour: Flavour::Cloud,
+            jira_link: None,
+            fonts: FontBook::local(),
+        }
     }
 }
 

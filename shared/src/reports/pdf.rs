@@ -701,7 +701,7 @@ pub fn render(report: &Report, rendering: &Rendering<'_>) -> Result<Vec<u8>, Pdf
 
 fn layout(report: &Report, rendering: &Rendering<'_>) -> Result<Layout, PdfError> {
     let mut layout = Layout {
-        typesetter: Typesetter::new()?,
+        typesetter: Typesetter::new(rendering.fonts)?,
         labels: rendering.locale.labels(),
         locale: rendering.locale,
         pages: vec![PageOps::default()],

@@ -118,6 +118,8 @@ pub struct PublishJob<'a> {
     pub settings: &'a ConfluenceSettings,
     pub lease: Duration,
     pub markers: &'a Markers,
+    /// The instance's fonts for the PDF.
+    pub fonts: &'a super::FontBook,
 }
 
 impl PublishJob<'_> {
@@ -257,6 +259,7 @@ impl PublishJob<'_> {
             pdf_filename: &filename,
             flavour: self.session.flavour(),
             jira_link: self.settings.jira_application_link.as_ref(),
+            fonts: self.fonts,
         };
         let body = storage::render(report, &keyed, &rendering).map_err(|e| StepError::Permanent(e.to_string()))?;
         let markers = match publication.marker_form {

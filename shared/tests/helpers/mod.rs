@@ -157,6 +157,7 @@ impl Publisher {
             settings: &self.settings,
             lease: LEASE,
             markers: &self.markers,
+            fonts: bridge::reports::FontBook::local(),
         };
         match job.run(report, key).await.expect("store") {
             JobOutcome::Done(p) => Ended::Published(p),
