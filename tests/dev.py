@@ -9,6 +9,7 @@ waits for Ctrl-C and stops everything.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -22,9 +23,52 @@ TENANT = "demo"
 SCOPES = ["bridge:admin", "bridge:read", "bridge:publish"]
 TOKEN_HOURS = 12
 
+# The two reports the walk-through publishes (tests/integration/test_report_pdf.py publishes the
+# same ones and checks their PDFs' charts). No single quotes: they go into a shell's '...'.
+DEMO_RETROSPECTIVE = {
+    "kind": "retrospective", "report_id": "r-1", "title": "Sprint 1 retrospective", "team": "Demo",
+    "date": "2026-11-25", "facilitator": "Ana", "participants": ["Ana", "Ben", "Chloé", "Dev"],
+    "link": "https://app.example.test/r/1",
+    "sections": [
+        {"title": "Went well", "items": [
+            {"text": "Shipped the release on time", "votes": 5, "author": "Ben"},
+            {"text": "Pairing on the hard parts", "votes": 3, "author": "Chloé"},
+            {"text": "The new CI cache", "votes": 2, "group": "CI"},
+            {"text": "Demo day", "votes": 1},
+            {"text": "Cake on Friday", "votes": 0}]},
+        {"title": "To improve", "items": [
+            {"text": "Flaky integration tests block merges", "votes": 4, "group": "CI"},
+            {"text": "Too many meetings on Tuesdays", "votes": 4, "author": "Dev"},
+            {"text": "Unclear ownership of the staging environment", "votes": 1}]},
+    ],
+    "action_items": [
+        {"id": "a-1", "title": "Quarantine the flaky tests and fix them one by one", "assignee_email": "ben@example.test",
+         "due_date": "2026-12-01"},
+        {"id": "a-2", "title": "Move the Tuesday syncs to one weekly meeting", "due_date": "2026-12-08"},
+    ],
+}
+DEMO_HEALTH_CHECK = {
+    "kind": "health_check", "report_id": "h-1", "title": "Q4 health check", "team": "Demo",
+    "date": "2026-11-26", "link": "https://app.example.test/h/1",
+    "dimensions": [
+        {"name": "Speed", "score": 7.5, "previous_score": 6.0, "trend": "up", "comments": ["Builds got faster"]},
+        {"name": "Fun", "score": 3.5, "previous_score": 5.0, "trend": "down", "comments": ["Too many meetings"]},
+        {"name": "Ownership", "score": 6.0, "previous_score": 6.0, "trend": "flat", "comments": []},
+        {"name": "Learning", "score": 8.5, "previous_score": 7.0, "trend": "up", "comments": ["Brown-bag sessions help"]},
+        {"name": "Support", "score": 5.0, "previous_score": 3.5, "trend": "up", "comments": []},
+    ],
+}
+
+
+def shell_json(body: dict) -> str:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    assert "'" not in text, "the walk-through quotes the JSON in single quotes"
+    return text
+
 
 def walkthrough(stack: Stack, token: str) -> str:
     gw = stack.gateway_url
+    retro, health = shell_json(DEMO_RETROSPECTIVE), shell_json(DEMO_HEALTH_CHECK)
     return f"""
 ================================================================================
  Atlassian Bridge — local stack is up
@@ -74,16 +118,26 @@ def walkthrough(stack: Stack, token: str) -> str:
 
     curl -s $GW/v1/tenants/{TENANT}/connections/jira -H "authorization: Bearer $TOKEN"
 
- 5. Publish (optional). Choose where pages and issues go, then send a report and an action item:
+ 5. Publish (optional). Choose where pages and issues go, then send a retrospective, a health
+    check and an action item:
 
     curl -s -X PUT $GW/v1/tenants/{TENANT}/settings/confluence -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"space_key":"SPA"}}'
     curl -s -X PUT $GW/v1/tenants/{TENANT}/settings/jira -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"project_key":"AGF","issue_type_id":"10002"}}'
-    curl -s -X POST $GW/v1/tenants/{TENANT}/pages -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' -d '{{"kind":"retrospective","report_id":"r-1","title":"Sprint 1 retro","team":"Demo","date":"2026-11-25","link":"https://app.example.test/r/1","sections":[{{"title":"Went well","items":[{{"text":"Shipped it","votes":3}}]}}]}}'
-    curl -s -X POST $GW/v1/tenants/{TENANT}/issues -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: demo-2' -d '{{"action_items":[{{"id":"a-1","title":"Write the runbook"}}]}}'
+    RETRO=$(curl -s -X POST $GW/v1/tenants/{TENANT}/pages -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' -d '{retro}'); echo "$RETRO"
+    HEALTH=$(curl -s -X POST $GW/v1/tenants/{TENANT}/pages -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: demo-3' -d '{health}'); echo "$HEALTH"
+    curl -s -X POST $GW/v1/tenants/{TENANT}/issues -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: demo-2' -d '{{"action_items":[{{"id":"a-1","title":"Quarantine the flaky tests and fix them one by one"}}]}}'
 
     Send the same request again: the same page and issue come back, nothing new is created.
     What the simulator now holds: {stack.sim_url}/_sim/confluence/pages?space=SPA&written=true
     and {stack.sim_url}/_sim/jira/issues?flavour=cloud&project=AGF
+
+ 6. Each page carries its PDF summary (bars by score band for the health check; vote bars, the
+    top items and the action items for the retrospective). Save both and open them:
+
+    for R in "$RETRO" "$HEALTH"; do
+      PAGE=$(echo "$R" | python3 -c 'import json,sys; print(json.load(sys.stdin)["page_id"])')
+      curl -s "{stack.sim_url}/_sim/confluence/attachments?page_id=$PAGE" | python3 -c 'import base64,json,sys; a=json.load(sys.stdin); a=a["attachments"] if isinstance(a,dict) else a; open(sys.argv[1],"wb").write(base64.b64decode(a[0]["content_base64"]))' "summary-$PAGE.pdf"
+    done; ls summary-*.pdf
 
  Ctrl-C stops everything.
 ================================================================================
