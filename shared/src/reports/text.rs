@@ -558,26 +558,35 @@ impl Typesetter {
                     continue;
                 }
                 if !line.is_empty() {
-                    words.push_front(word);
+                    // A word wider than a whole line (in CJK text a sentence is one "word": no
+                    // spaces) starts in what is left of this one.
+                    let (cut, _) =
+                        if word_width > max { self.fitting(word, style, max - line_width - space) } else { (0, 0.0) };
+                    if cut > 0 {
+                        line.push(&word[..cut]);
+                    }
+                    words.push_front(&word[cut..]);
                     self.finish(&mut lines, &mut line, &mut words, style, max);
                     line_width = 0.0;
                     continue;
                 }
                 // Alone and still too wide: as many clusters as fit on each line.
-                let mut width = 0.0;
-                let mut start = 0;
-                for cluster in clusters(word) {
-                    let w = self.width(&word[cluster.clone()], style);
-                    if width + w > max && cluster.start > start {
-                        lines.push(word[start..cluster.start].to_owned());
-                        start = cluster.start;
-                        width = 0.0;
+                let mut rest = word;
+                loop {
+                    let (cut, width) = self.fitting(rest, style, max);
+                    if cut == rest.len() {
+                        line.push(rest);
+                        line_width = width;
+                        break;
                     }
-                    width += w;
+                    // At least one cluster per line, however narrow the line.
+                    let cut = if cut == 0 { clusters(rest).first().map_or(rest.len(), |c| c.end) } else { cut };
+                    lines.push(rest[..cut].to_owned());
+                    rest = &rest[cut..];
+                    if rest.is_empty() {
+                        break;
+                    }
                 }
-                let rest = &word[start..];
-                line.push(rest);
-                line_width = width;
             }
             self.finish(&mut lines, &mut line, &mut words, style, max);
         }
@@ -585,6 +594,22 @@ impl Typesetter {
             lines.push(String::new());
         }
         lines
+    }
+
+    /// How much of `word` fits in `room` points, cut between clusters: the byte length and its
+    /// width (the clusters' widths added up).
+    fn fitting(&mut self, word: &str, style: TextStyle, room: f32) -> (usize, f32) {
+        let mut width = 0.0;
+        let mut cut = 0;
+        for cluster in clusters(word) {
+            let w = self.width(&word[cluster.clone()], style);
+            if width + w > room {
+                break;
+            }
+            width += w;
+            cut = cluster.end;
+        }
+        (cut, width)
     }
 
     /// Ends a line: if shaped as a whole it is wider than its words measured one by one (another
@@ -630,15 +655,43 @@ impl Typesetter {
     }
 }
 
-/// `word` cut before each character that does not attach to the one before it: its clusters'
-/// byte ranges.
+/// Punctuation that must not start a line ("。", "、", "）", "!"): it stays with the character
+/// before it when a word is cut.
+fn closing(c: char) -> bool {
+    use unicode_properties::GeneralCategory::{ClosePunctuation, FinalPunctuation, OtherPunctuation};
+    matches!(c.general_category(), ClosePunctuation | FinalPunctuation | OtherPunctuation)
+        || matches!(
+            c,
+            'ー' | 'ぁ'
+                | 'ぃ'
+                | 'ぅ'
+                | 'ぇ'
+                | 'ぉ'
+                | 'っ'
+                | 'ゃ'
+                | 'ゅ'
+                | 'ょ'
+                | 'ァ'
+                | 'ィ'
+                | 'ゥ'
+                | 'ェ'
+                | 'ォ'
+                | 'ッ'
+                | 'ャ'
+                | 'ュ'
+                | 'ョ'
+        )
+}
+
+/// `word` cut before each character that does not attach to the one before it (a base with its
+/// marks, an emoji sequence, closing punctuation with what it closes): the pieces' byte ranges.
 fn clusters(word: &str) -> Vec<std::ops::Range<usize>> {
     let mut clusters: Vec<std::ops::Range<usize>> = Vec::new();
     let mut after_zwj = false;
     for (at, c) in word.char_indices() {
         let end = at + c.len_utf8();
         match clusters.last_mut() {
-            Some(last) if after_zwj || kind(c) == Kind::Attached => last.end = end,
+            Some(last) if after_zwj || kind(c) == Kind::Attached || closing(c) => last.end = end,
             _ => clusters.push(at..end),
         }
         after_zwj = c == ZWJ;
@@ -772,6 +825,11 @@ mod tests {
             }
             assert_eq!(lines.concat().replace(' ', ""), text.replace(' ', ""));
         }
+        // CJK text (no spaces) starts on the line it follows, and no line starts with "。".
+        let item = format!("• {}", "統合環境を三つのチームで共有していて、誰も日程を管理していなかった。".repeat(3));
+        let lines = typesetter.wrap(&item, style, 200.0);
+        assert!(lines[0].chars().count() > 5, "{lines:?}");
+        assert!(lines.iter().all(|l| !l.starts_with(['。', '、'])), "{lines:?}");
         // A long Devanagari word is never cut between a consonant and its marks.
         let word = "क्षमाकरें".repeat(12);
         for line in typesetter.wrap(&word, style, 60.0) {
