@@ -12,6 +12,7 @@ use crate::atlassian::jira::{FIELDS_WE_ALWAYS_SET, meta, projects};
 use crate::atlassian::{Class, Session};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{IssueTypeId, ProjectKey, SpaceKey};
+use crate::reports::Locale;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +21,27 @@ pub struct ConfluenceSettings {
     pub space_key: String,
     #[serde(default)]
     pub parent_titles: ParentTitles,
+    /// The language of the labels on report pages and PDFs (`en`, `de`, `fr`, `es`, `pt`,
+    /// `ja`) for reports that do not name one; English when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
+    /// Data Center only: the application link between this Confluence and the tenant's Jira.
+    /// With it, action items link to their issues through Confluence's `jira` macro (a live
+    /// issue lozenge); without it, and on Cloud, with a plain link (a smart link on Cloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira_application_link: Option<JiraApplicationLink>,
+}
+
+/// The Jira application link as Confluence names it in a `jira` macro: the link's name
+/// (`server`) and its id (`serverId`, a UUID), both shown under Confluence administration →
+/// Application Links (and in the storage format of any page with a Jira issue macro).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JiraApplicationLink {
+    /// e.g. `Company Jira`.
+    pub server_name: String,
+    /// e.g. `144880e9-a353-312f-9412-ed028e8166fa`.
+    pub server_id: String,
 }
 
 /// Titles of the parent pages reports are filed under (found or created in the space).
@@ -91,6 +113,17 @@ impl ConfluenceSettings {
         title("parent_titles.health_check", &self.parent_titles.health_check)?;
         if self.parent_titles.retrospective.trim() == self.parent_titles.health_check.trim() {
             return Err(invalid("parent_titles.retrospective and parent_titles.health_check must differ"));
+        }
+        if let Some(link) = &self.jira_application_link {
+            title("jira_application_link.server_name", &link.server_name)?;
+            if link.server_name.chars().any(char::is_control) {
+                return Err(invalid("jira_application_link.server_name must not hold control characters"));
+            }
+            if uuid::Uuid::try_parse(&link.server_id).is_err() {
+                return Err(invalid(
+                    "jira_application_link.server_id must be the application link's id, a UUID such as 144880e9-a353-312f-9412-ed028e8166fa",
+                ));
+            }
         }
         Ok(())
     }
@@ -248,5 +281,39 @@ mod tests {
             serde_json::from_str(r#"{"space_key":"T","parent_titles":{"retrospective":"X","health_check":"X"}}"#)
                 .unwrap();
         assert!(same.validate().is_err());
+    }
+
+    #[test]
+    fn confluence_settings_take_a_locale_and_a_jira_application_link() {
+        let s: ConfluenceSettings = serde_json::from_str(
+            r#"{"space_key":"TEAM","locale":"de","jira_application_link":{"server_name":"Company Jira","server_id":"144880e9-a353-312f-9412-ed028e8166fa"}}"#,
+        )
+        .unwrap();
+        assert!(s.validate().is_ok());
+        assert_eq!(s.locale, Some(Locale::De));
+        assert_eq!(s.jira_application_link.as_ref().unwrap().server_name, "Company Jira");
+        // Absent fields stay absent when saved, so settings written before read back the same.
+        let plain: ConfluenceSettings = serde_json::from_str(r#"{"space_key":"TEAM"}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::json!({"space_key": "TEAM", "parent_titles": {"retrospective": "Retrospectives", "health_check": "Health Checks"}})
+        );
+        for bad in [
+            r#"{"server_name":"Jira","server_id":"not-a-uuid"}"#,
+            r#"{"server_name":" ","server_id":"144880e9-a353-312f-9412-ed028e8166fa"}"#,
+            r#"{"server_name":"Ji\u0000ra","server_id":"144880e9-a353-312f-9412-ed028e8166fa"}"#,
+        ] {
+            let s: ConfluenceSettings =
+                serde_json::from_str(&format!(r#"{{"space_key":"TEAM","jira_application_link":{bad}}}"#)).unwrap();
+            assert_eq!(s.validate().unwrap_err().code, "invalid_settings", "{bad}");
+        }
+        // Unknown fields and unknown locales are refused when parsed.
+        assert!(serde_json::from_str::<ConfluenceSettings>(r#"{"space_key":"T","locale":"it"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ConfluenceSettings>(
+                r#"{"space_key":"T","jira_application_link":{"server_name":"J","server_id":"144880e9-a353-312f-9412-ed028e8166fa","url":"x"}}"#
+            )
+            .is_err()
+        );
     }
 }

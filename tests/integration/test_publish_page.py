@@ -1,6 +1,7 @@
 """Report pages with a PDF summary into Confluence Cloud and Data Center, exactly once."""
 
 import html
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,7 +65,8 @@ def test_hostile_text_is_shown_as_text(confluence, tmp_path):
     r = publish(bridge, tenant, jobs.retrospective(items=hostile))
     assert r.status_code == 200, r.text
     page = next(p for p in jobs.pages(bridge, SPACE, flavour) if str(p["id"]) == r.json()["page_id"])
-    assert page["body"].count("<ac:structured-macro") == 1  # only our marker anchor
+    # Only our macros: the marker anchor, the summary panel, the inline PDF (and no "html").
+    assert re.findall(r'<ac:structured-macro ac:name="([^"]+)"', page["body"]) == ["anchor", "info", "view-file"]
     assert "<script" not in page["body"]
     text = html.unescape(page["body"])
     for item in ["]]> & <script>alert(1)</script>", "ctrlchars", "emoji 🎉 and RTL שלום مرحبا", "Ελληνικά и кириллица"]:
@@ -80,6 +82,48 @@ def test_republishing_a_report_updates_its_page(confluence):
     assert second["page_id"] == first["page_id"] and second["version"] == first["version"] + 1
     assert len(our_pages(bridge, flavour, report["title"])) == 1
     assert len(jobs.attachments(bridge, first["page_id"])) == 1
+
+
+@pytest.mark.parametrize("make", [jobs.retrospective, jobs.health_check])
+def test_republishing_the_same_report_leaves_its_page_body_byte_for_byte_unchanged(confluence, make):
+    """Two publications of one report (two idempotency keys, as when the SaaS sends it again):
+    one page, and the second write carries exactly the bytes of the first — the body holds no
+    clock, no random macro ids, no hash order."""
+    bridge, tenant, flavour = confluence
+    report = make()
+    first = publish(bridge, tenant, report)
+    assert first.status_code == 200, first.text
+    [page] = our_pages(bridge, flavour, report["title"])
+    body = page["body"]
+    assert 'ac:name="info"' in body and 'ac:name="view-file"' in body  # the page this issue made
+    second = publish(bridge, tenant, report)
+    assert second.status_code == 200, second.text
+    assert second.json()["id"] != first.json()["id"] and second.json()["page_id"] == first.json()["page_id"]
+    [again] = our_pages(bridge, flavour, report["title"])
+    assert again["id"] == page["id"] and again["body"] == body
+    assert len(jobs.attachments(bridge, str(page["id"]))) == 1
+
+
+def test_the_tenant_locale_labels_the_page_unless_the_report_names_its_own(bridge):
+    """Data Center, settings with a locale and the Jira application link (validated, kept)."""
+    tenant = bridge.tenant()
+    jobs.connect(bridge, tenant, "confluence", "dc")
+    link = {"server_name": "Company Jira", "server_id": "144880e9-a353-312f-9412-ed028e8166fa"}
+    jobs.settings(bridge, tenant, "confluence", {"space_key": SPACE, "locale": "de", "jira_application_link": link})
+    german = jobs.retrospective(title="Sprint 42 " + uuid.uuid4().hex[:6])
+    r = publish(bridge, tenant, german)
+    assert r.status_code == 200, r.text
+    [page] = our_pages(bridge, "dc", german["title"])
+    text = html.unescape(page["body"])
+    assert "<th>Datum</th><td>20.11.2026</td>" in text and "<h2>Aktionspunkte</h2>" in text
+    assert ">Date<" not in text
+    japanese = dict(jobs.retrospective(title="Sprint 43 " + uuid.uuid4().hex[:6]), locale="ja")
+    assert publish(bridge, tenant, japanese).status_code == 200
+    [page] = our_pages(bridge, "dc", japanese["title"])
+    assert "<th>日付</th><td>2026年11月20日</td>" in html.unescape(page["body"])
+    bad = bridge.call("PUT", f"/v1/tenants/{tenant}/settings/confluence", tenant, json_body={
+        "space_key": SPACE, "jira_application_link": {"server_name": "Jira", "server_id": "not-a-uuid"}})
+    assert bad.status_code == 400 and "server_id" in bad.json()["error"]["message"]
 
 
 def test_a_title_held_by_another_page_gets_a_stable_distinct_title(confluence):

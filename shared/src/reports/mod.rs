@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::atlassian::Flavour;
 use crate::error::{ApiError, ErrorCode};
-pub use labels::Locale;
+pub use labels::{Band, Locale};
 pub use text::FontBook;
 
 /// An action item's Jira issue, once created: what the page and the PDF link to.
@@ -38,6 +38,8 @@ pub struct Rendering<'a> {
     /// Where the page is published: Cloud renders issue links as smart links, Data Center as
     /// the `jira` macro when the tenant's settings name the application link.
     pub flavour: Flavour,
+    /// Data Center: the tenant's Jira application link (Confluence settings), for the `jira` macro.
+    pub jira_link: Option<&'a crate::settings::JiraApplicationLink>,
     /// The fonts the PDF is drawn with (the instance's: the CJK font is read once per instance).
     pub fonts: &'a FontBook,
 }
@@ -51,6 +53,7 @@ impl Rendering<'static> {
             issues: &NONE,
             pdf_filename: "report.pdf",
             flavour: Flavour::Cloud,
+            jira_link: None,
             fonts: FontBook::local(),
         }
     }

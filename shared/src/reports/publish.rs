@@ -254,10 +254,11 @@ impl PublishJob<'_> {
         let [keyed, legacy] = self.markers.page_forms(self.tenant.as_str(), &c.report_id);
         let filename = format!("{}-{}.pdf", slug(report.kind_label()), slug(&c.report_id));
         let rendering = Rendering {
-            locale: c.locale.unwrap_or_default(),
+            locale: c.locale.or(self.settings.locale).unwrap_or_default(),
             issues: &BTreeMap::new(),
             pdf_filename: &filename,
             flavour: self.session.flavour(),
+            jira_link: self.settings.jira_application_link.as_ref(),
             fonts: self.fonts,
         };
         let body = storage::render(report, &keyed, &rendering).map_err(|e| StepError::Permanent(e.to_string()))?;

@@ -82,7 +82,12 @@ pub fn session_with(server: &MockServer, product: Product, credentials: Credenti
 // ---------------------------------------------------------------------------------- publishing
 
 pub fn confluence_settings() -> ConfluenceSettings {
-    ConfluenceSettings { space_key: confluence::SPACE_KEY.into(), parent_titles: ParentTitles::default() }
+    ConfluenceSettings {
+        space_key: confluence::SPACE_KEY.into(),
+        parent_titles: ParentTitles::default(),
+        locale: None,
+        jira_application_link: None,
+    }
 }
 
 pub fn retrospective(report_id: &str) -> Report {
