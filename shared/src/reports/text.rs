@@ -231,6 +231,7 @@ impl TextStyle {
 }
 
 /// Glyphs of one font, in visual order, `x` points from the line's start.
+#[derive(Clone)]
 pub struct Run {
     pub font: Font,
     pub glyphs: Vec<KrillaGlyph>,
@@ -293,12 +294,13 @@ fn word_by_word(text: &str) -> bool {
 struct Face {
     loaded: &'static Loaded,
     words: HashMap<String, Vec<KrillaGlyph>>,
-    runs: HashMap<(String, bool), Vec<KrillaGlyph>>,
+    /// By direction (left to right, right to left).
+    runs: [HashMap<String, Vec<KrillaGlyph>>; 2],
 }
 
 impl Face {
     fn new(loaded: &'static Loaded) -> Self {
-        Self { loaded, words: HashMap::new(), runs: HashMap::new() }
+        Self { loaded, words: HashMap::new(), runs: Default::default() }
     }
 
     /// `text` shaped word by word from the cache, or `None` if this face lacks one of its
@@ -334,11 +336,12 @@ impl Face {
                 return glyphs;
             }
         }
-        if let Some(glyphs) = self.runs.get(&(text.to_owned(), rtl)) {
+        let cache = &mut self.runs[usize::from(rtl)];
+        if let Some(glyphs) = cache.get(text) {
             return glyphs.clone();
         }
         let glyphs = shape_run(&self.loaded.shaper, &self.loaded.font, text, rtl);
-        self.runs.insert((text.to_owned(), rtl), glyphs.clone());
+        cache.insert(text.to_owned(), glyphs.clone());
         glyphs
     }
 }
@@ -372,10 +375,10 @@ fn kind(c: char) -> Kind {
     }
 }
 
-/// Characters the shaper hides when a font lacks them (joiners, selectors, tags), so they never
-/// need a font of their own.
+/// Characters the shaper hides when a font lacks them (joiners, selectors, tags, bidi controls),
+/// so they never need a font of their own.
 fn invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0000}'..='\u{E0FFF}')
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Shapes, measures, wraps and draws text for one render (its caches live as long as it does).
@@ -387,6 +390,8 @@ pub struct Typesetter {
     picked: [HashMap<char, Family>; 2],
     /// By weight: the width of what `width` measured, in em (a report's words repeat).
     widths: [HashMap<String, f32>; 2],
+    /// By weight: the lines that needed fallback or bidi, shaped at 1 pt.
+    lines: [HashMap<String, Vec<Run>>; 2],
 }
 
 impl Typesetter {
@@ -397,7 +402,13 @@ impl Typesetter {
             faces[*family as usize] =
                 [Some(Face::new(&weights.regular)), Some(Face::new(weights.bold.as_ref().unwrap_or(&weights.regular)))];
         }
-        Ok(Self { book: fonts.clone(), faces, picked: Default::default(), widths: Default::default() })
+        Ok(Self {
+            book: fonts.clone(),
+            faces,
+            picked: Default::default(),
+            widths: Default::default(),
+            lines: Default::default(),
+        })
     }
 
     /// The face of `family` in the weight asked for (or its regular one); the CJK font is read
@@ -454,6 +465,7 @@ impl Typesetter {
             let current = runs.last().map(|(family, _)| *family);
             let stay = match kind(c) {
                 _ if after_zwj => current.filter(|&f| self.covers(f, bold, c)),
+                _ if invisible(c) => Some(current.unwrap_or(Family::Sans)),
                 Kind::Attached => current.filter(|&f| invisible(c) || self.covers(f, bold, c)),
                 Kind::Neutral if next == Some(EMOJI_PRESENTATION) => None,
                 // The emoji font has digits and `#` for keycaps: text after an emoji goes back.
@@ -494,7 +506,26 @@ impl Typesetter {
         self.mixed_line(text, style)
     }
 
+    /// A line that needs fallback or bidi, from the cache when it was measured before (a wrapped
+    /// line is measured once and drawn once).
     fn mixed_line(&mut self, text: &str, style: TextStyle) -> Line {
+        let weight = usize::from(style.bold);
+        let runs = match self.lines[weight].get(text) {
+            Some(runs) => runs.clone(),
+            None => {
+                let runs = self.mixed_runs(text, style.bold);
+                self.lines[weight].insert(text.to_owned(), runs.clone());
+                runs
+            }
+        };
+        // Cached at 1 pt: `x` in em.
+        let width = runs.last().map_or(0.0, |r| r.x + r.glyphs.iter().map(|g| g.x_advance).sum::<f32>());
+        let runs = runs.into_iter().map(|r| Run { x: r.x * style.size, ..r }).collect();
+        Line { runs, width: width * style.size, size: style.size }
+    }
+
+    /// The runs of a line at 1 pt (`x` in em), left to right.
+    fn mixed_runs(&mut self, text: &str, bold: bool) -> Vec<Run> {
         let bidi = ParagraphBidiInfo::new(text, None);
         let directed: Vec<(bool, std::ops::Range<usize>)> = if bidi.is_pure_ltr {
             vec![(false, 0..text.len())]
@@ -506,23 +537,23 @@ impl Typesetter {
         let mut x = 0.0;
         for (rtl, range) in directed {
             let piece = &text[range];
-            let mut fonts = self.font_runs(piece, style.bold);
+            let mut fonts = self.font_runs(piece, bold);
             if rtl {
                 // Right to left: the run's last font run is leftmost.
                 fonts.reverse();
             }
             for (family, range) in fonts {
                 let run_text = &piece[range];
-                let family = if self.face(family, style.bold).is_some() { family } else { Family::Sans };
-                let Some(face) = self.face(family, style.bold) else { continue };
+                let family = if self.face(family, bold).is_some() { family } else { Family::Sans };
+                let Some(face) = self.face(family, bold) else { continue };
                 let glyphs = face.shape(run_text, rtl);
                 let font = face.loaded.font.clone();
-                let width = glyphs.iter().map(|g| g.x_advance).sum::<f32>() * style.size;
+                let width = glyphs.iter().map(|g| g.x_advance).sum::<f32>();
                 runs.push(Run { font, glyphs, text: run_text.to_owned(), x });
                 x += width;
             }
         }
-        Line { runs, width: x, size: style.size }
+        runs
     }
 
     /// Width in points of `text` on one line.
@@ -843,6 +874,7 @@ mod tests {
         let book = FontBook::new(LOCAL_CJK_FONT);
         let mut typesetter = Typesetter::new(&book).unwrap();
         typesetter.line("Latin, Ελληνικά, العربية, हिन्दी, ไทย, 🎉", TextStyle::regular(10.0));
+        typesetter.line("\u{200F}שלום\u{200E} \u{2067}votes\u{2069}\u{FEFF}", TextStyle::regular(10.0));
         assert!(!book.cjk_loaded(), "no CJK text, no CJK font read");
         let line = typesetter.line("日本語", TextStyle::regular(10.0));
         assert!(book.cjk_loaded() && glyph_ids(&line).iter().all(|&id| id != 0));
