@@ -231,6 +231,7 @@ impl TextStyle {
 }
 
 /// Glyphs of one font, in visual order, `x` points from the line's start.
+#[derive(Clone)]
 pub struct Run {
     pub font: Font,
     pub glyphs: Vec<KrillaGlyph>,
@@ -293,12 +294,13 @@ fn word_by_word(text: &str) -> bool {
 struct Face {
     loaded: &'static Loaded,
     words: HashMap<String, Vec<KrillaGlyph>>,
-    runs: HashMap<(String, bool), Vec<KrillaGlyph>>,
+    /// By direction (left to right, right to left).
+    runs: [HashMap<String, Vec<KrillaGlyph>>; 2],
 }
 
 impl Face {
     fn new(loaded: &'static Loaded) -> Self {
-        Self { loaded, words: HashMap::new(), runs: HashMap::new() }
+        Self { loaded, words: HashMap::new(), runs: Default::default() }
     }
 
     /// `text` shaped word by word from the cache, or `None` if this face lacks one of its
@@ -334,11 +336,12 @@ impl Face {
                 return glyphs;
             }
         }
-        if let Some(glyphs) = self.runs.get(&(text.to_owned(), rtl)) {
+        let cache = &mut self.runs[usize::from(rtl)];
+        if let Some(glyphs) = cache.get(text) {
             return glyphs.clone();
         }
         let glyphs = shape_run(&self.loaded.shaper, &self.loaded.font, text, rtl);
-        self.runs.insert((text.to_owned(), rtl), glyphs.clone());
+        cache.insert(text.to_owned(), glyphs.clone());
         glyphs
     }
 }
@@ -372,10 +375,10 @@ fn kind(c: char) -> Kind {
     }
 }
 
-/// Characters the shaper hides when a font lacks them (joiners, selectors, tags), so they never
-/// need a font of their own.
+/// Characters the shaper hides when a font lacks them (joiners, selectors, tags, bidi controls),
+/// so they never need a font of their own.
 fn invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0000}'..='\u{E0FFF}')
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Shapes, measures, wraps and draws text for one render (its caches live as long as it does).
@@ -387,6 +390,8 @@ pub struct Typesetter {
     picked: [HashMap<char, Family>; 2],
     /// By weight: the width of what `width` measured, in em (a report's words repeat).
     widths: [HashMap<String, f32>; 2],
+    /// By weight: the lines that needed fallback or bidi, shaped at 1 pt.
+    lines: [HashMap<String, Vec<Run>>; 2],
 }
 
 impl Typesetter {
@@ -397,7 +402,13 @@ impl Typesetter {
             faces[*family as usize] =
                 [Some(Face::new(&weights.regular)), Some(Face::new(weights.bold.as_ref().unwrap_or(&weights.regular)))];
         }
-        Ok(Self { book: fonts.clone(), faces, picked: Default::default(), widths: Default::default() })
+        Ok(Self {
+            book: fonts.clone(),
+            faces,
+            picked: Default::default(),
+            widths: Default::default(),
+            lines: Default::default(),
+        })
     }
 
     /// The face of `family` in the weight asked for (or its regular one); the CJK font is read
@@ -454,6 +465,7 @@ impl Typesetter {
             let current = runs.last().map(|(family, _)| *family);
             let stay = match kind(c) {
                 _ if after_zwj => current.filter(|&f| self.covers(f, bold, c)),
+                _ if invisible(c) => Some(current.unwrap_or(Family::Sans)),
                 Kind::Attached => current.filter(|&f| invisible(c) || self.covers(f, bold, c)),
                 Kind::Neutral if next == Some(EMOJI_PRESENTATION) => None,
                 // The emoji font has digits and `#` for keycaps: text after an emoji goes back.
@@ -494,7 +506,26 @@ impl Typesetter {
         self.mixed_line(text, style)
     }
 
+    /// A line that needs fallback or bidi, from the cache when it was measured before (a wrapped
+    /// line is measured once and drawn once).
     fn mixed_line(&mut self, text: &str, style: TextStyle) -> Line {
+        let weight = usize::from(style.bold);
+        let runs = match self.lines[weight].get(text) {
+            Some(runs) => runs.clone(),
+            None => {
+                let runs = self.mixed_runs(text, style.bold);
+                self.lines[weight].insert(text.to_owned(), runs.clone());
+                runs
+            }
+        };
+        // Cached at 1 pt: `x` in em.
+        let width = runs.last().map_or(0.0, |r| r.x + r.glyphs.iter().map(|g| g.x_advance).sum::<f32>());
+        let runs = runs.into_iter().map(|r| Run { x: r.x * style.size, ..r }).collect();
+        Line { runs, width: width * style.size, size: style.size }
+    }
+
+    /// The runs of a line at 1 pt (`x` in em), left to right.
+    fn mixed_runs(&mut self, text: &str, bold: bool) -> Vec<Run> {
         let bidi = ParagraphBidiInfo::new(text, None);
         let directed: Vec<(bool, std::ops::Range<usize>)> = if bidi.is_pure_ltr {
             vec![(false, 0..text.len())]
@@ -506,23 +537,23 @@ impl Typesetter {
         let mut x = 0.0;
         for (rtl, range) in directed {
             let piece = &text[range];
-            let mut fonts = self.font_runs(piece, style.bold);
+            let mut fonts = self.font_runs(piece, bold);
             if rtl {
                 // Right to left: the run's last font run is leftmost.
                 fonts.reverse();
             }
             for (family, range) in fonts {
                 let run_text = &piece[range];
-                let family = if self.face(family, style.bold).is_some() { family } else { Family::Sans };
-                let Some(face) = self.face(family, style.bold) else { continue };
+                let family = if self.face(family, bold).is_some() { family } else { Family::Sans };
+                let Some(face) = self.face(family, bold) else { continue };
                 let glyphs = face.shape(run_text, rtl);
                 let font = face.loaded.font.clone();
-                let width = glyphs.iter().map(|g| g.x_advance).sum::<f32>() * style.size;
+                let width = glyphs.iter().map(|g| g.x_advance).sum::<f32>();
                 runs.push(Run { font, glyphs, text: run_text.to_owned(), x });
                 x += width;
             }
         }
-        Line { runs, width: x, size: style.size }
+        runs
     }
 
     /// Width in points of `text` on one line.
@@ -558,26 +589,35 @@ impl Typesetter {
                     continue;
                 }
                 if !line.is_empty() {
-                    words.push_front(word);
+                    // A word wider than a whole line (in CJK text a sentence is one "word": no
+                    // spaces) starts in what is left of this one.
+                    let (cut, _) =
+                        if word_width > max { self.fitting(word, style, max - line_width - space) } else { (0, 0.0) };
+                    if cut > 0 {
+                        line.push(&word[..cut]);
+                    }
+                    words.push_front(&word[cut..]);
                     self.finish(&mut lines, &mut line, &mut words, style, max);
                     line_width = 0.0;
                     continue;
                 }
                 // Alone and still too wide: as many clusters as fit on each line.
-                let mut width = 0.0;
-                let mut start = 0;
-                for cluster in clusters(word) {
-                    let w = self.width(&word[cluster.clone()], style);
-                    if width + w > max && cluster.start > start {
-                        lines.push(word[start..cluster.start].to_owned());
-                        start = cluster.start;
-                        width = 0.0;
+                let mut rest = word;
+                loop {
+                    let (cut, width) = self.fitting(rest, style, max);
+                    if cut == rest.len() {
+                        line.push(rest);
+                        line_width = width;
+                        break;
                     }
-                    width += w;
+                    // At least one cluster per line, however narrow the line.
+                    let cut = if cut == 0 { clusters(rest).first().map_or(rest.len(), |c| c.end) } else { cut };
+                    lines.push(rest[..cut].to_owned());
+                    rest = &rest[cut..];
+                    if rest.is_empty() {
+                        break;
+                    }
                 }
-                let rest = &word[start..];
-                line.push(rest);
-                line_width = width;
             }
             self.finish(&mut lines, &mut line, &mut words, style, max);
         }
@@ -585,6 +625,22 @@ impl Typesetter {
             lines.push(String::new());
         }
         lines
+    }
+
+    /// How much of `word` fits in `room` points, cut between clusters: the byte length and its
+    /// width (the clusters' widths added up).
+    fn fitting(&mut self, word: &str, style: TextStyle, room: f32) -> (usize, f32) {
+        let mut width = 0.0;
+        let mut cut = 0;
+        for cluster in clusters(word) {
+            let w = self.width(&word[cluster.clone()], style);
+            if width + w > room {
+                break;
+            }
+            width += w;
+            cut = cluster.end;
+        }
+        (cut, width)
     }
 
     /// Ends a line: if shaped as a whole it is wider than its words measured one by one (another
@@ -630,15 +686,43 @@ impl Typesetter {
     }
 }
 
-/// `word` cut before each character that does not attach to the one before it: its clusters'
-/// byte ranges.
+/// Punctuation that must not start a line ("。", "、", "）", "!"): it stays with the character
+/// before it when a word is cut.
+fn closing(c: char) -> bool {
+    use unicode_properties::GeneralCategory::{ClosePunctuation, FinalPunctuation, OtherPunctuation};
+    matches!(c.general_category(), ClosePunctuation | FinalPunctuation | OtherPunctuation)
+        || matches!(
+            c,
+            'ー' | 'ぁ'
+                | 'ぃ'
+                | 'ぅ'
+                | 'ぇ'
+                | 'ぉ'
+                | 'っ'
+                | 'ゃ'
+                | 'ゅ'
+                | 'ょ'
+                | 'ァ'
+                | 'ィ'
+                | 'ゥ'
+                | 'ェ'
+                | 'ォ'
+                | 'ッ'
+                | 'ャ'
+                | 'ュ'
+                | 'ョ'
+        )
+}
+
+/// `word` cut before each character that does not attach to the one before it (a base with its
+/// marks, an emoji sequence, closing punctuation with what it closes): the pieces' byte ranges.
 fn clusters(word: &str) -> Vec<std::ops::Range<usize>> {
     let mut clusters: Vec<std::ops::Range<usize>> = Vec::new();
     let mut after_zwj = false;
     for (at, c) in word.char_indices() {
         let end = at + c.len_utf8();
         match clusters.last_mut() {
-            Some(last) if after_zwj || kind(c) == Kind::Attached => last.end = end,
+            Some(last) if after_zwj || kind(c) == Kind::Attached || closing(c) => last.end = end,
             _ => clusters.push(at..end),
         }
         after_zwj = c == ZWJ;
@@ -772,6 +856,11 @@ mod tests {
             }
             assert_eq!(lines.concat().replace(' ', ""), text.replace(' ', ""));
         }
+        // CJK text (no spaces) starts on the line it follows, and no line starts with "。".
+        let item = format!("• {}", "統合環境を三つのチームで共有していて、誰も日程を管理していなかった。".repeat(3));
+        let lines = typesetter.wrap(&item, style, 200.0);
+        assert!(lines[0].chars().count() > 5, "{lines:?}");
+        assert!(lines.iter().all(|l| !l.starts_with(['。', '、'])), "{lines:?}");
         // A long Devanagari word is never cut between a consonant and its marks.
         let word = "क्षमाकरें".repeat(12);
         for line in typesetter.wrap(&word, style, 60.0) {
@@ -785,6 +874,7 @@ mod tests {
         let book = FontBook::new(LOCAL_CJK_FONT);
         let mut typesetter = Typesetter::new(&book).unwrap();
         typesetter.line("Latin, Ελληνικά, العربية, हिन्दी, ไทย, 🎉", TextStyle::regular(10.0));
+        typesetter.line("\u{200F}שלום\u{200E} \u{2067}votes\u{2069}\u{FEFF}", TextStyle::regular(10.0));
         assert!(!book.cjk_loaded(), "no CJK text, no CJK font read");
         let line = typesetter.line("日本語", TextStyle::regular(10.0));
         assert!(book.cjk_loaded() && glyph_ids(&line).iter().all(|&id| id != 0));
