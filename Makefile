@@ -56,13 +56,18 @@ $(INFRA)/node_modules/.stamp: $(INFRA)/package.json $(INFRA)/package-lock.json
 TEST_FEATURES := --features bridge-shared/fault-injection
 
 # Checkers the tests use: pdftotext (Debian's poppler-utils) reads the PDF summaries back, and
-# Atlassian's ADF JSON schema (npm @atlaskit/adf-schema) validates every ADF description.
+# Atlassian's ADF JSON schema (npm @atlaskit/adf-schema) validates every ADF description, and
+# Atlassian's atlassian-jwt (npm) is the reference our Connect query string hash is checked against.
 .PHONY: test-tools
-test-tools: tests/adf/node_modules/.stamp
+test-tools: tests/adf/node_modules/.stamp tests/connect/node_modules/.stamp
 	@command -v pdftotext >/dev/null || { apt-get update -qq && apt-get install -y -qq poppler-utils; }
 
 tests/adf/node_modules/.stamp: tests/adf/package.json tests/adf/package-lock.json
 	cd tests/adf && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+tests/connect/node_modules/.stamp: tests/connect/package.json tests/connect/package-lock.json
+	cd tests/connect && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 build:
