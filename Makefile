@@ -57,13 +57,18 @@ $(INFRA)/node_modules/.stamp: $(INFRA)/package.json $(INFRA)/package-lock.json
 TEST_FEATURES := --features bridge-shared/fault-injection
 
 # Checkers the tests use: pdftotext (Debian's poppler-utils) reads the PDF summaries back, and
-# Atlassian's ADF JSON schema (npm @atlaskit/adf-schema) validates every ADF description.
+# Atlassian's ADF JSON schema (npm @atlaskit/adf-schema) validates every ADF description, and
+# Atlassian's atlassian-jwt (npm) is the reference our Connect query string hash is checked against.
 .PHONY: test-tools
-test-tools: tests/adf/node_modules/.stamp
+test-tools: tests/adf/node_modules/.stamp tests/connect/node_modules/.stamp
 	@command -v pdftotext >/dev/null || { apt-get update -qq && apt-get install -y -qq poppler-utils; }
 
 tests/adf/node_modules/.stamp: tests/adf/package.json tests/adf/package-lock.json
 	cd tests/adf && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+tests/connect/node_modules/.stamp: tests/connect/package.json tests/connect/package-lock.json
+	cd tests/connect && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The CJK font (Noto Sans CJK, 19 MB) is too large to compile into publish-page: the functions
@@ -116,7 +121,7 @@ bench: $(VENV)/.stamp-test fonts
 # Fuzzing (fuzz/): libFuzzer through cargo fuzz. Its sanitizer flags are unstable; the one stable
 # toolchain here accepts them with RUSTC_BOOTSTRAP=1. The corpus grows in fuzz/corpus/<target>.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := egress_url oauth_state caller_claims event_classification webhook_jwt
+FUZZ_TARGETS := egress_url oauth_state caller_claims event_classification webhook_jwt connect_jwt
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do \

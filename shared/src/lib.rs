@@ -12,6 +12,7 @@ pub mod atlassian;
 pub mod caller;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod consent;
 pub mod credentials;
 pub mod discovery;
