@@ -92,8 +92,12 @@ test: lint test-rust test-python test-infra
 test-rust: fonts
 	cargo test --workspace $(TEST_FEATURES)
 
+# Two pytest workers (pytest-xdist), each with its own stack (moto, simulator, gateway on free
+# ports), a whole file per worker: the suite waits on moto and the simulator more than it computes,
+# so two stacks on two cores took it from 15 to 8 minutes. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 test-python: $(VENV)/.stamp-test test-tools build
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) tests
 
 # Offline, no AWS account: a placeholder account (cdk.json holds its AZs) and placeholder zips. The CLI
 # synthesizes the two default stacks and a variant with every optional feature for the template checkers.
