@@ -101,11 +101,11 @@ type OidcCache = Mutex<HashMap<String, OidcToken>>;
 const OIDC_LEEWAY: Duration = Duration::from_secs(30);
 
 pub struct Connector {
-    transport: Transport,
-    api_base: Url,
-    connections: Arc<dyn ConnectionStore>,
-    credentials: Arc<dyn CredentialStore>,
-    tokens: Arc<TokenProvider>,
+    pub(crate) transport: Transport,
+    pub(crate) api_base: Url,
+    pub(crate) connections: Arc<dyn ConnectionStore>,
+    pub(crate) credentials: Arc<dyn CredentialStore>,
+    pub(crate) tokens: Arc<TokenProvider>,
     oidc: Arc<OidcClient>,
     oidc_cache: Arc<OidcCache>,
 }
@@ -159,6 +159,13 @@ impl Connector {
     pub async fn session_for(&self, connection: &Connection) -> Result<Session, AccessError> {
         if connection.status == ConnectionStatus::PendingConfirmation {
             return Err(AccessError::ConfirmationRequired(connection.product));
+        }
+        // Each kind of app connection builds its session in its own module.
+        match connection.auth_type {
+            AuthType::Connect => return self.connect_session(connection).await,
+            AuthType::Forge => return self.forge_session(connection).await,
+            AuthType::DcOauth2 => return self.dc_oauth_session(connection).await,
+            _ => {}
         }
         if connection.auth_type == AuthType::Oauth2 {
             if connection.status == ConnectionStatus::ReconnectRequired {
@@ -227,7 +234,7 @@ impl Connector {
 
     /// Every session of a tenant's stored connection shares the tenant's rate governor for
     /// its site (`shared/src/atlassian/governor.rs`).
-    fn governed(&self, session: Session, connection: &Connection) -> Session {
+    pub(crate) fn governed(&self, session: Session, connection: &Connection) -> Session {
         let governor = self.transport.governors().of(connection.tenant.as_str(), session.site_id());
         session.with_governor(governor)
     }
@@ -320,7 +327,7 @@ impl Connector {
         }
     }
 
-    fn watch(&self, connection: &Connection) -> Arc<dyn CredentialWatch> {
+    pub(crate) fn watch(&self, connection: &Connection) -> Arc<dyn CredentialWatch> {
         Arc::new(ConnectionWatch { connections: self.connections.clone(), connection: connection.clone() })
     }
 

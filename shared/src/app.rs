@@ -76,6 +76,8 @@ pub struct App {
     pub leases: Arc<dyn RefreshLeaseStore>,
     /// Dynamic Jira webhook registrations and handled deliveries.
     pub webhooks: Arc<dyn WebhookStore>,
+    /// Connect and Forge installations and their link codes (`crate::apps`).
+    pub installations: Arc<dyn crate::store::InstallationStore>,
     /// The OAuth app's client secret: Jira signs webhook deliveries with it (`webhook_jwt`).
     pub client_secret: SecretString,
     pub connector: Arc<Connector>,
@@ -153,6 +155,7 @@ impl App {
             keep_alive: dynamo.clone(),
             leases: dynamo.clone(),
             webhooks: dynamo.clone(),
+            installations: dynamo.clone(),
             client_secret,
             publications: dynamo,
             events: config.event_bus.as_ref().map(|bus| {

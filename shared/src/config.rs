@@ -57,6 +57,27 @@ pub struct Config {
     /// The CJK font collection the PDF summaries draw Chinese, Japanese and Korean with (the
     /// fonts layer's file in Lambda); read on the first report that needs it.
     pub cjk_font_path: std::path::PathBuf,
+    /// The Marketplace apps (Connect, Connect on Forge, Forge Remote) this deployment is.
+    pub apps: AppsConfig,
+}
+
+/// The Marketplace apps: a Connect (or Connect on Forge) app and a Forge app whose remote is this
+/// deployment. Either may be unset: its routes then answer that it is not configured.
+#[derive(Debug, Clone)]
+pub struct AppsConfig {
+    /// This deployment's public base URL (API Gateway's custom domain, no trailing slash): the
+    /// Connect descriptor's `baseUrl`, and the `aud` Atlassian signs installs for.
+    pub public_base_url: Option<Url>,
+    /// The Connect app's key (the descriptor's `key`; `iss` of every JWT we sign).
+    pub connect_app_key: Option<String>,
+    /// Atlassian's install-key CDN: `{url}/{kid}` is the PEM public key an install JWT names.
+    pub connect_install_keys_url: Url,
+    /// The Forge app's id (`ari:cloud:ecosystem::app/<uuid>`), the `aud` of Forge Invocation Tokens.
+    pub forge_app_id: Option<String>,
+    /// Where Forge publishes the keys that sign Forge Invocation Tokens (a JWKS).
+    pub forge_jwks_url: Url,
+    /// How long a one-time app-link code lives.
+    pub link_code_ttl: Duration,
 }
 
 /// How many refused credential checks against one destination, across all tenants, within
@@ -243,6 +264,28 @@ impl Config {
                 Some(url) => Some(parse_url("BRIDGE_JIRA_WEBHOOK_URL", &url)?),
             },
             cjk_font_path: env.absolute_path("BRIDGE_CJK_FONT_PATH", crate::reports::text::LAYER_CJK_FONT)?,
+            apps: AppsConfig {
+                public_base_url: match env.optional("BRIDGE_PUBLIC_BASE_URL") {
+                    None => None,
+                    Some(url) => Some(parse_url("BRIDGE_PUBLIC_BASE_URL", url.trim_end_matches('/'))?),
+                },
+                connect_app_key: env.optional("BRIDGE_CONNECT_APP_KEY"),
+                connect_install_keys_url: env
+                    .url("BRIDGE_CONNECT_INSTALL_KEYS_URL", Some("https://connect-install-keys.atlassian.com"))?,
+                forge_app_id: env.optional("BRIDGE_FORGE_APP_ID"),
+                forge_jwks_url: env
+                    .url("BRIDGE_FORGE_JWKS_URL", Some("https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"))?,
+                link_code_ttl: {
+                    let ttl = env.seconds("BRIDGE_APP_LINK_CODE_TTL_SECONDS", 600)?;
+                    if ttl.is_zero() || ttl > MAX_CONFIRM_TTL {
+                        return Err(ConfigError::Malformed {
+                            name: "BRIDGE_APP_LINK_CODE_TTL_SECONDS",
+                            reason: format!("must be from 1 to {} seconds", MAX_CONFIRM_TTL.as_secs()),
+                        });
+                    }
+                    ttl
+                },
+            },
         })
     }
 }

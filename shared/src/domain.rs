@@ -174,6 +174,15 @@ pub enum AuthType {
     Pat,
     /// Server/DC: a token from the customer's OAuth 2.0 / OIDC provider (Bearer).
     OidcClientCredentials,
+    /// Cloud: a Connect (or Connect on Forge) app's installation, linked to the tenant; each
+    /// request signed with a fresh HS256 JWT (`shared/src/connect`).
+    Connect,
+    /// Cloud: a Forge app's installation, linked to the tenant; the app system token Forge last
+    /// handed us (Bearer, through `api.atlassian.com/ex/...`; `shared/src/forge`).
+    Forge,
+    /// Server/DC: OAuth 2.0 through an incoming application link (authorization code + PKCE,
+    /// refresh tokens, `shared/src/oauth/dc.rs`).
+    DcOauth2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -60,6 +60,9 @@ error_codes! {
     InvalidState = ("invalid_state", 400, false), "The OAuth state is missing, forged, expired or used.";
     ReturnUrlNotAllowed = ("return_url_not_allowed", 400, false), "The return URL is not on the deployment's allow-list.";
     InvalidConfirmation = ("invalid_confirmation", 400, false), "No OAuth consent of this tenant waits for that confirmation code (wrong, already used, or another tenant's); the consent it named is discarded: start the connection again.";
+    InvalidLinkCode = ("invalid_link_code", 400, false), "The app-link code is wrong, used, expired, or for another product: ask the SaaS for a new one (`POST .../connections/{product}/app-link`).";
+    AppNotConfigured = ("app_not_configured", 404, false), "This deployment is not set up as that Marketplace app (Connect or Forge); see the README's Marketplace apps section.";
+    InvalidAppToken = ("invalid_app_token", 401, false), "The request's Atlassian JWT or Forge Invocation Token is missing, forged, expired, or not for this app.";
     UnknownSite = ("unknown_site", 400, false), "The cloud id is not one of the connection's candidate sites.";
     AuthDoesNotFitDeployment = ("auth_does_not_fit_deployment", 400, false), "That auth type is not offered for that deployment.";
     EgressRefused = ("egress_refused", 400, false), "The URL is refused by the egress rules (scheme, private or reserved address).";
@@ -82,6 +85,7 @@ error_codes! {
     SiteSelectionRequired = ("site_selection_required", 409, false), "The consent covers several sites; choose one first.";
     ReconnectRequired = ("reconnect_required", 409, false), "Atlassian refused the OAuth grant; an admin must connect again.";
     InvalidCredentials = ("invalid_credentials", 409, false), "The product refused the stored credentials; register new ones.";
+    InstallationLinked = ("installation_linked", 409, false), "The app installation is linked to another tenant (one installation serves one tenant), or is no longer installed.";
     NotOneConsent = ("not_one_consent", 409, false), "The connections were not made by one combined consent.";
     ConfirmationRequired = ("confirmation_required", 409, false), "The OAuth consent waits for its confirmation (`POST .../oauth/confirm`); nothing uses it until then.";
     ConfirmationExpired = ("confirmation_expired", 410, false), "The OAuth consent was not confirmed in time; its grant was deleted: start the connection again.";

@@ -472,6 +472,15 @@ fn broken_reason(connection: &Connection, _status: ConnectionStatus) -> String {
         AuthType::OidcClientCredentials => format!(
             "{product} refused the identity provider's token: check the client's credentials and its access to {product}, then register again"
         ),
+        AuthType::Connect => format!(
+            "{product} refused the Connect app's signed requests (the app was uninstalled, or its installation was replaced): install the app again and link it"
+        ),
+        AuthType::Forge => format!(
+            "{product} refused the Forge app's system token (the app was uninstalled or lost its scopes): install the app again and link it"
+        ),
+        AuthType::DcOauth2 => format!(
+            "{product} no longer accepts the application link's authorization (it expired, was revoked, or the link was deleted): re-authorize the {product} connection"
+        ),
     }
 }
 

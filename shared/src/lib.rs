@@ -8,6 +8,7 @@
 pub mod access;
 pub mod api;
 pub mod app;
+pub mod apps;
 pub mod atlassian;
 pub mod caller;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod faults;
+pub mod forge;
 pub mod http;
 pub mod ids;
 pub mod issues;

@@ -38,6 +38,10 @@ pub struct Context {
     secret_prefix: String,
     /// Dynamic webhooks of tenants who opted in; `None` when the deployment has no webhook URL.
     webhooks: Option<bridge::webhooks::Webhooks>,
+    /// Connect and Forge installations, and the codes that link them (`bridge::apps`).
+    installations: Arc<dyn bridge::store::InstallationStore>,
+    signer: Arc<bridge::oauth::StateSigner>,
+    link_code_ttl: std::time::Duration,
 }
 
 impl Context {
@@ -53,6 +57,9 @@ impl Context {
             egress: app.config.egress.clone(),
             secret_prefix: app.config.secret_prefix.clone(),
             webhooks: bridge::webhooks::Webhooks::from_app(app),
+            installations: app.installations.clone(),
+            signer: app.state_signer.clone(),
+            link_code_ttl: app.config.apps.link_code_ttl,
         })
     }
 }
@@ -60,6 +67,14 @@ impl Context {
 impl Context {
     fn stores(&self) -> Stores<'_> {
         Stores { connections: self.connections.as_ref(), credentials: self.credentials.as_ref() }
+    }
+
+    fn app_stores(&self) -> bridge::apps::Stores<'_> {
+        bridge::apps::Stores {
+            installations: self.installations.as_ref(),
+            connections: self.connections.as_ref(),
+            credentials: self.credentials.as_ref(),
+        }
     }
 }
 
@@ -92,7 +107,22 @@ pub fn router() -> Router<Context> {
             {
                 webhooks.deregister(&caller.tenant).await?;
             }
-            delete(cx.stores(), &caller, product).await
+            delete(&cx, &caller, product).await
+        })
+        .route(&routes::APP_LINK, |cx: Arc<Context>, caller, input| async move {
+            let product = product(&input)?;
+            let now = OffsetDateTime::now_utc();
+            let issued = bridge::apps::issue_code(
+                cx.installations.as_ref(),
+                &cx.signer,
+                &caller.tenant,
+                product,
+                cx.link_code_ttl,
+                now,
+            )
+            .await?;
+            tracing::info!(product = %product, "app-link code issued");
+            Ok(http::json(StatusCode::OK, &issued))
         })
         .route(&routes::SELECT_SITE, |cx: Arc<Context>, caller, input: Input<Json<SelectSiteRequest>>| async move {
             let target = ConsentTarget::parse(&input.path("product")?).ok_or_else(|| {
@@ -148,13 +178,22 @@ async fn get(stores: Stores<'_>, caller: &Caller, product: Product) -> Result<Ht
 /// record: a token refresh in flight writes its new pair only while a record names its grant
 /// and re-checks after writing (`oauth::TokenProvider`), so whichever of the two lands last,
 /// no secret is left behind. Nothing is revoked at Atlassian: 3LO has no revocation endpoint.
-async fn delete(stores: Stores<'_>, caller: &Caller, product: Product) -> Result<HttpResponse, ApiError> {
+async fn delete(cx: &Context, caller: &Caller, product: Product) -> Result<HttpResponse, ApiError> {
+    let stores = cx.stores();
     // A consent of the product still waiting for its confirmation goes too, with its secret.
     bridge::consent::discard_covering(stores, &caller.tenant, product).await?;
     let all = stores.connections.list(&caller.tenant).await?;
     let Some(connection) = all.iter().find(|c| c.product == product) else {
         return Ok(http::no_content());
     };
+    // An app installation's secret is the installation's, not the tenant's: only the link goes,
+    // and the installation can be linked again.
+    if bridge::apps::installation_kind(connection.auth_type).is_some() {
+        stores.connections.delete(&caller.tenant, product).await?;
+        bridge::apps::disconnected(cx.app_stores(), connection, OffsetDateTime::now_utc()).await?;
+        tracing::info!(product = %product, "app connection unlinked");
+        return Ok(http::no_content());
+    }
     let shared = all.iter().any(|c| c.product != product && c.secret_name == connection.secret_name);
     // The secret first as well, so that a retried DELETE (after a failure below) still finds
     // the record and finishes the job.

@@ -35,6 +35,9 @@ pub enum Function {
     IssueWebhook,
     /// No HTTP route and no rule: the issue sync's poll, run by a schedule ([`SCHEDULES`]).
     IssueSync,
+    /// The public routes of the Marketplace apps: Connect's descriptor and lifecycle, Forge
+    /// Remote's invocations and triggers, and the pages that link an installation to a tenant.
+    AppLifecycle,
 }
 
 impl Function {
@@ -48,6 +51,7 @@ impl Function {
             Self::KeepAlive => "keep-alive",
             Self::IssueWebhook => "issue-webhook",
             Self::IssueSync => "issue-sync",
+            Self::AppLifecycle => "app-lifecycle",
         }
     }
 }
@@ -399,6 +403,20 @@ pub const VERIFY_CONNECTION: Route<NoBody> = Route::jwt(
     },
 );
 
+pub const APP_LINK: Route<NoBody> = Route::jwt(
+    Post,
+    "/v1/tenants/{tenant}/connections/{product}/app-link",
+    Connections,
+    Admin,
+    Doc {
+        id: "createAppLinkCode",
+        summary: "A one-time code (valid 10 minutes; a new one replaces the last) that links a Connect or Forge installation of the app to this tenant's `product` connection: the tenant's Atlassian admin enters it on the app's configure page (Connect) or admin page (Forge) on the site. The installation then is the tenant's connection (type `connect` or `forge`), replacing an earlier one of the product. One installation serves one tenant.",
+        query: &[],
+        ok: ok(200, "The code, shown once", json::<crate::apps::IssuedLinkCode>()),
+        errors: &[400, 401, 403],
+    },
+);
+
 pub const GET_SETTINGS: Route<NoBody> = Route::jwt(
     Get,
     "/v1/tenants/{tenant}/settings/{product}",
@@ -711,6 +729,7 @@ pub const ROUTES: &[&Spec] = &[
     &DELETE_CONNECTION.spec,
     &SELECT_SITE.spec,
     &VERIFY_CONNECTION.spec,
+    &APP_LINK.spec,
     &GET_SETTINGS.spec,
     &PUT_SETTINGS.spec,
     &LIST_SPACES.spec,

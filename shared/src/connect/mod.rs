@@ -4,3 +4,4 @@
 
 pub mod jwt;
 pub mod qsh;
+pub mod session;

@@ -4,6 +4,7 @@
 mod client;
 mod state;
 mod tokens;
+pub mod dc;
 
 pub use client::{AccessibleSite, AtlassianOAuth, OAuthError, TokenEndpoint, TokenSet};
 pub use state::{StateClaims, StateError, StateSigner, new_confirmation_code, new_state_id};

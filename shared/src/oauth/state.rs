@@ -81,6 +81,15 @@ impl StateSigner {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// The key an app-link code is stored under (base64url HMAC-SHA256 under the deployment's key, over
+    /// its own prefix): looked up by digest, so the table never holds a usable code.
+    pub fn link_code_digest(&self, code: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(b"app-link-code:");
+        mac.update(code.as_bytes());
+        B64.encode(mac.finalize().into_bytes())
+    }
+
     /// Whether `code` is the one `digest` was made from, compared in constant time.
     pub fn confirmation_matches(&self, code: &str, digest: &[u8]) -> bool {
         let mut mac = self.mac();

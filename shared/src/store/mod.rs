@@ -10,6 +10,7 @@ mod contract;
 pub mod credentials;
 pub mod destination_failures;
 pub mod dynamo;
+pub mod installations;
 pub mod issue_jobs;
 pub mod issue_ledger;
 pub mod issue_sync;
@@ -28,6 +29,7 @@ pub mod webhooks;
 pub use connections::{ConnectionStore, PendingConsent, SweepPage, Verification, sweep_key};
 pub use credentials::{CredentialStore, StoredSecret};
 pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
+pub use installations::{AppKind, Installation, InstallationStatus, InstallationStore, LinkCode};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};
 pub use issue_ledger::{
     CreatedItem, IssueLedger, ItemDone, ItemFilter, ItemPage, ItemStart, KeyRecord, LEDGER_IN_FLIGHT, LIST_SCAN,

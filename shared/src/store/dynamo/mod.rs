@@ -25,6 +25,9 @@
 //! | the `sweep` index's one-off backfill (`after_pk`, `after_sk`, or `done`) | `KEEP_ALIVE` | `BACKFILL` |
 //! | dynamic Jira webhook registration (`tenant`, `cloud_id`, `site_url`, `webhook_ids`, `projects`, `expires_at_ms`, `registered_at_ms`); all in one partition, so the refresh step finds the expiring ones with one query | `JIRA_WEBHOOKS` | `TENANT#{tenant}` |
 //! | the same registration, found by a webhook id a delivery names (`matchedWebhookIds`; ids are per site, so several tenants may share one) | `JIRA_WEBHOOK#{webhook id}` | `TENANT#{tenant}` |
+//! | Connect or Forge installation (`kind`, `id`, `product`, `base_url`, `cloud_id`, `secret_name`, `status` installed/uninstalled (kept for audit), `tenant` it is linked to, `generation` (+1 per install: conditional writes), `installed_at_ms`, `updated_at_ms`) | `APP#{connect\|forge}#{clientKey or installation id}` | `INSTALLATION` |
+//! | one-time app-link code (`digest` is an HMAC of the code, never the code; `tenant`, `product`, `expires_at_ms`, `ttl`) | `APP_LINK_CODE#{digest}` | `CODE` |
+//! | the tenant's current app-link code for a product (`digest`; a new code deletes the one it names) | `TENANT#{tenant}` | `APP_LINK_CODE#{product}` |
 //! | a handled webhook delivery (`until_ms`, `ttl` three days: Jira retries for hours) | `JIRA_DELIVERY#{cloudId}#{X-Atlassian-Webhook-Identifier}` | `DELIVERY` |
 //! | last known Jira state of an item's issue (on the item above: `jira_state` JSON, `jira_updated_ms`, `synced_at_ms`) | `TENANT#{tenant}` | `ACTION#{item id}` |
 //! | tenant followed by the issue sync (`tenant_id`; `sweep_pk` `SYNC`, `sweep_sk` `{tenant}`) | `TENANT#{tenant}` | `SYNC` |
@@ -64,6 +67,7 @@ use crate::domain::TenantId;
 
 mod connections;
 mod destination_failures;
+mod installations;
 mod issue_jobs;
 mod issue_ledger;
 mod issue_sync;

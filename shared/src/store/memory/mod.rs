@@ -32,6 +32,7 @@ use crate::domain::TenantId;
 mod connections;
 mod credentials;
 mod destination_failures;
+mod installations;
 mod issue_jobs;
 mod issue_ledger;
 mod keep_alive;
@@ -46,6 +47,7 @@ mod webhooks;
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
 pub use destination_failures::MemoryDestinationFailures;
+pub use installations::MemoryInstallations;
 pub use issue_jobs::MemoryIssueJobs;
 pub use issue_ledger::MemoryIssueLedger;
 pub use keep_alive::MemoryKeepAlive;
@@ -82,6 +84,8 @@ pub struct MemoryStore {
     pub keep_alive: Arc<MemoryKeepAlive>,
     /// Dynamic webhook registrations and handled deliveries.
     pub webhooks: Arc<MemoryWebhooks>,
+    /// Connect and Forge installations, and the codes that link them to tenants.
+    pub installations: Arc<MemoryInstallations>,
     pub clock: Clock,
     pub faults: Faults,
     /// How many ledger round trips overlapped at most (see [`RoundTrips`]).
@@ -107,6 +111,7 @@ impl MemoryStore {
             destinations: Arc::new(MemoryDestinationFailures::sharing(&faults)),
             keep_alive: Arc::new(MemoryKeepAlive::sharing(&faults)),
             webhooks: Arc::new(MemoryWebhooks::sharing(&faults)),
+            installations: Arc::new(MemoryInstallations::sharing(&faults)),
             clock,
             faults,
             round_trips,
