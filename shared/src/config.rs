@@ -273,8 +273,10 @@ impl Config {
                 connect_install_keys_url: env
                     .url("BRIDGE_CONNECT_INSTALL_KEYS_URL", Some("https://connect-install-keys.atlassian.com"))?,
                 forge_app_id: env.optional("BRIDGE_FORGE_APP_ID"),
-                forge_jwks_url: env
-                    .url("BRIDGE_FORGE_JWKS_URL", Some("https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"))?,
+                forge_jwks_url: env.url(
+                    "BRIDGE_FORGE_JWKS_URL",
+                    Some("https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"),
+                )?,
                 link_code_ttl: {
                     let ttl = env.seconds("BRIDGE_APP_LINK_CODE_TTL_SECONDS", 600)?;
                     if ttl.is_zero() || ttl > MAX_CONFIRM_TTL {

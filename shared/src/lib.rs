@@ -31,6 +31,7 @@ pub mod lockout;
 pub mod markers;
 pub mod oauth;
 pub mod reports;
+pub mod rs256;
 pub mod settings;
 pub mod store;
 pub mod sync;

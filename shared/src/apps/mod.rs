@@ -140,12 +140,14 @@ async fn retire(stores: Stores<'_>, previous: &Connection, now: OffsetDateTime) 
                 tracing::warn!(error = %e, "could not unlink the replaced installation");
             }
         }
-        None => crate::consent::retire_unused_secrets(
-            crate::consent::Stores { connections: stores.connections, credentials: stores.credentials },
-            &previous.tenant,
-            vec![previous.clone()],
-        )
-        .await,
+        None => {
+            crate::consent::retire_unused_secrets(
+                crate::consent::Stores { connections: stores.connections, credentials: stores.credentials },
+                &previous.tenant,
+                vec![previous.clone()],
+            )
+            .await
+        }
     }
 }
 
@@ -233,4 +235,3 @@ pub async fn disconnected(stores: Stores<'_>, connection: &Connection, now: Offs
     }
     Ok(())
 }
-

@@ -2,9 +2,9 @@
 //! provider every function uses.
 
 mod client;
+pub mod dc;
 mod state;
 mod tokens;
-pub mod dc;
 
 pub use client::{AccessibleSite, AtlassianOAuth, OAuthError, TokenEndpoint, TokenSet};
 pub use state::{StateClaims, StateError, StateSigner, new_confirmation_code, new_state_id};

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::{DynamoStore, conditional, corrupt, ms, service_error, tenant_pk, unless_condition_failed};
 use crate::domain::{Product, TenantId};
-use crate::store::installations::{AppKind, Installation, InstallationStatus, InstallationStore, LinkCode};
 use crate::store::StoreError;
+use crate::store::installations::{AppKind, Installation, InstallationStatus, InstallationStore, LinkCode};
 
 fn installation_key(kind: AppKind, id: &str) -> (AttributeValue, AttributeValue) {
     (AttributeValue::S(format!("APP#{}#{id}", kind.as_str())), AttributeValue::S("INSTALLATION".into()))

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use super::{Faults, lock};
 use crate::domain::TenantId;
-use crate::store::installations::{AppKind, Installation, InstallationStatus, InstallationStore, LinkCode};
 use crate::store::StoreError;
+use crate::store::installations::{AppKind, Installation, InstallationStatus, InstallationStore, LinkCode};
 
 #[derive(Default)]
 pub struct MemoryInstallations {
