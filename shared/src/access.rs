@@ -459,7 +459,7 @@ impl TokenRenewal for OAuthRenewal {
     async fn renew(&self, rejected: &Credentials) -> Result<SecretString, AtlassianError> {
         let rejected = match rejected {
             Credentials::Bearer(token) => Some(token),
-            Credentials::Basic { .. } | Credentials::Anonymous => None,
+            Credentials::Basic { .. } | Credentials::Anonymous | Credentials::ConnectJwt { .. } => None,
         };
         Ok(self.tokens.renewed_token(&self.connection, rejected).await?)
     }
