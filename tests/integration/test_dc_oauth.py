@@ -165,6 +165,10 @@ def test_pkce_the_instance_refuses_a_missing_or_wrong_verifier_and_ours_works(br
     assert q["client_id"] == CLIENT_ID and q["redirect_uri"] == bridge.gw + "/v1/oauth/callback"
     assert url.startswith(base_url(bridge, "jira") + "/rest/oauth2/latest/authorize?")
     assert secret not in url
+    # The consent under way holds neither the client secret nor the verifier in DynamoDB.
+    ddb = bridge.stack.aws("dynamodb")
+    table = json.dumps(ddb.scan(TableName=bridge.stack.table_name, ConsistentRead=True)["Items"])
+    assert "OAUTH_STATE#" in table and secret not in table
     callback = bridge.authorize(url)
     code = query(callback)["code"]
     token_url = base_url(bridge, "jira") + "/rest/oauth2/latest/token"
