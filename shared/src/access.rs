@@ -239,6 +239,9 @@ impl Connector {
     /// Refreshes an OAuth connection's grant now, under the one refresh lease (the keep-alive
     /// sweep: Atlassian retires a refresh token unused for 90 days).
     pub async fn keep_alive(&self, connection: &Connection) -> Result<(), TokenError> {
+        if connection.auth_type == AuthType::DcOauth2 {
+            return self.dc_keep_alive(connection).await;
+        }
         self.tokens.keep_alive(connection).await
     }
 
@@ -401,7 +404,7 @@ impl CredentialWatch for ConnectionWatch {
     async fn refused(&self) -> ConnectionStatus {
         let c = &self.connection;
         let now = OffsetDateTime::now_utc();
-        let recorded = if c.auth_type == AuthType::Oauth2 {
+        let recorded = if matches!(c.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) {
             // The session refreshed before this 401, so the grant itself still works. On a consent
             // shared by Jira and Confluence, one product's refusal does not prove the grant dead:
             // leave both connected (and when we can't tell, don't disable anything).
@@ -437,7 +440,7 @@ impl CredentialWatch for ConnectionWatch {
             Err(e) => {
                 // The caller still learns what to do; the next refusal records it.
                 tracing::error!(error = %e, "could not record the refused credentials");
-                if c.auth_type == AuthType::Oauth2 {
+                if matches!(c.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) {
                     ConnectionStatus::ReconnectRequired
                 } else {
                     ConnectionStatus::InvalidCredentials
@@ -449,9 +452,9 @@ impl CredentialWatch for ConnectionWatch {
 
 /// Renews an OAuth access token that Atlassian refused, through the token provider's
 /// single-refresher lease.
-struct OAuthRenewal {
-    tokens: Arc<TokenProvider>,
-    connection: Connection,
+pub(crate) struct OAuthRenewal {
+    pub(crate) tokens: Arc<TokenProvider>,
+    pub(crate) connection: Connection,
 }
 
 #[async_trait::async_trait]

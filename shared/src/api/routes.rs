@@ -293,10 +293,10 @@ pub const START_OAUTH: Route<Json<StartOAuthRequest>> = Route::jwt(
     Admin,
     Doc {
         id: "startOAuth",
-        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent).",
+        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent). With `data_center` (an incoming application link's base URL, client id and secret; jira or confluence), a Data Center OAuth 2.0 consent instead: the admin's browser goes to `{base_url}/rest/oauth2/latest/authorize` (PKCE S256), and the grant waits for the same confirmation. The base URL passes the egress rules (400 egress_refused) and the destination lockout (429 destination_locked).",
         query: &[],
         ok: ok(200, "The consent URL to send the admin's browser to", json::<StartOAuthResponse>()),
-        errors: &[400, 401, 403],
+        errors: &[400, 401, 403, 429],
     },
 );
 
@@ -306,7 +306,7 @@ pub const OAUTH_CALLBACK: Route<NoBody, Public> = Route::public(
     OAuthCallback,
     Doc {
         id: "oauthCallback",
-        summary: "Atlassian's redirect after consent (public; trusts only its signed, single-use state). Stores the grant as pending and redirects to the return URL with status=pending_confirmation&confirmation=CODE (confirm it with confirmOAuth within 10 minutes), or status=error&reason=...",
+        summary: "Atlassian's (or, for a Data Center consent, the instance's) redirect after consent (public; trusts only its signed, single-use state). Stores the grant as pending and redirects to the return URL with status=pending_confirmation&confirmation=CODE (confirm it with confirmOAuth within 10 minutes), or status=error&reason=... (Data Center also: client_refused, verification_failed, destination_locked)",
         query: &[
             ("state", "The signed state from startOAuth"),
             ("code", "The authorization code"),

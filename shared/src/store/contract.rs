@@ -611,6 +611,7 @@ pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
         target: ConsentTarget::Jira,
         return_url: "https://app.example/back".into(),
         expires_at: OffsetDateTime::now_utc() + Duration::minutes(10),
+        data_center: None,
     };
     states.put(&pending).await.unwrap();
     // Ids are random; a second put of one is a bug, refused rather than overwriting.
@@ -625,6 +626,10 @@ pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
     let expires_at = OffsetDateTime::from_unix_timestamp(pending.expires_at.unix_timestamp()).unwrap();
     assert_eq!(taken, vec![PendingAuthorization { expires_at, ..pending.clone() }]);
     assert_eq!(states.take(&pending.id).await.unwrap(), None);
+    // A Data Center consent's sealed application link comes back as it went in.
+    let dc = PendingAuthorization { id: unique("state"), data_center: Some("sealed-link".into()), ..pending };
+    states.put(&dc).await.unwrap();
+    assert_eq!(states.take(&dc.id).await.unwrap().and_then(|p| p.data_center).as_deref(), Some("sealed-link"));
 }
 
 /// An accepted job reads back with part 0's results; parts are recorded once (a redelivery does
