@@ -32,6 +32,12 @@ pub enum AccessError {
         "the {0} consent waits for its confirmation: POST .../connections/{{product}}/oauth/confirm with the code from the redirect, or start the connection again"
     )]
     ConfirmationRequired(Product),
+    /// A Forge connection without a valid app system token: Forge hands one over only when it
+    /// invokes us, so this passes once the app's scheduled trigger runs (retryable).
+    #[error(
+        "the {0} connection's Forge app has not invoked us recently; its scheduled trigger refreshes the token: retry later"
+    )]
+    AppTokenUnavailable(Product),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
@@ -51,6 +57,10 @@ impl From<AccessError> for ApiError {
             AccessError::InvalidCredentials(_) => ErrorCode::InvalidCredentials,
             AccessError::ConfirmationRequired(_) => ErrorCode::ConfirmationRequired,
             AccessError::Token(TokenError::Disconnected(_)) => ErrorCode::NotConnected,
+            AccessError::AppTokenUnavailable(_) => {
+                return ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string())
+                    .with_retry_after(crate::forge::session::RETRY_AFTER_SECONDS);
+            }
             AccessError::Token(TokenError::RefreshFailed(_)) => {
                 return ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string()).with_retry_after(5);
             }
@@ -461,7 +471,7 @@ impl TokenRenewal for OAuthRenewal {
     async fn renew(&self, rejected: &Credentials) -> Result<SecretString, AtlassianError> {
         let rejected = match rejected {
             Credentials::Bearer(token) => Some(token),
-            Credentials::Basic { .. } | Credentials::Anonymous => None,
+            Credentials::Basic { .. } | Credentials::Anonymous | Credentials::ConnectJwt { .. } => None,
         };
         Ok(self.tokens.renewed_token(&self.connection, rejected).await?)
     }

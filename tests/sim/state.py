@@ -322,6 +322,8 @@ class State:
         self.webhook_deliveries: list[dict] = []
         self.webhook_drop = 0
         self.webhook_tasks: set = getattr(self, "webhook_tasks", set())
+        # Connect apps installed on the sites (connect.py): clientKey -> installation
+        self.connect_installations: dict[str, dict] = {}
         data.seed_defaults(self)
         self.set_sites([DEFAULT_SITE])
         self.set_dc_instances(DEFAULT_DC_INSTANCES)
