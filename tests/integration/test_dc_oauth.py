@@ -167,7 +167,7 @@ def test_pkce_the_instance_refuses_a_missing_or_wrong_verifier_and_ours_works(br
     assert secret not in url
     # The consent under way holds neither the client secret nor the verifier in DynamoDB.
     ddb = bridge.stack.aws("dynamodb")
-    table = json.dumps(ddb.scan(TableName=bridge.stack.table_name, ConsistentRead=True)["Items"])
+    table = json.dumps(ddb.scan(TableName=bridge.stack.table_name, ConsistentRead=True)["Items"], default=repr)
     assert "OAUTH_STATE#" in table and secret not in table
     callback = bridge.authorize(url)
     code = query(callback)["code"]
