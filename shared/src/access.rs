@@ -187,16 +187,9 @@ impl Connector {
                 .api_base
                 .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
                 .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
-            let session = Session::new(
-                self.transport.clone(),
-                base,
-                connection.product,
-                Flavour::Cloud,
-                Credentials::Bearer(token),
-            )
-            .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }))
-            .with_watch(self.watch(connection))
-            .with_site_id(&site.cloud_id);
+            let session = self
+                .oauth_session(connection, base, Flavour::Cloud, self.tokens.clone(), token)
+                .with_site_id(&site.cloud_id);
             // Links in answers point at the site people open, not at the API gateway.
             let session = match Url::parse(&site.url) {
                 Ok(site_url) => session.with_web_root(site_url),
@@ -218,6 +211,22 @@ impl Connector {
             None => session,
         };
         Ok(self.governed(session.with_watch(self.watch(connection)), connection))
+    }
+
+    /// A Bearer session of an OAuth grant (Cloud 3LO, or a Data Center application link): a 401
+    /// renews the token through `tokens` (the grant's single-refresher lease), and one that
+    /// persists is recorded by the connection's watch.
+    pub(crate) fn oauth_session(
+        &self,
+        connection: &Connection,
+        base: Url,
+        flavour: Flavour,
+        tokens: Arc<TokenProvider>,
+        token: SecretString,
+    ) -> Session {
+        Session::new(self.transport.clone(), base, connection.product, flavour, Credentials::Bearer(token))
+            .with_renewal(Arc::new(OAuthRenewal { tokens, connection: connection.clone() }))
+            .with_watch(self.watch(connection))
     }
 
     /// A stored token, Basic, PAT or OIDC connection's credentials (what registration stored),
@@ -452,9 +461,9 @@ impl CredentialWatch for ConnectionWatch {
 
 /// Renews an OAuth access token that Atlassian refused, through the token provider's
 /// single-refresher lease.
-pub(crate) struct OAuthRenewal {
-    pub(crate) tokens: Arc<TokenProvider>,
-    pub(crate) connection: Connection,
+struct OAuthRenewal {
+    tokens: Arc<TokenProvider>,
+    connection: Connection,
 }
 
 #[async_trait::async_trait]

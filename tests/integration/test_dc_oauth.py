@@ -167,7 +167,6 @@ def test_pkce_the_instance_refuses_a_missing_or_wrong_verifier_and_ours_works(br
     assert secret not in url
     # The consent under way holds neither the client secret nor the verifier in DynamoDB.
     ddb = bridge.stack.aws("dynamodb")
-    # (default=repr: other tests leave binary attributes, the gzip'd reports, in the same table.)
     table = json.dumps(ddb.scan(TableName=bridge.stack.table_name, ConsistentRead=True)["Items"], default=repr)
     assert "OAUTH_STATE#" in table and secret not in table
     callback = bridge.authorize(url)

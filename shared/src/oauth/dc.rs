@@ -49,9 +49,9 @@ use url::Url;
 use super::client::{OAuthError, TokenEndpoint, TokenSet, token_error};
 use super::state::StateSigner;
 use super::tokens::{TokenError, TokenProvider};
-use crate::access::{AccessError, Connector, OAuthRenewal};
+use crate::access::{AccessError, Connector};
 use crate::atlassian::token_http::{TokenBody, TokenHttp};
-use crate::atlassian::{Credentials, Flavour, Session, Transport};
+use crate::atlassian::{Flavour, Session, Transport};
 use crate::clock::Clock;
 use crate::domain::{Connection, ConnectionStatus, TenantId};
 use crate::store::StoreError;
@@ -353,15 +353,7 @@ impl Connector {
         let base = Url::parse(base_url).map_err(|e| StoreError::Corrupt(format!("base URL: {e}")))?;
         let tokens = self.dc_tokens(connection).await?;
         let token = tokens.access_token(connection).await?;
-        let session = Session::new(
-            self.transport.clone(),
-            base,
-            connection.product,
-            Flavour::DataCenter,
-            Credentials::Bearer(token),
-        )
-        .with_renewal(Arc::new(OAuthRenewal { tokens, connection: connection.clone() }))
-        .with_watch(self.watch(connection));
+        let session = self.oauth_session(connection, base, Flavour::DataCenter, tokens, token);
         Ok(self.governed(session, connection))
     }
 
