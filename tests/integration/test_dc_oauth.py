@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import jobs
 from .conftest import RETURN_URL, query
+from .test_keep_alive import EXPIRING, events_of, sweep, year  # noqa: F401  (year: the clock-shift fixture)
 
 INSTANCE = {"jira": "jira-dc", "confluence": "conf-dc"}
 BASE = {"jira": "/dc/jira-dc/jira", "confluence": "/dc/conf-dc/confluence"}
@@ -260,3 +261,33 @@ def test_disconnect_deletes_the_grant_secret(bridge):
     r = bridge.call("DELETE", f"/v1/tenants/{tenant}/connections/confluence", tenant)
     assert r.status_code in (200, 204), r.text
     assert_nothing_stored(bridge, tenant, "confluence")
+
+
+# --------------------------------------------------------------------------- outages and the sweep
+def test_a_token_endpoint_outage_is_a_retryable_503_and_keeps_the_connection(bridge):
+    tenant, secret = bridge.tenant(), link(bridge, "jira")
+    connect(bridge, tenant, "jira", secret)
+    bridge.sim("POST", "/_sim/dc/oauth/expire", {})
+    bridge.sim("POST", "/_sim/faults", {"route": TOKEN_ROUTE, "kind": "status", "status": 503, "times": 1})
+    r = verify(bridge, tenant, "jira")
+    assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+    assert bridge.connection(tenant, "jira").json()["status"] == "connected"
+    assert verify(bridge, tenant, "jira").status_code == 200
+
+
+def test_the_sweep_keeps_an_idle_dc_grant_alive(bridge, year):
+    """The instance retires a refresh token 90 days after it was issued (the simulator too):
+    the sweep refreshes the DC grant idle for 30 days, so it still works at day 95."""
+    tenant, secret = bridge.tenant(), link(bridge, "jira")
+    connect(bridge, tenant, "jira", secret)
+    [consent] = [g for g in bridge.sim("GET", "/_sim/dc/oauth/grants").json() if g["client_id"] == CLIENT_ID]
+    year.to(31)
+    report = sweep(bridge)
+    assert report["refreshed"] >= 1 and report["round_complete"], report
+    [kept] = [g for g in bridge.sim("GET", "/_sim/dc/oauth/grants").json() if g["grant"] == consent["grant"]]
+    assert (kept["refresh_tokens"], kept["live"]) == (consent["refresh_tokens"] + 1, 1)
+    # Day 95: the consent's own refresh token died at day 90; the sweep's still works.
+    year.to(95)
+    assert verify(bridge, tenant, "jira").status_code == 200
+    assert bridge.connection(tenant, "jira").json()["status"] == "connected"
+    assert not [e for e in events_of(bridge, {tenant}) if e["detail-type"] == EXPIRING]
