@@ -13,10 +13,11 @@ export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish
 export type FunctionName = (typeof FUNCTIONS)[number];
 
 /** Functions that publish outgoing events: Page Published, Issues Created, Publish Failed (the
- *  jobs); Egress Abuse Suspected (connections, when a destination is locked); Connection Expiring
- *  and Connection Broken (keep-alive); Issues Updated and Issue Deleted (issue-sync, and issue-webhook from Jira's deliveries). */
-export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue', 'connections', 'keep-alive',
-  'issue-sync', 'issue-webhook'];
+ *  jobs); Egress Abuse Suspected (connections, and oauth-callback for Data Center consents, when a
+ *  destination is locked); Connection Expiring and Connection Broken (keep-alive); Issues Updated and
+ *  Issue Deleted (issue-sync, and issue-webhook from Jira's deliveries). */
+export const EVENT_PUBLISHERS: readonly FunctionName[] = ['oauth-callback', 'publish-page', 'create-issue',
+  'connections', 'keep-alive', 'issue-sync', 'issue-webhook'];
 
 /** Functions that run jobs from events, holding a lease on each item (BRIDGE_JOB_LEASE_SECONDS). */
 export const JOB_RUNNERS: readonly FunctionName[] = ['publish-page', 'create-issue'];

@@ -85,11 +85,7 @@ pub(crate) async fn start(
         ));
     }
     let base = base_url(cx, &link.base_url)?;
-    let lockout = cx.grants.lockout.as_ref().ok_or_else(|| {
-        tracing::error!("Data Center consents need the destination lockout, which needs BRIDGE_EVENT_BUS_NAME");
-        ApiError::internal()
-    })?;
-    lockout.check(&destinations(&base)).await?;
+    cx.grants.lockout.check(&destinations(&base)).await?;
 
     let now = OffsetDateTime::now_utc();
     let expires_at = now + cx.config.state_ttl;
@@ -133,10 +129,7 @@ pub(crate) async fn complete(
         tracing::error!(error = %e, "Data Center consent's link unreadable");
         "invalid_state".to_owned()
     })?;
-    let Some(lockout) = grants.lockout.as_ref() else {
-        tracing::error!("Data Center consents need the destination lockout, which needs BRIDGE_EVENT_BUS_NAME");
-        return Err("not_configured".into());
-    };
+    let lockout = &grants.lockout;
     let destinations = destinations(&link.base_url);
     if lockout.check(&destinations).await.is_err() {
         return Err("destination_locked".into());

@@ -43,8 +43,10 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(app: &App) -> Self {
-        Self {
+    /// Refuses to start without the bus: a Data Center consent's destination lock must be reported.
+    pub fn new(app: &App) -> Result<Self, String> {
+        let bus = app.events.clone().ok_or("BRIDGE_EVENT_BUS_NAME is required by this function")?;
+        Ok(Self {
             config: app.config.oauth.clone(),
             signer: app.state_signer.clone(),
             states: app.states.clone(),
@@ -59,13 +61,10 @@ impl Context {
                 transport: app.transport.clone(),
                 redirect_uri: app.config.oauth.redirect_uri.clone(),
                 clock: app.config.clock,
-                lockout: app
-                    .events
-                    .clone()
-                    .map(|bus| bridge::lockout::Lockout::new(app.destinations.clone(), bus, app.config.lockout)),
+                lockout: bridge::lockout::Lockout::new(app.destinations.clone(), bus, app.config.lockout),
             },
             egress: app.config.egress.clone(),
-        }
+        })
     }
 }
 
@@ -87,8 +86,8 @@ struct Grants {
     /// Dates a Data Center grant's pair as the token provider judges it.
     clock: bridge::clock::Clock,
     /// A Data Center consent's instance and token endpoint are checked against the destination
-    /// lockout, and a refused client is counted; `None` without an event bus (no DC consents).
-    lockout: Option<bridge::lockout::Lockout>,
+    /// lockout, and a refused client is counted.
+    lockout: bridge::lockout::Lockout,
 }
 
 impl Grants {
