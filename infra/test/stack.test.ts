@@ -252,6 +252,7 @@ describe('IAM', () => {
     const keyId = ofType(t, 'AWS::KMS::Key')[0][0];
     const secretId = ofType(t, 'AWS::SecretsManager::Secret')[0][0];
     const tenantSecrets = `arn:\${AWS::Partition}:secretsmanager:${region}:123456789012:secret:atlassian-bridge/tenants/*`;
+    const appSecrets = `arn:\${AWS::Partition}:secretsmanager:${region}:123456789012:secret:atlassian-bridge/apps/*`;
     let checked = 0;
     for (const { holder, statement } of iamStatements(t)) {
       const actions = asList<string>(statement.Action);
@@ -261,7 +262,8 @@ describe('IAM', () => {
       if (touches('secretsmanager')) {
         checked++;
         for (const r of res) {
-          assert.ok(refTarget(r) === secretId || flatten(r) === tenantSecrets, `${holder}: secret resource ${flatten(r)}`);
+          assert.ok(refTarget(r) === secretId || flatten(r) === tenantSecrets || flatten(r) === appSecrets,
+            `${holder}: secret resource ${flatten(r)}`);
         }
       }
       if (touches('dynamodb')) {
@@ -292,10 +294,23 @@ describe('IAM', () => {
       .flatMap(({ statement }) => asList<string>(statement.Action));
   };
 
-  it('lets only the connect/disconnect functions delete tenant secrets', () => each((_, t) => {
+  it('lets only the connect/disconnect functions delete tenant secrets, and only app-lifecycle write installations\' secrets',
+    () => each((region, t) => {
+    const appSecrets = `arn:\${AWS::Partition}:secretsmanager:${region}:123456789012:secret:atlassian-bridge/apps/*`;
+    const res = resources(t);
     for (const name of FUNCTIONS) {
       const actions = actionsOf(t, name);
-      assert.equal(actions.includes('secretsmanager:DeleteSecret'), name === 'oauth-callback' || name === 'connections', name);
+      assert.equal(actions.includes('secretsmanager:DeleteSecret'),
+        ['oauth-callback', 'connections', 'app-lifecycle'].includes(name), name);
+      const role = refTarget(res[functionId(t, name)].Properties.Role);
+      const onApps = iamStatements(t)
+        .filter(({ holder }) => asList<any>(res[holder]?.Properties?.Roles).some((r) => refTarget(r) === role))
+        .filter(({ statement }) => asList<any>(statement.Resource).some((r) => flatten(r) === appSecrets))
+        .flatMap(({ statement }) => asList<string>(statement.Action)).sort();
+      assert.deepEqual(onApps, name === 'app-lifecycle'
+        ? ['secretsmanager:CreateSecret', 'secretsmanager:DeleteSecret', 'secretsmanager:GetSecretValue',
+          'secretsmanager:PutSecretValue']
+        : ['secretsmanager:GetSecretValue'], name);
       assert.ok(actions.includes('secretsmanager:GetSecretValue'), `${name} reads the app secret at cold start`);
       assert.equal(actions.includes('events:PutEvents'),
         ['publish-page', 'create-issue', 'connections', 'keep-alive', 'issue-sync', 'issue-webhook'].includes(name), name);

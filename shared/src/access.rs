@@ -32,6 +32,12 @@ pub enum AccessError {
         "the {0} consent waits for its confirmation: POST .../connections/{{product}}/oauth/confirm with the code from the redirect, or start the connection again"
     )]
     ConfirmationRequired(Product),
+    /// A Forge connection without a valid app system token: Forge hands one over only when it
+    /// invokes us, so this passes once the app's scheduled trigger runs (retryable).
+    #[error(
+        "the {0} connection's Forge app has not invoked us recently; its scheduled trigger refreshes the token: retry later"
+    )]
+    AppTokenUnavailable(Product),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
@@ -51,6 +57,10 @@ impl From<AccessError> for ApiError {
             AccessError::InvalidCredentials(_) => ErrorCode::InvalidCredentials,
             AccessError::ConfirmationRequired(_) => ErrorCode::ConfirmationRequired,
             AccessError::Token(TokenError::Disconnected(_)) => ErrorCode::NotConnected,
+            AccessError::AppTokenUnavailable(_) => {
+                return ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string())
+                    .with_retry_after(crate::forge::session::RETRY_AFTER_SECONDS);
+            }
             AccessError::Token(TokenError::RefreshFailed(_)) => {
                 return ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string()).with_retry_after(5);
             }
@@ -177,16 +187,9 @@ impl Connector {
                 .api_base
                 .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
                 .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
-            let session = Session::new(
-                self.transport.clone(),
-                base,
-                connection.product,
-                Flavour::Cloud,
-                Credentials::Bearer(token),
-            )
-            .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }))
-            .with_watch(self.watch(connection))
-            .with_site_id(&site.cloud_id);
+            let session = self
+                .oauth_session(connection, base, Flavour::Cloud, self.tokens.clone(), token)
+                .with_site_id(&site.cloud_id);
             // Links in answers point at the site people open, not at the API gateway.
             let session = match Url::parse(&site.url) {
                 Ok(site_url) => session.with_web_root(site_url),
@@ -210,6 +213,22 @@ impl Connector {
         Ok(self.governed(session.with_watch(self.watch(connection)), connection))
     }
 
+    /// A Bearer session of an OAuth grant (Cloud 3LO, or a Data Center application link): a 401
+    /// renews the token through `tokens` (the grant's single-refresher lease), and one that
+    /// persists is recorded by the connection's watch.
+    pub(crate) fn oauth_session(
+        &self,
+        connection: &Connection,
+        base: Url,
+        flavour: Flavour,
+        tokens: Arc<TokenProvider>,
+        token: SecretString,
+    ) -> Session {
+        Session::new(self.transport.clone(), base, connection.product, flavour, Credentials::Bearer(token))
+            .with_renewal(Arc::new(OAuthRenewal { tokens, connection: connection.clone() }))
+            .with_watch(self.watch(connection))
+    }
+
     /// A stored token, Basic, PAT or OIDC connection's credentials (what registration stored),
     /// read from Secrets Manager.
     pub async fn stored_auth(&self, connection: &Connection) -> Result<ConnectionAuth, AccessError> {
@@ -229,6 +248,9 @@ impl Connector {
     /// Refreshes an OAuth connection's grant now, under the one refresh lease (the keep-alive
     /// sweep: Atlassian retires a refresh token unused for 90 days).
     pub async fn keep_alive(&self, connection: &Connection) -> Result<(), TokenError> {
+        if connection.auth_type == AuthType::DcOauth2 {
+            return self.dc_keep_alive(connection).await;
+        }
         self.tokens.keep_alive(connection).await
     }
 
@@ -391,7 +413,7 @@ impl CredentialWatch for ConnectionWatch {
     async fn refused(&self) -> ConnectionStatus {
         let c = &self.connection;
         let now = OffsetDateTime::now_utc();
-        let recorded = if c.auth_type == AuthType::Oauth2 {
+        let recorded = if matches!(c.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) {
             // The session refreshed before this 401, so the grant itself still works. On a consent
             // shared by Jira and Confluence, one product's refusal does not prove the grant dead:
             // leave both connected (and when we can't tell, don't disable anything).
@@ -427,7 +449,7 @@ impl CredentialWatch for ConnectionWatch {
             Err(e) => {
                 // The caller still learns what to do; the next refusal records it.
                 tracing::error!(error = %e, "could not record the refused credentials");
-                if c.auth_type == AuthType::Oauth2 {
+                if matches!(c.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) {
                     ConnectionStatus::ReconnectRequired
                 } else {
                     ConnectionStatus::InvalidCredentials

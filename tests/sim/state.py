@@ -330,6 +330,9 @@ class State:
         self.set_dc_users(DEFAULT_DC_USERS)
         self.set_oidc_clients(DEFAULT_OIDC_CLIENTS)
         self.set_api_tokens(DEFAULT_API_TOKENS)
+        # Data Center OAuth 2.0 providers: incoming links, codes and tokens (dc_oauth.py)
+        from . import dc_oauth  # late import: dc_oauth uses State types
+        dc_oauth.reset(self)
 
     # ---- secrets --------------------------------------------------------------------
     def _remember(self, kind: str, value: str) -> None:

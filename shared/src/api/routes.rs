@@ -293,10 +293,10 @@ pub const START_OAUTH: Route<Json<StartOAuthRequest>> = Route::jwt(
     Admin,
     Doc {
         id: "startOAuth",
-        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent).",
+        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent). With `data_center` (an incoming application link's base URL, client id and secret; jira or confluence), a Data Center OAuth 2.0 consent instead: the admin's browser goes to `{base_url}/rest/oauth2/latest/authorize` (PKCE S256), and the grant waits for the same confirmation. The base URL passes the egress rules (400 egress_refused) and the destination lockout (429 destination_locked).",
         query: &[],
         ok: ok(200, "The consent URL to send the admin's browser to", json::<StartOAuthResponse>()),
-        errors: &[400, 401, 403],
+        errors: &[400, 401, 403, 429],
     },
 );
 
@@ -306,7 +306,7 @@ pub const OAUTH_CALLBACK: Route<NoBody, Public> = Route::public(
     OAuthCallback,
     Doc {
         id: "oauthCallback",
-        summary: "Atlassian's redirect after consent (public; trusts only its signed, single-use state). Stores the grant as pending and redirects to the return URL with status=pending_confirmation&confirmation=CODE (confirm it with confirmOAuth within 10 minutes), or status=error&reason=...",
+        summary: "Atlassian's (or, for a Data Center consent, the instance's) redirect after consent (public; trusts only its signed, single-use state). Stores the grant as pending and redirects to the return URL with status=pending_confirmation&confirmation=CODE (confirm it with confirmOAuth within 10 minutes), or status=error&reason=... (Data Center also: client_refused, verification_failed, destination_locked)",
         query: &[
             ("state", "The signed state from startOAuth"),
             ("code", "The authorization code"),
@@ -790,6 +790,50 @@ pub const CONNECT_LINK: Route<Json<crate::connect::lifecycle::LinkRequest>, Publ
     },
 );
 
+// app-lifecycle: Forge
+
+/// What a Forge route may answer besides its success.
+const FORGE_ERRORS: &[u16] = &[400, 401, 404, 409, 503];
+
+pub const FORGE_LIFECYCLE: Route<Json<crate::forge::ForgeLifecycleEvent>, Public> = Route::public(
+    Post,
+    "/forge/lifecycle",
+    Function::AppLifecycle,
+    Doc {
+        id: "forgeLifecycle",
+        summary: "The Forge app's lifecycle trigger (public; for Forge, not for the SaaS backend): `avi:forge:installed:app` / `avi:forge:upgraded:app` store the installation (and the app system token of `x-forge-oauth-system`), `avi:forge:uninstalled:app` stops using it (its connection removed, its token deleted, the record kept). Trusts only the Forge Invocation Token (RS256 against Forge's JWKS, `aud` = this app): anything else is `401 invalid_app_token`. `404 app_not_configured` when this deployment is no Forge app. Answers at once (Forge waits 5 s for an event).",
+        query: &[],
+        ok: ok(200, "Acknowledged", json::<crate::forge::ForgeAnswer>()),
+        errors: FORGE_ERRORS,
+    },
+);
+
+pub const FORGE_SCHEDULED: Route<Json<crate::forge::ForgeScheduledTrigger>, Public> = Route::public(
+    Post,
+    "/forge/scheduled",
+    Function::AppLifecycle,
+    Doc {
+        id: "forgeScheduled",
+        summary: "The Forge app's scheduled trigger (public; for Forge): keeps the installation's app system token from `x-forge-oauth-system` when it lasts longer than the one held, so that publishes started by the SaaS between invocations have a valid one. FIT checked as on forgeLifecycle. Answers at once (Forge waits 5 s).",
+        query: &[],
+        ok: ok(200, "Acknowledged", json::<crate::forge::ForgeAnswer>()),
+        errors: FORGE_ERRORS,
+    },
+);
+
+pub const FORGE_LINK: Route<Json<crate::forge::ForgeLinkRequest>, Public> = Route::public(
+    Post,
+    "/forge/link",
+    Function::AppLifecycle,
+    Doc {
+        id: "forgeLink",
+        summary: "The Forge admin page's `invokeRemote` with the one-time code from createAppLinkCode: links the installation to the code's tenant as its `forge` connection for the installation's product. FIT checked as on forgeLifecycle. `400 invalid_link_code` for a wrong, used or expired code or another product's; `409 installation_linked` when the installation serves another tenant.",
+        query: &[],
+        ok: ok(200, "Linked", json::<crate::forge::ForgeAnswer>()),
+        errors: FORGE_ERRORS,
+    },
+);
+
 /// The table, in the order of routes.json and the document.
 pub const ROUTES: &[&Spec] = &[
     &START_OAUTH.spec,
@@ -826,6 +870,9 @@ pub const ROUTES: &[&Spec] = &[
     &CONNECT_UNINSTALLED.spec,
     &CONNECT_CONFIGURE.spec,
     &CONNECT_LINK.spec,
+    &FORGE_LIFECYCLE.spec,
+    &FORGE_SCHEDULED.spec,
+    &FORGE_LINK.spec,
 ];
 
 /// The routes whose handlers reach Atlassian for the caller's tenant: each request is admitted
@@ -985,6 +1032,9 @@ mod tests {
                 "POST /connect/uninstalled",
                 "GET /connect/configure",
                 "POST /connect/link",
+                "POST /forge/lifecycle",
+                "POST /forge/scheduled",
+                "POST /forge/link",
             ]
         );
     }
