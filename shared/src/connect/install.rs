@@ -159,6 +159,16 @@ pub fn valid_kid(kid: &str) -> bool {
         && kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The RS256 token split, its header checked, and the `kid` it names when that is a safe one.
+fn parse(token: &str) -> Result<(Unverified<'_>, String), InstallJwtError> {
+    let parsed = Unverified::parse(token)?;
+    if !valid_kid(parsed.kid()) {
+        return Err(InstallJwtError::NoKeyId);
+    }
+    let kid = parsed.kid().to_owned();
+    Ok((parsed, kid))
+}
+
 /// Verifies a lifecycle callback's JWT: the key its `kid` names from `keys`, then
 /// [`verify_with`].
 pub async fn verify(
@@ -167,11 +177,8 @@ pub async fn verify(
     expected: &Expected<'_>,
     now: i64,
 ) -> Result<VerifiedInstall, InstallJwtError> {
-    let parsed = Unverified::parse(token)?;
-    if !valid_kid(parsed.kid()) {
-        return Err(InstallJwtError::NoKeyId);
-    }
-    let key = keys.key(parsed.kid()).await?;
+    let (_, kid) = parse(token)?;
+    let key = keys.key(&kid).await?;
     verify_with(token, |_| Some(key.clone()), expected, now)
 }
 
@@ -183,11 +190,7 @@ pub fn verify_with(
     expected: &Expected<'_>,
     now: i64,
 ) -> Result<VerifiedInstall, InstallJwtError> {
-    let parsed = Unverified::parse(token)?;
-    if !valid_kid(parsed.kid()) {
-        return Err(InstallJwtError::NoKeyId);
-    }
-    let key_id = parsed.kid().to_owned();
+    let (parsed, key_id) = parse(token)?;
     let key = key_of(&key_id).ok_or(InstallJwtError::UnknownKey)?;
     let claims = parsed.verify(&key)?;
     check_claims(&claims, expected, now).map(|(issued_at, expires_at)| VerifiedInstall {
