@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from . import cloud, control, dc, faults, oauth, oidc
+from . import cloud, control, dc, faults, forge, oauth, oidc
 from . import products  # noqa: F401  (registers product handlers)
 from .spec import Catalog
 from .state import State
@@ -92,4 +92,5 @@ def build_app(specs_dir: str, consent_page: bool = False) -> web.Application:
     app.add_routes(cloud.routes())
     app.add_routes(dc.routes())
     app.add_routes(oidc.routes())
+    app.add_routes(forge.routes())
     return app

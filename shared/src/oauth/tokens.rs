@@ -71,6 +71,11 @@ impl TokenProvider {
         self
     }
 
+    /// The clock token expiry is judged on (Forge's app system tokens are judged on it too).
+    pub(crate) fn clock(&self) -> Clock {
+        self.clock
+    }
+
     /// Keeps an idle grant alive: a refresh now, under the same single-refresher lease as
     /// every refresh, even though the access token may still be valid. Atlassian retires a
     /// rotating refresh token unused for 90 days; each refresh issues a new one with the
