@@ -31,6 +31,7 @@ import requests
 
 from tests.gateway import envlist
 from tests.gateway.procutil import ChildProcess, free_port
+from tests.sim.forge import DEFAULT_APP_ID as FORGE_APP_ID
 from tests.sim.spec import default_specs_dir
 
 REGION = "us-east-1"
@@ -356,6 +357,10 @@ class Stack:
             "BRIDGE_TENANT_SLOTS": "64",
             # The PDF's CJK font where `make fonts` puts it (in Lambda: the fonts layer).
             "BRIDGE_CJK_FONT_PATH": str(self.repo_root / "target" / "fonts" / "NotoSansCJK-Regular.ttc"),
+            # The Forge app the simulator plays (tests/sim/forge.py): its id is the FITs' aud, its
+            # JWKS the simulator's.
+            "BRIDGE_FORGE_APP_ID": FORGE_APP_ID,
+            "BRIDGE_FORGE_JWKS_URL": self.sim_url + "/forge/.well-known/jwks.json",
         }
         env.update({k: str(v) for k, v in self.env_overrides.items()})
         try:

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from . import cloud, connect, control, dc, dc_oauth, faults, oauth, oidc
+from . import cloud, connect, control, dc, dc_oauth, faults, forge, oauth, oidc
 from . import products  # noqa: F401  (registers product handlers)
 from .spec import Catalog
 from .state import State
@@ -97,4 +97,5 @@ def build_app(specs_dir: str, consent_page: bool = False) -> web.Application:
     app.add_routes(oidc.routes())
     app.add_routes(connect.routes())
     app.add_routes(dc_oauth.routes())
+    app.add_routes(forge.routes())
     return app

@@ -2,7 +2,8 @@
 the site URL (`/site/{siteName}/<path>`, i.e. `https://{siteName}.atlassian.net/<path>`).
 
 Gateway requests go through these steps, in this order:
- 1. a valid, unexpired Bearer access token (OAuth 3LO), or Basic with a *scoped* API token
+ 1. a valid, unexpired Bearer access token (OAuth 3LO) or Forge app system token (forge.py, its
+    installation's product only), or Basic with a *scoped* API token
                                                   -> else 401
  2. the cloudId is one of the grant's sites (the token's site) -> else 401 (404 if the site lacks
     the product)
@@ -29,6 +30,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from . import forge
 from .oauth import bearer_grant, unauthorized
 from .spec import Catalog, Operation, ProductApis, Spec
 from .state import ApiToken, DcInstance, Grant, Site, State
@@ -210,8 +212,15 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     account_id = None
     sites: list[str] = []
     auth = "oauth"
+    forge_token = None if grant is not None else forge.system_token(request)
     if grant is not None:
         scopes, account_id, sites = grant.scopes, grant.account_id, grant.sites
+    elif forge_token is not None:
+        # A Forge app system token (forge.py): its installation's site and product only.
+        tok, scopes, account_id = forge_token
+        if tok.product != m.product:
+            return unauthorized()
+        sites, auth = [tok.cloud_id], "forge_app_system"
     else:
         creds = basic_credentials(request)
         tok = api_token_for(state, *creds, scoped=True) if creds else None

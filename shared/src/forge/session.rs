@@ -1,6 +1,5 @@
 //! The session of a connection made from a Forge installation.
 
-use time::OffsetDateTime;
 use url::Url;
 
 use super::tokens;
@@ -19,7 +18,7 @@ impl Connector {
     /// valid token the caller is told to retry: the app's scheduled trigger brings a new one.
     pub(crate) async fn forge_session(&self, connection: &Connection) -> Result<Session, AccessError> {
         let site = connection.site.as_ref().ok_or(AccessError::NotConnected(connection.product))?;
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.tokens.clock().now().unix_timestamp();
         let token = match tokens::held(self.credentials.as_ref(), &connection.secret_name).await? {
             Some(token) if token.valid_at(now, TOKEN_MARGIN_SECONDS) => token,
             held => {

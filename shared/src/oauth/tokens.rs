@@ -87,7 +87,8 @@ impl TokenProvider {
         }
     }
 
-    /// The clock token expiry is judged on, for an endpoint that dates the pairs it issues.
+    /// The clock token expiry is judged on, for an endpoint that dates the pairs it issues (Forge's
+    /// app system tokens are judged on it too).
     pub fn clock(&self) -> Clock {
         self.clock
     }
