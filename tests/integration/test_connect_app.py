@@ -242,3 +242,25 @@ def test_unconfigured_connect_routes_answer_app_not_configured(bridge):
         assert r.status_code == 404 and r.json()["error"]["code"] == "app_not_configured", r.text
     finally:
         bridge.stack.set_function_env("app-lifecycle", {"BRIDGE_CONNECT_APP_KEY": CONNECT_APP_KEY})
+
+
+def test_one_installation_serves_one_tenant_until_it_is_unlinked(bridge):
+    first, installed = linked_tenant(bridge, "jira")
+    client_key = installed["client_key"]
+    second = bridge.tenant()
+    code = link_code(bridge, second, "jira")
+    taken = signed(bridge, client_key, "POST", "/connect/link", {"code": code}, variant="context")
+    assert taken["status"] == 409 and json.loads(taken["body"])["error"]["code"] == "installation_linked", taken
+    # A code for another product does not link a Jira installation.
+    wrong = signed(bridge, client_key, "POST", "/connect/link", {"code": link_code(bridge, second, "confluence")})
+    assert wrong["status"] == 400 and json.loads(wrong["body"])["error"]["code"] == "invalid_link_code", wrong
+
+    # Unlinking keeps the installation and its secret for a later link.
+    r = bridge.call("DELETE", f"/v1/tenants/{first}/connections/jira", first)
+    assert r.status_code in (200, 204), r.text
+    assert any(installed["shared_secret"] in v for v in connect_secrets(bridge).values())
+    assert installation_item(bridge, client_key)["status"]["S"] == "installed"
+    again = signed(bridge, client_key, "POST", "/connect/link", {"code": link_code(bridge, second, "jira")})
+    assert again["status"] == 200, again
+    r = bridge.call("GET", f"/v1/tenants/{second}/jira/projects", second)
+    assert r.status_code == 200, r.text
