@@ -208,7 +208,10 @@ def mint_fit(request: web.Request, fs: ForgeState, inst: Installation, module_ke
     if "kid" in overrides and overrides["kid"] not in {k.kid for k in fs.keys}:
         key = new_key()  # a key Forge does not publish
     header = {"alg": overrides.get("alg", "RS256"), "kid": kid, "typ": "JWT"}
-    return jws(header, claims, key)
+    token = jws(header, claims, key)
+    state.issued.setdefault("forge_fits", [])
+    state._remember("forge_fits", token)
+    return token
 
 
 # ---- control ----------------------------------------------------------------------------

@@ -385,6 +385,25 @@ pub(crate) mod tests {
         assert_eq!(verify(&forged, &keys, APP, NOW).await, Err(FitError::BadSignature));
     }
 
+    /// The fuzz target's seeds are what they are named: only `valid` verifies.
+    #[test]
+    fn the_fuzz_seed_corpus_is_what_it_says() {
+        use rsa::traits::PublicKeyParts;
+        let public = test_key().to_public_key();
+        let key =
+            RsaKey::from_jwk(&B64.encode(public.n().to_bytes_be()), &B64.encode(public.e().to_bytes_be())).unwrap();
+        let seed = |s: &str| s.split_once('\n').unwrap().0.to_owned();
+        let valid = seed(include_str!("../../../fuzz/corpus/forge_fit/valid"));
+        assert_eq!(verify_with_key(&valid, &key, APP, NOW).unwrap().product(), Product::Jira);
+        for (name, reason) in [
+            (include_str!("../../../fuzz/corpus/forge_fit/wrong_aud"), FitError::WrongAudience),
+            (include_str!("../../../fuzz/corpus/forge_fit/expired"), FitError::Expired),
+            (include_str!("../../../fuzz/corpus/forge_fit/alg_none"), FitError::WrongAlgorithm),
+        ] {
+            assert_eq!(verify_with_key(&seed(name), &key, APP, NOW), Err(reason));
+        }
+    }
+
     #[test]
     fn bearer_headers_and_app_ids() {
         assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
