@@ -34,7 +34,8 @@ def run_schemathesis(bridge, tenant: str, tmp_path: Path, *extra: str) -> subpro
            "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "2",
            "--request-timeout", "60", "--checks", CHECKS, "--phases", "examples,coverage,fuzzing",
            "--suppress-health-check", "all", "--no-color", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+    # In the test's own directory: Schemathesis keeps a cache of what it found in its working directory.
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path,
                           env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
 
 
