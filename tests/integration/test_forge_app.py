@@ -162,6 +162,22 @@ def test_a_publish_with_an_expired_app_system_token_is_retryable_until_the_sched
             bridge.stack.set_function_env(function, {"BRIDGE_TEST_CLOCK_OFFSET_SECONDS": None})
 
 
+def test_a_token_refused_before_its_expiry_marks_the_connection_until_a_new_one_comes(bridge, forge):
+    tenant = bridge.tenant()
+    installation = forge.linked(tenant, "jira")
+    assert bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant).status_code == 200
+    # Atlassian stops accepting the token early (revoked); the persisting 401 is recorded.
+    bridge.sim("POST", "/_sim/forge/tokens/expire", {"installation_id": installation})
+    r = bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "invalid_credentials"), r.text
+    assert bridge.connection(tenant, "jira").json()["status"] == "invalid_credentials"
+    # The next scheduled trigger brings a token that lasts longer: connected again.
+    r = forge.invoke("scheduled", installation, token_ttl=2 * HOUR)
+    assert (r["status"], r["body"]) == (200, {"outcome": "token_stored"}), r
+    assert bridge.connection(tenant, "jira").json()["status"] == "connected"
+    assert bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant).status_code == 200
+
+
 BAD_FITS = {
     "wrong_aud": {"aud": "ari:cloud:ecosystem::app/someone-else"},
     "unknown_kid": {"kid": "forge-sim-rogue"},
