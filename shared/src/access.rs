@@ -183,18 +183,9 @@ impl Connector {
             }
             let site = connection.site.as_ref().ok_or(AccessError::SiteSelectionRequired(connection.product))?;
             let token = self.tokens.access_token(connection).await?;
-            let base = self
-                .api_base
-                .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
-                .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
             let session = self
-                .oauth_session(connection, base, Flavour::Cloud, self.tokens.clone(), token)
-                .with_site_id(&site.cloud_id);
-            // Links in answers point at the site people open, not at the API gateway.
-            let session = match Url::parse(&site.url) {
-                Ok(site_url) => session.with_web_root(site_url),
-                Err(_) => session,
-            };
+                .cloud_bearer_session(connection, site, token)?
+                .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }));
             return Ok(self.governed(session, connection));
         }
         let (auth, version) = self.stored_credentials(connection).await?;
@@ -227,6 +218,30 @@ impl Connector {
         Session::new(self.transport.clone(), base, connection.product, flavour, Credentials::Bearer(token))
             .with_renewal(Arc::new(OAuthRenewal { tokens, connection: connection.clone() }))
             .with_watch(self.watch(connection))
+    }
+
+    /// A stored connection's Bearer session through `api.atlassian.com/ex/{product}/{cloudId}`
+    /// (OAuth 2.0 access tokens, Forge app system tokens), watched, links to the site; the caller
+    /// adds its renewal and the governor.
+    pub(crate) fn cloud_bearer_session(
+        &self,
+        connection: &Connection,
+        site: &Site,
+        token: SecretString,
+    ) -> Result<Session, AccessError> {
+        let base = self
+            .api_base
+            .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
+            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
+        let session =
+            Session::new(self.transport.clone(), base, connection.product, Flavour::Cloud, Credentials::Bearer(token))
+                .with_watch(self.watch(connection))
+                .with_site_id(&site.cloud_id);
+        // Links in answers point at the site people open, not at the API gateway.
+        Ok(match Url::parse(&site.url) {
+            Ok(site_url) => session.with_web_root(site_url),
+            Err(_) => session,
+        })
     }
 
     /// A stored token, Basic, PAT or OIDC connection's credentials (what registration stored),

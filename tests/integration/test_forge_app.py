@@ -9,7 +9,9 @@ an expired exp, alg none or HS256 are refused with nothing stored.
 """
 
 import hashlib
+import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -162,14 +164,37 @@ def test_a_publish_with_an_expired_app_system_token_is_retryable_until_the_sched
             bridge.stack.set_function_env(function, {"BRIDGE_TEST_CLOCK_OFFSET_SECONDS": None})
 
 
+def test_a_token_refused_before_its_expiry_marks_the_connection_until_a_new_one_comes(bridge, forge):
+    tenant = bridge.tenant()
+    installation = forge.linked(tenant, "jira")
+    assert bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant).status_code == 200
+    # Atlassian stops accepting the token early (revoked); the persisting 401 is recorded.
+    bridge.sim("POST", "/_sim/forge/tokens/expire", {"installation_id": installation})
+    r = bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "invalid_credentials"), r.text
+    assert bridge.connection(tenant, "jira").json()["status"] == "invalid_credentials"
+    # The next scheduled trigger brings a token that lasts longer: connected again.
+    r = forge.invoke("scheduled", installation, token_ttl=2 * HOUR)
+    assert (r["status"], r["body"]) == (200, {"outcome": "token_stored"}), r
+    assert bridge.connection(tenant, "jira").json()["status"] == "connected"
+    assert bridge.call("GET", f"/v1/tenants/{tenant}/jira/projects", tenant).status_code == 200
+
+
 BAD_FITS = {
-    "wrong_aud": {"aud": "ari:cloud:ecosystem::app/someone-else"},
-    "unknown_kid": {"kid": "forge-sim-rogue"},
-    "expired": {"exp_in": -120},
-    "alg_none": {"alg": "none"},
-    "hs256": {"alg": "HS256"},
-    "wrong_iss": {"iss": "forge/someone"},
+    "wrong_aud": ({"aud": "ari:cloud:ecosystem::app/someone-else"}, "wrong_audience"),
+    "unknown_kid": ({"kid": "forge-sim-rogue"}, "unknown_key"),
+    "expired": ({"exp_in": -120}, "expired"),
+    "alg_none": ({"alg": "none"}, "wrong_algorithm"),
+    "hs256": ({"alg": "HS256"}, "wrong_algorithm"),
+    "wrong_iss": ({"iss": "forge/someone"}, "wrong_issuer"),
 }
+
+
+def refusals(bridge) -> list[dict]:
+    """The app-lifecycle log's refusal lines."""
+    path = Path(bridge.stack.logs_dir) / "app-lifecycle.log"
+    lines = [json.loads(l) for l in path.read_text().splitlines() if l.startswith("{")]
+    return [l for l in lines if l.get("message") == "Forge invocation refused"]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FITS))
@@ -177,11 +202,17 @@ def test_a_bad_fit_is_refused_with_nothing_stored(bridge, forge, case):
     tenant = bridge.tenant()
     installation = forge.install("jira")
     code = forge.code(tenant, "jira")
+    fit, reason = BAD_FITS[case]
+    before = len(refusals(bridge))
     for kind, body in (("installed", None), ("scheduled", None), ("link", {"code": code})):
-        r = forge.invoke(kind, installation, fit=BAD_FITS[case], **({"body": body} if body else {}))
+        r = forge.invoke(kind, installation, fit=fit, **({"body": body} if body else {}))
         assert r["status"] == 401, (kind, r)
         assert r["body"]["error"]["code"] == "invalid_app_token", (kind, r)
         assert r["content_type"].startswith("application/json")
+    # One line per refusal, with the reason code only.
+    logged = refusals(bridge)[before:]
+    assert [l["reason"] for l in logged] == [reason] * 3, logged
+    assert all(set(l) <= {"level", "message", "reason", "spans", "timestamp", "target"} for l in logged), logged
     assert forge.installation_item(installation) is None
     assert forge.secret(installation) is None
     assert bridge.connection(tenant, "jira").status_code == 404

@@ -17,6 +17,7 @@ use bridge::api::{Router, routes};
 use bridge::app::App;
 use bridge::apps::{self, Stores};
 use bridge::clock::Clock;
+use bridge::domain::ConnectionStatus;
 use bridge::error::{ApiError, ErrorCode};
 use bridge::forge::fit::{self, FitError, VerifiedInvocation};
 use bridge::forge::jwks::JwksCache;
@@ -24,7 +25,9 @@ use bridge::forge::tokens::{self, AppSystemToken, SYSTEM_TOKEN_HEADER};
 use bridge::forge::{ForgeAnswer, ForgeLifecycleEvent, ForgeLinkRequest};
 use bridge::http::{self, HttpResponse, Input};
 use bridge::oauth::StateSigner;
-use bridge::store::{AppKind, ConnectionStore, CredentialStore, Installation, InstallationStatus, InstallationStore};
+use bridge::store::{
+    AppKind, ConnectionStore, CredentialStore, Installation, InstallationStatus, InstallationStore, Verification,
+};
 use lambda_http::http::StatusCode;
 use time::OffsetDateTime;
 
@@ -118,8 +121,31 @@ impl Forge {
         let stored = tokens::keep_fresher(self.credentials.as_ref(), &installation.secret_name, &token).await?;
         if stored {
             tracing::info!(product = %installation.product, expires_at = token.expires_at(), "app system token stored");
+            self.restore(installation).await?;
         }
         Ok(stored)
+    }
+
+    /// A linked connection that a 401 marked invalid (its token revoked or expired early) works
+    /// again with the new token.
+    async fn restore(&self, installation: &Installation) -> Result<(), ApiError> {
+        let Some(tenant) = &installation.tenant else { return Ok(()) };
+        let Some(connection) = self.connections.get(tenant, installation.product).await? else { return Ok(()) };
+        if connection.grant_id != installation.id
+            || apps::installation_kind(connection.auth_type) != Some(AppKind::Forge)
+            || connection.status != ConnectionStatus::InvalidCredentials
+        {
+            return Ok(());
+        }
+        let verification = Verification {
+            at: self.clock.now(),
+            status: ConnectionStatus::Connected,
+            acting_as: connection.acting_as.clone(),
+            secret_name: connection.secret_name.clone(),
+        };
+        self.connections.record_verified(tenant, installation.product, &verification).await?;
+        tracing::info!(tenant = %tenant, product = %installation.product, "Forge connection connected again with a new app system token");
+        Ok(())
     }
 
     /// The installation the FIT names, stored as installed when we have no record of it (an

@@ -24,6 +24,8 @@ use crate::rs256::RsaKey;
 pub const REFETCH_COOL_DOWN: Duration = Duration::from_secs(30);
 /// A fetched key set is used this long before it is fetched again.
 pub const MAX_AGE: Duration = Duration::from_secs(3600);
+/// Longest wait for the JWKS (Forge gives an event 5 s in all).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most keys kept from one JWKS (Forge publishes a couple).
 const MAX_KEYS: usize = 32;
 
@@ -51,7 +53,12 @@ pub struct TransportSource {
 #[async_trait::async_trait]
 impl JwksSource for TransportSource {
     async fn fetch(&self) -> Result<serde_json::Value, String> {
-        self.transport.get_json(self.url.clone(), &Credentials::Anonymous).await.map_err(|e| e.to_string())
+        // Forge waits 5 s for an event: a slow CDN must not eat that (the transport would retry).
+        let fetch = self.transport.get_json(self.url.clone(), &Credentials::Anonymous);
+        match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())),
+        }
     }
 }
 

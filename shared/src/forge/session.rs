@@ -1,12 +1,9 @@
 //! The session of a connection made from a Forge installation.
 
-use url::Url;
-
 use super::tokens;
 use crate::access::{AccessError, Connector};
-use crate::atlassian::{Credentials, Flavour, Session};
+use crate::atlassian::Session;
 use crate::domain::Connection;
-use crate::store::StoreError;
 
 /// A held token is used only with this much life left (a publish's requests take seconds).
 pub const TOKEN_MARGIN_SECONDS: i64 = 60;
@@ -29,24 +26,7 @@ impl Connector {
                 return Err(AccessError::AppTokenUnavailable(connection.product));
             }
         };
-        let base = self
-            .api_base
-            .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
-            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
-        let session = Session::new(
-            self.transport.clone(),
-            base,
-            connection.product,
-            Flavour::Cloud,
-            Credentials::Bearer(token.token().clone()),
-        )
-        .with_watch(self.watch(connection))
-        .with_site_id(&site.cloud_id);
-        // Links in answers point at the site people open, not at the API gateway.
-        let session = match Url::parse(&site.url) {
-            Ok(site_url) => session.with_web_root(site_url),
-            Err(_) => session,
-        };
+        let session = self.cloud_bearer_session(connection, site, token.token().clone())?;
         Ok(self.governed(session, connection))
     }
 }
@@ -54,3 +34,19 @@ impl Connector {
 /// How long a caller waits before retrying without a token (Forge's shortest scheduled-trigger
 /// interval is five minutes; a user's visit to the app brings one sooner).
 pub const RETRY_AFTER_SECONDS: u64 = 60;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Product;
+    use crate::error::{ApiError, ErrorCode};
+
+    #[test]
+    fn no_valid_token_is_a_retryable_503_that_says_why() {
+        let e: ApiError = AccessError::AppTokenUnavailable(Product::Confluence).into();
+        assert_eq!(e.code, ErrorCode::UpstreamUnavailable);
+        assert_eq!(e.status().as_u16(), 503);
+        assert_eq!(e.retry_after, Some(RETRY_AFTER_SECONDS));
+        assert!(e.message.contains("has not invoked us recently") && e.message.contains("scheduled trigger"));
+    }
+}
