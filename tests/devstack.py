@@ -44,6 +44,7 @@ CLIENT_ID = "bridge-local-client"
 JWT_ISSUER = "atlassian-bridge-local"
 JWT_AUDIENCE = "atlassian-bridge"
 TENANT_CLAIM = "tenant_id"
+CONNECT_APP_KEY = "com.example.atlassian-bridge"
 # As infra/lib/config.ts deploys them: HTTP functions stop at API Gateway's 30 s; the scheduled
 # sweep runs a slice of up to five minutes.
 FUNCTION_TIMEOUTS = {"keep-alive": 300, "issue-sync": 300}
@@ -336,6 +337,11 @@ class Stack:
             "BRIDGE_ATLASSIAN_AUTH_URL": self.sim_url,
             "BRIDGE_ATLASSIAN_API_URL": self.sim_url,
             "BRIDGE_TENANT_CLAIM": TENANT_CLAIM,
+            # The Connect app (issue 14): its descriptor's baseUrl (the install JWTs' aud) is the
+            # gateway; the install-key CDN is the simulator's (tests/sim/connect.py).
+            "BRIDGE_PUBLIC_BASE_URL": self.gateway_url,
+            "BRIDGE_CONNECT_APP_KEY": CONNECT_APP_KEY,
+            "BRIDGE_CONNECT_INSTALL_KEYS_URL": self.sim_url + "/connect-install-keys",
             # Test-only: the simulator listens on 127.0.0.1, which the egress guard refuses by default.
             "BRIDGE_EGRESS_ALLOW_LOOPBACK_FOR_TESTS": "true",
             "BRIDGE_EVENT_BUS_NAME": EVENT_BUS,

@@ -51,6 +51,7 @@ export class BridgeStack extends Stack {
     this.functions = new Functions(this, {
       config: cfg, network: this.network, data: this.data, events: this.events, redirectUri: this.api.redirectUri,
       webhookUrl: this.api.webhookUrl,
+      publicBaseUrl: this.api.publicBaseUrl,
     });
     this.api.addRoutes(props.routes, this.functions.functions);
     this.events.addRules(this.functions.functions);

@@ -7,16 +7,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** The eight Lambda functions, one crate (and one `make package` zip) each. */
+/** The nine Lambda functions, one crate (and one `make package` zip) each. */
 export const FUNCTIONS = ['oauth-callback', 'connections', 'discovery', 'publish-page', 'create-issue',
-  'keep-alive', 'issue-sync', 'issue-webhook'] as const;
+  'keep-alive', 'issue-sync', 'issue-webhook', 'app-lifecycle'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
 
 /** Functions that publish outgoing events: Page Published, Issues Created, Publish Failed (the
- *  jobs); Egress Abuse Suspected (connections, when a destination is locked); Connection Expiring
- *  and Connection Broken (keep-alive); Issues Updated and Issue Deleted (issue-sync, and issue-webhook from Jira's deliveries). */
-export const EVENT_PUBLISHERS: readonly FunctionName[] = ['publish-page', 'create-issue', 'connections', 'keep-alive',
-  'issue-sync', 'issue-webhook'];
+ *  jobs); Egress Abuse Suspected (connections, and oauth-callback for Data Center consents, when a
+ *  destination is locked); Connection Expiring and Connection Broken (keep-alive); Issues Updated and
+ *  Issue Deleted (issue-sync, and issue-webhook from Jira's deliveries). */
+export const EVENT_PUBLISHERS: readonly FunctionName[] = ['oauth-callback', 'publish-page', 'create-issue',
+  'connections', 'keep-alive', 'issue-sync', 'issue-webhook'];
 
 /** Functions that run jobs from events, holding a lease on each item (BRIDGE_JOB_LEASE_SECONDS). */
 export const JOB_RUNNERS: readonly FunctionName[] = ['publish-page', 'create-issue'];
@@ -71,6 +72,12 @@ export interface RegionConfig {
   readonly publicRouteThrottle: Throttle;
   /** Jira's webhook deliveries: public too, but a bulk change in Jira sends one per issue at once. */
   readonly webhookRouteThrottle: Throttle;
+  /** The Marketplace apps' public routes (Connect lifecycle and configure page, Forge Remote). */
+  readonly appRouteThrottle: Throttle;
+  /** The Connect (or Connect on Forge) app's key; unset: the deployment is no Connect app. */
+  readonly connectAppKey?: string;
+  /** The Forge app's id (`ari:cloud:ecosystem::app/<uuid>`); unset: the deployment is no Forge remote. */
+  readonly forgeAppId?: string;
   readonly reservedConcurrency: Partial<Record<FunctionName, number>>;
   readonly memoryMb: Record<FunctionName, number>;
   readonly alarmTopicArn?: string;
@@ -91,6 +98,7 @@ export const DEFAULT_MEMORY_MB: Record<FunctionName, number> = {
   'keep-alive': 256,
   'issue-sync': 256,
   'issue-webhook': 256,
+  'app-lifecycle': 256,
 };
 
 /** Reserved concurrency where it protects Atlassian's rate limits (the bulk writers). Each tenant may hold at most
@@ -121,7 +129,7 @@ export const KNOWN_KEYS = ['account', 'regions', 'configFile', 'regionOverrides'
   'routesFile', 'azCount', 'vpcCidr', 'extraEgressPorts', 'jwtIssuer', 'jwtAudience', 'oauthClientId',
   'oauthClientSecretName', 'allowedReturnUrls', 'tenantClaim', 'secretPrefix', 'logRetentionDays', 'rustLog', 'production',
   'eventBusName', 'eventSource', 'apiThrottle', 'publicRouteThrottle', 'webhookRouteThrottle',
-  'reservedConcurrency', 'memoryMb',
+  'appRouteThrottle', 'connectAppKey', 'forgeAppId', 'reservedConcurrency', 'memoryMb',
   ...REGIONAL_KEYS];
 
 /** Anything that reads context: an App, or a plain lookup in tests. */
@@ -272,6 +280,19 @@ function regionConfig(region: string, account: string, placeholderAccount: boole
   // is refused, Jira retries, and the poll catches the rest).
   const webhookRouteThrottle = asThrottle(get('webhookRouteThrottle'), where('webhookRouteThrottle'), problems) ??
     { rateLimit: 25, burstLimit: 50 };
+  // Installs, uninstalls, configure pages and Forge invocations: a site's admin at a time, plus the
+  // Forge app's scheduled trigger and its page's calls; each costs a signature check before anything.
+  const appRouteThrottle = asThrottle(get('appRouteThrottle'), where('appRouteThrottle'), problems) ??
+    { rateLimit: 10, burstLimit: 20 };
+  const connectAppKey = asString(get('connectAppKey'), where('connectAppKey'), problems);
+  // Atlassian: an app key is at most 64 characters of letters, digits, '.', '-' and '_'.
+  if (connectAppKey !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(connectAppKey)) {
+    problems.push(`${where('connectAppKey')}: "${connectAppKey}" is not a Connect app key (1-64 of A-Z a-z 0-9 . _ -)`);
+  }
+  const forgeAppId = asString(get('forgeAppId'), where('forgeAppId'), problems);
+  if (forgeAppId !== undefined && !/^ari:cloud:ecosystem::app\/[0-9a-f-]{36}$/.test(forgeAppId)) {
+    problems.push(`${where('forgeAppId')}: "${forgeAppId}" is not a Forge app id (ari:cloud:ecosystem::app/<uuid>)`);
+  }
 
   const reservedConcurrency = {
     ...DEFAULT_RESERVED_CONCURRENCY,
@@ -309,7 +330,8 @@ function regionConfig(region: string, account: string, placeholderAccount: boole
     jwtIssuer, jwtAudience, oauthClientId, oauthClientSecretName, allowedReturnUrls, tenantClaim, secretPrefix,
     customDomainName, customDomainCertificateArn, logRetentionDays,
     rustLog, production,
-    eventBusName, eventSource, apiThrottle, publicRouteThrottle, webhookRouteThrottle, reservedConcurrency, memoryMb,
+    eventBusName, eventSource, apiThrottle, publicRouteThrottle, webhookRouteThrottle, appRouteThrottle,
+    connectAppKey, forgeAppId, reservedConcurrency, memoryMb,
     alarmTopicArn,
     existingKmsKeyArn, existingTableName,
   };

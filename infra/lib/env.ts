@@ -53,12 +53,14 @@ export function infraVariables(list: EnvVariable[], fn: FunctionName): string[] 
   return list.filter((v) => v.setByInfra && appliesTo(v, fn)).map((v) => v.name);
 }
 
-/** Throws unless `environment` holds exactly the variables the list has the stack set on `fn`. */
-export function checkEnvironment(list: EnvVariable[], fn: FunctionName, environment: Record<string, string>): void {
+/** Throws unless `environment` holds exactly the variables the list has the stack set on `fn`, but
+ *  for those in `unset`: optional settings the deployment leaves out (an app it is not). */
+export function checkEnvironment(list: EnvVariable[], fn: FunctionName, environment: Record<string, string>,
+  unset: readonly string[] = []): void {
   const wanted = new Set(infraVariables(list, fn));
   const given = Object.keys(environment);
   const unknown = given.filter((n) => !wanted.has(n));
-  const missing = [...wanted].filter((n) => !given.includes(n));
+  const missing = [...wanted].filter((n) => !given.includes(n) && !unset.includes(n));
   if (unknown.length > 0 || missing.length > 0) {
     throw new Error(`${fn}'s environment does not match ${path.relative(path.resolve(INFRA_DIR, '..'), ENV_LIST_FILE)}` +
       (unknown.length > 0 ? `; not listed for it (with set_by_infra): ${unknown.join(', ')}` : '') +

@@ -13,10 +13,17 @@ describe('environment variables (shared/env.json)', () => {
   const list = loadEnvList();
 
   it('every function gets exactly the variables the list has the stack set on it', () => {
-    const t = synth({ regions: 'us-east-1' }).templates.get('us-east-1')!;
+    // Without the Marketplace apps configured, their two identifiers are left out (the apps are off).
+    const apps = ['BRIDGE_CONNECT_APP_KEY', 'BRIDGE_FORGE_APP_ID'];
+    const plain = synth({ regions: 'us-east-1' }).templates.get('us-east-1')!;
+    const withApps = synth({ regions: 'us-east-1', connectAppKey: 'com.example.bridge',
+      forgeAppId: 'ari:cloud:ecosystem::app/6f0c5b3e-1d2a-4c8e-9b7a-2f1e0d3c4b5a' }).templates.get('us-east-1')!;
     for (const name of FUNCTIONS) {
-      const env = resources(t)[functionId(t, name)].Properties.Environment.Variables;
-      assert.deepEqual(Object.keys(env).sort(), infraVariables(list, name).sort(), name);
+      const env = resources(plain)[functionId(plain, name)].Properties.Environment.Variables;
+      assert.deepEqual(Object.keys(env).sort(), infraVariables(list, name).filter((n) => !apps.includes(n)).sort(), name);
+      const full = resources(withApps)[functionId(withApps, name)].Properties.Environment.Variables;
+      assert.deepEqual(Object.keys(full).sort(), infraVariables(list, name).sort(), name);
+      assert.equal(full.BRIDGE_CONNECT_APP_KEY, 'com.example.bridge');
     }
   });
 

@@ -169,7 +169,7 @@ describe('functions', () => {
       // connections reports a locked destination (Egress Abuse Suspected); keep-alive expiring and
       // broken connections; issue-sync and issue-webhook the issues' states.
       const publisher = jobs || name === 'connections' || name === 'keep-alive' || name === 'issue-sync' ||
-        name === 'issue-webhook';
+        name === 'issue-webhook' || name === 'oauth-callback';
       // The functions that register, refresh or receive Jira's dynamic webhooks know the receiver's URL.
       const hooks = ['oauth-callback', 'connections', 'keep-alive', 'issue-webhook'].includes(name);
       assert.equal(env.BRIDGE_JIRA_WEBHOOK_URL === undefined ? undefined : flatten(env.BRIDGE_JIRA_WEBHOOK_URL),
@@ -252,6 +252,7 @@ describe('IAM', () => {
     const keyId = ofType(t, 'AWS::KMS::Key')[0][0];
     const secretId = ofType(t, 'AWS::SecretsManager::Secret')[0][0];
     const tenantSecrets = `arn:\${AWS::Partition}:secretsmanager:${region}:123456789012:secret:atlassian-bridge/tenants/*`;
+    const appSecrets = `arn:\${AWS::Partition}:secretsmanager:${region}:123456789012:secret:atlassian-bridge/apps/*`;
     let checked = 0;
     for (const { holder, statement } of iamStatements(t)) {
       const actions = asList<string>(statement.Action);
@@ -261,7 +262,8 @@ describe('IAM', () => {
       if (touches('secretsmanager')) {
         checked++;
         for (const r of res) {
-          assert.ok(refTarget(r) === secretId || flatten(r) === tenantSecrets, `${holder}: secret resource ${flatten(r)}`);
+          assert.ok(refTarget(r) === secretId || flatten(r) === tenantSecrets || flatten(r) === appSecrets,
+            `${holder}: secret resource ${flatten(r)}`);
         }
       }
       if (touches('dynamodb')) {
@@ -292,13 +294,27 @@ describe('IAM', () => {
       .flatMap(({ statement }) => asList<string>(statement.Action));
   };
 
-  it('lets only the connect/disconnect functions delete tenant secrets', () => each((_, t) => {
+  it('lets only the connect/disconnect functions delete tenant secrets, and only app-lifecycle write installations\' secrets',
+    () => each((region, t) => {
+    const appSecrets = `arn:\${AWS::Partition}:secretsmanager:${region}:123456789012:secret:atlassian-bridge/apps/*`;
+    const res = resources(t);
     for (const name of FUNCTIONS) {
       const actions = actionsOf(t, name);
-      assert.equal(actions.includes('secretsmanager:DeleteSecret'), name === 'oauth-callback' || name === 'connections', name);
+      assert.equal(actions.includes('secretsmanager:DeleteSecret'),
+        ['oauth-callback', 'connections', 'app-lifecycle'].includes(name), name);
+      const role = refTarget(res[functionId(t, name)].Properties.Role);
+      const onApps = iamStatements(t)
+        .filter(({ holder }) => asList<any>(res[holder]?.Properties?.Roles).some((r) => refTarget(r) === role))
+        .filter(({ statement }) => asList<any>(statement.Resource).some((r) => flatten(r) === appSecrets))
+        .flatMap(({ statement }) => asList<string>(statement.Action)).sort();
+      assert.deepEqual(onApps, name === 'app-lifecycle'
+        ? ['secretsmanager:CreateSecret', 'secretsmanager:DeleteSecret', 'secretsmanager:GetSecretValue',
+          'secretsmanager:PutSecretValue']
+        : ['secretsmanager:GetSecretValue'], name);
       assert.ok(actions.includes('secretsmanager:GetSecretValue'), `${name} reads the app secret at cold start`);
       assert.equal(actions.includes('events:PutEvents'),
-        ['publish-page', 'create-issue', 'connections', 'keep-alive', 'issue-sync', 'issue-webhook'].includes(name), name);
+        ['oauth-callback', 'publish-page', 'create-issue', 'connections', 'keep-alive', 'issue-sync', 'issue-webhook']
+          .includes(name), name);
     }
   }));
 
@@ -341,10 +357,16 @@ describe('HTTP API', () => {
     assert.deepEqual(actual, expected);
   }));
 
-  it('leaves the OAuth callback and the Jira webhook receiver, and only them, unauthenticated', () => each((_, t) => {
+  /** The Marketplace apps' public routes: Connect's descriptor, lifecycle and configure page, Forge Remote. */
+  const APP_ROUTES = ['GET /connect/atlassian-connect.json', 'GET /connect/configure', 'POST /connect/installed',
+    'POST /connect/link', 'POST /connect/uninstalled', 'POST /forge/lifecycle', 'POST /forge/link',
+    'POST /forge/scheduled'];
+
+  it('leaves the OAuth callback, the Jira webhook receiver and the apps\' routes, and only them, unauthenticated',
+    () => each((_, t) => {
     const routes = ofType(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     const open = routes.filter((r) => r.AuthorizationType !== 'JWT').map((r) => r.RouteKey).sort();
-    assert.deepEqual(open, ['GET /v1/oauth/callback', 'POST /v1/webhooks/jira']);
+    assert.deepEqual(open, [...APP_ROUTES, 'GET /v1/oauth/callback', 'POST /v1/webhooks/jira'].sort());
     for (const key of open) assert.equal(routes.find((r) => r.RouteKey === key).AuthorizationType, 'NONE');
     const authorizer = ofType(t, 'AWS::ApiGatewayV2::Authorizer')[0][0];
     for (const r of routes.filter((x) => x.AuthorizationType === 'JWT')) assert.equal(refTarget(r.AuthorizerId), authorizer);
@@ -358,6 +380,7 @@ describe('HTTP API', () => {
     assert.deepEqual(p.RouteSettings, {
       'GET /v1/oauth/callback': { ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5 },
       'POST /v1/webhooks/jira': { ThrottlingBurstLimit: 50, ThrottlingRateLimit: 25 },
+      ...Object.fromEntries(APP_ROUTES.map((k) => [k, { ThrottlingBurstLimit: 20, ThrottlingRateLimit: 10 }])),
     });
     const logGroup = resources(t)[refTarget(p.AccessLogSettings.DestinationArn)!];
     assert.equal(logGroup.Type, 'AWS::Logs::LogGroup');

@@ -183,9 +183,12 @@ impl Connector {
             }
             let site = connection.site.as_ref().ok_or(AccessError::SiteSelectionRequired(connection.product))?;
             let token = self.tokens.access_token(connection).await?;
-            let session = self
-                .cloud_bearer_session(connection, site, token)?
-                .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }));
+            let base = self.gateway_base(connection.product, site)?;
+            let session = on_site(
+                self.oauth_session(connection, base, Flavour::Cloud, self.tokens.clone(), token)
+                    .with_site_id(&site.cloud_id),
+                site,
+            );
             return Ok(self.governed(session, connection));
         }
         let (auth, version) = self.stored_credentials(connection).await?;
@@ -204,28 +207,44 @@ impl Connector {
         Ok(self.governed(session.with_watch(self.watch(connection)), connection))
     }
 
-    /// A stored connection's Bearer session through `api.atlassian.com/ex/{product}/{cloudId}`
-    /// (OAuth 2.0 access tokens, Forge app system tokens), watched, links to the site; the caller
-    /// adds its renewal and the governor.
+    /// A Forge app system token's session through `api.atlassian.com/ex/{product}/{cloudId}`:
+    /// watched, links to the site; the caller adds the governor.
     pub(crate) fn cloud_bearer_session(
         &self,
         connection: &Connection,
         site: &Site,
         token: SecretString,
     ) -> Result<Session, AccessError> {
-        let base = self
-            .api_base
-            .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
-            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
+        let base = self.gateway_base(connection.product, site)?;
         let session =
             Session::new(self.transport.clone(), base, connection.product, Flavour::Cloud, Credentials::Bearer(token))
                 .with_watch(self.watch(connection))
                 .with_site_id(&site.cloud_id);
-        // Links in answers point at the site people open, not at the API gateway.
-        Ok(match Url::parse(&site.url) {
-            Ok(site_url) => session.with_web_root(site_url),
-            Err(_) => session,
-        })
+        Ok(on_site(session, site))
+    }
+
+    /// `{api_base}/ex/{product}/{cloudId}`: a Cloud site's product root through the API gateway.
+    pub(crate) fn gateway_base(&self, product: Product, site: &Site) -> Result<Url, AccessError> {
+        Ok(self
+            .api_base
+            .join(&format!("ex/{product}/{}", site.cloud_id))
+            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?)
+    }
+
+    /// A Bearer session of an OAuth grant (Cloud 3LO, or a Data Center application link): a 401
+    /// renews the token through `tokens` (the grant's single-refresher lease), and one that
+    /// persists is recorded by the connection's watch.
+    pub(crate) fn oauth_session(
+        &self,
+        connection: &Connection,
+        base: Url,
+        flavour: Flavour,
+        tokens: Arc<TokenProvider>,
+        token: SecretString,
+    ) -> Session {
+        Session::new(self.transport.clone(), base, connection.product, flavour, Credentials::Bearer(token))
+            .with_renewal(Arc::new(OAuthRenewal { tokens, connection: connection.clone() }))
+            .with_watch(self.watch(connection))
     }
 
     /// A stored token, Basic, PAT or OIDC connection's credentials (what registration stored),
@@ -247,6 +266,9 @@ impl Connector {
     /// Refreshes an OAuth connection's grant now, under the one refresh lease (the keep-alive
     /// sweep: Atlassian retires a refresh token unused for 90 days).
     pub async fn keep_alive(&self, connection: &Connection) -> Result<(), TokenError> {
+        if connection.auth_type == AuthType::DcOauth2 {
+            return self.dc_keep_alive(connection).await;
+        }
         self.tokens.keep_alive(connection).await
     }
 
@@ -262,17 +284,11 @@ impl Connector {
         let ConnectionAuth::ApiToken { email, token } = auth else {
             return Err(StoreError::Corrupt("a scoped-token connection without an API token".into()).into());
         };
-        let base = self
-            .api_base
-            .join(&format!("ex/{product}/{}", site.cloud_id))
-            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
+        let base = self.gateway_base(product, site)?;
         let credentials = Credentials::Basic { username: email.clone(), password: token.clone() };
         let session = Session::new(self.transport.clone(), base, product, Flavour::Cloud, credentials)
             .with_site_id(&site.cloud_id);
-        Ok(match Url::parse(&site.url) {
-            Ok(site_url) => session.with_web_root(site_url),
-            Err(_) => session,
-        })
+        Ok(on_site(session, site))
     }
 
     /// Which way a Cloud API token works, found by trying it: a scoped token (every
@@ -397,6 +413,14 @@ impl Connector {
     }
 }
 
+/// Links in answers point at the site people open, not at the API gateway.
+fn on_site(session: Session, site: &Site) -> Session {
+    match Url::parse(&site.url) {
+        Ok(site_url) => session.with_web_root(site_url),
+        Err(_) => session,
+    }
+}
+
 /// Records what a persisting 401 means for a stored connection, in one place for every route
 /// and event. A 403 never comes here: it is the connected user lacking a permission.
 struct ConnectionWatch {
@@ -409,7 +433,7 @@ impl CredentialWatch for ConnectionWatch {
     async fn refused(&self) -> ConnectionStatus {
         let c = &self.connection;
         let now = OffsetDateTime::now_utc();
-        let recorded = if c.auth_type == AuthType::Oauth2 {
+        let recorded = if matches!(c.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) {
             // The session refreshed before this 401, so the grant itself still works. On a consent
             // shared by Jira and Confluence, one product's refusal does not prove the grant dead:
             // leave both connected (and when we can't tell, don't disable anything).
@@ -445,7 +469,7 @@ impl CredentialWatch for ConnectionWatch {
             Err(e) => {
                 // The caller still learns what to do; the next refusal records it.
                 tracing::error!(error = %e, "could not record the refused credentials");
-                if c.auth_type == AuthType::Oauth2 {
+                if matches!(c.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) {
                     ConnectionStatus::ReconnectRequired
                 } else {
                     ConnectionStatus::InvalidCredentials
@@ -467,7 +491,7 @@ impl TokenRenewal for OAuthRenewal {
     async fn renew(&self, rejected: &Credentials) -> Result<SecretString, AtlassianError> {
         let rejected = match rejected {
             Credentials::Bearer(token) => Some(token),
-            Credentials::Basic { .. } | Credentials::Anonymous => None,
+            Credentials::Basic { .. } | Credentials::Anonymous | Credentials::ConnectJwt { .. } => None,
         };
         Ok(self.tokens.renewed_token(&self.connection, rejected).await?)
     }

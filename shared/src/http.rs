@@ -223,6 +223,12 @@ impl<B> Input<B> {
         self.request.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The request's path as it arrived (percent-encoding kept) and its raw query string
+    /// (without `?`, empty when none): what a Connect JWT's `qsh` is computed over.
+    pub fn raw_path_and_query(&self) -> (&str, &str) {
+        (self.request.uri().path(), self.request.uri().query().unwrap_or(""))
+    }
+
     /// The request body as sent (a public route verifies a signature over it before parsing).
     pub fn raw_body(&self) -> &[u8] {
         self.request.body().as_ref()

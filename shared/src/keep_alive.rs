@@ -279,7 +279,9 @@ impl Sweep {
     async fn visit(&self, connection: &Connection) -> Result<Visit, StoreError> {
         let mut visit = Visit::default();
         match connection.status {
-            ConnectionStatus::Connected if connection.auth_type == AuthType::Oauth2 => {
+            // Data Center grants too: the provider retires a refresh token after its lifetime
+            // (90 days by default), and each refresh issues a new one (`oauth/dc.rs`).
+            ConnectionStatus::Connected if matches!(connection.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) => {
                 self.keep_oauth_alive(connection, &mut visit).await?;
             }
             ConnectionStatus::Connected => self.verify_token(connection, &mut visit).await?,
@@ -319,7 +321,10 @@ impl Sweep {
                 }
             }
         }
-        visit.expiring_sent = self.expiring(connection, now).await?;
+        // Atlassian Cloud's one-year limit on a consent; a Data Center instance sets no such limit.
+        if connection.auth_type == AuthType::Oauth2 {
+            visit.expiring_sent = self.expiring(connection, now).await?;
+        }
         Ok(())
     }
 

@@ -284,7 +284,9 @@ impl Lockout {
         let whoami = |session| async move {
             crate::verify::whoami(&session, connection.auth_type, connection.scoped_token).await
         };
-        if connection.auth_type == AuthType::Oauth2 {
+        // A Data Center OAuth grant's tokens come from a consent too: nothing to guess with them
+        // (its client secret was judged, and counted, when the consent's code was exchanged).
+        if matches!(connection.auth_type, AuthType::Oauth2 | AuthType::DcOauth2) {
             let session = connector.session_for(connection).await?;
             return whoami(session).await.map_err(Into::into);
         }

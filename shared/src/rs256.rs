@@ -77,14 +77,8 @@ pub struct Unverified<'t> {
 impl<'t> Unverified<'t> {
     /// Splits `token` and checks its header: `alg` must be RS256 and a `kid` must be named.
     pub fn parse(token: &'t str) -> Result<Self, Rs256Error> {
-        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(Rs256Error::Malformed);
-        }
-        let (signed, signature) = token.rsplit_once('.').ok_or(Rs256Error::Malformed)?;
-        let (header, payload) = signed.split_once('.').ok_or(Rs256Error::Malformed)?;
-        if payload.contains('.') {
-            return Err(Rs256Error::Malformed);
-        }
+        let (signed, header, payload, signature) =
+            split_compact(token, MAX_TOKEN_BYTES).ok_or(Rs256Error::Malformed)?;
         let header: Claims = decode_json(header)?;
         if header.get("alg").and_then(serde_json::Value::as_str) != Some("RS256") {
             return Err(Rs256Error::WrongAlgorithm);
@@ -109,6 +103,17 @@ impl<'t> Unverified<'t> {
         }
         decode_json(self.payload)
     }
+}
+
+/// A compact JWS's parts — `(signed input, header, payload, signature)`, base64url still — when
+/// it is one (exactly three parts) of at most `max` bytes: the one split of every JWT we verify.
+pub(crate) fn split_compact(token: &str, max: usize) -> Option<(&str, &str, &str, &str)> {
+    if token.is_empty() || token.len() > max {
+        return None;
+    }
+    let (signed, signature) = token.rsplit_once('.')?;
+    let (header, payload) = signed.split_once('.')?;
+    (!payload.contains('.')).then_some((signed, header, payload, signature))
 }
 
 fn decode_json(part: &str) -> Result<Claims, Rs256Error> {

@@ -66,7 +66,8 @@ class Gateway:
         app.router.add_get("/_dev/return", self.dev_return)
         for path, page in self.config.static_routes.items():
             app.router.add_get(path, self._static(page))
-        app.router.add_route("*", "/{tail:.*}", self.http_api)
+        # [\s\S], not ".": a path segment may hold an encoded newline, which API Gateway routes too.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.http_api)
         return app
 
     async def start(self) -> str:

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from . import cloud, control, dc, faults, forge, oauth, oidc
+from . import cloud, connect, control, dc, dc_oauth, faults, forge, oauth, oidc
 from . import products  # noqa: F401  (registers product handlers)
 from .spec import Catalog
 from .state import State
@@ -27,6 +27,9 @@ def route_of(request: web.Request) -> str | None:
         m = cloud.resolve_site(request, request.app["catalog"])
         return m.route if m else None
     if request.path.startswith("/dc/"):
+        oauth_route = dc_oauth.route_of(request, request.app["state"])
+        if oauth_route:
+            return oauth_route
         m = dc.resolve(request, request.app["catalog"], request.app["state"])
         return m.route if m else None
     info = request.match_info
@@ -92,5 +95,7 @@ def build_app(specs_dir: str, consent_page: bool = False) -> web.Application:
     app.add_routes(cloud.routes())
     app.add_routes(dc.routes())
     app.add_routes(oidc.routes())
+    app.add_routes(connect.routes())
+    app.add_routes(dc_oauth.routes())
     app.add_routes(forge.routes())
     return app

@@ -24,6 +24,7 @@ the Data Center handlers, see dc.py) and receive a `Ctx`.
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -34,6 +35,8 @@ from .oauth import bearer_grant, unauthorized
 from .spec import Catalog, Operation, ProductApis, Spec
 from .state import ApiToken, DcInstance, Grant, Site, State
 from .util import basic_credentials, json_response
+
+log = logging.getLogger("sim")
 
 HANDLERS: dict[tuple[str, str, str], Callable[["Ctx"], Awaitable[web.StreamResponse]]] = {}
 
@@ -77,7 +80,7 @@ class Ctx:
     via_gateway: bool = True                # Cloud: /ex/ (True) or the site URL (False)
     instance: DcInstance | None = None      # DC
     user: dict | None = None                # DC principal (None: anonymous)
-    auth: str = "oauth"                     # oauth | api_token | scoped_api_token | basic | pat | oidc | anonymous
+    auth: str = "oauth"                     # oauth | api_token | scoped_api_token | basic | pat | oidc | connect | anonymous
 
     @property
     def params(self) -> dict[str, str]:
@@ -264,6 +267,20 @@ async def site_gateway(request: web.Request) -> web.StreamResponse:
     site = state.site_by_name(m.site_name)
     if site is None or m.product not in site.products:
         return not_found()
+    if request.headers.get("Authorization", "")[:4].lower() == "jwt ":
+        # A Connect app's request (connect.py): HS256 under its installation's shared secret.
+        from . import connect
+        inst, reason = connect.authenticate(request, state, site, m.product)
+        if inst is None:
+            log.info("Connect JWT refused: %s", reason)
+            return site_unauthorized(m.product)
+        if m.operation is None:
+            allowed = catalog.products[m.product].allowed_methods(m.tail)
+            return method_not_allowed(allowed) if allowed else not_found()
+        base = f"{request.scheme}://{request.host}/site/{site.name}"
+        return await dispatch(Ctx(request=request, state=state, match=m, flavour="cloud", base=base,
+                                  site=site, account_id=inst["account_id"], via_gateway=False,
+                                  auth="connect"))
     creds = basic_credentials(request)
     tok = api_token_for(state, *creds, scoped=False) if creds else None
     if tok is None or tok.site != site.id:

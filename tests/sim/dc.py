@@ -11,9 +11,11 @@ Steps, in order:
                                 (`X-Seraph-LoginReason: AUTHENTICATED_FAILED`); after
                                 `captcha_after_failures` failed logins of a user, 403
                                 `AUTHENTICATION_DENIED` (CAPTCHA) even with the right password
-      `Bearer <token>`       -> a Personal Access Token of this instance, or an access token of
+      `Bearer <token>`       -> a Personal Access Token of this instance, an access token of
                                 the simulated OIDC provider whose client lists this instance
-                                (until it expires), else 401
+                                (until it expires), or an OAuth 2.0 access token this instance
+                                issued through an incoming link (`dc_oauth.py`; until it
+                                expires; READ alone may not write: 403), else 401
       no (or another) scheme -> anonymous
  3. method + path match an operation of the instance's spec -> else 404 (405: wrong method)
  4. the user is flagged `forbidden` -> 403
@@ -30,6 +32,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from . import dc_oauth
 from .cloud import Ctx, Match, const_eq, dispatch, match_operation
 from .spec import Catalog
 from .state import DcInstance, State
@@ -166,6 +169,13 @@ def authenticate(request: web.Request, state: State, inst: DcInstance) -> tuple[
             user = state.dc_user(ot.acts_as)
             if user is not None and user.get("active", True):
                 return user, "oidc"
+        oauth = dc_oauth.bearer_user(state, inst, token, request.method)
+        if oauth is not None:
+            user = state.dc_user(oauth[0])
+            if user is not None and user.get("active", True):
+                if not oauth[1] and request.method not in ("GET", "HEAD"):
+                    raise AuthFailed(forbidden(inst, user["name"]))
+                return user, "oauth2"
         raise AuthFailed(unauthenticated(request, inst))
     return None, "anonymous"
 
@@ -177,6 +187,8 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     m = resolve(request, catalog, state)
     parts = request.raw_path.split("?", 1)[0].split("/", 3)
     inst = state.dc_instances.get(parts[2]) if len(parts) >= 3 else None
+    if inst is not None and dc_oauth.is_oauth(request, inst):
+        return await dc_oauth.handle(request, state, inst)
     if m is None or inst is None:
         return not_found(request, None)
     try:

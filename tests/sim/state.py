@@ -322,12 +322,17 @@ class State:
         self.webhook_deliveries: list[dict] = []
         self.webhook_drop = 0
         self.webhook_tasks: set = getattr(self, "webhook_tasks", set())
+        # Connect apps installed on the sites (connect.py): clientKey -> installation
+        self.connect_installations: dict[str, dict] = {}
         data.seed_defaults(self)
         self.set_sites([DEFAULT_SITE])
         self.set_dc_instances(DEFAULT_DC_INSTANCES)
         self.set_dc_users(DEFAULT_DC_USERS)
         self.set_oidc_clients(DEFAULT_OIDC_CLIENTS)
         self.set_api_tokens(DEFAULT_API_TOKENS)
+        # Data Center OAuth 2.0 providers: incoming links, codes and tokens (dc_oauth.py)
+        from . import dc_oauth  # late import: dc_oauth uses State types
+        dc_oauth.reset(self)
 
     # ---- secrets --------------------------------------------------------------------
     def _remember(self, kind: str, value: str) -> None:

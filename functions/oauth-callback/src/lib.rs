@@ -6,6 +6,12 @@
 //! connection(s) as a pending consent (`bridge::consent`), and sends the admin's browser back to
 //! the return URL with a one-time confirmation code; `POST .../oauth/confirm`, under the
 //! tenant's token, turns the pending consent into its connections.
+//!
+//! A start body with `data_center` starts a Data Center OAuth 2.0 consent instead (`dc.rs`):
+//! same state, callback and confirmation, with the instance's incoming application link as the
+//! authorization server.
+
+mod dc;
 
 use std::sync::Arc;
 
@@ -32,11 +38,15 @@ pub struct Context {
     signer: Arc<StateSigner>,
     states: Arc<dyn OAuthStateStore>,
     grants: Grants,
+    /// The egress rules a Data Center consent's base URL must pass.
+    egress: bridge::atlassian::EgressPolicy,
 }
 
 impl Context {
-    pub fn new(app: &App) -> Self {
-        Self {
+    /// Refuses to start without the bus: a Data Center consent's destination lock must be reported.
+    pub fn new(app: &App) -> Result<Self, String> {
+        let bus = app.events.clone().ok_or("BRIDGE_EVENT_BUS_NAME is required by this function")?;
+        Ok(Self {
             config: app.config.oauth.clone(),
             signer: app.state_signer.clone(),
             states: app.states.clone(),
@@ -48,8 +58,13 @@ impl Context {
                 signer: app.state_signer.clone(),
                 confirm_ttl: app.config.oauth.confirm_ttl,
                 webhooks: bridge::webhooks::Webhooks::from_app(app),
+                transport: app.transport.clone(),
+                redirect_uri: app.config.oauth.redirect_uri.clone(),
+                clock: app.config.clock,
+                lockout: bridge::lockout::Lockout::new(app.destinations.clone(), bus, app.config.lockout),
             },
-        }
+            egress: app.config.egress.clone(),
+        })
     }
 }
 
@@ -64,6 +79,15 @@ struct Grants {
     confirm_ttl: std::time::Duration,
     /// Registers the webhook of a consent that granted `manage:jira-webhook`.
     webhooks: Option<bridge::webhooks::Webhooks>,
+    /// Data Center consents: their token requests and verification go out through it.
+    transport: bridge::atlassian::Transport,
+    /// Our callback, which a Data Center provider checks on every token request.
+    redirect_uri: Url,
+    /// Dates a Data Center grant's pair as the token provider judges it.
+    clock: bridge::clock::Clock,
+    /// A Data Center consent's instance and token endpoint are checked against the destination
+    /// lockout, and a refused client is counted.
+    lockout: bridge::lockout::Lockout,
 }
 
 impl Grants {
@@ -84,7 +108,11 @@ pub fn router() -> Router<Context> {
             })?;
             let consent = Consent { config: &cx.config, signer: &cx.signer, oauth: &cx.grants.oauth };
             let tenant = caller.tenant.clone();
-            let started = start(&consent, cx.states.as_ref(), caller, target, input.body()?).await;
+            let mut body: StartOAuthRequest = input.body()?;
+            let started = match body.data_center.take() {
+                Some(link) => dc::start(&cx, caller, target, body, link).await,
+                None => start(&consent, cx.states.as_ref(), caller, target, body).await,
+            };
             bridge::consent::expire_tenant(cx.grants.stores(), &tenant, OffsetDateTime::now_utc()).await;
             started
         })
@@ -137,6 +165,7 @@ async fn start(
             target,
             return_url: return_url.to_string(),
             expires_at,
+            data_center: None,
         })
         .await?;
     let state = consent.signer.sign(&claims);
@@ -234,7 +263,10 @@ async fn callback(
     let Some(code) = input.query("code") else {
         return Ok(back(return_url, pending.target, Err("missing_code".into())));
     };
-    let outcome = complete(grants, &pending.tenant, pending.target, &code).await;
+    let outcome = match &pending.data_center {
+        Some(sealed) => dc::complete(grants, &claims.sid, &pending, sealed, &code).await,
+        None => complete(grants, &pending.tenant, pending.target, &code).await,
+    };
     Ok(back(return_url, pending.target, outcome))
 }
 

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    bridge::app::serve(oauth_callback::Context::new, oauth_callback::router()).await
+    bridge::app::serve_checked(oauth_callback::Context::new, oauth_callback::router()).await
 }

@@ -21,6 +21,8 @@ export class Api {
   readonly redirectUri: string;
   /** Where Jira delivers dynamic webhooks (the public `POST /v1/webhooks/jira`). */
   readonly webhookUrl: string;
+  /** The API's base URL without a trailing slash: the Marketplace apps' `baseUrl`. */
+  readonly publicBaseUrl: string;
 
   /** Resources go into `stack`'s own scope (see common.ts: logical ids). */
   constructor(private readonly stack: Stack, private readonly config: RegionConfig, private readonly key: kms.IKey) {
@@ -37,10 +39,12 @@ export class Api {
       this.apiUrl = `https://${cfg.customDomainName}/`;
       this.redirectUri = `https://${cfg.customDomainName}/v1/oauth/callback`;
       this.webhookUrl = `https://${cfg.customDomainName}/v1/webhooks/jira`;
+      this.publicBaseUrl = `https://${cfg.customDomainName}`;
     } else {
       this.apiUrl = `${this.api.apiEndpoint}/`;
       this.redirectUri = `${this.api.apiEndpoint}/v1/oauth/callback`;
       this.webhookUrl = `${this.api.apiEndpoint}/v1/webhooks/jira`;
+      this.publicBaseUrl = this.api.apiEndpoint;
     }
   }
 
@@ -77,13 +81,7 @@ export class Api {
       createdRoutes.push(route);
       if (r.auth === 'none') {
         publicRouteKeys.push(`${r.method} ${r.path}`);
-        acknowledge(route, 'AwsSolutions-APIG4', r.path === '/v1/webhooks/jira'
-          ? 'Public by design: Jira delivers dynamic webhooks with its own bearer JWT, which no authorizer of ours ' +
-            'can check. The function verifies it (HS256 with the OAuth client secret, expiry) before reading the ' +
-            'body, and the route has its own throttle, below the API\'s.'
-          : 'Public by design (DESIGN.md): Atlassian\'s consent screen redirects the tenant\'s browser here with no ' +
-            'bearer token. The function trusts only its HMAC-signed, expiring, single-use state parameter, and the ' +
-            'route has its own tighter throttle.');
+        acknowledge(route, 'AwsSolutions-APIG4', publicReason(r.path));
       }
     }
 
@@ -127,7 +125,8 @@ export class Api {
     // The unauthenticated routes get a tighter throttle than the stage default. (An L1 property that
     // CDK passes through as is: CloudFormation's own capitalized keys.)
     if (publicRouteKeys.length > 0) {
-      const throttleOf = (key: string) => key === 'POST /v1/webhooks/jira' ? cfg.webhookRouteThrottle : cfg.publicRouteThrottle;
+      const throttleOf = (key: string) => key === 'POST /v1/webhooks/jira' ? cfg.webhookRouteThrottle
+        : isAppRoute(key.split(' ')[1]) ? cfg.appRouteThrottle : cfg.publicRouteThrottle;
       (stage.node.defaultChild as apigwv2.CfnStage).routeSettings = Object.fromEntries(publicRouteKeys.map((k) => [k, {
         ThrottlingRateLimit: throttleOf(k).rateLimit,
         ThrottlingBurstLimit: throttleOf(k).burstLimit,
@@ -135,4 +134,36 @@ export class Api {
       for (const route of createdRoutes) stage.node.addDependency(route);
     }
   }
+}
+
+/** The Marketplace apps' public routes (`/connect/...`, `/forge/...`). */
+export function isAppRoute(path: string): boolean {
+  return path.startsWith('/connect/') || path.startsWith('/forge/');
+}
+
+/** Why a route without our authorizer is public, for cdk-nag. */
+function publicReason(path: string): string {
+  if (path === '/v1/webhooks/jira') {
+    return 'Public by design: Jira delivers dynamic webhooks with its own bearer JWT, which no authorizer of ours ' +
+      'can check. The function verifies it (HS256 with the OAuth client secret, expiry) before reading the ' +
+      'body, and the route has its own throttle, below the API\'s.';
+  }
+  if (path === '/connect/atlassian-connect.json') {
+    return 'Public by design: Atlassian reads the Connect app descriptor without credentials. It holds only ' +
+      'the app key, base URL, scopes and module URLs, built from configuration; the route has its own throttle.';
+  }
+  if (path.startsWith('/connect/')) {
+    return 'Public by design (DESIGN.md): Atlassian signs its Connect lifecycle callbacks (RS256 with its install ' +
+      'keys) and its requests to the app (HS256 with the installation\'s shared secret, bound to the request by ' +
+      'qsh), which no authorizer of ours can check. The function verifies the JWT before reading anything, and ' +
+      'the route has its own throttle.';
+  }
+  if (path.startsWith('/forge/')) {
+    return 'Public by design (DESIGN.md): Forge calls its remote with a Forge Invocation Token (RS256, Forge\'s ' +
+      'JWKS, audience = our app id), which no authorizer of ours can check. The function verifies it before ' +
+      'reading anything, and the route has its own throttle.';
+  }
+  return 'Public by design (DESIGN.md): Atlassian\'s consent screen redirects the tenant\'s browser here with no ' +
+    'bearer token. The function trusts only its HMAC-signed, expiring, single-use state parameter, and the ' +
+    'route has its own tighter throttle.';
 }

@@ -35,6 +35,9 @@ export const TIMEOUT_SECONDS: Record<FunctionName, number> = {
   'issue-sync': 300,
   // Jira's webhook deliveries: verify, look up, record; Jira waits for the answer and retries a failure.
   'issue-webhook': 29,
+  // Connect lifecycle callbacks and Forge Remote invocations: Forge ends an invocation after 25 s
+  // (events after 5 s), so nothing here may outlive it; long work goes to the event bus.
+  'app-lifecycle': 25,
 };
 
 /** Functions that register, refresh or receive Jira's dynamic webhooks (shared/env.json). */
@@ -61,6 +64,8 @@ export interface FunctionsProps {
   readonly redirectUri: string;
   /** The API's public receiver of Jira's dynamic webhooks (`BRIDGE_JIRA_WEBHOOK_URL`). */
   readonly webhookUrl: string;
+  /** The API's public base URL without a trailing slash (`BRIDGE_PUBLIC_BASE_URL`). */
+  readonly publicBaseUrl: string;
 }
 
 export class Functions {
@@ -99,9 +104,18 @@ export class Functions {
       BRIDGE_OAUTH_REDIRECT_URI: props.redirectUri,
       BRIDGE_ALLOWED_RETURN_URLS: cfg.allowedReturnUrls.join(','),
       BRIDGE_TENANT_CLAIM: cfg.tenantClaim,
+      // The Marketplace apps: every function that opens a session may sign for a Connect
+      // installation (the app key is the JWTs' iss) or call with a Forge app system token.
+      BRIDGE_PUBLIC_BASE_URL: props.publicBaseUrl,
+      ...(cfg.connectAppKey ? { BRIDGE_CONNECT_APP_KEY: cfg.connectAppKey } : {}),
+      ...(cfg.forgeAppId ? { BRIDGE_FORGE_APP_ID: cfg.forgeAppId } : {}),
       RUST_LOG: cfg.rustLog,
     };
+    const unsetApps = [...(cfg.connectAppKey ? [] : ['BRIDGE_CONNECT_APP_KEY']),
+      ...(cfg.forgeAppId ? [] : ['BRIDGE_FORGE_APP_ID'])];
     const tenantSecrets = arn(stack, 'secretsmanager', `secret:${cfg.secretPrefix}tenants/*`);
+    // One secret per Connect or Forge installation (its shared secret, or its latest app system token).
+    const appSecrets = arn(stack, 'secretsmanager', `secret:${cfg.secretPrefix}apps/*`);
     const viaServices = (...services: string[]) => ({
       StringEquals: { 'kms:ViaService': services.map((s) => `${s}.${stack.region}.amazonaws.com`) },
     });
@@ -174,6 +188,16 @@ export class Functions {
         actions: secretActions,
         resources: [tenantSecrets],
       }));
+      // Installations' secrets: only app-lifecycle writes them (installs, reinstalls, fresh Forge
+      // tokens) and deletes them (uninstalls); every other function reads them to call Atlassian.
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        sid: 'InstallationSecrets',
+        actions: name === 'app-lifecycle'
+          ? ['secretsmanager:GetSecretValue', 'secretsmanager:CreateSecret', 'secretsmanager:PutSecretValue',
+            'secretsmanager:DeleteSecret']
+          : ['secretsmanager:GetSecretValue'],
+        resources: [appSecrets],
+      }));
       // KMS: only through Secrets Manager and DynamoDB, on this deployment's key.
       role.addToPrincipalPolicy(new iam.PolicyStatement({
         sid: 'KeyViaSecretsManagerAndDynamoDb',
@@ -203,7 +227,7 @@ export class Functions {
         environment.BRIDGE_JOB_LEASE_SECONDS = String(TIMEOUT_SECONDS[name]);
       }
       if (FONT_USERS.includes(name)) environment.BRIDGE_CJK_FONT_PATH = `/opt/${CJK_FONT_FILE}`;
-      checkEnvironment(envList, name, environment);
+      checkEnvironment(envList, name, environment, unsetApps);
 
       const fn = new lambda.Function(stack, `${id}Function`, {
         functionName,
@@ -258,6 +282,10 @@ export class Functions {
         'One secret per tenant grant, created at run time when a tenant connects: the names are unknown at deploy ' +
         'time. The prefix confines the function to this deployment\'s tenant secrets; the app secret is outside it ' +
         'and is read-only.');
+      acknowledge(policy, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:${stack.region}:` +
+        `${stack.account}:secret:${cfg.secretPrefix}apps/*]`,
+        'One secret per Connect or Forge installation, created when a site installs the app: the names are unknown ' +
+        'at deploy time. Only app-lifecycle may write or delete them; the other functions only read them.');
     }
   }
 }

@@ -58,6 +58,28 @@ pub struct StartOAuthRequest {
     /// default, which asks for the fewest scopes. Polling runs either way.
     #[serde(default)]
     pub status_webhooks: bool,
+    /// A Data Center consent instead of a Cloud one: the incoming application link the
+    /// instance's admin created for us (Jira 8.22+, Confluence 7.20+; `product` jira or
+    /// confluence). The admin's browser goes to the instance's own consent page, and the grant
+    /// waits for the same confirmation as a Cloud consent.
+    #[serde(default)]
+    pub data_center: Option<DcOAuthStart>,
+}
+
+/// The incoming application link of a Data Center consent (`StartOAuthRequest.data_center`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DcOAuthStart {
+    /// The instance's base URL with its context path (`https://jira.example.com/jira`): its
+    /// consent page is `{base_url}/rest/oauth2/latest/authorize`, its token endpoint
+    /// `{base_url}/rest/oauth2/latest/token`. https only, and publicly reachable.
+    pub base_url: String,
+    /// The application link's client id.
+    pub client_id: String,
+    /// The application link's client secret: kept sealed while the consent is under way, then
+    /// with the grant's tokens in its one Secrets Manager secret; never echoed.
+    #[schema(value_type = String, format = Password)]
+    pub client_secret: secrecy::SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

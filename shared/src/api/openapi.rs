@@ -37,6 +37,31 @@ fn json_ref(name: &str) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
 }
 
+/// API Gateway's own answer, when no function ran: `401` on a JWT route without a valid token,
+/// `403` without the route's scope, `429` when the stage or route throttle refuses the request.
+/// Its body is API Gateway's, not ours: `{"message": "Unauthorized"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct GatewayError {
+    message: String,
+}
+
+/// The statuses API Gateway itself may answer a route with ([`GatewayError`]).
+fn gateway_statuses(jwt: bool) -> &'static [u16] {
+    if jwt { &[401, 403, 429] } else { &[429] }
+}
+
+/// An error response's body: ours, or for the statuses API Gateway answers too, either.
+fn error_content(status: u16, jwt: bool) -> utoipa::openapi::Content {
+    if !gateway_statuses(jwt).contains(&status) {
+        return json_ref("ErrorBody");
+    }
+    let either = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(Ref::from_schema_name("ErrorBody"))
+        .item(Ref::from_schema_name("GatewayError"));
+    ContentBuilder::new().schema(Some(either)).build()
+}
+
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut schemas = Vec::new();
@@ -96,14 +121,23 @@ pub fn document() -> OpenApi {
             }
             operation = operation.response(accepted.status.to_string(), answer.build());
         }
-        // A route admitted by the tenant's fair share may also answer 429 (with Retry-After).
-        let fair_share: &[u16] = if route.fair_share() && !doc.errors.contains(&429) { &[429] } else { &[] };
-        for status in doc.errors.iter().chain(fair_share) {
+        // Besides the route's own errors: what API Gateway answers by itself (a missing token or
+        // scope, its throttle), and 429 from the tenant's fair share (with Retry-After).
+        let jwt = route.scope.is_some();
+        let mut statuses: Vec<u16> = doc.errors.to_vec();
+        statuses.extend(gateway_statuses(jwt));
+        statuses.sort_unstable();
+        statuses.dedup();
+        for status in statuses {
             operation = operation.response(
                 status.to_string(),
                 ResponseBuilder::new()
-                    .description(error_text(*status))
-                    .content("application/json", json_ref("ErrorBody"))
+                    .description(if gateway_statuses(jwt).contains(&status) {
+                        format!("{}; or API Gateway's own answer, `{{\"message\": \"...\"}}`", error_text(status))
+                    } else {
+                        error_text(status)
+                    })
+                    .content("application/json", error_content(status, jwt))
                     .build(),
             );
         }
@@ -113,6 +147,7 @@ pub fn document() -> OpenApi {
         paths = paths.path(route.path, PathItem::new(http_method(route.method), operation.build()));
     }
     uses(SchemaOf::of::<ErrorBody>());
+    uses(SchemaOf::of::<GatewayError>());
     schemas.sort_by(|a, b| a.0.cmp(&b.0));
     schemas.dedup_by(|a, b| a.0 == b.0);
 

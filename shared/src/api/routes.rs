@@ -293,10 +293,10 @@ pub const START_OAUTH: Route<Json<StartOAuthRequest>> = Route::jwt(
     Admin,
     Doc {
         id: "startOAuth",
-        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent).",
+        summary: "Start an Atlassian Cloud OAuth 2.0 (3LO) consent. `product` is jira, confluence, or atlassian (both in one consent). With `data_center` (an incoming application link's base URL, client id and secret; jira or confluence), a Data Center OAuth 2.0 consent instead: the admin's browser goes to `{base_url}/rest/oauth2/latest/authorize` (PKCE S256), and the grant waits for the same confirmation. The base URL passes the egress rules (400 egress_refused) and the destination lockout (429 destination_locked).",
         query: &[],
         ok: ok(200, "The consent URL to send the admin's browser to", json::<StartOAuthResponse>()),
-        errors: &[400, 401, 403],
+        errors: &[400, 401, 403, 429],
     },
 );
 
@@ -306,7 +306,7 @@ pub const OAUTH_CALLBACK: Route<NoBody, Public> = Route::public(
     OAuthCallback,
     Doc {
         id: "oauthCallback",
-        summary: "Atlassian's redirect after consent (public; trusts only its signed, single-use state). Stores the grant as pending and redirects to the return URL with status=pending_confirmation&confirmation=CODE (confirm it with confirmOAuth within 10 minutes), or status=error&reason=...",
+        summary: "Atlassian's (or, for a Data Center consent, the instance's) redirect after consent (public; trusts only its signed, single-use state). Stores the grant as pending and redirects to the return URL with status=pending_confirmation&confirmation=CODE (confirm it with confirmOAuth within 10 minutes), or status=error&reason=... (Data Center also: client_refused, verification_failed, destination_locked)",
         query: &[
             ("state", "The signed state from startOAuth"),
             ("code", "The authorization code"),
@@ -719,6 +719,77 @@ pub const JIRA_WEBHOOK: Route<Json<crate::webhooks::JiraWebhookDelivery>, Public
     },
 );
 
+// app-lifecycle: Connect
+//
+// Public: Atlassian (and the product's pages) call them; each trusts only the JWT it verifies
+// itself (`crate::connect`). Unset BRIDGE_CONNECT_APP_KEY / BRIDGE_PUBLIC_BASE_URL: 404
+// `app_not_configured`.
+
+pub const CONNECT_DESCRIPTOR: Route<NoBody, Public> = Route::public(
+    Get,
+    "/connect/atlassian-connect.json",
+    Function::AppLifecycle,
+    Doc {
+        id: "connectDescriptor",
+        summary: "The Connect app descriptor (public): key, baseUrl, JWT authentication, the lifecycle callbacks, signed installs, scopes READ WRITE DELETE, and the configure page that links an installation to a tenant. For a Connect on Forge app its modules go into the manifest's connectModules.",
+        query: &[],
+        ok: ok(200, "The descriptor (atlassian-connect.json)", None),
+        errors: &[404],
+    },
+);
+
+pub const CONNECT_INSTALLED: Route<Json<crate::connect::install::LifecyclePayload>, Public> = Route::public(
+    Post,
+    "/connect/installed",
+    Function::AppLifecycle,
+    Doc {
+        id: "connectInstalled",
+        summary: "Connect's installed callback (public; for Atlassian). Trusts only an RS256 JWT signed by the install key its kid names (Atlassian's install-key CDN) with aud = this deployment's base URL, iss = the payload's clientKey, the qsh of this request and a current exp; anything else is 401 invalid_app_token with nothing stored. Stores the installation and its sharedSecret (Secrets Manager); a reinstall writes the new secret.",
+        query: &[],
+        ok: ok(204, "Installed", None),
+        errors: &[400, 401, 404],
+    },
+);
+
+pub const CONNECT_UNINSTALLED: Route<Json<crate::connect::install::LifecyclePayload>, Public> = Route::public(
+    Post,
+    "/connect/uninstalled",
+    Function::AppLifecycle,
+    Doc {
+        id: "connectUninstalled",
+        summary: "Connect's uninstalled callback (public; for Atlassian; verified like connectInstalled). The tenant's connection made from the installation goes and its secret is deleted; the installation's record stays, marked uninstalled.",
+        query: &[],
+        ok: ok(204, "Uninstalled", None),
+        errors: &[400, 401, 404],
+    },
+);
+
+pub const CONNECT_CONFIGURE: Route<NoBody, Public> = Route::public(
+    Get,
+    "/connect/configure",
+    Function::AppLifecycle,
+    Doc {
+        id: "connectConfigure",
+        summary: "The app's configure page (public; loaded by the product in an iframe with the installation's HS256 JWT, bound to this request by its qsh). A form where the site's admin enters the one-time code from createAppLinkCode; it posts to connectLink.",
+        query: &[("jwt", "The installation's JWT (as the product sends it to an iframe)")],
+        ok: ok(200, "The page (text/html)", None),
+        errors: &[401, 404],
+    },
+);
+
+pub const CONNECT_LINK: Route<Json<crate::connect::lifecycle::LinkRequest>, Public> = Route::public(
+    Post,
+    "/connect/link",
+    Function::AppLifecycle,
+    Doc {
+        id: "connectLink",
+        summary: "Links the installation whose HS256 JWT signs the request (the request's qsh, or context-qsh from AP.context.getToken()) to the tenant whose one-time code the body carries: the installation becomes the tenant's connection of type connect.",
+        query: &[],
+        ok: ok(200, "Linked", json::<crate::connect::lifecycle::Linked>()),
+        errors: &[400, 401, 404, 409],
+    },
+);
+
 // app-lifecycle: Forge
 
 /// What a Forge route may answer besides its success.
@@ -794,6 +865,11 @@ pub const ROUTES: &[&Spec] = &[
     &PUBLISH_PAGE.spec,
     &GET_PUBLICATION.spec,
     &JIRA_WEBHOOK.spec,
+    &CONNECT_DESCRIPTOR.spec,
+    &CONNECT_INSTALLED.spec,
+    &CONNECT_UNINSTALLED.spec,
+    &CONNECT_CONFIGURE.spec,
+    &CONNECT_LINK.spec,
     &FORGE_LIFECYCLE.spec,
     &FORGE_SCHEDULED.spec,
     &FORGE_LINK.spec,
@@ -951,6 +1027,11 @@ mod tests {
             [
                 "GET /v1/oauth/callback",
                 "POST /v1/webhooks/jira",
+                "GET /connect/atlassian-connect.json",
+                "POST /connect/installed",
+                "POST /connect/uninstalled",
+                "GET /connect/configure",
+                "POST /connect/link",
                 "POST /forge/lifecycle",
                 "POST /forge/scheduled",
                 "POST /forge/link",

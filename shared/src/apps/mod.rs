@@ -235,3 +235,6 @@ pub async fn disconnected(stores: Stores<'_>, connection: &Connection, now: Offs
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

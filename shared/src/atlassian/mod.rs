@@ -21,6 +21,8 @@ pub use error::{AtlassianError, Class, ErrorPayload};
 pub use oidc::{OidcClient, OidcToken};
 pub use session::{CredentialWatch, Flavour, Session, TokenRenewal};
 pub use transport::{Credentials, FileUpload, Payload, RetryPolicy, Transport};
+// The capped body reader, for the Connect install-key CDN (`crate::connect::install`).
+pub(crate) use transport::read_capped;
 
 /// Percent-encodes one path segment or query value.
 pub(in crate::atlassian) fn encode(segment: &str) -> String {

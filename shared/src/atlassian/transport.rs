@@ -49,6 +49,33 @@ pub enum Credentials {
     },
     /// No Authorization header (a site's public `/_edge/tenant_info`).
     Anonymous,
+    /// A Connect installation: every attempt carries a fresh HS256 JWT (`iss` = our app key,
+    /// `qsh` of that exact method and URL under the installation's `base_url`, 3-minute `exp`;
+    /// `crate::connect::jwt::sign`). Atlassian, "Understanding JWT for Connect apps"
+    /// (<https://developer.atlassian.com/cloud/jira/platform/understanding-jwt-for-connect-apps/>):
+    /// the token is bound to one request, so a retry (or a redirect, which is never followed)
+    /// cannot reuse it elsewhere.
+    ConnectJwt {
+        app_key: String,
+        secret: crate::connect::jwt::SharedSecret,
+        /// The installation's `baseUrl` (its path, e.g. `/wiki`, is the context path).
+        base_url: String,
+    },
+}
+
+impl Credentials {
+    /// The `Authorization` value of a Connect JWT for one request at `now` (unix seconds).
+    pub(crate) fn connect_authorization(
+        app_key: &str,
+        secret: &crate::connect::jwt::SharedSecret,
+        base_url: &str,
+        method: &Method,
+        url: &Url,
+        now: i64,
+    ) -> SecretString {
+        let request = crate::connect::qsh::Request::from_url(method.as_str(), url.as_str());
+        crate::connect::jwt::sign(app_key, secret, &request, base_url, now)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +230,14 @@ impl Transport {
                     request.basic_auth(username, Some(password.expose_secret()))
                 }
                 Credentials::Anonymous => request,
+                Credentials::ConnectJwt { app_key, secret, base_url } => {
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    let value = Credentials::connect_authorization(app_key, secret, base_url, &method, &url, now);
+                    let mut value = reqwest::header::HeaderValue::from_str(value.expose_secret())
+                        .map_err(|_| AtlassianError::Decode("a Connect JWT that is no header value".into()))?;
+                    value.set_sensitive(true);
+                    request.header(reqwest::header::AUTHORIZATION, value)
+                }
             };
             request = match payload {
                 Payload::None => request,

@@ -231,14 +231,8 @@ struct Parts<'t> {
 }
 
 fn split(token: &str) -> Result<Parts<'_>, ConnectJwtError> {
-    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-        return Err(ConnectJwtError::Malformed);
-    }
-    let (signed, signature) = token.rsplit_once('.').ok_or(ConnectJwtError::Malformed)?;
-    let (header, payload) = signed.split_once('.').ok_or(ConnectJwtError::Malformed)?;
-    if payload.contains('.') {
-        return Err(ConnectJwtError::Malformed);
-    }
+    let (signed, header, payload, signature) =
+        crate::rs256::split_compact(token, MAX_TOKEN_BYTES).ok_or(ConnectJwtError::Malformed)?;
     Ok(Parts { signed, header, payload, signature })
 }
 

@@ -409,3 +409,29 @@ fn the_schedule_payloads_parse() {
     assert_eq!(parse(serde_json::json!({})), RunKind::Scheduled);
     assert!(serde_json::from_value::<RunRequest>(serde_json::json!({"sweep": "everything"})).is_err());
 }
+
+/// Data Center OAuth grants: an idle one is refreshed like a Cloud grant (the instance retires
+/// refresh tokens after their lifetime, and each refresh issues a new one), never verified, and
+/// no Cloud expiry notice goes out (a Data Center instance sets no one-year limit).
+#[tokio::test]
+async fn an_idle_data_center_grant_is_refreshed_and_gets_no_cloud_expiry_notice() {
+    let mut w = world(FakeChecks::default());
+    for (name, idle) in [("dc-idle", 31), ("dc-used", 2)] {
+        let c = w.oauth(name, Product::Confluence, time::Duration::days(40), time::Duration::days(idle)).await;
+        let dc = Connection {
+            auth_type: AuthType::DcOauth2,
+            deployment: crate::domain::Deployment::Datacenter,
+            site: None,
+            base_url: Some("https://wiki.example.com/confluence".into()),
+            ..c
+        };
+        w.store.connections.put_all(std::slice::from_ref(&dc)).await.unwrap();
+    }
+    let report = w.run(RunKind::Scheduled).await;
+    assert_eq!((report.visited, report.refreshed, report.verified), (2, 1, 0));
+    assert_eq!(*w.checks.visits.lock().unwrap(), ["dc-idle#confluence"]);
+    // 25 days before a Cloud consent of that age would end: a Cloud grant gets its notice here.
+    w.at_day(300);
+    w.run(RunKind::Restart).await;
+    assert!(w.bus.of(ConnectionExpiring::DETAIL_TYPE).is_empty());
+}

@@ -30,6 +30,10 @@ pub enum OAuthError {
     /// The code or refresh token is unknown, used up or revoked: only a new consent helps.
     #[error("Atlassian refused the grant (invalid_grant)")]
     InvalidGrant,
+    /// The client id or secret was refused (a Data Center application link deleted, or its
+    /// credentials mistyped or rotated).
+    #[error("the token endpoint refused the client credentials (invalid_client)")]
+    InvalidClient,
     #[error("Atlassian's token endpoint refused the request: {0}")]
     Refused(String),
     #[error("Atlassian's token endpoint could not be reached: {0}")]
@@ -91,7 +95,7 @@ impl TokenSet {
         })
     }
 
-    fn from_response(
+    pub(super) fn from_response(
         response: &BasicTokenResponse,
         previous_refresh: Option<&SecretString>,
         now: OffsetDateTime,
@@ -132,6 +136,12 @@ pub struct AccessibleSite {
 #[async_trait]
 pub trait TokenEndpoint: Send + Sync {
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, OAuthError>;
+
+    /// The secret a refreshed pair is stored as. A Data Center grant keeps its application
+    /// link's client credentials beside the pair (`oauth/dc.rs`), so its endpoint writes them back.
+    fn to_secret(&self, fresh: &TokenSet) -> SecretString {
+        fresh.to_secret()
+    }
 }
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -229,10 +239,13 @@ impl TokenEndpoint for AtlassianOAuth {
     }
 }
 
-fn token_error(e: RequestTokenError<TokenHttpError, oauth2::basic::BasicErrorResponse>) -> OAuthError {
+pub(super) fn token_error(e: RequestTokenError<TokenHttpError, oauth2::basic::BasicErrorResponse>) -> OAuthError {
     match e {
         RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant => {
             OAuthError::InvalidGrant
+        }
+        RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidClient => {
+            OAuthError::InvalidClient
         }
         // Only the error code and description: Atlassian's description never echoes the secret.
         RequestTokenError::ServerResponse(r) => OAuthError::Refused(format!(

@@ -90,6 +90,19 @@ impl StateSigner {
         B64.encode(mac.finalize().into_bytes())
     }
 
+    /// A 256-bit value derived from the deployment's key for one `purpose` and one `input`
+    /// (HMAC-SHA256 over `purpose ":" input`; `:` never occurs in a state payload, so no derived
+    /// value is a state signature). The Data Center OAuth consent derives its PKCE verifier and
+    /// the key that seals the client secret while the consent is under way from the state id,
+    /// so neither is ever stored (`oauth/dc.rs`).
+    pub fn derive(&self, purpose: &str, input: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(purpose.as_bytes());
+        mac.update(b":");
+        mac.update(input.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Whether `code` is the one `digest` was made from, compared in constant time.
     pub fn confirmation_matches(&self, code: &str, digest: &[u8]) -> bool {
         let mut mac = self.mac();

@@ -71,8 +71,25 @@ impl TokenProvider {
         self
     }
 
-    /// The clock token expiry is judged on (Forge's app system tokens are judged on it too).
-    pub(crate) fn clock(&self) -> Clock {
+    /// The same stores, lease and timings with another token endpoint: a Data Center grant's
+    /// own (each application link is its own authorization server). Its refreshes go through
+    /// the same single-refresher lease, keyed by tenant and grant like every refresh.
+    pub fn with_endpoint(&self, endpoint: Arc<dyn TokenEndpoint>) -> Self {
+        Self {
+            connections: self.connections.clone(),
+            credentials: self.credentials.clone(),
+            leases: self.leases.clone(),
+            endpoint,
+            leeway: self.leeway,
+            lease_duration: self.lease_duration,
+            poll_interval: self.poll_interval,
+            clock: self.clock,
+        }
+    }
+
+    /// The clock token expiry is judged on, for an endpoint that dates the pairs it issues (Forge's
+    /// app system tokens are judged on it too).
+    pub fn clock(&self) -> Clock {
         self.clock
     }
 
@@ -187,7 +204,7 @@ impl TokenProvider {
             tracing::info!(grant = %connection.grant_id, "grant disconnected during its refresh; new pair dropped");
             return Err(TokenError::Disconnected(connection.product));
         }
-        self.credentials.put(&connection.secret_name, &fresh.to_secret()).await?;
+        self.credentials.put(&connection.secret_name, &self.endpoint.to_secret(fresh)).await?;
         if !self.grant_in_use(connection).await? {
             tracing::info!(grant = %connection.grant_id, "grant disconnected while its refresh was stored; secret deleted");
             self.credentials.delete(&connection.secret_name).await?;

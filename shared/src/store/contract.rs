@@ -611,6 +611,7 @@ pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
         target: ConsentTarget::Jira,
         return_url: "https://app.example/back".into(),
         expires_at: OffsetDateTime::now_utc() + Duration::minutes(10),
+        data_center: None,
     };
     states.put(&pending).await.unwrap();
     // Ids are random; a second put of one is a bug, refused rather than overwriting.
@@ -625,6 +626,10 @@ pub async fn oauth_states(states: Arc<dyn OAuthStateStore>) {
     let expires_at = OffsetDateTime::from_unix_timestamp(pending.expires_at.unix_timestamp()).unwrap();
     assert_eq!(taken, vec![PendingAuthorization { expires_at, ..pending.clone() }]);
     assert_eq!(states.take(&pending.id).await.unwrap(), None);
+    // A Data Center consent's sealed application link comes back as it went in.
+    let dc = PendingAuthorization { id: unique("state"), data_center: Some("sealed-link".into()), ..pending };
+    states.put(&dc).await.unwrap();
+    assert_eq!(states.take(&dc.id).await.unwrap().and_then(|p| p.data_center).as_deref(), Some("sealed-link"));
 }
 
 /// An accepted job reads back with part 0's results; parts are recorded once (a redelivery does
@@ -1182,6 +1187,98 @@ pub async fn issue_sync_backfill<S: IssueLedger + IssueSyncStore + ?Sized>(store
     assert!(store.backfill_enrollment(1).await.unwrap());
 }
 
+fn installation(kind: AppKind, generation: u64) -> Installation {
+    let now = to_ms(OffsetDateTime::now_utc());
+    Installation {
+        kind,
+        id: unique("client"),
+        product: Product::Confluence,
+        base_url: "https://acme.atlassian.net/wiki".into(),
+        cloud_id: Some("cloud-1".into()),
+        secret_name: unique("apps/connect"),
+        status: InstallationStatus::Installed,
+        tenant: None,
+        generation,
+        installed_at: now,
+        updated_at: now,
+    }
+}
+
+/// Installs are generation-conditional, links bind one tenant, uninstalls keep the record, and a
+/// link code works once, for its latest issue only, until it expires.
+pub async fn installations<S: InstallationStore + ?Sized>(store: &S) {
+    let (a, b) = (tenant(), tenant());
+    let now = to_ms(OffsetDateTime::now_utc());
+    for kind in [AppKind::Connect, AppKind::Forge] {
+        let first = installation(kind, 1);
+        assert!(store.installation(kind, &first.id).await.unwrap().is_none());
+        assert!(store.put_installation(&first).await.unwrap());
+        // The same generation again (a concurrent or repeated install) is refused.
+        assert!(!store.put_installation(&first).await.unwrap());
+        assert_eq!(store.installation(kind, &first.id).await.unwrap(), Some(first.clone()));
+        // Another kind with the same id is another installation.
+        let other_kind = if kind == AppKind::Connect { AppKind::Forge } else { AppKind::Connect };
+        assert!(store.installation(other_kind, &first.id).await.unwrap().is_none());
+
+        assert!(store.link(kind, &first.id, &a, now).await.unwrap());
+        assert!(store.link(kind, &first.id, &a, now).await.unwrap(), "linking again to the same tenant");
+        assert!(!store.link(kind, &first.id, &b, now).await.unwrap(), "one installation serves one tenant");
+        assert!(!store.link(kind, "no-such-installation", &a, now).await.unwrap());
+
+        // A reinstall (next generation) replaces the fields and keeps the link and installed_at.
+        let mut again = installation(kind, 2);
+        again.id = first.id.clone();
+        again.base_url = "https://acme.atlassian.net/wiki/".into();
+        again.cloud_id = None;
+        again.installed_at = now + Duration::hours(1);
+        assert!(store.put_installation(&again).await.unwrap());
+        let stored = store.installation(kind, &first.id).await.unwrap().unwrap();
+        assert_eq!(stored.tenant, Some(a.clone()));
+        assert_eq!(stored.installed_at, first.installed_at);
+        assert_eq!((stored.generation, stored.cloud_id, stored.base_url), (2, None, again.base_url.clone()));
+        let mut skipped = again.clone();
+        skipped.generation = 4;
+        assert!(!store.put_installation(&skipped).await.unwrap(), "a generation may not be skipped");
+
+        // Unlink only for the tenant that holds it.
+        store.unlink(kind, &first.id, &b, now).await.unwrap();
+        assert_eq!(store.installation(kind, &first.id).await.unwrap().unwrap().tenant, Some(a.clone()));
+        store.unlink(kind, &first.id, &a, now).await.unwrap();
+        assert_eq!(store.installation(kind, &first.id).await.unwrap().unwrap().tenant, None);
+
+        // Uninstall answers the record as it was, keeps it, and refuses links from then on.
+        assert!(store.link(kind, &first.id, &b, now).await.unwrap());
+        let was = store.uninstall(kind, &first.id, now).await.unwrap().unwrap();
+        assert_eq!((was.status, was.tenant), (InstallationStatus::Installed, Some(b.clone())));
+        let kept = store.installation(kind, &first.id).await.unwrap().unwrap();
+        assert_eq!((kept.status, kept.tenant), (InstallationStatus::Uninstalled, None));
+        assert!(!store.link(kind, &first.id, &b, now).await.unwrap());
+        assert!(store.uninstall(kind, "no-such-installation", now).await.unwrap().is_none());
+    }
+
+    let code = |digest: &str, tenant: &TenantId, product, expires_at| LinkCode {
+        digest: digest.into(),
+        tenant: tenant.clone(),
+        product,
+        created_at: now,
+        expires_at,
+    };
+    let (d1, d2, d3, d4) = (unique("d1"), unique("d2"), unique("d3"), unique("d4"));
+    let later = now + Duration::minutes(10);
+    store.put_link_code(&code(&d1, &a, Product::Jira, later)).await.unwrap();
+    store.put_link_code(&code(&d2, &a, Product::Confluence, later)).await.unwrap();
+    // A new code for the same tenant and product replaces the first.
+    store.put_link_code(&code(&d3, &a, Product::Jira, later)).await.unwrap();
+    assert!(store.take_link_code(&d1, now).await.unwrap().is_none());
+    assert_eq!(store.take_link_code(&d3, now).await.unwrap(), Some(code(&d3, &a, Product::Jira, later)));
+    assert!(store.take_link_code(&d3, now).await.unwrap().is_none(), "single use");
+    assert_eq!(store.take_link_code(&d2, now).await.unwrap().map(|c| c.product), Some(Product::Confluence));
+    // An expired code is used up and links nothing.
+    store.put_link_code(&code(&d4, &b, Product::Jira, now)).await.unwrap();
+    assert!(store.take_link_code(&d4, now).await.unwrap().is_none());
+    assert!(store.take_link_code(&d4, now - Duration::minutes(1)).await.unwrap().is_none());
+}
+
 mod memory {
     use super::*;
     use crate::store::memory::MemoryStore;
@@ -1219,6 +1316,7 @@ mod memory {
         webhooks(&*store.webhooks).await;
         issue_sync(&*store.ledger).await;
         issue_sync_backfill(&*store.ledger).await;
+        installations(&*store.installations).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1335,6 +1433,7 @@ mod dynamodb {
         backfill_sweep_index(&store).await;
         issue_sync(&*store).await;
         issue_sync_backfill(&*store).await;
+        installations(&*store).await;
         issue_ledger_race(store.clone()).await;
         publications_race(store.clone()).await;
         refresh_leases_race(store).await;

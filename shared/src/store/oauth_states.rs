@@ -14,6 +14,10 @@ pub struct PendingAuthorization {
     pub target: ConsentTarget,
     pub return_url: String,
     pub expires_at: OffsetDateTime,
+    /// A Data Center OAuth consent's application link (base URL, client id and secret), sealed
+    /// under a key derived from the state id (`oauth::dc::seal`): opaque to the store, and
+    /// unreadable without the deployment's state key. `None` for Cloud consents.
+    pub data_center: Option<String>,
 }
 
 #[async_trait]

@@ -92,6 +92,18 @@ fn status_value(status: InstallationStatus) -> AttributeValue {
     })
 }
 
+impl DynamoStore {
+    /// An update of one installation's item, its table and keys set.
+    fn update_installation(
+        &self,
+        kind: AppKind,
+        id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let (pk, sk) = installation_key(kind, id);
+        self.client.update_item().table_name(&self.table).key("pk", pk).key("sk", sk)
+    }
+}
+
 #[async_trait]
 impl InstallationStore for DynamoStore {
     async fn installation(&self, kind: AppKind, id: &str) -> Result<Option<Installation>, StoreError> {
@@ -99,13 +111,8 @@ impl InstallationStore for DynamoStore {
     }
 
     async fn put_installation(&self, i: &Installation) -> Result<bool, StoreError> {
-        let (pk, sk) = installation_key(i.kind, &i.id);
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .update_installation(i.kind, &i.id)
             .expression_attribute_values(":kind", s(i.kind.as_str()))
             .expression_attribute_values(":id", s(&i.id))
             .expression_attribute_values(":product", s(i.product.as_str()))
@@ -137,13 +144,8 @@ impl InstallationStore for DynamoStore {
     }
 
     async fn uninstall(&self, kind: AppKind, id: &str, at: OffsetDateTime) -> Result<Option<Installation>, StoreError> {
-        let (pk, sk) = installation_key(kind, id);
         let out = unless_condition_failed(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", pk)
-                .key("sk", sk)
+            self.update_installation(kind, id)
                 .update_expression("SET #status = :uninstalled, updated_at_ms = :at REMOVE tenant")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#status", "status")
@@ -157,13 +159,8 @@ impl InstallationStore for DynamoStore {
     }
 
     async fn link(&self, kind: AppKind, id: &str, tenant: &TenantId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let (pk, sk) = installation_key(kind, id);
         conditional(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", pk)
-                .key("sk", sk)
+            self.update_installation(kind, id)
                 .update_expression("SET tenant = :tenant, updated_at_ms = :at")
                 .condition_expression(
                     "attribute_exists(pk) AND #status = :installed AND (attribute_not_exists(tenant) OR tenant = :tenant)",
@@ -178,14 +175,9 @@ impl InstallationStore for DynamoStore {
     }
 
     async fn unlink(&self, kind: AppKind, id: &str, tenant: &TenantId, at: OffsetDateTime) -> Result<(), StoreError> {
-        let (pk, sk) = installation_key(kind, id);
         // A refused condition means it is linked elsewhere or not at all: nothing to do.
         conditional(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", pk)
-                .key("sk", sk)
+            self.update_installation(kind, id)
                 .update_expression("SET updated_at_ms = :at REMOVE tenant")
                 .condition_expression("tenant = :tenant")
                 .expression_attribute_values(":tenant", s(tenant.as_str()))

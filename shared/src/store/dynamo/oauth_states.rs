@@ -18,6 +18,8 @@ struct StateItem {
     return_url: String,
     expires_at: i64,
     ttl: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_center: Option<String>,
 }
 
 fn state_pk(id: &str) -> String {
@@ -35,6 +37,7 @@ impl OAuthStateStore for DynamoStore {
             return_url: pending.return_url.clone(),
             expires_at: pending.expires_at.unix_timestamp(),
             ttl: pending.expires_at.unix_timestamp(),
+            data_center: pending.data_center.clone(),
         })
         .map_err(corrupt)?;
         self.client
@@ -74,6 +77,7 @@ impl OAuthStateStore for DynamoStore {
             target: item.target,
             return_url: item.return_url,
             expires_at: OffsetDateTime::from_unix_timestamp(item.expires_at).map_err(corrupt)?,
+            data_center: item.data_center,
         }))
     }
 }

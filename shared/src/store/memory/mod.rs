@@ -323,6 +323,7 @@ mod tests {
             target: ConsentTarget::Jira,
             return_url: "https://app.example".into(),
             expires_at: OffsetDateTime::now_utc() + Duration::from_secs(1),
+            data_center: None,
         };
         store.states.put(&state("a")).await.unwrap();
         store.states.put(&state("b")).await.unwrap();
