@@ -183,9 +183,12 @@ impl Connector {
             }
             let site = connection.site.as_ref().ok_or(AccessError::SiteSelectionRequired(connection.product))?;
             let token = self.tokens.access_token(connection).await?;
-            let session = self
-                .cloud_bearer_session(connection, site, token)?
-                .with_renewal(Arc::new(OAuthRenewal { tokens: self.tokens.clone(), connection: connection.clone() }));
+            let base = self.gateway_base(connection.product, site)?;
+            let session = on_site(
+                self.oauth_session(connection, base, Flavour::Cloud, self.tokens.clone(), token)
+                    .with_site_id(&site.cloud_id),
+                site,
+            );
             return Ok(self.governed(session, connection));
         }
         let (auth, version) = self.stored_credentials(connection).await?;
@@ -204,6 +207,30 @@ impl Connector {
         Ok(self.governed(session.with_watch(self.watch(connection)), connection))
     }
 
+    /// A Forge app system token's session through `api.atlassian.com/ex/{product}/{cloudId}`:
+    /// watched, links to the site; the caller adds the governor.
+    pub(crate) fn cloud_bearer_session(
+        &self,
+        connection: &Connection,
+        site: &Site,
+        token: SecretString,
+    ) -> Result<Session, AccessError> {
+        let base = self.gateway_base(connection.product, site)?;
+        let session =
+            Session::new(self.transport.clone(), base, connection.product, Flavour::Cloud, Credentials::Bearer(token))
+                .with_watch(self.watch(connection))
+                .with_site_id(&site.cloud_id);
+        Ok(on_site(session, site))
+    }
+
+    /// `{api_base}/ex/{product}/{cloudId}`: a Cloud site's product root through the API gateway.
+    pub(crate) fn gateway_base(&self, product: Product, site: &Site) -> Result<Url, AccessError> {
+        Ok(self
+            .api_base
+            .join(&format!("ex/{product}/{}", site.cloud_id))
+            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?)
+    }
+
     /// A Bearer session of an OAuth grant (Cloud 3LO, or a Data Center application link): a 401
     /// renews the token through `tokens` (the grant's single-refresher lease), and one that
     /// persists is recorded by the connection's watch.
@@ -218,30 +245,6 @@ impl Connector {
         Session::new(self.transport.clone(), base, connection.product, flavour, Credentials::Bearer(token))
             .with_renewal(Arc::new(OAuthRenewal { tokens, connection: connection.clone() }))
             .with_watch(self.watch(connection))
-    }
-
-    /// A stored connection's Bearer session through `api.atlassian.com/ex/{product}/{cloudId}`
-    /// (OAuth 2.0 access tokens, Forge app system tokens), watched, links to the site; the caller
-    /// adds its renewal and the governor.
-    pub(crate) fn cloud_bearer_session(
-        &self,
-        connection: &Connection,
-        site: &Site,
-        token: SecretString,
-    ) -> Result<Session, AccessError> {
-        let base = self
-            .api_base
-            .join(&format!("ex/{}/{}", connection.product, site.cloud_id))
-            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
-        let session =
-            Session::new(self.transport.clone(), base, connection.product, Flavour::Cloud, Credentials::Bearer(token))
-                .with_watch(self.watch(connection))
-                .with_site_id(&site.cloud_id);
-        // Links in answers point at the site people open, not at the API gateway.
-        Ok(match Url::parse(&site.url) {
-            Ok(site_url) => session.with_web_root(site_url),
-            Err(_) => session,
-        })
     }
 
     /// A stored token, Basic, PAT or OIDC connection's credentials (what registration stored),
@@ -281,17 +284,11 @@ impl Connector {
         let ConnectionAuth::ApiToken { email, token } = auth else {
             return Err(StoreError::Corrupt("a scoped-token connection without an API token".into()).into());
         };
-        let base = self
-            .api_base
-            .join(&format!("ex/{product}/{}", site.cloud_id))
-            .map_err(|e| StoreError::Corrupt(format!("cloud id: {e}")))?;
+        let base = self.gateway_base(product, site)?;
         let credentials = Credentials::Basic { username: email.clone(), password: token.clone() };
         let session = Session::new(self.transport.clone(), base, product, Flavour::Cloud, credentials)
             .with_site_id(&site.cloud_id);
-        Ok(match Url::parse(&site.url) {
-            Ok(site_url) => session.with_web_root(site_url),
-            Err(_) => session,
-        })
+        Ok(on_site(session, site))
     }
 
     /// Which way a Cloud API token works, found by trying it: a scoped token (every
@@ -413,6 +410,14 @@ impl Connector {
                 session(Credentials::Bearer(token)).with_renewal(renewal)
             }
         })
+    }
+}
+
+/// Links in answers point at the site people open, not at the API gateway.
+fn on_site(session: Session, site: &Site) -> Session {
+    match Url::parse(&site.url) {
+        Ok(site_url) => session.with_web_root(site_url),
+        Err(_) => session,
     }
 }
 
