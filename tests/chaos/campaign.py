@@ -100,6 +100,7 @@ class Campaign:
         self.reports: list[Report] = []
         self.jobs: list[ItemJob] = []
         self.violations: list[str] = []
+        self.faults_injected = 0
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -426,6 +427,8 @@ class Campaign:
             sim_chaos, gw_chaos = self.chaos_off()
         dead = self.redrive()
         table = self.check(dead, sim_chaos, gw_chaos)
+        self.faults_injected = sim_chaos.get("injected_total", 0) + gw_chaos.get("kills", 0) \
+            + gw_chaos.get("duplicates_delivered", 0)
         text = self.render(table, sim_chaos, gw_chaos, time.monotonic() - started)
         return not self.violations, text
 
