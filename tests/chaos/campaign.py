@@ -359,11 +359,13 @@ class Campaign:
 
         # Action items: exactly one issue, or a terminal failure with its reason.
         by_summary = collections.Counter()
+        issues_of = collections.defaultdict(list)
         for flavour in ("cloud", "dc"):
             for issue in j.issues(b, flavour):
                 s = issue["fields"].get("summary", "")
                 if s.startswith(f"Chaos {self.run} item "):
                     by_summary[s] += 1
+                    issues_of[s].append(f"{issue['key']}@{issue.get('created')}")
         for job in self.jobs:
             results = dict(issues_created.get((job.tenant.id, job.key), {}))
             results.update(job.results)
@@ -376,7 +378,8 @@ class Campaign:
                 res = results.get(item["id"])
                 if n > 1:
                     table["duplicates"] += 1
-                    self.violations.append(f"{item['title']} ({job.channel}, {job.tenant.flavour}): {n} issues")
+                    self.violations.append(f"{item['title']} ({job.channel}, {job.tenant.flavour}, tenant {job.tenant.id}, "
+                                           f"job {job.key}): {n} issues {issues_of[item['title']]}")
                 elif n == 1:
                     table["successes"] += 1
                 elif (res and res["status"] == "failed" and not res.get("retryable") and res.get("message")) \
@@ -399,6 +402,8 @@ class Campaign:
 
         # The refresh-token chain: no invalid_grant on a refresh; every OAuth connection still up.
         calls = self.stack.sim("GET", "/_sim/calls").json()["calls"]
+        # Kept beside the logs: every Atlassian request, its fault and its committed status.
+        (Path(self.stack.logs_dir) / "sim-calls.json").write_text(json.dumps(calls))
         broken = [c for c in calls if c.get("route") == "POST /oauth/token"
                   and c.get("grant_type") == "refresh_token" and c.get("status") in (400, 403)]
         if broken:
