@@ -204,6 +204,9 @@ class Campaign:
 
     def publish(self, rep: Report) -> None:
         self.n.add(f"publishes_{rep.channel}")
+        self._publish(rep)
+
+    def _publish(self, rep: Report) -> None:
         if rep.channel == "event":
             rep.event = {"tenant_id": rep.tenant.id, "idempotency_key": rep.key, "report": rep.report}
             rep.outcome = self._event_outcome(self._event("Report Ready", rep.event))
@@ -308,7 +311,7 @@ class Campaign:
         for rep in self.reports:
             if rep.channel == "http" and rep.outcome == "gave_up":
                 self.n.add("redriven")
-                self.publish(rep)
+                self._publish(rep)
         return dead
 
     # ------------------------------------------------------------------ invariants
