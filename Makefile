@@ -17,7 +17,7 @@ INFRA    := infra
 # cfn-lint and checkov get their own venv: checkov pins a boto3 that moto's (in .venv) can't share.
 INFRA_VENV := $(INFRA)/.venv
 
-.PHONY: help dev test test-rust test-python test-infra build package bench openapi lint fmt clean fuzz fonts
+.PHONY: help dev test chaos test-rust test-python test-infra build package bench openapi lint fmt clean fuzz fonts
 
 help:
 	@echo "make dev      start moto, the Atlassian simulator and the local gateway; prints a walk-through"
@@ -28,6 +28,7 @@ help:
 	@echo "make openapi  regenerate shared/openapi.json and shared/routes.json from the route table and the Rust types"
 	@echo "make lint     rustfmt and clippy"
 	@echo "make fonts    fetch the CJK font the PDF summaries use into target/fonts/ (pinned Debian package, sha256-checked)"
+	@echo "make chaos    the fault campaign at full size (CHAOS_SEED=1, CHAOS_TENANTS=20, CHAOS_PUBLISHES=200, CHAOS_ITEMS=2000)"
 	@echo "make fuzz     every fuzz target for FUZZ_SECONDS each (default 60; cargo fuzz, libFuzzer)"
 
 # The Python venv holds the local stack: moto, the simulator's and gateway's deps, pytest.
@@ -115,6 +116,17 @@ package: $(VENV)/.stamp-package
 	# The fonts layer (infra: FontsLayer, mounted at /opt): the CJK font and its licence.
 	tools/fonts/fetch-cjk.sh $(DIST)/fonts-layer/fonts
 	cp shared/assets/fonts/OFL.txt $(DIST)/fonts-layer/fonts/OFL.txt
+
+# The fault campaign (tests/chaos): seeded random faults in the simulator, Lambda's async retries,
+# DLQ, duplicate deliveries and instance kills in the gateway; invariants and a table at the end.
+# A failing seed reproduces with `make chaos CHAOS_SEED=<seed>` (same sizes). make test runs a short
+# fixed-seed campaign (tests/chaos/test_chaos.py).
+CHAOS_SEED ?= 1
+CHAOS_TENANTS ?= 20
+CHAOS_PUBLISHES ?= 200
+CHAOS_ITEMS ?= 2000
+chaos: $(VENV)/.stamp-test test-tools build
+	$(PY) -m tests.chaos --seed $(CHAOS_SEED) --tenants $(CHAOS_TENANTS) --publishes $(CHAOS_PUBLISHES) --items $(CHAOS_ITEMS)
 
 # Latency of the release builds through the local stack; the table is written into the README.
 bench: $(VENV)/.stamp-test fonts

@@ -233,6 +233,12 @@ class Stack:
                         EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
         events.put_targets(Rule="bridge-events-out", EventBusName=EVENT_BUS,
                            Targets=[{"Id": "queue", "Arn": queue_arn}])
+        # One dead-letter queue per event-consuming (and scheduled) function, as infra's
+        # EventsConstruct configures (`<deployment>-<function>-dlq`; here `<function>-dlq`): the
+        # gateway's asynchronous invocation (PUT /_gateway/chaos) parks what still fails there.
+        routes = json.loads(self.routes_file.read_text())
+        self.dlq_urls = {fn: sqs.create_queue(QueueName=f"{fn}-dlq")["QueueUrl"] for fn in sorted(
+            {e["function"] for e in routes.get("events", [])} | {s["function"] for s in routes.get("schedules", [])})}
 
     def _start_own_event_pump(self) -> None:
         """A rule for our own event types into a queue of their own, and a thread that hands each
@@ -281,6 +287,19 @@ class Stack:
             for message in batch:
                 out.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def dead_letters(self, function: str) -> list[dict]:
+        """Drains a function's dead-letter queue: each message's body (the event) and attributes."""
+        sqs, out = self.aws("sqs"), []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.dlq_urls[function], MaxNumberOfMessages=10,
+                                        MessageAttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+            if not batch:
+                return out
+            for message in batch:
+                out.append({"event": json.loads(message["Body"]), "attributes": {
+                    k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()}})
+                sqs.delete_message(QueueUrl=self.dlq_urls[function], ReceiptHandle=message["ReceiptHandle"])
 
     def set_function_env(self, function: str, changes: dict) -> None:
         """Changes a function's environment as a deployment would (null removes a variable); its

@@ -20,6 +20,7 @@ from .auth import JwtAuthorizer
 from .config import GatewayConfig
 from .events import (BadEventEntry, MalformedResponse, build_eventbridge_event, build_http_event,
                      map_function_response)
+from . import asyncinvoke
 from .runtime import FunctionPool, InvocationResult
 
 log = logging.getLogger("gateway")
@@ -51,6 +52,7 @@ class Gateway:
             for name, fn in config.functions.items()}
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.chaos: asyncinvoke.AsyncChaos | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def make_app(self) -> web.Application:
@@ -63,6 +65,9 @@ class Gateway:
         app.router.add_post("/_gateway/functions/{name}/invoke", self.invoke_function)
         app.router.add_post("/_gateway/schedules/{name}", self.fire_schedule)
         app.router.add_post("/_gateway/events", self.put_events)
+        app.router.add_put("/_gateway/chaos", self.put_chaos)
+        app.router.add_get("/_gateway/chaos", self.get_chaos)
+        app.router.add_delete("/_gateway/chaos", self.delete_chaos)
         app.router.add_get("/_dev/return", self.dev_return)
         for path, page in self.config.static_routes.items():
             app.router.add_get(path, self._static(page))
@@ -178,6 +183,10 @@ class Gateway:
 
         targets = [(rule.function, event) for event in events for rule in self.config.event_rules
                    if rule.matches(event["source"], event["detail-type"], self._own_source(rule.function))]
+        if self.chaos is not None:
+            delivery = asyncinvoke.AsyncDelivery(self, self.chaos)
+            outcomes = await asyncio.gather(*(delivery.deliver(fn, event) for fn, event in targets))
+            return web.json_response({"invocations": [o for group in outcomes for o in group]})
         results = await asyncio.gather(*(self.invoke(fn, event) for fn, event in targets))
         invocations = [{"event_id": event["id"], **self._invocation(function, result)}
                        for (function, event), result in zip(targets, results)]
@@ -197,6 +206,38 @@ class Gateway:
             item["status"] = "error"
             item["error"] = {**(result.error or {}), "kind": result.status}
         return item
+
+    # ------------------------------------------------------------------ fault campaign
+    async def put_chaos(self, request: web.Request) -> web.Response:
+        """From now on EventBridge deliveries are asynchronous invocations (retries, then the
+        DLQ), maybe duplicated, and instances may be killed mid-invocation (asyncinvoke.py).
+        /_gateway/events still answers once every delivery has ended, with each one's attempts."""
+        import random
+        try:
+            chaos = asyncinvoke.parse(await request.json())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _message(400, str(exc))
+        self.chaos = chaos
+        for name, pool in self.pools.items():
+            pool.kill_probability, pool.kill_max_ms = chaos.kill_probability, chaos.kill_max_ms
+            pool.kill_rng = random.Random(f"{chaos.seed}\0kill\0{name}") if chaos.kill_probability else None
+        return web.json_response({"chaos": chaos.to_json()})
+
+    def _chaos_json(self) -> dict | None:
+        if self.chaos is None:
+            return None
+        return {**self.chaos.to_json(), "kills": sum(p.kills for p in self.pools.values()),
+                "kills_by_function": {n: p.kills for n, p in self.pools.items() if p.kills}}
+
+    async def get_chaos(self, request: web.Request) -> web.Response:
+        return web.json_response({"chaos": self._chaos_json()})
+
+    async def delete_chaos(self, request: web.Request) -> web.Response:
+        was = self._chaos_json()
+        self.chaos = None
+        for pool in self.pools.values():
+            pool.kill_probability, pool.kill_rng, pool.kills = 0.0, None, 0
+        return web.json_response({"chaos": was})
 
     # ------------------------------------------------------------------ direct invocation
     async def invoke_function(self, request: web.Request) -> web.Response:

@@ -174,6 +174,12 @@ class FunctionPool:
         # Instances that have ended (newest last): init time, peak RSS, invocations each.
         self.retired: deque[dict] = deque(maxlen=200)
         self.peak_rss_kib: int | None = None       # the highest VmHWM of any instance so far
+        # The fault campaign (PUT /_gateway/chaos): an instance is killed (SIGKILL) at a random
+        # moment of an invocation with this probability, from a seeded stream.
+        self.kill_probability = 0.0
+        self.kill_max_ms = 0.0
+        self.kill_rng = None
+        self.kills = 0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -236,6 +242,7 @@ class FunctionPool:
             "instance_stats": [self._note_peak(i.describe()) for i in self.instances.values()],
             "retired": list(self.retired),
             "peak_rss_kib": self.peak_rss_kib,
+            "chaos_kills": self.kills,
         }
 
     def _note_peak(self, described: dict) -> dict:
@@ -287,6 +294,9 @@ class FunctionPool:
         inv.deadline_ms = int((time.time() + timeout) * 1000)
         inst.timer = asyncio.get_running_loop().call_later(timeout, self._on_timeout, inst, inv)
         self.sink.line(f"START RequestId: {inv.request_id} Version: $LATEST")
+        if self.kill_rng is not None and self.kill_rng.random() < self.kill_probability:
+            delay = self.kill_rng.uniform(0, self.kill_max_ms) / 1000
+            asyncio.get_running_loop().call_later(delay, self._kill_mid_invocation, inst, inv)
         waiter, inst.waiter = inst.waiter, None
         waiter.set_result(inv)
 
@@ -323,6 +333,15 @@ class FunctionPool:
         if result.status != "ok":
             report += f"\tStatus: {result.status}"
         self.sink.line(report)
+
+    def _kill_mid_invocation(self, inst: Instance, inv: Invocation) -> None:
+        """The fault campaign's instance kill: the process dies with the invocation in flight
+        (as a sandbox lost to a host failure or an out-of-memory kill)."""
+        if inst.current is not inv or inv.future.done() or inst.state == "dead":
+            return
+        self.kills += 1
+        self.sink.line(f"{_iso_now()} {inv.request_id} CHAOS instance {inst.id} killed mid-invocation")
+        asyncio.ensure_future(self._terminate(inst, kill=True, deliberate=False))
 
     def _on_timeout(self, inst: Instance, inv: Invocation) -> None:
         inst.timer = None

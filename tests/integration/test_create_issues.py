@@ -162,6 +162,31 @@ def test_a_lost_bulk_answer_is_recovered_by_the_marker_on_retry(jira):
     assert len(created_for(bridge, flavour, project)) == 2
 
 
+BULK_ROUTE = {"cloud": "POST /ex/jira/{cloudId}/rest/api/3/issue/bulk", "dc": "POST /dc/jira-dc/jira/rest/api/2/issue/bulk"}
+SEARCH_ROUTE = {"cloud": "GET /ex/jira/{cloudId}/rest/api/3/search/jql", "dc": "GET /dc/jira-dc/jira/rest/api/2/search"}
+
+
+def test_a_miss_seen_before_the_index_caught_up_is_searched_again_though_the_wait_is_over(jira):
+    """Found by the fault campaign (make chaos, seed 1: a DC event job, 7 of 10 issues twice): the
+    retry after a lost bulk answer searched each item's marker; the first searches missed (Jira's
+    index was still behind), a slow later one ended after the index had caught up, so no wait
+    was left — and the early misses were trusted and created again. A miss counts only when its
+    search started after the index could show the interrupted attempt's issues."""
+    bridge, tenant, flavour, project = jira
+    search_lag(bridge, 1)
+    bridge.sim("POST", "/_sim/faults", {"route": BULK_ROUTE[flavour], "kind": "commit_then_drop", "times": 1})
+    first = create(bridge, tenant, {"action_items": items(2, "lag")}, key="k-lag").json()
+    assert all(r["status"] == "failed" and r["retryable"] for r in first["results"]), first
+    assert len(created_for(bridge, flavour, project)) == 2
+    # The retry's first search misses (the index is 1 s behind); its second takes 4.5 s, past the
+    # attempt's lease (3 s in the devstack) and the index's lag.
+    bridge.sim("POST", "/_sim/faults", {"route": SEARCH_ROUTE[flavour], "kind": "latency", "latency_ms": 4500,
+                                        "every": 2, "times": 1})
+    again = create(bridge, tenant, {"action_items": items(2, "lag")}, key="k-lag").json()
+    assert len(created_for(bridge, flavour, project)) == 2, again
+    assert [r["status"] for r in again["results"]] == ["existing", "existing"], again
+
+
 def test_a_wait_that_does_not_fit_leaves_the_item_retryable_never_created_blind(jira):
     """The index needs longer than the job may wait: the item ends retryable, nothing is created
     twice, and a later delivery — once the index can be trusted — completes it."""

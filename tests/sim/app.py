@@ -52,6 +52,8 @@ async def record_and_inject(request: web.Request, handler):
     started = time.monotonic()
     try:
         fault = faults.take(state, route)
+        if fault is None and state.chaos is not None:
+            fault = state.chaos.draw(request, route)
         resp = None
         if fault is not None:
             resp = await faults.apply(request, fault, route, call)

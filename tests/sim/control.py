@@ -1020,6 +1020,30 @@ async def list_faults(request):
     return json_response({"faults": [f.to_json() for f in _state(request).faults]})
 
 
+async def put_chaos(request):
+    st = _state(request)
+    body = await _json(request, {})
+    if body.get("seed") is None and body.get("off"):
+        st.chaos = None
+        return json_response({"chaos": None})
+    try:
+        st.chaos = faults.parse_chaos(body)
+    except ValueError as e:
+        return sim_error(str(e))
+    return json_response({"chaos": st.chaos.to_json()})
+
+
+async def get_chaos(request):
+    st = _state(request)
+    return json_response({"chaos": st.chaos.to_json() if st.chaos else None})
+
+
+async def delete_chaos(request):
+    st = _state(request)
+    was, st.chaos = st.chaos, None
+    return json_response({"chaos": was.to_json() if was else None})
+
+
 async def clear_faults(request):
     _state(request).faults = []
     return json_response({"ok": True})
@@ -1174,6 +1198,9 @@ def routes() -> list[web.RouteDef]:
         web.post(p + "/faults", add_fault),
         web.get(p + "/faults", list_faults),
         web.delete(p + "/faults", clear_faults),
+        web.put(p + "/chaos", put_chaos),
+        web.get(p + "/chaos", get_chaos),
+        web.delete(p + "/chaos", delete_chaos),
         web.delete(p + "/faults/{id}", delete_fault),
         web.get(p + "/faults/{id}/held", wait_held),
         web.post(p + "/faults/{id}/release", release_fault),

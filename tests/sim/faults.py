@@ -251,3 +251,120 @@ async def after_commit(request: web.Request, fault: Fault, committed: web.Stream
     if fault.retry_after is not None:
         headers.setdefault("Retry-After", str(fault.retry_after))
     return _body_response(fault.status or 502, fault.body, headers)
+
+
+# ---- seeded random faults (the fault campaign, tests/chaos) ---------------------------------
+# `PUT /_sim/chaos {"seed": N, "probability": 0.2, ...}` turns it on: each recorded request draws
+# from its own random stream, seeded by (seed, route, the route's request number), so the same
+# seed and the same per-route sequence of requests give the same faults whatever the interleaving
+# of concurrent routes. A request that draws a fault gets one kind picked (uniformly) among those
+# that fit its route: commit_then_drop only on creates, token_failure only on the token endpoint,
+# expired_token only on a Bearer request. `GET /_sim/chaos` answers the counts per kind.
+CHAOS_KINDS = ("rate_limit", "status", "timeout", "latency", "drop", "commit_then_drop",
+               "token_failure", "expired_token")
+_CREATE_SUFFIXES = ("/wiki/api/v2/pages", "/rest/api/content", "/child/attachment",
+                    "/rest/api/3/issue", "/rest/api/3/issue/bulk", "/api/2/issue", "/api/2/issue/bulk")
+
+
+def is_create(route: str) -> bool:
+    if route.startswith("PUT "):
+        return route.endswith("/child/attachment")     # Cloud's create-or-update of an attachment
+    return route.startswith("POST ") and any(route.endswith(s) for s in _CREATE_SUFFIXES)
+
+
+class Chaos:
+    def __init__(self, seed: int, probability: float = 0.2, kinds=None, timeout_ms: int = 1500,
+                 latency_ms: int = 300, retry_after: int = 1, exclude=None):
+        import random as _random
+        self._random = _random
+        self.seed = seed
+        self.probability = probability
+        self.kinds = tuple(kinds) if kinds else CHAOS_KINDS
+        self.timeout_ms, self.latency_ms, self.retry_after = timeout_ms, latency_ms, retry_after
+        # routes that never draw (prefix match): the browser's consent pages by default
+        self.exclude = tuple(exclude) if exclude is not None else ("GET /authorize", "POST /authorize")
+        self.per_route: dict[str, int] = {}
+        self.requests = 0
+        self.counts: dict[str, int] = {k: 0 for k in self.kinds}
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "probability": self.probability, "kinds": list(self.kinds),
+                "requests": self.requests, "injected": dict(self.counts),
+                "injected_total": sum(self.counts.values())}
+
+    def _eligible(self, route: str, bearer: bool) -> list[str]:
+        token = route in ("POST /oauth/token",) or route.endswith("/token")
+        out = []
+        for kind in self.kinds:
+            if kind == "commit_then_drop" and not is_create(route):
+                continue
+            if kind == "token_failure" and not token:
+                continue
+            if kind == "expired_token" and (not bearer or token):
+                continue
+            if token and kind not in ("token_failure", "drop", "latency"):
+                continue
+            out.append(kind)
+        return out
+
+    def draw(self, request: web.Request, route: str | None) -> Fault | None:
+        if route is None or any(route.startswith(x) for x in self.exclude):
+            return None
+        n = self.per_route.get(route, 0)
+        self.per_route[route] = n + 1
+        self.requests += 1
+        rng = self._random.Random(f"{self.seed}\0{route}\0{n}")
+        if rng.random() >= self.probability:
+            return None
+        bearer = (request.headers.get("Authorization") or "").lower().startswith("bearer ")
+        kinds = self._eligible(route, bearer)
+        if not kinds:
+            return None
+        kind = rng.choice(kinds)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        fid = f"chaos-{kind}"
+        if kind == "rate_limit":
+            return Fault(id=fid, route=route, kind="rate_limit", retry_after=self.retry_after, times=None)
+        if kind == "status":
+            return Fault(id=fid, route=route, kind="status", status=rng.choice((500, 502, 503, 504)), times=None)
+        if kind == "timeout":
+            return Fault(id=fid, route=route, kind="timeout", latency_ms=self.timeout_ms, times=None)
+        if kind == "latency":
+            return Fault(id=fid, route=route, kind="latency", latency_ms=rng.randint(1, self.latency_ms), times=None)
+        if kind == "drop":
+            return Fault(id=fid, route=route, kind="drop", times=None)
+        if kind == "commit_then_drop":
+            return Fault(id=fid, route=route, kind="commit_then_drop", times=None)
+        if kind == "token_failure":
+            if rng.random() < 0.5:
+                return Fault(id=fid, route=route, kind="status", status=503, times=None)
+            return Fault(id=fid, route=route, kind="rate_limit", retry_after=self.retry_after, times=None)
+        # expired_token: Atlassian's answer to an access token that has just expired (it was
+        # valid; the grant and its refresh token are fine): 401, the client refreshes.
+        return Fault(id=fid, route=route, kind="status", status=401,
+                     body={"code": 401, "message": "Unauthorized; scope does not match"}, times=None)
+
+
+def parse_chaos(body: dict) -> Chaos:
+    if not isinstance(body, dict):
+        raise ValueError("chaos must be a JSON object")
+    seed = body.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError("'seed' must be an integer")
+    p = body.get("probability", 0.2)
+    if not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError("'probability' must be between 0 and 1")
+    kinds = body.get("kinds")
+    if kinds is not None and (not isinstance(kinds, list) or not set(kinds) <= set(CHAOS_KINDS)):
+        raise ValueError(f"'kinds' must be a list of {list(CHAOS_KINDS)}")
+    ints = {}
+    for key in ("timeout_ms", "latency_ms", "retry_after"):
+        if key in body:
+            v = body[key]
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"'{key}' must be a non-negative integer")
+            ints[key] = v
+    exclude = body.get("exclude")
+    if exclude is not None and (not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude)):
+        raise ValueError("'exclude' must be a list of route prefixes")
+    return Chaos(seed, float(p), kinds, exclude=exclude, **ints)

@@ -283,6 +283,7 @@ class State:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.pending: dict[str, PendingConsent] = {}
         self.faults: list[Fault] = []
+        self.chaos = None                      # faults.Chaos while PUT /_sim/chaos is on
         self.calls: list[dict] = []
         self.counts: dict[str, int] = {}
         self.clock_offset = 0.0

@@ -57,6 +57,14 @@ struct Pending<'i> {
     legacy_marker: bool,
 }
 
+/// The items a look-up did not find: `trusted`, searched after Jira's index could show what their
+/// interrupted attempt created (safe to create); `waiting`, searched too early, with their attempt
+/// time (searched again once the index caught up).
+struct Unseen<'i> {
+    waiting: Vec<(Pending<'i>, OffsetDateTime)>,
+    trusted: Vec<Pending<'i>>,
+}
+
 impl IssueJob<'_> {
     fn recorded(&self, item: &ActionItem, issue: &super::CreatedIssue) -> RecordedIssue {
         RecordedIssue {
@@ -383,10 +391,14 @@ impl IssueJob<'_> {
         resumed: Vec<(Pending<'i>, OffsetDateTime)>,
         owner: &str,
         results: &mut [Option<ItemResult>],
-    ) -> Result<Vec<(Pending<'i>, OffsetDateTime)>, StoreError> {
+    ) -> Result<Unseen<'i>, StoreError> {
         let mut unseen = Vec::new();
+        let mut trusted = Vec::new();
         for (pending, attempted_before) in resumed {
             let item = pending.item;
+            // A miss says nothing about an issue the index could not show yet when the search
+            // started: such a miss keeps its attempt time and is searched again after the wait.
+            let searched_at = OffsetDateTime::now_utc();
             // The old, guessable form only for records that predate keyed markers: anyone could
             // plant an issue carrying it.
             let [keyed, legacy] = self.ctx.markers.issue_forms(self.ctx.tenant, &item.id);
@@ -398,6 +410,7 @@ impl IssueJob<'_> {
                     results[pending.index] =
                         Some(self.result(item, ItemStatus::Existing, Some(&found.key), None, false));
                 }
+                Ok(None) if searched_at >= attempted_before + self.search_index.delay => trusted.push(pending),
                 Ok(None) => unseen.push((pending, attempted_before)),
                 Err(e) => {
                     self.ledger.release(self.tenant, &item_id(item), owner).await?;
@@ -405,7 +418,7 @@ impl IssueJob<'_> {
                 }
             }
         }
-        Ok(unseen)
+        Ok(Unseen { waiting: unseen, trusted })
     }
 
     /// A miss is trusted only once Jira's index had time to show what the interrupted attempt
@@ -413,23 +426,23 @@ impl IssueJob<'_> {
     /// budget and searches again; otherwise the items end retryable — never created blind.
     async fn after_the_index_caught_up<'i>(
         &self,
-        unseen: Vec<(Pending<'i>, OffsetDateTime)>,
+        unseen: Unseen<'i>,
         also_held: &[Pending<'_>],
         owner: &str,
         results: &mut [Option<ItemResult>],
     ) -> Result<Vec<Pending<'i>>, StoreError> {
-        let Some(latest) = unseen.iter().map(|(_, at)| *at).max() else { return Ok(Vec::new()) };
+        let Unseen { waiting: unseen, mut trusted } = unseen;
+        // Every miss left was searched before the index could show its attempt: search again
+        // once it can, even when that moment has passed during the searches (no wait left).
+        let Some(latest) = unseen.iter().map(|(_, at)| *at).max() else { return Ok(trusted) };
         let wait = (latest + self.search_index.delay - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
-        if wait.is_zero() {
-            return Ok(unseen.into_iter().map(|(pending, _)| pending).collect());
-        }
         if wait > self.search_index.max_wait {
             for (pending, _) in unseen {
                 self.ledger.release(self.tenant, &item_id(pending.item), owner).await?;
                 let message = "an interrupted attempt may have created this issue and Jira's search may not show it yet; it will be looked up again".to_owned();
                 results[pending.index] = Some(self.result(pending.item, ItemStatus::Failed, None, Some(message), true));
             }
-            return Ok(Vec::new());
+            return Ok(trusted);
         }
         // Hold every claimed item through the wait and the creates that follow, so no other
         // delivery takes one over meanwhile.
@@ -446,8 +459,11 @@ impl IssueJob<'_> {
             "waiting for Jira's search index before creating"
         );
         tokio::time::sleep(wait.unsigned_abs()).await;
-        let still_unseen = self.look_up(unseen, owner, results).await?;
-        Ok(still_unseen.into_iter().map(|(pending, _)| pending).collect())
+        let again = self.look_up(unseen, owner, results).await?;
+        // Searched after the wait, so each miss now started after the index caught up.
+        trusted.extend(again.trusted);
+        trusted.extend(again.waiting.into_iter().map(|(pending, _)| pending));
+        Ok(trusted)
     }
 
     fn failure(&self, item: &ActionItem, error: &AtlassianError) -> ItemResult {

@@ -1,0 +1,1 @@
+"""The fault campaign (issue 16): see campaign.py."""
