@@ -259,7 +259,7 @@ async def after_commit(request: web.Request, fault: Fault, committed: web.Stream
 # seed and the same per-route sequence of requests give the same faults whatever the interleaving
 # of concurrent routes. A request that draws a fault gets one kind picked (uniformly) among those
 # that fit its route: commit_then_drop only on creates, token_failure only on the token endpoint,
-# expired_token only on a Bearer request. `GET /_sim/chaos` answers the counts per kind.
+# expired_token only on a Bearer token already used, once per token. `GET /_sim/chaos` answers the counts per kind.
 CHAOS_KINDS = ("rate_limit", "status", "timeout", "latency", "drop", "commit_then_drop",
                "token_failure", "expired_token")
 _CREATE_SUFFIXES = ("/wiki/api/v2/pages", "/rest/api/content", "/child/attachment",
@@ -286,6 +286,10 @@ class Chaos:
         self.per_route: dict[str, int] = {}
         self.requests = 0
         self.counts: dict[str, int] = {k: 0 for k in self.kinds}
+        # expired_token: only a token already used (a fresh one is never "expired" — refusing a
+        # just-issued token is what a revoked grant looks like), and only once per token.
+        self._used_tokens: set[str] = set()
+        self._expired_tokens: set[str] = set()
 
     def to_json(self) -> dict:
         return {"seed": self.seed, "probability": self.probability, "kinds": list(self.kinds),
@@ -315,9 +319,16 @@ class Chaos:
         self.requests += 1
         rng = self._random.Random(f"{self.seed}\0{route}\0{n}")
         if rng.random() >= self.probability:
+            auth = request.headers.get("Authorization") or ""
+            if auth.lower().startswith("bearer "):
+                self._used_tokens.add(auth[7:])
             return None
-        bearer = (request.headers.get("Authorization") or "").lower().startswith("bearer ")
-        kinds = self._eligible(route, bearer)
+        auth = request.headers.get("Authorization") or ""
+        token = auth[7:] if auth.lower().startswith("bearer ") else None
+        expirable = token is not None and token in self._used_tokens and token not in self._expired_tokens
+        if token is not None:
+            self._used_tokens.add(token)
+        kinds = self._eligible(route, expirable)
         if not kinds:
             return None
         kind = rng.choice(kinds)
@@ -339,6 +350,7 @@ class Chaos:
             if rng.random() < 0.5:
                 return Fault(id=fid, route=route, kind="status", status=503, times=None)
             return Fault(id=fid, route=route, kind="rate_limit", retry_after=self.retry_after, times=None)
+        self._expired_tokens.add(token)
         # expired_token: Atlassian's answer to an access token that has just expired (it was
         # valid; the grant and its refresh token are fine): 401, the client refreshes.
         return Fault(id=fid, route=route, kind="status", status=401,

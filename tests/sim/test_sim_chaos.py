@@ -50,6 +50,7 @@ def test_kinds_fit_the_route():
     assert not faults.is_create("POST /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}/transitions")
     assert set(c._eligible("POST /oauth/token", False)) == {"token_failure", "drop", "latency"}
     assert "expired_token" in c._eligible("GET /ex/jira/{cloudId}/rest/api/3/myself", True)
+    assert "expired_token" not in c._eligible("GET /ex/jira/{cloudId}/rest/api/3/myself", False)
     assert "commit_then_drop" in c._eligible(PAGES_ROUTE, True)
 
 
