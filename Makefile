@@ -137,7 +137,8 @@ bench: $(VENV)/.stamp-test fonts
 # Fuzzing (fuzz/): libFuzzer through cargo fuzz. Its sanitizer flags are unstable; the one stable
 # toolchain here accepts them with RUSTC_BOOTSTRAP=1. The corpus grows in fuzz/corpus/<target>.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := egress_url oauth_state caller_claims event_classification webhook_jwt connect_jwt connect_install forge_fit
+FUZZ_TARGETS ?= egress_url oauth_state caller_claims event_classification webhook_jwt connect_jwt connect_install forge_fit \
+	storage_render pdf_render jira_markup api_bodies
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do \

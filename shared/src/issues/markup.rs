@@ -135,6 +135,46 @@ fn escape_line(line: &str) -> String {
     out
 }
 
+/// How Jira's wiki renderer reads what [`wiki_escape`] writes — the text a reader sees: `\X`
+/// prints X, `&#92;` a backslash, `&#46;` a dot, `&amp;` an ampersand, any other character
+/// itself. An error names what Jira would act on instead of printing: a special character
+/// without its backslash, a backslash that escapes nothing (`\\` is a line break), a character
+/// reference we do not write, or a line that opens with a block marker (`h1.`…`h6.`, `bq.`).
+/// The fuzz target and the property tests hold [`wiki_escape`] against it.
+pub fn wiki_shown(markup: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(markup.len());
+    for (n, line) in markup.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        if neutralise_block_marker(line) != line {
+            return Err(format!("line {n} opens with a block marker"));
+        }
+        let mut chars = line.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, x)) if WIKI_SPECIAL.contains(&x) => out.push(x),
+                    _ => return Err(format!("line {n}: a backslash at {at} escapes nothing")),
+                },
+                '&' if starts_character_reference(&line[at..]) => {
+                    let end = at + line[at..].find(';').unwrap_or(0);
+                    out.push(match &line[at..=end] {
+                        "&#92;" => '\\',
+                        "&#46;" => '.',
+                        "&amp;" => '&',
+                        other => return Err(format!("line {n}: character reference {other}")),
+                    });
+                    while chars.next_if(|(i, _)| *i <= end).is_some() {}
+                }
+                c if WIKI_SPECIAL.contains(&c) => return Err(format!("line {n}: {c:?} without its backslash")),
+                c => out.push(c),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The description in wiki markup: the escaped text, then `[title|url]` (URL checked to be a
 /// plain http(s) URL, since it cannot be escaped inside a link).
 pub fn wiki(text: Option<&str>, link: Option<&BackLink<'_>>) -> String {
@@ -143,7 +183,14 @@ pub fn wiki(text: Option<&str>, link: Option<&BackLink<'_>>) -> String {
         if !out.is_empty() {
             out.push_str("\n\n");
         }
-        out.push_str(&format!("From retrospective: [{}|{}]", wiki_escape(link.title), link.url));
+        // A wiki link ends at its line: the title goes on one line (its whitespace runs as one
+        // space); an empty one shows the URL, as in ADF.
+        let title = wiki_escape(&link.title.split_whitespace().collect::<Vec<_>>().join(" "));
+        if title.is_empty() {
+            out.push_str(&format!("From retrospective: [{}]", link.url));
+        } else {
+            out.push_str(&format!("From retrospective: [{title}|{}]", link.url));
+        }
     }
     out
 }
@@ -218,6 +265,19 @@ mod tests {
         assert_eq!(wiki(None, Some(&good)), r"From retrospective: [Retro \[1\]|https://app.test/r/1]");
     }
 
+    /// Found by the jira_markup fuzz target: a title with a line break split the link over two
+    /// lines, where Jira shows `[` and the first line as text; an empty title gave `[|url]`.
+    #[test]
+    fn the_wiki_back_link_stays_on_one_line() {
+        let link = BackLink { title: "Sprint 42\nretro\r\n\tday 2", url: "https://app.test/r/1" };
+        assert_eq!(
+            wiki(Some("hi"), Some(&link)),
+            "hi\n\nFrom retrospective: [Sprint 42 retro day 2|https://app.test/r/1]"
+        );
+        let empty = BackLink { title: " \n ", url: "https://app.test/r/1" };
+        assert_eq!(wiki(None, Some(&empty)), "From retrospective: [https://app.test/r/1]");
+    }
+
     #[test]
     fn adf_documents_carry_paragraphs_breaks_and_the_link() {
         let doc = adf(Some("one\ntwo\n\nthree"), Some(&BackLink { title: "Retro", url: "https://app.test/r" }));
@@ -225,5 +285,120 @@ mod tests {
         assert_eq!(doc["content"].as_array().unwrap().len(), 3);
         assert_eq!(doc["content"][0]["content"][1]["type"], "hardBreak");
         assert_eq!(doc["content"][2]["content"][1]["marks"][0]["attrs"]["href"], "https://app.test/r");
+    }
+
+    // ---- what Jira shows: property tests and the fuzz seeds ------------------------------
+
+    use proptest::prelude::*;
+
+    /// What the wiki shows of typed text: its lines, control characters dropped.
+    fn typed_lines(text: &str) -> String {
+        text.lines().map(clean).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Text from the characters that mean something to Jira's wiki or to ADF, and others.
+    fn markup_text() -> impl Strategy<Value = String> {
+        let pieces = prop_oneof![
+            Just("\\".to_owned()),
+            Just("&".to_owned()),
+            Just("&#92;".to_owned()),
+            Just("&amp;".to_owned()),
+            Just("&#x7b;".to_owned()),
+            Just("h1.".to_owned()),
+            Just("bq.".to_owned()),
+            Just("\n".to_owned()),
+            Just("\r\n".to_owned()),
+            Just("\n\n".to_owned()),
+            Just(" ".to_owned()),
+            Just("\u{7}".to_owned()),
+            Just("🎉".to_owned()),
+            Just("日本語".to_owned()),
+            "[{}\\[\\]*_|+^~?#!()a-z;-]{1,4}",
+            any::<String>(),
+        ];
+        proptest::collection::vec(pieces, 0..24).prop_map(|p| p.concat())
+    }
+
+    /// ADF paragraphs as text: hard breaks as `\n`; every text node non-empty and clean.
+    fn adf_paragraphs(doc: &Value) -> Vec<String> {
+        doc["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert_eq!(p["type"], "paragraph");
+                let mut text = String::new();
+                for node in p["content"].as_array().unwrap() {
+                    match node["type"].as_str().unwrap() {
+                        "text" => {
+                            let t = node["text"].as_str().unwrap();
+                            assert!(!t.is_empty() && !t.chars().any(|c| c.is_control() && c != '\t'), "{t:?}");
+                            text.push_str(t);
+                        }
+                        "hardBreak" => text.push('\n'),
+                        other => panic!("{other}"),
+                    }
+                }
+                text
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Escaped text reads back, the way Jira's renderer reads it, as the text typed, and
+        /// nothing in it is markup (`wiki_shown` refuses any active markup).
+        #[test]
+        fn wiki_escaping_shows_the_text_typed(text in markup_text()) {
+            let escaped = wiki_escape(&text);
+            prop_assert_eq!(wiki_shown(&escaped), Ok(typed_lines(&text)));
+        }
+
+        /// ADF text nodes keep the text: the paragraphs' text is the text typed.
+        #[test]
+        fn adf_text_nodes_keep_the_text(text in markup_text()) {
+            let doc = adf(Some(&text), None);
+            let want: Vec<String> =
+                text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).map(typed_lines).collect();
+            prop_assert_eq!(adf_paragraphs(&doc), want);
+        }
+
+        /// The back link is one `[title|url]` line whose title is plain text.
+        #[test]
+        fn the_wiki_back_link_is_one_line_of_text(title in markup_text()) {
+            let link = BackLink { title: &title, url: "https://app.test/r/1" };
+            let out = wiki(None, Some(&link));
+            let inner = out.strip_prefix("From retrospective: [").and_then(|r| r.strip_suffix("|https://app.test/r/1]"));
+            let inner = inner.unwrap_or_else(|| out.strip_prefix("From retrospective: [").and_then(|r| r.strip_suffix("]")).unwrap());
+            prop_assert!(!inner.contains('\n'), "{:?}", out);
+            prop_assert!(wiki_shown(inner).is_ok(), "{:?}", out);
+        }
+    }
+
+    #[test]
+    fn wiki_shown_refuses_active_markup() {
+        for active in ["*bold*", r"a\\b", "h1. Title", "&#123;", r"\x", "[link]"] {
+            assert!(wiki_shown(active).is_err(), "{active}");
+        }
+        assert_eq!(wiki_shown(r"\*a\* &#92; h1&#46; &amp;"), Ok(r"*a* \ h1. &".to_owned()));
+    }
+
+    /// The jira_markup fuzz target's corpus (`text \x1e title \x1e url`): each text reads back.
+    #[test]
+    fn the_fuzz_corpus_reads_back_as_typed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/jira_markup");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let all = String::from_utf8_lossy(&bytes);
+            let mut parts = all.splitn(3, '\u{1e}');
+            let text = parts.next().unwrap_or_default();
+            assert_eq!(wiki_shown(&wiki_escape(text)), Ok(typed_lines(text)), "{text:?}");
+            if let Some(title) = parts.next() {
+                let out = wiki(None, Some(&BackLink { title, url: "https://app.test/r/1" }));
+                assert!(!out.contains('\n'), "{out:?}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 8, "the seed corpus is there");
     }
 }

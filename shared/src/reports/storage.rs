@@ -386,6 +386,81 @@ mod tests {
         text
     }
 
+    // ---- user text through an XML parser: property tests and the fuzz seeds --------------
+
+    use proptest::prelude::*;
+
+    /// What XML 1.0 can carry of a text: [`escape`] drops the characters it forbids.
+    fn xml_chars(text: &str) -> String {
+        text.chars()
+            .filter(|&c| matches!(c, '\t' | '\n' | '\r') || !((c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}'))
+            .collect()
+    }
+
+    fn xml_text() -> impl Strategy<Value = String> {
+        let pieces = prop_oneof![
+            "[<>&\"';#/ a-z]{1,6}",
+            Just("]]>".to_owned()),
+            Just("<![CDATA[".to_owned()),
+            Just("&amp;".to_owned()),
+            Just("<ac:structured-macro ac:name=\"html\">".to_owned()),
+            Just("\u{0}\u{1}\u{1f}\u{fffe}\u{ffff}".to_owned()),
+            Just("🎉 שלום 日本語".to_owned()),
+            any::<String>(),
+        ];
+        proptest::collection::vec(pieces, 0..16).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        /// Text in → the same text out of an XML parser (less what XML cannot carry), as element
+        /// text and as a macro parameter, and never markup.
+        #[test]
+        fn escaped_text_round_trips_through_an_xml_parser(text in xml_text()) {
+            prop_assert_eq!(well_formed_text(&format!("<p>{}</p>", escape(&text))), xml_chars(&text));
+            prop_assert_eq!(well_formed_text(&marker_macro(&text)), xml_chars(&text));
+        }
+
+        /// Any titles and items: the page holds only what the storage format documents, and
+        /// shows each text as typed.
+        #[test]
+        fn any_report_text_renders_a_documented_page(title in xml_text(), items in proptest::collection::vec(xml_text(), 1..4)) {
+            let title = if title.trim().is_empty() { "t".to_owned() } else { title };
+            let items: Vec<String> = items.into_iter().map(|i| if i.trim().is_empty() { "i".to_owned() } else { i }).collect();
+            let mut report = retrospective(&items.iter().map(String::as_str).collect::<Vec<_>>());
+            if let Report::Retrospective(r) = &mut report {
+                r.common.title = title.clone();
+            }
+            prop_assume!(report.validate().is_ok());
+            let body = render(&report, "m", &Rendering::plain()).unwrap();
+            prop_assert_eq!(documented(&body), Ok(()));
+            let shown = well_formed_text(&body);
+            for t in items.iter().chain([&title]) {
+                prop_assert!(shown.contains(&xml_chars(t.trim())), "{:?} not shown", t);
+            }
+        }
+    }
+
+    /// The storage_render and pdf_render fuzz targets' corpora: each report in them that the
+    /// API accepts renders a documented page (the rest of the corpus is `arbitrary` bytes).
+    #[test]
+    fn the_fuzz_corpus_renders_documented_pages() {
+        let mut rendered = 0;
+        for target in ["storage_render", "pdf_render"] {
+            let dir = format!("{}/../fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                let Ok(report) = serde_json::from_slice::<Report>(&bytes) else { continue };
+                if report.validate().is_err() {
+                    continue;
+                }
+                let body = render(&report, "m", &Rendering::plain()).unwrap();
+                assert_eq!(documented(&body), Ok(()), "{body}");
+                rendered += 1;
+            }
+        }
+        assert!(rendered >= 10, "the seed corpus is there ({rendered})");
+    }
+
     // ---- what Confluence documents for its storage format ---------------------------------
 
     /// XHTML elements and Confluence elements of the storage format, with the attributes each may
