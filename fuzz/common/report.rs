@@ -59,6 +59,8 @@ pub struct Built {
     pub locale: Locale,
     pub flavour: Flavour,
     /// Every piece of user text the report holds (what the renderers must show as typed).
+    /// Read by storage_render; pdf_render includes this module too and checks the PDF parses.
+    #[allow(dead_code)]
     pub texts: Vec<String>,
 }
 

@@ -57,6 +57,23 @@ fn quotes_nothing(bytes: &[u8], message: &str) {
 }
 
 /// Parse errors only: the types' own checks may name what they refuse (a label, a field).
+/// Every string in `doc` but the values of the `secret` keys.
+fn strings_except<'a>(doc: &'a Value, secret: &[&str], out: &mut Vec<&'a str>) {
+    match doc {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| strings_except(v, secret, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k);
+                if !(secret.contains(&k.as_str()) && v.is_string()) {
+                    strings_except(v, secret, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn parsed<T>(bytes: &[u8], r: Result<T, ApiError>) -> Option<T> {
     r.map_err(|e| quotes_nothing(bytes, &e.message)).ok()
 }
@@ -96,9 +113,17 @@ fuzz_target!(|data: &[u8]| {
                 // The credentials never show in the request's Debug form.
                 let shown = format!("{r:?}");
                 if let Ok(doc) = serde_json::from_slice::<Value>(bytes) {
-                    for field in ["token", "password", "client_secret"] {
+                    let secrets = ["token", "password", "client_secret"];
+                    // What the Debug form may show: every other string of the body. A secret that
+                    // is also part of one of them (the fuzzer found `base_url` holding the token's
+                    // text, corpus/api_bodies/secret_inside_base_url) is shown by that field.
+                    let mut shown_fields = Vec::new();
+                    strings_except(&doc, &secrets, &mut shown_fields);
+                    for field in secrets {
                         if let Some(secret) = doc["auth"][field].as_str().filter(|s| s.len() >= 4) {
-                            assert!(!shown.contains(secret), "a secret in Debug: {shown}");
+                            if !shown_fields.iter().any(|f| f.contains(secret)) {
+                                assert!(!shown.contains(secret), "a secret in Debug: {shown}");
+                            }
                         }
                     }
                 }
