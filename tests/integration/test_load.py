@@ -1,0 +1,28 @@
+"""The load scenario of `make bench` at a size that fits the suite (issue 16): 5 tenants, Cloud
+OAuth, Cloud API token and DC, publishing at once for 5 s through the gateway. Correctness only
+— every answer 200 or a documented 429, exactly one page with one PDF per publish — never a
+timing: the figures are `make bench`'s (tests/load.py)."""
+
+from tests import load
+
+
+def test_tenants_publishing_at_once_get_exactly_one_page_per_publish_and_no_errors(bridge):
+    result = load.run(bridge, tenants=5, seconds=5)
+    assert result.failures() == []
+    assert {t.flavour for t in result.tenants} == set(load.FLAVOURS)
+    assert {p.tenant.id for p in result.completed()} == {t.id for t in result.tenants}
+    assert all(p.status == 200 for p in result.publishes)
+    table, _ = load.render(result)
+    assert "| exactly 1 |" in table
+
+
+def test_an_answer_other_than_a_documented_429_fails_the_scenario(bridge):
+    people = load.connect(bridge, 1)
+    # Every Confluence write answered 503 (after connecting): the route answers 503
+    # upstream_unavailable, documented but not a 429.
+    bridge.sim("POST", "/_sim/faults", {"route": "POST ", "kind": "status", "status": 503, "times": None})
+    result = load.drive(bridge, people, 0)
+    bridge.sim("DELETE", "/_sim/faults")
+    assert result.publishes and all(p.error for p in result.publishes)
+    assert any("503" in f for f in result.failures()), result.failures()
+    assert "no publish completed" in result.failures()
