@@ -118,6 +118,7 @@ class Result:
     lost: int = 0
     stray: int = 0                      # pages with this run's titles that no 200 accounts for
     instances: int | None = None        # publish-page instances the gateway started, if known
+    moto: dict | None = None            # tests/moto_serial.py's stats over the loop (a difference)
 
     def completed(self, flavour: str | None = None) -> list[Publish]:
         return [p for p in self.publishes if p.visible_ms is not None and p.error is None
@@ -247,6 +248,7 @@ def drive(bridge, people: list[Tenant], seconds: float, log=None) -> Result:
     result = Result(people, seconds, 0.0, [])
     gateway = bridge.gw + "/_gateway/functions"
     before = bridge.http.get(gateway, timeout=10).json().get("publish-page", {}).get("cold_starts")
+    moto_before = moto_stats(bridge)
     lock = threading.Lock()
     start = time.monotonic()
     workers = [_Worker(bridge, t, run_id, start + seconds, codes, gateway_own, lock, result) for t in people]
@@ -259,12 +261,28 @@ def drive(bridge, people: list[Tenant], seconds: float, log=None) -> Result:
             result.errors.append(f"tenant {w.tenant.id}'s loop did not end")
     result.seconds = time.monotonic() - start
     after = bridge.http.get(gateway, timeout=10).json().get("publish-page", {}).get("cold_starts")
+    moto_after = moto_stats(bridge)
+    if moto_before and moto_after:
+        ops = {op: {k: o[k] - moto_before["operations"].get(op, {}).get(k, 0) for k in ("requests", "busy_ms")}
+               for op, o in moto_after["operations"].items()}
+        result.moto = {"busy_ms": moto_after["busy_ms"] - moto_before["busy_ms"],
+                       "requests": moto_after["requests"] - moto_before["requests"],
+                       "operations": {op: o for op, o in ops.items() if o["requests"]}}
     if before is not None and after is not None:
         result.instances = after - before
     if log:
         log(f"  {len(result.completed())} publishes in {result.seconds:.1f} s; checking the simulator's pages")
     verify(bridge, run_id, result)
     return result
+
+
+def moto_stats(bridge) -> dict | None:
+    """What the serialized moto has served so far (tests/moto_serial.py), None if it can't say."""
+    try:
+        r = bridge.http.get(bridge.stack.moto_url + "/_serial/stats", timeout=10)
+        return r.json() if r.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return None
 
 
 def verify(bridge, run_id: str, result: Result) -> None:
@@ -328,6 +346,16 @@ def render(result: Result) -> tuple[str, list[str]]:
                    f"{_ms(_median(accepted))} | {_ms(percentile(accepted, 99))} | {_ms(_median(visible))} | "
                    f"{_ms(percentile(visible, 99))} | {sum(p.attempts - 1 for p in mine)} | "
                    f"{sum(1 for p in mine if p.error)} | {pages} |")
+    if result.moto and result.completed():
+        n = len(result.completed())
+        top = sorted(result.moto["operations"].items(), key=lambda kv: -kv[1]["busy_ms"])[:5]
+        out += ["", "| load: the local stack's share (moto serves one request at a time, tests/moto_serial.py) | "
+                "moto busy s | ÷ the loop's wall time | AWS requests per publish | moto ms per publish | "
+                "the most time, requests per publish |", "|---|---|---|---|---|---|",
+                f"| {len(result.tenants)} tenants, {n} publishes | {result.moto['busy_ms'] / 1000:.1f} | "
+                f"{result.moto['busy_ms'] / 1000 / result.seconds:.2f}× | {result.moto['requests'] / n:.1f} | "
+                f"{result.moto['busy_ms'] / n:.0f} | "
+                + ", ".join(f"{op.split('.')[-1]} {o['requests'] / n:.1f}" for op, o in top) + " |"]
     by_code = ", ".join(f"{n} {code}" for code, n in sorted(result.rate_limited.items())) or "none"
     lines = [f"load: {len(result.completed())} publishes by {len(result.tenants)} tenants in {result.seconds:.1f} s = "
              f"{len(result.completed()) / result.seconds:.1f}/s; answers by status: "

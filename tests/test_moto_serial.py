@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import boto3
 import pytest
@@ -72,3 +73,24 @@ def test_a_transaction_that_holds_applies_every_action(table):
     assert (after["A"], after["NEW"]) == ("2", "5")
     assert len(after) == 52
     assert table_copies == []
+
+
+def test_the_serialized_server_counts_each_operations_requests_and_busy_time():
+    served = []
+
+    def app(environ, start_response):
+        served.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"{}"]
+
+    serial = tests.moto_serial.Serialized(app)
+    for target in ("DynamoDB_20120810.GetItem", "DynamoDB_20120810.GetItem", None):
+        environ = {"PATH_INFO": "/"} | ({"HTTP_X_AMZ_TARGET": target} if target else {})
+        assert serial(environ, lambda *a: None) == [b"{}"]
+    statuses = []
+    [body] = serial({"PATH_INFO": tests.moto_serial.STATS_PATH}, lambda status, headers: statuses.append(status))
+    stats = json.loads(body)
+    assert statuses == ["200 OK"] and served == ["/", "/", "/"]      # the stats never reach moto
+    assert stats["requests"] == 3
+    assert {op: o["requests"] for op, o in stats["operations"].items()} == {"DynamoDB_20120810.GetItem": 2, "other": 1}
+    assert stats["busy_ms"] >= 0

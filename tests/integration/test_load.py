@@ -12,8 +12,9 @@ def test_tenants_publishing_at_once_get_exactly_one_page_per_publish_and_no_erro
     assert {t.flavour for t in result.tenants} == set(load.FLAVOURS)
     assert {p.tenant.id for p in result.completed()} == {t.id for t in result.tenants}
     assert all(p.status == 200 for p in result.publishes)
+    assert result.moto["requests"] > 0 and result.moto["busy_ms"] > 0     # tests/moto_serial.py's stats
     table, _ = load.render(result)
-    assert "| exactly 1 |" in table
+    assert "| exactly 1 |" in table and "AWS requests per publish" in table
 
 
 def test_an_answer_other_than_a_documented_429_fails_the_scenario(bridge):
