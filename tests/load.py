@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import os
 import re
 import statistics
 import threading
@@ -119,6 +120,7 @@ class Result:
     stray: int = 0                      # pages with this run's titles that no 200 accounts for
     instances: int | None = None        # publish-page instances the gateway started, if known
     moto: dict | None = None            # tests/moto_serial.py's stats over the loop (a difference)
+    load_average: tuple[float, float] | None = None     # the machine's 1-min load average, start and end
 
     def completed(self, flavour: str | None = None) -> list[Publish]:
         return [p for p in self.publishes if p.visible_ms is not None and p.error is None
@@ -249,6 +251,7 @@ def drive(bridge, people: list[Tenant], seconds: float, log=None) -> Result:
     gateway = bridge.gw + "/_gateway/functions"
     before = bridge.http.get(gateway, timeout=10).json().get("publish-page", {}).get("cold_starts")
     moto_before = moto_stats(bridge)
+    load_before = os.getloadavg()[0]
     lock = threading.Lock()
     start = time.monotonic()
     workers = [_Worker(bridge, t, run_id, start + seconds, codes, gateway_own, lock, result) for t in people]
@@ -262,6 +265,7 @@ def drive(bridge, people: list[Tenant], seconds: float, log=None) -> Result:
     result.seconds = time.monotonic() - start
     after = bridge.http.get(gateway, timeout=10).json().get("publish-page", {}).get("cold_starts")
     moto_after = moto_stats(bridge)
+    result.load_average = (load_before, os.getloadavg()[0])
     if moto_before and moto_after:
         ops = {op: {k: o[k] - moto_before["operations"].get(op, {}).get(k, 0) for k in ("requests", "busy_ms")}
                for op, o in moto_after["operations"].items()}
@@ -325,7 +329,7 @@ def _ms(value: float | None) -> str:
 def render(result: Result) -> tuple[str, list[str]]:
     """The Markdown table (a row for all tenants, then one per flavour) and its summary lines."""
     counts = collections.Counter(t.flavour for t in result.tenants)
-    mix = " / ".join(f"{counts[f]} {FLAVOUR_NAMES[f]}" for f in FLAVOURS)
+    mix = " / ".join(f"{counts[f]} {FLAVOUR_NAMES[f]}" for f in FLAVOURS if counts[f])
     other = sum(1 for p in result.publishes if p.error)
     out = [f"| load: {len(result.tenants)} tenants publishing at once for {result.planned:g} s, one publish in "
            "flight each, `POST /v1/tenants/{tenant}/pages` | publishes completed | wall s | publishes/s | "
@@ -356,6 +360,10 @@ def render(result: Result) -> tuple[str, list[str]]:
                 f"{result.moto['busy_ms'] / 1000 / result.seconds:.2f}× | {result.moto['requests'] / n:.1f} | "
                 f"{result.moto['busy_ms'] / n:.0f} | "
                 + ", ".join(f"{op.split('.')[-1]} {o['requests'] / n:.1f}" for op, o in top) + " |"]
+    if result.load_average:
+        # Whatever else runs on the machine shares its cores with the stack: say how busy it was.
+        out += ["", f"The machine's 1-minute load average was {result.load_average[0]:.1f} when the loop started "
+                f"and {result.load_average[1]:.1f} when it ended ({os.cpu_count()} cores)."]
     by_code = ", ".join(f"{n} {code}" for code, n in sorted(result.rate_limited.items())) or "none"
     lines = [f"load: {len(result.completed())} publishes by {len(result.tenants)} tenants in {result.seconds:.1f} s = "
              f"{len(result.completed()) / result.seconds:.1f}/s; answers by status: "
