@@ -526,6 +526,10 @@ def main() -> int:
     parser.add_argument("--cold-rounds", type=int, default=COLD_ROUNDS)
     parser.add_argument("--load-tenants", type=int, default=load.TENANTS, help="tenants publishing at once (default 50)")
     parser.add_argument("--load-seconds", type=float, default=load.SECONDS, help="how long they publish (default 60)")
+    parser.add_argument("--load-inflight", type=int, default=1, help="publishes in flight per tenant (default 1)")
+    parser.add_argument("--load-slots", type=int, default=None,
+                        help="publish-page's BRIDGE_TENANT_SLOTS during the load (default: the stack's 64; "
+                             "production's is 4)")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     started = time.monotonic()
@@ -562,7 +566,8 @@ def main() -> int:
             print(f"load: {args.load_tenants} tenants publishing for {args.load_seconds:g} s", file=sys.stderr)
             bench.latency(0)
             load_result = load.run(bridge, args.load_tenants, args.load_seconds,
-                                   log=lambda line: print(line, file=sys.stderr))
+                                   log=lambda line: print(line, file=sys.stderr), inflight=args.load_inflight,
+                                   slots=args.load_slots)
         if "cold" in sections:
             # Last: our peak RSS over the bench is read before the Python code takes the functions' place.
             print("cold starts: bridge, Python", file=sys.stderr)

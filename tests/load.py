@@ -3,6 +3,9 @@ the local gateway, for a fixed time, and what it cost.
 
 - Tenants: `tenants` of them, connected to Confluence in turn as Cloud OAuth (3LO), Cloud API
   token and Data Center (Basic), each with the space `SPA` saved. Connecting is not timed.
+  publish-page runs with the stack's fair share (64 jobs per tenant, far above one in flight);
+  `slots` sets another for the loop (production's default is 4) and `inflight` runs more loops
+  per tenant, so publishes beyond the share meet `429 tenant_rate_limited`.
 - The load: one thread per tenant, a closed loop — a tenant sends its next publish when the last
   one is done, so `tenants` publishes are in flight at any time — through the HTTP route
   `POST /v1/tenants/{tenant}/pages` (not the `Report Ready` event: the gateway's event delivery
@@ -121,6 +124,8 @@ class Result:
     instances: int | None = None        # publish-page instances the gateway started, if known
     moto: dict | None = None            # tests/moto_serial.py's stats over the loop (a difference)
     load_average: tuple[float, float] | None = None     # the machine's 1-min load average, start and end
+    inflight: int = 1                   # closed loops per tenant
+    slots: int | None = None            # publish-page's BRIDGE_TENANT_SLOTS for the loop (None: the stack's)
 
     def completed(self, flavour: str | None = None) -> list[Publish]:
         return [p for p in self.publishes if p.visible_ms is not None and p.error is None
@@ -166,10 +171,11 @@ def percentile(samples: list[float], q: float) -> float | None:
 class _Worker(threading.Thread):
     """One tenant's closed loop (see the module docstring)."""
 
-    def __init__(self, bridge, tenant: Tenant, run: str, until: float, codes: set[str], gateway_own: bool,
+    def __init__(self, bridge, tenant: Tenant, lane: int, run: str, until: float, codes: set[str], gateway_own: bool,
                  lock: threading.Lock, result: Result):
-        super().__init__(name=f"load-{tenant.id}", daemon=True)
-        self.bridge, self.tenant, self.run_id, self.until = bridge, tenant, run, until
+        super().__init__(name=f"load-{tenant.id}-{lane}", daemon=True)
+        self.bridge, self.tenant, self.until = bridge, tenant, until
+        self.run_id = f"{run} {tenant.id} #{lane}."     # unique per tenant and lane; titles end with the count
         self.codes, self.gateway_own, self.lock, self.result = codes, gateway_own, lock, result
         self.http = requests.Session()      # one per thread: a shared pool would queue the threads
         self.url = f"{bridge.gw}/v1/tenants/{tenant.id}/pages"
@@ -178,7 +184,7 @@ class _Worker(threading.Thread):
         n = 0
         # At least one publish each, however late the thread starts.
         while n == 0 or (time.monotonic() < self.until and n < MAX_PUBLISHES_PER_TENANT):
-            publish = Publish(self.tenant, f"Load {self.run_id} {self.tenant.id} #{n}", uuid.uuid4().hex)
+            publish = Publish(self.tenant, f"Load {self.run_id}{n}", uuid.uuid4().hex)
             with self.lock:
                 self.result.publishes.append(publish)
             try:
@@ -187,12 +193,12 @@ class _Worker(threading.Thread):
                 publish.error = f"{type(exc).__name__}: {str(exc)[:200]}"
             if publish.error:
                 with self.lock:
-                    self.result.errors.append(f"{FLAVOUR_NAMES[self.tenant.flavour]} tenant {self.tenant.id}, "
-                                              f"publish #{n}: {publish.error}")
+                    self.result.errors.append(f"{FLAVOUR_NAMES[self.tenant.flavour]} tenant: {publish.title}: "
+                                              f"{publish.error}")
             n += 1
 
     def publish(self, publish: Publish, n: int) -> None:
-        report = jobs.retrospective(report_id=f"load-{self.run_id}-{self.tenant.id}-{n}",
+        report = jobs.retrospective(report_id=f"load-{uuid.uuid4().hex}",
                                     items=[f"Item {i}: something that went well" for i in range(10)],
                                     title=publish.title)
         token = self.bridge.token(self.tenant.id)
@@ -238,23 +244,39 @@ class _Worker(threading.Thread):
                              f"one PDF: {seen.status_code} {seen.text[:120]}")
 
 
-def run(bridge, tenants: int = TENANTS, seconds: float = SECONDS, log=None) -> Result:
+def run(bridge, tenants: int = TENANTS, seconds: float = SECONDS, log=None, inflight: int = 1,
+        slots: int | None = None) -> Result:
     """Connects `tenants` tenants, runs the loop for `seconds`, then checks the simulator's pages."""
-    return drive(bridge, connect(bridge, tenants), seconds, log)
+    return drive(bridge, connect(bridge, tenants), seconds, log, inflight, slots)
 
 
-def drive(bridge, people: list[Tenant], seconds: float, log=None) -> Result:
-    """The loop of connected tenants for `seconds`, then the check of the simulator's pages."""
+def drive(bridge, people: list[Tenant], seconds: float, log=None, inflight: int = 1, slots: int | None = None) -> Result:
+    """The loop of connected tenants for `seconds`, then the check of the simulator's pages.
+    `inflight`: closed loops per tenant. `slots`: publish-page's fair share per tenant
+    (`BRIDGE_TENANT_SLOTS`) for the loop, e.g. production's default 4 instead of the stack's 64
+    — beyond it the route answers `429 tenant_rate_limited`; restored afterwards."""
+    if slots is None:
+        return _drive(bridge, people, seconds, log, inflight, None)
+    stack = bridge.stack
+    stack.set_function_env("publish-page", {"BRIDGE_TENANT_SLOTS": str(slots)})
+    try:
+        return _drive(bridge, people, seconds, log, inflight, slots)
+    finally:
+        stack.set_function_env("publish-page", {"BRIDGE_TENANT_SLOTS": stack.function_env.get("BRIDGE_TENANT_SLOTS")})
+
+
+def _drive(bridge, people: list[Tenant], seconds: float, log, inflight: int, slots: int | None) -> Result:
     codes, gateway_own = documented_429()
     run_id = uuid.uuid4().hex[:8]
-    result = Result(people, seconds, 0.0, [])
+    result = Result(people, seconds, 0.0, [], inflight=inflight, slots=slots)
     gateway = bridge.gw + "/_gateway/functions"
     before = bridge.http.get(gateway, timeout=10).json().get("publish-page", {}).get("cold_starts")
     moto_before = moto_stats(bridge)
     load_before = os.getloadavg()[0]
     lock = threading.Lock()
     start = time.monotonic()
-    workers = [_Worker(bridge, t, run_id, start + seconds, codes, gateway_own, lock, result) for t in people]
+    workers = [_Worker(bridge, t, lane, run_id, start + seconds, codes, gateway_own, lock, result)
+               for t in people for lane in range(inflight)]
     for w in workers:
         w.start()
     for w in workers:
@@ -331,8 +353,10 @@ def render(result: Result) -> tuple[str, list[str]]:
     counts = collections.Counter(t.flavour for t in result.tenants)
     mix = " / ".join(f"{counts[f]} {FLAVOUR_NAMES[f]}" for f in FLAVOURS if counts[f])
     other = sum(1 for p in result.publishes if p.error)
-    out = [f"| load: {len(result.tenants)} tenants publishing at once for {result.planned:g} s, one publish in "
-           "flight each, `POST /v1/tenants/{tenant}/pages` | publishes completed | wall s | publishes/s | "
+    inflight = "one publish" if result.inflight == 1 else f"{result.inflight} publishes"
+    share = "" if result.slots is None else f", a fair share of {result.slots} (`BRIDGE_TENANT_SLOTS`)"
+    out = [f"| load: {len(result.tenants)} tenants publishing at once for {result.planned:g} s, {inflight} in "
+           f"flight each{share}, `POST /v1/tenants/{{tenant}}/pages` | publishes completed | wall s | publishes/s | "
            "accepted p50 ms | accepted p99 ms | page visible p50 ms | page visible p99 ms | 429s (documented) | "
            "publishes failed | pages per publish |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = [(f"all ({mix})", None)] + [(FLAVOUR_NAMES[f], f) for f in FLAVOURS if counts[f]]
