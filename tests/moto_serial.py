@@ -17,6 +17,10 @@ milliseconds. `transact_write_items` below snapshots only the items the actions 
 exactly those when the transaction is cancelled: the same all-or-nothing outcome, since an action
 can change no other item.
 
+For the fault campaign it can also be slowed (`PUT /_serial/latency`, below): AWS's own APIs are
+not instant, and a job whose DynamoDB writes take tens of milliseconds holds leases, slots and
+idempotency claims longer, which is where races hide.
+
     python -m tests.moto_serial -H 127.0.0.1 -p 5000
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import random
 import signal
 import sys
 import threading
@@ -93,11 +98,61 @@ def transact_write_items(self, transact_items):
 DynamoDBBackend.transact_write_items = transact_write_items
 
 
+class Latency:
+    """Seeded slowness: each request, with `probability`, waits a uniform `min_ms`..`max_ms`
+    before it queues for the lock, as a slow AWS answer looks to the caller (its latency, not a
+    stall of every other request). Draws come from `random.Random(seed)` in arrival order."""
+
+    def __init__(self, seed: int, probability: float, min_ms: float, max_ms: float):
+        self.seed, self.probability, self.min_ms, self.max_ms = seed, probability, min_ms, max_ms
+        self.rng = random.Random(f"{seed}\0moto")
+        self.lock = threading.Lock()
+        self.requests = self.delayed = 0
+        self.delayed_ms = 0.0
+
+    @classmethod
+    def parse(cls, body) -> "Latency":
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        seed = body.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError("'seed' must be an integer")
+        probability = body.get("probability", 0.2)
+        if not isinstance(probability, (int, float)) or isinstance(probability, bool) or not 0 <= probability <= 1:
+            raise ValueError("'probability' must be between 0 and 1")
+        lo, hi = body.get("min_ms", 5), body.get("max_ms", 100)
+        for name, v in (("min_ms", lo), ("max_ms", hi)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 10_000:
+                raise ValueError(f"'{name}' must be between 0 and 10000")
+        if lo > hi:
+            raise ValueError("'min_ms' must not exceed 'max_ms'")
+        return cls(seed, float(probability), float(lo), float(hi))
+
+    def draw(self) -> float:
+        """Seconds this request waits (0 for most)."""
+        with self.lock:
+            self.requests += 1
+            if self.rng.random() >= self.probability:
+                return 0.0
+            ms = self.rng.uniform(self.min_ms, self.max_ms)
+            self.delayed += 1
+            self.delayed_ms += ms
+            return ms / 1000
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "probability": self.probability, "min_ms": self.min_ms,
+                "max_ms": self.max_ms, "requests": self.requests, "delayed": self.delayed,
+                "delayed_ms": round(self.delayed_ms)}
+
+
+CONTROL = "/_serial/latency"
 STATS_PATH = "/_serial/stats"
 
 
 class Serialized:
-    """A WSGI app that lets one request at a time into `app`, its response body included.
+    """A WSGI app that lets one request at a time into `app`, its response body included; and,
+    at `/_serial/latency` (PUT a Latency's JSON, GET its counters, DELETE to stop and read them),
+    the seeded slowness of the fault campaign.
 
     It also counts, per AWS operation (`X-Amz-Target`), the requests and the time they held the
     lock: `GET /_serial/stats` answers `{"busy_ms", "requests", "operations": {op: {"requests",
@@ -107,19 +162,8 @@ class Serialized:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
+        self.latency: Latency | None = None
         self.operations: dict[str, list] = {}      # op -> [requests, busy seconds]
-
-    def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == STATS_PATH:
-            return self.stats(start_response)
-        with self.lock:
-            start = time.perf_counter()
-            # Materialize the body under the lock: moto may build it lazily from its dicts.
-            body = list(self.app(environ, start_response))
-            counted = self.operations.setdefault(environ.get("HTTP_X_AMZ_TARGET") or "other", [0, 0.0])
-            counted[0] += 1
-            counted[1] += time.perf_counter() - start
-            return body
 
     def stats(self, start_response):
         with self.lock:
@@ -128,6 +172,46 @@ class Serialized:
                            "requests": sum(o["requests"] for o in ops.values()), "operations": ops}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+
+    def _control(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        status, answer = "200 OK", None
+        if method == "PUT":
+            try:
+                size = int(environ.get("CONTENT_LENGTH") or 0)
+                self.latency = Latency.parse(json.loads(environ["wsgi.input"].read(size) or b"null"))
+                answer = {"latency": self.latency.to_json()}
+            except (ValueError, json.JSONDecodeError) as exc:
+                status, answer = "400 Bad Request", {"error": str(exc)}
+        elif method in ("GET", "DELETE"):
+            answer = {"latency": self.latency.to_json() if self.latency else None}
+            if method == "DELETE":
+                self.latency = None
+        else:
+            status, answer = "405 Method Not Allowed", {"error": "GET, PUT or DELETE"}
+        body = json.dumps(answer).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == CONTROL:
+            return self._control(environ, start_response)
+        if environ.get("PATH_INFO") == STATS_PATH:
+            return self.stats(start_response)
+        latency = self.latency
+        if latency is not None:
+            wait = latency.draw()
+            if wait:
+                time.sleep(wait)   # the injected slowness itself, not a synchronisation
+        with self.lock:
+            start = time.perf_counter()
+            # Materialize the body under the lock: moto may build it lazily from its dicts.
+            body = list(self.app(environ, start_response))
+            # Time under the lock only: an injected wait (above) is the caller's, not moto's work.
+            counted = self.operations.setdefault(environ.get("HTTP_X_AMZ_TARGET") or "other", [0, 0.0])
+            counted[0] += 1
+            counted[1] += time.perf_counter() - start
+            return body
 
 
 def main() -> None:

@@ -75,6 +75,51 @@ def test_a_transaction_that_holds_applies_every_action(table):
     assert table_copies == []
 
 
+def _wsgi(app, method, path, body=b""):
+    import io
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"] = status
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)),
+               "wsgi.input": io.BytesIO(body)}
+    out = b"".join(app(environ, start_response))
+    return seen["status"], out
+
+
+def test_latency_is_seeded_switchable_and_counted():
+    import json
+    calls = []
+
+    def moto(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"{}"]
+
+    serial = tests.moto_serial.Serialized(moto)
+    status, _ = _wsgi(serial, "PUT", "/_serial/latency", b'{"seed": 1, "probability": 2}')
+    assert status.startswith("400")
+    status, _ = _wsgi(serial, "PUT", "/_serial/latency", b'{"seed": 1, "min_ms": 9, "max_ms": 1}')
+    assert status.startswith("400")
+    # Zero-length waits keep the test instant; the draws and the counters are what is checked.
+    body = json.dumps({"seed": 7, "probability": 0.5, "min_ms": 0, "max_ms": 0}).encode()
+    status, _ = _wsgi(serial, "PUT", "/_serial/latency", body)
+    assert status.startswith("200")
+    for _ in range(40):
+        _wsgi(serial, "POST", "/")
+    assert calls == ["/"] * 40, "the control route must never reach moto"
+    _, got = _wsgi(serial, "DELETE", "/_serial/latency")
+    first = json.loads(got)["latency"]
+    assert first["requests"] == 40 and 5 < first["delayed"] < 35
+    # The same seed draws the same requests; after DELETE nothing is drawn.
+    a, b = tests.moto_serial.Latency(7, 0.5, 1, 2), tests.moto_serial.Latency(7, 0.5, 1, 2)
+    draws = [a.draw() for _ in range(20)]
+    assert draws == [b.draw() for _ in range(20)]
+    assert all(w == 0 or 0.001 <= w <= 0.002 for w in draws) and any(draws)
+    _, got = _wsgi(serial, "GET", "/_serial/latency")
+    assert json.loads(got)["latency"] is None
+
+
 def test_the_serialized_server_counts_each_operations_requests_and_busy_time():
     served = []
 

@@ -104,11 +104,10 @@ class Campaign:
         self.jobs: list[ItemJob] = []
         self.violations: list[str] = []
         self.faults_injected = 0
+        self.moto_latency: dict = {}
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        from tests.integration import jobs, registration as reg
-        b = self.bridge
         self.stack.sim("POST", "/_sim/reset")
         self.stack.register_client()
         r = self.stack.sim("PUT", "/_sim/oauth/config", {"access_token_ttl_seconds": self.cfg.token_ttl_seconds})
@@ -116,23 +115,51 @@ class Campaign:
         self.stack.published_events()
         for fn in self.stack.dlq_urls:
             self.stack.dead_letters(fn)
+
+    def connect_tenants(self) -> None:
+        """Connects every tenant while the faults are on, as a SaaS's admins do: an attempt that
+        fails (a fault reached the flow) is tried again from the start, as a person clicks again."""
+        from tests.integration import jobs, registration as reg
+        b = self.bridge
+        projects = {f: self.stack.sim("GET", f"/_sim/data/projects?flavour={f}").json()["items"]
+                    for f in ("cloud", "dc")}
         for i in range(self.cfg.tenants):
             t = Tenant(b.tenant(), FLAVOURS[i % len(FLAVOURS)])
             for product in ("confluence", "jira"):
                 self.n.add("connects")
                 if t.flavour == "cloud_oauth":
-                    assert b.connect(t.id, product)["status"] == "connected"
+                    self._until_done(f"connect {t.id} {product}",
+                                     lambda: b.connect(t.id, product)["status"] == "connected")
                 elif t.flavour == "cloud_token":
-                    reg.register(b, t.id, product, "api_token")
+                    self._until_done(f"connect {t.id} {product}", lambda: reg.register(b, t.id, product, "api_token"))
                 else:
-                    jobs.connect_dc(b, t.id, product)
-            jobs.settings(b, t.id, "confluence", {"space_key": SPACE})
-            projects = self.stack.sim("GET", f"/_sim/data/projects?flavour={t.data_flavour}").json()["items"]
-            t.project = next(p["key"] for p in projects
+                    self._until_done(f"connect {t.id} {product}", lambda: jobs.connect_dc(b, t.id, product) or True)
+            self._until_done(f"settings {t.id} confluence",
+                             lambda: jobs.settings(b, t.id, "confluence", {"space_key": SPACE}) or True)
+            t.project = next(p["key"] for p in projects[t.data_flavour]
                              if not p.get("team_managed") and not p.get("archived") and p["key"] != "REQ")
-            jobs.settings(b, t.id, "jira", {"project_key": t.project, "issue_type_id": TASK[t.data_flavour],
-                                            "labels": ["chaos"]})
+            self._until_done(f"settings {t.id} jira", lambda: jobs.settings(
+                b, t.id, "jira", {"project_key": t.project, "issue_type_id": TASK[t.data_flavour],
+                                  "labels": ["chaos"]}) or True)
             self.tenants.append(t)
+
+    def _until_done(self, what: str, attempt, tries: int = 12) -> None:
+        last = None
+        for n in range(tries):
+            if n:
+                self.n.add("connect_retries")
+                time.sleep(min(2.0, 0.1 * 2 ** n))   # a person's pause before clicking again
+            try:
+                if attempt():
+                    return
+                last = "not connected"
+            except (AssertionError, requests.RequestException, KeyError, ValueError) as exc:
+                last = f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise AssertionError(f"{what}: still failing after {tries} attempts ({last})")
+
+    def plan(self) -> None:
+        if not self.tenants:
+            return   # every connect failed: a violation already says so
         from tests.integration import jobs as j
         for i in range(self.cfg.publishes):
             t = self.tenants[i % len(self.tenants)]
@@ -160,10 +187,15 @@ class Campaign:
             "duplicate_probability": self.cfg.duplicate_probability,
             "kill_probability": self.cfg.kill_probability, "kill_max_ms": 1500})
         assert r.status_code == 200, r.text
+        # moto slowed: a fifth of AWS requests (DynamoDB, Secrets Manager, KMS, SQS) answer late.
+        r = requests.put(self.stack.moto_url + "/_serial/latency", timeout=10, json={
+            "seed": self.cfg.seed, "probability": self.cfg.probability, "min_ms": 5, "max_ms": 150})
+        assert r.status_code == 200, r.text
 
     def chaos_off(self) -> tuple[dict, dict]:
         sim = self.stack.sim("DELETE", "/_sim/chaos").json()["chaos"] or {}
         gw = requests.delete(self.stack.gateway_url + "/_gateway/chaos", timeout=10).json()["chaos"] or {}
+        self.moto_latency = requests.delete(self.stack.moto_url + "/_serial/latency", timeout=10).json()["latency"] or {}
         return sim, gw
 
     # ------------------------------------------------------------------ the mix
@@ -434,6 +466,11 @@ class Campaign:
         self.setup()
         self.chaos_on()
         try:
+            try:
+                self.connect_tenants()
+            except AssertionError as exc:
+                self.violations.append(f"driver: {exc}")
+            self.plan()
             self.workload()
             self.settle()
         finally:
@@ -454,7 +491,7 @@ class Campaign:
              f"{sum(t.flavour == 'cloud_token' for t in self.tenants)} / {sum(t.flavour == 'dc' for t in self.tenants)})"),
             ("operations attempted", c["connects"] + c["discovery_calls"] + c["publishes_event"] + c["publishes_http"]
              + c["item_jobs_event"] + c["item_jobs_http"]),
-            ("  connects", c["connects"]),
+            ("  connects (under faults; attempts again)", f"{c['connects']} ({c['connect_retries']})"),
             ("  discovery calls", c["discovery_calls"]),
             ("  report publishes (event / http)", f"{c['publishes_event']} / {c['publishes_http']}"),
             ("  action-item jobs (event / http)", f"{c['item_jobs_event']} / {c['item_jobs_http']}"),
@@ -464,6 +501,8 @@ class Campaign:
         ]
         rows += [(f"  {k}", v) for k, v in sorted((sim_chaos.get("injected") or {}).items())]
         rows += [
+            ("AWS requests slowed (moto, 5-150 ms)", f"{self.moto_latency.get('delayed', 0)} of "
+             f"{self.moto_latency.get('requests', 0)} ({self.moto_latency.get('delayed_ms', 0) / 1000:.0f} s in all)"),
             ("instances killed mid-invocation", gw_chaos.get("kills", 0)),
             ("events delivered twice (EventBridge)", gw_chaos.get("duplicates_delivered", 0)),
             ("retries: Lambda async", gw_chaos.get("retries", 0)),

@@ -1,6 +1,6 @@
 """The short fault campaign `make test` runs: a fixed seed, a small mix (6 tenants across Cloud
-OAuth, Cloud API token and DC, 12 report publishes, 60 action items), faults at 20 %, duplicate
-deliveries and instance kills; every invariant of tests/chaos/campaign.py must hold.
+OAuth, Cloud API token and DC, connected while the faults are already on, 12 report publishes,
+60 action items), faults at 20 %, moto slowed, duplicate deliveries and instance kills; every invariant of tests/chaos/campaign.py must hold.
 `make chaos` runs the full size (CHAOS_SEED, CHAOS_TENANTS, ... to change it)."""
 
 from __future__ import annotations
@@ -36,3 +36,5 @@ def test_a_short_fixed_seed_campaign_loses_nothing_and_duplicates_nothing(stack)
     assert counts["action_items"] == 60 and counts["publishes_event"] + counts["publishes_http"] == 12
     # the faults did happen: the run is no fair-weather run
     assert campaign.faults_injected > 0, table
+    assert campaign.moto_latency.get("delayed", 0) > 0, "moto was not slowed"
+    assert counts["connects"] == 12 and len(campaign.tenants) == 6, "every tenant connects under the faults"
