@@ -6,8 +6,9 @@ the local gateway, for a fixed time, and what it cost.
   publish-page runs with the stack's fair share (64 jobs per tenant, far above one in flight);
   `slots` sets another for the loop (production's default is 4) and `inflight` runs more loops
   per tenant, so publishes beyond the share meet `429 tenant_rate_limited`.
-- The load: one thread per tenant, a closed loop — a tenant sends its next publish when the last
-  one is done, so `tenants` publishes are in flight at any time — through the HTTP route
+- The load: one thread per tenant (`inflight` of them), each a closed loop — it sends its next
+  publish when the last one is done, so `tenants` × `inflight` publishes are in flight — through
+  the HTTP route
   `POST /v1/tenants/{tenant}/pages` (not the `Report Ready` event: the gateway's event delivery
   answers with the invocation's outcome too, so it would measure the same function behind a
   different door). Each publish is a new report (its own report id, title and Idempotency-Key).
