@@ -129,10 +129,12 @@ chaos: $(VENV)/.stamp-test test-tools build
 	$(PY) -m tests.chaos --seed $(CHAOS_SEED) --tenants $(CHAOS_TENANTS) --publishes $(CHAOS_PUBLISHES) --items $(CHAOS_ITEMS)
 
 # Latency of the release builds through the local stack; the table is written into the README.
+# BENCH_ARGS runs a part, e.g. BENCH_ARGS="--sections load" (the load table alone, the others kept).
+BENCH_ARGS ?=
 bench: $(VENV)/.stamp-test fonts
 	cargo build --release --workspace --bins
 	cargo build --release -p bridge-shared --example render_report
-	$(PY) -m tests.bench --write-readme
+	$(PY) -m tests.bench --write-readme $(BENCH_ARGS)
 
 # Fuzzing (fuzz/): libFuzzer through cargo fuzz. Its sanitizer flags are unstable; the one stable
 # toolchain here accepts them with RUSTC_BOOTSTRAP=1. The corpus grows in fuzz/corpus/<target>.

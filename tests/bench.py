@@ -33,6 +33,10 @@ What is timed, and how — read this before quoting a figure:
   `every: 3`) with the latency on everything else. With an every-Nth storm a client's 429 count
   grows only with the calls it makes: for 500 items (10 bulk calls) a client that retries each
   refused call once, and makes no other bulk call, gets 4 — the "minimum" in the table.
+- The load (`load`): 50 tenants (Cloud OAuth, Cloud API token, DC in turn) publishing reports
+  through the HTTP route at once for 60 s, each a closed loop; tests/load.py says what is timed
+  and checked. It fails the bench (exit 1, README untouched) on any answer but a documented 429,
+  or a publish without exactly one page. `--sections load --write-readme` rewrites only its table.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import load
 from tests.devstack import Stack
 from tests.integration import jobs
 from tests.integration.conftest import Bridge
@@ -512,17 +517,24 @@ def render(basic, matrix, cache, storm_rows, cold, report=None, sync_row=None) -
 def main() -> int:
     parser = argparse.ArgumentParser(description="make bench: the bridge side by side with Python peers")
     parser.add_argument("--write-readme", action="store_true", help="write the tables into README.md")
-    parser.add_argument("--sections", default="basic,reports,jobs,cache,storm,sync,cold",
-                        help="comma-separated subset of basic,reports,jobs,cache,storm,sync,cold (default: all)")
+    parser.add_argument("--sections", default="basic,reports,jobs,cache,storm,sync,load,cold",
+                        help="comma-separated subset of basic,reports,jobs,cache,storm,sync,load,cold (default: all); "
+                             "with --write-readme, `load` alone rewrites only its own table")
     parser.add_argument("--sync-tenants", type=int, default=SYNC_TENANTS)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="job sizes (default 50,200,500)")
     parser.add_argument("--latencies", default=f"0,{LATENCY_MS}", help="injected latencies, ms (default 0,50)")
     parser.add_argument("--cold-rounds", type=int, default=COLD_ROUNDS)
+    parser.add_argument("--load-tenants", type=int, default=load.TENANTS, help="tenants publishing at once (default 50)")
+    parser.add_argument("--load-seconds", type=float, default=load.SECONDS, help="how long they publish (default 60)")
+    parser.add_argument("--load-inflight", type=int, default=1, help="publishes in flight per tenant (default 1)")
+    parser.add_argument("--load-slots", type=int, default=None,
+                        help="publish-page's BRIDGE_TENANT_SLOTS during the load (default: the stack's 64; "
+                             "production's is 4)")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     started = time.monotonic()
 
-    basic, matrix, cache, storm_rows, cold, report, sync_row = [], [], {}, {}, [], None, None
+    basic, matrix, cache, storm_rows, cold, report, sync_row, load_result = [], [], {}, {}, [], None, None, None
     with Stack(REPO, Path(tempfile.mkdtemp(prefix="bridge-bench-")), BIN_DIR, deliver_own_events=True) as stack:
         bridge = Bridge(stack)
         stack.register_client()
@@ -550,6 +562,12 @@ def main() -> int:
         if "sync" in sections:
             print(f"issue sync: {args.sync_tenants} tenants in one run", file=sys.stderr)
             sync_row = sync(bench, args.sync_tenants)
+        if "load" in sections:
+            print(f"load: {args.load_tenants} tenants publishing for {args.load_seconds:g} s", file=sys.stderr)
+            bench.latency(0)
+            load_result = load.run(bridge, args.load_tenants, args.load_seconds,
+                                   log=lambda line: print(line, file=sys.stderr), inflight=args.load_inflight,
+                                   slots=args.load_slots)
         if "cold" in sections:
             # Last: our peak RSS over the bench is read before the Python code takes the functions' place.
             print("cold starts: bridge, Python", file=sys.stderr)
@@ -557,27 +575,51 @@ def main() -> int:
         stats = bridge.http.get(stack.gateway_url + "/_gateway/functions", timeout=10).json()
 
     table, ratios = render(basic, matrix, cache, storm_rows, cold, report, sync_row)
+    load_table = None
+    if load_result is not None:
+        load_table, load_lines = load.render(load_result)
+        ratios += load_lines
     print(table)
+    if load_table:
+        print(load_table)
     print("ratios:")
     for line in ratios:
         print("  " + line)
     print("instances started per function:", {name: s["cold_starts"] for name, s in stats.items()})
     print(f"bench took {time.monotonic() - started:.0f} s")
+    failures = load_result.failures() if load_result is not None else []
+    if failures:
+        print(f"load FAILED ({len(failures)}), README not written:", file=sys.stderr)
+        for line in failures[:50]:
+            print("  " + line, file=sys.stderr)
+        return 1
     if args.write_readme:
-        write_readme(table)
+        # Only the load section run: the other tables stay as they were measured.
+        write_readme(table if sections - {"load"} else None, load_table)
     return 0
 
 
-def write_readme(table: str) -> None:
-    """Replaces the tables between the README's bench markers, with the machine it ran on."""
+LOAD_START, LOAD_END = "<!-- bench:load:start -->", "<!-- bench:load:end -->"
+
+
+def write_readme(table: str | None, load_table: str | None = None) -> None:
+    """Replaces the tables between the README's bench markers, with the machine it ran on. The load
+    table has markers of its own inside them (with its own machine line), so either part can be
+    rewritten alone: None keeps that part as it is."""
     readme = REPO / "README.md"
     text = readme.read_text()
     start = text.index("<!-- bench:start")
     start = text.index("\n", start) + 1
     end = text.index("<!-- bench:end -->")
+    body, old_load = text[start:end], ""
+    if LOAD_START in body:
+        at, until = body.index(LOAD_START), body.index(LOAD_END) + len(LOAD_END) + 1
+        body, old_load = body[:at] + body[until:], body[at:until]
     machine = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} {platform.system()}, "
                f"{os.cpu_count()} cores, Python {platform.python_version()}.")
-    readme.write_text(text[:start] + table + "\n" + machine + "\n" + text[end:])
+    main_part = body.rstrip("\n") + "\n" if table is None else table + "\n" + machine + "\n"
+    load_part = old_load if load_table is None else f"{LOAD_START}\n{load_table}\n{machine}\n{LOAD_END}\n"
+    readme.write_text(text[:start] + main_part + ("\n" + load_part if load_part else "") + text[end:])
     print(f"wrote {readme.relative_to(REPO)}")
 
 

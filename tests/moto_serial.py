@@ -146,17 +146,32 @@ class Latency:
 
 
 CONTROL = "/_serial/latency"
+STATS_PATH = "/_serial/stats"
 
 
 class Serialized:
     """A WSGI app that lets one request at a time into `app`, its response body included; and,
     at `/_serial/latency` (PUT a Latency's JSON, GET its counters, DELETE to stop and read them),
-    the seeded slowness of the fault campaign."""
+    the seeded slowness of the fault campaign.
+
+    It also counts, per AWS operation (`X-Amz-Target`), the requests and the time they held the
+    lock: `GET /_serial/stats` answers `{"busy_ms", "requests", "operations": {op: {"requests",
+    "busy_ms"}}}` since the start. One server serves everyone in turn, so its busy time is the
+    ceiling of what the stack can do — the bench's load scenario reports it."""
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
         self.latency: Latency | None = None
+        self.operations: dict[str, list] = {}      # op -> [requests, busy seconds]
+
+    def stats(self, start_response):
+        with self.lock:
+            ops = {op: {"requests": n, "busy_ms": round(busy * 1000, 1)} for op, (n, busy) in self.operations.items()}
+        body = json.dumps({"busy_ms": round(sum(o["busy_ms"] for o in ops.values()), 1),
+                           "requests": sum(o["requests"] for o in ops.values()), "operations": ops}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def _control(self, environ, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
@@ -181,14 +196,22 @@ class Serialized:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == CONTROL:
             return self._control(environ, start_response)
+        if environ.get("PATH_INFO") == STATS_PATH:
+            return self.stats(start_response)
         latency = self.latency
         if latency is not None:
             wait = latency.draw()
             if wait:
                 time.sleep(wait)   # the injected slowness itself, not a synchronisation
         with self.lock:
+            start = time.perf_counter()
             # Materialize the body under the lock: moto may build it lazily from its dicts.
-            return list(self.app(environ, start_response))
+            body = list(self.app(environ, start_response))
+            # Time under the lock only: an injected wait (above) is the caller's, not moto's work.
+            counted = self.operations.setdefault(environ.get("HTTP_X_AMZ_TARGET") or "other", [0, 0.0])
+            counted[0] += 1
+            counted[1] += time.perf_counter() - start
+            return body
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import boto3
 import pytest
@@ -117,3 +118,24 @@ def test_latency_is_seeded_switchable_and_counted():
     assert all(w == 0 or 0.001 <= w <= 0.002 for w in draws) and any(draws)
     _, got = _wsgi(serial, "GET", "/_serial/latency")
     assert json.loads(got)["latency"] is None
+
+
+def test_the_serialized_server_counts_each_operations_requests_and_busy_time():
+    served = []
+
+    def app(environ, start_response):
+        served.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"{}"]
+
+    serial = tests.moto_serial.Serialized(app)
+    for target in ("DynamoDB_20120810.GetItem", "DynamoDB_20120810.GetItem", None):
+        environ = {"PATH_INFO": "/"} | ({"HTTP_X_AMZ_TARGET": target} if target else {})
+        assert serial(environ, lambda *a: None) == [b"{}"]
+    statuses = []
+    [body] = serial({"PATH_INFO": tests.moto_serial.STATS_PATH}, lambda status, headers: statuses.append(status))
+    stats = json.loads(body)
+    assert statuses == ["200 OK"] and served == ["/", "/", "/"]      # the stats never reach moto
+    assert stats["requests"] == 3
+    assert {op: o["requests"] for op, o in stats["operations"].items()} == {"DynamoDB_20120810.GetItem": 2, "other": 1}
+    assert stats["busy_ms"] >= 0
