@@ -21,6 +21,7 @@ use crate::events::{Delivery, DetailType, EventBridgeBus, EventBus, PublishFaile
 use crate::http::HttpResponse;
 use crate::jobs::JobOutcome;
 use crate::markers::Markers;
+use crate::metrics::{self, Metric, Sample};
 use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
@@ -182,7 +183,8 @@ pub fn secret_name(prefix: &str, tenant: &crate::domain::TenantId, grant_id: &st
 }
 
 /// One request: a span carrying the path's tenant (handlers without one, like the OAuth
-/// callback, record it themselves), its dispatch, and its error mapped to the response once.
+/// callback, record it themselves), its dispatch, and its error mapped to the response once. A
+/// synchronous job's request (`routes::JOB_ROUTES`) is counted as a job run.
 async fn traced<F>(req: Request, dispatch: impl FnOnce(Request) -> F) -> HttpResponse
 where
     F: Future<Output = Result<HttpResponse, ApiError>>,
@@ -191,8 +193,33 @@ where
     let span = tracing::info_span!("request", tenant = tracing::field::Empty);
     if let Some(tenant) = req.path_parameters_ref().and_then(|p| p.first("tenant")) {
         span.record("tenant", tenant);
+        if let Ok(tenant) = TenantId::parse(tenant) {
+            metrics::set_tenant(&tenant);
+        }
     }
-    async { crate::http::respond(dispatch(req).await) }.instrument(span).await
+    let job = crate::http::route_key(&req).is_some_and(crate::api::routes::is_job_route);
+    async {
+        if job {
+            metrics::record(Sample::count(Metric::JobsStarted));
+        }
+        let result = dispatch(req).await;
+        if job {
+            job_ended(result.as_ref().err().map(|e| e.code));
+        }
+        crate::http::respond(result)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Counts how a job run ended: done (`None`), or with `code` — failed for good, or retried (the
+/// event delivered again, the caller told to send the request again) when the code is.
+fn job_ended(code: Option<ErrorCode>) {
+    match code {
+        None => metrics::record(Sample::count(Metric::JobsSucceeded)),
+        Some(code) if code.retried() => metrics::record(Sample::count(Metric::JobsRetried).code(code)),
+        Some(code) => metrics::record(Sample::count(Metric::JobsFailed).code(code)),
+    }
 }
 
 /// The cold start of a function: JSON logs, its routes checked against the table, the App built;
@@ -232,15 +259,19 @@ where
     let app = start(&router).await?;
     let router = router.with_fair_shares(app.fair_shares.clone());
     let tenant_claim = app.config.tenant_claim.clone();
+    let namespace = app.config.metrics_namespace.clone();
     let context = Arc::new(context(&app).map_err(|e| {
         tracing::error!(error = %e, "cold start failed");
         e
     })?);
     drop(app);
-    let (router, tenant_claim) = (&router, tenant_claim.as_str());
+    let (router, tenant_claim, namespace) = (&router, tenant_claim.as_str(), namespace.as_str());
+    let function = router.function().name();
     lambda_http::run(service_fn(move |req: Request| {
         let context = context.clone();
-        async move { Ok::<_, Infallible>(traced(req, |req| router.dispatch(context, tenant_claim, req)).await) }
+        metrics::scope(namespace, function, async move {
+            Ok::<_, Infallible>(traced(req, |req| router.dispatch(context, tenant_claim, req)).await)
+        })
     }))
     .await
 }
@@ -306,6 +337,10 @@ where
         let field = |key: &str| envelope.detail.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         let (tenant, idempotency_key) = (field("tenant_id"), field("idempotency_key"));
         tracing::Span::current().record("tenant", tenant.as_str());
+        if let Ok(tenant) = TenantId::parse(&tenant) {
+            metrics::set_tenant(&tenant);
+        }
+        metrics::record(Sample::count(Metric::JobsStarted));
         let failed = |error: ApiError| PublishFailed {
             tenant_id: tenant.clone(),
             idempotency_key: idempotency_key.clone(),
@@ -314,21 +349,33 @@ where
             code: error.code,
             reason: error.message,
         };
+        // How the run ended, counted once: the code it failed with, if it did.
+        let ended = |outcome: JobOutcome<()>, code: Option<ErrorCode>| {
+            job_ended(match &outcome {
+                JobOutcome::Done(()) => None,
+                JobOutcome::Failed(()) => Some(code.unwrap_or(ErrorCode::PublishFailed)),
+                JobOutcome::Stopped(error) => Some(error.code),
+            });
+            outcome
+        };
         let detail: T = match crate::http::json_value(envelope.detail.clone()) {
             Ok(detail) => detail,
             Err(e) => {
                 // Never the value itself: a secret in the wrong field must not reach an event.
                 let error = ApiError::new(ErrorCode::InvalidRequest, format!("the event is malformed: {e}"));
-                return publish_failed(bus, failed(error)).await;
+                return ended(publish_failed(bus, failed(error)).await, Some(ErrorCode::InvalidRequest));
             }
         };
         let Ok(tenant_id) = TenantId::parse(&tenant) else {
             let error = ApiError::new(ErrorCode::InvalidTenant, "tenant_id is not a valid tenant id");
-            return publish_failed(bus, failed(error)).await;
+            return ended(publish_failed(bus, failed(error)).await, Some(ErrorCode::InvalidTenant));
         };
         match run(Job { tenant: tenant_id, idempotency_key: idempotency_key.clone(), detail }).await {
-            JobOutcome::Done(event) => publish(bus, &event).await,
-            JobOutcome::Failed(error) | JobOutcome::Stopped(error) => publish_failed(bus, failed(error)).await,
+            JobOutcome::Done(event) => ended(publish(bus, &event).await, None),
+            JobOutcome::Failed(error) | JobOutcome::Stopped(error) => {
+                let code = error.code;
+                ended(publish_failed(bus, failed(error)).await, Some(code))
+            }
         }
     }
     .instrument(span)
@@ -357,11 +404,13 @@ where
     let router = router.with_fair_shares(app.fair_shares.clone());
     let fair_shares = app.fair_shares.clone();
     let http = (Arc::new(context(&app)), app.config.tenant_claim.clone());
+    let namespace = app.config.metrics_namespace.clone();
     drop(app);
     let (router, http, event_handler, fair_shares) = (&router, &http, &event_handler, &fair_shares);
+    let (namespace, function) = (namespace.as_str(), router.function().name());
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let bus = bus.clone();
-        async move {
+        metrics::scope(namespace, function, async move {
             match Trigger::classify(event.payload)? {
                 Trigger::Http(payload) => {
                     let request = crate::http::request_from_event(*payload)?;
@@ -380,7 +429,7 @@ where
                     }
                 }
             }
-        }
+        })
     }))
     .await
 }
@@ -404,6 +453,8 @@ where
         .and_then(|tenant| tenant.as_str())
         .and_then(|tenant| TenantId::parse(tenant).ok());
     let Some(tenant) = tenant else { return handle(delivery).await };
+    // The admission's own metrics (slot wait, refusal) are the tenant's too.
+    metrics::set_tenant(&tenant);
     let id = delivery.id.clone();
     match fair_shares.run(&tenant, pool, handle(delivery)).await {
         Ok(outcome) => outcome,

@@ -59,6 +59,9 @@ pub struct Config {
     pub cjk_font_path: std::path::PathBuf,
     /// The Marketplace apps (Connect, Connect on Forge, Forge Remote) this deployment is.
     pub apps: AppsConfig,
+    /// The CloudWatch namespace of the functions' EMF metrics (`metrics`); the infra's alarms
+    /// and dashboard read the same one.
+    pub metrics_namespace: String,
 }
 
 /// The Marketplace apps: a Connect (or Connect on Forge) app and a Forge app whose remote is this
@@ -219,7 +222,11 @@ impl Config {
             window: Duration::from_secs(env.positive("BRIDGE_DESTINATION_LOCKOUT_WINDOW_SECONDS", 900)?.into()),
             cool_down: Duration::from_secs(env.positive("BRIDGE_DESTINATION_LOCKOUT_COOL_DOWN_SECONDS", 900)?.into()),
         };
+        let metrics_namespace = metrics_namespace(
+            env.optional("BRIDGE_METRICS_NAMESPACE").unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
+        )?;
         Ok(Self {
+            metrics_namespace,
             table_name: env.required("BRIDGE_TABLE_NAME")?,
             secret_prefix: env.required("BRIDGE_SECRET_PREFIX")?,
             kms_key_id: env.required("BRIDGE_KMS_KEY_ID")?,
@@ -290,6 +297,23 @@ impl Config {
             },
         })
     }
+}
+
+/// A CloudWatch namespace CloudWatch accepts: 1–255 of letters, digits and `.-_/#: `, not in
+/// AWS's own `AWS/` space. Checked at cold start: a bad one would drop every metric silently.
+fn metrics_namespace(value: String) -> Result<String, ConfigError> {
+    let name = "BRIDGE_METRICS_NAMESPACE";
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    if value.len() > 255 || !value.chars().all(allowed) {
+        return Err(ConfigError::Malformed {
+            name,
+            reason: "must be at most 255 letters, digits or . - _ / # : and spaces".into(),
+        });
+    }
+    if value.starts_with("AWS/") {
+        return Err(ConfigError::Malformed { name, reason: "must not start with AWS/ (AWS's own namespaces)".into() });
+    }
+    Ok(value)
 }
 
 /// Longest clock shift a test may ask for: ten years, beyond any grant's life.
@@ -421,6 +445,7 @@ mod tests {
         assert!(config.http.first_byte_timeout < config.http.timeout);
         assert_eq!(config.http.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(config.tenant_slots, 4);
+        assert_eq!(config.metrics_namespace, "AtlassianBridge");
         // The PDF's CJK font is the fonts layer's file.
         assert_eq!(config.cjk_font_path, std::path::Path::new("/opt/fonts/NotoSansCJK-Regular.ttc"));
         // The egress guard is strict unless the operator (http) or a test stack (loopback) says so.
@@ -443,6 +468,8 @@ mod tests {
     #[test]
     fn malformed_values_are_refused_with_the_variable_name() {
         for (name, value) in [
+            ("BRIDGE_METRICS_NAMESPACE", "AWS/Lambda"),
+            ("BRIDGE_METRICS_NAMESPACE", "bridge{prod}"),
             ("BRIDGE_OAUTH_REDIRECT_URI", "not a url"),
             ("BRIDGE_ALLOWED_RETURN_URLS", "ftp://x.example.com/"),
             ("BRIDGE_OAUTH_STATE_TTL_SECONDS", "601"),

@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod keep_alive;
 pub mod lockout;
 pub mod markers;
+pub mod metrics;
 pub mod oauth;
 pub mod reports;
 pub mod rs256;

@@ -27,10 +27,13 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
         return Err("BRIDGE_EVENT_BUS_NAME is required".into());
     };
     let poller = Arc::new(poller(&app, events));
+    let namespace = app.config.metrics_namespace.clone();
     drop(app);
+    let namespace = namespace.as_str();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let poller = poller.clone();
-        async move { handle(&poller, event).await }
+        let function = bridge::api::Function::IssueSync.name();
+        bridge::metrics::scope(namespace, function, async move { handle(&poller, event).await })
     }))
     .await
 }

@@ -30,10 +30,13 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
         return Err("BRIDGE_EVENT_BUS_NAME is required".into());
     };
     let sweep = Arc::new(sweep(&app, events));
+    let namespace = app.config.metrics_namespace.clone();
     drop(app);
+    let namespace = namespace.as_str();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let sweep = sweep.clone();
-        async move { handle(&sweep, event).await }
+        let function = bridge::api::Function::KeepAlive.name();
+        bridge::metrics::scope(namespace, function, async move { handle(&sweep, event).await })
     }))
     .await
 }

@@ -875,6 +875,15 @@ pub const ROUTES: &[&Spec] = &[
     &FORGE_LINK.spec,
 ];
 
+/// The synchronous jobs: each request is a job run in the metrics (`metrics::Metric::JobsStarted`
+/// and how it ended), like each event delivery of the same job.
+pub const JOB_ROUTES: &[&Spec] = &[&PUBLISH_PAGE.spec, &CREATE_ISSUES.spec];
+
+/// Whether `route_key` (`"POST /v1/..."`, as API Gateway names it) is one of [`JOB_ROUTES`].
+pub fn is_job_route(route_key: &str) -> bool {
+    JOB_ROUTES.iter().any(|spec| route_key.split_once(' ') == Some((spec.method.as_str(), spec.path)))
+}
+
 /// The routes whose handlers reach Atlassian for the caller's tenant: each request is admitted
 /// into one of the tenant's fair-share slots of its function before the handler runs, and may be
 /// answered `429 tenant_rate_limited` (`atlassian::governor::FairShares`). Reads of our own

@@ -240,18 +240,24 @@ impl FairShares {
     /// taken, or when Atlassian paused the tenant longer than a request waits — before anything
     /// is sent. A store failure is an internal (retried) error: the work does not run unadmitted.
     pub async fn run<T>(&self, tenant: &TenantId, pool: &str, work: impl Future<Output = T>) -> Result<T, ApiError> {
+        let refused = |error: ApiError| {
+            crate::metrics::record(crate::metrics::Sample::count(crate::metrics::Metric::TenantSlotRefused));
+            Err(error)
+        };
         if let Some(remaining) = self.governors.paused(tenant.as_str()).filter(|r| *r > self.max_wait) {
-            return Err(paused(remaining));
+            return refused(paused(remaining));
         }
         let holder = uuid::Uuid::new_v4().to_string();
         let now = OffsetDateTime::now_utc();
+        let asked = std::time::Instant::now();
         let claim =
             self.slots.acquire(tenant, pool, &holder, self.per_tenant, now + self.lease, now + self.max_wait).await?;
+        crate::metrics::record(crate::metrics::Sample::millis(crate::metrics::Metric::TenantSlotWait, asked.elapsed()));
         match claim {
             SlotClaim::Granted => {}
             SlotClaim::Full => {
                 tracing::warn!(pool, slots = self.per_tenant, "fair share: every slot of the tenant is taken");
-                return Err(ApiError::new(
+                return refused(ApiError::new(
                     ErrorCode::TenantRateLimited,
                     format!(
                         "this tenant already has {} jobs reaching Atlassian in {pool}, its fair share; retry after Retry-After",
@@ -262,7 +268,7 @@ impl FairShares {
             }
             SlotClaim::Paused { until } => {
                 let remaining = (until - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
-                return Err(paused(Duration::from_millis(remaining.whole_milliseconds() as u64)));
+                return refused(paused(Duration::from_millis(remaining.whole_milliseconds() as u64)));
             }
         }
         let outcome = self.holding(tenant, pool, &holder, work).await;

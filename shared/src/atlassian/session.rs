@@ -187,7 +187,14 @@ impl Session {
         let credentials = self.current_credentials();
         let result = match self
             .transport
-            .send_governed(method.clone(), url.clone(), &credentials, payload, self.governor.as_deref())
+            .send_governed(
+                method.clone(),
+                url.clone(),
+                &credentials,
+                payload,
+                self.governor.as_deref(),
+                Some(self.product),
+            )
             .await
         {
             Err(e) if e.is(Class::Unauthorized) => {
@@ -208,7 +215,9 @@ impl Session {
                     None => credentials,
                 };
                 tracing::info!(renewed = self.renewal.is_some(), "Atlassian answered 401; trying once more");
-                self.transport.send_governed(method.clone(), url, &again, payload, self.governor.as_deref()).await
+                self.transport
+                    .send_governed(method.clone(), url, &again, payload, self.governor.as_deref(), Some(self.product))
+                    .await
             }
             other => other,
         };

@@ -20,6 +20,8 @@ use super::egress::{EgressError, EgressPolicy, GuardedResolver};
 use super::error::{AtlassianError, ErrorPayload};
 use super::governor::{Governor, Governors};
 use crate::config::HttpConfig;
+use crate::domain::Product;
+use crate::metrics::{self, Metric, Sample};
 
 /// What a request carries.
 #[derive(Debug, Clone, Copy)]
@@ -202,12 +204,13 @@ impl Transport {
         credentials: &Credentials,
         payload: Payload<'_>,
     ) -> Result<Response, AtlassianError> {
-        self.send_governed(method, url, credentials, payload, None).await
+        self.send_governed(method, url, credentials, payload, None, None).await
     }
 
     /// [`send`](Self::send) under a tenant's [`Governor`]: every attempt waits for a place in
     /// flight and for the tenant's pause; a 429 pauses and slows the whole tenant, and a pause
-    /// longer than this request may wait is answered as rate limited without sending.
+    /// longer than this request may wait is answered as rate limited without sending. With the
+    /// `product` the request is for, each attempt's latency and each 429 are metrics of it.
     pub async fn send_governed(
         &self,
         method: Method,
@@ -215,6 +218,7 @@ impl Transport {
         credentials: &Credentials,
         payload: Payload<'_>,
         governor: Option<&Governor>,
+        product: Option<Product>,
     ) -> Result<Response, AtlassianError> {
         self.check_url(&url).map_err(AtlassianError::Egress)?;
         let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
@@ -271,7 +275,15 @@ impl Transport {
             let left = self.retry.budget.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
             let request = request.timeout(self.timeout.min(left));
             let first_byte = self.first_byte_timeout.min(left);
-            let sent = match tokio::time::timeout(first_byte, request.send()).await {
+            let sending = std::time::Instant::now();
+            let sent = tokio::time::timeout(first_byte, request.send()).await;
+            if let Some(product) = product {
+                metrics::record(Sample::millis(Metric::AtlassianLatency, sending.elapsed()).product(product));
+                if matches!(&sent, Ok(Ok(r)) if r.status() == StatusCode::TOO_MANY_REQUESTS) {
+                    metrics::record(Sample::count(Metric::AtlassianThrottled).product(product));
+                }
+            }
+            let sent = match sent {
                 Ok(sent) => sent,
                 // No headers in time: a server that accepted and does not answer (or one far
                 // too slow to wait for). Retried like any timeout.

@@ -16,6 +16,7 @@ use crate::domain::TenantId;
 use crate::ids::{IssueId, IssueKey, ItemId, SiteId};
 use crate::jobs::bounded;
 use crate::jobs::lease::Lease;
+use crate::metrics::{self, Metric, Sample};
 use crate::settings::AssigneeMatching;
 use crate::store::{Claim, IssueLedger, ItemDone, ItemStart, LookupCache, RecordedIssue, StoreError};
 
@@ -365,7 +366,10 @@ impl IssueJob<'_> {
                 let _slot = slots.acquire().await.ok();
                 let id = item_id(item);
                 match &record {
-                    Record::Fail(message) => self.ledger.fail(self.tenant, &id, owner, message).await?,
+                    Record::Fail(message) => {
+                        self.ledger.fail(self.tenant, &id, owner, message).await?;
+                        metrics::record(Sample::count(Metric::ItemsFailed));
+                    }
                     Record::Release => self.ledger.release(self.tenant, &id, owner).await?,
                     Record::Complete(issue) => self.ledger.complete(self.tenant, &id, owner, issue).await?,
                 }
@@ -379,6 +383,10 @@ impl IssueJob<'_> {
         };
         let (written, completions) = tokio::join!(bounded(writes, LEDGER_IN_FLIGHT), completions);
         completions?;
+        // Counted once recorded: what the ledger holds is what the metrics say.
+        if !issues.is_empty() {
+            metrics::record(Sample::new(Metric::ItemsCreated, issues.len() as f64));
+        }
         let mut answered: Vec<(usize, ItemResult)> = written.into_iter().collect::<Result<_, StoreError>>()?;
         answered.extend(completed);
         Ok(answered)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::metrics::{self, Metric, Sample};
 use crate::store::{Claim, StoreError};
 
 /// How long a job run waits, in all, for other deliveries that hold its records.
@@ -39,12 +40,19 @@ impl Lease {
         F: FnMut(OffsetDateTime) -> Fut,
         Fut: Future<Output = Result<Claim<W, D>, StoreError>>,
     {
+        let mut waited: Option<std::time::Instant> = None;
         loop {
             match claim(self.until()).await? {
                 Claim::Held { until } if OffsetDateTime::now_utc() < self.give_up => {
+                    waited.get_or_insert_with(std::time::Instant::now);
                     tokio::time::sleep(pause(until)).await
                 }
-                answer => return Ok(answer),
+                answer => {
+                    if let Some(since) = waited {
+                        metrics::record(Sample::millis(Metric::JobLeaseWait, since.elapsed()));
+                    }
+                    return Ok(answer);
+                }
             }
         }
     }

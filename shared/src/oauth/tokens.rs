@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use super::client::{OAuthError, TokenEndpoint, TokenSet};
 use crate::clock::Clock;
 use crate::domain::{Connection, ConnectionStatus, Product};
+use crate::metrics::{self, Metric, Sample};
 use crate::store::{ConnectionStore, CredentialStore, RefreshLeaseStore, StoreError, StoredSecret};
 
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +131,12 @@ impl TokenProvider {
         let lease_key = format!("{}#{}", connection.tenant, connection.grant_id);
         let owner = uuid::Uuid::new_v4().to_string();
         let give_up_at = OffsetDateTime::now_utc() + self.lease_duration * 2;
+        // Time spent waiting for another instance's refresh, a metric once the wait is over.
+        let mut waited = LeaseWait { tenant: &connection.tenant, since: None };
         loop {
             let until = OffsetDateTime::now_utc() + self.lease_duration;
             if self.leases.try_acquire(&lease_key, &owner, until).await? {
+                waited.over();
                 let result = self.refresh_holding_lease(connection, &seen.0).await;
                 if let Err(e) = self.leases.release(&lease_key, &owner).await {
                     // The lease expires by itself; a failed release only delays the next refresh.
@@ -140,6 +144,7 @@ impl TokenProvider {
                 }
                 return result;
             }
+            waited.since.get_or_insert_with(std::time::Instant::now);
             tokio::time::sleep(self.poll_interval).await;
             let latest = self.read(connection).await?;
             if latest.0 != seen.0 && latest.1.expires_at > self.clock.now() {
@@ -175,7 +180,10 @@ impl TokenProvider {
         if !self.grant_in_use(connection).await? {
             return Err(TokenError::Disconnected(connection.product));
         }
-        match self.endpoint.refresh(&current.refresh_token).await {
+        let refreshed = self.endpoint.refresh(&current.refresh_token).await;
+        let metric = if refreshed.is_ok() { Metric::TokenRefreshes } else { Metric::TokenRefreshFailures };
+        metrics::record(Sample::count(metric).tenant(&connection.tenant));
+        match refreshed {
             Ok(fresh) => {
                 // Stored before use: the old refresh token is retired now.
                 self.store_refreshed(connection, &fresh).await?;
@@ -235,6 +243,27 @@ impl TokenProvider {
             .ok_or_else(|| StoreError::Corrupt(format!("secret {} is missing", connection.secret_name)))?;
         let tokens = TokenSet::from_secret(&value).map_err(StoreError::Corrupt)?;
         Ok((version, tokens))
+    }
+}
+
+/// A token request's wait for another instance's refresh: recorded once, when it is over (the
+/// lease taken, a token found, or given up — on drop).
+struct LeaseWait<'a> {
+    tenant: &'a crate::domain::TenantId,
+    since: Option<std::time::Instant>,
+}
+
+impl LeaseWait<'_> {
+    fn over(&mut self) {
+        if let Some(since) = self.since.take() {
+            metrics::record(Sample::millis(Metric::RefreshLeaseWait, since.elapsed()).tenant(self.tenant));
+        }
+    }
+}
+
+impl Drop for LeaseWait<'_> {
+    fn drop(&mut self) {
+        self.over();
     }
 }
 

@@ -332,6 +332,8 @@ impl PublishJob<'_> {
 
         if publication.state == PublicationState::AttachmentUploaded {
             self.save(publication, owner, PublicationState::Published).await?;
+            // Counted by the run that made it published (once per publication, kills aside).
+            crate::metrics::record(crate::metrics::Sample::count(crate::metrics::Metric::PagesPublished));
             crate::faults::crash_point("record_written").await;
             // Issues created while the page was being written (after it read the ledger, before
             // create-issue could find the page) are linked now: at most one more version.
