@@ -17,7 +17,7 @@ use crate::atlassian::governor::FairShares;
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
 use crate::error::{ApiError, ErrorCode};
-use crate::events::{Delivery, DetailType, EventBridgeBus, EventBus, PublishFailed, Trigger};
+use crate::events::{Delivery, DetailType, EventBridgeBus, EventBus, FailedInvocation, PublishFailed, Trigger};
 use crate::http::HttpResponse;
 use crate::jobs::JobOutcome;
 use crate::markers::Markers;
@@ -26,8 +26,9 @@ use crate::oauth::{AtlassianOAuth, StateSigner, TokenProvider};
 use crate::store::dynamo::DynamoStore;
 use crate::store::secrets::SecretsManagerStore;
 use crate::store::{
-    ConnectionStore, CredentialStore, DestinationFailureStore, IssueJobStore, IssueLedger, KeepAliveStore, LookupCache,
-    OAuthStateStore, PublicationStore, RefreshLeaseStore, SettingsStore, StoreError, WebhookStore,
+    ConnectionStore, CredentialStore, DeadLetterNotices, DestinationFailureStore, IssueJobStore, IssueLedger,
+    KeepAliveStore, LookupCache, OAuthStateStore, PublicationStore, RefreshLeaseStore, SettingsStore, StoreError,
+    WebhookStore,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,8 @@ pub struct App {
     pub leases: Arc<dyn RefreshLeaseStore>,
     /// Dynamic Jira webhook registrations and handled deliveries.
     pub webhooks: Arc<dyn WebhookStore>,
+    /// The terminal notices of dead-lettered events ([`settle_dead_letter`]).
+    pub dead_letters: Arc<dyn DeadLetterNotices>,
     /// Connect and Forge installations and their link codes (`crate::apps`).
     pub installations: Arc<dyn crate::store::InstallationStore>,
     /// The OAuth app's client secret: Jira signs webhook deliveries with it (`webhook_jwt`).
@@ -156,6 +159,7 @@ impl App {
             keep_alive: dynamo.clone(),
             leases: dynamo.clone(),
             webhooks: dynamo.clone(),
+            dead_letters: dynamo.clone(),
             installations: dynamo.clone(),
             client_secret,
             publications: dynamo,
@@ -382,19 +386,160 @@ where
     .await
 }
 
+/// A dead-lettered event, as the function's [`settle_dead_letter`] hook is asked about it.
+pub struct DeadLetter {
+    pub tenant: TenantId,
+    pub idempotency_key: String,
+    /// The event's `detail-type`: which of the function's jobs it was.
+    pub detail_type: String,
+    pub detail: serde_json::Value,
+}
+
+/// What a function says about a dead-lettered event: which job it was (`page`, `issues`, as its
+/// `Publish Failed` names it), and whether that job has in fact succeeded (another delivery of
+/// the same event, or a redrive, finished it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub job: &'static str,
+    pub succeeded: bool,
+}
+
+/// How long a claim on a dead letter's notice holds off other deliveries of its record: far
+/// longer than one `PutEvents`, far shorter than Lambda's first retry (about a minute).
+const NOTICE_LEASE: time::Duration = time::Duration::seconds(30);
+
+/// How long a sent notice is remembered: past the dead-letter queue's 14-day retention, after
+/// which no record of the event can arrive (a redrive makes a new delivery, not a record).
+const NOTICE_KEPT: time::Duration = time::Duration::days(15);
+
+/// Lambda's record of an event that failed for good (its retries exhausted; the event in the
+/// function's dead-letter queue): the SaaS hears it, exactly once, as `Publish Failed` with
+/// `retryable: false` and the code `retries_exhausted` — unless `judge` (the function's hook)
+/// says that the job has in fact succeeded, or that the event is no job of the function's.
+///
+/// Once per function, job, tenant and idempotency key, whatever duplicates and kills do: the
+/// notice is claimed in the store with a short lease, published, then marked sent (see
+/// `store::dead_letters` for the one narrow window). A record of a record (settling one failed
+/// for good) is ignored, so records never beget records. The answer is `Stopped` (deliver the
+/// record again) when the store or the bus failed, or another delivery is publishing now.
+pub async fn settle_dead_letter<F, Fut>(
+    bus: &dyn EventBus,
+    notices: &dyn DeadLetterNotices,
+    function: &str,
+    holder: &str,
+    record: &FailedInvocation,
+    judge: F,
+) -> JobOutcome<()>
+where
+    F: FnOnce(DeadLetter) -> Fut,
+    Fut: Future<Output = Result<Option<Verdict>, ApiError>>,
+{
+    let context = &record.request_context;
+    if record.of_a_record() {
+        tracing::error!(request = %context.request_id, "settling a dead-lettered event failed for good; its own record is ignored (see the dead-letter queue)");
+        return JobOutcome::Done(());
+    }
+    let envelope: crate::events::Envelope = match serde_json::from_value(record.request_payload.clone()) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            tracing::error!(request = %context.request_id, error = %e, "an invocation record carries no event; ignored");
+            return JobOutcome::Done(());
+        }
+    };
+    let field = |key: &str| envelope.detail.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let (tenant, idempotency_key) = (field("tenant_id"), field("idempotency_key"));
+    let Ok(tenant) = TenantId::parse(&tenant) else {
+        // Its delivery refused it for good (`invalid_tenant`), which is no failed invocation;
+        // nothing can be keyed to a tenant that is none.
+        tracing::warn!(request = %context.request_id, "a dead-lettered event without a valid tenant; ignored");
+        return JobOutcome::Done(());
+    };
+    let letter = DeadLetter {
+        tenant: tenant.clone(),
+        idempotency_key: idempotency_key.clone(),
+        detail_type: envelope.detail_type.clone(),
+        detail: envelope.detail.clone(),
+    };
+    let verdict = match judge(letter).await {
+        Ok(Some(verdict)) => verdict,
+        Ok(None) => {
+            tracing::warn!(tenant = %tenant, detail_type = %envelope.detail_type, "a dead-lettered event of no job of ours; ignored");
+            return JobOutcome::Done(());
+        }
+        Err(e) => return JobOutcome::Stopped(e),
+    };
+    if verdict.succeeded {
+        tracing::info!(tenant = %tenant, job = verdict.job, "a dead-lettered event's job succeeded on another delivery; nothing to report");
+        return JobOutcome::Done(());
+    }
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(idempotency_key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let notice = format!("{function}#{}#{digest}", verdict.job);
+    let now = time::OffsetDateTime::now_utc();
+    match notices.claim_notice(&tenant, &notice, holder, now + NOTICE_LEASE, now).await {
+        Ok(crate::store::NoticeClaim::Ours) => {}
+        Ok(crate::store::NoticeClaim::Sent) => {
+            tracing::info!(tenant = %tenant, job = verdict.job, "the dead-lettered event's Publish Failed went out already");
+            return JobOutcome::Done(());
+        }
+        Ok(crate::store::NoticeClaim::Held { .. }) => {
+            let error = ApiError::new(ErrorCode::JobInProgress, "another delivery of the record is reporting it");
+            return JobOutcome::Stopped(error);
+        }
+        Err(e) => return JobOutcome::Stopped(e.into()),
+    }
+    // Known conditions only: the record is Lambda's, but its text is not ours to repeat.
+    let why = match context.condition.as_str() {
+        "EventAgeExceeded" => "the event grew older than its maximum age",
+        _ => "its retries were exhausted",
+    };
+    let attempts = context.approximate_invoke_count.max(1);
+    let reason = format!(
+        "gave up after {attempts} attempt(s): {why}. The event is in the {function} dead-letter queue; a redrive of it may still publish it."
+    );
+    let event = PublishFailed {
+        tenant_id: tenant.to_string(),
+        idempotency_key,
+        job: verdict.job.to_owned(),
+        retryable: false,
+        code: ErrorCode::RetriesExhausted,
+        reason,
+    };
+    tracing::warn!(tenant = %tenant, job = verdict.job, attempts, "dead-lettered event reported as failed for good");
+    if let JobOutcome::Stopped(error) = publish(bus, &event).await {
+        if let Err(e) = notices.release_notice(&tenant, &notice, holder).await {
+            tracing::warn!(error = %e, "the unsent notice's claim stays until its lease ends");
+        }
+        return JobOutcome::Stopped(error);
+    }
+    match notices.mark_sent(&tenant, &notice, holder, now + NOTICE_KEPT).await {
+        Ok(true) => {}
+        // Sent, but not remembered: failing the record now would only send it again.
+        Ok(false) => {
+            tracing::warn!("the notice's claim lapsed before it was marked sent; another delivery may send it too")
+        }
+        Err(e) => tracing::warn!(error = %e, "the notice went out but could not be marked sent"),
+    }
+    JobOutcome::Done(())
+}
+
 /// Runs a function that serves HTTP routes and EventBridge events (straight from a rule; a
 /// delivery the handler stops fails the invocation, so Lambda delivers it again, then to the
-/// dead-letter queue).
-pub async fn serve_with_events<C, M, E, EF>(
+/// dead-letter queue — and puts its record on the bus, which a rule brings back here: see
+/// [`settle_dead_letter`], where `judge` is the function's hook).
+pub async fn serve_with_events<C, M, E, EF, J, JF>(
     context: M,
     router: Router<C>,
     event_handler: E,
+    judge: J,
 ) -> Result<(), lambda_runtime::Error>
 where
     C: Send + Sync + 'static,
     M: FnOnce(&App) -> C,
     E: Fn(Arc<C>, Arc<dyn EventBus>, Delivery) -> EF + Send + Sync,
     EF: Future<Output = JobOutcome<()>> + Send,
+    J: Fn(Arc<C>, DeadLetter) -> JF + Send + Sync,
+    JF: Future<Output = Result<Option<Verdict>, ApiError>> + Send,
 {
     let app = start(&router).await?;
     let Some(bus) = app.events.clone() else {
@@ -403,15 +548,28 @@ where
     };
     let router = router.with_fair_shares(app.fair_shares.clone());
     let fair_shares = app.fair_shares.clone();
+    let notices = app.dead_letters.clone();
     let http = (Arc::new(context(&app)), app.config.tenant_claim.clone());
     let namespace = app.config.metrics_namespace.clone();
     drop(app);
-    let (router, http, event_handler, fair_shares) = (&router, &http, &event_handler, &fair_shares);
+    let (router, http, event_handler, fair_shares, judge) = (&router, &http, &event_handler, &fair_shares, &judge);
     let (namespace, function) = (namespace.as_str(), router.function().name());
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-        let bus = bus.clone();
+        let (bus, notices) = (bus.clone(), notices.clone());
         metrics::scope(namespace, function, async move {
+            let holder = event.context.request_id.clone();
             match Trigger::classify(event.payload)? {
+                Trigger::InvocationFailure(Err(reason)) => {
+                    tracing::error!(reason = %reason, "unreadable invocation record dropped");
+                    Ok(Reply::Event {})
+                }
+                Trigger::InvocationFailure(Ok(record)) => {
+                    let judged = |letter| judge(http.0.clone(), letter);
+                    match settle_dead_letter(bus.as_ref(), notices.as_ref(), function, &holder, &record, judged).await {
+                        JobOutcome::Stopped(error) => Err(lambda_runtime::Error::from(error.message)),
+                        _ => Ok(Reply::Event {}),
+                    }
+                }
                 Trigger::Http(payload) => {
                     let request = crate::http::request_from_event(*payload)?;
                     let (context, tenant_claim) = (http.0.clone(), http.1.as_str());
@@ -533,6 +691,182 @@ mod tests {
                 admit_event(&shares, "publish-page", delivery("not a tenant!"), |_| async { JobOutcome::Failed(()) })
                     .await;
             assert!(matches!(outcome, JobOutcome::Failed(())));
+        }
+    }
+
+    mod dead_letters {
+        use super::*;
+        use crate::events::RecordingBus;
+        use crate::store::memory::MemoryStore;
+
+        fn record(tenant: &str, key: &str) -> FailedInvocation {
+            let event = serde_json::json!({
+                "version": "0", "id": "e-1", "detail-type": "Report Ready", "source": "saas.retro",
+                "account": "1", "time": "2026-12-01T00:00:00Z", "region": "us-east-1", "resources": [],
+                "detail": {"tenant_id": tenant, "idempotency_key": key, "report": {"secret": "s3cr3t-payload"}}
+            });
+            serde_json::from_value(serde_json::json!({
+                "requestContext": {"requestId": "q-1", "functionArn": "arn:aws:lambda:us-east-1:1:function:publish-page:$LATEST",
+                    "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+                "requestPayload": event,
+                "responsePayload": {"errorMessage": "s3cr3t-error"}
+            }))
+            .unwrap()
+        }
+
+        async fn failed(_: DeadLetter) -> Result<Option<Verdict>, ApiError> {
+            Ok(Some(Verdict { job: "page", succeeded: false }))
+        }
+
+        fn terminal(bus: &RecordingBus) -> Vec<serde_json::Value> {
+            bus.published().into_iter().filter(|(t, _)| t == "Publish Failed").map(|(_, d)| d).collect()
+        }
+
+        /// One record, one terminal `Publish Failed`: not retried, its code, a reason a person
+        /// reads, and neither the payload nor the last error quoted.
+        #[tokio::test]
+        async fn a_dead_lettered_event_is_reported_once_for_good() {
+            let (store, bus) = (MemoryStore::new(), RecordingBus::default());
+            let rec = record("acme", "k-1");
+            let outcome = settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h1", &rec, failed).await;
+            assert!(matches!(outcome, JobOutcome::Done(())));
+            let sent = terminal(&bus);
+            assert_eq!(sent.len(), 1);
+            let event = &sent[0];
+            assert_eq!(event["retryable"], false);
+            assert_eq!(event["code"], "retries_exhausted");
+            assert_eq!(event["job"], "page");
+            assert_eq!(event["tenant_id"], "acme");
+            assert_eq!(event["idempotency_key"], "k-1");
+            let reason = event["reason"].as_str().unwrap();
+            assert!(reason.contains("3 attempt") && reason.contains("dead-letter queue") && reason.contains("redrive"));
+            let text = event.to_string();
+            assert!(!text.contains("s3cr3t"), "{text}");
+            // The same record again (EventBridge delivers at least once): nothing more.
+            let again = settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h2", &rec, failed).await;
+            assert!(matches!(again, JobOutcome::Done(())));
+            assert_eq!(terminal(&bus).len(), 1);
+            // Another job's, or another key's, is its own.
+            let other = record("acme", "k-2");
+            settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h3", &other, failed).await;
+            assert_eq!(terminal(&bus).len(), 2);
+        }
+
+        /// Two deliveries of the record at once: one publishes, the other is told to come back
+        /// (and then finds it sent).
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_records_report_once() {
+            let (store, bus) = (MemoryStore::new(), Arc::new(RecordingBus::default()));
+            let rec = Arc::new(record("acme", "k-1"));
+            let mut tasks = Vec::new();
+            for n in 0..8 {
+                let (store, bus, rec) = (store.clone(), bus.clone(), rec.clone());
+                tasks.push(tokio::spawn(async move {
+                    let holder = format!("h{n}");
+                    settle_dead_letter(&*bus, &*store.dead_letters, "publish-page", &holder, &rec, failed).await
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            assert_eq!(terminal(&bus).len(), 1);
+            let last = settle_dead_letter(&*bus, &*store.dead_letters, "publish-page", "late", &rec, failed).await;
+            assert!(matches!(last, JobOutcome::Done(())));
+            assert_eq!(terminal(&bus).len(), 1);
+        }
+
+        /// A holder killed after its claim (nothing published): the record is delivered again,
+        /// is held off until the lease lapses, then reported.
+        #[tokio::test]
+        async fn a_killed_holder_is_taken_over_once_its_lease_lapses() {
+            let (store, bus) = (MemoryStore::new(), RecordingBus::default());
+            let rec = record("acme", "k-1");
+            let acme = TenantId::parse("acme").unwrap();
+            let now = time::OffsetDateTime::now_utc();
+            let digest: String = {
+                use sha2::Digest;
+                sha2::Sha256::digest(b"k-1").iter().map(|b| format!("{b:02x}")).collect()
+            };
+            let notice = format!("publish-page#page#{digest}");
+            store.dead_letters.claim_notice(&acme, &notice, "killed", now + NOTICE_LEASE, now).await.unwrap();
+            let held = settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h2", &rec, failed).await;
+            let JobOutcome::Stopped(error) = held else { panic!("a held notice must be retried") };
+            assert_eq!(error.code, ErrorCode::JobInProgress);
+            assert!(terminal(&bus).is_empty());
+            // The killed holder's lease lapses (claimed again with an end in the past).
+            store.dead_letters.release_notice(&acme, &notice, "killed").await.unwrap();
+            store
+                .dead_letters
+                .claim_notice(&acme, &notice, "killed", now - time::Duration::seconds(1), now)
+                .await
+                .unwrap();
+            let taken = settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h3", &rec, failed).await;
+            assert!(matches!(taken, JobOutcome::Done(())));
+            assert_eq!(terminal(&bus).len(), 1);
+            assert_eq!(store.dead_letters.sent(&acme).len(), 1);
+        }
+
+        /// The bus refuses: the claim is given back and the record delivered again, which then
+        /// reports it; the store failing stops it before anything is sent.
+        #[tokio::test]
+        async fn a_failed_publish_is_retried_without_a_duplicate() {
+            let (store, bus) = (MemoryStore::new(), RecordingBus::default());
+            let rec = record("acme", "k-1");
+            bus.fail_next();
+            let outcome = settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h1", &rec, failed).await;
+            assert!(matches!(outcome, JobOutcome::Stopped(_)));
+            store.faults.fail_next("DeadLetterNotices::claim_notice");
+            let outcome = settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h2", &rec, failed).await;
+            assert!(matches!(outcome, JobOutcome::Stopped(_)));
+            assert!(terminal(&bus).is_empty());
+            settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h3", &rec, failed).await;
+            settle_dead_letter(&bus, &*store.dead_letters, "publish-page", "h4", &rec, failed).await;
+            assert_eq!(terminal(&bus).len(), 1);
+        }
+
+        /// A job another delivery finished, an event of no job, a record of a record, an event
+        /// without a tenant: nothing is emitted; a failing hook asks for the record again.
+        #[tokio::test]
+        async fn nothing_is_reported_for_what_did_not_fail() {
+            let (store, bus) = (MemoryStore::new(), RecordingBus::default());
+            let rec = record("acme", "k-1");
+            let notices = &*store.dead_letters;
+            let succeeded = |letter: DeadLetter| async move {
+                assert_eq!((letter.tenant.as_str(), letter.idempotency_key.as_str()), ("acme", "k-1"));
+                assert_eq!(letter.detail_type, "Report Ready");
+                Ok(Some(Verdict { job: "page", succeeded: true }))
+            };
+            assert!(matches!(
+                settle_dead_letter(&bus, notices, "publish-page", "h", &rec, succeeded).await,
+                JobOutcome::Done(())
+            ));
+            let none = |_| async { Ok(None) };
+            assert!(matches!(
+                settle_dead_letter(&bus, notices, "publish-page", "h", &rec, none).await,
+                JobOutcome::Done(())
+            ));
+            let nested: FailedInvocation = serde_json::from_value(serde_json::json!({
+                "requestContext": {"condition": "RetriesExhausted"},
+                "requestPayload": {"detail-type": crate::events::INVOCATION_FAILURE, "source": "lambda",
+                    "detail": {"requestContext": {}, "requestPayload": {}}}
+            }))
+            .unwrap();
+            assert!(matches!(
+                settle_dead_letter(&bus, notices, "publish-page", "h", &nested, failed).await,
+                JobOutcome::Done(())
+            ));
+            let bad = record("not a tenant!", "k-1");
+            assert!(matches!(
+                settle_dead_letter(&bus, notices, "publish-page", "h", &bad, failed).await,
+                JobOutcome::Done(())
+            ));
+            assert!(bus.published().is_empty());
+            let broken = |_| async { Err(ApiError::internal()) };
+            assert!(matches!(
+                settle_dead_letter(&bus, notices, "publish-page", "h", &rec, broken).await,
+                JobOutcome::Stopped(_)
+            ));
+            assert!(bus.published().is_empty());
         }
     }
 

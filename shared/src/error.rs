@@ -101,6 +101,7 @@ error_codes! {
     IdentityProviderError = ("identity_provider_error", 422, false), "The customer's identity provider refused or failed the client-credentials grant.";
     DestinationLocked = ("destination_locked", 429, false), "Too many refused credential checks against this destination (server host, Cloud site or token endpoint), from all tenants: new registrations and verifications against it are refused, whatever the credentials, until Retry-After; existing connections keep working.";
     PublishFailed = ("publish_failed", 422, false), "The publication failed for good; the message says why.";
+    RetriesExhausted = ("retries_exhausted", 422, false), "The event failed on every delivery Lambda made (or grew too old) and is in the function's dead-letter queue; nothing more is tried unless it is redriven, which may still publish it.";
     // Atlassian's answers, classified once in the transport and session.
     AtlassianPermissionDenied = ("atlassian_permission_denied", 403, false), "The connected user may not do this in Atlassian (403); the connection stays connected.";
     UpstreamNotFound = ("upstream_not_found", 404, false), "Atlassian has no such thing, or the connected user cannot see it.";

@@ -81,10 +81,58 @@ pub struct Delivery {
     pub event: Result<Envelope, String>,
 }
 
-/// What an invocation carried: an API Gateway (HTTP API, payload 2.0) request, or an event.
+/// The `detail-type` of the record Lambda puts on the bus (the function's on-failure
+/// destination) when an asynchronous invocation failed for good: its retries were exhausted, or
+/// the event grew too old. The event itself is in the dead-letter queue too; the record carries
+/// it as `requestPayload`. Source `lambda`. See "Capturing records of Lambda asynchronous
+/// invocations", https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
+pub const INVOCATION_FAILURE: &str = "Lambda Function Invocation Result - Failure";
+
+/// The source of [`INVOCATION_FAILURE`] records.
+pub const INVOCATION_RECORD_SOURCE: &str = "lambda";
+
+/// Lambda's invocation record of an asynchronous invocation that failed for good (the `detail`
+/// of an [`INVOCATION_FAILURE`] event). Only what settling it reads; `responsePayload` (the last
+/// error, which may quote anything) is never read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedInvocation {
+    pub request_context: FailedRequest,
+    /// The event the function failed on, as it was delivered.
+    pub request_payload: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedRequest {
+    #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
+    pub function_arn: String,
+    /// `RetriesExhausted` or `EventAgeExceeded`.
+    #[serde(default)]
+    pub condition: String,
+    /// How many times Lambda invoked the function with the event.
+    #[serde(default)]
+    pub approximate_invoke_count: u32,
+}
+
+impl FailedInvocation {
+    /// Whether the failed event was itself such a record: settling a record failed for good.
+    /// Its own record is ignored, or records would beget records for ever.
+    pub fn of_a_record(&self) -> bool {
+        let p = &self.request_payload;
+        p.get("detail-type").and_then(Value::as_str) == Some(INVOCATION_FAILURE)
+            || (p.get("requestContext").and_then(|c| c.get("condition")).is_some() && p.get("requestPayload").is_some())
+    }
+}
+
+/// What an invocation carried: an API Gateway (HTTP API, payload 2.0) request, an event, or
+/// Lambda's record of an event that failed for good (or why that record cannot be read).
 pub enum Trigger {
     Http(Box<ApiGatewayV2httpRequest>),
     EventBridge(Box<Delivery>),
+    InvocationFailure(Result<Box<FailedInvocation>, String>),
 }
 
 impl Trigger {
@@ -93,6 +141,14 @@ impl Trigger {
             return serde_json::from_value(payload)
                 .map(|request| Self::Http(Box::new(request)))
                 .map_err(|e| format!("malformed API Gateway event: {e}"));
+        }
+        let is_record = payload.get("source").and_then(Value::as_str) == Some(INVOCATION_RECORD_SOURCE)
+            && payload.get("detail-type").and_then(Value::as_str) == Some(INVOCATION_FAILURE);
+        if is_record {
+            let record = payload.get("detail").cloned().unwrap_or_default();
+            return Ok(Self::InvocationFailure(
+                serde_json::from_value(record).map(Box::new).map_err(|e| format!("malformed invocation record: {e}")),
+            ));
         }
         if payload.get("detail-type").is_some() {
             let event: Result<Envelope, String> =
@@ -285,6 +341,11 @@ mod tests {
         }
     }
 
+    fn event_again() -> Value {
+        serde_json::json!({"id": "e1", "detail-type": "Report Ready", "source": "saas",
+            "time": "2026-11-20T10:00:00Z", "detail": {"tenant_id": "acme", "idempotency_key": "k1"}})
+    }
+
     #[test]
     fn triggers_are_told_apart() {
         let http = serde_json::json!({"requestContext": {"http": {"method": "GET"}}, "version": "2.0"});
@@ -301,6 +362,29 @@ mod tests {
         let unreadable = serde_json::json!({"detail-type": 7});
         assert!(matches!(Trigger::classify(unreadable), Ok(Trigger::EventBridge(d)) if d.event.is_err()));
         assert!(Trigger::classify(serde_json::json!({"hello": 1})).is_err());
+        // Lambda's on-failure record, put on the bus, is told from the events it carries.
+        let record = serde_json::json!({"id": "r1", "detail-type": INVOCATION_FAILURE, "source": "lambda",
+            "time": "2026-11-20T10:00:00Z", "detail": {
+                "requestContext": {"requestId": "q1", "functionArn": "arn:aws:lambda:us-east-1:1:function:f:$LATEST",
+                    "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+                "requestPayload": event_again(), "responsePayload": {"errorMessage": "boom"}}});
+        match Trigger::classify(record.clone()) {
+            Ok(Trigger::InvocationFailure(Ok(failed))) => {
+                assert_eq!(failed.request_context.approximate_invoke_count, 3);
+                assert_eq!(failed.request_context.condition, "RetriesExhausted");
+                assert!(!failed.of_a_record());
+            }
+            _ => panic!("not an invocation record"),
+        }
+        let nested = serde_json::json!({"id": "r2", "detail-type": INVOCATION_FAILURE, "source": "lambda",
+            "detail": {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": record}});
+        assert!(matches!(Trigger::classify(nested), Ok(Trigger::InvocationFailure(Ok(f))) if f.of_a_record()));
+        let broken = serde_json::json!({"detail-type": INVOCATION_FAILURE, "source": "lambda", "detail": {}});
+        assert!(matches!(Trigger::classify(broken), Ok(Trigger::InvocationFailure(Err(_)))));
+        // The same detail-type from anyone but Lambda is an ordinary (foreign) event.
+        let forged = serde_json::json!({"id": "e2", "detail-type": INVOCATION_FAILURE, "source": "saas",
+            "time": "2026-11-20T10:00:00Z", "detail": {}});
+        assert!(matches!(Trigger::classify(forged), Ok(Trigger::EventBridge(_))));
         // SQS batches are no trigger of ours: EventBridge invokes the function directly.
         assert!(Trigger::classify(serde_json::json!({"Records": []})).is_err());
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bridge::access::Connector;
 use bridge::api::{Function, Router, routes};
-use bridge::app::{App, Job};
+use bridge::app::{App, DeadLetter, Job, Verdict};
 use bridge::atlassian::Class;
 use bridge::atlassian::jira::{issues, meta};
 use bridge::caller::Caller;
@@ -228,6 +228,7 @@ async fn defer(
         idempotency_key: idempotency_key.to_owned(),
         job_id: job_id.clone(),
         status: JobStatus::Running,
+        reason: None,
         pending_parts: parts.len() as u32,
         results,
     };
@@ -265,18 +266,32 @@ async fn job(jobs: &dyn IssueJobStore, caller: &Caller, job_id: &str) -> Result<
     }
     let record = jobs.job(&caller.tenant, job_id).await?.ok_or_else(not_found)?;
     let mut results = Vec::new();
+    let mut reason = None;
     for part in record.results.values() {
-        let part: Vec<ItemResult> = serde_json::from_str(part).map_err(|_| ApiError::internal())?;
+        let part = match serde_json::from_str::<Vec<ItemResult>>(part) {
+            Ok(part) => part,
+            Err(_) => {
+                let dead: DeadPart = serde_json::from_str(part).map_err(|_| ApiError::internal())?;
+                reason.get_or_insert(dead.dead_lettered);
+                dead.results
+            }
+        };
         results.extend(part);
     }
     let pending_parts = record.parts.saturating_sub(record.results.len() as u32);
+    let status = match (&reason, pending_parts) {
+        (Some(_), _) => JobStatus::Failed,
+        (None, 0) => JobStatus::Done,
+        (None, _) => JobStatus::Running,
+    };
     let view = IssuesJob {
         tenant_id: caller.tenant.to_string(),
         idempotency_key: record.idempotency_key,
         job_id: job_id.to_owned(),
-        status: if pending_parts == 0 { JobStatus::Done } else { JobStatus::Running },
+        status,
         pending_parts,
         results,
+        reason,
     };
     Ok(http::json(StatusCode::OK, &view))
 }
@@ -599,6 +614,77 @@ pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delive
         create_for_event(&cx, out.as_ref(), &job.tenant, &job.idempotency_key, job.detail.request()).await
     })
     .await
+}
+
+/// A part of a job whose event was dead-lettered, as the job record keeps it: why, and each
+/// item's result (`existing` for those another delivery created, `failed` for the rest).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeadPart {
+    dead_lettered: String,
+    results: Vec<ItemResult>,
+}
+
+/// Whether a dead-lettered event's job has in fact succeeded (`bridge::app::settle_dead_letter`):
+/// issues whose every action item has an issue in the ledger, or edits whose answer is recorded,
+/// were finished by another delivery (or a redrive). A dead-lettered part of a 202 job is
+/// recorded on the job (`GET .../jobs/{job}` then says `failed`, with the reason). Links
+/// updates have no record to ask: they are reported.
+pub async fn dead_letter(cx: Arc<Context>, letter: DeadLetter) -> Result<Option<Verdict>, ApiError> {
+    let (tenant, key) = (&letter.tenant, letter.idempotency_key.as_str());
+    match letter.detail_type.as_str() {
+        t if t == ActionItemsChanged::DETAIL_TYPE => {
+            let record = format!("EDITS-{}", cx.markers.lookup_digest(&["edits", key]));
+            let succeeded = cx.jobs.job(tenant, &record).await?.is_some();
+            Ok(Some(Verdict { job: "edits", succeeded }))
+        }
+        t if t == PagePublished::DETAIL_TYPE => Ok(Some(Verdict { job: "links", succeeded: false })),
+        t if t == ActionItemsReady::DETAIL_TYPE || t == ActionItemsDeferred::DETAIL_TYPE => {
+            let items: Vec<ActionItem> = match letter.detail.get("action_items").cloned() {
+                Some(items) => serde_json::from_value(items).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let mut results = Vec::with_capacity(items.len());
+            for item in &items {
+                let created = cx.issues.issue_for_item(tenant, &ItemId::new(item.id.clone())).await?;
+                results.push(match created {
+                    Some(created) if !created.deleted => ItemResult {
+                        action_item_id: item.id.clone(),
+                        status: bridge::issues::ItemStatus::Existing,
+                        key: Some(created.key.to_string()),
+                        url: None,
+                        message: None,
+                        retryable: false,
+                        report_id: None,
+                    },
+                    _ => ItemResult {
+                        action_item_id: item.id.clone(),
+                        status: bridge::issues::ItemStatus::Failed,
+                        key: None,
+                        url: None,
+                        message: Some("not created: the part's event is in the dead-letter queue".into()),
+                        retryable: false,
+                        report_id: None,
+                    },
+                });
+            }
+            let succeeded =
+                !items.is_empty() && results.iter().all(|r| r.status == bridge::issues::ItemStatus::Existing);
+            let job = letter.detail.get("job_id").and_then(|v| v.as_str());
+            let part = letter.detail.get("part").and_then(|v| v.as_u64()).and_then(|p| u32::try_from(p).ok());
+            if let (false, Some(job), Some(part)) = (succeeded, job, part) {
+                let dead = DeadPart {
+                    dead_lettered: "gave up: the part's event failed on every delivery and is in the create-issue \
+                        dead-letter queue; a redrive of it may still create its issues"
+                        .into(),
+                    results,
+                };
+                let Ok(dead) = serde_json::to_string(&dead) else { return Err(ApiError::internal()) };
+                cx.jobs.record_part(tenant, job, part, &dead).await?;
+            }
+            Ok(Some(Verdict { job: "issues", succeeded }))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn create_for_event(

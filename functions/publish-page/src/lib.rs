@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bridge::access::Connector;
 use bridge::api::{Function, Router, routes};
-use bridge::app::{App, Job};
+use bridge::app::{App, DeadLetter, Job, Verdict};
 use bridge::caller::Caller;
 use bridge::domain::{Product, TenantId};
 use bridge::error::{ApiError, ErrorCode};
@@ -250,6 +250,22 @@ pub async fn on_event(cx: Arc<Context>, bus: Arc<dyn EventBus>, delivery: Delive
         }
     })
     .await
+}
+
+/// Whether a dead-lettered event's job has in fact succeeded (`bridge::app::settle_dead_letter`):
+/// a report whose publication record says published was finished by another delivery (or a
+/// redrive), and needs no `Publish Failed`. A links update has no record to ask: it is reported.
+pub async fn dead_letter(cx: Arc<Context>, letter: DeadLetter) -> Result<Option<Verdict>, ApiError> {
+    if letter.detail_type == ReportReady::DETAIL_TYPE {
+        let id = bridge::reports::publication_id(&letter.tenant, &letter.idempotency_key);
+        let publication = cx.publications.get_publication(&letter.tenant, &id).await?;
+        let succeeded = publication.is_some_and(|p| p.state == bridge::reports::PublicationState::Published);
+        return Ok(Some(Verdict { job: "page", succeeded }));
+    }
+    if letter.detail_type == ReportIssuesCreated::DETAIL_TYPE {
+        return Ok(Some(Verdict { job: "links", succeeded: false }));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -172,6 +172,10 @@ pub enum JobStatus {
     Running,
     /// Every part has its results.
     Done,
+    /// A part gave up for good: its event failed on every delivery and is in the dead-letter
+    /// queue (`reason` says so; its items are `failed`, or `existing` where another delivery
+    /// created them). A redrive of the event may still create them; the job keeps saying this.
+    Failed,
 }
 
 /// An issue job answered with `202` (and `GET /v1/tenants/{tenant}/jobs/{job}`): the results of
@@ -186,6 +190,9 @@ pub struct IssuesJob {
     pub pending_parts: u32,
     /// One result per action item of the finished parts, in request order.
     pub results: Vec<ItemResult>,
+    /// Why the job is `failed`, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

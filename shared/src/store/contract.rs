@@ -781,6 +781,53 @@ pub async fn keep_alive(store: &dyn KeepAliveStore) {
     assert_eq!(store.sweep_round().await.unwrap(), Some(done));
 }
 
+/// A dead letter's notice is claimed by one delivery at a time, sent once, and then never
+/// claimed again; an unsent claim whose lease lapsed (its holder killed) is claimed anew, and
+/// its old holder can no longer mark it; a released claim is free at once.
+pub async fn dead_letters(store: &dyn DeadLetterNotices) {
+    let t = tenant();
+    let now = OffsetDateTime::now_utc();
+    let notice = unique("publish-page#page");
+    assert_eq!(store.claim_notice(&t, &notice, "one", soon(), now).await.unwrap(), NoticeClaim::Ours);
+    let held = store.claim_notice(&t, &notice, "two", soon(), now).await.unwrap();
+    assert!(matches!(held, NoticeClaim::Held { until } if until > now), "{held:?}");
+    // Another tenant's, or another job's, notice is its own.
+    assert_eq!(store.claim_notice(&tenant(), &notice, "two", soon(), now).await.unwrap(), NoticeClaim::Ours);
+    assert!(store.mark_sent(&t, &notice, "one", soon()).await.unwrap());
+    assert_eq!(store.claim_notice(&t, &notice, "three", soon(), now).await.unwrap(), NoticeClaim::Sent);
+    // Even long after: sent is sent.
+    let later = now + Duration::hours(1);
+    assert_eq!(store.claim_notice(&t, &notice, "three", soon(), later).await.unwrap(), NoticeClaim::Sent);
+    store.release_notice(&t, &notice, "one").await.unwrap();
+    assert_eq!(store.claim_notice(&t, &notice, "three", soon(), later).await.unwrap(), NoticeClaim::Sent);
+
+    // A holder killed mid-way: its lease lapses, the next delivery claims it; the old holder
+    // then marks nothing.
+    let notice = unique("create-issue#issues");
+    assert_eq!(store.claim_notice(&t, &notice, "one", lapsed(), now).await.unwrap(), NoticeClaim::Ours);
+    assert_eq!(store.claim_notice(&t, &notice, "two", soon(), now).await.unwrap(), NoticeClaim::Ours);
+    assert!(!store.mark_sent(&t, &notice, "one", soon()).await.unwrap());
+    // Only the holder releases, and only while unsent.
+    store.release_notice(&t, &notice, "one").await.unwrap();
+    assert!(matches!(store.claim_notice(&t, &notice, "three", soon(), now).await.unwrap(), NoticeClaim::Held { .. }));
+    store.release_notice(&t, &notice, "two").await.unwrap();
+    assert_eq!(store.claim_notice(&t, &notice, "three", soon(), now).await.unwrap(), NoticeClaim::Ours);
+    assert!(!store.mark_sent(&t, &unique("never-claimed"), "three", soon()).await.unwrap());
+}
+
+pub async fn dead_letters_race(store: Arc<dyn DeadLetterNotices>) {
+    let (t, notice) = (tenant(), unique("publish-page#page"));
+    let claims = race(50, |n| {
+        let (store, t, notice) = (store.clone(), t.clone(), notice.clone());
+        async move {
+            let now = OffsetDateTime::now_utc();
+            store.claim_notice(&t, &notice, &format!("owner-{n}"), soon(), now).await.unwrap()
+        }
+    })
+    .await;
+    assert_eq!(claims.iter().filter(|c| **c == NoticeClaim::Ours).count(), 1);
+}
+
 fn pending(tenant: &TenantId, target: ConsentTarget, grant: &str, expires_at: OffsetDateTime) -> PendingConsent {
     PendingConsent {
         tenant: tenant.clone(),
@@ -1305,6 +1352,7 @@ mod memory {
         connections(&*ports.connections).await;
         sweep_pages(&*ports.connections).await;
         keep_alive(&*store.keep_alive).await;
+        dead_letters(&*store.dead_letters).await;
         pending_consents(&*ports.connections).await;
         settings(&*ports.settings).await;
         credentials(&*store.credentials).await;
@@ -1327,6 +1375,7 @@ mod memory {
         refresh_leases_race(store.leases.clone()).await;
         tenant_slots_race(store.slots.clone()).await;
         destination_failures_race(store.destinations.clone()).await;
+        dead_letters_race(store.dead_letters.clone()).await;
     }
 }
 
@@ -1420,6 +1469,8 @@ mod dynamodb {
         connections(&*store).await;
         sweep_pages(&*store).await;
         keep_alive(&*store).await;
+        dead_letters(&*store).await;
+        dead_letters_race(store.clone()).await;
         pending_consents(&*store).await;
         settings(&*store).await;
         issue_jobs(&*store).await;

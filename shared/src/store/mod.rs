@@ -8,6 +8,7 @@ pub mod connections;
 #[cfg(test)]
 mod contract;
 pub mod credentials;
+pub mod dead_letters;
 pub mod destination_failures;
 pub mod dynamo;
 pub mod installations;
@@ -28,6 +29,7 @@ pub mod webhooks;
 
 pub use connections::{ConnectionStore, PendingConsent, SweepPage, Verification, sweep_key};
 pub use credentials::{CredentialStore, StoredSecret};
+pub use dead_letters::{DeadLetterNotices, NoticeClaim};
 pub use destination_failures::{Destination, DestinationFailureStore, DestinationKind, FailureTally};
 pub use installations::{AppKind, Installation, InstallationStatus, InstallationStore, LinkCode};
 pub use issue_jobs::{IssueJobRecord, IssueJobStore};

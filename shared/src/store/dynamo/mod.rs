@@ -35,6 +35,7 @@
 //! | change recorded, not yet published (`change_id`, `site`, `kind`, `payload`) | `TENANT#{tenant}` | `SYNC_OUTBOX#{key}@{updated ms or deleted}` |
 //! | issue sync round (`after`, `started_at_ms`) | `ISSUE_SYNC` | `ROUND` |
 //! | the sync enrollment's one-off backfill (`after_pk`, `after_sk`, or `done`) | `ISSUE_SYNC` | `BACKFILL` |
+//! | the terminal `Publish Failed` of a dead-lettered event, claimed then sent once (`holder`, `until_ms` the claim's lease, `sent_ms` once it went out; `ttl` 15 days after, past the DLQ's 14-day retention, or a day after an unmarked claim) | `TENANT#{tenant}` | `DEAD_LETTER#{function}#{job}#{SHA-256 of the idempotency key}` |
 //!
 //! One sparse global secondary index, `sweep` (hash `sweep_pk`, range `sweep_sk`, all attributes
 //! projected): connection items carry its keys, `CONNECTION` and `{tenant}#{product}` (and the
@@ -66,6 +67,7 @@ use super::StoreError;
 use crate::domain::TenantId;
 
 mod connections;
+mod dead_letters;
 mod destination_failures;
 mod installations;
 mod issue_jobs;

@@ -31,6 +31,7 @@ use crate::domain::TenantId;
 
 mod connections;
 mod credentials;
+mod dead_letters;
 mod destination_failures;
 mod installations;
 mod issue_jobs;
@@ -46,6 +47,7 @@ mod webhooks;
 
 pub use connections::MemoryConnections;
 pub use credentials::MemoryCredentials;
+pub use dead_letters::MemoryDeadLetters;
 pub use destination_failures::MemoryDestinationFailures;
 pub use installations::MemoryInstallations;
 pub use issue_jobs::MemoryIssueJobs;
@@ -82,6 +84,8 @@ pub struct MemoryStore {
     /// Refused credential checks per destination, and destination locks.
     pub destinations: Arc<MemoryDestinationFailures>,
     pub keep_alive: Arc<MemoryKeepAlive>,
+    /// The terminal notices of dead-lettered events (`app::settle_dead_letter`).
+    pub dead_letters: Arc<MemoryDeadLetters>,
     /// Dynamic webhook registrations and handled deliveries.
     pub webhooks: Arc<MemoryWebhooks>,
     /// Connect and Forge installations, and the codes that link them to tenants.
@@ -110,6 +114,7 @@ impl MemoryStore {
             slots: Arc::new(MemoryTenantSlots::sharing(&clock, &faults)),
             destinations: Arc::new(MemoryDestinationFailures::sharing(&faults)),
             keep_alive: Arc::new(MemoryKeepAlive::sharing(&faults)),
+            dead_letters: Arc::new(MemoryDeadLetters::sharing(&faults)),
             webhooks: Arc::new(MemoryWebhooks::sharing(&faults)),
             installations: Arc::new(MemoryInstallations::sharing(&faults)),
             clock,
