@@ -38,11 +38,11 @@ def put(bridge, source: str, detail_type: str, detail: dict) -> list[dict]:
     return r.json()["invocations"]
 
 
-def record_of(event: dict) -> dict:
+def record_of(event: dict, function: str = "publish-page") -> dict:
     """Lambda's invocation record of `event`, as its on-failure destination puts it on the bus."""
     return {"version": "1.0", "timestamp": "2026-12-04T00:00:00.000Z",
             "requestContext": {"requestId": str(uuid.uuid4()),
-                               "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:publish-page:$LATEST",
+                               "functionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{function}:$LATEST",
                                "condition": "RetriesExhausted", "approximateInvokeCount": 3},
             "requestPayload": event,
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
@@ -119,3 +119,34 @@ def test_a_record_of_a_record_is_ignored(async_lambda):
     [settled] = put(bridge, "lambda", FAILURE, record_of(inner))
     assert settled["status"] == "ok", settled
     assert terminal(bridge, tenant, key) == []
+
+
+def test_a_dead_lettered_part_of_an_issue_job_fails_the_job_with_its_reason(async_lambda):
+    from .test_create_issues import TASK, create, project_key
+    bridge = async_lambda
+    tenant = bridge.tenant()
+    jobs.connect(bridge, tenant, "jira", "dc")
+    project = project_key(bridge, "dc")
+    jobs.settings(bridge, tenant, "jira", {"project_key": project, "issue_type_id": TASK["dc"]})
+    run = uuid.uuid4().hex[:8]
+    items = [{"id": f"{run}-{i}", "title": f"{run} action item {i}"} for i in range(201)]
+    bridge.stack.set_function_env("create-issue", {"BRIDGE_ISSUE_JOB_BUDGET_SECONDS": "0"})
+    try:
+        bridge.stack.published_events()
+        r = create(bridge, tenant, {"action_items": items})
+    finally:
+        bridge.stack.set_function_env("create-issue", {"BRIDGE_ISSUE_JOB_BUDGET_SECONDS": None})
+    assert r.status_code == 202, r.text
+    job = r.json()["job_id"]
+    [part] = [e for e in bridge.stack.published_events()
+              if e["detail-type"] == "Action Items Deferred" and e["detail"]["job_id"] == job]
+    # The part failed on all three attempts (never delivered here): Lambda's record of it comes.
+    for _ in range(2):  # twice: still one notice
+        [settled] = put(bridge, "lambda", FAILURE, record_of(part, "create-issue"))
+        assert settled["status"] == "ok", settled
+    polled = bridge.call("GET", f"/v1/tenants/{tenant}/jobs/{job}", tenant).json()
+    assert polled["status"] == "failed" and "dead-letter queue" in polled["reason"], polled
+    assert polled["results"][-1]["action_item_id"] == items[-1]["id"]
+    assert polled["results"][-1]["status"] == "failed" and polled["results"][-1]["retryable"] is False
+    [failed] = terminal(bridge, tenant, part["detail"]["idempotency_key"])
+    assert (failed["job"], failed["code"]) == ("issues", "retries_exhausted"), failed
