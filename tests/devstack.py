@@ -391,6 +391,7 @@ class Stack:
     def _start_gateway(self) -> None:
         # The functions' env holds the gateway's own URL (OAuth redirect URI), so its port is
         # chosen up front; if another process takes it in between, try another.
+        consumers = {e["function"] for e in json.loads(self.routes_file.read_text()).get("events", [])}
         for attempt in range(3):
             port = free_port()
             self.gateway_url = f"http://127.0.0.1:{port}"
@@ -398,7 +399,9 @@ class Stack:
             config = {
                 "host": "127.0.0.1", "port": port, "routes_file": str(self.routes_file),
                 "functions": {name: {"command": [str(self.bin_dir / name)], "env": self.function_env,
-                                     "timeout_seconds": FUNCTION_TIMEOUTS.get(name, 30), "max_concurrency": self.max_concurrency.get(name, 64)}
+                                     "timeout_seconds": FUNCTION_TIMEOUTS.get(name, 30), "max_concurrency": self.max_concurrency.get(name, 64),
+                                     # As infra: every event consumer's on-failure destination is the bus.
+                                     "on_failure_to_bus": name in consumers}
                               for name in self.functions},
                 "jwt": {"secret": self.jwt_secret, "issuer": JWT_ISSUER, "audience": JWT_AUDIENCE},
                 "logs_dir": str(self.logs_dir),

@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ASYNC_MAX_EVENT_AGE, ASYNC_RETRY_ATTEMPTS, TIMEOUT_SECONDS } from '../lib/bridge-stack';
 import { CJK_FONT_FILE } from '../lib/constructs/functions';
+import { INVOCATION_FAILURE } from '../lib/constructs/events';
 import { DEFAULT_MEMORY_MB, DEFAULT_RESERVED_CONCURRENCY, FUNCTIONS } from '../lib/config';
 import {
   asList, flatten, functionId, iamStatements, ofType, realRoutes, refTarget, resources, routesWithDesignEvents, synth,
@@ -393,11 +394,13 @@ describe('HTTP API', () => {
 });
 
 describe('events', () => {
-  it('has the bus, and exactly the rules of shared/routes.json', () => each((_, t) => {
+  it('has the bus, and exactly the rules of shared/routes.json and one for each consumer\'s failure records', () => each((_, t) => {
     t.resourceCountIs('AWS::Events::EventBus', 1);
     t.hasResourceProperties('AWS::Events::EventBus', { Name: 'atlassian-bridge' });
     const rules = ofType(t, 'AWS::Events::Rule').map(([, r]) => r.Properties.EventPattern['detail-type'][0]).sort();
-    assert.deepEqual(rules, realRoutes().events.map((e) => e.detail_type).sort());
+    const consumers = new Set(realRoutes().events.map((e) => e.function));
+    const expected = [...realRoutes().events.map((e) => e.detail_type), ...[...consumers].map(() => INVOCATION_FAILURE)];
+    assert.deepEqual(rules, expected.sort());
   }));
 
   const t = withEvents.templates.get('eu-central-1')!;
@@ -416,6 +419,34 @@ describe('events', () => {
       assert.ok(rule.Properties.Targets[0].DeadLetterConfig, 'a delivery that still fails lands in the DLQ');
     });
   }
+  for (const fn of ['publish-page', 'create-issue']) {
+    it(`sends ${fn}'s dead-lettered events to the bus as Lambda's records, and brings its own records back to it`, () => {
+      const fnId = functionId(t, fn);
+      const [[, invokeConfig]] = ofType(t, 'AWS::Lambda::EventInvokeConfig').filter(([, c]) => refTarget(c.Properties.FunctionName) === fnId);
+      const busId = ofType(t, 'AWS::Events::EventBus')[0][0];
+      const destination = invokeConfig.Properties.DestinationConfig.OnFailure.Destination;
+      assert.equal(refTarget(destination), busId, 'the on-failure destination is the bus');
+      // Lambda puts the record with the function's role.
+      const policies = ofType(t, 'AWS::IAM::Policy').filter(([, p]) => p.Properties.Roles.some((r: any) => refTarget(r) === refTarget(res[fnId].Properties.Role)));
+      const statements = policies.flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+      assert.ok(statements.some((st: any) => asList(st.Action).includes('events:PutEvents') && refTarget(st.Resource) === busId));
+      const records = ofType(t, 'AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern['detail-type'][0] === INVOCATION_FAILURE &&
+        refTarget(r.Properties.Targets[0].Arn) === fnId);
+      assert.equal(records.length, 1, 'one rule brings the function its own records');
+      const [[, rule]] = records;
+      assert.deepEqual(rule.Properties.EventPattern.source, ['lambda']);
+      const arns = rule.Properties.EventPattern.detail.requestContext.functionArn;
+      assert.equal(refTarget(arns[0]), fnId, 'only this function\'s records');
+      assert.ok(rule.Properties.Targets[0].DeadLetterConfig, 'a record that cannot be delivered lands in the DLQ');
+    });
+  }
+  it('gives the scheduled functions no on-failure destination (no job to report)', () => {
+    for (const fn of ['keep-alive', 'issue-sync']) {
+      const fnId = functionId(t, fn);
+      const configs = ofType(t, 'AWS::Lambda::EventInvokeConfig').filter(([, c]) => refTarget(c.Properties.FunctionName) === fnId);
+      assert.ok(configs.every(([, c]) => !c.Properties.DestinationConfig), fn);
+    }
+  });
   for (const [detailType, fn] of [['Report Ready', 'publish-page'], ['Action Items Ready', 'create-issue']]) {
     it(`delivers ${detailType} to ${fn}: retry policy and a KMS-encrypted DLQ on the rule and the function`, () => {
       const fnId = functionId(t, fn);

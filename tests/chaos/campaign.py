@@ -434,6 +434,35 @@ class Campaign:
         for x in list(self.reports) + list(self.jobs):
             if x.outcome == "lost_in_gateway":
                 self.violations.append(f"{x.key}: an event failed and is not in the DLQ")
+        # ... and exactly one `Publish Failed` retryable:false (`retries_exhausted`, from Lambda's
+        # on-failure record of it) was emitted for each dead-lettered job — none only when another
+        # delivery of the same event finished the job (the function's hook saw it done).
+        jobs_of = {"Report Ready": "page", "Action Items Ready": "issues", "Action Items Deferred": "issues",
+                   "Action Items Changed": "edits", "Page Published": "links", "Report Issues Created": "links"}
+        exhausted = collections.Counter(
+            (d.get("tenant_id"), d.get("idempotency_key"), d.get("job"))
+            for ds in failed.values() for d in ds if d.get("code") == "retries_exhausted")
+        for d in (d for ds in failed.values() for d in ds if d.get("code") == "retries_exhausted"):
+            if d.get("retryable") is not False or not d.get("reason"):
+                self.violations.append(f"{d.get('idempotency_key')}: a retries_exhausted Publish Failed that is retryable or says no reason")
+        succeeded = {(r.tenant.id, r.key, "page") for r in self.reports if len(pages.get(r.report["title"], [])) == 1}
+        succeeded |= {(jb.tenant.id, jb.key, "issues") for jb in self.jobs
+                      if all(by_summary.get(i["title"], 0) == 1 for i in jb.items)}
+        dead_jobs = {(m["event"]["detail"].get("tenant_id"), m["event"]["detail"].get("idempotency_key"),
+                      jobs_of.get(m["event"]["detail-type"], "?")) for ms in dead.values() for m in ms
+                     # A record whose settling failed for good is parked too; it is no job.
+                     if m["event"].get("source") != "lambda"}
+        table["dead_letter_notices"] = sum(exhausted.values())
+        for job_key in sorted(dead_jobs, key=str):
+            n = exhausted.get(job_key, 0)
+            if n > 1:
+                table["duplicates"] += 1
+                self.violations.append(f"dead-lettered {job_key}: {n} Publish Failed retries_exhausted")
+            elif n == 0 and job_key not in succeeded:
+                table["lost"] += 1
+                self.violations.append(f"dead-lettered {job_key}: no Publish Failed retryable:false for it")
+        for job_key in sorted(set(exhausted) - dead_jobs, key=str):
+            self.violations.append(f"{job_key}: Publish Failed retries_exhausted for an event not in the DLQ")
 
         # The refresh-token chain: no invalid_grant on a refresh; every OAuth connection still up.
         calls = self.stack.sim("GET", "/_sim/calls").json()["calls"]
@@ -508,6 +537,7 @@ class Campaign:
             ("retries: Lambda async", gw_chaos.get("retries", 0)),
             ("retries: client (same Idempotency-Key)", c["client_retries"]),
             ("dead-lettered events (redriven after)", f"{table['dead_lettered']} ({c['redriven']} redriven)"),
+            ("their terminal Publish Failed (retries_exhausted)", table["dead_letter_notices"]),
             ("token refreshes", table["refreshes"]),
             ("successes (pages + issues)", table["successes"]),
             ("terminal failures (with reason)", table["terminal_failures"]),

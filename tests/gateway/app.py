@@ -181,16 +181,22 @@ class Gateway:
         except BadEventEntry as exc:
             return _message(400, str(exc))
 
-        targets = [(rule.function, event) for event in events for rule in self.config.event_rules
-                   if rule.matches(event["source"], event["detail-type"], self._own_source(rule.function))]
+        return web.json_response({"invocations": await self.route(events)})
+
+    async def route(self, events: list[dict]) -> list[dict]:
+        """Events on the bus, to the targets of the rules they match (PutEvents' path, which
+        Lambda's on-failure records take too): how each delivery ended."""
+        rules = self.config.event_rules + asyncinvoke.failure_rules(self.config.functions)
+        targets = [(rule.function, event) for event in events for rule in rules
+                   if rule.matches(event["source"], event["detail-type"], self._own_source(rule.function),
+                                   event.get("detail"))]
         if self.chaos is not None:
             delivery = asyncinvoke.AsyncDelivery(self, self.chaos)
             outcomes = await asyncio.gather(*(delivery.deliver(fn, event) for fn, event in targets))
-            return web.json_response({"invocations": [o for group in outcomes for o in group]})
+            return [o for group in outcomes for o in group]
         results = await asyncio.gather(*(self.invoke(fn, event) for fn, event in targets))
-        invocations = [{"event_id": event["id"], **self._invocation(function, result)}
-                       for (function, event), result in zip(targets, results)]
-        return web.json_response({"invocations": invocations})
+        return [{"event_id": event["id"], **self._invocation(function, result)}
+                for (function, event), result in zip(targets, results)]
 
     @staticmethod
     def _invocation(function: str, result: InvocationResult) -> dict:

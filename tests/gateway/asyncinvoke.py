@@ -6,6 +6,13 @@ at-least-once delivery — switched on for the fault campaign (`PUT /_gateway/ch
   dead-letter queue: an SQS queue `<function>-dlq` in moto (the devstack creates one per
   event-consuming function, as infra/lib/constructs/events.ts configures one per function), with
   Lambda's DLQ message attributes RequestID, ErrorCode and ErrorMessage.
+- When the function's on-failure destination is the bus (`on_failure_to_bus` in the gateway
+  config, as infra's EventInvokeConfig sets it for every event consumer), Lambda also puts an
+  invocation record on the bus once the event is dead-lettered: source `lambda`, detail-type
+  `Lambda Function Invocation Result - Failure`, the original event as `requestPayload` (see
+  https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html). Here it
+  takes the path a PutEvents entry takes to the rules (`Gateway.route`): the rule for that
+  function's records (`failure_rules`) delivers it back to the function, asynchronously too.
 - EventBridge delivers at least once: with `duplicate_probability` an event is handed to its
   target twice, concurrently (each delivery runs its own retries).
 - With `kill_probability` an instance is killed mid-invocation (runtime.FunctionPool).
@@ -19,7 +26,15 @@ import asyncio
 import json
 import logging
 import random
+import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from .events import ACCOUNT_ID
+from .routing import EventRule
+
+INVOCATION_FAILURE = "Lambda Function Invocation Result - Failure"
 
 log = logging.getLogger("gateway.async")
 
@@ -35,7 +50,8 @@ class AsyncChaos:
     rng: random.Random = field(init=False)
     stats: dict = field(default_factory=lambda: {"deliveries": 0, "attempts": 0, "retries": 0,
                                                  "failed_attempts": 0, "dead_lettered": 0,
-                                                 "duplicates_delivered": 0, "dlq_errors": 0})
+                                                 "duplicates_delivered": 0, "dlq_errors": 0,
+                                                 "failure_records": 0})
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}\0duplicates")
@@ -78,6 +94,36 @@ def parse(body) -> AsyncChaos:
     return AsyncChaos(seed, **kw)
 
 
+def function_arn(region: str, function: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function}:$LATEST"
+
+
+def failure_rules(functions: dict) -> list[EventRule]:
+    """One rule per function whose on-failure destination is the bus: its own records back to it
+    (infra/lib/constructs/events.ts builds the same rule)."""
+    return [EventRule(detail_type=INVOCATION_FAILURE, function=name, source="lambda", failure_of=name)
+            for name, fn in functions.items() if fn.on_failure_to_bus]
+
+
+def failure_record(region: str, function: str, event: dict, attempts: int, error: dict) -> dict:
+    """The EventBridge event Lambda's on-failure destination puts on the bus."""
+    now = time.time()
+    record = {
+        "version": "1.0",
+        "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": function_arn(region, function),
+                           "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": str(error.get("errorType", "")),
+                            "errorMessage": str(error.get("errorMessage", ""))[:256]},
+    }
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": INVOCATION_FAILURE, "source": "lambda",
+            "account": ACCOUNT_ID,
+            "time": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": region, "resources": [function_arn(region, function)], "detail": record}
+
+
 class AsyncDelivery:
     """Delivers one event to one function as Lambda's async invocation does."""
 
@@ -113,6 +159,13 @@ class AsyncDelivery:
                **self.gateway._invocation(function, result)}
         if not result.ok:
             out["dead_lettered"] = await self._dead_letter(function, event, result)
+            fn = self.gateway.config.functions[function]
+            if fn.on_failure_to_bus:
+                # Lambda sends the record to the destination as well as the event to the DLQ.
+                region = fn.env.get("AWS_REGION") or self.gateway.config.region
+                record = failure_record(region, function, event, len(attempts), result.error or {})
+                self.chaos.stats["failure_records"] += 1
+                out["on_failure"] = await self.gateway.route([record])
         return out
 
     async def _dead_letter(self, function: str, event: dict, result) -> bool:

@@ -71,7 +71,8 @@ def load_config(path: str | Path) -> GatewayConfig:
             timeout_seconds=float(raw.get("timeout_seconds", 30)),
             max_concurrency=int(raw.get("max_concurrency", 64)),
             init_timeout_seconds=float(raw.get("init_timeout_seconds", 10)),
-            memory_mb=int(raw.get("memory_mb", 256)))
+            memory_mb=int(raw.get("memory_mb", 256)),
+            on_failure_to_bus=bool(raw.get("on_failure_to_bus", False)))
 
     wanted = {r.function for r in router.routes} | {r.function for r in rules} | {s.function for s in schedules}
     missing = sorted(wanted - functions.keys())

@@ -37,10 +37,17 @@ class EventRule:
     # The bridge's own event (the continuation of an issue job): matched only from the bridge's
     # own source, which the deployed rule reads from the deployment's config.
     own: bool = False
+    # Lambda's invocation records of this function only (the deployed rule matches
+    # detail.requestContext.functionArn); never in routes.json: asyncinvoke.failure_rules.
+    failure_of: str | None = None
 
-    def matches(self, source: str, detail_type: str, own_source: str | None = None) -> bool:
+    def matches(self, source: str, detail_type: str, own_source: str | None = None,
+                detail: dict | None = None) -> bool:
         if self.detail_type != detail_type:
             return False
+        if self.failure_of is not None:
+            arn = str(((detail or {}).get("requestContext") or {}).get("functionArn", ""))
+            return source == self.source and arn.split(":")[6:7] == [self.failure_of]
         if self.own:
             return own_source is not None and source == own_source
         return self.source is None or self.source == source

@@ -58,6 +58,10 @@ class FunctionConfig:
     max_concurrency: int = 64
     init_timeout_seconds: float = 10.0
     memory_mb: int = 256
+    # Lambda's on-failure destination for asynchronous invocations is the event bus (infra:
+    # EventInvokeConfig onFailure, see asyncinvoke.py): the gateway then puts the invocation
+    # record of an event that failed for good on its rules.
+    on_failure_to_bus: bool = False
 
 
 @dataclass

@@ -18,7 +18,8 @@ from moto.server import ThreadedMotoServer
 from .procutil import ChildProcess
 from .test_gateway import FAKE, REPO
 
-ROUTES = {"routes": [], "events": [{"detail_type": "Thing Happened", "function": "fake"}], "schedules": []}
+ROUTES = {"routes": [], "events": [{"detail_type": "Thing Happened", "function": "fake"},
+                                   {"detail_type": "Thing Destined", "function": "fake-dest"}], "schedules": []}
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def moto():
     sqs = boto3.client("sqs", endpoint_url=url, region_name="us-east-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     queue = sqs.create_queue(QueueName="fake-dlq")["QueueUrl"]
+    sqs.create_queue(QueueName="fake-dest-dlq")
     yield url, sqs, queue
     server.stop()
 
@@ -40,7 +42,9 @@ def gw(tmp_path_factory, moto):
     (tmp / "routes.json").write_text(json.dumps(ROUTES))
     env = {"AWS_ENDPOINT_URL": moto[0], "AWS_REGION": "us-east-1"}
     config = {"host": "127.0.0.1", "port": 0, "routes_file": str(tmp / "routes.json"),
-              "functions": {"fake": {"command": FAKE, "env": env, "timeout_seconds": 5}},
+              "functions": {"fake": {"command": FAKE, "env": env, "timeout_seconds": 5},
+                            # As infra configures an event consumer: its on-failure destination is the bus.
+                            "fake-dest": {"command": FAKE, "env": env, "timeout_seconds": 5, "on_failure_to_bus": True}},
               "logs_dir": str(tmp / "logs")}
     (tmp / "config.json").write_text(json.dumps(config))
     child = ChildProcess("gateway", [sys.executable, "-m", "tests.gateway", "--config", str(tmp / "config.json")],
@@ -118,6 +122,28 @@ def test_instances_are_killed_mid_invocation_and_the_retry_gets_a_fresh_one(gw, 
     requests.delete(gw.url + "/_gateway/chaos", timeout=10)
     [plain] = event(gw, fake="error")                  # off again: one synchronous invocation
     assert plain["status"] == "error" and "attempts" not in plain
+
+
+def test_a_dead_letter_of_a_function_with_an_on_failure_destination_comes_back_as_lambdas_record(gw, moto):
+    chaos(gw)
+    [plain] = event(gw, fake="error")
+    assert plain["dead_lettered"] and "on_failure" not in plain, plain   # no destination: the DLQ only
+    r = requests.post(gw.url + "/_gateway/events", timeout=60, json={
+        "Source": "saas.test", "DetailType": "Thing Destined", "Detail": json.dumps({"fake": "error"})})
+    [inv] = r.json()["invocations"]
+    assert inv["attempts"] == ["error"] * 3 and inv["dead_lettered"], inv
+    # The record went through the rules to its function's own record rule, asynchronously (and
+    # the record, no longer an error to the fake, is echoed).
+    [back] = inv["on_failure"]
+    assert back["function"] == "fake-dest" and back["attempts"] == ["ok"], back
+    record = back["response"]["event"]
+    assert (record["source"], record["detail-type"]) == ("lambda", "Lambda Function Invocation Result - Failure")
+    context = record["detail"]["requestContext"]
+    assert context["functionArn"].split(":")[6] == "fake-dest" and context["condition"] == "RetriesExhausted"
+    assert context["approximateInvokeCount"] == 3
+    assert record["detail"]["requestPayload"]["id"] == inv["event_id"]
+    assert requests.get(gw.url + "/_gateway/chaos", timeout=10).json()["chaos"]["failure_records"] == 1
+    drain(moto)
 
 
 def test_bad_chaos_bodies_are_refused(gw):

@@ -8,6 +8,7 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { ConfigError, EVENT_PUBLISHERS, FUNCTIONS, FunctionName, JOB_RUNNERS, RegionConfig } from '../config';
 import { checkEnvironment, loadEnvList } from '../env';
 import { acknowledge } from '../nag';
@@ -265,7 +266,15 @@ export class Functions {
           resources: [data.key.keyArn],
           conditions: viaServices('sqs'),
         }));
-        fn.configureAsyncInvoke({ retryAttempts: ASYNC_RETRY_ATTEMPTS, maxEventAge: ASYNC_MAX_EVENT_AGE });
+        fn.configureAsyncInvoke({
+          retryAttempts: ASYNC_RETRY_ATTEMPTS,
+          maxEventAge: ASYNC_MAX_EVENT_AGE,
+          // Besides the DLQ (which keeps the event for a redrive), an event consumer's failed event
+          // goes to the bus as Lambda's invocation record, where a rule (events.ts) brings it back
+          // to the function to tell the SaaS once. Lambda puts the record with the function's
+          // role: the destination grants it events:PutEvents on the bus.
+          onFailure: events.consumers.has(name) ? new destinations.EventBridgeDestination(events.bus) : undefined,
+        });
       }
 
       const policy = role.node.findChild('DefaultPolicy');
