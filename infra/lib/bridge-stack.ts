@@ -1,6 +1,6 @@
 // One regional deployment of the Atlassian Bridge, composed of its parts (lib/constructs/): data
 // (key, table, app secret), network with fixed egress IPs, events (bus, rules, dead-letter queues),
-// the HTTP API, the six functions, the schedules and the alarms. Nothing here refers to another region.
+// the HTTP API, the six functions, the schedules, the alarms and the dashboard. Nothing here refers to another region.
 //
 // Every part builds into this stack's own scope, so the logical ids are those of the one-file stack
 // it was split from (constructs/common.ts; test/logical-ids.test.ts keeps them).
@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import { RegionConfig } from './config';
 import { Alarms } from './constructs/alarms';
 import { Api } from './constructs/api';
+import { Dashboard } from './constructs/dashboard';
 import { Data } from './constructs/data';
 import { Events } from './constructs/events';
 import { Functions } from './constructs/functions';
@@ -63,6 +64,7 @@ export class BridgeStack extends Stack {
       config: cfg, functions: this.functions.functions, deadLetterQueues: this.events.deadLetterQueues,
       api: this.api.api,
     });
+    new Dashboard(this, { config: cfg, functions: this.functions.functions });
     this.outputs();
   }
 

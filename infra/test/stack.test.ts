@@ -165,6 +165,8 @@ describe('functions', () => {
       assert.equal(flatten(env.BRIDGE_OAUTH_REDIRECT_URI), `\${${apiId}.ApiEndpoint}/v1/oauth/callback`);
       assert.equal(env.BRIDGE_ALLOWED_RETURN_URLS, 'https://app.example.test/integrations/atlassian');
       assert.equal(env.BRIDGE_TENANT_CLAIM, 'tenant_id');
+      // The namespace the alarms and the dashboard read (one per deployment).
+      assert.equal(env.BRIDGE_METRICS_NAMESPACE, 'AtlassianBridge/atlassian-bridge');
       assert.equal(env.RUST_LOG, 'info');
       const jobs = name === 'publish-page' || name === 'create-issue';
       // connections reports a locked destination (Egress Abuse Suspected); keep-alive expiring and
@@ -556,6 +558,50 @@ describe('alarms', () => {
     assert.ok(all.every((a) => a.AlarmActions === undefined), 'no topic configured: no actions');
   }));
 
+  // The functions' EMF metrics (shared/src/metrics.rs): names and dimensions as the code emits them.
+  const ns = 'AtlassianBridge/atlassian-bridge';
+  const metricsOf = (a: any) => (a.Metrics ?? []).filter((q: any) => q.MetricStat).map((q: any) => q.MetricStat.Metric);
+  it('alarm on jobs failed for good in each job function', () => each((_, t) => {
+    for (const fn of ['publish-page', 'create-issue']) {
+      const a = alarms(t).find((x) => x.MetricName === 'JobsFailed' && x.Namespace === ns &&
+        JSON.stringify(x.Dimensions) === JSON.stringify([{ Name: 'Function', Value: fn }]));
+      assert.ok(a, fn);
+      assert.equal(a.Statistic, 'Sum');
+      assert.equal(a.Threshold, 5);
+    }
+  }));
+
+  it('alarm on the share of 429s per product, over enough requests', () => each((region, t) => {
+    for (const product of ['jira', 'confluence']) {
+      const a = alarms(t).find((x) => x.AlarmName === `atlassian-bridge-${region}-${product}-429-rate`);
+      assert.ok(a, product);
+      const used = metricsOf(a);
+      assert.deepEqual(used.map((m: any) => m.MetricName).sort(), ['AtlassianLatency', 'AtlassianThrottled']);
+      for (const m of used) {
+        assert.equal(m.Namespace, ns);
+        assert.deepEqual(m.Dimensions, [{ Name: 'Product', Value: product }]);
+      }
+      const expression = a.Metrics.find((q: any) => q.Expression).Expression;
+      assert.match(expression, /IF\(requests >= 20, 100 \* FILL\(throttled, 0\) \/ requests, 0\)/);
+      assert.equal(a.Threshold, 10);
+      assert.equal(a.EvaluationPeriods, 3);
+    }
+  }));
+
+  it('alarm on any failed token refresh, summed over every function', () => each((_, t) => {
+    const a = alarms(t).find((x) => String(x.AlarmName).endsWith('-token-refresh-failures'));
+    assert.ok(a);
+    const used = metricsOf(a);
+    assert.deepEqual(used.map((m: any) => m.Dimensions[0].Value).sort(), [...FUNCTIONS].sort());
+    assert.ok(used.every((m: any) => m.MetricName === 'TokenRefreshFailures' && m.Namespace === ns));
+    assert.equal(a.Threshold, 1);
+  }));
+
+  it('never use a tenant as a dimension', () => each((_, t) => {
+    const dims = JSON.stringify(ofType(t, 'AWS::CloudWatch::Alarm').map(([, x]) => x.Properties));
+    assert.ok(!/"Name":"(tenant|Tenant)/.test(dims));
+  }));
+
   it('alarm on each dead-letter queue\'s depth', () => {
     const t = withEvents.templates.get('eu-central-1')!;
     const queues = ofType(t, 'AWS::SQS::Queue').map(([id]) => id);
@@ -565,6 +611,23 @@ describe('alarms', () => {
         a.Dimensions.some((d: any) => flatten(d.Value).includes(q)) && a.Threshold === 1));
     }
   });
+});
+
+describe('dashboard', () => {
+  it('graphs the EMF metrics of the deployment\'s namespace', () => each((region, t) => {
+    const boards = ofType(t, 'AWS::CloudWatch::Dashboard');
+    assert.equal(boards.length, 1);
+    assert.equal(boards[0][1].Properties.DashboardName, `atlassian-bridge-${region}`);
+    const body = flatten(boards[0][1].Properties.DashboardBody);
+    for (const metric of ['JobsStarted', 'JobsSucceeded', 'JobsFailed', 'JobsRetried', 'ItemsCreated', 'ItemsFailed',
+      'PagesPublished', 'AtlassianLatency', 'AtlassianThrottled', 'TokenRefreshes', 'TokenRefreshFailures',
+      'RefreshLeaseWait', 'TenantSlotWait', 'TenantSlotRefused', 'JobLeaseWait']) {
+      assert.ok(body.includes(`"${metric}"`), metric);
+    }
+    assert.ok(body.includes('AtlassianBridge/atlassian-bridge'));
+    assert.ok(body.includes('{AtlassianBridge/atlassian-bridge,Function,ErrorCode} MetricName=\\"JobsFailed\\"'), body.slice(0, 300));
+    assert.ok(!/"tenant"/i.test(body), 'no tenant on the dashboard');
+  }));
 });
 
 describe('outputs', () => {

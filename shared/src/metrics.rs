@@ -121,7 +121,7 @@ metrics! {
     JobsSucceeded = ("JobsSucceeded", Count, [[Fun]]), "Job runs that ended done (a request answered 2xx, an event whose outcome event was emitted).";
     JobsFailed = ("JobsFailed", Count, [[Fun, Code], [Fun]]), "Job runs that failed for good, by error code (`Publish Failed` with `retryable: false`, or a request answered with a code that is not retried).";
     JobsRetried = ("JobsRetried", Count, [[Fun, Code], [Fun]]), "Job runs that stopped with a retryable code: the event is delivered again, the caller told to retry.";
-    ItemsCreated = ("ItemsCreated", Count, [[Fun]]), "Jira issues created for action items (recorded in the ledger).";
+    ItemsCreated = ("ItemsCreated", Count, [[Fun]]), "Jira issues created for action items, counted when recorded in the ledger (by their creator, or by the run that found an interrupted attempt's issue).";
     ItemsFailed = ("ItemsFailed", Count, [[Fun]]), "Action items recorded as failed for good, with their reason.";
     PagesPublished = ("PagesPublished", Count, [[Fun]]), "Publications that reached `published` (page and PDF written).";
     AtlassianLatency = ("AtlassianLatency", Milliseconds, [[Fun, Prod], [Prod]]), "Each HTTP attempt to a product's REST API, until its headers (or failure); the sample count is the number of attempts.";

@@ -30,6 +30,11 @@ SPACE = "SPA"
 TASK = {"cloud": "10002", "dc": "3"}
 FLAVOURS = ("cloud_oauth", "cloud_token", "dc")
 RETRYABLE_HTTP = {429, 500, 502, 503, 504}
+# The most token refreshes one invocation makes: its grant's refresh when due, and one more after
+# an access token refused with 401 (expired early). What a killed invocation had recorded is lost
+# with it (metrics are written when an invocation ends), so the metrics may miss at most this many
+# refreshes per killed or timed-out invocation.
+MAX_REFRESHES_PER_INVOCATION = 2
 
 
 @dataclass
@@ -105,9 +110,12 @@ class Campaign:
         self.violations: list[str] = []
         self.faults_injected = 0
         self.moto_latency: dict = {}
+        self.logs = None             # the functions' logs from the start of the run (EMF metrics)
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
+        from tests.integration.emf import Logs
+        self.logs = Logs(self.stack)
         self.stack.sim("POST", "/_sim/reset")
         self.stack.register_client()
         r = self.stack.sim("PUT", "/_sim/oauth/config", {"access_token_ttl_seconds": self.cfg.token_ttl_seconds})
@@ -382,6 +390,7 @@ class Campaign:
                     self.violations.append(f"report {rep.report['title']}: {len(pdfs)} PDF attachments")
                 else:
                     table["successes"] += 1
+                    table["page_successes"] += 1
             elif terminal or rep.outcome.startswith("failed:"):
                 table["terminal_failures"] += 1
             else:
@@ -417,6 +426,7 @@ class Campaign:
                                            f"job {job.key}): {n} issues {issues_of[item['title']]}")
                 elif n == 1:
                     table["successes"] += 1
+                    table["issue_successes"] += 1
                 elif (res and res["status"] == "failed" and not res.get("retryable") and res.get("message")) \
                         or terminal_job or job.outcome.startswith("failed:"):
                     table["terminal_failures"] += 1
@@ -474,6 +484,16 @@ class Campaign:
             self.violations.append(f"{len(broken)} refresh_token grants answered invalid_grant")
         table["refreshes"] = sum(1 for c in calls if c.get("route") == "POST /oauth/token"
                                  and c.get("grant_type") == "refresh_token")
+        # Token-endpoint calls that were (or may have been) refreshes: a fault answered before the
+        # simulator read the body leaves its grant type unknown; the setup's code exchanges ran
+        # before any fault.
+        token_calls = [c for c in calls if c.get("route") == "POST /oauth/token"
+                       and c.get("grant_type") in ("refresh_token", None)]
+        table["refresh_calls"] = len(token_calls)
+        table["refreshes_ok"] = sum(1 for c in token_calls if c.get("grant_type") == "refresh_token"
+                                    and c.get("status") == 200)
+        table["throttled"] = sum(1 for c in calls if c.get("status") == 429 and "oauth" not in (c.get("route") or ""))
+        self.check_metrics(table, gw_chaos)
         for t in self.tenants:
             for product in ("confluence", "jira"):
                 r = b.connection(t.id, product)
@@ -488,6 +508,54 @@ class Campaign:
         except AssertionError as exc:
             self.violations.append(f"secrets: {exc}")
         return table
+
+    def check_metrics(self, table, gw_chaos: dict) -> None:
+        """The same run seen through the functions' EMF metrics (shared/src/metrics.rs), beside the
+        simulator's and the gateway's counts. Metrics are written when an invocation ends, so a
+        killed (or timed-out) invocation loses what it had recorded: a metric may fall short of
+        what the simulator saw by what those invocations did, never exceed it (that would be a
+        double count). With no kill, they are equal."""
+        from tests.integration.emf import total
+        docs = self.logs.documents()
+        m = table["metrics"] = {
+            "jobs_started": total(docs, "JobsStarted"), "jobs_succeeded": total(docs, "JobsSucceeded"),
+            "jobs_retried": total(docs, "JobsRetried"), "jobs_failed": total(docs, "JobsFailed"),
+            "refreshes": total(docs, "TokenRefreshes"), "refresh_failures": total(docs, "TokenRefreshFailures"),
+            "throttled": total(docs, "AtlassianThrottled"), "pages": total(docs, "PagesPublished"),
+            "issues": total(docs, "ItemsCreated"), "items_failed": total(docs, "ItemsFailed"),
+        }
+        codes = collections.Counter()
+        for d in docs:
+            for metric in ("JobsFailed", "JobsRetried"):
+                if metric in d:
+                    codes[f"{metric}:{d.get('ErrorCode')}"] += d[metric]
+        table["metrics_by_code"] = dict(codes)
+        died = gw_chaos.get("kills", 0) + self._timeouts()
+        table["died"] = died
+
+        def agree(name: str, seen: float, counted: float, may_lose: float) -> None:
+            if counted > seen or seen - counted > may_lose:
+                self.violations.append(f"metrics: {name} counted {counted:g}, the run saw {seen:g} "
+                                       f"(killed or timed-out invocations: {died}, may lose {may_lose:g})")
+        # Every refresh the simulator served was counted, ok or failed, by the invocation that asked.
+        agree("token refreshes (ok + failed)", table["refresh_calls"], m["refreshes"] + m["refresh_failures"],
+              died * MAX_REFRESHES_PER_INVOCATION)
+        # A refresh counted ok had its new pair from the simulator (a 200 the client may still have
+        # lost: commit-then-drop, so ok may be fewer).
+        agree("token refreshes ok", table["refreshes_ok"], m["refreshes"], table["refreshes_ok"])
+        # Every 429 a product answered reached the transport; a killed invocation may have met many.
+        agree("Atlassian 429s", table["throttled"], m["throttled"], table["throttled"] if died else 0)
+        # Each page and issue is counted once, by the run that wrote its record, kills aside.
+        agree("pages published", table["page_successes"], m["pages"], died)
+        agree("issues created", table["issue_successes"], m["issues"], died * self.cfg.batch)
+
+    def _timeouts(self) -> int:
+        n = 0
+        for path in Path(self.stack.logs_dir).glob("*.log"):
+            with path.open("rb") as f:
+                f.seek(self.logs.marks.get(path.name, 0))
+                n += f.read().count(b"Task timed out after")
+        return n
 
     # ------------------------------------------------------------------ the whole run
     def execute(self) -> tuple[bool, str]:
@@ -546,8 +614,25 @@ class Campaign:
             ("violations", len(self.violations)),
             ("seconds", f"{seconds:.0f}"),
         ]
+        m = table.get("metrics", {})
+        metric_rows = {
+            "token refreshes": f"{m.get('refreshes', 0):g} ok + {m.get('refresh_failures', 0):g} failed",
+            "Atlassian 429s": f"{m.get('throttled', 0):g}",
+            "successes (pages + issues)": f"{m.get('pages', 0):g} pages + {m.get('issues', 0):g} issues",
+            "terminal failures (with reason)": f"{m.get('jobs_failed', 0):g} jobs + {m.get('items_failed', 0):g} items",
+            "job runs (started / succeeded / retried / failed)": f"{m.get('jobs_started', 0):g} / {m.get('jobs_succeeded', 0):g}"
+                                                                 f" / {m.get('jobs_retried', 0):g} / {m.get('jobs_failed', 0):g}",
+        }
+        at = next(i for i, (k, _) in enumerate(rows) if k == "token refreshes")
+        rows.insert(at + 1, ("Atlassian 429s", table["throttled"]))
+        rows.insert(at + 4, ("job runs (started / succeeded / retried / failed)", "(metrics only)"))
+        codes = sorted(table.get("metrics_by_code", {}).items())
+        rows[at + 5:at + 5] = [(f"  {code}", "") for code, _ in codes]
+        metric_rows.update({f"  {code}": f"{n:g}" for code, n in codes})
         width = max(len(k) for k, _ in rows)
-        lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+        vwidth = max(len(str(v)) for _, v in rows)
+        lines = [f"{'':{width}}  {'simulator / gateway':{vwidth}}  metrics (EMF)"]
+        lines += [f"{k.ljust(width)}  {str(v):{vwidth}}  {metric_rows.get(k, '')}".rstrip() for k, v in rows]
         if self.violations:
             lines.append("")
             lines += [f"VIOLATION: {v}" for v in self.violations[:50]]

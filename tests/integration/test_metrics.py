@@ -4,60 +4,14 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from pathlib import Path
 
 from . import jobs
+from .emf import Logs, matching, samples, total
 
 NAMESPACE = "AtlassianBridge"  # the default of BRIDGE_METRICS_NAMESPACE
 DIMENSIONS = {"Function", "Product", "ErrorCode"}
 BULK = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulk"
-
-
-class Logs:
-    """The functions' log files from where they end now: only what this test's invocations write."""
-
-    def __init__(self, stack):
-        self.stack = stack
-        self.marks = {p.name: p.stat().st_size for p in Path(stack.logs_dir).glob("*.log")}
-
-    def documents(self) -> list[dict]:
-        # Stopping the instances drains their output into the logs (the gateway waits for it): the
-        # EMF lines of every finished invocation are in the files afterwards.
-        for name in _functions(self.stack):
-            self.stack.recycle(name)
-        docs = []
-        for path in Path(self.stack.logs_dir).glob("*.log"):
-            with path.open("rb") as f:
-                f.seek(self.marks.get(path.name, 0))
-                text = f.read().decode("utf-8", "replace")
-            for line in text.splitlines():
-                if line.startswith("{") and '"_aws"' in line:
-                    docs.append(json.loads(line))
-        return docs
-
-
-def _functions(stack) -> list[str]:
-    import requests
-    return list(requests.get(stack.gateway_url + "/_gateway/functions", timeout=10).json())
-
-
-def matching(docs, metric, **dims):
-    return [d for d in docs if metric in d and all(d.get(k) == v for k, v in dims.items())]
-
-
-def total(docs, metric, **dims) -> float:
-    """A count's sum (each document holds the invocation's sum)."""
-    return sum(d[metric] for d in matching(docs, metric, **dims))
-
-
-def samples(docs, metric, **dims) -> list[float]:
-    """A timing's values (a number, or an array of up to 100 per document)."""
-    out = []
-    for d in matching(docs, metric, **dims):
-        out += d[metric] if isinstance(d[metric], list) else [d[metric]]
-    return out
 
 
 def check_shape(doc: dict) -> None:

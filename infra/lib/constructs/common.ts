@@ -30,6 +30,12 @@ export function logGroup(stack: Stack, id: string, config: RegionConfig, key: km
   });
 }
 
+/** The CloudWatch namespace of the functions' EMF metrics (BRIDGE_METRICS_NAMESPACE): one per
+ * deployment, so two deployments in one account never add up in the alarms and the dashboard. */
+export function metricsNamespace(config: RegionConfig): string {
+  return `AtlassianBridge/${config.deploymentName}`;
+}
+
 /** `publish-page` -> `PublishPage`, `Report Ready` -> `ReportReady`. */
 export function pascal(s: string): string {
   return s.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');

@@ -12,7 +12,7 @@ import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { ConfigError, EVENT_PUBLISHERS, FUNCTIONS, FunctionName, JOB_RUNNERS, RegionConfig } from '../config';
 import { checkEnvironment, loadEnvList } from '../env';
 import { acknowledge } from '../nag';
-import { arn, logGroup, pascal } from './common';
+import { arn, logGroup, metricsNamespace, pascal } from './common';
 import { Data, SWEEP_INDEX } from './data';
 import { Events } from './events';
 import { Network } from './network';
@@ -105,6 +105,7 @@ export class Functions {
       BRIDGE_OAUTH_REDIRECT_URI: props.redirectUri,
       BRIDGE_ALLOWED_RETURN_URLS: cfg.allowedReturnUrls.join(','),
       BRIDGE_TENANT_CLAIM: cfg.tenantClaim,
+      BRIDGE_METRICS_NAMESPACE: metricsNamespace(cfg),
       // The Marketplace apps: every function that opens a session may sign for a Connect
       // installation (the app key is the JWTs' iss) or call with a Forge app system token.
       BRIDGE_PUBLIC_BASE_URL: props.publicBaseUrl,

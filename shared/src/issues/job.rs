@@ -415,6 +415,8 @@ impl IssueJob<'_> {
                 Ok(Some(found)) => {
                     tracing::info!(item = %item.id, key = %found.key, "found the issue an interrupted attempt created");
                     self.ledger.complete(self.tenant, &item_id(item), owner, &self.recorded(item, &found)).await?;
+                    // Its creator never recorded it (its answer was lost, or it died): counted here.
+                    metrics::record(Sample::count(Metric::ItemsCreated));
                     results[pending.index] =
                         Some(self.result(item, ItemStatus::Existing, Some(&found.key), None, false));
                 }
