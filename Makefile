@@ -82,23 +82,42 @@ $(CJK_FONT): tools/fonts/fetch-cjk.sh
 
 fonts: $(CJK_FONT)
 
+# Every target at once, tests included: the dev-dependencies (tokio's test-util, wiremock's hyper
+# server, proptest's regex) add features to shared dependencies, and a `--bins` build resolves
+# without them, so on a clean clone it compiled half the dependency graph a second time after
+# `cargo test` (2 min 50 s). One feature set for every build shares one set of artifacts.
 build: fonts
-	cargo build --workspace --bins $(TEST_FEATURES)
+	cargo build --workspace --all-targets $(TEST_FEATURES)
 
 dev: $(VENV)/.stamp-test build
 	$(PY) -m tests.dev
 
-test: lint test-rust test-python test-infra
+# The installs (Python venvs, npm packages: network and disk more than CPU) run beside the Rust
+# lint and tests (CPU), not before them: on a clean clone that hides their minutes. Their output is
+# kept in target/test-installs.log and shown when they are done. One cargo runs at a time.
+test:
+	@mkdir -p target
+	@$(MAKE) --no-print-directory test-installs > target/test-installs.log 2>&1 & installs=$$!; \
+	rust=0; $(MAKE) --no-print-directory lint test-rust || rust=$$?; \
+	installed=0; wait $$installs || installed=$$?; \
+	echo "--- installs (target/test-installs.log)"; cat target/test-installs.log; \
+	[ $$rust = 0 ] && [ $$installed = 0 ]
+	@$(MAKE) --no-print-directory test-python test-infra
 
-test-rust: fonts
+.PHONY: test-installs
+test-installs: $(VENV)/.stamp-test test-tools $(INFRA)/node_modules/.stamp $(INFRA_VENV)/.stamp
+
+# `build` first, so that `cargo test` finds every test binary built with the bins' feature set.
+test-rust: build
 	cargo test --workspace $(TEST_FEATURES)
 
 # Two pytest workers (pytest-xdist), each with its own stack (moto, simulator, gateway on free
 # ports), a whole file per worker: the suite waits on moto and the simulator more than it computes,
 # so two stacks on two cores took it from 15 to 8 minutes. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 test-python: $(VENV)/.stamp-test test-tools build
-	$(PY) -m pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) tests
+	$(PY) -m pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS) tests
 
 # Offline, no AWS account: a placeholder account (cdk.json holds its AZs) and placeholder zips. The CLI
 # synthesizes the two default stacks and a variant with every optional feature for the template checkers.
