@@ -23,17 +23,32 @@ RETURN_URL = "https://app.example.test/integrations/atlassian"
 ALL_SCOPES = "bridge:admin bridge:read bridge:publish"
 
 
+# The suite registers wrong credentials against the simulator's one host (and one Cloud site)
+# on purpose, many times: a production threshold would lock them for every later test.
+# test_destination_lockout.py runs its own stack with the production policy.
+SUITE_ENV = {"BRIDGE_DESTINATION_LOCKOUT_THRESHOLD": "100000"}
+
+
+def own_stack(tmp_path_factory, name: str, env_overrides: dict[str, str] | None = None):
+    """A stack (moto, simulator, gateway) of its own, for a module fixture to yield from.
+
+    The session stack keeps every earlier test's tenants in its table, their grants gone with each
+    simulator reset. The keep-alive sweep, the DC grant sweep, the issue poll and the webhook
+    refresh visit every tenant there is, so on the session stack their files spent minutes on other
+    tests' tenants (test_issue_sync.py: 152 s in the suite, 44 s alone); their own stacks hold
+    only their own tenants, for a few seconds of start-up."""
+    s = Stack(REPO, tmp_path_factory.mktemp(f"{name}-logs"), REPO / "target" / "debug",
+              env_overrides=SUITE_ENV if env_overrides is None else env_overrides)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    logs = tmp_path_factory.mktemp("logs")
-    # The suite registers wrong credentials against the simulator's one host (and one Cloud site)
-    # on purpose, many times: a production threshold would lock them for every later test.
-    # test_destination_lockout.py runs its own stack with the production policy.
-    s = Stack(REPO, logs, REPO / "target" / "debug",
-              env_overrides={"BRIDGE_DESTINATION_LOCKOUT_THRESHOLD": "100000"})
-    s.start()
-    yield s
-    s.stop()
+    yield from own_stack(tmp_path_factory, "session")
 
 
 class Bridge:

@@ -10,9 +10,18 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from . import jobs
-from .conftest import RETURN_URL, query
+from .conftest import RETURN_URL, own_stack, query
 from .test_keep_alive import EXPIRING, events_of, sweep, year  # noqa: F401  (year: the clock-shift fixture)
+
+
+# The sweep/poll here visits every tenant in the table: a stack of its own (see own_stack).
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from own_stack(tmp_path_factory, "dc-oauth")
+
 
 INSTANCE = {"jira": "jira-dc", "confluence": "conf-dc"}
 BASE = {"jira": "/dc/jira-dc/jira", "confluence": "/dc/conf-dc/confluence"}

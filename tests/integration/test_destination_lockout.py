@@ -18,25 +18,20 @@ import json
 
 import pytest
 
-from tests.devstack import Stack
-
 from . import registration as reg
-from .conftest import REPO, Bridge, assert_not_logged
+from .conftest import Bridge, assert_not_logged, own_stack
 
 LOCKED_HOST = "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
 def lockout_stack(tmp_path_factory):
-    s = Stack(REPO, tmp_path_factory.mktemp("lockout-logs"), REPO / "target" / "debug", env_overrides={
+    yield from own_stack(tmp_path_factory, "lockout", env_overrides={
         # The production defaults, spelled out (the session stack raises the threshold).
         "BRIDGE_DESTINATION_LOCKOUT_THRESHOLD": "5",
         "BRIDGE_DESTINATION_LOCKOUT_WINDOW_SECONDS": "900",
         "BRIDGE_DESTINATION_LOCKOUT_COOL_DOWN_SECONDS": "900",
     })
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,15 @@ from pathlib import Path
 import pytest
 
 from . import jobs
+from .conftest import own_stack
 from .test_create_issues import TASK, create, project_key
+
+
+# The sweep/poll here visits every tenant in the table: a stack of its own (see own_stack).
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from own_stack(tmp_path_factory, "issue-webhooks")
+
 
 UPDATED = "Issues Updated"
 DAY = 86400

@@ -11,6 +11,14 @@ from __future__ import annotations
 import pytest
 
 from . import registration as reg
+from .conftest import own_stack
+
+
+# The sweep/poll here visits every tenant in the table: a stack of its own (see own_stack).
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from own_stack(tmp_path_factory, "keep-alive")
+
 
 DAY = 86400
 EXPIRING, BROKEN = "Connection Expiring", "Connection Broken"
